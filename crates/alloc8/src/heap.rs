@@ -1,0 +1,95 @@
+//! The trait a heap implements. Everything else (the malloc family, C++ operators,
+//! alignment rules, errno, fork safety) is the shim's job.
+
+/// A heap that alloc8 can turn into the process allocator.
+///
+/// The shim guarantees what it passes in, so the heap need not re-check:
+/// `malloc` and `memalign` are never asked for 0 bytes, `memalign` only for a
+/// power-of-two alignment above 16 (smaller ones are served by `malloc`), and
+/// `free`/`get_size`/`realloc` only see non-NULL pointers this heap returned.
+///
+/// A heap must return memory aligned to 16 bytes from `malloc`, return NULL when
+/// it cannot allocate, and never panic or allocate through the Rust global
+/// allocator while its own lock is held (the shim routes Rust's allocator to it).
+pub trait Heap: Sync {
+    /// Set to `true` if `free` never changes `errno`; the shim then skips saving it.
+    const PRESERVES_ERRNO: bool = false;
+
+    /// Allocates at least `size` (>= 1) bytes, 16-byte aligned, or returns NULL.
+    fn malloc(&self, size: usize) -> *mut u8;
+
+    /// Releases a block returned by this heap.
+    ///
+    /// # Safety
+    /// `ptr` is non-NULL and was returned by this heap and not freed since.
+    unsafe fn free(&self, ptr: *mut u8);
+
+    /// Allocates `size` (>= 1) bytes aligned to `align` (a power of two > 16), or NULL.
+    fn memalign(&self, align: usize, size: usize) -> *mut u8;
+
+    /// The usable size of a live block (at least what was asked for).
+    ///
+    /// # Safety
+    /// `ptr` is non-NULL and was returned by this heap and not freed since.
+    unsafe fn get_size(&self, ptr: *mut u8) -> usize;
+
+    /// Locks the whole heap (taken around `fork()`).
+    fn lock(&self);
+
+    /// Unlocks the heap after `lock` (in the fork parent and child).
+    fn unlock(&self);
+
+    /// Resizes a live block to `size` (>= 1) bytes. On failure returns NULL and
+    /// leaves `ptr` untouched. The default allocates, copies the smaller of the
+    /// old usable size and `size`, and frees the old block.
+    ///
+    /// # Safety
+    /// `ptr` is non-NULL and was returned by this heap and not freed since.
+    unsafe fn realloc(&self, ptr: *mut u8, size: usize) -> *mut u8 {
+        let new = self.malloc(size);
+        if !new.is_null() {
+            let old = self.get_size(ptr);
+            core::ptr::copy_nonoverlapping(ptr, new, if old < size { old } else { size });
+            self.free(ptr);
+        }
+        new
+    }
+
+    /// Allocates `size` (>= 1) zeroed bytes. The default is `malloc` + zeroing;
+    /// a heap that knows its fresh memory is already zero can do better.
+    fn calloc(&self, size: usize) -> *mut u8 {
+        let p = self.malloc(size);
+        if !p.is_null() {
+            unsafe { core::ptr::write_bytes(p, 0, size) };
+        }
+        p
+    }
+
+    /// Frees a block whose requested size the caller knows (C++ sized delete).
+    ///
+    /// # Safety
+    /// As for [`Heap::free`]; `size` is the size the block was allocated with.
+    unsafe fn free_sized(&self, ptr: *mut u8, size: usize) {
+        let _ = size;
+        self.free(ptr)
+    }
+
+    /// Statistics for the exit report, if the heap keeps any.
+    fn stats(&self) -> Option<Stats> {
+        None
+    }
+}
+
+/// What a heap may report about itself at exit (and to `alloc8 run`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub mallocs: u64,
+    pub frees: u64,
+    pub reallocs: u64,
+    /// Bytes handed out over the whole run (requested sizes).
+    pub bytes_allocated: u64,
+    /// Bytes live now.
+    pub live_bytes: u64,
+    /// The most bytes live at once.
+    pub peak_live_bytes: u64,
+}

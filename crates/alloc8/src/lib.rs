@@ -1,0 +1,43 @@
+//! The heap side of alloc8: the [`Heap`] trait a heap author implements, the
+//! [`register!`] line that names the heap, and the platform-neutral logic of the
+//! malloc contract ([`shim`]) that every generated shim calls.
+//!
+//! This crate is compiled into every shim, including Windows DLLs built with
+//! Debian's rustc 1.63: keep it edition 2021, 1.63-clean and dependency-free.
+#![no_std]
+#![no_builtins]
+
+#[cfg(test)]
+extern crate std;
+
+pub mod heap;
+pub mod os;
+pub mod report;
+pub mod shim;
+mod global;
+
+pub use global::GlobalHeap;
+pub use heap::{Heap, Stats};
+
+/// Registers the heap a shim is built around: `alloc8::register!(MyHeap = MyHeap::new());`
+///
+/// The initialiser must be a constant expression: malloc is called before any
+/// constructor runs, so the heap must be usable from the first instruction.
+/// The line only defines a static; nothing is exported, so a crate that registers
+/// a heap can still be unit-tested with a plain `cargo test`.
+#[macro_export]
+macro_rules! register {
+    ($ty:ty = $init:expr $(,)?) => {
+        #[doc(hidden)]
+        pub type __Alloc8Heap = $ty;
+        #[doc(hidden)]
+        pub static __ALLOC8_HEAP: __Alloc8Heap = $init;
+        const _: () = {
+            fn __alloc8_is_a_heap<H: $crate::Heap>() {}
+            #[allow(dead_code)]
+            fn __alloc8_check() {
+                __alloc8_is_a_heap::<$ty>()
+            }
+        };
+    };
+}

@@ -1,0 +1,257 @@
+//! The shim's reports: one line when it comes alive in a process and one at exit.
+//!
+//! `ALLOC8_REPORT` chooses where they go:
+//! - unset or `stderr`: a text line at exit (heaps with statistics only), written
+//!   to a copy of fd 2 taken at start-up, so programs that close stderr (`ls`)
+//!   do not lose it;
+//! - `off`: nothing;
+//! - any other value: a file path; one JSON object per line is appended at load
+//!   and at exit, labelled by pid. This is the channel `alloc8 run` reads: the
+//!   program cannot close it, and every process that loads the shim writes to it.
+//!
+//! Nothing here allocates: lines are formatted into a fixed stack buffer.
+
+use crate::heap::Stats;
+use crate::os;
+use core::fmt::{self, Write};
+use core::sync::atomic::{AtomicI32, AtomicU8, Ordering};
+
+const OFF: u8 = 0;
+const TEXT: u8 = 1;
+const JSON: u8 = 2;
+
+static MODE: AtomicU8 = AtomicU8::new(OFF);
+static FD: AtomicI32 = AtomicI32::new(-1);
+
+/// A line formatted on the stack; output past its capacity is dropped.
+pub struct Line {
+    buf: [u8; 1024],
+    len: usize,
+}
+
+impl Line {
+    pub const fn new() -> Self {
+        Line { buf: [0; 1024], len: 0 }
+    }
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+impl Default for Line {
+    fn default() -> Self {
+        Line::new()
+    }
+}
+
+impl Write for Line {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let room = self.buf.len() - self.len;
+        let n = if s.len() < room { s.len() } else { room };
+        self.buf[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
+        self.len += n;
+        Ok(())
+    }
+}
+
+/// A string written as a JSON string literal.
+pub struct Json<'a>(pub &'a [u8]);
+
+impl fmt::Display for Json<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_char('"')?;
+        for &b in self.0 {
+            match b {
+                b'"' => f.write_str("\\\"")?,
+                b'\\' => f.write_str("\\\\")?,
+                0x20..=0x7e => f.write_char(b as char)?,
+                _ => write!(f, "\\u{:04x}", b)?,
+            }
+        }
+        f.write_char('"')
+    }
+}
+
+/// Where reports go, decided from the value of `ALLOC8_REPORT` (None if unset).
+#[derive(Debug, PartialEq, Eq)]
+pub enum Destination<'a> {
+    Off,
+    Stderr,
+    File(&'a [u8]),
+}
+
+pub fn destination(value: Option<&[u8]>) -> Destination<'_> {
+    match value {
+        None | Some(b"") | Some(b"stderr") => Destination::Stderr,
+        Some(b"off") | Some(b"0") | Some(b"none") => Destination::Off,
+        Some(path) => Destination::File(path),
+    }
+}
+
+/// Opens the report channel; called once from the shim's constructor.
+pub fn init() {
+    #[cfg(unix)]
+    unix::init();
+}
+
+/// The "alive" line: the shim's constructor ran in this process, and whether
+/// the process's `malloc` really resolves to the shim.
+pub fn loaded(heap: &str, bound: bool) {
+    if MODE.load(Ordering::Relaxed) != JSON {
+        return;
+    }
+    let mut line = Line::new();
+    let _ = write!(line, "{{\"event\":\"load\",\"pid\":{},\"heap\":{},\"bound\":{}", os::pid(), Json(heap.as_bytes()), bound);
+    exe(&mut line);
+    let _ = line.write_str("}\n");
+    emit(&line);
+}
+
+/// The exit line, with the heap's statistics if it keeps any.
+pub fn exiting(heap: &str, stats: Option<Stats>) {
+    let mut line = Line::new();
+    match MODE.load(Ordering::Relaxed) {
+        JSON => {
+            let _ = write!(line, "{{\"event\":\"exit\",\"pid\":{},\"heap\":{}", os::pid(), Json(heap.as_bytes()));
+            exe(&mut line);
+            if let Some(s) = stats {
+                let _ = write!(
+                    line,
+                    ",\"stats\":{{\"mallocs\":{},\"frees\":{},\"reallocs\":{},\"bytes_allocated\":{},\"live_bytes\":{},\"peak_live_bytes\":{}}}",
+                    s.mallocs, s.frees, s.reallocs, s.bytes_allocated, s.live_bytes, s.peak_live_bytes
+                );
+            }
+            let _ = line.write_str("}\n");
+        }
+        TEXT => match stats {
+            Some(s) => {
+                let _ = writeln!(line, "alloc8[{}] {} heap: {}", os::pid(), heap, TextStats(&s));
+            }
+            None => return,
+        },
+        _ => return,
+    }
+    emit(&line);
+}
+
+/// Statistics as one human-readable clause.
+pub struct TextStats<'a>(pub &'a Stats);
+
+impl fmt::Display for TextStats<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = self.0;
+        write!(
+            f,
+            "{} mallocs, {} frees, {} reallocs, {} bytes allocated, peak {} bytes live, {} bytes live at exit",
+            s.mallocs, s.frees, s.reallocs, s.bytes_allocated, s.peak_live_bytes, s.live_bytes
+        )
+    }
+}
+
+fn emit(line: &Line) {
+    let fd = FD.load(Ordering::Relaxed);
+    if fd >= 0 {
+        os::write_all(fd, line.as_bytes());
+    }
+}
+
+fn exe(line: &mut Line) {
+    #[cfg(target_os = "linux")]
+    {
+        let mut buf = [0u8; 256];
+        let n = unsafe { unix::readlink(b"/proc/self/exe\0".as_ptr(), buf.as_mut_ptr(), buf.len()) };
+        if n > 0 {
+            let _ = write!(line, ",\"exe\":{}", Json(&buf[..n as usize]));
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = line;
+}
+
+#[cfg(unix)]
+mod unix {
+    use super::*;
+
+    extern "C" {
+        fn getenv(name: *const u8) -> *const u8;
+        fn open(path: *const u8, flags: i32, ...) -> i32;
+        fn fcntl(fd: i32, cmd: i32, ...) -> i32;
+        fn strlen(s: *const u8) -> usize;
+        pub fn readlink(path: *const u8, buf: *mut u8, size: usize) -> isize;
+    }
+
+    #[cfg(target_os = "linux")]
+    const O_FLAGS: i32 = 0o1 | 0o100 | 0o2000 | 0o2000000; // WRONLY|CREAT|APPEND|CLOEXEC
+    #[cfg(not(target_os = "linux"))]
+    const O_FLAGS: i32 = 0x1 | 0x200 | 0x8 | 0x1000000; // macOS values
+    #[cfg(target_os = "linux")]
+    const F_DUPFD_CLOEXEC: i32 = 1030;
+    #[cfg(not(target_os = "linux"))]
+    const F_DUPFD_CLOEXEC: i32 = 67;
+    /// Keep our copy of stderr out of the low descriptors programs expect to get.
+    const FIRST_PRIVATE_FD: i32 = 64;
+
+    pub fn init() {
+        let value = unsafe { getenv(b"ALLOC8_REPORT\0".as_ptr()) };
+        let value = if value.is_null() {
+            None
+        } else {
+            Some(unsafe { core::slice::from_raw_parts(value, strlen(value)) })
+        };
+        match destination(value) {
+            Destination::Off => {}
+            Destination::Stderr => {
+                let fd = unsafe { fcntl(2, F_DUPFD_CLOEXEC, FIRST_PRIVATE_FD) };
+                FD.store(fd, Ordering::Relaxed);
+                MODE.store(TEXT, Ordering::Relaxed);
+            }
+            Destination::File(_) => {
+                // getenv's value is NUL-terminated already.
+                let fd = unsafe { open(value.unwrap().as_ptr(), O_FLAGS, 0o644) };
+                if fd >= 0 {
+                    let high = unsafe { fcntl(fd, F_DUPFD_CLOEXEC, FIRST_PRIVATE_FD) };
+                    if high >= 0 {
+                        unsafe { close(fd) };
+                        FD.store(high, Ordering::Relaxed);
+                    } else {
+                        FD.store(fd, Ordering::Relaxed);
+                    }
+                    MODE.store(JSON, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+
+    extern "C" {
+        fn close(fd: i32) -> i32;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn destination_parses_the_variable() {
+        assert_eq!(destination(None), Destination::Stderr);
+        assert_eq!(destination(Some(b"stderr")), Destination::Stderr);
+        assert_eq!(destination(Some(b"off")), Destination::Off);
+        assert_eq!(destination(Some(b"/tmp/r.jsonl")), Destination::File(b"/tmp/r.jsonl"));
+    }
+
+    #[test]
+    fn json_strings_are_escaped() {
+        let mut line = Line::new();
+        write!(line, "{}", Json(b"a\"b\\c\n\xff")).unwrap();
+        assert_eq!(line.as_bytes(), b"\"a\\\"b\\\\c\\u000a\\u00ff\"");
+    }
+
+    #[test]
+    fn long_lines_are_truncated_not_overflowed() {
+        let mut line = Line::new();
+        for _ in 0..200 {
+            line.write_str("0123456789").unwrap();
+        }
+        assert_eq!(line.as_bytes().len(), 1024);
+    }
+}

@@ -1,0 +1,199 @@
+//! The malloc contract, written once over any [`Heap`].
+//!
+//! Each function here is what one exported symbol does; the generated shim is
+//! a table of `#[export_name]` wrappers that call these with the registered heap.
+//! Everything is generic and `#[inline(always)]`, so the heap's own code is
+//! inlined into the exported symbol and the fast path adds no calls or branches
+//! beyond the contract's own (a NULL check on free, a zero-size fix-up on malloc).
+//!
+//! Rules follow glibc 2.36 (see docs/contract.md): malloc(0) is a unique
+//! pointer, realloc(p, 0) frees and returns NULL, aligned_alloc takes any size,
+//! memalign rounds a bad alignment up, ENOMEM on every failure.
+
+use crate::heap::Heap;
+use crate::os::{self, EINVAL, ENOMEM};
+
+/// Alignment every `malloc` result has (alignof(max_align_t) on 64-bit targets).
+pub const MIN_ALIGN: usize = 16;
+
+/// Marks a NULL result: sets ENOMEM out of line, so the fast path stays a test and a return.
+#[cold]
+#[inline(never)]
+fn out_of_memory() -> *mut u8 {
+    os::set_errno(ENOMEM);
+    core::ptr::null_mut()
+}
+
+#[inline(always)]
+fn checked(p: *mut u8) -> *mut u8 {
+    if p.is_null() {
+        out_of_memory()
+    } else {
+        p
+    }
+}
+
+/// malloc(0) asks the heap for 1 byte: a unique, freeable pointer, without a branch.
+#[inline(always)]
+fn nonzero(size: usize) -> usize {
+    size | (size == 0) as usize
+}
+
+#[inline(always)]
+pub fn malloc<H: Heap>(heap: &H, size: usize) -> *mut u8 {
+    checked(heap.malloc(nonzero(size)))
+}
+
+/// # Safety
+/// `ptr` is NULL or a live block of this heap.
+#[inline(always)]
+pub unsafe fn free<H: Heap>(heap: &H, ptr: *mut u8) {
+    if ptr.is_null() {
+        return;
+    }
+    if H::PRESERVES_ERRNO {
+        heap.free(ptr)
+    } else {
+        let saved = os::errno();
+        heap.free(ptr);
+        os::set_errno(saved);
+    }
+}
+
+/// C++ sized delete and Rust deallocation: the heap may use the size.
+///
+/// # Safety
+/// `ptr` is NULL or a live block of this heap allocated with `size` bytes.
+#[inline(always)]
+pub unsafe fn free_sized<H: Heap>(heap: &H, ptr: *mut u8, size: usize) {
+    if ptr.is_null() {
+        return;
+    }
+    if H::PRESERVES_ERRNO {
+        heap.free_sized(ptr, size)
+    } else {
+        let saved = os::errno();
+        heap.free_sized(ptr, size);
+        os::set_errno(saved);
+    }
+}
+
+#[inline(always)]
+pub fn calloc<H: Heap>(heap: &H, count: usize, size: usize) -> *mut u8 {
+    match count.checked_mul(size) {
+        Some(total) => checked(heap.calloc(nonzero(total))),
+        None => out_of_memory(),
+    }
+}
+
+/// # Safety
+/// `ptr` is NULL or a live block of this heap.
+#[inline(always)]
+pub unsafe fn realloc<H: Heap>(heap: &H, ptr: *mut u8, size: usize) -> *mut u8 {
+    if ptr.is_null() {
+        return malloc(heap, size);
+    }
+    if size == 0 {
+        // glibc: realloc(p, 0) frees p and returns NULL (errno untouched).
+        free(heap, ptr);
+        return core::ptr::null_mut();
+    }
+    checked(heap.realloc(ptr, size))
+}
+
+/// # Safety
+/// `ptr` is NULL or a live block of this heap.
+#[inline(always)]
+pub unsafe fn reallocarray<H: Heap>(heap: &H, ptr: *mut u8, count: usize, size: usize) -> *mut u8 {
+    match count.checked_mul(size) {
+        Some(total) => realloc(heap, ptr, total),
+        None => out_of_memory(),
+    }
+}
+
+/// memalign(align, size) for any power-of-two `align`; the shared core of
+/// every aligned entry point.
+#[inline(always)]
+fn aligned<H: Heap>(heap: &H, align: usize, size: usize) -> *mut u8 {
+    if align <= MIN_ALIGN {
+        heap.malloc(nonzero(size))
+    } else {
+        heap.memalign(align, nonzero(size))
+    }
+}
+
+/// glibc's memalign: an alignment that is not a power of two is rounded up to one.
+#[inline(always)]
+pub fn memalign<H: Heap>(heap: &H, align: usize, size: usize) -> *mut u8 {
+    let align = if align.is_power_of_two() {
+        align
+    } else {
+        match align.checked_next_power_of_two() {
+            Some(a) => a,
+            None => return out_of_memory(),
+        }
+    };
+    checked(aligned(heap, align, size))
+}
+
+/// C11 aligned_alloc, as glibc: any size (DR460), a non-power-of-two alignment is EINVAL.
+#[inline(always)]
+pub fn aligned_alloc<H: Heap>(heap: &H, align: usize, size: usize) -> *mut u8 {
+    if !align.is_power_of_two() {
+        os::set_errno(EINVAL);
+        return core::ptr::null_mut();
+    }
+    checked(aligned(heap, align, size))
+}
+
+/// POSIX: returns the error instead of setting errno, which stays untouched.
+///
+/// # Safety
+/// `out` is valid for a pointer write.
+#[inline(always)]
+pub unsafe fn posix_memalign<H: Heap>(heap: &H, out: *mut *mut u8, align: usize, size: usize) -> os::CInt {
+    if !align.is_power_of_two() || align % core::mem::size_of::<usize>() != 0 {
+        return EINVAL;
+    }
+    let p = aligned(heap, align, size);
+    if p.is_null() {
+        return ENOMEM;
+    }
+    *out = p;
+    0
+}
+
+#[inline(always)]
+pub fn valloc<H: Heap>(heap: &H, size: usize) -> *mut u8 {
+    checked(aligned(heap, os::page_size(), size))
+}
+
+/// pvalloc: page-aligned and rounded up to whole pages (pvalloc(0) is one page).
+#[inline(always)]
+pub fn pvalloc<H: Heap>(heap: &H, size: usize) -> *mut u8 {
+    let page = os::page_size();
+    match nonzero(size).checked_add(page - 1) {
+        Some(n) => checked(aligned(heap, page, n & !(page - 1))),
+        None => out_of_memory(),
+    }
+}
+
+/// # Safety
+/// `ptr` is NULL or a live block of this heap.
+#[inline(always)]
+pub unsafe fn usable_size<H: Heap>(heap: &H, ptr: *mut u8) -> usize {
+    if ptr.is_null() {
+        0
+    } else {
+        heap.get_size(ptr)
+    }
+}
+
+/// C++ nothrow `new` with an alignment (`std::align_val_t`).
+#[inline(always)]
+pub fn new_aligned<H: Heap>(heap: &H, align: usize, size: usize) -> *mut u8 {
+    aligned(heap, align, size)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,248 @@
+//! The contract rules, checked over a recording test heap backed by std's allocator.
+
+use super::*;
+use crate::heap::Heap;
+use std::alloc::{alloc, dealloc, Layout};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::vec::Vec;
+
+/// Records every call; can be told to fail allocations of `fail_above` bytes or more.
+#[derive(Default)]
+struct TestHeap {
+    blocks: RefCell<HashMap<usize, Layout>>,
+    calls: RefCell<Vec<(&'static str, usize, usize)>>,
+    fail_above: usize,
+    clobber_errno_on_free: bool,
+}
+
+// The tests are single-threaded; the trait wants Sync for the real statics.
+unsafe impl Sync for TestHeap {}
+
+impl TestHeap {
+    fn new() -> Self {
+        TestHeap { fail_above: usize::MAX, ..Default::default() }
+    }
+    fn failing_above(limit: usize) -> Self {
+        TestHeap { fail_above: limit, ..TestHeap::new() }
+    }
+    fn take(&self, align: usize, size: usize) -> *mut u8 {
+        if size >= self.fail_above || size > isize::MAX as usize / 2 {
+            return std::ptr::null_mut();
+        }
+        let layout = Layout::from_size_align(size, align.max(16)).unwrap();
+        let p = unsafe { alloc(layout) };
+        self.blocks.borrow_mut().insert(p as usize, layout);
+        p
+    }
+    fn calls(&self) -> Vec<(&'static str, usize, usize)> {
+        self.calls.borrow().clone()
+    }
+    fn live(&self) -> usize {
+        self.blocks.borrow().len()
+    }
+}
+
+impl Heap for TestHeap {
+    fn malloc(&self, size: usize) -> *mut u8 {
+        self.calls.borrow_mut().push(("malloc", size, 0));
+        self.take(16, size)
+    }
+    unsafe fn free(&self, ptr: *mut u8) {
+        self.calls.borrow_mut().push(("free", ptr as usize, 0));
+        let layout = self.blocks.borrow_mut().remove(&(ptr as usize)).expect("free of a pointer the heap does not own");
+        dealloc(ptr, layout);
+        if self.clobber_errno_on_free {
+            crate::os::set_errno(99);
+        }
+    }
+    fn memalign(&self, align: usize, size: usize) -> *mut u8 {
+        self.calls.borrow_mut().push(("memalign", align, size));
+        assert!(align.is_power_of_two() && align > 16, "shim passed a bad alignment {}", align);
+        self.take(align, size)
+    }
+    unsafe fn get_size(&self, ptr: *mut u8) -> usize {
+        self.blocks.borrow()[&(ptr as usize)].size()
+    }
+    fn lock(&self) {}
+    fn unlock(&self) {}
+}
+
+fn errno_after<T>(f: impl FnOnce() -> T) -> (T, i32) {
+    os::set_errno(0);
+    let r = f();
+    (r, os::errno())
+}
+
+#[test]
+fn malloc_zero_is_a_unique_one_byte_block() {
+    let h = TestHeap::new();
+    let a = malloc(&h, 0);
+    let b = malloc(&h, 0);
+    assert!(!a.is_null() && !b.is_null() && a != b);
+    assert_eq!(h.calls()[..2], [("malloc", 1, 0), ("malloc", 1, 0)]);
+    unsafe { free(&h, a); free(&h, b) };
+    assert_eq!(h.live(), 0);
+}
+
+#[test]
+fn malloc_failure_sets_enomem() {
+    let h = TestHeap::failing_above(100);
+    let (p, e) = errno_after(|| malloc(&h, 100));
+    assert!(p.is_null());
+    assert_eq!(e, ENOMEM);
+}
+
+#[test]
+fn free_null_is_a_no_op_and_free_keeps_errno() {
+    let h = TestHeap { clobber_errno_on_free: true, ..TestHeap::new() };
+    unsafe { free(&h, std::ptr::null_mut()) };
+    assert!(h.calls().is_empty());
+    let p = malloc(&h, 10);
+    os::set_errno(1234);
+    unsafe { free(&h, p) };
+    assert_eq!(os::errno(), 1234);
+    let p = malloc(&h, 10);
+    os::set_errno(1234);
+    unsafe { free_sized(&h, p, 10) };
+    assert_eq!(os::errno(), 1234);
+}
+
+#[test]
+fn calloc_zeroes_and_catches_overflow() {
+    let h = TestHeap::new();
+    let p = calloc(&h, 10, 10);
+    assert!(unsafe { std::slice::from_raw_parts(p, 100) }.iter().all(|&b| b == 0));
+    let (q, e) = errno_after(|| calloc(&h, usize::MAX / 2 + 1, 2));
+    assert!(q.is_null());
+    assert_eq!(e, ENOMEM);
+    let z = calloc(&h, 0, 5);
+    assert!(!z.is_null());
+    unsafe { free(&h, p); free(&h, z) };
+}
+
+#[test]
+fn realloc_follows_glibc() {
+    let h = TestHeap::new();
+    unsafe {
+        let p = realloc(&h, std::ptr::null_mut(), 8);
+        assert!(!p.is_null());
+        p.copy_from(b"abcdefgh".as_ptr(), 8);
+        let q = realloc(&h, p, 100);
+        assert_eq!(std::slice::from_raw_parts(q, 8), b"abcdefgh");
+        let r = realloc(&h, q, 4);
+        assert_eq!(std::slice::from_raw_parts(r, 4), b"abcd");
+        let (z, e) = errno_after(|| realloc(&h, r, 0));
+        assert!(z.is_null());
+        assert_eq!(e, 0, "realloc(p, 0) is not a failure");
+        assert_eq!(h.live(), 0, "realloc(p, 0) frees p");
+    }
+}
+
+#[test]
+fn realloc_failure_keeps_the_old_block() {
+    let h = TestHeap::failing_above(1000);
+    unsafe {
+        let p = malloc(&h, 16);
+        p.write(42);
+        let (q, e) = errno_after(|| realloc(&h, p, 5000));
+        assert!(q.is_null());
+        assert_eq!(e, ENOMEM);
+        assert_eq!(p.read(), 42);
+        assert_eq!(h.live(), 1);
+        let (r, e) = errno_after(|| reallocarray(&h, p, usize::MAX, 2));
+        assert!(r.is_null());
+        assert_eq!(e, ENOMEM);
+        assert_eq!(h.live(), 1);
+        free(&h, p);
+    }
+}
+
+#[test]
+fn small_alignments_go_to_malloc_large_ones_to_memalign() {
+    let h = TestHeap::new();
+    let a = memalign(&h, 8, 10);
+    let b = memalign(&h, 64, 0);
+    assert_eq!(h.calls(), [("malloc", 10, 0), ("memalign", 64, 1)]);
+    assert_eq!(b as usize % 64, 0);
+    unsafe { free(&h, a); free(&h, b) };
+}
+
+#[test]
+fn memalign_rounds_a_bad_alignment_up() {
+    let h = TestHeap::new();
+    let p = memalign(&h, 24, 10);
+    assert_eq!(h.calls(), [("memalign", 32, 10)]);
+    assert_eq!(p as usize % 32, 0);
+    let (q, e) = errno_after(|| memalign(&h, usize::MAX, 10));
+    assert!(q.is_null());
+    assert_eq!(e, ENOMEM);
+    unsafe { free(&h, p) };
+}
+
+#[test]
+fn aligned_alloc_takes_any_size_but_rejects_bad_alignments() {
+    let h = TestHeap::new();
+    let p = aligned_alloc(&h, 64, 100);
+    assert_eq!(p as usize % 64, 0);
+    let (q, e) = errno_after(|| aligned_alloc(&h, 24, 48));
+    assert!(q.is_null());
+    assert_eq!(e, EINVAL);
+    unsafe { free(&h, p) };
+}
+
+#[test]
+fn posix_memalign_returns_errors_and_leaves_errno() {
+    let h = TestHeap::failing_above(1 << 20);
+    let mut out = std::ptr::null_mut();
+    for bad in [0, 3, 4, 24] {
+        os::set_errno(777);
+        assert_eq!(unsafe { posix_memalign(&h, &mut out, bad, 8) }, EINVAL, "alignment {}", bad);
+        assert_eq!(os::errno(), 777);
+    }
+    os::set_errno(777);
+    assert_eq!(unsafe { posix_memalign(&h, &mut out, 64, 1 << 21) }, ENOMEM);
+    assert_eq!(os::errno(), 777);
+    assert_eq!(unsafe { posix_memalign(&h, &mut out, 8, 8) }, 0);
+    assert!(!out.is_null());
+    unsafe { free(&h, out) };
+}
+
+#[test]
+fn valloc_and_pvalloc_use_whole_pages() {
+    let h = TestHeap::new();
+    let page = os::page_size();
+    let v = valloc(&h, 10);
+    let p = pvalloc(&h, page + 1);
+    let z = pvalloc(&h, 0);
+    assert_eq!(h.calls(), [("memalign", page, 10), ("memalign", page, 2 * page), ("memalign", page, page)]);
+    assert!(unsafe { usable_size(&h, p) } >= 2 * page);
+    let (o, e) = errno_after(|| pvalloc(&h, usize::MAX - 1));
+    assert!(o.is_null());
+    assert_eq!(e, ENOMEM);
+    unsafe { free(&h, v); free(&h, p); free(&h, z) };
+}
+
+#[test]
+fn usable_size_of_null_is_zero() {
+    let h = TestHeap::new();
+    assert_eq!(unsafe { usable_size(&h, std::ptr::null_mut()) }, 0);
+    assert!(h.calls().is_empty());
+}
+
+#[test]
+fn the_default_realloc_copies_the_smaller_size() {
+    let h = TestHeap::new();
+    unsafe {
+        let p = h.malloc(32);
+        for i in 0..32 {
+            p.add(i).write(i as u8);
+        }
+        let q = Heap::realloc(&h, p, 8);
+        assert_eq!(std::slice::from_raw_parts(q, 8), [0, 1, 2, 3, 4, 5, 6, 7]);
+        let r = Heap::realloc(&h, q, 64);
+        assert_eq!(std::slice::from_raw_parts(r, 8), [0, 1, 2, 3, 4, 5, 6, 7]);
+        h.free(r);
+    }
+    assert_eq!(h.live(), 0);
+}
