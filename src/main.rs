@@ -1,1 +1,27 @@
-fn main() {}
+//! alloc8: turn a heap written in Rust into a drop-in replacement for the system allocator.
+
+mod audit;
+mod build;
+mod cache;
+mod cargo_build;
+mod cli;
+mod contract;
+mod heap_source;
+mod render;
+mod templates;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = <cli::Cli as clap::Parser>::parse();
+    match cli::dispatch(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {}", err);
+            for cause in err.chain().skip(1) {
+                eprintln!("  caused by: {}", cause);
+            }
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -41,6 +41,7 @@ mod sys {
         pub fn sysconf(name: i32) -> isize;
         pub fn write(fd: i32, buf: *const u8, n: usize) -> SsizeT;
         pub fn getpid() -> i32;
+        pub fn getppid() -> i32;
     }
     #[cfg(target_os = "linux")]
     pub const SC_PAGESIZE: i32 = 30;
@@ -97,4 +98,12 @@ pub fn pid() -> i32 {
     return unsafe { sys::getpid() };
     #[cfg(windows)]
     return unsafe { sys::_getpid() };
+}
+
+/// The parent's pid (0 where the platform has no such notion at hand).
+pub fn parent_pid() -> i32 {
+    #[cfg(unix)]
+    return unsafe { sys::getppid() };
+    #[cfg(windows)]
+    return 0;
 }

@@ -107,6 +107,17 @@ pub fn loaded(heap: &str, bound: bool) {
     emit(&line);
 }
 
+/// A process forked from one that had the shim: it never runs the constructor,
+/// so this line (from the fork child handler) is what introduces its pid.
+pub fn forked(heap: &str) {
+    if MODE.load(Ordering::Relaxed) != JSON {
+        return;
+    }
+    let mut line = Line::new();
+    let _ = write!(line, "{{\"event\":\"fork\",\"pid\":{},\"parent\":{},\"heap\":{}}}\n", os::pid(), os::parent_pid(), Json(heap.as_bytes()));
+    emit(&line);
+}
+
 /// The exit line, with the heap's statistics if it keeps any.
 pub fn exiting(heap: &str, stats: Option<Stats>) {
     let mut line = Line::new();

@@ -1,0 +1,155 @@
+//! `alloc8 build`: heap in, audited shim library out.
+
+use crate::audit;
+use crate::cache;
+use crate::cargo_build::{self, CargoBuild};
+use crate::cli::BuildArgs;
+use crate::contract::{self, Mode, Platform};
+use crate::heap_source::HeapSource;
+use crate::render::{self, ShimSpec};
+use crate::templates;
+use anyhow::{anyhow, bail, Context, Result};
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+pub struct BuildOptions {
+    pub heap: PathBuf,
+    pub mode: Mode,
+    pub prefix: String,
+    pub out: PathBuf,
+    pub name: Option<String>,
+    pub verbose: bool,
+}
+
+impl BuildOptions {
+    pub fn from_args(args: &BuildArgs) -> Result<BuildOptions> {
+        let prefix = match (args.mode, &args.prefix) {
+            (Mode::Prefixed, None) => bail!("prefixed mode needs a prefix: add `--prefix NAME` (gives NAME_malloc, NAME_free, ...)"),
+            (Mode::Prefixed, Some(p)) if !contract::valid_prefix(p) => bail!(
+                "--prefix {:?} cannot start C identifiers; use letters, digits and _ (not starting with a digit), e.g. `--prefix myheap`",
+                p
+            ),
+            (Mode::Prefixed, Some(p)) => p.clone(),
+            (Mode::Interpose, Some(_)) => bail!("--prefix only applies to `--mode prefixed`"),
+            (Mode::Interpose, None) => String::new(),
+        };
+        if let Some(name) = &args.name {
+            if name.is_empty() || name.contains(['/', '\\']) {
+                bail!("--name {:?} must be a plain file name (the library becomes lib<NAME>.so)", name);
+            }
+        }
+        Ok(BuildOptions {
+            heap: args.heap.clone(),
+            mode: args.mode,
+            prefix,
+            out: args.out.clone(),
+            name: args.name.clone(),
+            verbose: args.verbose,
+        })
+    }
+}
+
+pub struct Built {
+    pub artifacts: Vec<PathBuf>,
+    pub mode: Mode,
+    pub symbols: usize,
+}
+
+impl Built {
+    pub fn mode_name(&self) -> &'static str {
+        match self.mode {
+            Mode::Interpose => "interpose",
+            Mode::Prefixed => "prefixed",
+        }
+    }
+}
+
+pub fn build(opts: &BuildOptions) -> Result<Built> {
+    let platform = Platform::Linux;
+    let heap = HeapSource::open(&opts.heap)?;
+    let cache = cache::dir();
+    let alloc8_dir = cache.join(format!("alloc8-{}", templates::ALLOC8_VERSION));
+    for (rel, text) in templates::ALLOC8_CRATE {
+        cache::write_if_changed(&alloc8_dir.join(rel), text)?;
+    }
+
+    let key = cache::hash(&[&heap.path.to_string_lossy(), &format!("{:?}", opts.mode), &opts.prefix]);
+    let crate_name = format!("alloc8_shim_{}_{}", sanitize(&heap.name), &key[..8]);
+    let crate_dir = cache.join("shims").join(&crate_name);
+    let spec = ShimSpec {
+        crate_name: &crate_name,
+        heap_path: &heap.path,
+        heap_name: &heap.name,
+        mode: opts.mode,
+        prefix: &opts.prefix,
+        platform,
+        alloc8_path: &alloc8_dir,
+    };
+    for (rel, text) in render::render(&spec) {
+        cache::write_if_changed(&crate_dir.join(rel), &text)?;
+    }
+
+    let manifest = crate_dir.join("Cargo.toml");
+    let produced = cargo_build::build(&CargoBuild {
+        manifest: &manifest,
+        target_dir: &cache.join("target"),
+        target: None,
+        verbose: opts.verbose,
+    })?
+    .ok_or_else(|| anyhow!("heap {} does not compile (the compiler's errors are above)", opts.heap.display()))?;
+
+    let stem = match (&opts.name, opts.mode) {
+        (Some(name), _) => name.clone(),
+        (None, Mode::Prefixed) => opts.prefix.clone(),
+        (None, Mode::Interpose) => heap.name.clone(),
+    };
+    std::fs::create_dir_all(&opts.out).with_context(|| format!("cannot create output directory {}", opts.out.display()))?;
+    let mut artifacts = Vec::new();
+    let mut symbols = 0;
+    for file in &produced.files {
+        let ext = file.extension().and_then(|e| e.to_str()).unwrap_or("");
+        let dest = opts.out.join(format!("lib{}.{}", stem, ext));
+        copy_atomically(file, &dest)?;
+        if ext == "so" {
+            symbols = verify_exports(&dest, platform, opts.mode, &opts.prefix)?;
+        }
+        artifacts.push(dest);
+    }
+    Ok(Built { artifacts, mode: opts.mode, symbols })
+}
+
+/// The artifact must export exactly what the contract table says: the same
+/// table the renderer used, so a mismatch is a bug to stop on, not to ship.
+fn verify_exports(lib: &Path, platform: Platform, mode: Mode, prefix: &str) -> Result<usize> {
+    let exports = audit::read_exports(lib)?;
+    let expected: BTreeSet<String> = contract::exports_for(platform, mode, prefix).into_iter().map(|(n, _)| n).collect();
+    let missing: Vec<_> = expected.difference(&exports.defined).cloned().collect();
+    if !missing.is_empty() {
+        bail!("{} lacks contract symbols: {}", lib.display(), missing.join(", "));
+    }
+    // Any other export that is an allocator name (ours, prefixed or not) would
+    // interpose something the mode promised to leave alone.
+    let stray: Vec<_> = exports
+        .defined
+        .iter()
+        .filter(|name| !expected.contains(*name))
+        .filter(|name| contract::EXPORTS.iter().any(|e| e.name == name.as_str()))
+        .cloned()
+        .collect();
+    if !stray.is_empty() {
+        bail!("{} exports allocator symbols its mode must not: {}", lib.display(), stray.join(", "));
+    }
+    Ok(expected.len())
+}
+
+fn copy_atomically(from: &Path, to: &Path) -> Result<()> {
+    // A program may have the old library mapped: replace the file, do not rewrite it.
+    let tmp = to.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::copy(from, &tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, to).with_context(|| format!("cannot write {}", to.display()))?;
+    Ok(())
+}
+
+fn sanitize(name: &str) -> String {
+    name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' }).collect()
+}

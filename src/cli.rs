@@ -1,0 +1,54 @@
+//! The command line: argument definitions and dispatch to each subcommand.
+
+use crate::build::{self, BuildOptions};
+use crate::contract::Mode;
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "alloc8", version, about = "Turn a heap written in Rust into a drop-in malloc replacement")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Build a shim library around a heap.
+    Build(BuildArgs),
+}
+
+#[derive(Args, Clone)]
+pub struct BuildArgs {
+    /// The heap: a Rust file that implements `alloc8::Heap` and registers it.
+    #[arg(long, value_name = "FILE")]
+    pub heap: PathBuf,
+    /// interpose: replace the process allocator; prefixed: export <prefix>_malloc & co.
+    #[arg(long, value_enum, default_value = "interpose")]
+    pub mode: Mode,
+    /// Prefix of the exported names in prefixed mode (a C identifier).
+    #[arg(long)]
+    pub prefix: Option<String>,
+    /// Directory to write the library to.
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub out: PathBuf,
+    /// Library name (lib<NAME>.so); defaults to the heap's file name, or the prefix.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Show cargo's progress.
+    #[arg(long, short)]
+    pub verbose: bool,
+}
+
+pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Build(args) => {
+            let built = build::build(&BuildOptions::from_args(&args)?)?;
+            for path in &built.artifacts {
+                println!("built {} ({} mode, {} symbols)", path.display(), built.mode_name(), built.symbols);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
