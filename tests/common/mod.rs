@@ -1,0 +1,168 @@
+//! Shared test helpers: build shims with the real `alloc8` binary (once per
+//! test process), compile the C/C++ test programs, run programs under a shim
+//! and read the shim's JSON report.
+//!
+//! Shims are only ever loaded into child processes: a test binary that linked
+//! a shim's exports would replace its own allocator.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::{Mutex, OnceLock};
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Scratch space shared by all test binaries of this checkout.
+pub fn work_dir() -> PathBuf {
+    let dir = root().join("target").join("alloc8-tests");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The alloc8 command, with the shim cache inside target/ (never the user's).
+pub fn alloc8() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_alloc8"));
+    cmd.env("ALLOC8_CACHE_DIR", work_dir().join("cache"));
+    cmd
+}
+
+pub fn shim_source(name: &str) -> PathBuf {
+    root().join("shims").join(format!("{}.rs", name))
+}
+
+/// Builds `shims/<heap>.rs` in interpose mode once per test process; returns the .so.
+pub fn shim(heap: &str) -> PathBuf {
+    static BUILT: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
+    let built = BUILT.get_or_init(Default::default);
+    let mut built = built.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(path) = built.get(heap) {
+        return path.clone();
+    }
+    let out = work_dir().join("shims").join(heap);
+    let output = alloc8()
+        .args(["build", "--heap"])
+        .arg(shim_source(heap))
+        .args(["--mode", "interpose", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "building {} failed:\n{}", heap, String::from_utf8_lossy(&output.stderr));
+    let lib = out.join(format!("lib{}.so", heap));
+    assert!(lib.exists());
+    built.insert(heap.to_string(), lib.clone());
+    lib
+}
+
+/// The heaps shipped in shims/ that every core test runs under.
+pub const SHIPPED: &[&str] = &["system", "mmap"];
+
+/// Compiles tests/programs/<file> with gcc or g++ (by extension) once per test process.
+pub fn program(file: &str) -> PathBuf {
+    static BUILT: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
+    let built = BUILT.get_or_init(Default::default);
+    let mut built = built.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(path) = built.get(file) {
+        return path.clone();
+    }
+    let src = root().join("tests").join("programs").join(file);
+    let exe = work_dir().join("programs").join(Path::new(file).file_stem().unwrap());
+    std::fs::create_dir_all(exe.parent().unwrap()).unwrap();
+    let mut cmd = if file.ends_with(".c") {
+        let mut c = Command::new("gcc");
+        c.args(["-std=gnu11", "-D_GNU_SOURCE"]);
+        c
+    } else {
+        let mut c = Command::new("g++");
+        c.arg("-std=c++17");
+        c
+    };
+    let output = cmd.args(["-O2", "-fno-builtin", "-Wall", "-pthread", "-o"]).arg(&exe).arg(&src).output().unwrap();
+    assert!(output.status.success(), "compiling {} failed:\n{}", file, String::from_utf8_lossy(&output.stderr));
+    built.insert(file.to_string(), exe.clone());
+    exe
+}
+
+/// One line of a shim's JSON report.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct Event {
+    pub event: String,
+    pub pid: i32,
+    pub heap: String,
+    #[serde(default)]
+    pub bound: Option<bool>,
+    #[serde(default)]
+    pub exe: Option<String>,
+    #[serde(default)]
+    pub stats: Option<Stats>,
+}
+
+#[derive(Debug, Clone, Copy, serde::Deserialize)]
+pub struct Stats {
+    pub mallocs: u64,
+    pub frees: u64,
+    pub reallocs: u64,
+    pub bytes_allocated: u64,
+    pub live_bytes: u64,
+    pub peak_live_bytes: u64,
+}
+
+pub struct Run {
+    pub output: Output,
+    pub events: Vec<Event>,
+}
+
+impl Run {
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.output.stdout).into_owned()
+    }
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.output.stderr).into_owned()
+    }
+
+    /// Asserts the program exited 0 and the shim came alive bound in the
+    /// process whose executable path ends with `exe`; returns that process's stats.
+    pub fn assert_bound(&self, exe: &str) -> Stats {
+        assert!(
+            self.output.status.success(),
+            "{} failed ({:?}):\nstdout:\n{}\nstderr:\n{}",
+            exe,
+            self.output.status,
+            self.stdout(),
+            self.stderr()
+        );
+        let load = self
+            .events
+            .iter()
+            .find(|e| e.event == "load" && e.exe.as_deref().map_or(false, |x| x.ends_with(exe)))
+            .unwrap_or_else(|| panic!("the shim never came alive in {}; report: {:?}", exe, self.events));
+        assert_eq!(load.bound, Some(true), "the shim was loaded in {} but malloc is not ours", exe);
+        let exit = self
+            .events
+            .iter()
+            .find(|e| e.event == "exit" && e.pid == load.pid)
+            .unwrap_or_else(|| panic!("no exit report from {} (pid {}): {:?}", exe, load.pid, self.events));
+        let stats = exit.stats.expect("shipped heaps keep statistics");
+        assert!(stats.mallocs > 0, "{} made no mallocs through the shim: {:?}", exe, stats);
+        stats
+    }
+}
+
+/// Runs `cmd` with `lib` preloaded and the report sent to a fresh file.
+pub fn run_under(lib: &Path, mut cmd: Command) -> Run {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let report = work_dir().join("reports").join(format!("{}-{}.jsonl", std::process::id(), n));
+    std::fs::create_dir_all(report.parent().unwrap()).unwrap();
+    let _ = std::fs::remove_file(&report);
+    cmd.env("LD_PRELOAD", lib).env("ALLOC8_REPORT", &report);
+    let output = cmd.output().unwrap_or_else(|e| panic!("cannot run {:?}: {}", cmd, e));
+    let text = std::fs::read_to_string(&report).unwrap_or_default();
+    let events = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad report line {:?}: {}", l, e)))
+        .collect();
+    Run { output, events }
+}

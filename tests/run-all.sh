@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh checkout: installs the system packages
+# the tests need (if missing), then runs every test of the workspace.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Programs the real-program tests run, and allocator libraries `check` audits.
+packages=(gcc g++ perl git sqlite3 python3)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing: ${missing[*]}"
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq && $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+cargo test --workspace "$@"
