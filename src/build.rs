@@ -73,13 +73,12 @@ pub fn build(opts: &BuildOptions) -> Result<Built> {
         cache::write_if_changed(&alloc8_dir.join(rel), text)?;
     }
 
-    let key = cache::hash(&[&heap.path.to_string_lossy(), &format!("{:?}", opts.mode), &opts.prefix]);
+    let key = cache::hash(&[&opts.heap.canonicalize()?.to_string_lossy(), &format!("{:?}", opts.mode), &opts.prefix]);
     let crate_name = format!("alloc8_shim_{}_{}", sanitize(&heap.name), &key[..8]);
     let crate_dir = cache.join("shims").join(&crate_name);
     let spec = ShimSpec {
         crate_name: &crate_name,
-        heap_path: &heap.path,
-        heap_name: &heap.name,
+        heap: &heap,
         mode: opts.mode,
         prefix: &opts.prefix,
         platform,

@@ -2,18 +2,20 @@
 //! `@MARKER@` substitutions, and `exports.rs` generated from the contract table.
 
 use crate::contract::{self, Abi, Family, Mode, Platform};
+use crate::heap_source::{Alloc8Dependency, HeapKind, HeapSource};
 use crate::templates;
 use std::fmt::Write;
 use std::path::Path;
 
 pub struct ShimSpec<'a> {
     pub crate_name: &'a str,
-    pub heap_path: &'a Path,
-    pub heap_name: &'a str,
+    pub heap: &'a HeapSource,
     pub mode: Mode,
     /// Empty in interpose mode.
     pub prefix: &'a str,
     pub platform: Platform,
+    /// The alloc8 crate written from the embedded copy; used unless a heap
+    /// crate brings its own (which the shim must then share).
     pub alloc8_path: &'a Path,
 }
 
@@ -23,20 +25,34 @@ pub fn render(spec: &ShimSpec) -> Vec<(&'static str, String)> {
         Mode::Interpose => "\"cdylib\"",
         Mode::Prefixed => "\"cdylib\", \"staticlib\"",
     };
+    let path_dep = |p: &Path| format!("{{ path = {} }}", toml_string(&p.to_string_lossy()));
+    let (heap_module, alloc8_dep, heap_deps) = match &spec.heap.kind {
+        HeapKind::File { path, dependencies } => (
+            format!("#[path = {}]\nmod heap;", rust_string(&path.to_string_lossy())),
+            path_dep(spec.alloc8_path),
+            dependencies.clone(),
+        ),
+        HeapKind::Crate { dir, package, alloc8 } => (
+            format!("// `heap` is the crate `{}`, a dependency under that name.", package),
+            match alloc8 {
+                Alloc8Dependency::Path(p) => path_dep(p),
+                Alloc8Dependency::Registry(req) => format!("{{ version = {} }}", toml_string(req)),
+            },
+            format!("heap = {{ package = {}, path = {} }}\n", toml_string(package), toml_string(&dir.to_string_lossy())),
+        ),
+    };
     let cargo_toml = fill(
         templates::SHIM_CARGO_TOML,
         &[
             ("@CRATE_NAME@", spec.crate_name.to_string()),
             ("@CRATE_TYPES@", crate_types.to_string()),
-            ("@ALLOC8_PATH@", toml_string(&spec.alloc8_path.to_string_lossy())),
+            ("@ALLOC8_DEPENDENCY@", alloc8_dep),
+            ("@HEAP_DEPENDENCIES@", heap_deps),
         ],
     );
     let lib_rs = fill(
         templates::SHIM_LIB_RS,
-        &[
-            ("@HEAP_PATH@", rust_string(&spec.heap_path.to_string_lossy())),
-            ("@HEAP_NAME@", rust_string(spec.heap_name)),
-        ],
+        &[("@HEAP_MODULE@", heap_module), ("@HEAP_NAME@", rust_string(&spec.heap.name))],
     );
     vec![
         ("Cargo.toml", cargo_toml),
@@ -115,18 +131,27 @@ mod tests {
     use super::*;
     use std::path::PathBuf;
 
-    fn spec(mode: Mode, prefix: &'static str) -> Vec<(&'static str, String)> {
-        let heap = PathBuf::from("/home/u/my \"heap\".rs");
+    fn file_heap() -> HeapSource {
+        HeapSource {
+            name: "my heap".into(),
+            kind: HeapKind::File { path: PathBuf::from("/home/u/my \"heap\".rs"), dependencies: "dlmalloc = \"0.2\"\n".into() },
+        }
+    }
+
+    fn render_heap(heap: &HeapSource, mode: Mode, prefix: &'static str) -> Vec<(&'static str, String)> {
         let alloc8 = PathBuf::from("/cache/alloc8");
         render(&ShimSpec {
             crate_name: "alloc8_shim_x",
-            heap_path: &heap,
-            heap_name: "my heap",
+            heap,
             mode,
             prefix,
             platform: Platform::Linux,
             alloc8_path: &alloc8,
         })
+    }
+
+    fn spec(mode: Mode, prefix: &'static str) -> Vec<(&'static str, String)> {
+        render_heap(&file_heap(), mode, prefix)
     }
 
     fn file(files: &[(&'static str, String)], name: &str) -> String {
@@ -141,9 +166,32 @@ mod tests {
     }
 
     #[test]
-    fn the_heap_path_is_quoted_for_rust() {
-        let lib = file(&spec(Mode::Interpose, ""), "src/lib.rs");
-        assert!(lib.contains(r#"#[path = "/home/u/my \"heap\".rs"]"#));
+    fn a_file_heap_is_a_module_with_its_own_dependencies() {
+        let files = spec(Mode::Interpose, "");
+        assert!(file(&files, "src/lib.rs").contains("#[path = \"/home/u/my \\\"heap\\\".rs\"]\nmod heap;"));
+        let cargo = file(&files, "Cargo.toml");
+        assert!(cargo.contains("alloc8 = { path = \"/cache/alloc8\" }\ndlmalloc = \"0.2\"\n"), "{}", cargo);
+        cargo.parse::<toml::Table>().unwrap();
+    }
+
+    #[test]
+    fn a_crate_heap_is_a_dependency_sharing_its_alloc8() {
+        let heap = HeapSource {
+            name: "myheap".into(),
+            kind: HeapKind::Crate {
+                dir: PathBuf::from("/src/myheap"),
+                package: "my-heap".into(),
+                alloc8: Alloc8Dependency::Path(PathBuf::from("/src/alloc8")),
+            },
+        };
+        let files = render_heap(&heap, Mode::Interpose, "");
+        assert!(file(&files, "src/lib.rs").contains("\n// `heap` is the crate `my-heap`"));
+        assert!(!file(&files, "src/lib.rs").contains("mod heap"));
+        let cargo: toml::Table = file(&files, "Cargo.toml").parse().unwrap();
+        let deps = cargo["dependencies"].as_table().unwrap();
+        assert_eq!(deps["alloc8"]["path"].as_str(), Some("/src/alloc8"));
+        assert_eq!(deps["heap"]["package"].as_str(), Some("my-heap"));
+        assert_eq!(deps["heap"]["path"].as_str(), Some("/src/myheap"));
     }
 
     #[test]

@@ -5,8 +5,9 @@
 #![no_builtins]
 #![allow(non_upper_case_globals, clippy::missing_safety_doc)]
 
-#[path = @HEAP_PATH@]
-mod heap;
+// The heap: a module (`#[path]` to the user's file, so rustc's errors point
+// at it) or the user's crate, a dependency renamed to `heap`.
+@HEAP_MODULE@
 
 mod exports;
 mod runtime;
