@@ -2,13 +2,13 @@
 
 use crate::audit;
 use crate::cache;
-use crate::cargo_build::{self, CargoBuild};
+use crate::cargo_build::{self, CargoBuild, Outcome};
 use crate::cli::BuildArgs;
 use crate::contract::{self, Mode, Platform};
 use crate::heap_source::HeapSource;
 use crate::render::{self, ShimSpec};
 use crate::templates;
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Context, Result};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
@@ -89,13 +89,21 @@ pub fn build(opts: &BuildOptions) -> Result<Built> {
     }
 
     let manifest = crate_dir.join("Cargo.toml");
-    let produced = cargo_build::build(&CargoBuild {
+    let outcome = cargo_build::build(&CargoBuild {
         manifest: &manifest,
         target_dir: &cache.join("target"),
         target: None,
         verbose: opts.verbose,
-    })?
-    .ok_or_else(|| anyhow!("heap {} does not compile (the compiler's errors are above)", opts.heap.display()))?;
+    })?;
+    let files = match outcome {
+        Outcome::Built(files) => files,
+        Outcome::CompileErrors => bail!("heap {} does not compile (the compiler's errors are above)", opts.heap.display()),
+        Outcome::CargoFailed => bail!(
+            "cargo could not build the shim for heap {}: a dependency could not be resolved or fetched, \
+             or a manifest is invalid (cargo's error is above; offline, only crates already in ~/.cargo can be used)",
+            opts.heap.display()
+        ),
+    };
 
     let stem = match (&opts.name, opts.mode) {
         (Some(name), _) => name.clone(),
@@ -105,7 +113,7 @@ pub fn build(opts: &BuildOptions) -> Result<Built> {
     std::fs::create_dir_all(&opts.out).with_context(|| format!("cannot create output directory {}", opts.out.display()))?;
     let mut artifacts = Vec::new();
     let mut symbols = 0;
-    for file in &produced.files {
+    for file in &files {
         let ext = file.extension().and_then(|e| e.to_str()).unwrap_or("");
         let dest = opts.out.join(format!("lib{}.{}", stem, ext));
         copy_atomically(file, &dest)?;

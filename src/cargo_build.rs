@@ -1,8 +1,9 @@
 //! Drives cargo on a generated shim crate and finds what it produced.
 
 use anyhow::{bail, Context, Result};
+use cargo_metadata::diagnostic::DiagnosticLevel;
 use cargo_metadata::Message;
-use std::io::BufReader;
+use std::io::{BufReader, IsTerminal};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -13,15 +14,21 @@ pub struct CargoBuild<'a> {
     pub verbose: bool,
 }
 
-/// The library files cargo produced (cdylib and, if asked for, staticlib).
-pub struct Produced {
-    pub files: Vec<PathBuf>,
+/// How a cargo run ended.
+pub enum Outcome {
+    /// The library files cargo produced (cdylib and, if asked for, staticlib).
+    Built(Vec<PathBuf>),
+    /// rustc reported errors (already shown on stderr).
+    CompileErrors,
+    /// cargo failed before compiling anything of ours: a manifest or
+    /// dependency problem (cargo's own error is already on stderr).
+    CargoFailed,
 }
 
-/// Runs `cargo build --release`; rustc's diagnostics go straight to our
-/// stderr, rendered by cargo, so the user sees their own file and line.
-/// Returns Ok(None) when the crate did not compile.
-pub fn build(b: &CargoBuild) -> Result<Option<Produced>> {
+/// Runs `cargo build --release`. rustc's diagnostics are printed to our
+/// stderr as rustc rendered them, so the user sees their own file and line;
+/// cargo's own errors (resolution, fetching) pass straight through.
+pub fn build(b: &CargoBuild) -> Result<Outcome> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(&cargo);
     cmd.arg("build")
@@ -30,7 +37,7 @@ pub fn build(b: &CargoBuild) -> Result<Option<Produced>> {
         .arg(b.manifest)
         .arg("--target-dir")
         .arg(b.target_dir)
-        .arg("--message-format=json-render-diagnostics");
+        .arg(if std::io::stderr().is_terminal() { "--message-format=json-diagnostic-rendered-ansi" } else { "--message-format=json" });
     if !b.verbose {
         cmd.arg("--quiet");
     }
@@ -46,20 +53,30 @@ pub fn build(b: &CargoBuild) -> Result<Option<Produced>> {
     let mut child = cmd.spawn().with_context(|| format!("cannot run {:?}; is the Rust toolchain installed?", cargo))?;
     let stdout = child.stdout.take().expect("piped");
     let mut files = Vec::new();
+    let mut compile_errors = false;
     for message in Message::parse_stream(BufReader::new(stdout)) {
-        if let Message::CompilerArtifact(artifact) = message.context("cannot read cargo's output")? {
-            let is_lib = artifact.target.kind.iter().any(|k| k == "cdylib" || k == "staticlib");
-            if is_lib && artifact.manifest_path.as_std_path() == b.manifest {
-                files.extend(artifact.filenames.into_iter().map(|f| f.into_std_path_buf()));
+        match message.context("cannot read cargo's output")? {
+            Message::CompilerArtifact(artifact) => {
+                let is_lib = artifact.target.kind.iter().any(|k| k == "cdylib" || k == "staticlib");
+                if is_lib && artifact.manifest_path.as_std_path() == b.manifest {
+                    files.extend(artifact.filenames.into_iter().map(|f| f.into_std_path_buf()));
+                }
             }
+            Message::CompilerMessage(msg) => {
+                compile_errors |= msg.message.level == DiagnosticLevel::Error;
+                if let Some(rendered) = &msg.message.rendered {
+                    eprint!("{}", rendered);
+                }
+            }
+            _ => {}
         }
     }
     let status = child.wait().context("cargo did not finish")?;
     if !status.success() {
-        return Ok(None);
+        return Ok(if compile_errors { Outcome::CompileErrors } else { Outcome::CargoFailed });
     }
     if files.is_empty() {
         bail!("cargo reported no library for {}", b.manifest.display());
     }
-    Ok(Some(Produced { files }))
+    Ok(Outcome::Built(files))
 }

@@ -10,6 +10,7 @@ pub const ALLOC8_CRATE: &[(&str, &str)] = &[
     ("src/os.rs", include_str!("../crates/alloc8/src/os.rs")),
     ("src/report.rs", include_str!("../crates/alloc8/src/report.rs")),
     ("src/shim.rs", include_str!("../crates/alloc8/src/shim.rs")),
+    ("src/sync.rs", include_str!("../crates/alloc8/src/sync.rs")),
 ];
 
 /// The alloc8 crate's version: the cache keeps one copy per version.
@@ -21,3 +22,28 @@ pub const SHIM_BUILD_RS: &str = include_str!("../templates/shim/build.rs");
 pub const SHIM_LIB_RS: &str = include_str!("../templates/shim/src/lib.rs");
 pub const SHIM_RUNTIME_RS: &str = include_str!("../templates/shim/src/runtime.rs");
 pub const SHIM_CXX_RS: &str = include_str!("../templates/shim/src/cxx.rs");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every source file of crates/alloc8 (tests aside) must be embedded, or
+    /// an installed alloc8 would write an incomplete crate.
+    #[test]
+    fn the_whole_alloc8_crate_is_embedded() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("crates/alloc8");
+        let mut stack = vec![root.join("src")];
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else if path.file_name().unwrap() != "tests.rs" {
+                    let rel = path.strip_prefix(&root).unwrap().to_str().unwrap();
+                    let embedded = ALLOC8_CRATE.iter().find(|(name, _)| *name == rel);
+                    assert!(embedded.is_some(), "{} is not embedded in ALLOC8_CRATE", rel);
+                }
+            }
+        }
+    }
+}

@@ -14,6 +14,7 @@ pub mod heap;
 pub mod os;
 pub mod report;
 pub mod shim;
+pub mod sync;
 mod global;
 
 pub use global::GlobalHeap;

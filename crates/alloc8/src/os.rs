@@ -42,6 +42,7 @@ mod sys {
         pub fn write(fd: i32, buf: *const u8, n: usize) -> SsizeT;
         pub fn getpid() -> i32;
         pub fn getppid() -> i32;
+        pub fn sched_yield() -> i32;
     }
     #[cfg(target_os = "linux")]
     pub const SC_PAGESIZE: i32 = 30;
@@ -51,6 +52,10 @@ mod sys {
 
 #[cfg(windows)]
 mod sys {
+    #[link(name = "kernel32")]
+    extern "system" {
+        pub fn SwitchToThread() -> i32;
+    }
     extern "C" {
         pub fn _write(fd: i32, buf: *const u8, n: u32) -> i32;
         pub fn _getpid() -> i32;
@@ -106,4 +111,16 @@ pub fn parent_pid() -> i32 {
     return unsafe { sys::getppid() };
     #[cfg(windows)]
     return 0;
+}
+
+/// Gives the CPU to another thread (a contended spin lock's back-off).
+pub fn yield_now() {
+    #[cfg(unix)]
+    unsafe {
+        sys::sched_yield();
+    }
+    #[cfg(windows)]
+    unsafe {
+        sys::SwitchToThread();
+    }
 }
