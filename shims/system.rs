@@ -78,8 +78,10 @@ impl SystemHeap {
 }
 
 impl Heap for SystemHeap {
-    // glibc's free saves and restores errno itself.
+    // glibc's free saves and restores errno itself, and its allocation
+    // functions set ENOMEM on failure.
     const PRESERVES_ERRNO: bool = true;
+    const SETS_ENOMEM: bool = true;
 
     fn malloc(&self, size: usize) -> *mut u8 {
         self.allocated(unsafe { __libc_malloc(size) } as *mut u8, size)

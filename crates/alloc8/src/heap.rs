@@ -15,6 +15,11 @@ pub trait Heap: Sync {
     /// Set to `true` if `free` never changes `errno`; the shim then skips saving it.
     const PRESERVES_ERRNO: bool = false;
 
+    /// Set to `true` if the heap itself sets `errno = ENOMEM` whenever an
+    /// allocation returns NULL (glibc and mimalloc do); the shim then returns
+    /// the heap's result as is, with no check of its own (a plain tail call).
+    const SETS_ENOMEM: bool = false;
+
     /// Allocates at least `size` (>= 1) bytes, 16-byte aligned, or returns NULL.
     fn malloc(&self, size: usize) -> *mut u8;
 

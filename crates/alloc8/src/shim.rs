@@ -24,9 +24,10 @@ fn out_of_memory() -> *mut u8 {
     core::ptr::null_mut()
 }
 
+/// The heap's result, with ENOMEM set on NULL unless the heap does that itself.
 #[inline(always)]
-fn checked(p: *mut u8) -> *mut u8 {
-    if p.is_null() {
+fn checked<H: Heap>(p: *mut u8) -> *mut u8 {
+    if !H::SETS_ENOMEM && p.is_null() {
         out_of_memory()
     } else {
         p
@@ -41,7 +42,7 @@ fn nonzero(size: usize) -> usize {
 
 #[inline(always)]
 pub fn malloc<H: Heap>(heap: &H, size: usize) -> *mut u8 {
-    checked(heap.malloc(nonzero(size)))
+    checked::<H>(heap.malloc(nonzero(size)))
 }
 
 /// # Safety
@@ -81,7 +82,7 @@ pub unsafe fn free_sized<H: Heap>(heap: &H, ptr: *mut u8, size: usize) {
 #[inline(always)]
 pub fn calloc<H: Heap>(heap: &H, count: usize, size: usize) -> *mut u8 {
     match count.checked_mul(size) {
-        Some(total) => checked(heap.calloc(nonzero(total))),
+        Some(total) => checked::<H>(heap.calloc(nonzero(total))),
         None => out_of_memory(),
     }
 }
@@ -98,7 +99,7 @@ pub unsafe fn realloc<H: Heap>(heap: &H, ptr: *mut u8, size: usize) -> *mut u8 {
         free(heap, ptr);
         return core::ptr::null_mut();
     }
-    checked(heap.realloc(ptr, size))
+    checked::<H>(heap.realloc(ptr, size))
 }
 
 /// # Safety
@@ -133,7 +134,7 @@ pub fn memalign<H: Heap>(heap: &H, align: usize, size: usize) -> *mut u8 {
             None => return out_of_memory(),
         }
     };
-    checked(aligned(heap, align, size))
+    checked::<H>(aligned(heap, align, size))
 }
 
 /// C11 aligned_alloc, as glibc: any size (DR460), a non-power-of-two alignment is EINVAL.
@@ -143,7 +144,7 @@ pub fn aligned_alloc<H: Heap>(heap: &H, align: usize, size: usize) -> *mut u8 {
         os::set_errno(EINVAL);
         return core::ptr::null_mut();
     }
-    checked(aligned(heap, align, size))
+    checked::<H>(aligned(heap, align, size))
 }
 
 /// POSIX: returns the error instead of setting errno, which stays untouched.
@@ -165,7 +166,7 @@ pub unsafe fn posix_memalign<H: Heap>(heap: &H, out: *mut *mut u8, align: usize,
 
 #[inline(always)]
 pub fn valloc<H: Heap>(heap: &H, size: usize) -> *mut u8 {
-    checked(aligned(heap, os::page_size(), size))
+    checked::<H>(aligned(heap, os::page_size(), size))
 }
 
 /// pvalloc: page-aligned and rounded up to whole pages (pvalloc(0) is one page).
@@ -173,7 +174,7 @@ pub fn valloc<H: Heap>(heap: &H, size: usize) -> *mut u8 {
 pub fn pvalloc<H: Heap>(heap: &H, size: usize) -> *mut u8 {
     let page = os::page_size();
     match nonzero(size).checked_add(page - 1) {
-        Some(n) => checked(aligned(heap, page, n & !(page - 1))),
+        Some(n) => checked::<H>(aligned(heap, page, n & !(page - 1))),
         None => out_of_memory(),
     }
 }

@@ -11,6 +11,11 @@ pub struct MiHeap;
 alloc8::register!(MiHeap = MiHeap);
 
 impl Heap for MiHeap {
+    // mi_free never sets errno: the shim need not save it around free.
+    const PRESERVES_ERRNO: bool = true;
+    // mimalloc sets errno = ENOMEM itself when it returns NULL.
+    const SETS_ENOMEM: bool = true;
+
     #[inline]
     fn malloc(&self, size: usize) -> *mut u8 {
         unsafe { mi::mi_malloc(size) as *mut u8 }
