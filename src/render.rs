@@ -50,18 +50,30 @@ pub fn render(spec: &ShimSpec) -> Vec<(&'static str, String)> {
             ("@HEAP_DEPENDENCIES@", heap_deps),
         ],
     );
+    // The C++ operators exist only to interpose; prefixed mode has none.
+    let cxx_module = match spec.mode {
+        Mode::Interpose => "#[cfg(target_os = \"linux\")]\nmod cxx;",
+        Mode::Prefixed => "",
+    };
     let lib_rs = fill(
         templates::SHIM_LIB_RS,
-        &[("@HEAP_MODULE@", heap_module), ("@HEAP_NAME@", rust_string(&spec.heap.name))],
+        &[
+            ("@HEAP_MODULE@", heap_module),
+            ("@HEAP_NAME@", rust_string(&spec.heap.name)),
+            ("@CXX_MODULE@", cxx_module.to_string()),
+        ],
     );
-    vec![
+    let mut files = vec![
         ("Cargo.toml", cargo_toml),
         ("build.rs", templates::SHIM_BUILD_RS.to_string()),
         ("src/lib.rs", lib_rs),
         ("src/runtime.rs", templates::SHIM_RUNTIME_RS.to_string()),
-        ("src/cxx.rs", templates::SHIM_CXX_RS.to_string()),
         ("src/exports.rs", exports_rs(spec.platform, spec.mode, spec.prefix)),
-    ]
+    ];
+    if spec.mode == Mode::Interpose {
+        files.push(("src/cxx.rs", templates::SHIM_CXX_RS.to_string()));
+    }
+    files
 }
 
 /// One `#[export_name]` wrapper per contract row for this platform and mode.
@@ -98,8 +110,11 @@ pub fn exports_rs(platform: Platform, mode: Mode, prefix: &str) -> String {
     let _ = write!(
         out,
         "\n/// The entry point `runtime::bound` looks up to prove the shim is the one in use.\n\
-         pub const PROBE: (&[u8], unsafe extern \"C\" fn(usize) -> *mut u8) = (b\"{malloc}\\0\", {ident});\n",
+         pub const PROBE: (&[u8], unsafe extern \"C\" fn(usize) -> *mut u8) = (b\"{malloc}\\0\", {ident});\n\
+         /// Prefixed mode: the library sits beside the system allocator.\n\
+         pub const PREFIXED: bool = {prefixed};\n",
         ident = rust_ident(&malloc),
+        prefixed = mode == Mode::Prefixed,
     );
     out
 }
@@ -212,6 +227,17 @@ mod tests {
         assert!(!exports.contains("#[export_name = \"malloc\"]"));
         assert!(!exports.contains("_Znwm"));
         assert!(exports.contains("(b\"foo_malloc\\0\", alloc8_foo_malloc)"));
+        assert!(exports.contains("pub const PREFIXED: bool = true;"));
         assert!(file(&files, "Cargo.toml").contains("crate-type = [\"cdylib\", \"staticlib\"]"));
+        assert!(files.iter().all(|(n, _)| *n != "src/cxx.rs"), "no C++ operators in prefixed mode");
+        assert!(!file(&files, "src/lib.rs").contains("mod cxx"));
+    }
+
+    #[test]
+    fn interpose_has_the_cxx_module() {
+        let files = spec(Mode::Interpose, "");
+        assert!(file(&files, "src/lib.rs").contains("#[cfg(target_os = \"linux\")]\nmod cxx;"));
+        assert!(file(&files, "src/exports.rs").contains("pub const PREFIXED: bool = false;"));
+        file(&files, "src/cxx.rs");
     }
 }
