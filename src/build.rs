@@ -78,11 +78,18 @@ pub fn build(opts: &BuildOptions) -> Result<Built> {
     let key = cache::hash(&[&opts.heap.canonicalize()?.to_string_lossy(), &format!("{:?}", opts.mode), &opts.prefix]);
     let crate_name = format!("alloc8_shim_{}_{}", sanitize(&heap.name), &key[..8]);
     let crate_dir = cache.join("shims").join(&crate_name);
+    let stem = match (&opts.name, opts.mode) {
+        (Some(name), _) => name.clone(),
+        (None, Mode::Prefixed) => opts.prefix.clone(),
+        (None, Mode::Interpose) => heap.name.clone(),
+    };
+    let soname = format!("lib{}.so", stem);
     let spec = ShimSpec {
         crate_name: &crate_name,
         heap: &heap,
         mode: opts.mode,
         prefix: &opts.prefix,
+        soname: &soname,
         platform,
         alloc8_path: &alloc8_dir,
     };
@@ -107,11 +114,6 @@ pub fn build(opts: &BuildOptions) -> Result<Built> {
         ),
     };
 
-    let stem = match (&opts.name, opts.mode) {
-        (Some(name), _) => name.clone(),
-        (None, Mode::Prefixed) => opts.prefix.clone(),
-        (None, Mode::Interpose) => heap.name.clone(),
-    };
     std::fs::create_dir_all(&opts.out).with_context(|| format!("cannot create output directory {}", opts.out.display()))?;
     let mut artifacts = Vec::new();
     let mut symbols = 0;

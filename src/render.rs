@@ -13,6 +13,9 @@ pub struct ShimSpec<'a> {
     pub mode: Mode,
     /// Empty in interpose mode.
     pub prefix: &'a str,
+    /// The shared library's file name (`libfoo.so`); a prefixed library is
+    /// linked by programs, so it carries it as its SONAME.
+    pub soname: &'a str,
     pub platform: Platform,
     /// The alloc8 crate written from the embedded copy; used unless a heap
     /// crate brings its own (which the shim must then share).
@@ -65,7 +68,7 @@ pub fn render(spec: &ShimSpec) -> Vec<(&'static str, String)> {
     );
     let mut files = vec![
         ("Cargo.toml", cargo_toml),
-        ("build.rs", templates::SHIM_BUILD_RS.to_string()),
+        ("build.rs", build_rs(spec)),
         ("src/lib.rs", lib_rs),
         ("src/runtime.rs", templates::SHIM_RUNTIME_RS.to_string()),
         ("src/exports.rs", exports_rs(spec.platform, spec.mode, spec.prefix)),
@@ -74,6 +77,15 @@ pub fn render(spec: &ShimSpec) -> Vec<(&'static str, String)> {
         files.push(("src/cxx.rs", templates::SHIM_CXX_RS.to_string()));
     }
     files
+}
+
+fn build_rs(spec: &ShimSpec) -> String {
+    let soname = match spec.mode {
+        // Programs link it: without a SONAME, linking it by path would record that path.
+        Mode::Prefixed => format!("println!(\"cargo:rustc-cdylib-link-arg=-Wl,-soname,{{}}\", {});", rust_string(spec.soname)),
+        Mode::Interpose => "// No SONAME: an interposing library is preloaded, not linked.".to_string(),
+    };
+    fill(templates::SHIM_BUILD_RS, &[("@SONAME@", soname)])
 }
 
 /// One `#[export_name]` wrapper per contract row for this platform and mode.
@@ -160,6 +172,7 @@ mod tests {
             heap,
             mode,
             prefix,
+            soname: "libfoo.so",
             platform: Platform::Linux,
             alloc8_path: &alloc8,
         })
@@ -175,8 +188,10 @@ mod tests {
 
     #[test]
     fn no_marker_survives_rendering() {
-        for (name, text) in spec(Mode::Interpose, "") {
-            assert!(!text.contains("@CRATE") && !text.contains("@HEAP") && !text.contains("@ALLOC8"), "{}", name);
+        for (name, text) in spec(Mode::Interpose, "").into_iter().chain(spec(Mode::Prefixed, "foo")) {
+            for marker in ["@CRATE", "@HEAP", "@ALLOC8", "@CXX", "@SONAME"] {
+                assert!(!text.contains(marker), "{} keeps {}", name, marker);
+            }
         }
     }
 
@@ -230,6 +245,7 @@ mod tests {
         assert!(exports.contains("pub const PREFIXED: bool = true;"));
         assert!(file(&files, "Cargo.toml").contains("crate-type = [\"cdylib\", \"staticlib\"]"));
         assert!(files.iter().all(|(n, _)| *n != "src/cxx.rs"), "no C++ operators in prefixed mode");
+        assert!(file(&files, "build.rs").contains("println!(\"cargo:rustc-cdylib-link-arg=-Wl,-soname,{}\", \"libfoo.so\");"));
         assert!(!file(&files, "src/lib.rs").contains("mod cxx"));
     }
 
