@@ -4,8 +4,9 @@
  * allocates from both and must not deadlock). Built with -DWITH_BAR, a second
  * prefixed library (bar_*, bar.h) is used the same way in the same threads.
  *
- * Prints "foo N" (and "bar N"): the allocations made through each library,
- * which the test compares with the heap's own report. Exits non-zero on the
+ * Prints "forks N" and "foo N" (and "bar N"): the children forked and the
+ * allocations made through each library, which the test compares with the
+ * heaps' own reports. Exits non-zero on the
  * first broken promise. */
 #include "foo.h"
 #ifdef WITH_BAR
@@ -24,7 +25,7 @@
 
 #define THREADS 4
 #define ROUNDS 3000
-#define FORKS 20
+#define FORKS 200
 
 #define CHECK(cond)                                                              \
     do {                                                                         \
@@ -107,6 +108,13 @@ static void *worker(void *arg) {
         foo_made += ROUND(foo, n, seed);
 #ifdef WITH_BAR
         bar_made += ROUND(bar, n, seed);
+        /* Mostly inside bar's lock, so that forks catch it held. */
+        for (int j = 0; j < 200; j++) {
+            void *b = bar_malloc(16 + j);
+            CHECK(b);
+            bar_free(b);
+        }
+        bar_made += 200;
 #endif
         CHECK(intact(g, n, seed ^ 0x5a));
         g = realloc(g, n + 100);
@@ -145,7 +153,7 @@ static void fork_child_allocates(void) {
     pid_t pid = fork();
     CHECK(pid >= 0);
     if (pid == 0) {
-        alarm(10); /* a heap lock left held across fork would hang here */
+        alarm(5); /* a heap lock left held across fork would hang here */
         void *f = foo_malloc(100), *g = malloc(100);
 #ifdef WITH_BAR
         void *b = bar_malloc(100);
@@ -172,10 +180,11 @@ int main(void) {
     for (unsigned long i = 0; i < THREADS; i++) CHECK(pthread_create(&t[i], NULL, worker, (void *)i) == 0);
     for (int i = 0; i < FORKS; i++) {
         fork_child_allocates();
-        usleep(1000);
+        usleep(200);
     }
     running = 0;
     for (int i = 0; i < THREADS; i++) CHECK(pthread_join(t[i], NULL) == 0);
+    printf("forks %d\n", FORKS);
     printf("foo %lu\n", foo_count);
 #ifdef WITH_BAR
     printf("bar %lu\n", bar_count);
