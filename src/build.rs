@@ -5,8 +5,10 @@ use crate::cache;
 use crate::cargo_build::{self, CargoBuild, Outcome};
 use crate::cli::BuildArgs;
 use crate::contract::{self, Mode, Platform};
+use crate::header;
 use crate::heap_source::HeapSource;
 use crate::render::{self, ShimSpec};
+use crate::static_archive;
 use crate::templates;
 use anyhow::{bail, Context, Result};
 use std::collections::BTreeSet;
@@ -89,11 +91,18 @@ pub fn build(opts: &BuildOptions) -> Result<Built> {
     ]);
     let crate_name = format!("alloc8_shim_{}_{}", sanitize(&heap.name), &key[..8]);
     let crate_dir = cache.join("shims").join(&crate_name);
+    let stem = match (&opts.name, opts.mode) {
+        (Some(name), _) => name.clone(),
+        (None, Mode::Prefixed) => opts.prefix.clone(),
+        (None, Mode::Interpose) => heap.name.clone(),
+    };
+    let soname = format!("lib{}.so", stem);
     let spec = ShimSpec {
         crate_name: &crate_name,
         heap: &heap,
         mode: opts.mode,
         prefix: &opts.prefix,
+        soname: &soname,
         platform,
         threads: opts.threads,
         alloc8_path: &alloc8_dir,
@@ -122,21 +131,33 @@ pub fn build(opts: &BuildOptions) -> Result<Built> {
         ),
     };
 
-    let stem = match (&opts.name, opts.mode) {
-        (Some(name), _) => name.clone(),
-        (None, Mode::Prefixed) => opts.prefix.clone(),
-        (None, Mode::Interpose) => heap.name.clone(),
-    };
     std::fs::create_dir_all(&opts.out).with_context(|| format!("cannot create output directory {}", opts.out.display()))?;
     let mut artifacts = Vec::new();
     let mut symbols = 0;
     for file in &files {
         let ext = file.extension().and_then(|e| e.to_str()).unwrap_or("");
         let dest = opts.out.join(format!("lib{}.{}", stem, ext));
-        copy_atomically(file, &dest)?;
-        if ext == "so" {
-            symbols = verify_exports(&dest, platform, opts.mode, &opts.prefix, opts.threads)?;
+        match ext {
+            "a" => {
+                let keep: Vec<String> = contract::shim_exports(platform, opts.mode, &opts.prefix, opts.threads)
+                    .into_iter()
+                    .map(|(n, _)| n)
+                    .collect();
+                static_archive::seal(file, &dest, &keep, &opts.prefix)?;
+                verify_archive(&dest, &keep)?;
+            }
+            "so" => {
+                copy_atomically(file, &dest)?;
+                symbols = verify_exports(&dest, platform, opts.mode, &opts.prefix, opts.threads)?;
+            }
+            _ => copy_atomically(file, &dest)?,
         }
+        artifacts.push(dest);
+    }
+    if opts.mode == Mode::Prefixed {
+        let dest = opts.out.join(format!("{}.h", stem));
+        let text = header::render(platform, &opts.prefix, &stem, &heap.name);
+        std::fs::write(&dest, text).with_context(|| format!("cannot write {}", dest.display()))?;
         artifacts.push(dest);
     }
     Ok(Built { artifacts, mode: opts.mode, symbols })
@@ -179,6 +200,19 @@ fn verify_exports(lib: &Path, platform: Platform, mode: Mode, prefix: &str, thre
         );
     }
     Ok(expected.len())
+}
+
+/// The sealed archive must define exactly the exports: anything else global
+/// could clash with, or be bound by, other code in the program.
+fn verify_archive(lib: &Path, keep: &[String]) -> Result<()> {
+    let symbols = static_archive::read_symbols(lib)?;
+    let expected: BTreeSet<String> = keep.iter().cloned().collect();
+    if symbols.defined != expected {
+        let extra: Vec<_> = symbols.defined.difference(&expected).cloned().collect();
+        let missing: Vec<_> = expected.difference(&symbols.defined).cloned().collect();
+        bail!("{} does not define exactly its exports (missing: {}; extra: {})", lib.display(), missing.join(", "), extra.join(", "));
+    }
+    Ok(())
 }
 
 fn copy_atomically(from: &Path, to: &Path) -> Result<()> {

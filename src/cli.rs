@@ -63,7 +63,11 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Build(args) => {
             let built = build::build(&BuildOptions::from_args(&args)?)?;
             for path in &built.artifacts {
-                println!("built {} ({} mode, {} symbols)", path.display(), built.mode_name(), built.symbols);
+                if path.extension().map_or(false, |e| e == "h") {
+                    println!("wrote {} (C header, {} prototypes)", path.display(), built.symbols);
+                } else {
+                    println!("built {} ({} mode, {} symbols)", path.display(), built.mode_name(), built.symbols);
+                }
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -13,6 +13,9 @@ pub struct ShimSpec<'a> {
     pub mode: Mode,
     /// Empty in interpose mode.
     pub prefix: &'a str,
+    /// The shared library's file name (`libfoo.so`); a prefixed library is
+    /// linked by programs, so it carries it as its SONAME.
+    pub soname: &'a str,
     pub platform: Platform,
     /// `--threads`: run the heap's thread hooks (interposes pthread_create).
     pub threads: bool,
@@ -52,23 +55,41 @@ pub fn render(spec: &ShimSpec) -> Vec<(&'static str, String)> {
             ("@HEAP_DEPENDENCIES@", heap_deps),
         ],
     );
+    // The C++ operators exist only to interpose; prefixed mode has none.
+    let cxx_module = match spec.mode {
+        Mode::Interpose => "#[cfg(target_os = \"linux\")]\nmod cxx;",
+        Mode::Prefixed => "",
+    };
     let lib_rs = fill(
         templates::SHIM_LIB_RS,
         &[
             ("@HEAP_MODULE@", heap_module),
             ("@HEAP_NAME@", rust_string(&spec.heap.name)),
             ("@THREADS@", spec.threads.to_string()),
+            ("@CXX_MODULE@", cxx_module.to_string()),
         ],
     );
-    vec![
+    let mut files = vec![
         ("Cargo.toml", cargo_toml),
-        ("build.rs", templates::SHIM_BUILD_RS.to_string()),
+        ("build.rs", build_rs(spec)),
         ("src/lib.rs", lib_rs),
         ("src/runtime.rs", templates::SHIM_RUNTIME_RS.to_string()),
-        ("src/cxx.rs", templates::SHIM_CXX_RS.to_string()),
         ("src/threads.rs", templates::SHIM_THREADS_RS.to_string()),
         ("src/exports.rs", exports_rs(spec.platform, spec.mode, spec.prefix, spec.threads)),
-    ]
+    ];
+    if spec.mode == Mode::Interpose {
+        files.push(("src/cxx.rs", templates::SHIM_CXX_RS.to_string()));
+    }
+    files
+}
+
+fn build_rs(spec: &ShimSpec) -> String {
+    let soname = match spec.mode {
+        // Programs link it: without a SONAME, linking it by path would record that path.
+        Mode::Prefixed => format!("println!(\"cargo:rustc-cdylib-link-arg=-Wl,-soname,{{}}\", {});", rust_string(spec.soname)),
+        Mode::Interpose => "// No SONAME: an interposing library is preloaded, not linked.".to_string(),
+    };
+    fill(templates::SHIM_BUILD_RS, &[("@SONAME@", soname)])
 }
 
 /// One `#[export_name]` wrapper per contract row for this platform and mode.
@@ -105,8 +126,11 @@ pub fn exports_rs(platform: Platform, mode: Mode, prefix: &str, threads: bool) -
     let _ = write!(
         out,
         "\n/// The entry point `runtime::bound` looks up to prove the shim is the one in use.\n\
-         pub const PROBE: (&[u8], unsafe extern \"C\" fn(usize) -> *mut u8) = (b\"{malloc}\\0\", {ident});\n",
+         pub const PROBE: (&[u8], unsafe extern \"C\" fn(usize) -> *mut u8) = (b\"{malloc}\\0\", {ident});\n\
+         /// Prefixed mode: the library sits beside the system allocator.\n\
+         pub const PREFIXED: bool = {prefixed};\n",
         ident = rust_ident(&malloc),
+        prefixed = mode == Mode::Prefixed,
     );
     out
 }
@@ -156,6 +180,7 @@ mod tests {
             heap,
             mode,
             prefix,
+            soname: "libfoo.so",
             platform: Platform::Linux,
             threads,
             alloc8_path: &alloc8,
@@ -172,8 +197,10 @@ mod tests {
 
     #[test]
     fn no_marker_survives_rendering() {
-        for (name, text) in spec(Mode::Interpose, "") {
-            assert!(!text.contains("@CRATE") && !text.contains("@HEAP") && !text.contains("@ALLOC8"), "{}", name);
+        for (name, text) in spec(Mode::Interpose, "").into_iter().chain(spec(Mode::Prefixed, "foo")) {
+            for marker in ["@CRATE", "@HEAP", "@ALLOC8", "@CXX", "@SONAME"] {
+                assert!(!text.contains(marker), "{} keeps {}", name, marker);
+            }
         }
     }
 
@@ -224,7 +251,19 @@ mod tests {
         assert!(!exports.contains("#[export_name = \"malloc\"]"));
         assert!(!exports.contains("_Znwm"));
         assert!(exports.contains("(b\"foo_malloc\\0\", alloc8_foo_malloc)"));
+        assert!(exports.contains("pub const PREFIXED: bool = true;"));
         assert!(file(&files, "Cargo.toml").contains("crate-type = [\"cdylib\", \"staticlib\"]"));
+        assert!(files.iter().all(|(n, _)| *n != "src/cxx.rs"), "no C++ operators in prefixed mode");
+        assert!(file(&files, "build.rs").contains("println!(\"cargo:rustc-cdylib-link-arg=-Wl,-soname,{}\", \"libfoo.so\");"));
+        assert!(!file(&files, "src/lib.rs").contains("mod cxx"));
+    }
+
+    #[test]
+    fn interpose_has_the_cxx_module() {
+        let files = spec(Mode::Interpose, "");
+        assert!(file(&files, "src/lib.rs").contains("#[cfg(target_os = \"linux\")]\nmod cxx;"));
+        assert!(file(&files, "src/exports.rs").contains("pub const PREFIXED: bool = false;"));
+        file(&files, "src/cxx.rs");
     }
 
     #[test]

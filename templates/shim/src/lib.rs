@@ -11,8 +11,7 @@
 
 mod exports;
 mod runtime;
-#[cfg(target_os = "linux")]
-mod cxx;
+@CXX_MODULE@
 #[cfg(target_os = "linux")]
 mod threads;
 
