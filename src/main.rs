@@ -8,6 +8,7 @@ mod cli;
 mod contract;
 mod heap_source;
 mod render;
+mod run;
 mod templates;
 
 use std::process::ExitCode;
@@ -21,7 +22,11 @@ fn main() -> ExitCode {
             for cause in err.chain().skip(1) {
                 eprintln!("  caused by: {}", cause);
             }
-            ExitCode::FAILURE
+            // `run` ends with env(1)'s statuses when the program cannot start.
+            match err.downcast_ref::<run::Exit>() {
+                Some(exit) => ExitCode::from(exit.code),
+                None => ExitCode::FAILURE,
+            }
         }
     }
 }

@@ -47,6 +47,8 @@ extern "C" fn init() {
     unsafe { pthread_atfork(Some(lock_heap), Some(unlock_heap), Some(unlock_heap_in_child)) };
     alloc8::report::init();
     alloc8::report::loaded(HEAP_NAME, bound());
+    // After the report channel has taken its copy of ALLOC8_REPORT.
+    alloc8::inherit::apply();
 }
 
 extern "C" fn fini() {
