@@ -295,3 +295,16 @@ fn a_library_that_is_not_an_allocator_is_refused() {
     assert!(one_line_error(&out).contains("/no/such/lib.so"));
 }
 
+
+#[test]
+fn a_program_with_its_own_malloc_is_reported_as_not_running_on_the_heap() {
+    let prog = program("run_own_malloc.c");
+    let (out, report) = run_json(&[], &[prog.to_str().unwrap()], &[]);
+    assert_eq!(out.status.code(), Some(125), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "own malloc\n");
+    assert_eq!(report["alive"], true, "the shim loaded: {}", report);
+    assert_eq!(report["bound"], false, "but malloc is the program's: {}", report);
+    assert_eq!(report["exit_code"], 125);
+    assert!(text(&out.stderr).contains("brings its own allocator"), "{}", text(&out.stderr));
+}
+
