@@ -308,3 +308,21 @@ fn a_program_with_its_own_malloc_is_reported_as_not_running_on_the_heap() {
     assert!(text(&out.stderr).contains("brings its own allocator"), "{}", text(&out.stderr));
 }
 
+
+#[test]
+fn a_sigterm_sent_to_run_reaches_the_program_and_is_reported() {
+    use std::io::BufRead;
+    let mut child = run(&[], &["sh", "-c", "echo ready; exec sleep 30"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
+    assert_eq!(line, "ready\n");
+    let kill = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(kill.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(143), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("was killed by SIGTERM (signal 15)"), "{}", text(&out.stderr));
+}

@@ -128,7 +128,7 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
             let mut out = String::new();
             if !rows.is_empty() {
                 let heap = top.or(rows.first()).and_then(|r| r.heap.clone()).unwrap_or_else(|| "?".into());
-                out.push_str(&format!("alloc8: heap {} ({}) in {} process image(s):\n", heap, lib.path.display(), rows.len()));
+                out.push_str(&format!("alloc8: heap {} ({}) in {} process(es):\n", heap, lib.path.display(), report::pid_count(&rows)));
                 out.push_str(&report::table(&rows));
                 if rows.iter().any(|r| r.end == report::End::Unknown) {
                     out.push_str("  (no report: the process ended by _exit or a signal, or exec'd a program without the shim)\n");

@@ -34,26 +34,36 @@ impl Status {
 
 static CHILD: AtomicI32 = AtomicI32::new(0);
 
+/// SIGTERM, SIGHUP: pass on to the program (before it exists: die as the
+/// signal would have killed us).
 extern "C" fn forward(sig: libc::c_int) {
     let pid = CHILD.load(Ordering::Relaxed);
     if pid > 0 {
         unsafe { libc::kill(pid, sig) };
+    } else {
+        unsafe { libc::_exit(128 + sig) };
     }
 }
 
+/// SIGINT, SIGQUIT: the terminal sends them to the whole foreground group,
+/// the program included; run stays to report how it ended.
+extern "C" fn stay(_: libc::c_int) {}
+
 pub fn spawn_and_wait(cmd: &mut Command) -> std::io::Result<Status> {
+    // Handlers, not SIG_IGN, and installed before the spawn: exec resets
+    // handled signals to their defaults in the program (ignored ones would
+    // stay ignored), and there is no window in which run dies first.
+    unsafe {
+        let forward = forward as extern "C" fn(libc::c_int) as libc::sighandler_t;
+        let stay = stay as extern "C" fn(libc::c_int) as libc::sighandler_t;
+        libc::signal(libc::SIGTERM, forward);
+        libc::signal(libc::SIGHUP, forward);
+        libc::signal(libc::SIGINT, stay);
+        libc::signal(libc::SIGQUIT, stay);
+    }
     let mut child = cmd.spawn()?;
     let pid = child.id() as i32;
     CHILD.store(pid, Ordering::Relaxed);
-    // Installed after the spawn: ignored signals would stay ignored across
-    // the program's exec.
-    unsafe {
-        libc::signal(libc::SIGINT, libc::SIG_IGN);
-        libc::signal(libc::SIGQUIT, libc::SIG_IGN);
-        let handler = forward as extern "C" fn(libc::c_int) as libc::sighandler_t;
-        libc::signal(libc::SIGTERM, handler);
-        libc::signal(libc::SIGHUP, handler);
-    }
     let status = child.wait()?;
     Ok(Status { pid, code: status.code().unwrap_or(0), signal: status.signal(), core_dumped: status.core_dumped() })
 }
