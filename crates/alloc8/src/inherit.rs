@@ -66,6 +66,7 @@ mod unix {
 #[cfg(test)]
 mod tests {
     use super::strip_first;
+    use std::string::String;
 
     fn strip(s: &str) -> String {
         let mut v = s.as_bytes().to_vec();

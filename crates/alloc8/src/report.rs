@@ -18,6 +18,7 @@
 
 use crate::heap::Stats;
 use crate::os;
+#[cfg(unix)]
 use core::cell::UnsafeCell;
 use core::fmt::{self, Write};
 use core::sync::atomic::{AtomicI32, AtomicU8, Ordering};
@@ -32,9 +33,13 @@ static FD: AtomicI32 = AtomicI32::new(-1);
 
 /// JSON: the report file's path, NUL-terminated. Written once by the
 /// constructor (before any thread of the program exists), read-only after.
+#[cfg(unix)]
 struct PathSlot(UnsafeCell<[u8; PATH_CAP]>);
+#[cfg(unix)]
 unsafe impl Sync for PathSlot {}
+#[cfg(unix)]
 const PATH_CAP: usize = 4096;
+#[cfg(unix)]
 static PATH: PathSlot = PathSlot(UnsafeCell::new([0; PATH_CAP]));
 
 /// A line formatted on the stack; output past its capacity is dropped.

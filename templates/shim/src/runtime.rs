@@ -19,6 +19,7 @@ extern "C" {
     fn dlclose(handle: *mut c_void) -> i32;
 }
 
+const RTLD_DEFAULT: *mut c_void = core::ptr::null_mut();
 const RTLD_LAZY: i32 = 1;
 const RTLD_NOLOAD: i32 = 4;
 
@@ -77,8 +78,13 @@ fn bound() -> bool {
             return false;
         }
         let found = dlsym(program as *mut c_void, name.as_ptr());
-        if found.is_null() || found as usize == ours {
-            return found as usize == ours;
+        if found.is_null() {
+            // Not in the global scope at all (a prefixed name in a library
+            // opened RTLD_LOCAL): nothing else can own the name.
+            return dlsym(RTLD_DEFAULT, name.as_ptr()) as usize == ours;
+        }
+        if found as usize == ours {
+            return true;
         }
         if !is_plt_stub(found) {
             return false;
