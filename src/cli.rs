@@ -46,6 +46,9 @@ pub struct RunArgs {
     /// Write the report to FILE instead of stderr.
     #[arg(long, short, value_name = "FILE")]
     pub output: Option<PathBuf>,
+    /// With --heap: build with the heap's thread hooks (as `build --threads`).
+    #[arg(long, requires = "heap")]
+    pub threads: bool,
     /// Show cargo's progress when building --heap.
     #[arg(long, short)]
     pub verbose: bool,
@@ -71,6 +74,9 @@ pub struct BuildArgs {
     /// Library name (lib<NAME>.so); defaults to the heap's file name, or the prefix.
     #[arg(long)]
     pub name: Option<String>,
+    /// Run the heap's thread hooks (thread_init/thread_cleanup) in every thread: interposes pthread_create.
+    #[arg(long)]
+    pub threads: bool,
     /// Show cargo's progress.
     #[arg(long, short)]
     pub verbose: bool,

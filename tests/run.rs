@@ -326,3 +326,18 @@ fn a_sigterm_sent_to_run_reaches_the_program_and_is_reported() {
     assert_eq!(out.status.code(), Some(143), "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains("was killed by SIGTERM (signal 15)"), "{}", text(&out.stderr));
 }
+
+#[test]
+fn a_heap_with_thread_hooks_is_built_with_threads_and_run() {
+    let out = alloc8()
+        .args(["run", "--threads", "--json", "--heap"])
+        .arg(shim_source("threadcache"))
+        .args(["--", PYTHON, "-c", "import threading\nts = [threading.Thread(target=lambda: [bytearray(100) for _ in range(1000)]) for _ in range(4)]\n[t.start() for t in ts]\n[t.join() for t in ts]\nprint('joined')"])
+        .env("PYTHONMALLOC", "malloc")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "joined\n");
+    let report: Value = serde_json::from_str(text(&out.stderr).trim()).unwrap();
+    assert!(exe_of(top(&report)).contains("python3"), "{}", report);
+}

@@ -42,16 +42,17 @@ pub fn from_lib(path: &Path) -> Result<Library> {
 
 /// Builds the heap as an interposing shim into the cache (cargo makes a
 /// rebuild with no change a no-op) and uses that.
-pub fn from_heap(heap: &Path, verbose: bool) -> Result<Library> {
+pub fn from_heap(heap: &Path, threads: bool, verbose: bool) -> Result<Library> {
     let source = heap.canonicalize().map_err(|e| anyhow!("cannot use --heap {}: {}", heap.display(), e))?;
     let stem = source.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "heap".into());
-    let key = cache::hash(&[&source.to_string_lossy()]);
+    let key = cache::hash(&[&source.to_string_lossy(), if threads { "threads" } else { "" }]);
     let opts = BuildOptions {
         heap: heap.to_path_buf(),
         mode: Mode::Interpose,
         prefix: String::new(),
         out: cache::dir().join("run"),
         name: Some(format!("{}-{}", stem, &key[..8])),
+        threads,
         verbose,
     };
     let built = build::build(&opts)?;

@@ -47,7 +47,7 @@ const NOT_ALIVE: u8 = 125;
 pub fn run(args: &RunArgs) -> Result<ExitCode> {
     let lib = match (&args.lib, &args.heap) {
         (Some(lib), _) => library::from_lib(lib)?,
-        (None, Some(heap)) => library::from_heap(heap, args.verbose)?,
+        (None, Some(heap)) => library::from_heap(heap, args.threads, args.verbose)?,
         (None, None) => unreachable!("clap requires --lib or --heap"),
     };
     let name = &args.command[0];

@@ -53,9 +53,15 @@ extern "C" fn init() {
     alloc8::report::loaded(HEAP_NAME, bound());
     // After the report channel has taken its copy of ALLOC8_REPORT.
     alloc8::inherit::apply();
+    if crate::THREADS {
+        crate::threads::ready();
+    }
 }
 
 extern "C" fn fini() {
+    if crate::THREADS {
+        crate::threads::report();
+    }
     alloc8::report::exiting(HEAP_NAME, HEAP.stats());
 }
 
