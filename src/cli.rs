@@ -1,5 +1,6 @@
 //! The command line: argument definitions and dispatch to each subcommand.
 
+use crate::audit;
 use crate::build::{self, BuildOptions};
 use crate::contract::Mode;
 use clap::{ArgGroup, Args, Parser, Subcommand};
@@ -23,6 +24,9 @@ pub enum Command {
     /// Exits with the program's status (128+N if signal N killed it), or 125
     /// if the shim never came alive in the program.
     Run(RunArgs),
+    /// Audit any allocator library (.so, .dylib, .dll) against the malloc contract.
+    /// Exit status: 0 sound, 1 problems found, 2 could not read.
+    Check(CheckArgs),
 }
 
 #[derive(Args, Clone)]
@@ -55,6 +59,16 @@ pub struct RunArgs {
     /// The program and its arguments (after `--`).
     #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "PROG ARGS")]
     pub command: Vec<OsString>,
+}
+
+#[derive(Args, Clone)]
+pub struct CheckArgs {
+    /// The library to audit.
+    #[arg(value_name = "LIB")]
+    pub lib: PathBuf,
+    /// Print the findings as JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Clone)]
@@ -92,5 +106,20 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Run(args) => crate::run::run(&args),
+        Command::Check(args) => Ok(check(&args)),
+    }
+}
+
+/// Bad input is an answer too (exit 2, one line), not an error of alloc8's.
+fn check(args: &CheckArgs) -> ExitCode {
+    match audit::check(&args.lib) {
+        Ok(report) => {
+            print!("{}", if args.json { report.to_json() + "\n" } else { report.to_text() });
+            ExitCode::from(report.verdict.exit_code())
+        }
+        Err(err) => {
+            eprintln!("error: {}", err);
+            ExitCode::from(2)
+        }
     }
 }

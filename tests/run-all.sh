@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Programs the real-program tests run, and allocator libraries `check` audits.
-packages=(gcc g++ libc6-dev perl git sqlite3 python3)
+
+packages=(gcc g++ libc6-dev perl git sqlite3 python3 libjemalloc2 libmimalloc2.0 libtcmalloc-minimal4)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -341,3 +341,14 @@ fn a_heap_with_thread_hooks_is_built_with_threads_and_run() {
     let report: Value = serde_json::from_str(text(&out.stderr).trim()).unwrap();
     assert!(exe_of(top(&report)).contains("python3"), "{}", report);
 }
+
+#[test]
+fn a_foreign_allocator_runs_but_its_liveness_is_not_claimed() {
+    // Debian's jemalloc (installed by tests/run-all.sh) cannot write alloc8's report.
+    let jemalloc = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2";
+    let out = alloc8().args(["run", "--lib", jemalloc, "--", "sh", "-c", "exit 4"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(err.contains("is not an alloc8 shim") && err.contains("not proven"), "{}", err);
+    assert!(err.contains("exited with status 4"), "{}", err);
+}

@@ -1,11 +1,12 @@
 //! The library `run` preloads: given with --lib, or built from --heap through
-//! the `build` pipeline (cached). Before launching anything, a quick test
-//! that it is an allocator at all; the full audit is `alloc8 check`.
+//! the `build` pipeline (cached). Before launching anything, `check`'s mode
+//! detection says whether it is an allocator at all; the full audit is
+//! `alloc8 check`.
 
-use crate::audit::{self, LibraryExports};
+use crate::audit::{self, mode::Detected};
 use crate::build::{self, BuildOptions};
 use crate::cache;
-use crate::contract::{self, Family, Mode, Need, Platform};
+use crate::contract::Mode;
 use anyhow::{anyhow, bail, Context, Result};
 use std::path::{Path, PathBuf};
 
@@ -22,8 +23,7 @@ pub struct Library {
 pub fn from_lib(path: &Path) -> Result<Library> {
     let abs = path.canonicalize().map_err(|e| anyhow!("cannot use --lib {}: {}", path.display(), e))?;
     let data = std::fs::read(&abs).map_err(|e| anyhow!("cannot read --lib {}: {}", path.display(), e))?;
-    let exports = audit::exports::parse_exports(&abs, &data)?;
-    let kind = allocator_kind(&exports).with_context(|| {
+    let kind = allocator_kind(&audit::Library::parse(&abs, &data)?).with_context(|| {
         format!(
             "{} is not an allocator: it exports no `malloc` (nor a `<prefix>_malloc` family); \
              give a malloc replacement such as one `alloc8 build` made",
@@ -68,25 +68,14 @@ enum Kind {
     Prefixed(String),
 }
 
-/// The minimal test run needs: the required C malloc family of the contract
-/// table, unprefixed (it replaces the process allocator) or under one prefix.
-/// Kept separate from `check` so it can be swapped for the full audit.
-fn allocator_kind(exports: &LibraryExports) -> Option<Kind> {
-    let required: Vec<&str> = contract::EXPORTS
-        .iter()
-        .filter(|e| e.family == Family::Malloc && e.need == Need::Required && e.platforms.contains(&Platform::Linux))
-        .map(|e| e.name)
-        .collect();
-    if required.iter().all(|name| exports.defined.contains(*name)) {
-        return Some(Kind::Interposing);
+/// What `check` makes of the library (the same contract table), reduced to
+/// what run needs: does preloading it replace malloc, or offer a prefixed family.
+fn allocator_kind(lib: &audit::Library) -> Option<Kind> {
+    match audit::mode::detect(lib).0 {
+        Detected::Interposer | Detected::CLibrary => Some(Kind::Interposing),
+        Detected::Prefixed { prefix } => Some(Kind::Prefixed(prefix)),
+        Detected::NotAllocator => None,
     }
-    exports
-        .defined
-        .iter()
-        .filter_map(|name| name.strip_suffix("_malloc"))
-        .filter(|prefix| contract::valid_prefix(prefix))
-        .find(|prefix| required.iter().all(|name| exports.defined.contains(&format!("{}_{}", prefix, name))))
-        .map(|prefix| Kind::Prefixed(prefix.to_string()))
 }
 
 /// Shims built by alloc8 read this variable; no other library has reason to.
