@@ -94,6 +94,9 @@ pub struct BuildArgs {
     /// Show cargo's progress.
     #[arg(long, short)]
     pub verbose: bool,
+    /// Build for another target: x86_64-pc-windows-gnu gives a DLL (Debian's windows-gnu toolchain).
+    #[arg(long, value_name = "TRIPLE")]
+    pub target: Option<String>,
 }
 
 pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {

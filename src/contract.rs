@@ -182,6 +182,7 @@ pub struct Export {
 const BOTH: &[Mode] = &[Mode::Interpose, Mode::Prefixed];
 const INTERPOSE: &[Mode] = &[Mode::Interpose];
 const LINUX: &[Platform] = &[Platform::Linux];
+const WINDOWS: &[Platform] = &[Platform::Windows];
 
 macro_rules! via {
     () => {
@@ -224,6 +225,26 @@ macro_rules! cxx_fn {
             body: $body,
             c_decl: "",
             via: &[$via],
+        }
+    };
+}
+
+/// A Windows row: the C runtime's own name, exported by the redirect DLL
+/// (programs may link it directly) and hooked in every CRT module.
+macro_rules! win_fn {
+    ($name:literal, $family:ident, $need:ident, ($($params:tt)*) -> $ret:literal, $body:literal) => {
+        Export {
+            name: $name,
+            family: Family::$family,
+            need: Need::$need,
+            modes: INTERPOSE,
+            platforms: WINDOWS,
+            abi: Abi::C,
+            params: stringify!($($params)*),
+            ret: $ret,
+            body: $body,
+            c_decl: "",
+            via: &[],
         }
     };
 }
@@ -312,6 +333,27 @@ pub static EXPORTS: &[Export] = &[
         "alloc8::shim::free(&HEAP, ptr)", via "_ZdlPvSt11align_val_t"),
     cxx_fn!("_ZdaPvSt11align_val_tRKSt9nothrow_t", CxxDelete, C, (ptr: *mut u8, _align: usize, _nothrow: *const u8) -> "",
         "alloc8::shim::free(&HEAP, ptr)", via "_ZdaPvSt11align_val_t"),
+    // Windows, interpose mode: the CRT allocator's names (msvcrt.dll and the
+    // UCRT alike). The DLL exports them for programs that link it; what takes
+    // the CRT over is the inline hooks on the same functions in every CRT
+    // module (templates/shim/src/windows/), which share these bodies.
+    // Blocks the heap does not own go back to the CRT (foreign pointers).
+    win_fn!("malloc", Malloc, Required, (size: usize) -> "*mut u8", "crate::windows::api::malloc(size)"),
+    win_fn!("free", Malloc, Required, (ptr: *mut u8) -> "", "crate::windows::api::free::<0>(ptr)"),
+    win_fn!("calloc", Malloc, Required, (count: usize, size: usize) -> "*mut u8", "crate::windows::api::calloc(count, size)"),
+    win_fn!("realloc", Malloc, Required, (ptr: *mut u8, size: usize) -> "*mut u8", "crate::windows::api::realloc::<0>(ptr, size)"),
+    win_fn!("_expand", Malloc, Expected, (ptr: *mut u8, size: usize) -> "*mut u8", "crate::windows::api::expand::<0>(ptr, size)"),
+    win_fn!("_recalloc", Malloc, Expected, (ptr: *mut u8, count: usize, size: usize) -> "*mut u8",
+        "crate::windows::api::recalloc::<0>(ptr, count, size)"),
+    win_fn!("_strdup", Malloc, Optional, (s: *const u8) -> "*mut u8", "crate::windows::api::strdup(s)"),
+    win_fn!("_msize", UsableSize, Expected, (ptr: *mut u8) -> "usize", "crate::windows::api::msize::<0>(ptr)"),
+    win_fn!("_aligned_malloc", Aligned, Expected, (size: usize, align: usize) -> "*mut u8",
+        "crate::windows::api::aligned_malloc(size, align)"),
+    win_fn!("_aligned_free", Aligned, Expected, (ptr: *mut u8) -> "", "crate::windows::api::aligned_free::<0>(ptr)"),
+    win_fn!("_aligned_realloc", Aligned, Expected, (ptr: *mut u8, size: usize, align: usize) -> "*mut u8",
+        "crate::windows::api::aligned_realloc::<0>(ptr, size, align)"),
+    win_fn!("_aligned_msize", UsableSize, Expected, (ptr: *mut u8, align: usize, offset: usize) -> "usize",
+        "crate::windows::api::aligned_msize::<0>(ptr, align, offset)"),
     // glibc's internal names for its own heap, which glibc 2.36 exports. A
     // shim that forwards to glibc through them must not export them (its
     // calls would bind to itself), so ours leave them out; `check` reports them.
@@ -355,15 +397,36 @@ pub fn shim_exports(platform: Platform, mode: Mode, prefix: &str, threads: bool)
 pub fn exports_for(platform: Platform, mode: Mode, prefix: &str) -> Vec<(String, &'static Export)> {
     EXPORTS
         .iter()
-        .filter(|e| e.platforms.contains(&platform) && e.modes.contains(&mode))
+        .filter(|e| applies(e, platform, mode))
         .map(|e| (exported_name(e, mode, prefix), e))
         .collect()
+}
+
+/// Whether a shim for `platform` in `mode` has the row. A prefixed library
+/// is the same portable C API everywhere (`foo_malloc` ...
+/// `foo_malloc_usable_size`, one `foo.h`): on Windows it takes the Linux
+/// rows; Windows' interpose rows are the CRT's own names.
+pub fn applies(e: &Export, platform: Platform, mode: Mode) -> bool {
+    if !e.modes.contains(&mode) {
+        return false;
+    }
+    match (platform, mode) {
+        (Platform::Windows, Mode::Prefixed) => e.platforms.contains(&Platform::Linux),
+        _ => e.platforms.contains(&platform),
+    }
 }
 
 /// What `check` looks for in a `platform` library of `mode`: every family
 /// checked there, hooks included.
 pub fn checked(platform: Platform, mode: Mode) -> impl Iterator<Item = &'static Export> {
-    EXPORTS.iter().filter(move |e| e.family.checked_on(platform) && e.family.checked_in().contains(&mode))
+    // Windows judges its own rows; the others share the Linux rows (for now).
+    EXPORTS.iter().filter(move |e| {
+        let row = match platform {
+            Platform::Windows => e.modes.is_empty() || applies(e, platform, mode),
+            _ => !e.platforms.iter().all(|p| *p == Platform::Windows),
+        };
+        row && e.family.checked_on(platform) && e.family.checked_in().contains(&mode)
+    })
 }
 
 pub fn exported_name(e: &Export, mode: Mode, prefix: &str) -> String {
@@ -386,11 +449,25 @@ mod tests {
     use std::collections::HashSet;
 
     #[test]
-    fn names_are_unique() {
+    fn names_are_unique_per_platform() {
         let mut seen = HashSet::new();
         for e in EXPORTS {
-            assert!(seen.insert(e.name), "{} listed twice", e.name);
+            for p in e.platforms {
+                assert!(seen.insert((e.name, *p)), "{} listed twice for {:?}", e.name, p);
+            }
         }
+    }
+
+    #[test]
+    fn windows_interpose_has_the_crt_names_and_prefixed_the_portable_family() {
+        let names: Vec<_> = exports_for(Platform::Windows, Mode::Interpose, "").into_iter().map(|(n, _)| n).collect();
+        for n in ["malloc", "free", "calloc", "realloc", "_expand", "_recalloc", "_strdup", "_msize", "_aligned_malloc", "_aligned_free", "_aligned_realloc", "_aligned_msize"] {
+            assert!(names.iter().any(|x| x == n), "{} missing", n);
+        }
+        assert!(!names.iter().any(|n| n.starts_with("_Z") || n == "posix_memalign"));
+        let prefixed: Vec<_> = exports_for(Platform::Windows, Mode::Prefixed, "foo").into_iter().map(|(n, _)| n).collect();
+        let linux: Vec<_> = exports_for(Platform::Linux, Mode::Prefixed, "foo").into_iter().map(|(n, _)| n).collect();
+        assert_eq!(prefixed, linux);
     }
 
     #[test]

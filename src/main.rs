@@ -11,6 +11,7 @@ mod heap_source;
 mod render;
 mod run;
 mod static_archive;
+mod target;
 mod templates;
 
 use std::process::ExitCode;

@@ -26,9 +26,11 @@ pub struct ShimSpec<'a> {
 
 /// The generated crate, as (path relative to the crate root, contents).
 pub fn render(spec: &ShimSpec) -> Vec<(&'static str, String)> {
-    let crate_types = match spec.mode {
-        Mode::Interpose => "\"cdylib\"",
-        Mode::Prefixed => "\"cdylib\", \"staticlib\"",
+    // Windows: the DLL only (its import library is made from the contract;
+    // the sealed static archive is an ELF technique).
+    let crate_types = match (spec.mode, spec.platform) {
+        (Mode::Interpose, _) | (Mode::Prefixed, Platform::Windows) => "\"cdylib\"",
+        (Mode::Prefixed, _) => "\"cdylib\", \"staticlib\"",
     };
     let path_dep = |p: &Path| format!("{{ path = {} }}", toml_string(&p.to_string_lossy()));
     let (heap_module, alloc8_dep, heap_deps) = match &spec.heap.kind {
@@ -79,6 +81,9 @@ pub fn render(spec: &ShimSpec) -> Vec<(&'static str, String)> {
     ];
     if spec.mode == Mode::Interpose {
         files.push(("src/cxx.rs", templates::SHIM_CXX_RS.to_string()));
+    }
+    if spec.platform == Platform::Windows {
+        files.extend(templates::SHIM_WINDOWS.iter().map(|(n, t)| (*n, t.to_string())));
     }
     files
 }

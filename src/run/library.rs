@@ -54,6 +54,7 @@ pub fn from_heap(heap: &Path, threads: bool, verbose: bool) -> Result<Library> {
         name: Some(format!("{}-{}", stem, &key[..8])),
         threads,
         verbose,
+        target: crate::target::Target::Host,
     };
     let built = build::build(&opts)?;
     let so = built.artifacts.iter().find(|p| p.extension().map_or(false, |e| e == "so"));

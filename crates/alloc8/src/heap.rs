@@ -79,6 +79,24 @@ pub trait Heap: Sync {
         self.free(ptr)
     }
 
+    /// Set to `true` when [`Heap::owns`] answers honestly. Windows needs it
+    /// for interpose mode (a build without it is refused there): the redirect
+    /// DLL takes over a C runtime that has already handed out blocks, and
+    /// sends every pointer the heap does not own back to the original
+    /// function of that CRT (free, realloc by migration, _msize...). Linux
+    /// never asks (one allocator per process from the first instruction).
+    const OWNS: bool = false;
+
+    /// Whether `ptr` is a block of this heap: O(1), no locks, never allocating.
+    /// On Windows `ptr` is always a pointer the program passed to a CRT
+    /// function (a live block of this heap or of the CRT's own heap), so the
+    /// heap may read the bytes just before it; answer from addresses alone
+    /// if you can. Consulted only when [`Heap::OWNS`] is `true`; the default claims all.
+    fn owns(&self, ptr: *const u8) -> bool {
+        let _ = ptr;
+        true
+    }
+
     /// Set to `true` when the heap implements [`Heap::thread_init`] and
     /// [`Heap::thread_cleanup`]. Such a heap must be built with `--threads`
     /// (the shim then interposes `pthread_create` to run them), and

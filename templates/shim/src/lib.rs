@@ -10,7 +10,11 @@
 @HEAP_MODULE@
 
 mod exports;
+#[cfg(not(windows))]
 mod runtime;
+// DllMain, and in interpose mode the inline hooks on the C runtimes.
+#[cfg(windows)]
+mod windows;
 @CXX_MODULE@
 #[cfg(target_os = "linux")]
 mod threads;

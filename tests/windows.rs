@@ -1,0 +1,283 @@
+//! Windows: DLLs built with `--target x86_64-pc-windows-gnu` (Debian's
+//! rustc 1.63 + mingw-w64), run under wine with C and C++ programs built
+//! by mingw for msvcrt.dll and for the UCRT. tests/run-all.sh installs the
+//! toolchain and wine; nothing here is skipped when they are missing.
+//!
+//! Evidence comes from the DLL's own JSON report (ALLOC8_REPORT): the load
+//! line (hooks live), the redirect line (CRT modules taken over, foreign
+//! blocks handed back, migrations) and the heap's statistics at exit. The
+//! programs print what they did; the tests compare.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::{Mutex, OnceLock};
+
+const TARGET: &str = "x86_64-pc-windows-gnu";
+
+fn dir() -> PathBuf {
+    let d = work_dir().join("windows");
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// One wine prefix for the whole suite, booted once (a few seconds).
+fn wine_prefix() -> PathBuf {
+    static PREFIX: OnceLock<PathBuf> = OnceLock::new();
+    PREFIX
+        .get_or_init(|| {
+            let prefix = dir().join("wineprefix");
+            if !prefix.join("system.reg").exists() {
+                let out = Command::new("wineboot").arg("-i").env("WINEPREFIX", &prefix).env("WINEDEBUG", "-all").output().expect("wine is installed (tests/run-all.sh)");
+                assert!(out.status.success(), "wineboot failed: {}", String::from_utf8_lossy(&out.stderr));
+            }
+            prefix
+        })
+        .clone()
+}
+
+fn wine(exe: &Path) -> Command {
+    let mut cmd = Command::new("wine");
+    cmd.arg(exe).env("WINEPREFIX", wine_prefix()).env("WINEDEBUG", "-all");
+    cmd
+}
+
+/// A Unix path as wine's programs see it (drive Z: is /).
+fn win_path(p: &Path) -> String {
+    format!("Z:{}", p.display()).replace('/', "\\")
+}
+
+/// `alloc8 build --target x86_64-pc-windows-gnu`, once per distinct build.
+fn dll(heap: &Path, name: &str, extra: &[&str]) -> PathBuf {
+    static BUILT: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
+    let mut built = BUILT.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(p) = built.get(name) {
+        return p.clone();
+    }
+    let out = dir().join("dlls").join(name);
+    let output = alloc8()
+        .args(["build", "--target", TARGET, "--heap"])
+        .arg(heap)
+        .args(["--name", name, "--out"])
+        .arg(&out)
+        .args(extra)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "building {} for Windows failed:\n{}", name, String::from_utf8_lossy(&output.stderr));
+    let path = out.join(format!("{}.dll", name));
+    assert!(path.exists(), "{} missing", path.display());
+    built.insert(name.to_string(), path.clone());
+    path
+}
+
+fn shipped_dll(heap: &str) -> PathBuf {
+    dll(&shim_source(heap), heap, &[])
+}
+
+/// Compiles tests/programs/windows/<src> with mingw for msvcrt.dll, or for the UCRT (`ucrt`).
+fn mingw(src: &str, ucrt: bool, flags: &[&str]) -> PathBuf {
+    static BUILT: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
+    let key = format!("{} {} {}", src, ucrt, flags.join(" "));
+    let mut built = BUILT.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(p) = built.get(&key) {
+        return p.clone();
+    }
+    let out_dir = dir().join("programs");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let stem = Path::new(src).file_stem().unwrap().to_string_lossy().into_owned();
+    let exe = out_dir.join(format!("{}-{}.exe", stem, if ucrt { "ucrt" } else { "msvcrt" }));
+    let cxx = src.ends_with(".cpp");
+    let compiler = if cxx { "x86_64-w64-mingw32-g++" } else { "x86_64-w64-mingw32-gcc" };
+    let mut cmd = Command::new(compiler);
+    if ucrt {
+        // mingw links msvcrt.dll by default; the UCRT through a specs file (shared/windows.md).
+        let specs = out_dir.join(format!("{}.ucrt.specs", compiler));
+        if !specs.exists() {
+            let dump = Command::new(compiler).arg("-dumpspecs").output().unwrap();
+            std::fs::write(&specs, String::from_utf8_lossy(&dump.stdout).replace("-lmsvcrt", "-lucrt")).unwrap();
+        }
+        cmd.arg(format!("-specs={}", specs.display())).arg("-DUCRT");
+    }
+    if cxx {
+        cmd.args(["-static-libstdc++", "-static-libgcc"]);
+    }
+    let output = cmd
+        .args(["-O2", "-fno-builtin", "-Wall", "-o"])
+        .arg(&exe)
+        .arg(root().join("tests/programs/windows").join(src))
+        .args(flags)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "compiling {} failed:\n{}", src, String::from_utf8_lossy(&output.stderr));
+    built.insert(key, exe.clone());
+    exe
+}
+
+struct WinRun {
+    output: Output,
+    events: Vec<Value>,
+}
+
+impl WinRun {
+    fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.output.stdout).into_owned()
+    }
+
+    /// The program's own summary: its last stdout line, a JSON object.
+    fn said(&self) -> Value {
+        let out = self.stdout();
+        let line = out.lines().last().unwrap_or_else(|| panic!("no output; stderr:\n{}", String::from_utf8_lossy(&self.output.stderr)));
+        serde_json::from_str(line).unwrap_or_else(|e| panic!("bad summary {:?}: {}", line, e))
+    }
+
+    fn event(&self, kind: &str) -> &Value {
+        self.events.iter().find(|e| e["event"] == kind).unwrap_or_else(|| panic!("no {} event in the report: {:?}", kind, self.events))
+    }
+
+    fn assert_ok(&self) {
+        assert!(
+            self.output.status.success(),
+            "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+            self.output.status,
+            self.stdout(),
+            String::from_utf8_lossy(&self.output.stderr)
+        );
+    }
+
+    /// The hooks went live (the load line) and the named CRTs were taken over.
+    fn assert_redirected(&self, modules: &[&str]) -> &Value {
+        assert_eq!(self.event("load")["bound"], true, "malloc of no CRT was hooked: {:?}", self.events);
+        let r = self.event("redirect");
+        let hooked: Vec<&str> = r["modules"].as_array().unwrap().iter().map(|m| m.as_str().unwrap()).collect();
+        for m in modules {
+            assert!(hooked.contains(m), "{} not taken over: {:?}", m, r);
+        }
+        assert_eq!(r["refused"], 0, "a CRT function could not be hooked: {:?}", r);
+        r
+    }
+
+    fn stats(&self) -> &Value {
+        &self.event("exit")["stats"]
+    }
+}
+
+/// Runs a Windows program under wine with the DLL's report sent to a fresh file.
+fn run_wine(mut cmd: Command) -> WinRun {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let report = dir().join("reports").join(format!("{}-{}.jsonl", std::process::id(), n));
+    std::fs::create_dir_all(report.parent().unwrap()).unwrap();
+    let _ = std::fs::remove_file(&report);
+    cmd.env("ALLOC8_REPORT", win_path(&report));
+    let output = cmd.output().unwrap_or_else(|e| panic!("cannot run {:?}: {}", cmd, e));
+    let text = std::fs::read_to_string(&report).unwrap_or_default();
+    let events = text.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad report line {:?}: {}", l, e))).collect();
+    WinRun { output, events }
+}
+
+fn run_with_dll(exe: &Path, dll: &Path) -> WinRun {
+    let mut cmd = wine(exe);
+    cmd.arg(win_path(dll));
+    run_wine(cmd)
+}
+
+fn int(v: &Value) -> u64 {
+    v.as_u64().unwrap_or_else(|| panic!("not a count: {}", v))
+}
+
+// ---- The DLL ---------------------------------------------------------------
+
+#[test]
+fn the_dll_exports_the_crt_family_and_imports_only_system_dlls() {
+    let dll = shipped_dll("system");
+    let out = alloc8().args(["check", "--json"]).arg(&dll).output().unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["format"], "pe");
+    assert_eq!(report["mode"]["kind"], "interposer");
+    assert_eq!(report["verdict"]["sound"], true, "{}", report);
+    let malloc = report["families"].as_array().unwrap().iter().find(|f| f["family"] == "malloc").unwrap();
+    for name in ["malloc", "free", "calloc", "realloc", "_expand", "_recalloc", "_strdup"] {
+        assert!(malloc["present"].as_array().unwrap().iter().any(|n| n == name), "{} not exported", name);
+    }
+    // No compiler runtime DLL to ship beside it, and the heap uses no CRT of its own choosing.
+    let bytes = std::fs::read(&dll).unwrap();
+    for dep in ["libgcc_s", "libstdc++", "libwinpthread"] {
+        assert!(!bytes.windows(dep.len()).any(|w| w == dep.as_bytes()), "the DLL depends on {}", dep);
+    }
+    assert!(bytes.len() < 4 << 20, "not stripped: {} bytes", bytes.len());
+}
+
+// ---- Redirecting the CRT ---------------------------------------------------
+
+/// redirect.c: foreign blocks freed, measured and migrated after the hooks;
+/// _strdup, CRT-internal allocations, GetProcAddress'd malloc, a CRT loaded
+/// later, aligned and C-runtime-specific entry points. Every block made
+/// after the hooks must come back as the heap's (no foreign free but the
+/// program's own count), every migration counted.
+fn redirect(heap: &str, ucrt: bool) {
+    let (crt, late) = if ucrt { ("ucrtbase.dll", "msvcrt.dll") } else { ("msvcrt.dll", "ucrtbase.dll") };
+    let exe = mingw("redirect.c", ucrt, &[&format!("-DCRT_NAME=\"{}\"", crt), &format!("-DLATE_CRT=\"{}\"", late)]);
+    let run = run_with_dll(&exe, &shipped_dll(heap));
+    run.assert_ok();
+    let said = run.said();
+    let r = run.assert_redirected(&[crt, late]);
+    assert_eq!(r["foreign_frees"], said["foreign_frees"], "foreign frees: report {:?}, program {}", r, said);
+    assert_eq!(r["migrations"], said["migrations"], "{:?}", r);
+    assert!(int(&r["foreign_sizes"]) >= 2, "_msize and the migration asked the CRT: {:?}", r);
+    let stats = run.stats();
+    assert!(int(&stats["mallocs"]) >= int(&said["mallocs"]), "the heap saw {} allocations, the program made {}", stats["mallocs"], said["mallocs"]);
+}
+
+#[test]
+fn msvcrt_program_is_redirected_with_foreign_blocks_going_back() {
+    redirect("system", false);
+}
+
+#[test]
+fn ucrt_program_is_redirected_with_foreign_blocks_going_back() {
+    redirect("system", true);
+}
+
+#[test]
+fn the_mmap_heap_takes_over_msvcrt_too() {
+    redirect("mmap", false);
+}
+
+#[test]
+fn cxx_new_and_delete_follow_the_hooks() {
+    let exe = mingw("cxx.cpp", false, &[]);
+    let run = run_with_dll(&exe, &shipped_dll("system"));
+    run.assert_ok();
+    let said = run.said();
+    let r = run.assert_redirected(&["msvcrt.dll"]);
+    // At least the program's own early deletes; exit() may hand back more of the CRT's blocks.
+    assert!(int(&r["foreign_frees"]) >= int(&said["foreign_frees"]), "{:?} vs {}", r, said);
+    assert!(int(&run.stats()["mallocs"]) >= int(&said["at_least_mallocs"]), "{:?}", run.stats());
+}
+
+#[test]
+fn four_threads_allocate_with_thread_hooks_counted() {
+    let heap = root().join("tests/programs/windows/thread_heap.rs");
+    let dll = dll(&heap, "threadheap", &["--threads"]);
+    let exe = mingw("threads.c", false, &[]);
+    let run = run_with_dll(&exe, &dll);
+    run.assert_ok();
+    let said = run.said();
+    run.assert_redirected(&["msvcrt.dll"]);
+    let threads = run.event("threads");
+    let n = int(&said["threads"]);
+    assert!(int(&threads["inits"]) >= n, "{:?}", threads);
+    assert!(int(&threads["cleanups"]) >= n, "{:?}", threads);
+    assert_eq!(threads["flag_flips"], 1);
+    let stats = run.stats();
+    assert_eq!(stats["reallocs"], 0, "a thread was cleaned up without init (reallocs carries that count)");
+    assert!(int(&stats["mallocs"]) >= int(&said["mallocs"]), "{:?}", stats);
+    // Without --threads: no thread event, no hook calls.
+    let plain = run_with_dll(&exe, &shipped_dll("system"));
+    plain.assert_ok();
+    assert!(plain.events.iter().all(|e| e["event"] != "threads"));
+}
