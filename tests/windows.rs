@@ -281,3 +281,51 @@ fn four_threads_allocate_with_thread_hooks_counted() {
     plain.assert_ok();
     assert!(plain.events.iter().all(|e| e["event"] != "threads"));
 }
+
+// ---- Prefixed mode -----------------------------------------------------------
+
+#[test]
+fn prefixed_dll_import_library_and_header_link_into_a_c_program() {
+    let out = dir().join("prefixed");
+    let _ = std::fs::remove_dir_all(&out);
+    let build = alloc8()
+        .args(["build", "--target", TARGET, "--heap"])
+        .arg(shim_source("mmap"))
+        .args(["--mode", "prefixed", "--prefix", "foo", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(build.status.success(), "{}", String::from_utf8_lossy(&build.stderr));
+    for f in ["foo.dll", "libfoo.dll.a", "foo.h"] {
+        assert!(out.join(f).exists(), "{} missing", f);
+    }
+    let header = std::fs::read_to_string(out.join("foo.h")).unwrap();
+    assert!(header.contains("ALLOC8_foo_API void *foo_malloc(size_t size);"), "{}", header);
+    let check = alloc8().args(["check", "--json"]).arg(out.join("foo.dll")).output().unwrap();
+    let report: Value = serde_json::from_slice(&check.stdout).unwrap();
+    assert_eq!(report["mode"]["kind"], "prefixed");
+    assert_eq!(report["mode"]["prefix"], "foo");
+    assert_eq!(report["verdict"]["sound"], true, "{}", report);
+
+    // The program imports foo.dll by that name (the import library says so) and finds it beside itself.
+    let exe = out.join("prefixed.exe");
+    let cc = Command::new("x86_64-w64-mingw32-gcc")
+        .args(["-O2", "-Wall", "-I"])
+        .arg(&out)
+        .arg("-o")
+        .arg(&exe)
+        .arg(root().join("tests/programs/windows/prefixed.c"))
+        .arg("-L")
+        .arg(&out)
+        .arg("-lfoo")
+        .output()
+        .unwrap();
+    assert!(cc.status.success(), "{}", String::from_utf8_lossy(&cc.stderr));
+    let run = run_wine(wine(&exe));
+    run.assert_ok();
+    assert_eq!(run.stdout().trim(), "prefixed ok");
+    // Exactly the program's five foo_ allocations reached the heap; the CRT's malloc did not.
+    assert!(run.events.iter().all(|e| e["event"] != "redirect"), "a prefixed DLL hooks nothing");
+    assert_eq!(run.stats()["mallocs"], 5, "{:?}", run.stats());
+    assert_eq!(run.stats()["frees"], 5);
+}
