@@ -110,6 +110,14 @@ pub fn build(b: &CargoBuild) -> Result<Outcome> {
 /// the heap's settings against the build's options; its messages all name
 /// `alloc8 build` (rustc places the span inside core's panic macro).
 fn shim_assertion(d: &cargo_metadata::diagnostic::Diagnostic) -> Option<String> {
-    let text = d.message.strip_prefix("evaluation panicked: ")?;
-    text.contains("alloc8 build").then(|| text.to_string())
+    let text = match d.message.strip_prefix("evaluation panicked: ") {
+        Some(text) => text.to_string(),
+        // rustc 1.63 (Windows builds) puts it in a span label:
+        // "the evaluated program panicked at '<message>', src/lib.rs:1:2".
+        None => d.spans.iter().filter_map(|s| s.label.as_deref()).find_map(|l| {
+            let rest = l.split_once("the evaluated program panicked at '")?.1;
+            Some(rest.rsplit_once("', ").map_or(rest, |(m, _)| m).to_string())
+        })?,
+    };
+    text.contains("alloc8 build").then_some(text)
 }

@@ -329,3 +329,75 @@ fn prefixed_dll_import_library_and_header_link_into_a_c_program() {
     assert_eq!(run.stats()["mallocs"], 5, "{:?}", run.stats());
     assert_eq!(run.stats()["frees"], 5);
 }
+
+// ---- Bad input -----------------------------------------------------------------
+
+/// Fails with one `error:` line that says `says` (no panic, no backtrace).
+fn assert_build_refused(args: &[&str], env: &[(&str, &str)], says: &[&str]) {
+    let mut cmd = alloc8();
+    cmd.arg("build").args(args).arg("--out").arg(dir().join("refused"));
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "built anyway: {}", stderr);
+    assert!(!stderr.contains("thread '") && !stderr.contains("RUST_BACKTRACE"), "alloc8 panicked: {}", stderr);
+    // The last one is ours (the compiler's come before it).
+    let line = stderr.lines().rev().find(|l| l.starts_with("error: ")).unwrap_or_else(|| panic!("no error line:\n{}", stderr));
+    for s in says {
+        assert!(line.contains(s), "{:?} does not say {:?}", line, s);
+    }
+}
+
+#[test]
+fn unsupported_and_missing_targets_are_clear_errors() {
+    let heap = shim_source("system");
+    let heap = heap.to_str().unwrap();
+    assert_build_refused(&["--heap", heap, "--target", "aarch64-unknown-linux-gnu"], &[], &["not supported", TARGET]);
+    assert_build_refused(&["--heap", heap, "--target", "x86_64-pc-windows-msvc"], &[], &["not supported", "MSVC"]);
+    assert_build_refused(
+        &["--heap", heap, "--target", TARGET],
+        &[("ALLOC8_WINDOWS_RUSTC", "/nonexistent/rustc")],
+        &["not installed", "apt-get install", "libstd-rust-dev-windows", "mingw-w64"],
+    );
+}
+
+#[test]
+fn heaps_that_cannot_be_built_for_windows_say_why() {
+    // crates.io dependencies: Debian's cargo is offline.
+    let dl = shim_source("dlmalloc");
+    assert_build_refused(&["--heap", dl.to_str().unwrap(), "--target", TARGET], &[], &["crates.io", "dlmalloc", "Vendor"]);
+    // No ownership test: refused in interpose mode, fine in prefixed mode.
+    let heap = dir().join("no_owns.rs");
+    std::fs::write(
+        &heap,
+        "use alloc8::Heap;\npub struct H;\nalloc8::register!(H = H);\nimpl Heap for H {\n\
+         fn malloc(&self, _s: usize) -> *mut u8 { core::ptr::null_mut() }\n\
+         unsafe fn free(&self, _p: *mut u8) {}\n\
+         fn memalign(&self, _a: usize, _s: usize) -> *mut u8 { core::ptr::null_mut() }\n\
+         unsafe fn get_size(&self, _p: *mut u8) -> usize { 0 }\n\
+         fn lock(&self) {}\nfn unlock(&self) {}\n}\n",
+    )
+    .unwrap();
+    let h = heap.to_str().unwrap();
+    assert_build_refused(&["--heap", h, "--target", TARGET], &[], &["Heap::owns", "OWNS"]);
+    let ok = alloc8()
+        .args(["build", "--target", TARGET, "--mode", "prefixed", "--prefix", "nop", "--heap", h, "--out"])
+        .arg(dir().join("no_owns"))
+        .output()
+        .unwrap();
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    // Newer Rust than Debian's 1.63 (let-else is 1.65): the compiler's errors, then ours.
+    let text = std::fs::read_to_string(&heap).unwrap().replace(
+        "fn malloc(&self, _s: usize) -> *mut u8 { core::ptr::null_mut() }",
+        "fn malloc(&self, s: usize) -> *mut u8 { let Some(_n) = s.checked_add(1) else { return core::ptr::null_mut() }; core::ptr::null_mut() }\n\
+         fn owns(&self, _p: *const u8) -> bool { false }\nconst OWNS: bool = true;",
+    );
+    let new_rust = dir().join("new_rust.rs");
+    std::fs::write(&new_rust, text).unwrap();
+    assert_build_refused(&["--heap", new_rust.to_str().unwrap(), "--target", TARGET], &[], &["does not compile for", TARGET, "1.63"]);
+    // The same heap is fine on Linux with the current toolchain.
+    let linux = alloc8().args(["build", "--heap"]).arg(&new_rust).arg("--out").arg(dir().join("new_rust")).output().unwrap();
+    assert!(linux.status.success(), "{}", String::from_utf8_lossy(&linux.stderr));
+}
