@@ -56,6 +56,9 @@ pub struct RunArgs {
     /// Show cargo's progress when building --heap.
     #[arg(long, short)]
     pub verbose: bool,
+    /// x86_64-pc-windows-gnu: run a Windows program under wine with the DLL injected.
+    #[arg(long, value_name = "TRIPLE")]
+    pub target: Option<String>,
     /// The program and its arguments (after `--`).
     #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "PROG ARGS")]
     pub command: Vec<OsString>,

@@ -401,3 +401,52 @@ fn heaps_that_cannot_be_built_for_windows_say_why() {
     let linux = alloc8().args(["build", "--heap"]).arg(&new_rust).arg("--out").arg(dir().join("new_rust")).output().unwrap();
     assert!(linux.status.success(), "{}", String::from_utf8_lossy(&linux.stderr));
 }
+
+// ---- Injection -----------------------------------------------------------------
+
+/// `alloc8 run --target ... --lib X.dll -- prog.exe`: the program knows nothing
+/// of alloc8; the launcher injects the DLL before it runs. Its status comes back.
+#[test]
+fn run_injects_the_dll_into_a_program_that_knows_nothing_of_it() {
+    let exe = mingw("plain.c", false, &[]);
+    let lib = shipped_dll("system");
+    let out = alloc8()
+        .args(["run", "--json", "--target", TARGET, "--lib"])
+        .arg(&lib)
+        .arg("--")
+        .arg(&exe)
+        .args(["7", "two words"])
+        .env("WINEPREFIX", wine_prefix())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(7), "stderr:\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("injected 3"), "the arguments arrive as given: {}", stdout);
+    // The report goes to stderr; stdout is the program's.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let report: Value = serde_json::from_str(stderr.lines().last().unwrap()).unwrap_or_else(|e| panic!("{}: {}", e, stderr));
+    assert_eq!(report["alive"], true);
+    assert_eq!(report["bound"], true);
+    let row = &report["processes"][0];
+    assert!(row["exe"].as_str().unwrap().ends_with("plain-msvcrt.exe"), "{}", row);
+    // The program's 500 mallocs and its _strdup, made after nothing but the DLL ran.
+    assert!(int(&row["stats"]["mallocs"]) >= 501, "{}", row);
+
+    // The UCRT build, with the heap built on the fly by --heap.
+    let exe = mingw("plain.c", true, &[]);
+    let out = alloc8()
+        .args(["run", "--target", TARGET, "--heap"])
+        .arg(shim_source("mmap"))
+        .arg("--")
+        .arg(&exe)
+        .env("WINEPREFIX", wine_prefix())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr);
+    assert!(stderr.contains("alloc8: heap mmap") && stderr.contains("injected under wine"), "{}", stderr);
+
+    // A program that cannot start: 127, as on Linux.
+    let out = alloc8().args(["run", "--target", TARGET, "--lib"]).arg(&lib).args(["--", "Z:\\nonexistent.exe"]).env("WINEPREFIX", wine_prefix()).output().unwrap();
+    assert_eq!(out.status.code(), Some(127), "{}", String::from_utf8_lossy(&out.stderr));
+}

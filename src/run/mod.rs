@@ -12,6 +12,7 @@ mod preload;
 mod program;
 mod report;
 mod wait;
+mod windows;
 
 use crate::cli::RunArgs;
 use anyhow::{Context, Result};
@@ -45,6 +46,9 @@ impl std::error::Error for Exit {}
 const NOT_ALIVE: u8 = 125;
 
 pub fn run(args: &RunArgs) -> Result<ExitCode> {
+    if crate::target::Target::parse(args.target.as_deref())? == crate::target::Target::WindowsGnu {
+        return windows::run(args);
+    }
     let lib = match (&args.lib, &args.heap) {
         (Some(lib), _) => library::from_lib(lib)?,
         (None, Some(heap)) => library::from_heap(heap, args.threads, args.verbose)?,
