@@ -219,7 +219,9 @@ fn the_dll_exports_the_crt_family_and_imports_only_system_dlls() {
 /// after the hooks must come back as the heap's (no foreign free but the
 /// program's own count), every migration counted.
 fn redirect(heap: &str, ucrt: bool) {
-    let (crt, late) = if ucrt { ("ucrtbase.dll", "msvcrt.dll") } else { ("msvcrt.dll", "ucrtbase.dll") };
+    // msvcr100.dll: a CRT nothing loads before the program asks for it (the
+    // program checks), so it is taken over through the LoadLibrary wrapper.
+    let (crt, late) = if ucrt { ("ucrtbase.dll", "msvcr100.dll") } else { ("msvcrt.dll", "msvcr100.dll") };
     let exe = mingw("redirect.c", ucrt, &[&format!("-DCRT_NAME=\"{}\"", crt), &format!("-DLATE_CRT=\"{}\"", late)]);
     let run = run_with_dll(&exe, &shipped_dll(heap));
     run.assert_ok();

@@ -106,6 +106,7 @@ int main(int argc, char **argv) {
     CHECK(_expand(r, 16) == r);
     free(r);
     /* A C runtime loaded after the hooks went live (its malloc is hooked at load). */
+    CHECK(GetModuleHandleA(LATE_CRT) == NULL);
     HMODULE late = LoadLibraryA(LATE_CRT);
     CHECK(late != NULL);
     malloc_fn lm = (malloc_fn)GetProcAddress(late, "malloc");

@@ -1,7 +1,16 @@
 //! Taking over the C runtimes: every CRT module present when the DLL
-//! loads, and every one loaded later (LoadLibrary* is wrapped in the
-//! import tables of the program's modules, never in kernel32, kernelbase,
-//! ntdll or this DLL, whose own calls must reach the real loader).
+//! loads, and every one loaded later. Later loads are seen through the
+//! loader's DLL notifications (LdrRegisterDllNotification, Vista and later,
+//! and wine): every load by any path (LoadLibrary*, a DLL's imports), in
+//! the loader, before the new module's DllMain runs. Wrapping LoadLibrary*
+//! in import tables instead was tried and missed a program that holds the
+//! import's address in a register across two calls (gcc -O2 does).
+//! Nothing but CRT modules is ever patched: never kernel32, kernelbase,
+//! ntdll or this DLL.
+//!
+//! Locking: `take_over` runs only in DllMain and `on_load` only in the
+//! loader, both under the loader lock, so LOCK never waits on a thread that
+//! waits for the loader.
 //!
 //! Per module, in this order: the heap is ready (const-initialised), all
 //! trampolines are built and the originals stored, then the patches go
@@ -133,31 +142,95 @@ pub static MALLOC_LIVE: AtomicUsize = AtomicUsize::new(0);
 /// Serialises taking over modules (DllMain and every LoadLibrary after it).
 static LOCK: SpinLock<()> = SpinLock::new(());
 
-/// This DLL's own module handle.
-pub static SELF: AtomicUsize = AtomicUsize::new(0);
 
-/// Hooks every CRT module loaded now that is not hooked yet, then wraps
-/// LoadLibrary* in every module's imports so later ones follow.
+/// Whether later loads are watched through loader notifications.
+static NOTIFIED: AtomicUsize = AtomicUsize::new(0);
+
+/// Hooks every CRT module loaded now, then watches for later ones.
 pub unsafe fn take_over() {
     LOCK.lock();
     for (i, name) in CRTS.iter().enumerate() {
         let mut z = [0u8; 32];
         z[..name.len()].copy_from_slice(name.as_bytes());
         let module = GetModuleHandleA(z.as_ptr()) as usize;
-        if module == 0 || HOOKED.iter().any(|m| m.load(Relaxed) == module) {
-            continue;
-        }
-        let slot = match HOOKED.iter().position(|m| m.load(Relaxed) == 0) {
-            Some(s) => s,
-            None => break,
-        };
-        if hook_module(module, slot) {
-            HOOKED[slot].store(module, Relaxed);
-            NAMES[slot].store(i, Relaxed);
+        if module != 0 {
+            take_module(module, i);
         }
     }
-    wrap_loaders();
+    if NOTIFIED.load(Relaxed) == 0 {
+        watch_loads();
+    }
     LOCK.unlock();
+}
+
+/// Hooks one CRT module (index `i` in CRTS) into a free slot, once.
+unsafe fn take_module(module: usize, i: usize) {
+    if HOOKED.iter().any(|m| m.load(Relaxed) == module) {
+        return;
+    }
+    let slot = match HOOKED.iter().position(|m| m.load(Relaxed) == 0) {
+        Some(s) => s,
+        None => return,
+    };
+    if hook_module(module, slot) {
+        HOOKED[slot].store(module, Relaxed);
+        NAMES[slot].store(i, Relaxed);
+    }
+}
+
+// ---- Loader notifications ----
+
+#[repr(C)]
+struct UnicodeString {
+    len: u16,
+    cap: u16,
+    buf: *const u16,
+}
+
+#[repr(C)]
+struct NotificationData {
+    flags: u32,
+    full_name: *const UnicodeString,
+    base_name: *const UnicodeString,
+    base: *mut c_void,
+    size: u32,
+}
+
+type Notify = unsafe extern "system" fn(u32, *const NotificationData, *mut c_void);
+type Register = unsafe extern "system" fn(u32, Notify, *mut c_void, *mut *mut c_void) -> i32;
+const LDR_DLL_NOTIFICATION_REASON_LOADED: u32 = 1;
+
+unsafe fn watch_loads() -> bool {
+    let ntdll = GetModuleHandleA(b"ntdll.dll\0".as_ptr());
+    let register = GetProcAddress(ntdll, b"LdrRegisterDllNotification\0".as_ptr());
+    if register.is_null() {
+        return false;
+    }
+    let mut cookie = core::ptr::null_mut();
+    let ok = core::mem::transmute::<*mut c_void, Register>(register)(0, on_load, core::ptr::null_mut(), &mut cookie) >= 0;
+    if ok {
+        NOTIFIED.store(1, Relaxed);
+    }
+    ok
+}
+
+/// Runs inside the loader (its lock held) once a module is mapped, before
+/// its DllMain: a CRT loaded now is hooked before it runs any code.
+unsafe extern "system" fn on_load(reason: u32, data: *const NotificationData, _: *mut c_void) {
+    if reason != LDR_DLL_NOTIFICATION_REASON_LOADED || data.is_null() || (*data).base_name.is_null() {
+        return;
+    }
+    let name = &*(*data).base_name;
+    let name = core::slice::from_raw_parts(name.buf, name.len as usize / 2);
+    if let Some(i) = CRTS.iter().position(|c| eq_ignore_case(name, c.as_bytes())) {
+        LOCK.lock();
+        take_module((*data).base as usize, i);
+        LOCK.unlock();
+    }
+}
+
+fn eq_ignore_case(wide: &[u16], ascii: &[u8]) -> bool {
+    wide.len() == ascii.len() && wide.iter().zip(ascii).all(|(w, a)| *w < 128 && (*w as u8).eq_ignore_ascii_case(a))
 }
 
 /// Names of the hooked CRT modules, for the report.
@@ -224,136 +297,4 @@ unsafe fn hook_module(module: usize, k: usize) -> bool {
         }
     }
     true
-}
-
-// ---- LoadLibrary*, wrapped in import tables ----
-
-type LoadA = unsafe extern "system" fn(*const u8) -> Module;
-type LoadW = unsafe extern "system" fn(*const u16) -> Module;
-type LoadExA = unsafe extern "system" fn(*const u8, Handle, u32) -> Module;
-type LoadExW = unsafe extern "system" fn(*const u16, Handle, u32) -> Module;
-
-static REAL: [AtomicUsize; 4] = [ZERO; 4];
-const LOADERS: [&[u8]; 4] = [b"LoadLibraryA\0", b"LoadLibraryW\0", b"LoadLibraryExA\0", b"LoadLibraryExW\0"];
-
-unsafe extern "system" fn load_a(name: *const u8) -> Module {
-    let m = core::mem::transmute::<usize, LoadA>(REAL[0].load(Relaxed))(name);
-    take_over();
-    m
-}
-unsafe extern "system" fn load_w(name: *const u16) -> Module {
-    let m = core::mem::transmute::<usize, LoadW>(REAL[1].load(Relaxed))(name);
-    take_over();
-    m
-}
-unsafe extern "system" fn load_ex_a(name: *const u8, file: Handle, flags: u32) -> Module {
-    let m = core::mem::transmute::<usize, LoadExA>(REAL[2].load(Relaxed))(name, file, flags);
-    take_over();
-    m
-}
-unsafe extern "system" fn load_ex_w(name: *const u16, file: Handle, flags: u32) -> Module {
-    let m = core::mem::transmute::<usize, LoadExW>(REAL[3].load(Relaxed))(name, file, flags);
-    take_over();
-    m
-}
-
-fn wrappers() -> [usize; 4] {
-    [load_a as usize, load_w as usize, load_ex_a as usize, load_ex_w as usize]
-}
-
-/// Points every module's LoadLibrary* imports at the wrappers above.
-unsafe fn wrap_loaders() {
-    let kernel32 = GetModuleHandleA(b"kernel32.dll\0".as_ptr());
-    if REAL[0].load(Relaxed) == 0 {
-        for (i, name) in LOADERS.iter().enumerate() {
-            REAL[i].store(GetProcAddress(kernel32, name.as_ptr()) as usize, Relaxed);
-        }
-    }
-    if REAL.iter().any(|r| r.load(Relaxed) == 0) {
-        return;
-    }
-    let never = [
-        kernel32 as usize,
-        GetModuleHandleA(b"kernelbase.dll\0".as_ptr()) as usize,
-        GetModuleHandleA(b"ntdll.dll\0".as_ptr()) as usize,
-        SELF.load(Relaxed),
-    ];
-    let mut modules = [core::ptr::null_mut(); 512];
-    let mut needed = 0u32;
-    if K32EnumProcessModules(GetCurrentProcess(), modules.as_mut_ptr(), core::mem::size_of_val(&modules) as u32, &mut needed) == 0 {
-        return;
-    }
-    let count = (needed as usize / core::mem::size_of::<Module>()).min(modules.len());
-    for &m in &modules[..count] {
-        if !m.is_null() && !never.contains(&(m as usize)) {
-            patch_imports(m as usize);
-        }
-    }
-}
-
-unsafe fn rd32(at: usize) -> u32 {
-    (at as *const u32).read_unaligned()
-}
-
-/// Rewrites the import address table entries named LoadLibrary* of one module.
-unsafe fn patch_imports(base: usize) {
-    if (base as *const u16).read() != 0x5A4D {
-        return; // "MZ"
-    }
-    let nt = base + rd32(base + 0x3C) as usize;
-    if rd32(nt) != 0x4550 || (nt as *const u16).add(12).read() != 0x20B {
-        return; // "PE\0\0", PE32+
-    }
-    // Optional header at nt+24; data directory 1 (imports) at +120.
-    let dir = nt + 24 + 120;
-    let (rva, size) = (rd32(dir) as usize, rd32(dir + 4) as usize);
-    if rva == 0 || size == 0 {
-        return;
-    }
-    let wrappers = wrappers();
-    let mut desc = base + rva;
-    loop {
-        let (lookup, first) = (rd32(desc) as usize, rd32(desc + 16) as usize);
-        if first == 0 {
-            break;
-        }
-        let names = if lookup != 0 { lookup } else { first };
-        let mut i = 0;
-        loop {
-            let entry = ((base + names) as *const u64).add(i).read();
-            if entry == 0 {
-                break;
-            }
-            if entry >> 63 == 0 {
-                let name = (base + (entry as usize & 0x7FFF_FFFF) + 2) as *const u8;
-                for (j, want) in LOADERS.iter().enumerate() {
-                    if c_eq(name, want) {
-                        let slot = ((base + first) as *mut usize).add(i);
-                        if slot.read() != wrappers[j] {
-                            let mut old = 0u32;
-                            if VirtualProtect(slot as *mut c_void, 8, PAGE_READWRITE, &mut old) != 0 {
-                                slot.write(wrappers[j]);
-                                VirtualProtect(slot as *mut c_void, 8, old, &mut old);
-                            }
-                        }
-                    }
-                }
-            }
-            i += 1;
-        }
-        desc += 20;
-    }
-}
-
-unsafe fn c_eq(mut a: *const u8, b: &[u8]) -> bool {
-    for &c in b {
-        if *a != c {
-            return false;
-        }
-        if c == 0 {
-            return true;
-        }
-        a = a.add(1);
-    }
-    false
 }

@@ -67,7 +67,6 @@ unsafe fn attach(module: Module) {
         DllMain as usize as *const u16,
         &mut pinned,
     );
-    hooks::SELF.store(module as usize, Relaxed);
     hooks::take_over();
     alloc8::report::loaded(HEAP_NAME, hooks::MALLOC_LIVE.load(Relaxed) != 0);
 }
