@@ -47,6 +47,7 @@ pub struct Library {
     pub imported: BTreeSet<String>,
     pub elf: Option<elf::ElfFacts>,
     pub macho: Option<macho::MachoFacts>,
+    pub pe: Option<pe::PeFacts>,
 }
 
 impl Library {
@@ -78,6 +79,7 @@ impl Library {
             imported: BTreeSet::new(),
             elf: None,
             macho: None,
+            pe: None,
         };
         match &file {
             object::File::Elf32(f) => elf::read(f, &mut lib),
