@@ -7,6 +7,8 @@ use std::path::Path;
 
 pub use super::input::ReadError;
 
+// `run` uses the quick view; `build` and `check` read the whole `Library`.
+#[allow(dead_code)]
 #[derive(Debug, Default)]
 pub struct LibraryExports {
     /// Functions and data the library defines and exports.
@@ -15,11 +17,13 @@ pub struct LibraryExports {
     pub imported: BTreeSet<String>,
 }
 
+#[allow(dead_code)]
 pub fn read_exports(path: &Path) -> Result<LibraryExports, ReadError> {
     let data = super::input::read(path)?;
     parse_exports(path, &data)
 }
 
+#[allow(dead_code)]
 pub fn parse_exports(path: &Path, data: &[u8]) -> Result<LibraryExports, ReadError> {
     let lib = Library::parse(path, data)?;
     Ok(LibraryExports { defined: lib.defined, imported: lib.imported })
