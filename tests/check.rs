@@ -89,6 +89,7 @@ fn jemalloc_is_a_full_interposer_with_cxx_operators_and_lacks_pvalloc() {
     assert!(consequence.contains("realloc"), "{}", consequence);
     assert_eq!(c.gap("glibc-compat", "cfree").unwrap().0, "warning");
     assert_eq!(c.gaps("glibc-aliases").len(), 7);
+    assert_eq!(c.gap("glibc-aliases", "__libc_malloc").unwrap().0, "info");
     // Built without -Bsymbolic, calling its own malloc/free through the PLT.
     let unbound = c.hazard("unbound-self-calls").expect("jemalloc calls its own malloc through the PLT");
     let names = strings(&unbound["names"]);
@@ -99,6 +100,7 @@ fn jemalloc_is_a_full_interposer_with_cxx_operators_and_lacks_pvalloc() {
     assert!(strings(&c.json["elf"]["needed"]).contains(&"libstdc++.so.6".to_string()));
     assert_eq!(c.json["verdict"]["sound"], false);
     assert_eq!(c.json["verdict"]["problems"], 1);
+    assert_eq!(c.json["verdict"]["warnings"], 2, "cfree, and calls through the PLT: {}", c.json["verdict"]);
     assert_eq!(c.code, 1);
 }
 
@@ -192,6 +194,9 @@ fn our_interposer_is_sound_and_bound_to_itself() {
     assert!(c.hazard("imports-own-exports").is_none(), "the system shim imports __libc_malloc but must not export it");
     assert!(c.present("fork-hooks").contains(&"__register_atfork".to_string()));
     assert_eq!(c.json["verdict"]["problems"], 0);
+    // The one warning: std's own thread-locals are general-dynamic.
+    assert_eq!(c.json["verdict"]["warnings"], 1, "{}", c.json["verdict"]);
+    assert!(c.hazard("general-dynamic-tls").is_some());
     assert_eq!(c.code, 0);
 }
 
@@ -449,4 +454,24 @@ fn the_usage_error_is_clap_s_exit_2() {
     let out = alloc8().arg("check").output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("<LIB>"));
+}
+
+// ---- build audits what it makes -------------------------------------------------
+
+#[test]
+fn build_refuses_a_shim_that_exports_glibc_s_own_names() {
+    // `#[no_mangle]` in heap code leaks into the library's exports; a
+    // `__libc_malloc` there would catch glibc's forwarding shims' own calls.
+    let dir = work_dir().join("check-build");
+    std::fs::create_dir_all(&dir).unwrap();
+    let heap = dir.join("leaky.rs");
+    let source = format!(
+        "{}\n#[no_mangle]\npub unsafe extern \"C\" fn __libc_malloc(_size: usize) -> *mut u8 {{\n    core::ptr::null_mut()\n}}\n",
+        include_str!("../shims/mmap.rs")
+    );
+    std::fs::write(&heap, source).unwrap();
+    let out = alloc8().args(["build", "--heap"]).arg(&heap).arg("--out").arg(&dir).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr);
+    assert!(stderr.contains("exports allocator symbols its mode must not: __libc_malloc"), "{}", stderr);
 }
