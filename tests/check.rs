@@ -475,3 +475,85 @@ fn build_refuses_a_shim_that_exports_glibc_s_own_names() {
     assert_eq!(out.status.code(), Some(1), "{}", stderr);
     assert!(stderr.contains("exports allocator symbols its mode must not: __libc_malloc"), "{}", stderr);
 }
+
+// ---- Hazards, each carried by a variant of a toy C interposer ---------------------
+
+/// tests/programs/toy_malloc.c built as a shared library with `flags`, once
+/// per test process (tests run in parallel and share some variants).
+fn toy(name: &str, flags: &[&str]) -> PathBuf {
+    static BUILT: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = work_dir().join("check-toys");
+    if built.iter().any(|n| n == name) {
+        return dir.join(format!("lib{}.so", name));
+    }
+    std::fs::create_dir_all(&dir).unwrap();
+    let so = dir.join(format!("lib{}.so", name));
+    let out = Command::new("gcc")
+        .args(["-shared", "-fPIC", "-O1", "-o"])
+        .arg(&so)
+        .arg(common::root().join("tests/programs/toy_malloc.c"))
+        .args(flags)
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    built.push(name.to_string());
+    so
+}
+
+fn who_owns(lib: &Path) -> String {
+    run_under(lib, Command::new(program("who_owns.c"))).stdout().trim().to_string()
+}
+
+#[test]
+fn calls_to_its_own_exports_through_the_plt_are_flagged_unless_bsymbolic() {
+    let plain = check(&toy("toy_plain", &[]));
+    assert_eq!(plain.mode(), "interposer");
+    // calloc and realloc call malloc and malloc_usable_size through the PLT.
+    let hazard = plain.hazard("unbound-self-calls").expect("no -Bsymbolic");
+    assert_eq!(hazard["severity"], "warning");
+    assert!(strings(&hazard["names"]).contains(&"malloc".to_string()), "{}", hazard);
+    assert_eq!(plain.json["elf"]["symbolic"], false);
+    // No aligned family at all: glibc would serve posix_memalign and the toy free it.
+    assert_eq!(plain.gap("aligned", "posix_memalign").unwrap().0, "problem");
+    assert_eq!(plain.code, 1);
+
+    let bound = check(&toy("toy_symbolic", &["-Wl,-Bsymbolic"]));
+    assert_eq!(bound.json["elf"]["symbolic"], true);
+    assert!(bound.hazard("unbound-self-calls").is_none());
+}
+
+#[test]
+fn general_dynamic_thread_locals_are_flagged() {
+    let c = check(&toy("toy_tls", &["-DGD_TLS"]));
+    let hazard = c.hazard("general-dynamic-tls").expect("a -fPIC __thread variable is general-dynamic");
+    assert_eq!(hazard["severity"], "warning");
+    assert!(c.json["elf"]["dtpmod_relocations"].as_u64().unwrap() >= 1 || c.json["elf"]["imports_tls_get_addr"] == true);
+    assert!(check(&toy("toy_plain", &[])).hazard("general-dynamic-tls").is_none());
+}
+
+#[test]
+fn a_version_script_on_an_interposer_keeps_programs_on_glibc() {
+    let dir = work_dir().join("check-toys");
+    std::fs::create_dir_all(&dir).unwrap();
+    let map = dir.join("toy.map");
+    std::fs::write(&map, "TOY_1.0 { global: malloc; free; calloc; realloc; malloc_usable_size; toy_owns; local: *; };\n").unwrap();
+    let script = format!("-Wl,--version-script={}", map.display());
+    let versioned = toy("toy_versioned", &["-DSELF_IMPORT", &script]);
+    let c = check(&versioned);
+    let hazard = c.hazard("versioned-exports").expect("malloc@@TOY_1.0");
+    assert_eq!(hazard["severity"], "problem");
+    assert!(strings(&hazard["names"]).contains(&"malloc@@TOY_1.0".to_string()));
+    // It reaches glibc's malloc by version: a forward, not a self-binding.
+    let import = c.hazard("imports-own-exports").expect("imports malloc@GLIBC_2.2.5");
+    assert_eq!(import["severity"], "warning");
+    assert_eq!(strings(&import["names"]), ["malloc"]);
+    assert_eq!(c.code, 1);
+
+    // What the problem means: preloaded, the toy does not get the program's malloc.
+    assert_eq!(who_owns(&versioned), "glibc");
+    let plain = toy("toy_plain", &[]);
+    assert!(check(&plain).hazard("versioned-exports").is_none());
+    assert_eq!(who_owns(&plain), "toy");
+}
