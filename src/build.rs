@@ -5,8 +5,10 @@ use crate::cache;
 use crate::cargo_build::{self, CargoBuild, Outcome};
 use crate::cli::BuildArgs;
 use crate::contract::{self, Mode, Platform};
+use crate::header;
 use crate::heap_source::HeapSource;
 use crate::render::{self, ShimSpec};
+use crate::static_archive;
 use crate::templates;
 use anyhow::{bail, Context, Result};
 use std::collections::BTreeSet;
@@ -18,6 +20,7 @@ pub struct BuildOptions {
     pub prefix: String,
     pub out: PathBuf,
     pub name: Option<String>,
+    pub threads: bool,
     pub verbose: bool,
 }
 
@@ -33,6 +36,12 @@ impl BuildOptions {
             (Mode::Interpose, Some(_)) => bail!("--prefix only applies to `--mode prefixed`"),
             (Mode::Interpose, None) => String::new(),
         };
+        if args.threads && args.mode == Mode::Prefixed {
+            bail!(
+                "--threads needs `--mode interpose`: it interposes pthread_create, and a prefixed library \
+                 leaves everything of the system's alone"
+            );
+        }
         if let Some(name) = &args.name {
             if name.is_empty() || name.contains(['/', '\\']) {
                 bail!("--name {:?} must be a plain file name (the library becomes lib<NAME>.so)", name);
@@ -44,6 +53,7 @@ impl BuildOptions {
             prefix,
             out: args.out.clone(),
             name: args.name.clone(),
+            threads: args.threads,
             verbose: args.verbose,
         })
     }
@@ -73,15 +83,28 @@ pub fn build(opts: &BuildOptions) -> Result<Built> {
         cache::write_if_changed(&alloc8_dir.join(rel), text)?;
     }
 
-    let key = cache::hash(&[&opts.heap.canonicalize()?.to_string_lossy(), &format!("{:?}", opts.mode), &opts.prefix]);
+    let key = cache::hash(&[
+        &opts.heap.canonicalize()?.to_string_lossy(),
+        &format!("{:?}", opts.mode),
+        &opts.prefix,
+        if opts.threads { "threads" } else { "" },
+    ]);
     let crate_name = format!("alloc8_shim_{}_{}", sanitize(&heap.name), &key[..8]);
     let crate_dir = cache.join("shims").join(&crate_name);
+    let stem = match (&opts.name, opts.mode) {
+        (Some(name), _) => name.clone(),
+        (None, Mode::Prefixed) => opts.prefix.clone(),
+        (None, Mode::Interpose) => heap.name.clone(),
+    };
+    let soname = format!("lib{}.so", stem);
     let spec = ShimSpec {
         crate_name: &crate_name,
         heap: &heap,
         mode: opts.mode,
         prefix: &opts.prefix,
+        soname: &soname,
         platform,
+        threads: opts.threads,
         alloc8_path: &alloc8_dir,
     };
     for (rel, text) in render::render(&spec) {
@@ -97,7 +120,10 @@ pub fn build(opts: &BuildOptions) -> Result<Built> {
     })?;
     let files = match outcome {
         Outcome::Built(files) => files,
-        Outcome::CompileErrors => bail!("heap {} does not compile (the compiler's errors are above)", opts.heap.display()),
+        Outcome::CompileErrors { shim_assertions } => match shim_assertions.first() {
+            Some(text) => bail!("heap {}: {}", opts.heap.display(), text),
+            None => bail!("heap {} does not compile (the compiler's errors are above)", opts.heap.display()),
+        },
         Outcome::CargoFailed => bail!(
             "cargo could not build the shim for heap {}: a dependency could not be resolved or fetched, \
              or a manifest is invalid (cargo's error is above; offline, only crates already in ~/.cargo can be used)",
@@ -105,21 +131,33 @@ pub fn build(opts: &BuildOptions) -> Result<Built> {
         ),
     };
 
-    let stem = match (&opts.name, opts.mode) {
-        (Some(name), _) => name.clone(),
-        (None, Mode::Prefixed) => opts.prefix.clone(),
-        (None, Mode::Interpose) => heap.name.clone(),
-    };
     std::fs::create_dir_all(&opts.out).with_context(|| format!("cannot create output directory {}", opts.out.display()))?;
     let mut artifacts = Vec::new();
     let mut symbols = 0;
     for file in &files {
         let ext = file.extension().and_then(|e| e.to_str()).unwrap_or("");
         let dest = opts.out.join(format!("lib{}.{}", stem, ext));
-        copy_atomically(file, &dest)?;
-        if ext == "so" {
-            symbols = verify_exports(&dest, platform, opts.mode, &opts.prefix)?;
+        match ext {
+            "a" => {
+                let keep: Vec<String> = contract::shim_exports(platform, opts.mode, &opts.prefix, opts.threads)
+                    .into_iter()
+                    .map(|(n, _)| n)
+                    .collect();
+                static_archive::seal(file, &dest, &keep, &opts.prefix)?;
+                verify_archive(&dest, &keep)?;
+            }
+            "so" => {
+                copy_atomically(file, &dest)?;
+                symbols = verify_exports(&dest, platform, opts.mode, &opts.prefix, opts.threads)?;
+            }
+            _ => copy_atomically(file, &dest)?,
         }
+        artifacts.push(dest);
+    }
+    if opts.mode == Mode::Prefixed {
+        let dest = opts.out.join(format!("{}.h", stem));
+        let text = header::render(platform, &opts.prefix, &stem, &heap.name);
+        std::fs::write(&dest, text).with_context(|| format!("cannot write {}", dest.display()))?;
         artifacts.push(dest);
     }
     Ok(Built { artifacts, mode: opts.mode, symbols })
@@ -128,9 +166,10 @@ pub fn build(opts: &BuildOptions) -> Result<Built> {
 /// The artifact goes through the same audit as `alloc8 check`, and must
 /// besides export exactly what the contract table says: the same table the
 /// renderer used, so a mismatch is a bug to stop on, not to ship.
-fn verify_exports(lib: &Path, platform: Platform, mode: Mode, prefix: &str) -> Result<usize> {
+fn verify_exports(lib: &Path, platform: Platform, mode: Mode, prefix: &str, threads: bool) -> Result<usize> {
     let library = audit::Library::read(lib)?;
-    let expected: BTreeSet<String> = contract::exports_for(platform, mode, prefix).into_iter().map(|(n, _)| n).collect();
+    let expected: BTreeSet<String> =
+        contract::shim_exports(platform, mode, prefix, threads).into_iter().map(|(n, _)| n).collect();
     let missing: Vec<_> = expected.difference(&library.defined).cloned().collect();
     if !missing.is_empty() {
         bail!("{} lacks contract symbols: {}", lib.display(), missing.join(", "));
@@ -161,6 +200,19 @@ fn verify_exports(lib: &Path, platform: Platform, mode: Mode, prefix: &str) -> R
         );
     }
     Ok(expected.len())
+}
+
+/// The sealed archive must define exactly the exports: anything else global
+/// could clash with, or be bound by, other code in the program.
+fn verify_archive(lib: &Path, keep: &[String]) -> Result<()> {
+    let symbols = static_archive::read_symbols(lib)?;
+    let expected: BTreeSet<String> = keep.iter().cloned().collect();
+    if symbols.defined != expected {
+        let extra: Vec<_> = symbols.defined.difference(&expected).cloned().collect();
+        let missing: Vec<_> = expected.difference(&symbols.defined).cloned().collect();
+        bail!("{} does not define exactly its exports (missing: {}; extra: {})", lib.display(), missing.join(", "), extra.join(", "));
+    }
+    Ok(())
 }
 
 fn copy_atomically(from: &Path, to: &Path) -> Result<()> {

@@ -50,6 +50,9 @@ pub struct BuildArgs {
     /// Library name (lib<NAME>.so); defaults to the heap's file name, or the prefix.
     #[arg(long)]
     pub name: Option<String>,
+    /// Run the heap's thread hooks (thread_init/thread_cleanup) in every thread: interposes pthread_create.
+    #[arg(long)]
+    pub threads: bool,
     /// Show cargo's progress.
     #[arg(long, short)]
     pub verbose: bool,
@@ -60,7 +63,11 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Build(args) => {
             let built = build::build(&BuildOptions::from_args(&args)?)?;
             for path in &built.artifacts {
-                println!("built {} ({} mode, {} symbols)", path.display(), built.mode_name(), built.symbols);
+                if path.extension().map_or(false, |e| e == "h") {
+                    println!("wrote {} (C header, {} prototypes)", path.display(), built.symbols);
+                } else {
+                    println!("built {} ({} mode, {} symbols)", path.display(), built.mode_name(), built.symbols);
+                }
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -52,10 +52,13 @@ pub enum Family {
     ForkHooks,
     /// Imports through which a heap learns that a thread exits (thread caches).
     ThreadHooks,
+    /// `pthread_create`, exported by `--threads` shims to run the heap's
+    /// thread hooks; an option of ours, not something `check` asks of others.
+    ThreadStart,
 }
 
 impl Family {
-    pub const ALL: [Family; 9] = [
+    pub const ALL: [Family; 10] = [
         Family::Malloc,
         Family::Aligned,
         Family::UsableSize,
@@ -65,6 +68,7 @@ impl Family {
         Family::GlibcAliases,
         Family::ForkHooks,
         Family::ThreadHooks,
+        Family::ThreadStart,
     ];
 
     pub fn title(self) -> &'static str {
@@ -78,6 +82,7 @@ impl Family {
             Family::GlibcAliases => "glibc aliases",
             Family::ForkHooks => "fork hooks",
             Family::ThreadHooks => "thread-exit hooks",
+            Family::ThreadStart => "thread start hook",
         }
     }
 
@@ -93,6 +98,7 @@ impl Family {
         match self {
             Family::Malloc | Family::Aligned | Family::UsableSize | Family::ForkHooks | Family::ThreadHooks => BOTH,
             Family::GlibcCompat | Family::CxxNew | Family::CxxDelete | Family::GlibcAliases => INTERPOSE,
+            Family::ThreadStart => &[],
         }
     }
 
@@ -103,7 +109,9 @@ impl Family {
         match self {
             Family::Malloc | Family::Aligned | Family::UsableSize => true,
             Family::CxxNew | Family::CxxDelete => platform != Platform::Windows,
-            Family::GlibcCompat | Family::GlibcAliases | Family::ForkHooks | Family::ThreadHooks => platform == Platform::Linux,
+            Family::GlibcCompat | Family::GlibcAliases | Family::ForkHooks | Family::ThreadHooks | Family::ThreadStart => {
+                platform == Platform::Linux
+            }
         }
     }
 
@@ -120,6 +128,7 @@ impl Family {
             Family::GlibcAliases => "callers of glibc's internal names (on Debian 12 only glibc's libc_malloc_debug.so) get glibc's own heap",
             Family::ForkHooks => "no fork handler: if a thread holds the heap's lock while another forks, the child deadlocks on its first malloc",
             Family::ThreadHooks => "no thread-exit hook: whatever a thread caches is not given back when it exits",
+            Family::ThreadStart => "a heap with per-thread state never learns that threads start (fine for heaps without it)",
         }
     }
 }
@@ -321,9 +330,30 @@ pub static EXPORTS: &[Export] = &[
     checked!("__register_atfork", ForkHooks, Optional),
     checked!("pthread_key_create", ThreadHooks, Optional),
     checked!("__cxa_thread_atexit_impl", ThreadHooks, Optional),
+    // Thread hooks: exported only by shims built with `--threads`.
+    Export {
+        name: "pthread_create",
+        family: Family::ThreadStart,
+        need: Need::Optional,
+        modes: INTERPOSE,
+        platforms: LINUX,
+        abi: Abi::C,
+        params: "thread: *mut usize, attr: *const u8, start: crate::threads::Start, arg: *mut u8",
+        ret: "i32",
+        body: "crate::threads::pthread_create(thread, attr, start, arg)",
+        c_decl: "",
+        via: &[],
+    },
 ];
 
-/// What a shim built for `platform` in `mode` exports, with its exported names.
+/// What a shim built for `platform` in `mode` exports, with its exported names:
+/// the whole table for that mode, less the thread hooks unless `threads`.
+pub fn shim_exports(platform: Platform, mode: Mode, prefix: &str, threads: bool) -> Vec<(String, &'static Export)> {
+    exports_for(platform, mode, prefix).into_iter().filter(|(_, e)| threads || e.family != Family::ThreadStart).collect()
+}
+
+/// Every symbol the table has for `platform` in `mode` (what `check` judges
+/// a library against), with its exported names.
 pub fn exports_for(platform: Platform, mode: Mode, prefix: &str) -> Vec<(String, &'static Export)> {
     EXPORTS
         .iter()

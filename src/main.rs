@@ -6,8 +6,10 @@ mod cache;
 mod cargo_build;
 mod cli;
 mod contract;
+mod header;
 mod heap_source;
 mod render;
+mod static_archive;
 mod templates;
 
 use std::process::ExitCode;

@@ -5,5 +5,6 @@ fn main() {
         // Bind the shim's own references to malloc & co. to its own definitions,
         // not to whatever else the process exports under those names.
         println!("cargo:rustc-cdylib-link-arg=-Wl,-Bsymbolic");
+        @SONAME@
     }
 }

@@ -91,7 +91,14 @@ pub fn destination(value: Option<&[u8]>) -> Destination<'_> {
 /// Opens the report channel; called once from the shim's constructor.
 pub fn init() {
     #[cfg(unix)]
-    unix::init();
+    unix::init(true);
+}
+
+/// Opens the report channel only if `ALLOC8_REPORT` is set: a prefixed library
+/// is linked into a program on purpose and must not write to its stderr unasked.
+pub fn init_if_asked() {
+    #[cfg(unix)]
+    unix::init(false);
 }
 
 /// The "alive" line: the shim's constructor ran in this process, and whether
@@ -142,6 +149,23 @@ pub fn exiting(heap: &str, stats: Option<Stats>) {
         },
         _ => return,
     }
+    emit(&line);
+}
+
+/// Thread hook activity (`--threads` shims), written at exit before the exit line.
+pub fn threads(counts: crate::threads::Counts) {
+    if MODE.load(Ordering::Relaxed) != JSON {
+        return;
+    }
+    let mut line = Line::new();
+    let _ = write!(
+        line,
+        "{{\"event\":\"threads\",\"pid\":{},\"inits\":{},\"cleanups\":{},\"flag_flips\":{}}}\n",
+        os::pid(),
+        counts.inits,
+        counts.cleanups,
+        counts.flag_flips
+    );
     emit(&line);
 }
 
@@ -202,8 +226,11 @@ mod unix {
     /// Keep our copy of stderr out of the low descriptors programs expect to get.
     const FIRST_PRIVATE_FD: i32 = 64;
 
-    pub fn init() {
+    pub fn init(when_unset: bool) {
         let value = unsafe { getenv(b"ALLOC8_REPORT\0".as_ptr()) };
+        if value.is_null() && !when_unset {
+            return;
+        }
         let value = if value.is_null() {
             None
         } else {
