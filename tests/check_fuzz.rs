@@ -11,6 +11,7 @@
 mod audit;
 #[path = "../src/contract.rs"]
 mod contract;
+mod synthetic;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
@@ -41,9 +42,11 @@ impl Rng {
 
 const EXTREMES: &[u64] = &[0, 1, 0x7f, 0xff, 0xffff, 0x7fff_ffff, 0xffff_ffff, u64::MAX, u64::MAX / 2];
 
-/// One mutation of `data`, described for the failure message.
-fn mutate(rng: &mut Rng, data: &mut Vec<u8>) -> String {
-    match rng.below(5) {
+/// One mutation of `data`, described for the failure message; `elf` allows
+/// the ones that aim at ELF header and section-table fields.
+fn mutate(rng: &mut Rng, data: &mut Vec<u8>, elf: bool) -> String {
+    let kind = if elf { rng.below(5) } else { [0, 1, 4][rng.below(3)] };
+    match kind {
         0 => {
             let len = rng.below(data.len());
             data.truncate(len);
@@ -74,9 +77,9 @@ fn mutate(rng: &mut Rng, data: &mut Vec<u8>) -> String {
             let section = rng.below(shnum);
             let fields = [(0x04, 4), (0x18, 8), (0x20, 8), (0x28, 4), (0x2c, 4), (0x38, 8)];
             let (field, size) = fields[rng.below(fields.len())];
-            let at = shoff + section * 64 + field;
+            let at = shoff.saturating_add(section * 64 + field);
             let value = EXTREMES[rng.below(EXTREMES.len())];
-            if at + size <= data.len() {
+            if at.saturating_add(size) <= data.len() {
                 data[at..at + size].copy_from_slice(&value.to_le_bytes()[..size]);
             }
             format!("section {} field {:#x} set to {:#x}", section, field, value)
@@ -103,7 +106,7 @@ fn mutated_real_libraries_never_panic_the_reader() {
         let mut rng = Rng(seed);
         for case in 0..cases {
             let mut data = original.clone();
-            let what = mutate(&mut rng, &mut data);
+            let what = mutate(&mut rng, &mut data, true);
             let result = catch_unwind(AssertUnwindSafe(|| match audit::Library::parse(Path::new(path), &data) {
                 Ok(lib) => {
                     let report = audit::audit(Path::new(path), &lib);
@@ -125,6 +128,31 @@ fn mutated_real_libraries_never_panic_the_reader() {
     }
     // Both paths were exercised: some mutations still parse, some are refused.
     assert!(outcomes.0 > 0 && outcomes.1 > 0, "read {} / refused {}", outcomes.0, outcomes.1);
+}
+
+#[test]
+fn mutated_macho_and_pe_libraries_never_panic_the_reader() {
+    let names = ["malloc", "free", "calloc", "realloc", "posix_memalign", "aligned_alloc", "malloc_usable_size"];
+    let subjects = [("lib.dylib", synthetic::macho_dylib(&names, true)), ("alloc.dll", synthetic::pe_dll(&names))];
+    let cases: usize = std::env::var("ALLOC8_FUZZ_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(150) * 4;
+    for (i, (name, original)) in subjects.iter().enumerate() {
+        // The unmutated file reads as an interposer.
+        let lib = audit::Library::parse(Path::new(name), original).unwrap();
+        assert_eq!(audit::audit(Path::new(name), &lib).mode, audit::mode::Detected::Interposer);
+        let seed = 0x51ed_2701_a5a5_0f0fu64 ^ (i as u64 + 1);
+        let mut rng = Rng(seed);
+        for case in 0..cases {
+            let mut data = original.clone();
+            let what = mutate(&mut rng, &mut data, false);
+            let result = catch_unwind(AssertUnwindSafe(|| {
+                if let Ok(lib) = audit::Library::parse(Path::new(name), &data) {
+                    let report = audit::audit(Path::new(name), &lib);
+                    assert!(!report.to_text().is_empty());
+                }
+            }));
+            assert!(result.is_ok(), "{} case {} (seed {:#x}): {} panicked the reader", name, case, seed, what);
+        }
+    }
 }
 
 #[test]
