@@ -20,6 +20,7 @@ pub struct BuildOptions {
     pub prefix: String,
     pub out: PathBuf,
     pub name: Option<String>,
+    pub threads: bool,
     pub verbose: bool,
 }
 
@@ -35,6 +36,12 @@ impl BuildOptions {
             (Mode::Interpose, Some(_)) => bail!("--prefix only applies to `--mode prefixed`"),
             (Mode::Interpose, None) => String::new(),
         };
+        if args.threads && args.mode == Mode::Prefixed {
+            bail!(
+                "--threads needs `--mode interpose`: it interposes pthread_create, and a prefixed library \
+                 leaves everything of the system's alone"
+            );
+        }
         if let Some(name) = &args.name {
             if name.is_empty() || name.contains(['/', '\\']) {
                 bail!("--name {:?} must be a plain file name (the library becomes lib<NAME>.so)", name);
@@ -46,6 +53,7 @@ impl BuildOptions {
             prefix,
             out: args.out.clone(),
             name: args.name.clone(),
+            threads: args.threads,
             verbose: args.verbose,
         })
     }
@@ -75,7 +83,12 @@ pub fn build(opts: &BuildOptions) -> Result<Built> {
         cache::write_if_changed(&alloc8_dir.join(rel), text)?;
     }
 
-    let key = cache::hash(&[&opts.heap.canonicalize()?.to_string_lossy(), &format!("{:?}", opts.mode), &opts.prefix]);
+    let key = cache::hash(&[
+        &opts.heap.canonicalize()?.to_string_lossy(),
+        &format!("{:?}", opts.mode),
+        &opts.prefix,
+        if opts.threads { "threads" } else { "" },
+    ]);
     let crate_name = format!("alloc8_shim_{}_{}", sanitize(&heap.name), &key[..8]);
     let crate_dir = cache.join("shims").join(&crate_name);
     let stem = match (&opts.name, opts.mode) {
@@ -91,6 +104,7 @@ pub fn build(opts: &BuildOptions) -> Result<Built> {
         prefix: &opts.prefix,
         soname: &soname,
         platform,
+        threads: opts.threads,
         alloc8_path: &alloc8_dir,
     };
     for (rel, text) in render::render(&spec) {
@@ -106,7 +120,10 @@ pub fn build(opts: &BuildOptions) -> Result<Built> {
     })?;
     let files = match outcome {
         Outcome::Built(files) => files,
-        Outcome::CompileErrors => bail!("heap {} does not compile (the compiler's errors are above)", opts.heap.display()),
+        Outcome::CompileErrors { shim_assertions } => match shim_assertions.first() {
+            Some(text) => bail!("heap {}: {}", opts.heap.display(), text),
+            None => bail!("heap {} does not compile (the compiler's errors are above)", opts.heap.display()),
+        },
         Outcome::CargoFailed => bail!(
             "cargo could not build the shim for heap {}: a dependency could not be resolved or fetched, \
              or a manifest is invalid (cargo's error is above; offline, only crates already in ~/.cargo can be used)",
@@ -122,13 +139,13 @@ pub fn build(opts: &BuildOptions) -> Result<Built> {
         let dest = opts.out.join(format!("lib{}.{}", stem, ext));
         match ext {
             "a" => {
-                let keep: Vec<String> = contract::exports_for(platform, opts.mode, &opts.prefix).into_iter().map(|(n, _)| n).collect();
+                let keep: Vec<String> = contract::shim_exports(platform, opts.mode, &opts.prefix, opts.threads).into_iter().map(|(n, _)| n).collect();
                 static_archive::seal(file, &dest, &keep, &opts.prefix)?;
                 verify_archive(&dest, &keep)?;
             }
             "so" => {
                 copy_atomically(file, &dest)?;
-                symbols = verify_exports(&dest, platform, opts.mode, &opts.prefix)?;
+                symbols = verify_exports(&dest, platform, opts.mode, &opts.prefix, opts.threads)?;
             }
             _ => copy_atomically(file, &dest)?,
         }
@@ -145,9 +162,10 @@ pub fn build(opts: &BuildOptions) -> Result<Built> {
 
 /// The artifact must export exactly what the contract table says: the same
 /// table the renderer used, so a mismatch is a bug to stop on, not to ship.
-fn verify_exports(lib: &Path, platform: Platform, mode: Mode, prefix: &str) -> Result<usize> {
+fn verify_exports(lib: &Path, platform: Platform, mode: Mode, prefix: &str, threads: bool) -> Result<usize> {
     let exports = audit::read_exports(lib)?;
-    let expected: BTreeSet<String> = contract::exports_for(platform, mode, prefix).into_iter().map(|(n, _)| n).collect();
+    let expected: BTreeSet<String> =
+        contract::shim_exports(platform, mode, prefix, threads).into_iter().map(|(n, _)| n).collect();
     let missing: Vec<_> = expected.difference(&exports.defined).cloned().collect();
     if !missing.is_empty() {
         bail!("{} lacks contract symbols: {}", lib.display(), missing.join(", "));

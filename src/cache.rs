@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 
 pub fn dir() -> PathBuf {
     if let Some(d) = std::env::var_os("ALLOC8_CACHE_DIR").filter(|d| !d.is_empty()) {
-        return PathBuf::from(d);
+        // Generated manifests name paths inside the cache: they must be absolute.
+        return std::path::absolute(&d).unwrap_or_else(|_| PathBuf::from(d));
     }
     if let Some(d) = std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
         return PathBuf::from(d).join("alloc8");

@@ -18,8 +18,10 @@ pub struct CargoBuild<'a> {
 pub enum Outcome {
     /// The library files cargo produced (cdylib and, if asked for, staticlib).
     Built(Vec<PathBuf>),
-    /// rustc reported errors (already shown on stderr).
-    CompileErrors,
+    /// rustc reported errors (already shown on stderr). Carries the text of
+    /// the shim's own compile-time assertions that failed, if any: those are
+    /// alloc8's messages to the user, not a bug in the heap's code.
+    CompileErrors { shim_assertions: Vec<String> },
     /// cargo failed before compiling anything of ours: a manifest or
     /// dependency problem (cargo's own error is already on stderr).
     CargoFailed,
@@ -54,6 +56,7 @@ pub fn build(b: &CargoBuild) -> Result<Outcome> {
     let stdout = child.stdout.take().expect("piped");
     let mut files = Vec::new();
     let mut compile_errors = false;
+    let mut shim_assertions = Vec::new();
     for message in Message::parse_stream(BufReader::new(stdout)) {
         match message.context("cannot read cargo's output")? {
             Message::CompilerArtifact(artifact) => {
@@ -64,6 +67,9 @@ pub fn build(b: &CargoBuild) -> Result<Outcome> {
             }
             Message::CompilerMessage(msg) => {
                 compile_errors |= msg.message.level == DiagnosticLevel::Error;
+                if let Some(text) = shim_assertion(&msg.message) {
+                    shim_assertions.push(text);
+                }
                 if let Some(rendered) = &msg.message.rendered {
                     eprint!("{}", rendered);
                 }
@@ -73,10 +79,18 @@ pub fn build(b: &CargoBuild) -> Result<Outcome> {
     }
     let status = child.wait().context("cargo did not finish")?;
     if !status.success() {
-        return Ok(if compile_errors { Outcome::CompileErrors } else { Outcome::CargoFailed });
+        return Ok(if compile_errors { Outcome::CompileErrors { shim_assertions } } else { Outcome::CargoFailed });
     }
     if files.is_empty() {
         bail!("cargo reported no library for {}", b.manifest.display());
     }
     Ok(Outcome::Built(files))
+}
+
+/// A failed `const _: () = assert!(..)` of the shim's template, which checks
+/// the heap's settings against the build's options; its messages all name
+/// `alloc8 build` (rustc places the span inside core's panic macro).
+fn shim_assertion(d: &cargo_metadata::diagnostic::Diagnostic) -> Option<String> {
+    let text = d.message.strip_prefix("evaluation panicked: ")?;
+    text.contains("alloc8 build").then(|| text.to_string())
 }

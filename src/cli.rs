@@ -36,6 +36,9 @@ pub struct BuildArgs {
     /// Library name (lib<NAME>.so); defaults to the heap's file name, or the prefix.
     #[arg(long)]
     pub name: Option<String>,
+    /// Run the heap's thread hooks (thread_init/thread_cleanup) in every thread: interposes pthread_create.
+    #[arg(long)]
+    pub threads: bool,
     /// Show cargo's progress.
     #[arg(long, short)]
     pub verbose: bool,

@@ -46,11 +46,20 @@ pub enum Family {
     GlibcCompat,
     CxxNew,
     CxxDelete,
+    /// `pthread_create`, interposed by `--threads` shims to run the heap's thread hooks.
+    Threads,
 }
 
 impl Family {
-    pub const ALL: [Family; 6] =
-        [Family::Malloc, Family::Aligned, Family::UsableSize, Family::GlibcCompat, Family::CxxNew, Family::CxxDelete];
+    pub const ALL: [Family; 7] = [
+        Family::Malloc,
+        Family::Aligned,
+        Family::UsableSize,
+        Family::GlibcCompat,
+        Family::CxxNew,
+        Family::CxxDelete,
+        Family::Threads,
+    ];
 
     pub fn title(self) -> &'static str {
         match self {
@@ -60,6 +69,7 @@ impl Family {
             Family::GlibcCompat => "glibc compatibility",
             Family::CxxNew => "C++ operator new",
             Family::CxxDelete => "C++ operator delete",
+            Family::Threads => "thread hooks",
         }
     }
 
@@ -73,6 +83,7 @@ impl Family {
             Family::GlibcCompat => "old binaries or callers of these names reach glibc with this library's pointers",
             Family::CxxNew => "C++ new goes through libstdc++ to malloc (works, but misses the heap's own operator path)",
             Family::CxxDelete => "a C++ delete form is handled by libstdc++, which is fine only if it forwards to this library's free",
+            Family::Threads => "a heap with per-thread state never learns that threads start or end (fine for heaps without it)",
         }
     }
 }
@@ -218,9 +229,29 @@ pub static EXPORTS: &[Export] = &[
         "alloc8::shim::free(&HEAP, ptr)"),
     cxx_fn!("_ZdaPvSt11align_val_tRKSt9nothrow_t", CxxDelete, C, (ptr: *mut u8, _align: usize, _nothrow: *const u8) -> "",
         "alloc8::shim::free(&HEAP, ptr)"),
+    // Thread hooks: exported only by shims built with `--threads`.
+    Export {
+        name: "pthread_create",
+        family: Family::Threads,
+        need: Need::Optional,
+        modes: INTERPOSE,
+        platforms: LINUX,
+        abi: Abi::C,
+        params: "thread: *mut usize, attr: *const u8, start: crate::threads::Start, arg: *mut u8",
+        ret: "i32",
+        body: "crate::threads::pthread_create(thread, attr, start, arg)",
+        c_decl: "",
+    },
 ];
 
-/// What a shim built for `platform` in `mode` exports, with its exported names.
+/// What a shim built for `platform` in `mode` exports, with its exported names:
+/// the whole table for that mode, less the thread hooks unless `threads`.
+pub fn shim_exports(platform: Platform, mode: Mode, prefix: &str, threads: bool) -> Vec<(String, &'static Export)> {
+    exports_for(platform, mode, prefix).into_iter().filter(|(_, e)| threads || e.family != Family::Threads).collect()
+}
+
+/// Every symbol the table has for `platform` in `mode` (what `check` judges
+/// a library against), with its exported names.
 pub fn exports_for(platform: Platform, mode: Mode, prefix: &str) -> Vec<(String, &'static Export)> {
     EXPORTS
         .iter()

@@ -11,6 +11,7 @@ pub const ALLOC8_CRATE: &[(&str, &str)] = &[
     ("src/report.rs", include_str!("../crates/alloc8/src/report.rs")),
     ("src/shim.rs", include_str!("../crates/alloc8/src/shim.rs")),
     ("src/sync.rs", include_str!("../crates/alloc8/src/sync.rs")),
+    ("src/threads.rs", include_str!("../crates/alloc8/src/threads.rs")),
 ];
 
 /// The alloc8 crate's version: the cache keeps one copy per version.
@@ -22,6 +23,7 @@ pub const SHIM_BUILD_RS: &str = include_str!("../templates/shim/build.rs");
 pub const SHIM_LIB_RS: &str = include_str!("../templates/shim/src/lib.rs");
 pub const SHIM_RUNTIME_RS: &str = include_str!("../templates/shim/src/runtime.rs");
 pub const SHIM_CXX_RS: &str = include_str!("../templates/shim/src/cxx.rs");
+pub const SHIM_THREADS_RS: &str = include_str!("../templates/shim/src/threads.rs");
 
 #[cfg(test)]
 mod tests {

@@ -123,7 +123,7 @@ fn run(exe: &Path) -> Run {
     let output = Command::new(exe).env("ALLOC8_REPORT", &report).env_remove("LD_PRELOAD").output().unwrap();
     let text = std::fs::read_to_string(&report).unwrap_or_default();
     let events = text.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad report line {:?}: {}", l, e))).collect();
-    Run { output, events }
+    Run { output, events, raw: text }
 }
 
 /// The number after `name ` on the program's output.

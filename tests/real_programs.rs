@@ -105,4 +105,4 @@ macro_rules! under_every_shim {
     };
 }
 
-under_every_shim!(system, mmap, dlmalloc, tlsf, mimalloc);
+under_every_shim!(system, mmap, dlmalloc, tlsf, mimalloc, threadcache);

@@ -1,7 +1,8 @@
 /* Allocation churn driver for the benchmarks: prints nanoseconds per operation.
  *   churn pairs N    malloc(32)/free pairs
  *   churn mixed N    8 B..32 KiB sizes, 1024 live blocks replaced at random
- *   churn threads N  "mixed" in 2 threads at once (per-thread ns/op) */
+ *   churn threads N  "mixed" in 2 threads at once (per-thread ns/op)
+ *   churn spawn N    N threads created and joined one after another (ns/thread) */
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -43,8 +44,10 @@ static void *mixed(void *arg) {
     return NULL;
 }
 
+static void *nothing(void *arg) { return arg; }
+
 int main(int argc, char **argv) {
-    if (argc != 3) { fprintf(stderr, "usage: churn pairs|mixed|threads N\n"); return 2; }
+    if (argc != 3) { fprintf(stderr, "usage: churn pairs|mixed|threads|spawn N\n"); return 2; }
     long n = atol(argv[2]);
     double t0 = now();
     if (!strcmp(argv[1], "pairs")) pairs(n);
@@ -53,6 +56,12 @@ int main(int argc, char **argv) {
         pthread_t t[2];
         for (int i = 0; i < 2; i++) pthread_create(&t[i], NULL, mixed, &n);
         for (int i = 0; i < 2; i++) pthread_join(t[i], NULL);
+    } else if (!strcmp(argv[1], "spawn")) {
+        for (long i = 0; i < n; i++) {
+            pthread_t t;
+            if (pthread_create(&t, NULL, nothing, NULL)) { fprintf(stderr, "pthread_create failed\n"); return 1; }
+            pthread_join(t, NULL);
+        }
     } else { fprintf(stderr, "unknown mode %s\n", argv[1]); return 2; }
     printf("%.2f\n", (now() - t0) / n);
     return 0;

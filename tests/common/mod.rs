@@ -53,6 +53,7 @@ pub fn shim(heap: &str) -> PathBuf {
         .arg(shim_source(heap))
         .args(["--mode", "interpose", "--name", heap, "--out"])
         .arg(&out)
+        .args(build_flags(heap))
         .output()
         .unwrap();
     assert!(output.status.success(), "building {} failed:\n{}", heap, String::from_utf8_lossy(&output.stderr));
@@ -63,7 +64,15 @@ pub fn shim(heap: &str) -> PathBuf {
 }
 
 /// The heaps shipped in shims/ that every core test runs under.
-pub const SHIPPED: &[&str] = &["system", "mmap", "dlmalloc", "tlsf", "mimalloc"];
+pub const SHIPPED: &[&str] = &["system", "mmap", "dlmalloc", "tlsf", "mimalloc", "threadcache"];
+
+/// What a shipped heap needs beyond `--mode interpose`.
+pub fn build_flags(heap: &str) -> &'static [&'static str] {
+    match heap {
+        "threadcache" => &["--threads"],
+        _ => &[],
+    }
+}
 
 /// Compiles tests/programs/<file> with gcc or g++ (by extension) once per test process.
 pub fn program(file: &str) -> PathBuf {
@@ -96,6 +105,7 @@ pub fn program(file: &str) -> PathBuf {
 pub struct Event {
     pub event: String,
     pub pid: i32,
+    #[serde(default)]
     pub heap: String,
     #[serde(default)]
     pub bound: Option<bool>,
@@ -118,6 +128,8 @@ pub struct Stats {
 pub struct Run {
     pub output: Output,
     pub events: Vec<Event>,
+    /// The report file as written (JSON lines).
+    pub raw: String,
 }
 
 impl Run {
@@ -172,5 +184,5 @@ pub fn run_under(lib: &Path, mut cmd: Command) -> Run {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad report line {:?}: {}", l, e)))
         .collect();
-    Run { output, events }
+    Run { output, events, raw: text }
 }

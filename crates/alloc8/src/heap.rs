@@ -79,6 +79,23 @@ pub trait Heap: Sync {
         self.free(ptr)
     }
 
+    /// Set to `true` when the heap implements [`Heap::thread_init`] and
+    /// [`Heap::thread_cleanup`]. Such a heap must be built with `--threads`
+    /// (the shim then interposes `pthread_create` to run them), and
+    /// `--threads` requires it: a heap without hooks pays for no interposition.
+    const THREAD_HOOKS: bool = false;
+
+    /// Runs in every thread the program creates once the shim is ready, before
+    /// the thread's start routine. The main thread and threads created before
+    /// the shim's constructor never get it: the heap must serve them too.
+    fn thread_init(&self) {}
+
+    /// Runs when a thread that got `thread_init` ends: on return, on
+    /// `pthread_exit` and on cancellation. The thread may still call malloc
+    /// and free afterwards (glibc frees its TLS, other key destructors run),
+    /// so the heap must keep serving it after cleanup.
+    fn thread_cleanup(&self) {}
+
     /// Statistics for the exit report, if the heap keeps any.
     fn stats(&self) -> Option<Stats> {
         None

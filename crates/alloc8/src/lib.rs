@@ -15,6 +15,7 @@ pub mod os;
 pub mod report;
 pub mod shim;
 pub mod sync;
+pub mod threads;
 mod global;
 
 pub use global::GlobalHeap;

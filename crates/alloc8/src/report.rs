@@ -152,6 +152,23 @@ pub fn exiting(heap: &str, stats: Option<Stats>) {
     emit(&line);
 }
 
+/// Thread hook activity (`--threads` shims), written at exit before the exit line.
+pub fn threads(counts: crate::threads::Counts) {
+    if MODE.load(Ordering::Relaxed) != JSON {
+        return;
+    }
+    let mut line = Line::new();
+    let _ = write!(
+        line,
+        "{{\"event\":\"threads\",\"pid\":{},\"inits\":{},\"cleanups\":{},\"flag_flips\":{}}}\n",
+        os::pid(),
+        counts.inits,
+        counts.cleanups,
+        counts.flag_flips
+    );
+    emit(&line);
+}
+
 /// Statistics as one human-readable clause.
 pub struct TextStats<'a>(pub &'a Stats);
 

@@ -54,6 +54,13 @@ impl<T> SpinLock<T> {
         self.locked.store(false, Ordering::Release);
     }
 
+    /// The value, without taking the lock: for a heap that knows no other
+    /// thread can be using it (e.g. while `alloc8::threads::created()` is false).
+    #[inline]
+    pub fn as_ptr(&self) -> *mut T {
+        self.value.get()
+    }
+
     /// Runs `f` with the value, under the lock. `f` must not panic or allocate
     /// through the global allocator (the shim routes that to this very heap).
     #[inline]

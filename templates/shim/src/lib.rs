@@ -12,11 +12,29 @@
 mod exports;
 mod runtime;
 @CXX_MODULE@
+// Always compiled (runtime.rs names it behind `THREADS`); without `--threads`
+// nothing calls its pthread_create, which must not warn in the user's build.
+#[cfg(target_os = "linux")]
+#[allow(dead_code)]
+mod threads;
 
 use heap::__ALLOC8_HEAP as HEAP;
 
 /// The name reports use for this heap.
 const HEAP_NAME: &str = @HEAP_NAME@;
+
+/// Built with `--threads`: the shim runs the heap's thread hooks.
+const THREADS: bool = @THREADS@;
+const THREAD_HOOKS: bool = <heap::__Alloc8Heap as alloc8::Heap>::THREAD_HOOKS;
+const _: () = assert!(
+    !THREADS || THREAD_HOOKS,
+    "alloc8 build --threads: this heap has no thread hooks; implement Heap::thread_init and \
+     Heap::thread_cleanup and set `const THREAD_HOOKS: bool = true`, or build without --threads"
+);
+const _: () = assert!(
+    THREADS || !THREAD_HOOKS,
+    "this heap sets THREAD_HOOKS = true: build it with `alloc8 build --threads` so its hooks run"
+);
 
 // The shim's own Rust allocations (std, the heap's code) go to the heap too;
 // otherwise they would call the exported malloc, which is ours, and recurse.

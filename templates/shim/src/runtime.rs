@@ -56,9 +56,15 @@ extern "C" fn init() {
         alloc8::report::init();
     }
     alloc8::report::loaded(HEAP_NAME, bound());
+    if crate::THREADS {
+        crate::threads::ready();
+    }
 }
 
 extern "C" fn fini() {
+    if crate::THREADS {
+        crate::threads::report();
+    }
     alloc8::report::exiting(HEAP_NAME, HEAP.stats());
 }
 

@@ -1,0 +1,99 @@
+//! What every benchmark needs: shims built with the real alloc8 binary, the C
+//! allocation driver, and interleaved side-by-side timing.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+pub const ROUNDS: usize = 9;
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn work() -> PathBuf {
+    let d = root().join("target").join("alloc8-bench");
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+pub fn build_shim(heap: &Path, name: &str, flags: &[&str]) -> PathBuf {
+    let out = work().join("shims");
+    let status = Command::new(env!("CARGO_BIN_EXE_alloc8"))
+        .env("ALLOC8_CACHE_DIR", work().join("cache"))
+        .arg("build")
+        .arg("--heap")
+        .arg(heap)
+        .args(["--name", name, "--out"])
+        .arg(&out)
+        .args(flags)
+        .status()
+        .unwrap();
+    assert!(status.success(), "building {} failed", name);
+    out.join(format!("lib{}.so", name))
+}
+
+pub fn driver() -> PathBuf {
+    let exe = work().join("churn");
+    let status = Command::new("gcc")
+        .args(["-O2", "-pthread", "-o"])
+        .arg(&exe)
+        .arg(root().join("benches/programs/churn.c"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    exe
+}
+
+pub fn time(exe: &Path, preload: Option<&Path>, mode: &str, n: u64) -> f64 {
+    let mut cmd = Command::new(exe);
+    cmd.args([mode, &n.to_string()]).env("ALLOC8_REPORT", "off");
+    if let Some(lib) = preload {
+        cmd.env("LD_PRELOAD", lib);
+    }
+    let out = cmd.output().unwrap();
+    assert!(out.status.success());
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
+/// The fastest run: other load on the machine only ever adds time.
+pub fn best(v: Vec<f64>) -> f64 {
+    v.into_iter().fold(f64::INFINITY, f64::min)
+}
+
+/// Runs baseline and candidate alternately, ROUNDS times; prints the best of each and their ratio.
+pub fn compare(exe: &Path, label: &str, base: (&str, Option<&Path>), cand: (&str, Option<&Path>), mode: &str, n: u64) {
+    let (mut b, mut c) = (Vec::new(), Vec::new());
+    for _ in 0..ROUNDS {
+        b.push(time(exe, base.1, mode, n));
+        c.push(time(exe, cand.1, mode, n));
+    }
+    let (b, c) = (best(b), best(c));
+    println!("{:<34} {:>7}: {:>20} {:>6.2} ns/op   {:>20} {:>6.2} ns/op   ratio {:.3}", label, mode, base.0, b, cand.0, c, c / b);
+}
+
+/// Instructions per malloc/free pair, from callgrind's exact counts: the
+/// difference between runs of 2N and N pairs cancels start-up and exit.
+pub fn instructions_per_pair(exe: &Path, preload: Option<&Path>) -> Option<f64> {
+    let count = |n: u64| -> Option<f64> {
+        let mut cmd = Command::new("valgrind");
+        cmd.args(["--tool=callgrind", "--callgrind-out-file=/dev/null"]).arg(exe).args(["pairs", &n.to_string()]);
+        cmd.env("ALLOC8_REPORT", "off");
+        if let Some(lib) = preload {
+            cmd.env("LD_PRELOAD", lib);
+        }
+        let out = cmd.output().ok()?;
+        let err = String::from_utf8_lossy(&out.stderr);
+        let line = err.lines().find(|l| l.contains("Collected :"))?;
+        line.rsplit(':').next()?.trim().parse().ok()
+    };
+    let n = 1_000_000;
+    Some((count(2 * n)? - count(n)?) / n as f64)
+}
+
+
+/// Whether cargo ran us as a benchmark: `cargo test --benches` also builds and
+/// runs harness=false benches, without --bench; they must not run then.
+pub fn asked_to_run() -> bool {
+    std::env::args().any(|a| a == "--bench")
+}
