@@ -427,3 +427,19 @@ fn a_heap_with_thread_hooks_is_refused_in_prefixed_mode() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--threads needs `--mode interpose`"));
 }
+
+/// The fork hooks registered by libfoo.so go away with it: dlopen, use,
+/// dlclose and fork, three times.
+#[test]
+fn the_shared_library_unloads_with_its_fork_hooks() {
+    let lib = foo();
+    let exe = work_dir().join("prefixed-programs").join("prefixed-dlopen");
+    std::fs::create_dir_all(exe.parent().unwrap()).unwrap();
+    let src = root().join("tests").join("programs").join("prefixed_dlopen.c");
+    let out = Command::new("gcc").args(["-std=gnu11", "-O2", "-Wall", "-Werror", "-o"]).arg(&exe).arg(&src).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(&exe).arg(&lib.so).arg("foo").env_remove("ALLOC8_REPORT").output().unwrap();
+    assert!(out.status.success(), "{:?}\n{}", out.status, String::from_utf8_lossy(&out.stderr));
+    // Really unloaded: otherwise the forks above proved nothing.
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "mapped 0");
+}
