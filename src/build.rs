@@ -139,7 +139,10 @@ pub fn build(opts: &BuildOptions) -> Result<Built> {
         let dest = opts.out.join(format!("lib{}.{}", stem, ext));
         match ext {
             "a" => {
-                let keep: Vec<String> = contract::shim_exports(platform, opts.mode, &opts.prefix, opts.threads).into_iter().map(|(n, _)| n).collect();
+                let keep: Vec<String> = contract::shim_exports(platform, opts.mode, &opts.prefix, opts.threads)
+                    .into_iter()
+                    .map(|(n, _)| n)
+                    .collect();
                 static_archive::seal(file, &dest, &keep, &opts.prefix)?;
                 verify_archive(&dest, &keep)?;
             }
@@ -160,19 +163,20 @@ pub fn build(opts: &BuildOptions) -> Result<Built> {
     Ok(Built { artifacts, mode: opts.mode, symbols })
 }
 
-/// The artifact must export exactly what the contract table says: the same
-/// table the renderer used, so a mismatch is a bug to stop on, not to ship.
+/// The artifact goes through the same audit as `alloc8 check`, and must
+/// besides export exactly what the contract table says: the same table the
+/// renderer used, so a mismatch is a bug to stop on, not to ship.
 fn verify_exports(lib: &Path, platform: Platform, mode: Mode, prefix: &str, threads: bool) -> Result<usize> {
-    let exports = audit::read_exports(lib)?;
+    let library = audit::Library::read(lib)?;
     let expected: BTreeSet<String> =
         contract::shim_exports(platform, mode, prefix, threads).into_iter().map(|(n, _)| n).collect();
-    let missing: Vec<_> = expected.difference(&exports.defined).cloned().collect();
+    let missing: Vec<_> = expected.difference(&library.defined).cloned().collect();
     if !missing.is_empty() {
         bail!("{} lacks contract symbols: {}", lib.display(), missing.join(", "));
     }
     // Any other export that is an allocator name (ours, prefixed or not) would
     // interpose something the mode promised to leave alone.
-    let stray: Vec<_> = exports
+    let stray: Vec<_> = library
         .defined
         .iter()
         .filter(|name| !expected.contains(*name))
@@ -181,6 +185,19 @@ fn verify_exports(lib: &Path, platform: Platform, mode: Mode, prefix: &str, thre
         .collect();
     if !stray.is_empty() {
         bail!("{} exports allocator symbols its mode must not: {}", lib.display(), stray.join(", "));
+    }
+    let report = audit::audit(lib, &library);
+    let wanted = match mode {
+        Mode::Interpose => audit::mode::Detected::Interposer,
+        Mode::Prefixed => audit::mode::Detected::Prefixed { prefix: prefix.to_string() },
+    };
+    if report.mode != wanted || !report.verdict.sound {
+        bail!(
+            "{} fails its audit ({}); `alloc8 check {}` shows the details",
+            lib.display(),
+            if report.mode != wanted { format!("detected as {}", report.mode.describe()) } else { report.verdict.summary.clone() },
+            lib.display()
+        );
     }
     Ok(expected.len())
 }

@@ -1,5 +1,6 @@
 //! The command line: argument definitions and dispatch to each subcommand.
 
+use crate::audit;
 use crate::build::{self, BuildOptions};
 use crate::contract::Mode;
 use clap::{Args, Parser, Subcommand};
@@ -17,6 +18,19 @@ pub struct Cli {
 pub enum Command {
     /// Build a shim library around a heap.
     Build(BuildArgs),
+    /// Audit any allocator library (.so, .dylib, .dll) against the malloc contract.
+    /// Exit status: 0 sound, 1 problems found, 2 could not read.
+    Check(CheckArgs),
+}
+
+#[derive(Args, Clone)]
+pub struct CheckArgs {
+    /// The library to audit.
+    #[arg(value_name = "LIB")]
+    pub lib: PathBuf,
+    /// Print the findings as JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Clone)]
@@ -56,6 +70,21 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             }
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Check(args) => Ok(check(&args)),
+    }
+}
+
+/// Bad input is an answer too (exit 2, one line), not an error of alloc8's.
+fn check(args: &CheckArgs) -> ExitCode {
+    match audit::check(&args.lib) {
+        Ok(report) => {
+            print!("{}", if args.json { report.to_json() + "\n" } else { report.to_text() });
+            ExitCode::from(report.verdict.exit_code())
+        }
+        Err(err) => {
+            eprintln!("error: {}", err);
+            ExitCode::from(2)
         }
     }
 }

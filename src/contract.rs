@@ -46,19 +46,29 @@ pub enum Family {
     GlibcCompat,
     CxxNew,
     CxxDelete,
-    /// `pthread_create`, interposed by `--threads` shims to run the heap's thread hooks.
-    Threads,
+    /// glibc's internal entry points (`__libc_malloc`...): checked, never exported by our shims.
+    GlibcAliases,
+    /// Imports through which a heap makes `fork` safe (`pthread_atfork`).
+    ForkHooks,
+    /// Imports through which a heap learns that a thread exits (thread caches).
+    ThreadHooks,
+    /// `pthread_create`, exported by `--threads` shims to run the heap's
+    /// thread hooks; an option of ours, not something `check` asks of others.
+    ThreadStart,
 }
 
 impl Family {
-    pub const ALL: [Family; 7] = [
+    pub const ALL: [Family; 10] = [
         Family::Malloc,
         Family::Aligned,
         Family::UsableSize,
         Family::GlibcCompat,
         Family::CxxNew,
         Family::CxxDelete,
-        Family::Threads,
+        Family::GlibcAliases,
+        Family::ForkHooks,
+        Family::ThreadHooks,
+        Family::ThreadStart,
     ];
 
     pub fn title(self) -> &'static str {
@@ -69,7 +79,39 @@ impl Family {
             Family::GlibcCompat => "glibc compatibility",
             Family::CxxNew => "C++ operator new",
             Family::CxxDelete => "C++ operator delete",
-            Family::Threads => "thread hooks",
+            Family::GlibcAliases => "glibc aliases",
+            Family::ForkHooks => "fork hooks",
+            Family::ThreadHooks => "thread-exit hooks",
+            Family::ThreadStart => "thread start hook",
+        }
+    }
+
+    /// Hook families are symbols the library imports (it calls them to
+    /// register itself), and one of them suffices; the others are exports,
+    /// each of which counts.
+    pub fn is_hook(self) -> bool {
+        matches!(self, Family::ForkHooks | Family::ThreadHooks)
+    }
+
+    /// The modes in which `check` looks for this family.
+    pub fn checked_in(self) -> &'static [Mode] {
+        match self {
+            Family::Malloc | Family::Aligned | Family::UsableSize | Family::ForkHooks | Family::ThreadHooks => BOTH,
+            Family::GlibcCompat | Family::CxxNew | Family::CxxDelete | Family::GlibcAliases => INTERPOSE,
+            Family::ThreadStart => &[],
+        }
+    }
+
+    /// The platforms whose libraries `check` looks for this family in: the C
+    /// names are the same everywhere, the Itanium C++ names on Linux and macOS
+    /// (MSVC mangles differently), the rest is glibc's.
+    pub fn checked_on(self, platform: Platform) -> bool {
+        match self {
+            Family::Malloc | Family::Aligned | Family::UsableSize => true,
+            Family::CxxNew | Family::CxxDelete => platform != Platform::Windows,
+            Family::GlibcCompat | Family::GlibcAliases | Family::ForkHooks | Family::ThreadHooks | Family::ThreadStart => {
+                platform == Platform::Linux
+            }
         }
     }
 
@@ -78,12 +120,15 @@ impl Family {
     pub fn consequence(self) -> &'static str {
         match self {
             Family::Malloc => "programs mix two allocators: blocks from one are freed by the other and the heap is corrupted",
-            Family::Aligned => "aligned allocations come from glibc but are freed by this library: heap corruption on the first free",
+            Family::Aligned => "aligned allocations come from glibc's heap but are freed by this library: heap corruption or a crash on the first free",
             Family::UsableSize => "malloc_usable_size asks glibc about this library's blocks: wrong sizes or a crash",
-            Family::GlibcCompat => "old binaries or callers of these names reach glibc with this library's pointers",
-            Family::CxxNew => "C++ new goes through libstdc++ to malloc (works, but misses the heap's own operator path)",
-            Family::CxxDelete => "a C++ delete form is handled by libstdc++, which is fine only if it forwards to this library's free",
-            Family::Threads => "a heap with per-thread state never learns that threads start or end (fine for heaps without it)",
+            Family::GlibcCompat => "old binaries that call cfree hand this library's blocks to glibc's free: a crash",
+            Family::CxxNew => "C++ new takes memory from another allocator than the one this library's delete returns it to",
+            Family::CxxDelete => "C++ delete hands this library's blocks to another allocator: heap corruption",
+            Family::GlibcAliases => "callers of glibc's internal names (some shims and tools) get glibc's heap and hand its blocks to this library's free",
+            Family::ForkHooks => "no fork handler: if a thread holds the heap's lock while another forks, the child deadlocks on its first malloc",
+            Family::ThreadHooks => "no thread-exit hook: whatever a thread caches is not given back when it exits",
+            Family::ThreadStart => "a heap with per-thread state never learns that threads start (fine for heaps without it)",
         }
     }
 }
@@ -126,14 +171,29 @@ pub struct Export {
     pub body: &'static str,
     /// The C prototype for the prefixed-mode header (`{}` is where the name goes).
     pub c_decl: &'static str,
+    /// When a replacement lacks this symbol, the system's own version runs,
+    /// and calls these names through the dynamic linker (so they reach the
+    /// replacement if it has them). Empty: the system's version serves the
+    /// call from its own heap. (glibc 2.36 and GCC 12's libstdc++, read from
+    /// their code: `reallocarray` jumps to `realloc@plt`, `_ZdlPvm` to `_ZdlPv@plt`...)
+    pub via: &'static [&'static str],
 }
 
 const BOTH: &[Mode] = &[Mode::Interpose, Mode::Prefixed];
 const INTERPOSE: &[Mode] = &[Mode::Interpose];
 const LINUX: &[Platform] = &[Platform::Linux];
 
+macro_rules! via {
+    () => {
+        &[]
+    };
+    ($via:expr) => {
+        $via
+    };
+}
+
 macro_rules! c_fn {
-    ($name:literal, $family:ident, $need:ident, $modes:expr, ($($params:tt)*) -> $ret:literal, $body:literal, $c:literal) => {
+    ($name:literal, $family:ident, $need:ident, $modes:expr, ($($params:tt)*) -> $ret:literal, $body:literal, $c:literal $(, via $via:expr)?) => {
         Export {
             name: $name,
             family: Family::$family,
@@ -145,12 +205,13 @@ macro_rules! c_fn {
             ret: $ret,
             body: $body,
             c_decl: $c,
+            via: via!($($via)?),
         }
     };
 }
 
 macro_rules! cxx_fn {
-    ($name:literal, $family:ident, $abi:ident, ($($params:tt)*) -> $ret:literal, $body:literal) => {
+    ($name:literal, $family:ident, $abi:ident, ($($params:tt)*) -> $ret:literal, $body:literal, via $via:literal) => {
         Export {
             name: $name,
             family: Family::$family,
@@ -162,6 +223,27 @@ macro_rules! cxx_fn {
             ret: $ret,
             body: $body,
             c_decl: "",
+            via: &[$via],
+        }
+    };
+}
+
+/// A name `check` looks for that our shims never export (modes is empty, so
+/// the renderer skips it).
+macro_rules! checked {
+    ($name:literal, $family:ident, $need:ident) => {
+        Export {
+            name: $name,
+            family: Family::$family,
+            need: Need::$need,
+            modes: &[],
+            platforms: LINUX,
+            abi: Abi::C,
+            params: "",
+            ret: "",
+            body: "",
+            c_decl: "",
+            via: &[],
         }
     };
 }
@@ -178,7 +260,8 @@ pub static EXPORTS: &[Export] = &[
     c_fn!("realloc", Malloc, Required, BOTH, (ptr: *mut u8, size: usize) -> "*mut u8",
         "alloc8::shim::realloc(&HEAP, ptr, size)", "void *{}(void *ptr, size_t size)"),
     c_fn!("reallocarray", Malloc, Expected, BOTH, (ptr: *mut u8, count: usize, size: usize) -> "*mut u8",
-        "alloc8::shim::reallocarray(&HEAP, ptr, count, size)", "void *{}(void *ptr, size_t count, size_t size)"),
+        "alloc8::shim::reallocarray(&HEAP, ptr, count, size)", "void *{}(void *ptr, size_t count, size_t size)",
+        via &["realloc"]),
     // Aligned allocation.
     c_fn!("posix_memalign", Aligned, Expected, BOTH, (out: *mut *mut u8, align: usize, size: usize) -> "i32",
         "alloc8::shim::posix_memalign(&HEAP, out, align, size)", "int {}(void **out, size_t alignment, size_t size)"),
@@ -198,41 +281,57 @@ pub static EXPORTS: &[Export] = &[
         "alloc8::shim::free(&HEAP, ptr)", "void {}(void *ptr)"),
     // C++ operator new: the heap on the fast path; on failure the next
     // definition (libstdc++) runs the new_handler loop and throws bad_alloc.
-    cxx_fn!("_Znwm", CxxNew, CUnwind, (size: usize) -> "*mut u8", "crate::cxx::new(size, &NEXT__Znwm)"),
-    cxx_fn!("_Znam", CxxNew, CUnwind, (size: usize) -> "*mut u8", "crate::cxx::new(size, &NEXT__Znam)"),
+    cxx_fn!("_Znwm", CxxNew, CUnwind, (size: usize) -> "*mut u8", "crate::cxx::new(size, &NEXT__Znwm)", via "malloc"),
+    cxx_fn!("_Znam", CxxNew, CUnwind, (size: usize) -> "*mut u8", "crate::cxx::new(size, &NEXT__Znam)", via "_Znwm"),
     cxx_fn!("_ZnwmRKSt9nothrow_t", CxxNew, CUnwind, (size: usize, nothrow: *const u8) -> "*mut u8",
-        "crate::cxx::new_nothrow(size, nothrow, &NEXT__ZnwmRKSt9nothrow_t)"),
+        "crate::cxx::new_nothrow(size, nothrow, &NEXT__ZnwmRKSt9nothrow_t)", via "_Znwm"),
     cxx_fn!("_ZnamRKSt9nothrow_t", CxxNew, CUnwind, (size: usize, nothrow: *const u8) -> "*mut u8",
-        "crate::cxx::new_nothrow(size, nothrow, &NEXT__ZnamRKSt9nothrow_t)"),
+        "crate::cxx::new_nothrow(size, nothrow, &NEXT__ZnamRKSt9nothrow_t)", via "_Znam"),
     cxx_fn!("_ZnwmSt11align_val_t", CxxNew, CUnwind, (size: usize, align: usize) -> "*mut u8",
-        "crate::cxx::new_aligned(size, align, &NEXT__ZnwmSt11align_val_t)"),
+        "crate::cxx::new_aligned(size, align, &NEXT__ZnwmSt11align_val_t)", via "aligned_alloc"),
     cxx_fn!("_ZnamSt11align_val_t", CxxNew, CUnwind, (size: usize, align: usize) -> "*mut u8",
-        "crate::cxx::new_aligned(size, align, &NEXT__ZnamSt11align_val_t)"),
+        "crate::cxx::new_aligned(size, align, &NEXT__ZnamSt11align_val_t)", via "_ZnwmSt11align_val_t"),
     cxx_fn!("_ZnwmSt11align_val_tRKSt9nothrow_t", CxxNew, CUnwind, (size: usize, align: usize, nothrow: *const u8) -> "*mut u8",
-        "crate::cxx::new_aligned_nothrow(size, align, nothrow, &NEXT__ZnwmSt11align_val_tRKSt9nothrow_t)"),
+        "crate::cxx::new_aligned_nothrow(size, align, nothrow, &NEXT__ZnwmSt11align_val_tRKSt9nothrow_t)", via "_ZnwmSt11align_val_t"),
     cxx_fn!("_ZnamSt11align_val_tRKSt9nothrow_t", CxxNew, CUnwind, (size: usize, align: usize, nothrow: *const u8) -> "*mut u8",
-        "crate::cxx::new_aligned_nothrow(size, align, nothrow, &NEXT__ZnamSt11align_val_tRKSt9nothrow_t)"),
+        "crate::cxx::new_aligned_nothrow(size, align, nothrow, &NEXT__ZnamSt11align_val_tRKSt9nothrow_t)", via "_ZnamSt11align_val_t"),
     // C++ operator delete: every form frees through the heap.
-    cxx_fn!("_ZdlPv", CxxDelete, C, (ptr: *mut u8) -> "", "alloc8::shim::free(&HEAP, ptr)"),
-    cxx_fn!("_ZdaPv", CxxDelete, C, (ptr: *mut u8) -> "", "alloc8::shim::free(&HEAP, ptr)"),
-    cxx_fn!("_ZdlPvm", CxxDelete, C, (ptr: *mut u8, size: usize) -> "", "alloc8::shim::free_sized(&HEAP, ptr, size)"),
-    cxx_fn!("_ZdaPvm", CxxDelete, C, (ptr: *mut u8, size: usize) -> "", "alloc8::shim::free_sized(&HEAP, ptr, size)"),
-    cxx_fn!("_ZdlPvRKSt9nothrow_t", CxxDelete, C, (ptr: *mut u8, _nothrow: *const u8) -> "", "alloc8::shim::free(&HEAP, ptr)"),
-    cxx_fn!("_ZdaPvRKSt9nothrow_t", CxxDelete, C, (ptr: *mut u8, _nothrow: *const u8) -> "", "alloc8::shim::free(&HEAP, ptr)"),
-    cxx_fn!("_ZdlPvSt11align_val_t", CxxDelete, C, (ptr: *mut u8, _align: usize) -> "", "alloc8::shim::free(&HEAP, ptr)"),
-    cxx_fn!("_ZdaPvSt11align_val_t", CxxDelete, C, (ptr: *mut u8, _align: usize) -> "", "alloc8::shim::free(&HEAP, ptr)"),
+    cxx_fn!("_ZdlPv", CxxDelete, C, (ptr: *mut u8) -> "", "alloc8::shim::free(&HEAP, ptr)", via "free"),
+    cxx_fn!("_ZdaPv", CxxDelete, C, (ptr: *mut u8) -> "", "alloc8::shim::free(&HEAP, ptr)", via "_ZdlPv"),
+    cxx_fn!("_ZdlPvm", CxxDelete, C, (ptr: *mut u8, size: usize) -> "", "alloc8::shim::free_sized(&HEAP, ptr, size)", via "_ZdlPv"),
+    cxx_fn!("_ZdaPvm", CxxDelete, C, (ptr: *mut u8, size: usize) -> "", "alloc8::shim::free_sized(&HEAP, ptr, size)", via "_ZdaPv"),
+    cxx_fn!("_ZdlPvRKSt9nothrow_t", CxxDelete, C, (ptr: *mut u8, _nothrow: *const u8) -> "", "alloc8::shim::free(&HEAP, ptr)", via "_ZdlPv"),
+    cxx_fn!("_ZdaPvRKSt9nothrow_t", CxxDelete, C, (ptr: *mut u8, _nothrow: *const u8) -> "", "alloc8::shim::free(&HEAP, ptr)", via "_ZdaPv"),
+    cxx_fn!("_ZdlPvSt11align_val_t", CxxDelete, C, (ptr: *mut u8, _align: usize) -> "", "alloc8::shim::free(&HEAP, ptr)", via "free"),
+    cxx_fn!("_ZdaPvSt11align_val_t", CxxDelete, C, (ptr: *mut u8, _align: usize) -> "", "alloc8::shim::free(&HEAP, ptr)", via "_ZdlPvSt11align_val_t"),
     cxx_fn!("_ZdlPvmSt11align_val_t", CxxDelete, C, (ptr: *mut u8, size: usize, _align: usize) -> "",
-        "alloc8::shim::free_sized(&HEAP, ptr, size)"),
+        "alloc8::shim::free_sized(&HEAP, ptr, size)", via "_ZdlPvSt11align_val_t"),
     cxx_fn!("_ZdaPvmSt11align_val_t", CxxDelete, C, (ptr: *mut u8, size: usize, _align: usize) -> "",
-        "alloc8::shim::free_sized(&HEAP, ptr, size)"),
+        "alloc8::shim::free_sized(&HEAP, ptr, size)", via "_ZdaPvSt11align_val_t"),
     cxx_fn!("_ZdlPvSt11align_val_tRKSt9nothrow_t", CxxDelete, C, (ptr: *mut u8, _align: usize, _nothrow: *const u8) -> "",
-        "alloc8::shim::free(&HEAP, ptr)"),
+        "alloc8::shim::free(&HEAP, ptr)", via "_ZdlPvSt11align_val_t"),
     cxx_fn!("_ZdaPvSt11align_val_tRKSt9nothrow_t", CxxDelete, C, (ptr: *mut u8, _align: usize, _nothrow: *const u8) -> "",
-        "alloc8::shim::free(&HEAP, ptr)"),
+        "alloc8::shim::free(&HEAP, ptr)", via "_ZdaPvSt11align_val_t"),
+    // glibc's internal names for its own heap, which glibc 2.36 exports. A
+    // shim that forwards to glibc through them must not export them (its
+    // calls would bind to itself), so ours leave them out; `check` reports them.
+    checked!("__libc_malloc", GlibcAliases, Optional),
+    checked!("__libc_free", GlibcAliases, Optional),
+    checked!("__libc_calloc", GlibcAliases, Optional),
+    checked!("__libc_realloc", GlibcAliases, Optional),
+    checked!("__libc_memalign", GlibcAliases, Optional),
+    checked!("__libc_valloc", GlibcAliases, Optional),
+    checked!("__libc_pvalloc", GlibcAliases, Optional),
+    // Hooks are imports, and one of a family suffices: `pthread_atfork`
+    // compiles to `__register_atfork` (libc_nonshared.a) when linked against glibc.
+    checked!("pthread_atfork", ForkHooks, Optional),
+    checked!("__register_atfork", ForkHooks, Optional),
+    checked!("pthread_key_create", ThreadHooks, Optional),
+    checked!("__cxa_thread_atexit_impl", ThreadHooks, Optional),
     // Thread hooks: exported only by shims built with `--threads`.
     Export {
         name: "pthread_create",
-        family: Family::Threads,
+        family: Family::ThreadStart,
         need: Need::Optional,
         modes: INTERPOSE,
         platforms: LINUX,
@@ -241,13 +340,14 @@ pub static EXPORTS: &[Export] = &[
         ret: "i32",
         body: "crate::threads::pthread_create(thread, attr, start, arg)",
         c_decl: "",
+        via: &[],
     },
 ];
 
 /// What a shim built for `platform` in `mode` exports, with its exported names:
 /// the whole table for that mode, less the thread hooks unless `threads`.
 pub fn shim_exports(platform: Platform, mode: Mode, prefix: &str, threads: bool) -> Vec<(String, &'static Export)> {
-    exports_for(platform, mode, prefix).into_iter().filter(|(_, e)| threads || e.family != Family::Threads).collect()
+    exports_for(platform, mode, prefix).into_iter().filter(|(_, e)| threads || e.family != Family::ThreadStart).collect()
 }
 
 /// Every symbol the table has for `platform` in `mode` (what `check` judges
@@ -258,6 +358,12 @@ pub fn exports_for(platform: Platform, mode: Mode, prefix: &str) -> Vec<(String,
         .filter(|e| e.platforms.contains(&platform) && e.modes.contains(&mode))
         .map(|e| (exported_name(e, mode, prefix), e))
         .collect()
+}
+
+/// What `check` looks for in a `platform` library of `mode`: every family
+/// checked there, hooks included.
+pub fn checked(platform: Platform, mode: Mode) -> impl Iterator<Item = &'static Export> {
+    EXPORTS.iter().filter(move |e| e.family.checked_on(platform) && e.family.checked_in().contains(&mode))
 }
 
 pub fn exported_name(e: &Export, mode: Mode, prefix: &str) -> String {
@@ -303,6 +409,35 @@ mod tests {
         assert_eq!(names.len(), 11);
         assert!(names.iter().all(|n| n.starts_with("foo_")));
         assert!(names.contains(&"foo_malloc_usable_size".to_string()));
+    }
+
+    #[test]
+    fn forwarding_routes_name_contract_rows_and_end() {
+        for e in EXPORTS {
+            for target in e.via {
+                let mut seen = HashSet::new();
+                let mut at = EXPORTS.iter().find(|x| x.name == *target).unwrap_or_else(|| panic!("{} forwards to unknown {}", e.name, target));
+                // Each route ends at a row the system serves from its own heap (malloc, free...).
+                while let Some(next) = at.via.first() {
+                    assert!(seen.insert(at.name), "{} forwards in a circle", e.name);
+                    at = EXPORTS.iter().find(|x| x.name == *next).unwrap();
+                }
+                assert_eq!(at.family.checked_in(), BOTH, "{} ends at {}, which prefixed libraries lack", e.name, at.name);
+            }
+        }
+    }
+
+    #[test]
+    fn checked_only_rows_are_never_rendered() {
+        for mode in [Mode::Interpose, Mode::Prefixed] {
+            for (name, e) in exports_for(Platform::Linux, mode, "p") {
+                assert!(!e.family.is_hook() && e.family != Family::GlibcAliases, "{} would be exported", name);
+            }
+        }
+        let linux: Vec<_> = checked(Platform::Linux, Mode::Interpose).map(|e| e.name).collect();
+        assert!(linux.contains(&"__libc_malloc") && linux.contains(&"__register_atfork") && linux.contains(&"_ZdlPv"));
+        let windows: Vec<_> = checked(Platform::Windows, Mode::Interpose).map(|e| e.name).collect();
+        assert!(windows.contains(&"malloc") && !windows.iter().any(|n| n.starts_with("_Z") || n.starts_with("__")));
     }
 
     #[test]

@@ -35,7 +35,8 @@ pub fn render(platform: Platform, prefix: &str, stem: &str, heap_name: &str) -> 
         out.push_str(&line);
         out.push('\n');
     }
-    for (name, export) in contract::exports_for(platform, Mode::Prefixed, prefix) {
+    // Exactly what the shim renders (prefixed mode has no thread hooks).
+    for (name, export) in contract::shim_exports(platform, Mode::Prefixed, prefix, false) {
         debug_assert!(export.c_decl.contains("{}"), "{} has no C prototype", export.name);
         let _ = writeln!(out, "{};", export.c_decl.replace("{}", &name));
     }

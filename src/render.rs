@@ -65,8 +65,8 @@ pub fn render(spec: &ShimSpec) -> Vec<(&'static str, String)> {
         &[
             ("@HEAP_MODULE@", heap_module),
             ("@HEAP_NAME@", rust_string(&spec.heap.name)),
-            ("@CXX_MODULE@", cxx_module.to_string()),
             ("@THREADS@", spec.threads.to_string()),
+            ("@CXX_MODULE@", cxx_module.to_string()),
         ],
     );
     let mut files = vec![

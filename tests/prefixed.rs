@@ -118,17 +118,11 @@ fn compile(file: &str, libs: &[&Lib], link: Link, defines: &[&str]) -> PathBuf {
     exe
 }
 
-/// Runs `exe` with the report sent to a fresh file.
+/// Runs `exe` (which links a shim) with the report sent to a fresh file.
 fn run(exe: &Path) -> Run {
-    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let report = work_dir().join("reports").join(format!("prefixed-{}-{}.jsonl", std::process::id(), n));
-    std::fs::create_dir_all(report.parent().unwrap()).unwrap();
-    let _ = std::fs::remove_file(&report);
-    let output = Command::new(exe).env("ALLOC8_REPORT", &report).env_remove("LD_PRELOAD").output().unwrap();
-    let text = std::fs::read_to_string(&report).unwrap_or_default();
-    let events = text.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad report line {:?}: {}", l, e))).collect();
-    Run { output, events, raw: text }
+    let mut cmd = Command::new(exe);
+    cmd.env_remove("LD_PRELOAD");
+    run_reported(cmd)
 }
 
 /// The number after `name ` on the program's output.
@@ -442,4 +436,19 @@ fn the_shared_library_unloads_with_its_fork_hooks() {
     assert!(out.status.success(), "{:?}\n{}", out.status, String::from_utf8_lossy(&out.stderr));
     // Really unloaded: otherwise the forks above proved nothing.
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "mapped 0");
+}
+
+/// `alloc8 check` recognises both shared libraries as prefixed, with their
+/// prefix, and finds them sound (exit 0).
+#[test]
+fn check_recognises_the_prefixed_libraries() {
+    for lib in [foo(), bar()] {
+        let out = alloc8().args(["check", "--json"]).arg(&lib.so).output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "{}\n{}", stdout, String::from_utf8_lossy(&out.stderr));
+        let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+        assert_eq!(report["mode"]["kind"], "prefixed", "{}", stdout);
+        assert_eq!(report["mode"]["prefix"], lib.prefix.as_str(), "{}", stdout);
+        assert_eq!(report["prefixed_families"][0]["exported"], report["prefixed_families"][0]["of"], "{}", stdout);
+    }
 }

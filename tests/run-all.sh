@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 # Programs the real-program tests run, allocator libraries `check` audits, and
 # binutils (ld -r, objcopy, ar) for prefixed-mode static archives.
-packages=(gcc g++ binutils perl git sqlite3 python3)
+packages=(gcc g++ binutils perl git sqlite3 python3 libjemalloc2 libmimalloc2.0 libtcmalloc-minimal4)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -1,6 +1,54 @@
-//! Reading a library's symbol table and judging it against the contract.
-//! Used by `build` on every artifact it produces (and by `check`).
+//! Reading a library's symbol table and judging it against the contract:
+//! `alloc8 check` on any library, and `build` on every artifact it makes.
+//!
+//! One file per concern: input (bad input), library (format-neutral facts)
+//! with elf/macho/pe (the readers), mode (what kind of allocator), families
+//! and hazards (the findings), verdict (severities, exit status), report
+//! (JSON and text).
 
+pub mod elf;
 pub mod exports;
+pub mod families;
+pub mod hazards;
+pub mod input;
+pub mod library;
+pub mod macho;
+pub mod mode;
+pub mod pe;
+pub mod report;
+pub mod verdict;
 
-pub use exports::{read_exports, LibraryExports, ReadError};
+// `run` refuses non-allocators with the quick view.
+#[allow(unused_imports)]
+pub use exports::{read_exports, LibraryExports};
+pub use input::ReadError;
+pub use library::Library;
+pub use report::Report;
+
+use std::path::Path;
+
+/// The whole audit of a library already read.
+pub fn audit(path: &Path, lib: &Library) -> Report {
+    let (detected, prefixed) = mode::detect(lib);
+    let families = families::judge(lib, &detected);
+    let hazards = hazards::find(lib, &detected);
+    let verdict = verdict::decide(&detected, &families, &hazards);
+    Report {
+        path: path.display().to_string(),
+        format: lib.format,
+        arch: lib.arch.clone(),
+        mode: detected,
+        prefixed_families: prefixed,
+        families,
+        hazards,
+        min_glibc: lib.elf.as_ref().and_then(|e| e.min_glibc()),
+        elf: lib.elf.clone(),
+        verdict,
+    }
+}
+
+/// Reads and audits `path`.
+pub fn check(path: &Path) -> Result<Report, ReadError> {
+    let lib = Library::read(path)?;
+    Ok(audit(path, &lib))
+}

@@ -172,12 +172,18 @@ impl Run {
 
 /// Runs `cmd` with `lib` preloaded and the report sent to a fresh file.
 pub fn run_under(lib: &Path, mut cmd: Command) -> Run {
+    cmd.env("LD_PRELOAD", lib);
+    run_reported(cmd)
+}
+
+/// Runs `cmd` with the shim's report (of a preloaded or linked shim) sent to a fresh file.
+pub fn run_reported(mut cmd: Command) -> Run {
     static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let report = work_dir().join("reports").join(format!("{}-{}.jsonl", std::process::id(), n));
     std::fs::create_dir_all(report.parent().unwrap()).unwrap();
     let _ = std::fs::remove_file(&report);
-    cmd.env("LD_PRELOAD", lib).env("ALLOC8_REPORT", &report);
+    cmd.env("ALLOC8_REPORT", &report);
     let output = cmd.output().unwrap_or_else(|e| panic!("cannot run {:?}: {}", cmd, e));
     let text = std::fs::read_to_string(&report).unwrap_or_default();
     let events = text

@@ -12,10 +12,7 @@
 mod exports;
 mod runtime;
 @CXX_MODULE@
-// Always compiled (runtime.rs names it behind `THREADS`); without `--threads`
-// nothing calls its pthread_create, which must not warn in the user's build.
 #[cfg(target_os = "linux")]
-#[allow(dead_code)]
 mod threads;
 
 use heap::__ALLOC8_HEAP as HEAP;

@@ -6,6 +6,10 @@
 //! returns, calls `pthread_exit` or is cancelled: one mechanism covers all three
 //! exits. The last two leave by forced unwinding, which passes through the
 //! trampoline because it is `C-unwind` and has nothing to drop.
+//!
+//! Without `--threads` the module is still compiled (the runtime's calls into
+//! it are behind the constant `THREADS`) but exports.rs never calls it.
+#![allow(dead_code)]
 
 use crate::HEAP;
 use alloc8::Heap;

@@ -1,0 +1,146 @@
+//! ELF: dynamic symbols, plus what decides how a malloc replacement
+//! behaves once loaded: its dynamic section, TLS model, the relocations
+//! through which it calls its own exports, and the glibc versions it needs.
+
+use super::library::{Format, Library};
+use object::elf;
+use object::read::elf::{Dyn, ElfFile, FileHeader, ProgramHeader};
+use object::{Object, ObjectSymbol, RelocationFlags, RelocationTarget};
+use serde::Serialize;
+use std::collections::BTreeSet;
+
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct ElfFacts {
+    pub soname: Option<String>,
+    pub needed: Vec<String>,
+    /// DT_SYMBOLIC or DF_SYMBOLIC (`-Bsymbolic`): the library's own
+    /// references resolve to its own definitions first.
+    pub symbolic: bool,
+    /// DF_STATIC_TLS: initial-exec TLS, no `__tls_get_addr`.
+    pub static_tls: bool,
+    /// A PT_TLS segment: the library has thread-locals at all.
+    pub tls_segment: bool,
+    /// DTPMOD relocations: general-dynamic TLS, reached through `__tls_get_addr`.
+    pub dtpmod_relocations: usize,
+    pub imports_tls_get_addr: bool,
+    /// Names it defines that its own dynamic relocations refer to: its calls
+    /// to them go through the dynamic linker. (Long, and in the hazards.)
+    #[serde(skip)]
+    pub self_referenced: BTreeSet<String>,
+    /// Per needed file, the symbol versions it requires (`GLIBC_2.34`).
+    pub versions_needed: Vec<VersionNeed>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct VersionNeed {
+    pub file: String,
+    pub versions: Vec<String>,
+}
+
+impl ElfFacts {
+    /// The newest `GLIBC_x.y` any needed file must provide.
+    pub fn min_glibc(&self) -> Option<String> {
+        self.versions_needed
+            .iter()
+            .flat_map(|n| &n.versions)
+            .filter_map(|v| v.strip_prefix("GLIBC_"))
+            .filter_map(|v| {
+                let parts: Option<Vec<u32>> = v.split('.').map(|p| p.parse().ok()).collect();
+                parts.map(|p| (p, v))
+            })
+            .max_by(|a, b| a.0.cmp(&b.0))
+            .map(|(_, v)| v.to_string())
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+pub fn read<Elf: FileHeader<Endian = object::Endianness>>(file: &ElfFile<Elf>, lib: &mut Library) -> object::Result<()> {
+    lib.format = Format::Elf;
+    let endian = file.endian();
+    let data = file.data();
+
+    // Symbols, indexed for the relocations below.
+    let mut names: Vec<Option<(String, bool)>> = Vec::new();
+    for sym in file.dynamic_symbols() {
+        let index = sym.index().0;
+        if names.len() <= index {
+            names.resize(index + 1, None);
+        }
+        let name = match sym.name() {
+            Ok(n) if !n.is_empty() => n,
+            _ => continue,
+        };
+        let defined = !sym.is_undefined();
+        if !defined {
+            lib.imported.insert(name.to_string());
+        } else if sym.is_global() || sym.is_weak() {
+            lib.defined.insert(name.to_string());
+        } else {
+            continue;
+        }
+        names[index] = Some((name.to_string(), defined));
+    }
+
+    let mut facts = ElfFacts { imports_tls_get_addr: lib.imported.contains("__tls_get_addr"), ..ElfFacts::default() };
+    let dtpmod = match file.elf_header().e_machine(endian) {
+        elf::EM_X86_64 => Some(elf::R_X86_64_DTPMOD64),
+        elf::EM_386 => Some(elf::R_386_TLS_DTPMOD32),
+        elf::EM_AARCH64 => Some(elf::R_AARCH64_TLS_DTPMOD),
+        _ => None,
+    };
+    if let Some(relocations) = file.dynamic_relocations() {
+        for (_, reloc) in relocations {
+            let r_type = match reloc.flags() {
+                RelocationFlags::Elf { r_type } => r_type,
+                _ => continue,
+            };
+            if Some(r_type) == dtpmod {
+                facts.dtpmod_relocations += 1;
+            }
+            if let RelocationTarget::Symbol(index) = reloc.target() {
+                if let Some(Some((name, true))) = names.get(index.0) {
+                    facts.self_referenced.insert(name.clone());
+                }
+            }
+        }
+    }
+
+    for header in file.elf_program_headers() {
+        if header.p_type(endian) == elf::PT_TLS {
+            facts.tls_segment = true;
+        }
+    }
+
+    let sections = file.elf_section_table();
+    if let Some((entries, link)) = sections.dynamic(endian, data)? {
+        let strings = sections.strings(endian, data, link)?;
+        for entry in entries {
+            let value: u64 = entry.d_val(endian).into();
+            match entry.tag32(endian) {
+                Some(elf::DT_NEEDED) => facts.needed.push(text(entry.string(endian, strings)?)),
+                Some(elf::DT_SONAME) => facts.soname = Some(text(entry.string(endian, strings)?)),
+                Some(elf::DT_SYMBOLIC) => facts.symbolic = true,
+                Some(elf::DT_FLAGS) => {
+                    facts.symbolic |= value & u64::from(elf::DF_SYMBOLIC) != 0;
+                    facts.static_tls |= value & u64::from(elf::DF_STATIC_TLS) != 0;
+                }
+                _ => {}
+            }
+        }
+    }
+    if let Some((mut needs, link)) = sections.gnu_verneed(endian, data)? {
+        let strings = sections.strings(endian, data, link)?;
+        while let Some((need, mut auxes)) = needs.next()? {
+            let mut versions = Vec::new();
+            while let Some(aux) = auxes.next()? {
+                versions.push(text(aux.name(endian, strings)?));
+            }
+            facts.versions_needed.push(VersionNeed { file: text(need.file(endian, strings)?), versions });
+        }
+    }
+    lib.elf = Some(facts);
+    Ok(())
+}

@@ -1,0 +1,117 @@
+//! Hazards: properties of the binary, beyond its list of names, that make a
+//! malloc replacement fail in some processes, and the facts (glibc floor,
+//! NEEDED libraries) an author wants to see before shipping.
+
+use super::library::Library;
+use super::mode::Detected;
+use super::verdict::Severity;
+use crate::contract;
+use serde::Serialize;
+use std::collections::BTreeSet;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HazardKind {
+    /// Thread-locals reached through `__tls_get_addr`.
+    GeneralDynamicTls,
+    /// It imports an allocation function it also exports.
+    ImportsOwnExports,
+    /// Its own calls to its allocation functions go through the dynamic
+    /// linker, without -Bsymbolic.
+    UnboundSelfCalls,
+    /// The newest glibc symbol version it needs.
+    GlibcVersion,
+    /// DT_NEEDED.
+    Needed,
+    /// Mach-O `__DATA,__interpose`.
+    InterposeSection,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Hazard {
+    pub kind: HazardKind,
+    pub severity: Severity,
+    pub detail: String,
+    pub names: Vec<String>,
+}
+
+pub fn find(lib: &Library, detected: &Detected) -> Vec<Hazard> {
+    let mut out = Vec::new();
+    // The names that make this library an allocator, as it exports them.
+    let allocation: BTreeSet<String> = match detected.mode() {
+        Some(mode) if *detected != Detected::CLibrary => contract::checked(lib.format.platform(), mode)
+            .filter(|e| !e.family.is_hook())
+            .map(|e| contract::exported_name(e, mode, detected.prefix()))
+            .collect(),
+        _ => BTreeSet::new(),
+    };
+
+    let own: Vec<String> = lib.defined_and_imported().filter(|n| allocation.contains(*n)).cloned().collect();
+    if !own.is_empty() {
+        out.push(Hazard {
+            kind: HazardKind::ImportsOwnExports,
+            severity: Severity::Problem,
+            detail: format!(
+                "imports {} while exporting {}: its calls bind to whichever definition comes first, its own (endless recursion) or another allocator's (mixed heaps)",
+                own.join(", "),
+                if own.len() == 1 { "it" } else { "them" }
+            ),
+            names: own,
+        });
+    }
+
+    if let Some(elf) = &lib.elf {
+        if !allocation.is_empty() && (elf.dtpmod_relocations > 0 || elf.imports_tls_get_addr) {
+            out.push(Hazard {
+                kind: HazardKind::GeneralDynamicTls,
+                severity: Severity::Warning,
+                detail: format!(
+                    "general-dynamic TLS ({} DTPMOD relocation{}{}): a thread-local reached through __tls_get_addr can call malloc \
+                     (ld.so grows its TLS table with malloc after a dlopen), recursion if the allocation path touches one; use initial-exec TLS there",
+                    elf.dtpmod_relocations,
+                    if elf.dtpmod_relocations == 1 { "" } else { "s" },
+                    if elf.imports_tls_get_addr { ", imports __tls_get_addr" } else { "" }
+                ),
+                names: if elf.imports_tls_get_addr { vec!["__tls_get_addr".to_string()] } else { Vec::new() },
+            });
+        }
+        let unbound: Vec<String> = elf.self_referenced.iter().filter(|n| allocation.contains(*n)).cloned().collect();
+        if !elf.symbolic && !unbound.is_empty() {
+            out.push(Hazard {
+                kind: HazardKind::UnboundSelfCalls,
+                severity: Severity::Warning,
+                detail: format!(
+                    "its own calls to {} go through the dynamic linker (no -Bsymbolic): they reach the first definition in the process, \
+                     another allocator's when this library is not first (dlopen, or loaded after another malloc)",
+                    unbound.join(", ")
+                ),
+                names: unbound,
+            });
+        }
+        if let Some(v) = elf.min_glibc() {
+            out.push(Hazard {
+                kind: HazardKind::GlibcVersion,
+                severity: Severity::Info,
+                detail: format!("needs glibc {} or newer", v),
+                names: vec![format!("GLIBC_{}", v)],
+            });
+        }
+        if !elf.needed.is_empty() {
+            out.push(Hazard {
+                kind: HazardKind::Needed,
+                severity: Severity::Info,
+                detail: format!("loads {}", elf.needed.join(", ")),
+                names: elf.needed.clone(),
+            });
+        }
+    }
+    if lib.macho.as_ref().map_or(false, |m| m.interpose_section) {
+        out.push(Hazard {
+            kind: HazardKind::InterposeSection,
+            severity: Severity::Info,
+            detail: "has a __DATA,__interpose section: dyld replaces the functions it pairs (DYLD_INSERT_LIBRARIES)".to_string(),
+            names: Vec::new(),
+        });
+    }
+    out
+}

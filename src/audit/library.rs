@@ -1,0 +1,99 @@
+//! What `check` knows about a library after reading it: the same facts
+//! whatever the format, plus what only ELF or Mach-O can tell.
+
+use super::input::{self, ReadError};
+use super::{elf, macho, pe};
+use crate::contract::Platform;
+use object::{Object, ObjectKind};
+use serde::Serialize;
+use std::collections::BTreeSet;
+use std::path::Path;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    Elf,
+    Macho,
+    Pe,
+}
+
+impl Format {
+    /// The platform whose contract rows apply.
+    pub fn platform(self) -> Platform {
+        match self {
+            Format::Elf => Platform::Linux,
+            Format::Macho => Platform::Macos,
+            Format::Pe => Platform::Windows,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Elf => "ELF",
+            Format::Macho => "Mach-O",
+            Format::Pe => "PE",
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Library {
+    pub format: Format,
+    /// `x86_64`, `aarch64`, ...
+    pub arch: String,
+    /// Exported names, as C spells them (Mach-O's leading `_` removed).
+    pub defined: BTreeSet<String>,
+    /// Names it takes from other libraries.
+    pub imported: BTreeSet<String>,
+    pub elf: Option<elf::ElfFacts>,
+    pub macho: Option<macho::MachoFacts>,
+}
+
+impl Library {
+    pub fn read(path: &Path) -> Result<Library, ReadError> {
+        let data = input::read(path)?;
+        Library::parse(path, &data)
+    }
+
+    pub fn parse(path: &Path, data: &[u8]) -> Result<Library, ReadError> {
+        input::screen(path, data)?;
+        let format_err = |e| ReadError::Format(path.to_path_buf(), e);
+        let file = object::File::parse(data).map_err(format_err)?;
+        let what = match file.kind() {
+            ObjectKind::Dynamic => None,
+            ObjectKind::Relocatable => Some("an object file (link it into a shared library first)"),
+            ObjectKind::Core => Some("a core dump"),
+            // A PE file without the DLL flag is an .exe; an ELF ET_EXEC is a fixed-address program.
+            ObjectKind::Executable => Some("an executable"),
+            _ => Some("an object of unknown kind"),
+        };
+        if let Some(what) = what {
+            return Err(ReadError::NotShared(path.to_path_buf(), what));
+        }
+        let arch = format!("{:?}", file.architecture()).to_lowercase();
+        let mut lib = Library {
+            format: Format::Elf,
+            arch,
+            defined: BTreeSet::new(),
+            imported: BTreeSet::new(),
+            elf: None,
+            macho: None,
+        };
+        match &file {
+            object::File::Elf32(f) => elf::read(f, &mut lib),
+            object::File::Elf64(f) => elf::read(f, &mut lib),
+            object::File::MachO32(f) => macho::read(f, &mut lib),
+            object::File::MachO64(f) => macho::read(f, &mut lib),
+            object::File::Pe32(f) => pe::read(f, &mut lib),
+            object::File::Pe64(f) => pe::read(f, &mut lib),
+            _ => return Err(ReadError::NotShared(path.to_path_buf(), "neither ELF, Mach-O nor PE")),
+        }
+        .map_err(format_err)?;
+        Ok(lib)
+    }
+
+    /// Names it both defines and imports (an ELF can, under two versions).
+    pub fn defined_and_imported(&self) -> impl Iterator<Item = &String> {
+        self.defined.intersection(&self.imported)
+    }
+}

@@ -1,0 +1,72 @@
+//! The audit's result: one serde structure for `--json`, and the compact
+//! table people read.
+
+use super::elf::ElfFacts;
+use super::families::FamilyReport;
+use super::hazards::Hazard;
+use super::library::Format;
+use super::mode::{Detected, PrefixedFamily};
+use super::verdict::Verdict;
+use serde::Serialize;
+use std::fmt::Write;
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    pub path: String,
+    pub format: Format,
+    pub arch: String,
+    pub mode: Detected,
+    /// Every `<prefix>_malloc` family it exports (an interposer may have one too).
+    pub prefixed_families: Vec<PrefixedFamily>,
+    pub families: Vec<FamilyReport>,
+    pub hazards: Vec<Hazard>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub elf: Option<ElfFacts>,
+    pub min_glibc: Option<String>,
+    pub verdict: Verdict,
+}
+
+impl Report {
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("the report is plain data")
+    }
+
+    pub fn to_text(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "{}", self.path);
+        let soname = self.elf.as_ref().and_then(|e| e.soname.as_deref()).map(|s| format!(" {}", s)).unwrap_or_default();
+        let _ = writeln!(out, "  {} {}{}: {}", self.format.name(), self.arch, soname, self.mode.describe());
+        let others: Vec<String> = self
+            .prefixed_families
+            .iter()
+            .filter(|p| p.prefix != self.mode.prefix())
+            .map(|p| format!("{}_ ({}/{})", p.prefix, p.exported, p.of))
+            .collect();
+        if !others.is_empty() {
+            let _ = writeln!(out, "  also exports the prefixed famil{} {}", if others.len() == 1 { "y" } else { "ies" }, others.join(", "));
+        }
+        if !self.families.is_empty() {
+            let _ = writeln!(out, "\n  {:<22} {:>5}  gaps", "family", "have");
+            for f in &self.families {
+                let have = format!("{}/{}", f.present.len().min(f.expected), f.expected);
+                let findings = f.findings();
+                if findings.is_empty() {
+                    let _ = writeln!(out, "  {:<22} {:>5}  -", f.title, have);
+                }
+                for (i, finding) in findings.iter().enumerate() {
+                    let (title, have) = if i == 0 { (f.title, have.as_str()) } else { ("", "") };
+                    let _ = writeln!(out, "  {:<22} {:>5}  {} {}: {}", title, have, finding.severity.label(), finding.names.join(", "), finding.text());
+                }
+            }
+        }
+        if !self.hazards.is_empty() {
+            let _ = writeln!(out, "\n  hazards");
+            for h in &self.hazards {
+                let _ = writeln!(out, "  {:<8} {}", h.severity.label(), h.detail);
+            }
+        }
+        let _ = writeln!(out, "\nverdict: {}", self.verdict.summary);
+        out
+    }
+}
+

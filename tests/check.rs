@@ -1,0 +1,452 @@
+//! `alloc8 check`: known answers for real allocators (Debian's jemalloc,
+//! mimalloc, tcmalloc, and glibc itself), our own shims in both modes,
+//! synthetic Mach-O and PE libraries, and every kind of bad input.
+
+mod common;
+
+use common::{alloc8, program, run_under, shim, work_dir};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const LIBDIR: &str = "/usr/lib/x86_64-linux-gnu";
+
+fn system_lib(name: &str) -> PathBuf {
+    let path = Path::new(LIBDIR).join(name);
+    assert!(path.exists(), "{} is missing: tests/run-all.sh installs the packages these tests audit", path.display());
+    path
+}
+
+struct Checked {
+    code: i32,
+    json: Value,
+}
+
+impl Checked {
+    fn family(&self, family: &str) -> &Value {
+        self.json["families"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["family"] == family)
+            .unwrap_or_else(|| panic!("no family {} in {}", family, self.json))
+    }
+
+    fn present(&self, family: &str) -> Vec<String> {
+        strings(&self.family(family)["present"])
+    }
+
+    /// The gap for `name` in `family`: (severity, consequence).
+    fn gap(&self, family: &str, name: &str) -> Option<(String, String)> {
+        self.family(family)["gaps"].as_array().unwrap().iter().find(|g| g["name"] == name).map(|g| {
+            (g["severity"].as_str().unwrap().to_string(), g["consequence"].as_str().unwrap().to_string())
+        })
+    }
+
+    fn gaps(&self, family: &str) -> Vec<String> {
+        self.family(family)["gaps"].as_array().unwrap().iter().map(|g| g["name"].as_str().unwrap().to_string()).collect()
+    }
+
+    fn hazard(&self, kind: &str) -> Option<&Value> {
+        self.json["hazards"].as_array().unwrap().iter().find(|h| h["kind"] == kind)
+    }
+
+    fn mode(&self) -> &str {
+        self.json["mode"]["kind"].as_str().unwrap()
+    }
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_string()).collect()
+}
+
+fn check(lib: &Path) -> Checked {
+    let out = alloc8().args(["check", "--json"]).arg(lib).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let json = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("check --json {} printed no JSON ({}):\n{}\n{}", lib.display(), e, stdout, String::from_utf8_lossy(&out.stderr)));
+    Checked { code: out.status.code().unwrap(), json }
+}
+
+fn check_text(lib: &Path) -> (i32, String) {
+    let out = alloc8().arg("check").arg(lib).output().unwrap();
+    (out.status.code().unwrap(), String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[test]
+fn jemalloc_is_a_full_interposer_with_cxx_operators_and_lacks_pvalloc() {
+    let c = check(&system_lib("libjemalloc.so.2"));
+    assert_eq!(c.mode(), "interposer");
+    assert_eq!(c.present("cxx-new").len(), 8);
+    assert_eq!(c.present("cxx-delete").len(), 12);
+    assert_eq!(c.present("usable-size"), ["malloc_usable_size"]);
+    // glibc's pvalloc serves from glibc's heap: a real problem (see the crash test below).
+    assert_eq!(c.gaps("aligned"), ["pvalloc"]);
+    assert_eq!(c.gap("aligned", "pvalloc").unwrap().0, "problem");
+    // glibc's reallocarray jumps to realloc@plt, which is jemalloc's.
+    let (severity, consequence) = c.gap("malloc", "reallocarray").unwrap();
+    assert_eq!(severity, "info");
+    assert!(consequence.contains("realloc"), "{}", consequence);
+    assert_eq!(c.gap("glibc-compat", "cfree").unwrap().0, "warning");
+    assert_eq!(c.gaps("glibc-aliases").len(), 7);
+    // Built without -Bsymbolic, calling its own malloc/free through the PLT.
+    let unbound = c.hazard("unbound-self-calls").expect("jemalloc calls its own malloc through the PLT");
+    let names = strings(&unbound["names"]);
+    assert!(names.contains(&"malloc".to_string()) && names.contains(&"free".to_string()), "{:?}", names);
+    assert!(c.hazard("general-dynamic-tls").is_none(), "jemalloc uses initial-exec TLS");
+    assert_eq!(c.json["elf"]["static_tls"], true);
+    assert_eq!(c.json["min_glibc"], "2.34");
+    assert!(strings(&c.json["elf"]["needed"]).contains(&"libstdc++.so.6".to_string()));
+    assert_eq!(c.json["verdict"]["sound"], false);
+    assert_eq!(c.json["verdict"]["problems"], 1);
+    assert_eq!(c.code, 1);
+}
+
+#[test]
+fn the_pvalloc_problem_check_reports_is_real() {
+    let jemalloc = system_lib("libjemalloc.so.2");
+    let run = run_under(&jemalloc, Command::new(program("pvalloc_free.c")));
+    assert!(!run.output.status.success(), "pvalloc + free survived under jemalloc: {:?}", run.output.status);
+    // And under a replacement check calls sound, the same program runs.
+    let ours = shim("system");
+    assert_eq!(check(&ours).code, 0);
+    let run = run_under(&ours, Command::new(program("pvalloc_free.c")));
+    assert!(run.output.status.success(), "{:?}\n{}", run.output.status, run.stderr());
+}
+
+#[test]
+fn mimalloc_is_sound_and_its_missing_nothrow_deletes_reach_its_own() {
+    let c = check(&system_lib("libmimalloc.so.2"));
+    assert_eq!(c.mode(), "interposer");
+    let prefixed = &c.json["prefixed_families"][0];
+    assert_eq!(prefixed["prefix"], "mi");
+    assert_eq!(prefixed["exported"], 11);
+    assert_eq!(c.present("cxx-new").len(), 8);
+    assert_eq!(c.present("glibc-aliases").len(), 7);
+    let mut missing = c.gaps("cxx-delete");
+    missing.sort();
+    assert_eq!(
+        missing,
+        ["_ZdaPvRKSt9nothrow_t", "_ZdaPvSt11align_val_tRKSt9nothrow_t", "_ZdlPvRKSt9nothrow_t", "_ZdlPvSt11align_val_tRKSt9nothrow_t"]
+    );
+    let gap = &c.family("cxx-delete")["gaps"].as_array().unwrap().iter().find(|g| g["name"] == "_ZdlPvRKSt9nothrow_t").unwrap().clone();
+    assert_eq!(gap["severity"], "info");
+    assert_eq!(gap["handled_by"]["owner"], "libstdc++");
+    assert_eq!(gap["handled_by"]["reaches"], "_ZdlPv");
+    // mimalloc registers no fork handler.
+    assert_eq!(c.gap("fork-hooks", "pthread_atfork or __register_atfork").unwrap().0, "warning");
+    assert_eq!(c.present("thread-hooks"), ["pthread_key_create"]);
+    assert_eq!(c.json["elf"]["needed"], serde_json::json!(["libc.so.6"]));
+    assert_eq!(c.json["verdict"]["sound"], true);
+    assert_eq!(c.code, 0);
+}
+
+#[test]
+fn tcmalloc_is_sound_with_a_partial_tc_family() {
+    let c = check(&system_lib("libtcmalloc_minimal.so.4"));
+    assert_eq!(c.mode(), "interposer");
+    let prefixed = &c.json["prefixed_families"][0];
+    assert_eq!(prefixed["prefix"], "tc");
+    assert_eq!(prefixed["exported"], 8, "tc_ lacks aligned_alloc, reallocarray, malloc_usable_size");
+    assert_eq!(c.gaps("malloc"), ["reallocarray"]);
+    assert_eq!(c.gap("malloc", "reallocarray").unwrap().0, "info");
+    assert_eq!(c.present("cxx-delete").len(), 12);
+    assert_eq!(c.present("fork-hooks"), ["pthread_atfork"]);
+    assert_eq!(c.json["min_glibc"], "2.29");
+    assert_eq!(c.code, 0);
+}
+
+#[test]
+fn glibc_is_recognised_as_the_c_library() {
+    let c = check(&system_lib("libc.so.6"));
+    assert_eq!(c.mode(), "c-library");
+    assert_eq!(c.present("malloc").len(), 5);
+    assert_eq!(c.present("glibc-aliases").len(), 7);
+    assert!(c.json["hazards"].as_array().unwrap().iter().all(|h| h["severity"] == "info"));
+    assert_eq!(c.json["elf"]["soname"], "libc.so.6");
+    assert_eq!(c.code, 0);
+    let (code, text) = check_text(&system_lib("libc.so.6"));
+    assert_eq!(code, 0);
+    assert!(text.contains("the C library itself"), "{}", text);
+}
+
+#[test]
+fn the_table_says_what_the_json_says() {
+    let (code, text) = check_text(&system_lib("libjemalloc.so.2"));
+    assert_eq!(code, 1);
+    let pvalloc = text.lines().find(|l| l.contains("pvalloc")).unwrap_or_else(|| panic!("{}", text));
+    assert!(pvalloc.contains("PROBLEM") && pvalloc.contains("aligned allocation") && pvalloc.contains("4/5"), "{}", pvalloc);
+    assert!(text.lines().any(|l| l.starts_with("  C++ operator delete") && l.contains("12/12")), "{}", text);
+    assert!(text.lines().last().unwrap().starts_with("verdict: not a sound malloc replacement: 1 problem"), "{}", text);
+}
+
+#[test]
+fn our_interposer_is_sound_and_bound_to_itself() {
+    let c = check(&shim("system"));
+    assert_eq!(c.mode(), "interposer");
+    for family in ["malloc", "aligned", "usable-size", "glibc-compat", "cxx-new", "cxx-delete"] {
+        assert!(c.gaps(family).is_empty(), "{} has gaps: {:?}", family, c.gaps(family));
+    }
+    assert_eq!(c.json["elf"]["symbolic"], true);
+    assert!(c.hazard("unbound-self-calls").is_none());
+    assert!(c.hazard("imports-own-exports").is_none(), "the system shim imports __libc_malloc but must not export it");
+    assert!(c.present("fork-hooks").contains(&"__register_atfork".to_string()));
+    assert_eq!(c.json["verdict"]["problems"], 0);
+    assert_eq!(c.code, 0);
+}
+
+#[test]
+fn a_prefixed_build_of_ours_names_its_prefix() {
+    let out_dir = work_dir().join("check-prefixed");
+    let built = alloc8()
+        .args(["build", "--heap"])
+        .arg(common::shim_source("system"))
+        .args(["--mode", "prefixed", "--prefix", "sys8", "--out"])
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    assert!(built.status.success(), "{}", String::from_utf8_lossy(&built.stderr));
+    let c = check(&out_dir.join("libsys8.so"));
+    assert_eq!(c.mode(), "prefixed");
+    assert_eq!(c.json["mode"]["prefix"], "sys8");
+    assert_eq!(c.present("malloc"), ["sys8_malloc", "sys8_free", "sys8_calloc", "sys8_realloc", "sys8_reallocarray"]);
+    assert!(c.json["families"].as_array().unwrap().iter().all(|f| f["family"] != "cxx-new"), "C++ is not judged in prefixed mode");
+    assert_eq!(c.code, 0);
+    let (_, text) = check_text(&out_dir.join("libsys8.so"));
+    assert!(text.contains("prefixed (the sys8_malloc family"), "{}", text);
+}
+
+#[test]
+fn a_library_that_is_no_allocator_says_so() {
+    let c = check(&system_lib("libm.so.6"));
+    assert_eq!(c.mode(), "not-allocator");
+    assert_eq!(c.json["verdict"]["sound"], false);
+    assert_eq!(c.code, 1);
+}
+
+// ---- Synthetic Mach-O and PE libraries --------------------------------------
+
+/// A Mach-O with `names` defined in __TEXT,__text (written as an object file
+/// by `object::write`, then marked MH_DYLIB: the reader sees a dylib).
+fn macho_dylib(names: &[&str], interpose: bool) -> Vec<u8> {
+    use object::write::{Object, Symbol, SymbolSection};
+    use object::{Architecture, BinaryFormat, Endianness, SectionKind, SymbolFlags, SymbolKind, SymbolScope};
+    let mut obj = Object::new(BinaryFormat::MachO, Architecture::X86_64, Endianness::Little);
+    let text = obj.section_id(object::write::StandardSection::Text);
+    let code = obj.append_section_data(text, &[0xc3; 64], 16);
+    for (i, name) in names.iter().enumerate() {
+        obj.add_symbol(Symbol {
+            name: name.as_bytes().to_vec(),
+            value: code + i as u64,
+            size: 1,
+            kind: SymbolKind::Text,
+            scope: SymbolScope::Dynamic,
+            weak: false,
+            section: SymbolSection::Section(text),
+            flags: SymbolFlags::None,
+        });
+    }
+    if interpose {
+        let section = obj.add_section(b"__DATA".to_vec(), b"__interpose".to_vec(), SectionKind::Data);
+        obj.append_section_data(section, &[0; 16], 8);
+    }
+    let mut bytes = obj.write().unwrap();
+    assert_eq!(u32::from_le_bytes(bytes[12..16].try_into().unwrap()), object::macho::MH_OBJECT);
+    bytes[12..16].copy_from_slice(&object::macho::MH_DYLIB.to_le_bytes());
+    bytes
+}
+
+/// A PE32+ DLL exporting `names` (all pointing at one `ret`), written with
+/// `object::write::pe` and a hand-built export directory.
+fn pe_dll(names: &[&str]) -> Vec<u8> {
+    use object::pe;
+    use object::write::pe::{NtHeaders, Writer};
+    let mut sorted: Vec<&str> = names.to_vec();
+    sorted.sort();
+    let n = sorted.len() as u32;
+    let dll_name = b"synthetic.dll\0";
+    let tables = 40 + 4 * n + 4 * n + 2 * n;
+    let strings_len: u32 = dll_name.len() as u32 + sorted.iter().map(|s| s.len() as u32 + 1).sum::<u32>();
+    let mut data = Vec::new();
+    let mut w = Writer::new(true, 0x1000, 0x200, &mut data);
+    w.reserve_dos_header_and_stub();
+    w.reserve_nt_headers(16);
+    w.reserve_section_headers(2);
+    let text = w.reserve_text_section(16);
+    let edata = w.reserve_edata_section(tables + strings_len);
+    w.write_dos_header_and_stub().unwrap();
+    w.write_nt_headers(NtHeaders {
+        machine: pe::IMAGE_FILE_MACHINE_AMD64,
+        time_date_stamp: 0,
+        characteristics: pe::IMAGE_FILE_EXECUTABLE_IMAGE | pe::IMAGE_FILE_LARGE_ADDRESS_AWARE | pe::IMAGE_FILE_DLL,
+        major_linker_version: 14,
+        minor_linker_version: 0,
+        address_of_entry_point: 0,
+        image_base: 0x1_8000_0000,
+        major_operating_system_version: 6,
+        minor_operating_system_version: 0,
+        major_image_version: 0,
+        minor_image_version: 0,
+        major_subsystem_version: 6,
+        minor_subsystem_version: 0,
+        subsystem: pe::IMAGE_SUBSYSTEM_WINDOWS_CUI,
+        dll_characteristics: 0,
+        size_of_stack_reserve: 0x100000,
+        size_of_stack_commit: 0x1000,
+        size_of_heap_reserve: 0x100000,
+        size_of_heap_commit: 0x1000,
+    });
+    w.write_section_headers();
+    w.write_section(text.file_offset, &[0xc3; 16]);
+
+    let base = edata.virtual_address;
+    let (functions, names_at, ordinals, strings_at) = (base + 40, base + 40 + 4 * n, base + 40 + 8 * n, base + tables);
+    let mut e = Vec::new();
+    for v in [0u32, 0] {
+        e.extend_from_slice(&v.to_le_bytes());
+    }
+    e.extend_from_slice(&[0; 4]); // major, minor version
+    for v in [strings_at, 1, n, n, functions, names_at, ordinals] {
+        e.extend_from_slice(&v.to_le_bytes());
+    }
+    for _ in 0..n {
+        e.extend_from_slice(&text.virtual_address.to_le_bytes());
+    }
+    let mut at = strings_at + dll_name.len() as u32;
+    for name in &sorted {
+        e.extend_from_slice(&at.to_le_bytes());
+        at += name.len() as u32 + 1;
+    }
+    for i in 0..n as u16 {
+        e.extend_from_slice(&i.to_le_bytes());
+    }
+    e.extend_from_slice(dll_name);
+    for name in &sorted {
+        e.extend_from_slice(name.as_bytes());
+        e.push(0);
+    }
+    assert_eq!(e.len() as u32, tables + strings_len);
+    w.write_section(edata.file_offset, &e);
+    data
+}
+
+fn write_temp(name: &str, bytes: &[u8]) -> PathBuf {
+    let dir = work_dir().join("check-synthetic");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+const C_FAMILY: &[&str] = &["malloc", "free", "calloc", "realloc", "posix_memalign", "aligned_alloc", "malloc_usable_size"];
+
+#[test]
+fn macho_dylibs_are_read_and_their_mode_detected() {
+    let lib = write_temp("libinterposer.dylib", &macho_dylib(C_FAMILY, true));
+    let c = check(&lib);
+    assert_eq!(c.json["format"], "macho");
+    assert_eq!(c.mode(), "interposer");
+    // The leading underscore Mach-O adds is gone; every name was read.
+    assert_eq!(c.present("malloc"), ["malloc", "free", "calloc", "realloc"]);
+    assert_eq!(c.present("aligned"), ["posix_memalign", "aligned_alloc"]);
+    assert!(c.hazard("interpose-section").is_some());
+    assert!(c.json["families"].as_array().unwrap().iter().all(|f| f["family"] != "glibc-aliases"), "glibc's names are not judged on macOS");
+    // memalign, valloc, pvalloc missing: the system's own serve them.
+    assert_eq!(c.gap("aligned", "valloc").unwrap().0, "problem");
+    assert_eq!(c.code, 1);
+
+    let prefixed: Vec<String> = C_FAMILY.iter().map(|n| format!("zz_{}", n)).collect();
+    let lib = write_temp("libzz.dylib", &macho_dylib(&prefixed.iter().map(String::as_str).collect::<Vec<_>>(), false));
+    let c = check(&lib);
+    assert_eq!(c.mode(), "prefixed");
+    assert_eq!(c.json["mode"]["prefix"], "zz");
+    assert!(c.hazard("interpose-section").is_none());
+}
+
+#[test]
+fn pe_dlls_are_read_and_their_mode_detected() {
+    let all = ["malloc", "free", "calloc", "realloc", "reallocarray", "posix_memalign", "aligned_alloc", "memalign", "valloc", "pvalloc", "malloc_usable_size"];
+    let c = check(&write_temp("alloc.dll", &pe_dll(&all)));
+    assert_eq!(c.json["format"], "pe");
+    assert_eq!(c.mode(), "interposer");
+    assert_eq!(c.present("malloc").len(), 5);
+    // Itanium C++ names and glibc's are not what a DLL exports: not judged.
+    let families: Vec<&str> = c.json["families"].as_array().unwrap().iter().map(|f| f["family"].as_str().unwrap()).collect();
+    assert_eq!(families, ["malloc", "aligned", "usable-size"]);
+    assert_eq!(c.code, 0);
+
+    let c = check(&write_temp("heapq.dll", &pe_dll(&["hq_malloc", "hq_free", "hq_calloc", "hq_realloc", "unrelated"])));
+    assert_eq!(c.mode(), "prefixed");
+    assert_eq!(c.json["mode"]["prefix"], "hq");
+    assert_eq!(c.json["prefixed_families"][0]["exported"], 4);
+    assert_eq!(c.code, 0, "a prefixed library may offer fewer functions: {}", c.json["verdict"]);
+
+    let c = check(&write_temp("none.dll", &pe_dll(&["compress", "decompress"])));
+    assert_eq!(c.mode(), "not-allocator");
+    assert_eq!(c.code, 1);
+}
+
+// ---- Bad input ----------------------------------------------------------------
+
+/// Exit 2 and exactly one line on stderr, naming the file; never a panic.
+fn assert_refused(path: &Path, says: &str) {
+    for json in [false, true] {
+        let mut cmd = alloc8();
+        cmd.arg("check");
+        if json {
+            cmd.arg("--json");
+        }
+        let out = cmd.arg(path).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{}: {}", path.display(), stderr);
+        assert!(out.stdout.is_empty(), "{}", String::from_utf8_lossy(&out.stdout));
+        assert_eq!(stderr.lines().count(), 1, "{}", stderr);
+        assert!(stderr.starts_with("error: ") && stderr.contains(says), "expected {:?} in {:?}", says, stderr);
+        assert!(!stderr.contains("panicked"), "{}", stderr);
+    }
+}
+
+#[test]
+fn bad_input_gets_one_line_and_exit_2() {
+    let dir = work_dir().join("check-bad");
+    std::fs::create_dir_all(&dir).unwrap();
+    assert_refused(&dir.join("no-such-lib.so"), "cannot read");
+    assert_refused(&dir, "is a directory");
+    let empty = write_temp("empty.so", b"");
+    assert_refused(&empty, "is empty");
+    let text = write_temp("notes.txt", b"just some text\n");
+    assert_refused(&text, "is a text file");
+    // Debian's libc.so is a linker script naming the real library.
+    assert_refused(&system_lib("libc.so"), "libc.so.6");
+
+    let jemalloc = std::fs::read(system_lib("libjemalloc.so.2")).unwrap();
+    let truncated = write_temp("truncated.so", &jemalloc[..jemalloc.len() / 3]);
+    assert_refused(&truncated, "not a readable shared library");
+    let header_only = write_temp("header.so", &jemalloc[..3]);
+    assert_refused(&header_only, "not a readable shared library");
+    let mut corrupt = jemalloc.clone();
+    // e_shoff: the section headers now lie past the end of the file.
+    corrupt[0x28..0x30].copy_from_slice(&u64::MAX.to_le_bytes());
+    assert_refused(&write_temp("corrupt.so", &corrupt), "not a readable shared library");
+
+    let archive = dir.join("libarchive.a");
+    let _ = std::fs::remove_file(&archive);
+    let made = Command::new("ar").arg("rcs").arg(&archive).arg(&text).status().unwrap();
+    assert!(made.success());
+    assert_refused(&archive, "static archive");
+
+    let object = write_temp("object.o", &{
+        let mut o = object::write::Object::new(object::BinaryFormat::Elf, object::Architecture::X86_64, object::Endianness::Little);
+        let text = o.section_id(object::write::StandardSection::Text);
+        o.append_section_data(text, &[0xc3], 1);
+        o.write().unwrap()
+    });
+    assert_refused(&object, "an object file");
+}
+
+#[test]
+fn the_usage_error_is_clap_s_exit_2() {
+    let out = alloc8().arg("check").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("<LIB>"));
+}
