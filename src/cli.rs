@@ -3,7 +3,8 @@
 use crate::audit;
 use crate::build::{self, BuildOptions};
 use crate::contract::Mode;
-use clap::{Args, Parser, Subcommand};
+use clap::{ArgGroup, Args, Parser, Subcommand};
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -18,9 +19,46 @@ pub struct Cli {
 pub enum Command {
     /// Build a shim library around a heap.
     Build(BuildArgs),
+    /// Run a program with a shim preloaded, prove it came alive, report what the heap did.
+    ///
+    /// Exits with the program's status (128+N if signal N killed it), or 125
+    /// if the shim never came alive in the program.
+    Run(RunArgs),
     /// Audit any allocator library (.so, .dylib, .dll) against the malloc contract.
     /// Exit status: 0 sound, 1 problems found, 2 could not read.
     Check(CheckArgs),
+}
+
+#[derive(Args, Clone)]
+#[command(group(ArgGroup::new("shim").required(true).args(["lib", "heap"])))]
+pub struct RunArgs {
+    /// A malloc replacement library to preload (e.g. one `alloc8 build` made).
+    #[arg(long, value_name = "LIB")]
+    pub lib: Option<PathBuf>,
+    /// A heap to build (cached, like `alloc8 build --heap`) and preload.
+    #[arg(long, value_name = "HEAP")]
+    pub heap: Option<PathBuf>,
+    /// Print the report as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+    /// Print nothing of our own (errors aside); the exit status still tells.
+    #[arg(long, short, conflicts_with = "json")]
+    pub quiet: bool,
+    /// Programs the program starts do not inherit the preload.
+    #[arg(long)]
+    pub no_inherit: bool,
+    /// Write the report to FILE instead of stderr.
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// With --heap: build with the heap's thread hooks (as `build --threads`).
+    #[arg(long, requires = "heap")]
+    pub threads: bool,
+    /// Show cargo's progress when building --heap.
+    #[arg(long, short)]
+    pub verbose: bool,
+    /// The program and its arguments (after `--`).
+    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "PROG ARGS")]
+    pub command: Vec<OsString>,
 }
 
 #[derive(Args, Clone)]
@@ -71,6 +109,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Run(args) => crate::run::run(&args),
         Command::Check(args) => Ok(check(&args)),
     }
 }

@@ -9,6 +9,7 @@ mod contract;
 mod header;
 mod heap_source;
 mod render;
+mod run;
 mod static_archive;
 mod templates;
 
@@ -23,7 +24,11 @@ fn main() -> ExitCode {
             for cause in err.chain().skip(1) {
                 eprintln!("  caused by: {}", cause);
             }
-            ExitCode::FAILURE
+            // `run` ends with env(1)'s statuses when the program cannot start.
+            match err.downcast_ref::<run::Exit>() {
+                Some(exit) => ExitCode::from(exit.code),
+                None => ExitCode::FAILURE,
+            }
         }
     }
 }

@@ -6,6 +6,7 @@ pub const ALLOC8_CRATE: &[(&str, &str)] = &[
     ("Cargo.toml", include_str!("../crates/alloc8/Cargo.toml")),
     ("src/lib.rs", include_str!("../crates/alloc8/src/lib.rs")),
     ("src/heap.rs", include_str!("../crates/alloc8/src/heap.rs")),
+    ("src/inherit.rs", include_str!("../crates/alloc8/src/inherit.rs")),
     ("src/global.rs", include_str!("../crates/alloc8/src/global.rs")),
     ("src/os.rs", include_str!("../crates/alloc8/src/os.rs")),
     ("src/report.rs", include_str!("../crates/alloc8/src/report.rs")),

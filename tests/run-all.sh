@@ -4,9 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Programs the real-program tests run, allocator libraries `check` audits, and
-# binutils (ld -r, objcopy, ar) for prefixed-mode static archives.
-packages=(gcc g++ binutils perl git sqlite3 python3 libjemalloc2 libmimalloc2.0 libtcmalloc-minimal4)
+# Programs the real-program tests run, allocator libraries `check` audits,
+# binutils (ld -r, objcopy, ar) for prefixed-mode static archives, and
+# libc6-dev for the statically linked program `run` must detect.
+packages=(gcc g++ binutils libc6-dev perl git sqlite3 python3 libjemalloc2 libmimalloc2.0 libtcmalloc-minimal4)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -81,6 +81,10 @@ fn python_threads_get_hooks() {
          ts = [threading.Thread(target=work, args=(i,)) for i in range(8)]\n\
          [t.start() for t in ts]\n\
          [t.join() for t in ts]\n\
+         # join returns once Python is done with a thread, maybe before the\n\
+         # thread itself (and its cleanup hook) has finished: wait for that.\n\
+         import os, time\n\
+         while len(os.listdir('/proc/self/task')) > 1: time.sleep(0.001)\n\
          print(sum(out))",
     ]);
     let run = run_under(&shim("threadcache"), cmd);

@@ -7,7 +7,6 @@
 //! (JSON and text).
 
 pub mod elf;
-pub mod exports;
 pub mod families;
 pub mod hazards;
 pub mod input;
@@ -18,9 +17,6 @@ pub mod pe;
 pub mod report;
 pub mod verdict;
 
-// `run` refuses non-allocators with the quick view.
-#[allow(unused_imports)]
-pub use exports::{read_exports, LibraryExports};
 pub use input::ReadError;
 pub use library::Library;
 pub use report::Report;

@@ -11,6 +11,7 @@
 extern crate std;
 
 pub mod heap;
+pub mod inherit;
 pub mod os;
 pub mod report;
 pub mod shim;

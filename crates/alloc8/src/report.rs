@@ -5,14 +5,21 @@
 //!   to a copy of fd 2 taken at start-up, so programs that close stderr (`ls`)
 //!   do not lose it;
 //! - `off`: nothing;
-//! - any other value: a file path; one JSON object per line is appended at load
-//!   and at exit, labelled by pid. This is the channel `alloc8 run` reads: the
-//!   program cannot close it, and every process that loads the shim writes to it.
+//! - any other value: a file path; one JSON object per line is appended at load,
+//!   in fork children and at exit, labelled by pid. This is the channel
+//!   `alloc8 run` reads. The path is copied at start-up and the file is opened
+//!   (O_APPEND) for each line and closed again, so the shim holds no descriptor
+//!   the program could close, reuse or inherit: a program that closes every fd
+//!   (daemons, `closefrom`) or its stderr still reports, and lines from
+//!   concurrent processes never interleave (one `write` per line, O_APPEND).
 //!
-//! Nothing here allocates: lines are formatted into a fixed stack buffer.
+//! Nothing here allocates: lines are formatted into a fixed stack buffer and
+//! the path lives in a fixed static one.
 
 use crate::heap::Stats;
 use crate::os;
+#[cfg(unix)]
+use core::cell::UnsafeCell;
 use core::fmt::{self, Write};
 use core::sync::atomic::{AtomicI32, AtomicU8, Ordering};
 
@@ -21,7 +28,19 @@ const TEXT: u8 = 1;
 const JSON: u8 = 2;
 
 static MODE: AtomicU8 = AtomicU8::new(OFF);
+/// TEXT: our copy of stderr.
 static FD: AtomicI32 = AtomicI32::new(-1);
+
+/// JSON: the report file's path, NUL-terminated. Written once by the
+/// constructor (before any thread of the program exists), read-only after.
+#[cfg(unix)]
+struct PathSlot(UnsafeCell<[u8; PATH_CAP]>);
+#[cfg(unix)]
+unsafe impl Sync for PathSlot {}
+#[cfg(unix)]
+const PATH_CAP: usize = 4096;
+#[cfg(unix)]
+static PATH: PathSlot = PathSlot(UnsafeCell::new([0; PATH_CAP]));
 
 /// A line formatted on the stack; output past its capacity is dropped.
 pub struct Line {
@@ -184,10 +203,21 @@ impl fmt::Display for TextStats<'_> {
 }
 
 fn emit(line: &Line) {
-    let fd = FD.load(Ordering::Relaxed);
-    if fd >= 0 {
-        os::write_all(fd, line.as_bytes());
+    // Reports run inside the program (constructor, fork child, exit): leave
+    // its errno as it was.
+    let saved = os::errno();
+    match MODE.load(Ordering::Relaxed) {
+        TEXT => {
+            let fd = FD.load(Ordering::Relaxed);
+            if fd >= 0 {
+                os::write_all(fd, line.as_bytes());
+            }
+        }
+        #[cfg(unix)]
+        JSON => unix::append(line.as_bytes()),
+        _ => {}
     }
+    os::set_errno(saved);
 }
 
 fn exe(line: &mut Line) {
@@ -243,20 +273,25 @@ mod unix {
                 FD.store(fd, Ordering::Relaxed);
                 MODE.store(TEXT, Ordering::Relaxed);
             }
-            Destination::File(_) => {
-                // getenv's value is NUL-terminated already.
-                let fd = unsafe { open(value.unwrap().as_ptr(), O_FLAGS, 0o644) };
-                if fd >= 0 {
-                    let high = unsafe { fcntl(fd, F_DUPFD_CLOEXEC, FIRST_PRIVATE_FD) };
-                    if high >= 0 {
-                        unsafe { close(fd) };
-                        FD.store(high, Ordering::Relaxed);
-                    } else {
-                        FD.store(fd, Ordering::Relaxed);
-                    }
+            Destination::File(path) => {
+                // Too long a path cannot be kept: no report rather than a wrong file.
+                if path.len() < PATH_CAP {
+                    let slot = unsafe { &mut *PATH.0.get() };
+                    slot[..path.len()].copy_from_slice(path);
+                    slot[path.len()] = 0;
                     MODE.store(JSON, Ordering::Relaxed);
                 }
             }
+        }
+    }
+
+    /// Appends one line to the report file: open, one write, close.
+    pub fn append(bytes: &[u8]) {
+        let path = unsafe { &*PATH.0.get() };
+        let fd = unsafe { open(path.as_ptr(), O_FLAGS, 0o644) };
+        if fd >= 0 {
+            os::write_all(fd, bytes);
+            unsafe { close(fd) };
         }
     }
 

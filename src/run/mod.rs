@@ -1,0 +1,180 @@
+//! `alloc8 run`: launch a program with a shim preloaded, prove the shim came
+//! alive in it, report what the heap did, and exit as the program did.
+//!
+//! Exit status: the program's own; 128+N if signal N killed it; 125 if the
+//! shim never came alive (or was not the malloc) in the launched program,
+//! whatever the program did: the run did not exercise the heap, and a script
+//! or CI job must not mistake it for one that did. 127/126: the program was
+//! not found / could not be executed (as env(1) and shells do).
+
+mod library;
+mod preload;
+mod program;
+mod report;
+mod wait;
+
+use crate::cli::RunArgs;
+use anyhow::{Context, Result};
+use std::io::Write;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Command, ExitCode};
+
+/// An error that ends `alloc8 run` with a specific status.
+#[derive(Debug)]
+pub struct Exit {
+    pub code: u8,
+    pub message: String,
+}
+
+impl Exit {
+    fn new(code: u8, message: String) -> Exit {
+        Exit { code, message }
+    }
+}
+
+impl std::fmt::Display for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Exit {}
+
+/// Our own status when the shim never came alive in the program.
+const NOT_ALIVE: u8 = 125;
+
+pub fn run(args: &RunArgs) -> Result<ExitCode> {
+    let lib = match (&args.lib, &args.heap) {
+        (Some(lib), _) => library::from_lib(lib)?,
+        (None, Some(heap)) => library::from_heap(heap, args.threads, args.verbose)?,
+        (None, None) => unreachable!("clap requires --lib or --heap"),
+    };
+    let name = &args.command[0];
+    let exe = program::resolve(name)?;
+    let shown = Path::new(name).display().to_string();
+    if !args.quiet {
+        for note in notes(&lib) {
+            eprintln!("alloc8: note: {}", note);
+        }
+    }
+
+    // The shim appends here (by path, O_APPEND, from every process); a temp
+    // file the program never holds open, removed when we are done.
+    let report_file = tempfile::Builder::new()
+        .prefix("alloc8-run-")
+        .suffix(".jsonl")
+        .tempfile()
+        .context("cannot create the report file")?;
+    let report_path = report_file.path().canonicalize().context("cannot locate the report file")?;
+
+    let mut cmd = Command::new(&exe);
+    cmd.arg0(name).args(&args.command[1..]);
+    for (var, value) in preload::variables(&lib.path, &report_path, args.no_inherit) {
+        cmd.env(var, value);
+    }
+    let status = wait::spawn_and_wait(&mut cmd).map_err(|e| match e.kind() {
+        std::io::ErrorKind::PermissionDenied => Exit::new(126, format!("cannot run {}: {}", shown, e)),
+        _ => Exit::new(127, format!("cannot run {}: {}", shown, e)),
+    })?;
+
+    let text = std::fs::read_to_string(&report_path).unwrap_or_default();
+    let rows = report::processes(&text);
+    // The launched pid's last program image (it may have exec'd: env, sh -c exec).
+    let top = rows.iter().filter(|r| r.pid == status.pid && !r.forked).last();
+    let alive = top.is_some();
+    let bound = top.and_then(|r| r.bound).unwrap_or(false);
+
+    let ended = match status.signal {
+        Some(sig) => format!("was killed by {}", wait::signal_name(sig)),
+        None => format!("exited with status {}", status.code),
+    };
+    let failure = if !lib.reports {
+        None
+    } else if !alive {
+        let reason = program::ignores_preload(&exe).unwrap_or(
+            "the dynamic linker did not load the library into it (a program that resets its environment, or not a dynamically linked program?)",
+        );
+        let others = if rows.is_empty() { String::new() } else { format!(" (it did in {} other process image(s))", rows.len()) };
+        Some(format!(
+            "the shim never came alive in {} (pid {}): {}; nothing it did ran on the heap{}. The program {}.",
+            shown, status.pid, reason, others, ended
+        ))
+    } else if !bound {
+        Some(format!(
+            "the shim loaded in {} (pid {}) but malloc there is not the shim's: the program brings its own allocator. The program {}.",
+            shown, status.pid, ended
+        ))
+    } else {
+        None
+    };
+    let exit_code = if failure.is_some() { NOT_ALIVE } else { status.exit_code() };
+
+    if !args.quiet {
+        let rendered = if args.json {
+            let doc = serde_json::json!({
+                "program": args.command.iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>(),
+                "exe": exe,
+                "library": lib.path,
+                "pid": status.pid,
+                "alive": alive,
+                "bound": bound,
+                "status": status.json(),
+                "exit_code": exit_code,
+                "processes": rows,
+            });
+            format!("{}\n", doc)
+        } else {
+            let mut out = String::new();
+            if !rows.is_empty() {
+                let heap = top.or(rows.first()).and_then(|r| r.heap.clone()).unwrap_or_else(|| "?".into());
+                out.push_str(&format!("alloc8: heap {} ({}) in {} process(es):\n", heap, lib.path.display(), report::pid_count(&rows)));
+                out.push_str(&report::table(&rows));
+                if rows.iter().any(|r| r.end == report::End::Unknown) {
+                    out.push_str("  (no report: the process ended by _exit or a signal, or exec'd a program without the shim)\n");
+                }
+                if rows.iter().any(|r| r.end == report::End::Exit) && rows.iter().all(|r| r.stats.is_none()) {
+                    out.push_str("  (this heap keeps no statistics: implement Heap::stats for calls and bytes)\n");
+                }
+            }
+            out.push_str(&format!("alloc8: {} (pid {}) {}\n", shown, status.pid, ended));
+            out
+        };
+        emit(args.output.as_deref(), &rendered)?;
+    }
+    if let Some(message) = failure {
+        eprintln!("error: {}", message);
+    }
+    Ok(ExitCode::from(exit_code))
+}
+
+/// What the user should know before the program's output starts.
+fn notes(lib: &library::Library) -> Vec<String> {
+    let mut notes = Vec::new();
+    if let Some(prefix) = &lib.prefixed_only {
+        notes.push(format!(
+            "{} only exports {}_malloc & co.: preloading it does not replace the program's malloc",
+            lib.path.display(),
+            prefix
+        ));
+    }
+    if !lib.reports {
+        notes.push(format!(
+            "{} is not an alloc8 shim: it cannot report, so whether it came alive is not proven",
+            lib.path.display()
+        ));
+    }
+    notes
+}
+
+/// The report goes to stderr (stdout is the program's) or to --output.
+fn emit(output: Option<&Path>, text: &str) -> Result<()> {
+    match output {
+        Some(path) => std::fs::write(path, text).with_context(|| format!("cannot write the report to {}", path.display())),
+        None => {
+            let mut err = std::io::stderr().lock();
+            let _ = err.write_all(text.as_bytes());
+            Ok(())
+        }
+    }
+}

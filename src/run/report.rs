@@ -1,0 +1,269 @@
+//! Reading the shim's JSON lines back and printing what each process did.
+//!
+//! Every process that loaded the shim appended `load`, `fork` and `exit`
+//! lines (crates/alloc8/src/report.rs). They become one row per program
+//! image: a forked copy that then execs is one row (the new program, with
+//! its parent); a pid that execs again gets a new row.
+
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::fmt::Write as _;
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+pub struct Stats {
+    pub mallocs: u64,
+    pub frees: u64,
+    pub reallocs: u64,
+    pub bytes_allocated: u64,
+    pub live_bytes: u64,
+    pub peak_live_bytes: u64,
+}
+
+#[derive(Debug, Deserialize)]
+struct Event {
+    event: String,
+    pid: i32,
+    #[serde(default)]
+    parent: Option<i32>,
+    #[serde(default)]
+    heap: Option<String>,
+    #[serde(default)]
+    bound: Option<bool>,
+    #[serde(default)]
+    exe: Option<String>,
+    #[serde(default)]
+    stats: Option<Stats>,
+}
+
+/// How a row's program image ended, as far as the shim could tell.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum End {
+    /// Ran its exit handlers: the shim wrote its exit line.
+    Exit,
+    /// The pid exec'd another program (next row with the same pid).
+    Exec,
+    /// No word: killed by a signal, `_exit`, or still running.
+    Unknown,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Process {
+    pub pid: i32,
+    pub parent: Option<i32>,
+    pub exe: Option<String>,
+    pub heap: Option<String>,
+    /// Whether malloc in this image resolved to the shim.
+    pub bound: Option<bool>,
+    /// Came in by fork (the parent's image) rather than by loading the shim.
+    pub forked: bool,
+    pub end: End,
+    pub stats: Option<Stats>,
+}
+
+/// Rows in order of first appearance; unreadable lines (a process killed
+/// mid-write) are skipped.
+pub fn processes(text: &str) -> Vec<Process> {
+    let mut rows: Vec<Process> = Vec::new();
+    let mut current: HashMap<i32, usize> = HashMap::new();
+    for line in text.lines() {
+        let Ok(e) = serde_json::from_str::<Event>(line) else { continue };
+        let cur = current.get(&e.pid).copied();
+        match e.event.as_str() {
+            "load" => {
+                let row = Process {
+                    pid: e.pid,
+                    parent: cur.and_then(|i| rows[i].parent),
+                    exe: e.exe,
+                    heap: e.heap,
+                    bound: e.bound,
+                    forked: false,
+                    end: End::Unknown,
+                    stats: None,
+                };
+                match cur {
+                    // A forked copy that exec'd: the new program takes its row.
+                    Some(i) if rows[i].forked && rows[i].end == End::Unknown => rows[i] = row,
+                    Some(i) => {
+                        if rows[i].end == End::Unknown {
+                            rows[i].end = End::Exec;
+                        }
+                        rows.push(row);
+                        current.insert(e.pid, rows.len() - 1);
+                    }
+                    None => {
+                        rows.push(row);
+                        current.insert(e.pid, rows.len() - 1);
+                    }
+                }
+            }
+            "fork" => {
+                let from = e.parent.and_then(|p| current.get(&p)).map(|&i| rows[i].clone());
+                rows.push(Process {
+                    pid: e.pid,
+                    parent: e.parent,
+                    exe: from.as_ref().and_then(|p| p.exe.clone()),
+                    heap: e.heap.or_else(|| from.as_ref().and_then(|p| p.heap.clone())),
+                    bound: from.as_ref().and_then(|p| p.bound),
+                    forked: true,
+                    end: End::Unknown,
+                    stats: None,
+                });
+                current.insert(e.pid, rows.len() - 1);
+            }
+            "exit" => {
+                let i = match cur {
+                    Some(i) => i,
+                    None => {
+                        rows.push(Process {
+                            pid: e.pid,
+                            parent: None,
+                            exe: None,
+                            heap: e.heap.clone(),
+                            bound: None,
+                            forked: false,
+                            end: End::Unknown,
+                            stats: None,
+                        });
+                        current.insert(e.pid, rows.len() - 1);
+                        rows.len() - 1
+                    }
+                };
+                let row = &mut rows[i];
+                row.end = End::Exit;
+                row.stats = e.stats;
+                if row.exe.is_none() {
+                    row.exe = e.exe;
+                }
+            }
+            _ => {}
+        }
+    }
+    rows
+}
+
+/// The text report: one row per program image that ended (or never said);
+/// images a pid replaced by exec (`env`, wrapper scripts) ran no heap work
+/// worth a row. The JSON report keeps them all.
+pub fn table(rows: &[Process]) -> String {
+    let mut out = String::new();
+    let header = ["pid", "parent", "bound", "mallocs", "frees", "reallocs", "allocated", "peak live", "live at end", "end", "program"];
+    let mut cells: Vec<Vec<String>> = vec![header.iter().map(|s| s.to_string()).collect()];
+    for r in rows.iter().filter(|r| r.end != End::Exec) {
+        let dash = || "-".to_string();
+        let (m, f, re, a, p, l) = match &r.stats {
+            Some(s) => (
+                s.mallocs.to_string(),
+                s.frees.to_string(),
+                s.reallocs.to_string(),
+                bytes(s.bytes_allocated),
+                bytes(s.peak_live_bytes),
+                bytes(s.live_bytes),
+            ),
+            None => (dash(), dash(), dash(), dash(), dash(), dash()),
+        };
+        cells.push(vec![
+            r.pid.to_string(),
+            r.parent.map_or_else(dash, |p| p.to_string()),
+            match r.bound {
+                Some(true) => "yes".into(),
+                Some(false) => "NO".into(),
+                None => "?".into(),
+            },
+            m,
+            f,
+            re,
+            a,
+            p,
+            l,
+            match r.end {
+                End::Exit => "exit".into(),
+                End::Exec => "exec".into(),
+                End::Unknown => "no report".into(),
+            },
+            r.exe.clone().unwrap_or_else(|| "?".into()),
+        ]);
+    }
+    let widths: Vec<usize> = (0..header.len()).map(|c| cells.iter().map(|row| row[c].len()).max().unwrap_or(0)).collect();
+    for row in &cells {
+        let mut line = String::from(" ");
+        for (c, cell) in row.iter().enumerate() {
+            if c + 1 == row.len() {
+                let _ = write!(line, " {}", cell);
+            } else if c == 2 || c == 9 {
+                let _ = write!(line, " {:<w$}", cell, w = widths[c]);
+            } else {
+                let _ = write!(line, " {:>w$}", cell, w = widths[c]);
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+fn bytes(n: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if n < 1024 {
+        return format!("{} B", n);
+    }
+    let mut v = n as f64 / 1024.0;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    format!("{:.1} {}", v, UNITS[unit])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fork_that_execs_becomes_the_new_program_with_its_parent() {
+        let text = r#"{"event":"load","pid":10,"heap":"system","bound":true,"exe":"/bin/sh"}
+{"event":"fork","pid":11,"parent":10,"heap":"system"}
+{"event":"load","pid":11,"heap":"system","bound":true,"exe":"/bin/ls"}
+{"event":"exit","pid":11,"heap":"system","exe":"/bin/ls","stats":{"mallocs":5,"frees":4,"reallocs":0,"bytes_allocated":100,"live_bytes":8,"peak_live_bytes":60}}
+{"event":"fork","pid":12,"parent":10,"heap":"system"}
+not json
+{"event":"exit","pid":10,"heap":"system","exe":"/bin/sh"}
+"#;
+        let rows = processes(text);
+        assert_eq!(rows.len(), 3, "{:?}", rows);
+        assert_eq!((rows[0].pid, rows[0].parent, rows[0].end), (10, None, End::Exit));
+        assert_eq!((rows[1].pid, rows[1].parent, rows[1].exe.as_deref()), (11, Some(10), Some("/bin/ls")));
+        assert_eq!(rows[1].stats.unwrap().mallocs, 5);
+        assert!(!rows[1].forked);
+        assert_eq!((rows[2].pid, rows[2].exe.as_deref(), rows[2].end, rows[2].forked), (12, Some("/bin/sh"), End::Unknown, true));
+    }
+
+    #[test]
+    fn an_exec_without_fork_starts_a_new_row_for_the_same_pid() {
+        let text = r#"{"event":"load","pid":7,"heap":"h","bound":true,"exe":"/usr/bin/env"}
+{"event":"load","pid":7,"heap":"h","bound":true,"exe":"/usr/bin/python3"}
+{"event":"exit","pid":7,"heap":"h","exe":"/usr/bin/python3"}
+"#;
+        let rows = processes(text);
+        assert_eq!(rows.len(), 2);
+        assert_eq!((rows[0].end, rows[1].end), (End::Exec, End::Exit));
+        let t = table(&rows);
+        assert!(t.contains("/usr/bin/python3") && !t.contains("/usr/bin/env"), "{}", t);
+    }
+
+    #[test]
+    fn byte_counts_are_readable() {
+        assert_eq!(bytes(512), "512 B");
+        assert_eq!(bytes(1536), "1.5 KiB");
+        assert_eq!(bytes(3 << 20), "3.0 MiB");
+    }
+}
+
+/// Distinct pids among the rows.
+pub fn pid_count(rows: &[Process]) -> usize {
+    let mut pids: Vec<i32> = rows.iter().map(|r| r.pid).collect();
+    pids.sort_unstable();
+    pids.dedup();
+    pids.len()
+}

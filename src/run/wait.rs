@@ -1,0 +1,98 @@
+//! Spawning the program and waiting for it like a shell would: Ctrl-C and
+//! Ctrl-\ reach the program (same process group) while run stays to report;
+//! a SIGTERM or SIGHUP sent to run is passed on to the program.
+
+use serde_json::{json, Value};
+use std::os::unix::process::ExitStatusExt;
+use std::process::Command;
+use std::sync::atomic::{AtomicI32, Ordering};
+
+pub struct Status {
+    pub pid: i32,
+    /// The exit code when it exited.
+    pub code: i32,
+    pub signal: Option<i32>,
+    pub core_dumped: bool,
+}
+
+impl Status {
+    /// What run exits with: the program's status, or 128+signal as shells report it.
+    pub fn exit_code(&self) -> u8 {
+        match self.signal {
+            Some(sig) => (128 + sig).clamp(0, 255) as u8,
+            None => self.code as u8,
+        }
+    }
+
+    pub fn json(&self) -> Value {
+        match self.signal {
+            Some(sig) => json!({"signal": sig, "signal_name": abbrev(sig), "core_dumped": self.core_dumped}),
+            None => json!({"code": self.code}),
+        }
+    }
+}
+
+static CHILD: AtomicI32 = AtomicI32::new(0);
+
+/// SIGTERM, SIGHUP: pass on to the program (before it exists: die as the
+/// signal would have killed us).
+extern "C" fn forward(sig: libc::c_int) {
+    let pid = CHILD.load(Ordering::Relaxed);
+    if pid > 0 {
+        unsafe { libc::kill(pid, sig) };
+    } else {
+        unsafe { libc::_exit(128 + sig) };
+    }
+}
+
+/// SIGINT, SIGQUIT: the terminal sends them to the whole foreground group,
+/// the program included; run stays to report how it ended.
+extern "C" fn stay(_: libc::c_int) {}
+
+pub fn spawn_and_wait(cmd: &mut Command) -> std::io::Result<Status> {
+    // Handlers, not SIG_IGN, and installed before the spawn: exec resets
+    // handled signals to their defaults in the program (ignored ones would
+    // stay ignored), and there is no window in which run dies first.
+    unsafe {
+        let forward = forward as extern "C" fn(libc::c_int) as libc::sighandler_t;
+        let stay = stay as extern "C" fn(libc::c_int) as libc::sighandler_t;
+        libc::signal(libc::SIGTERM, forward);
+        libc::signal(libc::SIGHUP, forward);
+        libc::signal(libc::SIGINT, stay);
+        libc::signal(libc::SIGQUIT, stay);
+    }
+    let mut child = cmd.spawn()?;
+    let pid = child.id() as i32;
+    CHILD.store(pid, Ordering::Relaxed);
+    let status = child.wait()?;
+    Ok(Status { pid, code: status.code().unwrap_or(0), signal: status.signal(), core_dumped: status.core_dumped() })
+}
+
+/// "SIGSEGV (signal 11)".
+pub fn signal_name(sig: i32) -> String {
+    match abbrev(sig) {
+        Some(name) => format!("{} (signal {})", name, sig),
+        None => format!("signal {}", sig),
+    }
+}
+
+fn abbrev(sig: i32) -> Option<&'static str> {
+    Some(match sig {
+        libc::SIGHUP => "SIGHUP",
+        libc::SIGINT => "SIGINT",
+        libc::SIGQUIT => "SIGQUIT",
+        libc::SIGILL => "SIGILL",
+        libc::SIGTRAP => "SIGTRAP",
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGFPE => "SIGFPE",
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGUSR1 => "SIGUSR1",
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGUSR2 => "SIGUSR2",
+        libc::SIGPIPE => "SIGPIPE",
+        libc::SIGALRM => "SIGALRM",
+        libc::SIGTERM => "SIGTERM",
+        _ => return None,
+    })
+}
