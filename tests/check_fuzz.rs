@@ -166,3 +166,25 @@ fn every_prefix_of_a_library_is_handled() {
         assert!(result.is_ok(), "a cut at {} bytes panicked the reader", len);
     }
 }
+
+#[test]
+fn mutated_static_archives_never_panic_the_reader() {
+    // glibc's own small archive (libc6-dev, installed by tests/run-all.sh).
+    let path = "/usr/lib/x86_64-linux-gnu/libc_nonshared.a";
+    let original = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {} (tests/run-all.sh installs libc6-dev)", path, e));
+    let lib = audit::Library::parse(Path::new(path), &original).unwrap();
+    assert!(lib.archive && lib.defined.contains("atexit"), "{:?}", lib.defined);
+    let cases: usize = std::env::var("ALLOC8_FUZZ_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(150) * 4;
+    let seed = 0xa5c1_1a2c_0000_0001u64;
+    let mut rng = Rng(seed);
+    for case in 0..cases {
+        let mut data = original.clone();
+        let what = mutate(&mut rng, &mut data, false);
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            if let Ok(lib) = audit::Library::parse(Path::new(path), &data) {
+                assert!(!audit::audit(Path::new(path), &lib).to_text().is_empty());
+            }
+        }));
+        assert!(result.is_ok(), "{} case {} (seed {:#x}): {} panicked the reader", path, case, seed, what);
+    }
+}

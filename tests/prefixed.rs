@@ -438,17 +438,20 @@ fn the_shared_library_unloads_with_its_fork_hooks() {
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "mapped 0");
 }
 
-/// `alloc8 check` recognises both shared libraries as prefixed, with their
-/// prefix, and finds them sound (exit 0).
+/// `alloc8 check` recognises both outputs, shared library and static
+/// archive, as prefixed, with their prefix, and finds them sound (exit 0).
 #[test]
-fn check_recognises_the_prefixed_libraries() {
+fn check_recognises_the_prefixed_libraries_and_archives() {
     for lib in [foo(), bar()] {
-        let out = alloc8().args(["check", "--json"]).arg(&lib.so).output().unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert_eq!(out.status.code(), Some(0), "{}\n{}", stdout, String::from_utf8_lossy(&out.stderr));
-        let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
-        assert_eq!(report["mode"]["kind"], "prefixed", "{}", stdout);
-        assert_eq!(report["mode"]["prefix"], lib.prefix.as_str(), "{}", stdout);
-        assert_eq!(report["prefixed_families"][0]["exported"], report["prefixed_families"][0]["of"], "{}", stdout);
+        for (file, archive) in [(&lib.so, false), (&lib.a, true)] {
+            let out = alloc8().args(["check", "--json"]).arg(file).output().unwrap();
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            assert_eq!(out.status.code(), Some(0), "{}\n{}", stdout, String::from_utf8_lossy(&out.stderr));
+            let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+            assert_eq!(report["archive"], archive, "{}", stdout);
+            assert_eq!(report["mode"]["kind"], "prefixed", "{}", stdout);
+            assert_eq!(report["mode"]["prefix"], lib.prefix.as_str(), "{}", stdout);
+            assert_eq!(report["prefixed_families"][0]["exported"], report["prefixed_families"][0]["of"], "{}", stdout);
+        }
     }
 }
