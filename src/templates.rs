@@ -31,6 +31,8 @@ pub const SHIM_LIB_RS: &str = include_str!("../templates/shim/src/lib.rs");
 pub const SHIM_RUNTIME_RS: &str = include_str!("../templates/shim/src/runtime.rs");
 pub const SHIM_CXX_RS: &str = include_str!("../templates/shim/src/cxx.rs");
 pub const SHIM_THREADS_RS: &str = include_str!("../templates/shim/src/threads.rs");
+pub const SHIM_MACOS_RS: &str = include_str!("../templates/shim/src/macos.rs");
+pub const SHIM_MACOS_CXX_RS: &str = include_str!("../templates/shim/src/macos_cxx.rs");
 
 #[cfg(test)]
 mod tests {
