@@ -131,8 +131,8 @@ impl Family {
     pub fn consequence(self) -> &'static str {
         match self {
             Family::Malloc => "programs mix two allocators: blocks from one are freed by the other and the heap is corrupted",
-            Family::Aligned => "aligned allocations come from glibc's heap but are freed by this library: heap corruption or a crash on the first free",
-            Family::UsableSize => "malloc_usable_size asks glibc about this library's blocks: wrong sizes or a crash",
+            Family::Aligned => "aligned allocations come from the system's heap but are freed by this library: heap corruption or a crash on the first free",
+            Family::UsableSize => "the system allocator is asked the size of this library's blocks: wrong sizes or a crash",
             Family::GlibcCompat => "old binaries that call cfree hand this library's blocks to glibc's free: a crash",
             Family::CxxNew => "C++ new takes memory from another allocator than the one this library's delete returns it to",
             Family::CxxDelete => "C++ delete hands this library's blocks to another allocator: heap corruption",
