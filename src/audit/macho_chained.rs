@@ -217,11 +217,11 @@ mod tests {
 
     #[test]
     fn bad_chains_are_errors_not_panics() {
-        let blob = blob(3, 0x4000);
+        let bad = blob(3, 0x4000);
         let file = vec![0u8; 0x8000];
         let segments = [Segment { address: 0, file_offset: 0, file_size: 0x8000 }];
-        assert!(read(&blob, &file, &segments, &mut |_, _| {}).unwrap_err().contains("format 3"));
-        assert!(read(&blob[..10], &file, &segments, &mut |_, _| {}).is_err());
+        assert!(read(&bad, &file, &segments, &mut |_, _| {}).unwrap_err().contains("format 3"));
+        assert!(read(&bad[..10], &file, &segments, &mut |_, _| {}).is_err());
         // A bind to an import that does not exist.
         let blob = blob(PTR_64_OFFSET, 0);
         let mut file = vec![0u8; 0x8000];
