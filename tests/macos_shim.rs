@@ -4,6 +4,8 @@
 //! shipped heaps that build here (threadcache, mmap, system) and a test arena.
 //! What only a Mac can show (dyld applying the pairs, libmalloc calling the
 //! zone) is in docs/macos.md.
+// Linux only: glibc stands in for libSystem (and the shipped heaps it drives use glibc).
+#![cfg(target_os = "linux")]
 
 #[path = "../shims/mmap.rs"]
 #[allow(dead_code)]
