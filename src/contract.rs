@@ -136,7 +136,7 @@ impl Family {
             Family::GlibcCompat => "old binaries that call cfree hand this library's blocks to glibc's free: a crash",
             Family::CxxNew => "C++ new takes memory from another allocator than the one this library's delete returns it to",
             Family::CxxDelete => "C++ delete hands this library's blocks to another allocator: heap corruption",
-            Family::GlibcAliases => "callers of glibc's internal names (some shims and tools) get glibc's heap and hand its blocks to this library's free",
+            Family::GlibcAliases => "callers of glibc's internal names (on Debian 12 only glibc's libc_malloc_debug.so) get glibc's own heap",
             Family::ForkHooks => "no fork handler: if a thread holds the heap's lock while another forks, the child deadlocks on its first malloc",
             Family::ThreadHooks => "no thread-exit hook: whatever a thread caches is not given back when it exits",
             Family::ThreadStart => "a heap with per-thread state never learns that threads start (fine for heaps without it)",
@@ -156,6 +156,8 @@ pub enum Need {
     Expected,
     /// Nice to have (old ABI names).
     Optional,
+    /// Worth knowing, not a hazard: almost nothing calls it.
+    Seldom,
 }
 
 /// The calling convention of the generated wrapper. C++ throwing `new` must
@@ -370,13 +372,13 @@ pub static EXPORTS: &[Export] = &[
     // glibc's internal names for its own heap, which glibc 2.36 exports. A
     // shim that forwards to glibc through them must not export them (its
     // calls would bind to itself), so ours leave them out; `check` reports them.
-    checked!("__libc_malloc", GlibcAliases, Optional),
-    checked!("__libc_free", GlibcAliases, Optional),
-    checked!("__libc_calloc", GlibcAliases, Optional),
-    checked!("__libc_realloc", GlibcAliases, Optional),
-    checked!("__libc_memalign", GlibcAliases, Optional),
-    checked!("__libc_valloc", GlibcAliases, Optional),
-    checked!("__libc_pvalloc", GlibcAliases, Optional),
+    checked!("__libc_malloc", GlibcAliases, Seldom),
+    checked!("__libc_free", GlibcAliases, Seldom),
+    checked!("__libc_calloc", GlibcAliases, Seldom),
+    checked!("__libc_realloc", GlibcAliases, Seldom),
+    checked!("__libc_memalign", GlibcAliases, Seldom),
+    checked!("__libc_valloc", GlibcAliases, Seldom),
+    checked!("__libc_pvalloc", GlibcAliases, Seldom),
     // Hooks are imports, and one of a family suffices: `pthread_atfork`
     // compiles to `__register_atfork` (libc_nonshared.a) when linked against glibc.
     checked!("pthread_atfork", ForkHooks, Optional),

@@ -89,7 +89,11 @@ pub fn render(spec: &ShimSpec) -> Vec<(&'static str, String)> {
 fn build_rs(spec: &ShimSpec) -> String {
     let soname = match spec.mode {
         // Programs link it: without a SONAME, linking it by path would record that path.
-        Mode::Prefixed => format!("println!(\"cargo:rustc-cdylib-link-arg=-Wl,-soname,{{}}\", {});", rust_string(spec.soname)),
+        // (-Xlinker passes the name whole; -Wl, would split it at commas.)
+        Mode::Prefixed => format!(
+            "println!(\"cargo:rustc-cdylib-link-arg=-Xlinker\");\n        println!(\"cargo:rustc-cdylib-link-arg=-soname={{}}\", {});",
+            rust_string(spec.soname)
+        ),
         Mode::Interpose => "// No SONAME: an interposing library is preloaded, not linked.".to_string(),
     };
     fill(templates::SHIM_BUILD_RS, &[("@SONAME@", soname)])
@@ -257,7 +261,7 @@ mod tests {
         assert!(exports.contains("pub const PREFIXED: bool = true;"));
         assert!(file(&files, "Cargo.toml").contains("crate-type = [\"cdylib\", \"staticlib\"]"));
         assert!(files.iter().all(|(n, _)| *n != "src/cxx.rs"), "no C++ operators in prefixed mode");
-        assert!(file(&files, "build.rs").contains("println!(\"cargo:rustc-cdylib-link-arg=-Wl,-soname,{}\", \"libfoo.so\");"));
+        assert!(file(&files, "build.rs").contains("println!(\"cargo:rustc-cdylib-link-arg=-soname={}\", \"libfoo.so\");"));
         assert!(!file(&files, "src/lib.rs").contains("mod cxx"));
     }
 

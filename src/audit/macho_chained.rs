@@ -67,10 +67,12 @@ pub fn read<'a>(blob: &'a [u8], file: &[u8], segments: &[Segment], out: &mut dyn
         segments
             .iter()
             .find(|s| address >= s.address && address - s.address < s.file_size)
-            .map(|s| (s.file_offset + address - s.address) as usize)
+            .map(|s| s.file_offset.wrapping_add(address - s.address) as usize)
             .ok_or_else(|| format!("a fixup at {:#x} lies outside the file", address))
     };
     let seg_count = u32_at(blob, starts)? as usize;
+    // A malformed file must not keep us walking: no image has this many fixups.
+    let mut budget = 1u32 << 22;
     for seg in 0..seg_count {
         let info = u32_at(blob, starts + 4 + 4 * seg)? as usize;
         if info == 0 {
@@ -91,15 +93,16 @@ pub fn read<'a>(blob: &'a [u8], file: &[u8], segments: &[Segment], out: &mut dyn
             if start == PAGE_NO_FIXUPS {
                 continue;
             }
-            let mut address = image_base + segment_offset + page as u64 * page_size + start as u64;
+            let mut address = image_base.wrapping_add(segment_offset).wrapping_add(page as u64 * page_size + start as u64);
             for _ in 0..=page_size / 4 {
+                budget = budget.checked_sub(1).ok_or("the chained fixups do not end")?;
                 let raw = u64_at(file, file_offset(address)?)?;
                 let (fixup, next) = decode(raw, format, image_base, &import_name)?;
                 out(address, fixup);
                 if next == 0 {
                     break;
                 }
-                address += next * stride;
+                address = address.wrapping_add(next * stride);
             }
         }
     }
@@ -114,7 +117,7 @@ fn decode<'a>(raw: u64, format: u16, image_base: u64, import: &dyn Fn(u64) -> Re
                 return Ok((Fixup::Bind(import(raw & 0xFF_FFFF)?), next));
             }
             let target = raw & 0xF_FFFF_FFFF;
-            Ok((Fixup::Rebase(if format == PTR_64 { target } else { image_base + target }), next))
+            Ok((Fixup::Rebase(if format == PTR_64 { target } else { image_base.wrapping_add(target) }), next))
         }
         _ => {
             let next = (raw >> 51) & 0x7FF;
@@ -124,11 +127,11 @@ fn decode<'a>(raw: u64, format: u16, image_base: u64, import: &dyn Fn(u64) -> Re
                 return Ok((Fixup::Bind(import(raw & mask)?), next));
             }
             let target = if auth {
-                image_base + (raw & 0xFFFF_FFFF)
+                image_base.wrapping_add(raw & 0xFFFF_FFFF)
             } else if format == PTR_ARM64E {
                 raw & 0x7FF_FFFF_FFFF
             } else {
-                image_base + (raw & 0x7FF_FFFF_FFFF)
+                image_base.wrapping_add(raw & 0x7FF_FFFF_FFFF)
             };
             Ok((Fixup::Rebase(target), next))
         }

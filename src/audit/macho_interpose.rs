@@ -87,7 +87,7 @@ pub fn read<Mach: MachHeader<Endian = object::Endianness>>(file: &MachOFile<Mach
     for i in 0..data.len() / (2 * word) {
         let slot = |k: usize| {
             let at = i * 2 * word + k * word;
-            let address = start + at as u64;
+            let address = start.wrapping_add(at as u64);
             match fixups.get(&address) {
                 Some(Fixup::Bind(name)) => (Some(name.clone()), true),
                 Some(Fixup::Rebase(target)) => (by_address.get(target).cloned(), false),
@@ -211,7 +211,7 @@ fn binds(ops: &[u8], segments: &[u64], out: &mut BTreeMap<u64, Fixup>) -> Result
             }
             macho::BIND_OPCODE_DO_BIND_ULEB_TIMES_SKIPPING_ULEB => {
                 let (count, skip) = (uleb(ops, &mut at)?, uleb(ops, &mut at)?);
-                for _ in 0..count.min(1 << 20) {
+                for _ in 0..count.min(1 << 16) {
                     bind(segment, offset, &symbol)?;
                     offset = offset.wrapping_add(ptr + skip);
                 }

@@ -28,8 +28,13 @@ const _: () = assert!(
      Heap::thread_cleanup and set `const THREAD_HOOKS: bool = true`, or build without --threads"
 );
 const _: () = assert!(
-    THREADS || !THREAD_HOOKS,
+    THREADS || !THREAD_HOOKS || exports::PREFIXED,
     "this heap sets THREAD_HOOKS = true: build it with `alloc8 build --threads` so its hooks run"
+);
+const _: () = assert!(
+    !(exports::PREFIXED && THREAD_HOOKS),
+    "this heap sets THREAD_HOOKS = true, and only `alloc8 build --mode interpose --threads` can run thread \
+     hooks (they need pthread_create interposed): it cannot be built in prefixed mode"
 );
 
 // The shim's own Rust allocations (std, the heap's code) go to the heap too;
