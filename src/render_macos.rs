@@ -64,7 +64,9 @@ pub fn exports_rs(threads: bool) -> String {
     let _ = write!(
         out,
         "\n/// The entry point `macos::bound` looks up to prove the pairs were applied.\n\
-         pub const PROBE: (&[u8], unsafe extern \"C\" fn(usize) -> *mut c_void) = (b\"malloc\\0\", {});\n",
+         pub const PROBE: (&[u8], unsafe extern \"C\" fn(usize) -> *mut c_void) = (b\"malloc\\0\", {});\n\
+         /// Interposition only: a macOS dylib is never a prefixed library.\n\
+         pub const PREFIXED: bool = false;\n",
         contract::replacement_name("malloc")
     );
     out
