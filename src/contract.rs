@@ -458,7 +458,8 @@ pub static EXPORTS: &[Export] = &[
     // libSystem's fork calls these around fork(); ours hold the heap and run libmalloc's.
     mac_fn!("_malloc_fork_prepare", MallocFork, Expected, () -> "", "alloc8::macos::fork::prepare(&HEAP, &SYSTEM)"),
     mac_fn!("_malloc_fork_parent", MallocFork, Expected, () -> "", "alloc8::macos::fork::parent(&HEAP, &SYSTEM)"),
-    mac_fn!("_malloc_fork_child", MallocFork, Expected, () -> "", "alloc8::macos::fork::child(&HEAP, &SYSTEM)"),
+    mac_fn!("_malloc_fork_child", MallocFork, Expected, () -> "",
+        "alloc8::macos::fork::child(&HEAP, &SYSTEM); alloc8::report::forked(crate::HEAP_NAME)"),
     // C++: on failure, libc++'s own operator (the original) runs the
     // new_handler loop and throws std::bad_alloc through our C-unwind frame.
     mac_cxx!("_Znwm", CxxNew, CUnwind, (size: usize) -> "*mut u8", "crate::macos_cxx::new(size, crate::macos_cxx::next::_Znwm)", via "malloc"),
