@@ -103,6 +103,18 @@ fn the_emitted_macos_crate_is_complete_and_type_checks_here() {
 }
 
 #[test]
+fn the_emitted_macos_crate_of_a_heap_without_thread_hooks_type_checks_too() {
+    // mmap: no thread hooks, no ownership test (an unregistered zone); x86_64.
+    let dir = fresh("macos-crate-mmap");
+    let (ok, _, err) = build(&["--heap", &heap("mmap.rs"), "--target", "x86_64-apple-darwin", "--emit-crate", dir.to_str().unwrap()]);
+    assert!(ok, "{}", err);
+    let exports = std::fs::read_to_string(dir.join("src/exports.rs")).unwrap();
+    assert!(!exports.contains("pthread_create") && !exports.contains("HOOKS"));
+    let out = cargo(&dir, &["check", "--offline", "--quiet", "--config", "build.rustflags=[\"-Dwarnings\"]"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
 fn the_emitted_linux_crate_builds_with_plain_cargo_into_a_working_replacement() {
     let dir = fresh("linux-crate");
     let (ok, _, err) = build(&["--heap", &heap("system.rs"), "--emit-crate", dir.to_str().unwrap()]);
