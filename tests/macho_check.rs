@@ -3,7 +3,14 @@
 //! interpose pairs are read from dyld's rebase and bind information, and
 //! what the macOS contract asks for and the pairs lack is reported.
 
+#![allow(dead_code)]
+
+// The reader itself, compiled in, for the mutation test (as tests/check_fuzz.rs).
+#[path = "../src/audit/mod.rs"]
+mod audit;
 mod common;
+#[path = "../src/contract.rs"]
+mod contract;
 
 use common::{alloc8, root, work_dir};
 use serde_json::Value;
@@ -117,4 +124,54 @@ fn the_fixtures_are_what_gen_sh_makes_from_their_sources() {
         assert!(made == kept, "{} differs from what gen.sh makes now: run tests/fixtures/macho/gen.sh", f);
         assert!(kept.len() < 50_000);
     }
+}
+
+/// xorshift64*: deterministic mutations, reproducible from the seed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
+#[test]
+fn mutated_linked_dylibs_never_panic_the_pair_reader() {
+    // The bind opcodes, symbol table and section contents the pair reader
+    // walks sit in __LINKEDIT and __DATA: mutate everywhere, and often there.
+    let mut read = 0;
+    for (i, name) in ["interpose-arm64.dylib", "self-arm64.dylib", "complete-x86_64.dylib"].iter().enumerate() {
+        let original = std::fs::read(fixture(name)).unwrap();
+        let lib = audit::Library::parse(std::path::Path::new(name), &original).unwrap();
+        assert!(!lib.macho.as_ref().unwrap().interpose.pairs.is_empty());
+        let seed = 0x6d61_6368_6f21_0000u64 ^ (i as u64 + 1);
+        let mut rng = Rng(seed);
+        for case in 0..400 {
+            let mut data = original.clone();
+            let tail = if rng.below(2) == 0 { 0 } else { data.len() - 4096.min(data.len()) };
+            let flips = 1 + rng.below(24);
+            for _ in 0..flips {
+                let at = tail + rng.below(data.len() - tail);
+                data[at] = if rng.below(3) == 0 { rng.next() as u8 } else { data[at] ^ 1 << rng.below(8) };
+            }
+            let result = std::panic::catch_unwind(|| {
+                audit::Library::parse(std::path::Path::new(name), &data).map(|lib| {
+                    let report = audit::audit(std::path::Path::new(name), &lib);
+                    assert!(!report.to_text().is_empty());
+                })
+            });
+            match result {
+                Ok(Ok(())) => read += 1,
+                Ok(Err(_)) => {}
+                Err(_) => panic!("{} case {} (seed {:#x}): {} bytes changed from {:#x} panicked the reader", name, case, seed, flips, tail),
+            }
+        }
+    }
+    assert!(read > 0);
 }
