@@ -9,8 +9,10 @@ mod contract;
 mod header;
 mod heap_source;
 mod render;
+mod render_macos;
 mod run;
 mod static_archive;
+mod target;
 mod templates;
 
 use std::process::ExitCode;

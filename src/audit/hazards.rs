@@ -28,6 +28,12 @@ pub enum HazardKind {
     Needed,
     /// Mach-O `__DATA,__interpose`.
     InterposeSection,
+    /// The functions a Mach-O's interpose pairs replace.
+    InterposePairs,
+    /// Interpose pairs whose original is the dylib's own definition: dyld drops them.
+    DroppedInterposePairs,
+    /// Interpose pairs that could not be read.
+    UnreadInterposePairs,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -157,6 +163,9 @@ pub fn find(lib: &Library, detected: &Detected) -> Vec<Hazard> {
             detail: "has a __DATA,__interpose section: dyld replaces the functions it pairs (DYLD_INSERT_LIBRARIES)".to_string(),
             names: Vec::new(),
         });
+    }
+    if let Some(m) = &lib.macho {
+        out.extend(super::macho_interpose::hazards(&m.interpose));
     }
     // Worst first; the order found is kept among equals.
     out.sort_by(|a, b| b.severity.cmp(&a.severity));

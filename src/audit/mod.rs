@@ -13,6 +13,8 @@ pub mod hazards;
 pub mod input;
 pub mod library;
 pub mod macho;
+pub mod macho_chained;
+pub mod macho_interpose;
 pub mod mode;
 pub mod pe;
 pub mod report;

@@ -10,12 +10,11 @@
 @HEAP_MODULE@
 
 mod exports;
-mod runtime;
-@CXX_MODULE@
-#[cfg(target_os = "linux")]
-mod threads;
+@PLATFORM_MODULES@
 
 use heap::__ALLOC8_HEAP as HEAP;
+#[allow(dead_code)]
+type Alloc8Heap = heap::__Alloc8Heap;
 
 /// The name reports use for this heap.
 const HEAP_NAME: &str = @HEAP_NAME@;
