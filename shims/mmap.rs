@@ -19,7 +19,11 @@ mod sys {
         fn munmap(addr: *mut c_void, len: usize) -> i32;
     }
     const PROT_READ_WRITE: i32 = 0x1 | 0x2;
+    #[cfg(target_os = "linux")]
     const MAP_PRIVATE_ANONYMOUS: i32 = 0x02 | 0x20;
+    // Darwin's MAP_ANON differs (the heap also builds as a macOS dylib).
+    #[cfg(not(target_os = "linux"))]
+    const MAP_PRIVATE_ANONYMOUS: i32 = 0x02 | 0x1000;
     const MAP_FAILED: *mut c_void = !0usize as *mut c_void;
 
     pub fn map(len: usize) -> *mut u8 {
@@ -129,11 +133,12 @@ impl Heap for MmapHeap {
         h.base as usize + h.len - ptr as usize
     }
 
-    const OWNS: bool = true;
+    /// Windows only: the test reads the tag before the block, which is safe
+    /// for the pointers Windows asks about (handed to a C runtime function)
+    /// but not for the wild ones macOS may ask about.
+    const OWNS: bool = cfg!(windows);
 
-    /// The tag before the block. Only asked about pointers handed to a C
-    /// runtime function (ours or the CRT's live blocks), whose preceding
-    /// bytes are readable.
+    /// The tag before the block.
     fn owns(&self, ptr: *const u8) -> bool {
         ptr as usize % 16 == 0 && ptr as usize > HEADER && unsafe { (*(ptr.sub(HEADER) as *const Header)).tag } == ptr as usize ^ KEY
     }

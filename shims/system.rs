@@ -207,7 +207,8 @@ impl Heap for SystemHeap {
     // functions set ENOMEM on failure; Win32 heap calls never touch the CRT's errno.
     const PRESERVES_ERRNO: bool = true;
     const SETS_ENOMEM: bool = cfg!(not(windows));
-    const OWNS: bool = true;
+    /// Windows only: `owns` reads the tag before the block (see mmap.rs).
+    const OWNS: bool = cfg!(windows);
 
     fn malloc(&self, size: usize) -> *mut u8 {
         self.allocated(sys::malloc(size), size)

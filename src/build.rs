@@ -9,7 +9,7 @@ use crate::header;
 use crate::heap_source::HeapSource;
 use crate::render::{self, ShimSpec};
 use crate::static_archive;
-use crate::target::{self, Target, WindowsToolchain};
+use crate::target::{self, WindowsToolchain};
 use crate::templates;
 use anyhow::{bail, Context, Result};
 use std::collections::BTreeSet;
@@ -22,8 +22,11 @@ pub struct BuildOptions {
     pub out: PathBuf,
     pub name: Option<String>,
     pub threads: bool,
+    /// `--target`: None builds for the host.
+    pub target: Option<String>,
+    /// `--emit-crate`: write the crate there instead of building it.
+    pub emit_crate: Option<PathBuf>,
     pub verbose: bool,
-    pub target: Target,
 }
 
 impl BuildOptions {
@@ -56,13 +59,16 @@ impl BuildOptions {
             out: args.out.clone(),
             name: args.name.clone(),
             threads: args.threads,
+            target: args.target.clone(),
+            emit_crate: args.emit_crate.clone(),
             verbose: args.verbose,
-            target: Target::parse(args.target.as_deref())?,
         })
     }
 }
 
 pub struct Built {
+    /// `--emit-crate`: where the crate was written (nothing was built).
+    pub emitted: Option<PathBuf>,
     pub artifacts: Vec<PathBuf>,
     pub mode: Mode,
     pub symbols: usize,
@@ -78,12 +84,23 @@ impl Built {
 }
 
 pub fn build(opts: &BuildOptions) -> Result<Built> {
-    let platform = opts.target.platform();
+    let platform = target::platform(opts.target.as_deref())?;
+    if platform == Platform::Macos && opts.mode == Mode::Prefixed {
+        bail!("prefixed mode is not available for macOS targets yet; build with `--mode interpose`");
+    }
     let heap = HeapSource::open(&opts.heap)?;
-    let windows = match opts.target {
-        Target::WindowsGnu => Some(windows_preflight(&opts.heap, &heap)?),
-        Target::Host => None,
+    if let Some(dir) = &opts.emit_crate {
+        target::emit_crate(dir, &heap, opts.mode, &opts.prefix, platform, opts.threads)?;
+        return Ok(Built { emitted: Some(dir.clone()), artifacts: Vec::new(), mode: opts.mode, symbols: 0 });
+    }
+    // Windows: Debian's rustc 1.63 and cargo with mingw-w64 (src/target.rs).
+    let windows = match platform {
+        Platform::Windows => Some(windows_preflight(&opts.heap, &heap)?),
+        _ => None,
     };
+    if let (Some(t), None) = (&opts.target, &windows) {
+        target::require_installed(t, platform)?;
+    }
     let cache = cache::dir();
     let alloc8_dir = cache.join(format!("alloc8-{}", templates::ALLOC8_VERSION));
     for (rel, text) in templates::ALLOC8_CRATE {
@@ -95,7 +112,7 @@ pub fn build(opts: &BuildOptions) -> Result<Built> {
         &format!("{:?}", opts.mode),
         &opts.prefix,
         if opts.threads { "threads" } else { "" },
-        opts.target.triple().unwrap_or(""),
+        opts.target.as_deref().unwrap_or(""),
     ]);
     let crate_name = format!("alloc8_shim_{}_{}", sanitize(&heap.name), &key[..8]);
     let crate_dir = cache.join("shims").join(&crate_name);
@@ -106,7 +123,8 @@ pub fn build(opts: &BuildOptions) -> Result<Built> {
     };
     let soname = match platform {
         Platform::Windows => format!("{}.dll", stem),
-        _ => format!("lib{}.so", stem),
+        Platform::Macos => format!("lib{}.dylib", stem),
+        Platform::Linux => format!("lib{}.so", stem),
     };
     let spec = ShimSpec {
         crate_name: &crate_name,
@@ -127,7 +145,7 @@ pub fn build(opts: &BuildOptions) -> Result<Built> {
         manifest: &manifest,
         // Another rustc: its own target dir, so neither toolchain invalidates the other's.
         target_dir: &cache.join(if windows.is_some() { "target-windows" } else { "target" }),
-        target: opts.target.triple(),
+        target: opts.target.as_deref(),
         verbose: opts.verbose,
         cargo: windows.as_ref().map(|w| w.cargo.as_path()),
         env: windows.as_ref().map(|w| w.env()).unwrap_or_default(),
@@ -176,7 +194,7 @@ pub fn build(opts: &BuildOptions) -> Result<Built> {
                 static_archive::seal(file, &dest, &keep, &opts.prefix)?;
                 verify_archive(&dest, &keep)?;
             }
-            "so" => {
+            "so" | "dylib" => {
                 copy_atomically(file, &dest)?;
                 symbols = verify_exports(&dest, platform, opts.mode, &opts.prefix, opts.threads)?;
             }
@@ -190,7 +208,7 @@ pub fn build(opts: &BuildOptions) -> Result<Built> {
         std::fs::write(&dest, text).with_context(|| format!("cannot write {}", dest.display()))?;
         artifacts.push(dest);
     }
-    Ok(Built { artifacts, mode: opts.mode, symbols })
+    Ok(Built { emitted: None, artifacts, mode: opts.mode, symbols })
 }
 
 /// Checks what a Windows build needs before cargo runs: the toolchain, and
@@ -246,7 +264,7 @@ fn finish_windows(opts: &BuildOptions, files: &[PathBuf], stem: &str, heap_name:
             .with_context(|| format!("cannot write {}", header.display()))?;
         artifacts.push(header);
     }
-    Ok(Built { artifacts, mode: opts.mode, symbols })
+    Ok(Built { emitted: None, artifacts, mode: opts.mode, symbols })
 }
 
 /// The artifact goes through the same audit as `alloc8 check`, and must

@@ -22,7 +22,7 @@ pub fn render(platform: Platform, prefix: &str, stem: &str, heap_name: &str) -> 
             Platform::Windows => format!(
                 " * Link: x86_64-w64-mingw32-gcc prog.c -L<dir> -l{stem}   (import library lib{stem}.dll.a;\n *       {stem}.dll beside the program or on its PATH)"
             ),
-            _ => format!(" * Link: cc prog.c -L<dir> -l{stem}   (lib{stem}.a, or lib{stem}.so with -Wl,-rpath,<dir>)"),
+            _ => format!(" * Link statically: cc prog.c <dir>/lib{stem}.a\n * or dynamically:  cc prog.c -L<dir> -l{stem} -Wl,-rpath,<dir>"),
         },
         " */".to_string(),
         format!("#ifndef {guard}"),
@@ -53,7 +53,8 @@ pub fn render(platform: Platform, prefix: &str, stem: &str, heap_name: &str) -> 
         }
         _ => String::new(),
     };
-    for (name, export) in contract::exports_for(platform, Mode::Prefixed, prefix) {
+    // Exactly what the shim renders (prefixed mode has no thread hooks).
+    for (name, export) in contract::shim_exports(platform, Mode::Prefixed, prefix, false) {
         debug_assert!(export.c_decl.contains("{}"), "{} has no C prototype", export.name);
         let _ = writeln!(out, "{}{};", api, export.c_decl.replace("{}", &name));
     }
@@ -83,7 +84,7 @@ mod tests {
         assert!(h.trim_end().ends_with("#endif /* ALLOC8_My_Heap_H */"));
         assert!(h.contains("#include <stddef.h>"));
         assert!(h.contains("#ifdef __cplusplus\nextern \"C\" {\n#endif"));
-        assert!(h.contains("-lmyheap"));
+        assert!(h.contains("<dir>/libmyheap.a") && h.contains("-lmyheap"));
     }
 
     #[test]

@@ -6,11 +6,13 @@ cd "$(dirname "$0")/.."
 
 # Programs the real-program tests run, allocator libraries `check` audits,
 # binutils (ld -r, objcopy, ar) for prefixed-mode static archives, and
-# libc6-dev for the statically linked program `run` must detect.
-packages=(gcc g++ binutils libc6-dev perl git sqlite3 python3 libjemalloc2 libmimalloc2.0 libtcmalloc-minimal4)
-# tests/windows.rs: Debian's rustc 1.63 with the windows-gnu std, its cargo,
-# mingw-w64 and wine (without recommends: no fonts, no 32-bit wine).
-windows_packages=(libstd-rust-dev-windows rustc cargo mingw-w64 wine)
+# libc6-dev for the statically linked program `run` must detect, and clang +
+# lld (ld64.lld) to regenerate the Mach-O fixtures tests/macho_check.rs compares.
+packages=(gcc g++ binutils libc6-dev perl git sqlite3 python3 libjemalloc2 libmimalloc2.0 libtcmalloc-minimal4 clang lld)
+# Windows builds and tests/msrv.rs, tests/windows.rs: Debian's rustc 1.63 with
+# the windows-gnu std, its cargo, mingw-w64 and wine (without recommends: no
+# fonts, no 32-bit wine).
+windows_packages=(rustc libstd-rust-dev-windows cargo mingw-w64 wine)
 sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
 updated=""
 install() {

@@ -53,8 +53,9 @@ pub fn from_heap(heap: &Path, threads: bool, verbose: bool) -> Result<Library> {
         out: cache::dir().join("run"),
         name: Some(format!("{}-{}", stem, &key[..8])),
         threads,
+        target: None,
+        emit_crate: None,
         verbose,
-        target: crate::target::Target::Host,
     };
     let built = build::build(&opts)?;
     let so = built.artifacts.iter().find(|p| p.extension().map_or(false, |e| e == "so"));

@@ -46,8 +46,10 @@ impl std::error::Error for Exit {}
 const NOT_ALIVE: u8 = 125;
 
 pub fn run(args: &RunArgs) -> Result<ExitCode> {
-    if crate::target::Target::parse(args.target.as_deref())? == crate::target::Target::WindowsGnu {
-        return windows::run(args);
+    match crate::target::platform(args.target.as_deref())? {
+        crate::contract::Platform::Windows => return windows::run(args),
+        crate::contract::Platform::Macos => anyhow::bail!("`run --target` runs Windows programs under wine; macOS programs run only on a Mac"),
+        crate::contract::Platform::Linux => {}
     }
     let lib = match (&args.lib, &args.heap) {
         (Some(lib), _) => library::from_lib(lib)?,

@@ -12,7 +12,7 @@ use crate::build::{self, BuildOptions};
 use crate::cache;
 use crate::cli::RunArgs;
 use crate::contract::Mode;
-use crate::target::{self, Target};
+use crate::target;
 use anyhow::{anyhow, bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -136,8 +136,9 @@ fn dll_from_heap(heap: &Path, threads: bool, verbose: bool) -> Result<PathBuf> {
         out: cache::dir().join("run-windows"),
         name: Some(format!("{}-{}", stem, &key[..8])),
         threads,
+        target: Some(target::WINDOWS_GNU.to_string()),
+        emit_crate: None,
         verbose,
-        target: Target::WindowsGnu,
     };
     let built = build::build(&opts)?;
     built
