@@ -253,6 +253,34 @@ fn the_mmap_heap_takes_over_msvcrt_too() {
     redirect("mmap", false);
 }
 
+/// Microsoft's UCRT implements `free` as a call to `_free_base` (wine's
+/// aliases the two, so fakecrt.c, built as msvcr70.dll, has that shape): a
+/// foreign block must reach the `_base` original, not a wrapper that jumps
+/// back into the hook (which loops forever: hence the timeout).
+#[test]
+fn foreign_blocks_reach_the_base_function_of_a_ucrt_shaped_crt() {
+    let fake = dir().join("programs").join("msvcr70.dll");
+    std::fs::create_dir_all(fake.parent().unwrap()).unwrap();
+    let cc = Command::new("x86_64-w64-mingw32-gcc")
+        .args(["-shared", "-O2", "-o"])
+        .arg(&fake)
+        .arg(root().join("tests/programs/windows/fakecrt.c"))
+        .output()
+        .unwrap();
+    assert!(cc.status.success(), "{}", String::from_utf8_lossy(&cc.stderr));
+    let exe = mingw("ucrt_shape.c", false, &[]);
+    let mut cmd = Command::new("timeout");
+    cmd.args(["60", "wine"]).arg(&exe).arg(win_path(&shipped_dll("system"))).arg(win_path(&fake));
+    // The file, not wine's builtin msvcr70.dll.
+    cmd.env("WINEPREFIX", wine_prefix()).env("WINEDEBUG", "-all").env("WINEDLLOVERRIDES", "msvcr70=n");
+    let run = run_wine(cmd);
+    run.assert_ok();
+    let said = run.said();
+    let r = run.assert_redirected(&["msvcr70.dll"]);
+    assert_eq!(r["foreign_frees"], said["foreign_frees"], "{:?}", r);
+    assert_eq!(r["migrations"], said["migrations"], "{:?}", r);
+}
+
 #[test]
 fn cxx_new_and_delete_follow_the_hooks() {
     let exe = mingw("cxx.cpp", false, &[]);

@@ -250,17 +250,17 @@ unsafe fn hook_module(module: usize, k: usize) -> bool {
         Some(p) => p,
         None => return false,
     };
-    const NO_HOOK: Option<(Prepared, Role)> = None;
+    const NO_HOOK: Option<(Prepared, Role, bool)> = None;
     let mut prepared = [NO_HOOK; 32];
     let mut n = 0;
     for (name, role) in TARGETS {
         let target = GetProcAddress(module as *mut c_void, name.as_ptr()) as usize;
-        if target == 0 || prepared[..n].iter().flatten().any(|(p, _)| p.target == target) {
+        if target == 0 || prepared[..n].iter().flatten().any(|(p, _, _)| p.target == target) {
             continue; // absent, or an alias of a function already hooked
         }
         match patch::prepare(target, replacement(*role, k), &mut page) {
             Some(p) => {
-                prepared[n] = Some((p, *role));
+                prepared[n] = Some((p, *role, name.ends_with(b"_base\0")));
                 n += 1;
             }
             None if role.essential() => {
@@ -272,9 +272,12 @@ unsafe fn hook_module(module: usize, k: usize) -> bool {
             }
         }
     }
-    // Originals before any patch: the replacements need them from the first call.
+    // Originals before any patch: the replacements need them from the first
+    // call. The UCRT's `_base` function is the one that does the work (its
+    // `free` calls `_free_base`, which is hooked too): taking `free`'s
+    // trampoline as the original would come straight back to the hook.
     let slot = &ORIGINALS[k];
-    for (p, role) in prepared[..n].iter().flatten() {
+    for (p, role, base) in prepared[..n].iter().flatten() {
         let field = match role {
             Role::Free => &slot.free,
             Role::Msize => &slot.msize,
@@ -284,11 +287,11 @@ unsafe fn hook_module(module: usize, k: usize) -> bool {
             Role::New => &slot.new,
             _ => continue,
         };
-        if field.load(Relaxed) == 0 {
+        if field.load(Relaxed) == 0 || *base {
             field.store(p.trampoline, Relaxed);
         }
     }
-    for (p, role) in prepared[..n].iter().flatten() {
+    for (p, role, _) in prepared[..n].iter().flatten() {
         if patch::apply(p) {
             HOOKS.fetch_add(1, Relaxed);
             if *role == Role::Malloc {

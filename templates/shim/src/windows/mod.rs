@@ -38,7 +38,6 @@ pub unsafe extern "system" fn DllMain(module: Module, reason: u32, reserved: *mu
         // Only at process exit: a FreeLibrary cannot unload a pinned DLL.
         DLL_PROCESS_DETACH if !reserved.is_null() => exiting(),
         DLL_THREAD_ATTACH if crate::THREADS => {
-            alloc8::threads::note_created();
             HEAP.thread_init();
             alloc8::threads::note_init();
         }
@@ -52,7 +51,13 @@ pub unsafe extern "system" fn DllMain(module: Module, reason: u32, reserved: *mu
 }
 
 unsafe fn attach(module: Module) {
-    if !crate::THREADS {
+    if crate::THREADS {
+        // Windows tells a DLL of a new thread only inside that thread, when
+        // its creator may already be back in the heap: the "no second thread
+        // yet" promise cannot be kept from here, so it is never made (the
+        // loader runs threads of its own anyway).
+        alloc8::threads::note_created();
+    } else {
         DisableThreadLibraryCalls(module);
     }
     if crate::exports::PREFIXED {
