@@ -31,6 +31,13 @@ int main(int argc, char **argv) {
     char *f_msize = malloc(77);
     size_t before_msize = _msize(f_msize);
     sink = f_free;
+    /* MSVC's operator new/delete as msvcrt.dll exports them (MSVC-built C++ calls these). */
+    HMODULE msvcrt = LoadLibraryA("msvcrt.dll"); /* a UCRT program has not loaded it yet */
+    CHECK(msvcrt != NULL);
+    malloc_fn op_new = (malloc_fn)GetProcAddress(msvcrt, "??2@YAPEAX_K@Z");
+    free_fn op_delete = (free_fn)GetProcAddress(msvcrt, "??3@YAXPEAX@Z");
+    CHECK(op_new && op_delete);
+    void *f_new = op_new(40);
 
     HMODULE dll = LoadLibraryA(argv[1]);
     CHECK(dll != NULL);
@@ -48,6 +55,7 @@ int main(int argc, char **argv) {
     free(f_strdup); foreign_frees++;
     _aligned_free(f_aligned); foreign_frees++;
     free(f_msize); foreign_frees++;
+    op_delete(f_new); foreign_frees++;
 
     /* Everything from here on is the heap's: none of these frees is foreign. */
     int mallocs = 0;
@@ -83,6 +91,9 @@ int main(int argc, char **argv) {
     CHECK(g != NULL);
     sink = g;
     fr(g);
+    void *n = op_new(48); mallocs++;
+    sink = n;
+    op_delete(n); /* the heap's: not foreign */
     /* _aligned_malloc alignment, _aligned_realloc, _aligned_msize, _recalloc, _expand. */
     for (size_t align = 16; align <= 8192; align *= 2) {
         char *a = _aligned_malloc(1000, align); mallocs++;
