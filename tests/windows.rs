@@ -480,6 +480,22 @@ fn run_injects_the_dll_into_a_program_that_knows_nothing_of_it() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr);
     assert!(stderr.contains("alloc8: heap mmap") && stderr.contains("injected under wine"), "{}", stderr);
 
+    // A program without a C runtime of ours (kernel32's heap only): the DLL
+    // loads and hooks its own msvcrt.dll, but the program is not bound: 125.
+    let nocrt = dir().join("programs").join("nocrt.exe");
+    let cc = Command::new("x86_64-w64-mingw32-gcc")
+        .args(["-O2", "-nostdlib", "-e", "start", "-o"])
+        .arg(&nocrt)
+        .arg(root().join("tests/programs/windows/nocrt.c"))
+        .arg("-lkernel32")
+        .output()
+        .unwrap();
+    assert!(cc.status.success(), "{}", String::from_utf8_lossy(&cc.stderr));
+    let out = alloc8().args(["run", "--target", TARGET, "--lib"]).arg(&lib).arg("--").arg(&nocrt).env("WINEPREFIX", wine_prefix()).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(125), "{}", stderr);
+    assert!(stderr.contains("C runtime is not one it took over"), "{}", stderr);
+
     // A program that cannot start: 127, as on Linux.
     let out = alloc8().args(["run", "--target", TARGET, "--lib"]).arg(&lib).args(["--", "Z:\\nonexistent.exe"]).env("WINEPREFIX", wine_prefix()).output().unwrap();
     assert_eq!(out.status.code(), Some(127), "{}", String::from_utf8_lossy(&out.stderr));

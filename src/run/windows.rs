@@ -65,7 +65,11 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
         (125, false, _) => Some(format!("the DLL could not be injected into {} (the launcher's error is above)", name)),
         (127, false, _) => Some(format!("{} could not be started under wine", name)),
         (_, false, _) => Some(format!("the DLL never came alive in {}: nothing it did ran on the heap. The program {}.", name, ended)),
-        (_, true, false) => Some(format!("the DLL loaded in {} but could not hook the malloc of any C runtime there. The program {}.", name, ended)),
+        (_, true, false) => Some(format!(
+            "the DLL loaded in {} but the program's own C runtime is not one it took over (none, or a static one like MSVC's /MT): \
+             its allocations never reached the heap. The program {}.",
+            name, ended
+        )),
         _ => None,
     };
     let exit_code = match (&failure, status.code) {

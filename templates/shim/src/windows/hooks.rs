@@ -137,8 +137,8 @@ const ZERO: AtomicUsize = AtomicUsize::new(0);
 static NAMES: [AtomicUsize; SLOTS] = [ZERO; SLOTS];
 pub static HOOKS: AtomicU64 = AtomicU64::new(0);
 pub static REFUSED: AtomicU64 = AtomicU64::new(0);
-/// Set once malloc of some CRT is hooked: the "bound" of the load report.
-pub static MALLOC_LIVE: AtomicUsize = AtomicUsize::new(0);
+/// Set once malloc of some CRT is hooked.
+static MALLOC_LIVE: AtomicUsize = AtomicUsize::new(0);
 /// Serialises taking over modules (DllMain and every LoadLibrary after it).
 static LOCK: SpinLock<()> = SpinLock::new(());
 
@@ -300,4 +300,52 @@ unsafe fn hook_module(module: usize, k: usize) -> bool {
         }
     }
     true
+}
+
+/// The "bound" of the load report: the C runtime the program itself imports
+/// (msvcrt, the UCRT through api-ms-win-crt-*, an msvcr*) has its malloc
+/// hooked. A program with no CRT of ours (MSVC's static /MT CRT, or none)
+/// gets `false` even though the DLL's own msvcrt.dll was taken over.
+pub unsafe fn program_bound() -> bool {
+    if MALLOC_LIVE.load(Relaxed) == 0 {
+        return false;
+    }
+    let base = GetModuleHandleA(core::ptr::null()) as usize;
+    let rd32 = |at: usize| (at as *const u32).read_unaligned() as usize;
+    if base == 0 || (base as *const u16).read() != 0x5A4D {
+        return false; // "MZ"
+    }
+    let nt = base + rd32(base + 0x3C);
+    if rd32(nt) != 0x4550 || (nt as *const u16).add(12).read() != 0x20B {
+        return false; // "PE\0\0", PE32+
+    }
+    // Optional header at nt+24; data directory 1 (imports) at +120.
+    let imports = rd32(nt + 24 + 120);
+    if imports == 0 {
+        return false;
+    }
+    let mut desc = base + imports;
+    while rd32(desc + 16) != 0 {
+        let name = (base + rd32(desc + 12)) as *const u8;
+        let mut len = 0;
+        while *name.add(len) != 0 {
+            len += 1;
+        }
+        let name = core::slice::from_raw_parts(name, len);
+        let crt = if name.len() > 15 && name[..15].eq_ignore_ascii_case(b"api-ms-win-crt-") {
+            CRTS.iter().position(|c| *c == "ucrtbase.dll")
+        } else {
+            CRTS.iter().position(|c| c.as_bytes().eq_ignore_ascii_case(name))
+        };
+        if let Some(i) = crt {
+            let mut z = [0u8; 32];
+            z[..CRTS[i].len()].copy_from_slice(CRTS[i].as_bytes());
+            let module = GetModuleHandleA(z.as_ptr()) as usize;
+            if module != 0 && HOOKED.iter().any(|m| m.load(Relaxed) == module) {
+                return true;
+            }
+        }
+        desc += 20;
+    }
+    false
 }

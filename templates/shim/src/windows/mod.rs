@@ -73,7 +73,7 @@ unsafe fn attach(module: Module) {
         &mut pinned,
     );
     hooks::take_over();
-    alloc8::report::loaded(HEAP_NAME, hooks::MALLOC_LIVE.load(Relaxed) != 0);
+    alloc8::report::loaded(HEAP_NAME, hooks::program_bound());
 }
 
 fn exiting() {
