@@ -78,6 +78,10 @@ fn shipped_dll(heap: &str) -> PathBuf {
     dll(&shim_source(heap), heap, &[])
 }
 
+/// A `mingw` flag: link libstdc++ and libgcc as their DLLs (found through WINEPATH).
+const DLL_RUNTIME: &str = "<dll runtime>";
+const MINGW_DLLS: &str = "/usr/lib/gcc/x86_64-w64-mingw32/12-win32";
+
 /// Compiles tests/programs/windows/<src> with mingw for msvcrt.dll, or for the UCRT (`ucrt`).
 fn mingw(src: &str, ucrt: bool, flags: &[&str]) -> PathBuf {
     static BUILT: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
@@ -89,7 +93,7 @@ fn mingw(src: &str, ucrt: bool, flags: &[&str]) -> PathBuf {
     let out_dir = dir().join("programs");
     std::fs::create_dir_all(&out_dir).unwrap();
     let stem = Path::new(src).file_stem().unwrap().to_string_lossy().into_owned();
-    let exe = out_dir.join(format!("{}-{}.exe", stem, if ucrt { "ucrt" } else { "msvcrt" }));
+    let exe = out_dir.join(format!("{}-{}{}.exe", stem, if ucrt { "ucrt" } else { "msvcrt" }, if flags.contains(&DLL_RUNTIME) { "-dll" } else { "" }));
     let cxx = src.ends_with(".cpp");
     let compiler = if cxx { "x86_64-w64-mingw32-g++" } else { "x86_64-w64-mingw32-gcc" };
     let mut cmd = Command::new(compiler);
@@ -102,14 +106,17 @@ fn mingw(src: &str, ucrt: bool, flags: &[&str]) -> PathBuf {
         }
         cmd.arg(format!("-specs={}", specs.display())).arg("-DUCRT");
     }
-    if cxx {
+    // C++: libstdc++ linked in, unless the build asks for libstdc++-6.dll (`DLL_RUNTIME`).
+    let dll_runtime = flags.contains(&DLL_RUNTIME);
+    let flags: Vec<&str> = flags.iter().copied().filter(|f| *f != DLL_RUNTIME).collect();
+    if cxx && !dll_runtime {
         cmd.args(["-static-libstdc++", "-static-libgcc"]);
     }
     let output = cmd
         .args(["-O2", "-fno-builtin", "-Wall", "-o"])
         .arg(&exe)
         .arg(root().join("tests/programs/windows").join(src))
-        .args(flags)
+        .args(&flags)
         .output()
         .unwrap();
     assert!(output.status.success(), "compiling {} failed:\n{}", src, String::from_utf8_lossy(&output.stderr));
@@ -283,8 +290,20 @@ fn foreign_blocks_reach_the_base_function_of_a_ucrt_shaped_crt() {
 
 #[test]
 fn cxx_new_and_delete_follow_the_hooks() {
-    let exe = mingw("cxx.cpp", false, &[]);
-    let run = run_with_dll(&exe, &shipped_dll("system"));
+    cxx(&[]);
+}
+
+/// The same with libstdc++-6.dll: its operator new calls the CRT's malloc through its own import.
+#[test]
+fn cxx_with_libstdcxx_as_a_dll_follows_the_hooks() {
+    cxx(&[DLL_RUNTIME]);
+}
+
+fn cxx(flags: &[&str]) {
+    let exe = mingw("cxx.cpp", false, flags);
+    let mut cmd = wine(&exe);
+    cmd.arg(win_path(&shipped_dll("system"))).env("WINEPATH", win_path(Path::new(MINGW_DLLS)));
+    let run = run_wine(cmd);
     run.assert_ok();
     let said = run.said();
     let r = run.assert_redirected(&["msvcrt.dll"]);
