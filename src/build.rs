@@ -230,8 +230,8 @@ fn windows_preflight(path: &Path, heap: &HeapSource) -> Result<WindowsToolchain>
     Ok(toolchain)
 }
 
-/// The DLL (stripped: 1 MB instead of 14), and in prefixed mode its import
-/// library (made from the contract, naming the DLL as shipped) and header.
+/// The DLL (stripped: 1 MB instead of 14), its import library (made from
+/// the contract), and in prefixed mode the header.
 fn finish_windows(opts: &BuildOptions, files: &[PathBuf], stem: &str, heap_name: &str) -> Result<Built> {
     let dll = files
         .iter()
@@ -242,7 +242,9 @@ fn finish_windows(opts: &BuildOptions, files: &[PathBuf], stem: &str, heap_name:
     target::mingw_tool("strip", &["--strip-unneeded".as_ref(), dest.as_os_str()], &dest)?;
     let symbols = verify_exports(&dest, Platform::Windows, opts.mode, &opts.prefix, opts.threads)?;
     let mut artifacts = vec![dest];
-    if opts.mode == Mode::Prefixed {
+    // The import library, naming the DLL as shipped (cargo's names the crate's
+    // DLL). Interpose mode too: a program may link the redirect DLL.
+    {
         let def = opts.out.join(format!("{}.def", stem));
         let mut text = format!("LIBRARY {}.dll\nEXPORTS\n", stem);
         for (name, _) in contract::shim_exports(Platform::Windows, opts.mode, &opts.prefix, opts.threads) {
@@ -259,6 +261,8 @@ fn finish_windows(opts: &BuildOptions, files: &[PathBuf], stem: &str, heap_name:
         let _ = std::fs::remove_file(&def);
         result?;
         artifacts.push(implib);
+    }
+    if opts.mode == Mode::Prefixed {
         let header = opts.out.join(format!("{}.h", stem));
         std::fs::write(&header, header::render(Platform::Windows, &opts.prefix, stem, heap_name))
             .with_context(|| format!("cannot write {}", header.display()))?;

@@ -528,21 +528,21 @@ pub static EXPORTS: &[Export] = &[
     // Blocks the heap does not own go back to the CRT (foreign pointers).
     // Prefixed mode has no rows of its own: it is the portable C family.
     win_fn!("malloc", Malloc, Required, (size: usize) -> "*mut u8", "crate::windows::api::malloc(size)"),
-    win_fn!("free", Malloc, Required, (ptr: *mut u8) -> "", "crate::windows::api::free::<0>(ptr)"),
+    win_fn!("free", Malloc, Required, (ptr: *mut u8) -> "", "crate::windows::api::free_in(crate::windows::api::program(), ptr)"),
     win_fn!("calloc", Malloc, Required, (count: usize, size: usize) -> "*mut u8", "crate::windows::api::calloc(count, size)"),
-    win_fn!("realloc", Malloc, Required, (ptr: *mut u8, size: usize) -> "*mut u8", "crate::windows::api::realloc::<0>(ptr, size)"),
-    win_fn!("_expand", Malloc, Expected, (ptr: *mut u8, size: usize) -> "*mut u8", "crate::windows::api::expand::<0>(ptr, size)"),
+    win_fn!("realloc", Malloc, Required, (ptr: *mut u8, size: usize) -> "*mut u8", "crate::windows::api::realloc_in(crate::windows::api::program(), ptr, size)"),
+    win_fn!("_expand", Malloc, Expected, (ptr: *mut u8, size: usize) -> "*mut u8", "crate::windows::api::expand_in(crate::windows::api::program(), ptr, size)"),
     win_fn!("_recalloc", Malloc, Expected, (ptr: *mut u8, count: usize, size: usize) -> "*mut u8",
-        "crate::windows::api::recalloc::<0>(ptr, count, size)"),
+        "crate::windows::api::recalloc_in(crate::windows::api::program(), ptr, count, size)"),
     win_fn!("_strdup", Malloc, Optional, (s: *const u8) -> "*mut u8", "crate::windows::api::strdup(s)"),
-    win_fn!("_msize", UsableSize, Expected, (ptr: *mut u8) -> "usize", "crate::windows::api::msize::<0>(ptr)"),
+    win_fn!("_msize", UsableSize, Expected, (ptr: *mut u8) -> "usize", "crate::windows::api::msize_in(crate::windows::api::program(), ptr)"),
     win_fn!("_aligned_malloc", Aligned, Expected, (size: usize, align: usize) -> "*mut u8",
         "crate::windows::api::aligned_malloc(size, align)"),
-    win_fn!("_aligned_free", Aligned, Expected, (ptr: *mut u8) -> "", "crate::windows::api::aligned_free::<0>(ptr)"),
+    win_fn!("_aligned_free", Aligned, Expected, (ptr: *mut u8) -> "", "crate::windows::api::aligned_free_in(crate::windows::api::program(), ptr)"),
     win_fn!("_aligned_realloc", Aligned, Expected, (ptr: *mut u8, size: usize, align: usize) -> "*mut u8",
-        "crate::windows::api::aligned_realloc::<0>(ptr, size, align)"),
+        "crate::windows::api::aligned_realloc_in(crate::windows::api::program(), ptr, size, align)"),
     win_fn!("_aligned_msize", UsableSize, Expected, (ptr: *mut u8, align: usize, offset: usize) -> "usize",
-        "crate::windows::api::aligned_msize::<0>(ptr, align, offset)"),
+        "crate::windows::api::aligned_msize_in(crate::windows::api::program(), ptr, align, offset)"),
 ];
 
 /// What a shim built for `platform` in `mode` exports, with its exported names:

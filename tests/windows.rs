@@ -93,7 +93,16 @@ fn mingw(src: &str, ucrt: bool, flags: &[&str]) -> PathBuf {
     let out_dir = dir().join("programs");
     std::fs::create_dir_all(&out_dir).unwrap();
     let stem = Path::new(src).file_stem().unwrap().to_string_lossy().into_owned();
-    let exe = out_dir.join(format!("{}-{}{}.exe", stem, if ucrt { "ucrt" } else { "msvcrt" }, if flags.contains(&DLL_RUNTIME) { "-dll" } else { "" }));
+    // Builds of one source with other flags must not overwrite each other (tests run in parallel).
+    let variant = if flags.is_empty() {
+        String::new()
+    } else {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        flags.hash(&mut h);
+        format!("-{:08x}", h.finish() as u32)
+    };
+    let exe = out_dir.join(format!("{}-{}{}.exe", stem, if ucrt { "ucrt" } else { "msvcrt" }, variant));
     let cxx = src.ends_with(".cpp");
     let compiler = if cxx { "x86_64-w64-mingw32-g++" } else { "x86_64-w64-mingw32-gcc" };
     let mut cmd = Command::new(compiler);
@@ -333,6 +342,27 @@ fn four_threads_allocate_with_thread_hooks_counted() {
     let plain = run_with_dll(&exe, &shipped_dll("system"));
     plain.assert_ok();
     assert!(plain.events.iter().all(|e| e["event"] != "threads"));
+}
+
+/// Linked rather than loaded: the program imports malloc & co. from the DLL
+/// (its import library comes with it), and the DLL's DllMain hooks the CRT
+/// before main runs.
+#[test]
+fn a_program_linked_against_the_dll_calls_it_directly() {
+    let lib = shipped_dll("system");
+    let dir_of_lib = lib.parent().unwrap();
+    assert!(dir_of_lib.join("libsystem.dll.a").exists());
+    let exe = mingw("plain.c", false, &["-L", dir_of_lib.to_str().unwrap(), "-lsystem"]);
+    let dump = Command::new("x86_64-w64-mingw32-objdump").arg("-p").arg(&exe).output().unwrap();
+    let dump = String::from_utf8_lossy(&dump.stdout);
+    let imports = dump.split("DLL Name: ").find(|s| s.starts_with("system.dll")).expect("the program imports system.dll");
+    assert!(imports.lines().any(|l| l.trim().ends_with(" malloc")), "malloc is not taken from system.dll:\n{}", imports);
+    let mut cmd = wine(&exe);
+    cmd.arg("5").env("WINEPATH", win_path(dir_of_lib));
+    let run = run_wine(cmd);
+    assert_eq!(run.output.status.code(), Some(5), "{}", String::from_utf8_lossy(&run.output.stderr));
+    run.assert_redirected(&["msvcrt.dll"]);
+    assert!(int(&run.stats()["mallocs"]) >= 501, "{:?}", run.stats());
 }
 
 // ---- Prefixed mode -----------------------------------------------------------

@@ -2,6 +2,8 @@
 //! exports run them. `K` is the slot of the C runtime a hook sits in: blocks
 //! the heap does not own (allocated before the hooks went live, or by CRT
 //! code that never reached a hook) go back to that CRT's original function.
+//! Each hook is a `::<K>` instance (its CRT is a constant); the DLL's exports,
+//! for programs that link it, use the program's own CRT (`program()`).
 #![allow(clippy::missing_safety_doc)]
 
 use crate::HEAP;
@@ -33,6 +35,13 @@ const NONE: Originals = Originals {
 };
 pub static ORIGINALS: [Originals; SLOTS] = [NONE; SLOTS];
 
+/// The slot of the C runtime the program imports (set when the hooks go live).
+pub static PROGRAM: AtomicUsize = AtomicUsize::new(0);
+
+pub fn program() -> usize {
+    PROGRAM.load(Relaxed)
+}
+
 pub static FOREIGN_FREES: AtomicU64 = AtomicU64::new(0);
 pub static MIGRATIONS: AtomicU64 = AtomicU64::new(0);
 pub static FOREIGN_SIZES: AtomicU64 = AtomicU64::new(0);
@@ -55,8 +64,8 @@ fn original(f: &AtomicUsize) -> usize {
 }
 
 #[cold]
-unsafe fn foreign_free<const K: usize>(p: *mut u8) {
-    let f = original(&ORIGINALS[K].free);
+unsafe fn foreign_free(k: usize, p: *mut u8) {
+    let f = original(&ORIGINALS[k].free);
     if f != 0 {
         FOREIGN_FREES.fetch_add(1, Relaxed);
         core::mem::transmute::<usize, FreeFn>(f)(p)
@@ -65,8 +74,8 @@ unsafe fn foreign_free<const K: usize>(p: *mut u8) {
 }
 
 #[cold]
-unsafe fn foreign_size<const K: usize>(p: *mut u8) -> usize {
-    let f = original(&ORIGINALS[K].msize);
+unsafe fn foreign_size(k: usize, p: *mut u8) -> usize {
+    let f = original(&ORIGINALS[k].msize);
     if f == 0 {
         return usize::MAX;
     }
@@ -83,22 +92,27 @@ pub unsafe extern "C" fn calloc(count: usize, size: usize) -> *mut u8 {
 }
 
 pub unsafe extern "C" fn free<const K: usize>(p: *mut u8) {
+    free_in(K, p)
+}
+
+#[inline(always)]
+pub unsafe fn free_in(k: usize, p: *mut u8) {
     if p.is_null() {
         return;
     }
     if ours(p) {
         shim::free(&HEAP, p)
     } else {
-        foreign_free::<K>(p)
+        foreign_free(k, p)
     }
 }
 
 /// A foreign block moves into the heap: copy what its CRT says it holds, free it there.
 #[cold]
-unsafe fn migrate<const K: usize>(p: *mut u8, size: usize, align: usize) -> *mut u8 {
+unsafe fn migrate(k: usize, p: *mut u8, size: usize, align: usize) -> *mut u8 {
     let aligned = align != 0;
     let old = if aligned {
-        match original(&ORIGINALS[K].aligned_msize) {
+        match original(&ORIGINALS[k].aligned_msize) {
             0 => usize::MAX,
             f => {
                 FOREIGN_SIZES.fetch_add(1, Relaxed);
@@ -106,7 +120,7 @@ unsafe fn migrate<const K: usize>(p: *mut u8, size: usize, align: usize) -> *mut
             }
         }
     } else {
-        foreign_size::<K>(p)
+        foreign_size(k, p)
     };
     if old == usize::MAX {
         os::set_errno(ENOMEM);
@@ -119,25 +133,35 @@ unsafe fn migrate<const K: usize>(p: *mut u8, size: usize, align: usize) -> *mut
     core::ptr::copy_nonoverlapping(p, new, if old < size { old } else { size });
     MIGRATIONS.fetch_add(1, Relaxed);
     if aligned {
-        aligned_free::<K>(p)
+        aligned_free_in(k, p)
     } else {
-        foreign_free::<K>(p)
+        foreign_free(k, p)
     }
     new
 }
 
 pub unsafe extern "C" fn realloc<const K: usize>(p: *mut u8, size: usize) -> *mut u8 {
+    realloc_in(K, p, size)
+}
+
+#[inline(always)]
+pub unsafe fn realloc_in(k: usize, p: *mut u8, size: usize) -> *mut u8 {
     if p.is_null() || ours(p) {
         return shim::realloc(&HEAP, p, size);
     }
     if size == 0 {
-        foreign_free::<K>(p);
+        foreign_free(k, p);
         return core::ptr::null_mut();
     }
-    migrate::<K>(p, size, 0)
+    migrate(k, p, size, 0)
 }
 
 pub unsafe extern "C" fn msize<const K: usize>(p: *mut u8) -> usize {
+    msize_in(K, p)
+}
+
+#[inline(always)]
+pub unsafe fn msize_in(k: usize, p: *mut u8) -> usize {
     if p.is_null() {
         os::set_errno(EINVAL);
         return usize::MAX;
@@ -145,12 +169,17 @@ pub unsafe extern "C" fn msize<const K: usize>(p: *mut u8) -> usize {
     if ours(p) {
         HEAP.get_size(p)
     } else {
-        foreign_size::<K>(p)
+        foreign_size(k, p)
     }
 }
 
 /// `_expand`: resize in place or fail; the heap's blocks grow only within their usable size.
 pub unsafe extern "C" fn expand<const K: usize>(p: *mut u8, size: usize) -> *mut u8 {
+    expand_in(K, p, size)
+}
+
+#[inline(always)]
+pub unsafe fn expand_in(k: usize, p: *mut u8, size: usize) -> *mut u8 {
     if p.is_null() {
         os::set_errno(EINVAL);
         return p;
@@ -158,7 +187,7 @@ pub unsafe extern "C" fn expand<const K: usize>(p: *mut u8, size: usize) -> *mut
     if ours(p) {
         return if size != 0 && HEAP.get_size(p) >= size { p } else { core::ptr::null_mut() };
     }
-    match original(&ORIGINALS[K].expand) {
+    match original(&ORIGINALS[k].expand) {
         0 => core::ptr::null_mut(),
         f => core::mem::transmute::<usize, ExpandFn>(f)(p, size),
     }
@@ -166,6 +195,11 @@ pub unsafe extern "C" fn expand<const K: usize>(p: *mut u8, size: usize) -> *mut
 
 /// `_recalloc`: realloc that zeroes what lies beyond the old block.
 pub unsafe extern "C" fn recalloc<const K: usize>(p: *mut u8, count: usize, size: usize) -> *mut u8 {
+    recalloc_in(K, p, count, size)
+}
+
+#[inline(always)]
+pub unsafe fn recalloc_in(k: usize, p: *mut u8, count: usize, size: usize) -> *mut u8 {
     let total = match count.checked_mul(size) {
         Some(t) => t,
         None => {
@@ -173,8 +207,8 @@ pub unsafe extern "C" fn recalloc<const K: usize>(p: *mut u8, count: usize, size
             return core::ptr::null_mut();
         }
     };
-    let old = if p.is_null() { 0 } else { msize::<K>(p) };
-    let new = realloc::<K>(p, total);
+    let old = if p.is_null() { 0 } else { msize_in(k, p) };
+    let new = realloc_in(k, p, total);
     if !new.is_null() && total > old {
         core::ptr::write_bytes(new.add(old), 0, total - old);
     }
@@ -201,13 +235,18 @@ pub unsafe extern "C" fn aligned_malloc(size: usize, align: usize) -> *mut u8 {
 }
 
 pub unsafe extern "C" fn aligned_free<const K: usize>(p: *mut u8) {
+    aligned_free_in(K, p)
+}
+
+#[inline(always)]
+pub unsafe fn aligned_free_in(k: usize, p: *mut u8) {
     if p.is_null() {
         return;
     }
     if ours(p) {
         shim::free(&HEAP, p)
     } else {
-        match original(&ORIGINALS[K].aligned_free) {
+        match original(&ORIGINALS[k].aligned_free) {
             0 => {}
             f => {
                 FOREIGN_FREES.fetch_add(1, Relaxed);
@@ -218,6 +257,11 @@ pub unsafe extern "C" fn aligned_free<const K: usize>(p: *mut u8) {
 }
 
 pub unsafe extern "C" fn aligned_realloc<const K: usize>(p: *mut u8, size: usize, align: usize) -> *mut u8 {
+    aligned_realloc_in(K, p, size, align)
+}
+
+#[inline(always)]
+pub unsafe fn aligned_realloc_in(k: usize, p: *mut u8, size: usize, align: usize) -> *mut u8 {
     if !align.is_power_of_two() {
         os::set_errno(EINVAL);
         return core::ptr::null_mut();
@@ -226,11 +270,11 @@ pub unsafe extern "C" fn aligned_realloc<const K: usize>(p: *mut u8, size: usize
         return aligned_malloc(size, align);
     }
     if size == 0 {
-        aligned_free::<K>(p);
+        aligned_free_in(k, p);
         return core::ptr::null_mut();
     }
     if !ours(p) {
-        return migrate::<K>(p, size, align);
+        return migrate(k, p, size, align);
     }
     let new = shim::aligned_alloc(&HEAP, align, size);
     if !new.is_null() {
@@ -242,6 +286,11 @@ pub unsafe extern "C" fn aligned_realloc<const K: usize>(p: *mut u8, size: usize
 }
 
 pub unsafe extern "C" fn aligned_msize<const K: usize>(p: *mut u8, align: usize, offset: usize) -> usize {
+    aligned_msize_in(K, p, align, offset)
+}
+
+#[inline(always)]
+pub unsafe fn aligned_msize_in(k: usize, p: *mut u8, align: usize, offset: usize) -> usize {
     if p.is_null() {
         os::set_errno(EINVAL);
         return usize::MAX;
@@ -249,7 +298,7 @@ pub unsafe extern "C" fn aligned_msize<const K: usize>(p: *mut u8, align: usize,
     if ours(p) {
         return HEAP.get_size(p);
     }
-    match original(&ORIGINALS[K].aligned_msize) {
+    match original(&ORIGINALS[k].aligned_msize) {
         0 => usize::MAX,
         f => {
             FOREIGN_SIZES.fetch_add(1, Relaxed);
@@ -261,11 +310,16 @@ pub unsafe extern "C" fn aligned_msize<const K: usize>(p: *mut u8, align: usize,
 /// MSVC's `operator new` exported by a CRT: the heap, or on failure the
 /// CRT's own (which runs the new handler and throws `std::bad_alloc`).
 pub unsafe extern "C" fn new<const K: usize>(size: usize) -> *mut u8 {
+    new_in(K, size)
+}
+
+#[inline(always)]
+pub unsafe fn new_in(k: usize, size: usize) -> *mut u8 {
     let p = shim::malloc(&HEAP, size);
     if !p.is_null() {
         return p;
     }
-    match original(&ORIGINALS[K].new) {
+    match original(&ORIGINALS[k].new) {
         0 => p,
         f => core::mem::transmute::<usize, NewFn>(f)(size),
     }

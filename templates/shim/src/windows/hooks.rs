@@ -341,7 +341,9 @@ pub unsafe fn program_bound() -> bool {
             let mut z = [0u8; 32];
             z[..CRTS[i].len()].copy_from_slice(CRTS[i].as_bytes());
             let module = GetModuleHandleA(z.as_ptr()) as usize;
-            if module != 0 && HOOKED.iter().any(|m| m.load(Relaxed) == module) {
+            if let Some(slot) = HOOKED.iter().position(|m| module != 0 && m.load(Relaxed) == module) {
+                // The DLL's exports (a program that links it) hand foreign blocks to this CRT.
+                api::PROGRAM.store(slot, Relaxed);
                 return true;
             }
         }
