@@ -28,6 +28,8 @@ int main(int argc, char **argv) {
     for (int i = 0; i < 300; i++) f_realloc[i] = (char)i;
     char *f_strdup = _strdup("foreign");
     void *f_aligned = _aligned_malloc(100, 64);
+    char *f_aligned_realloc = _aligned_malloc(100, 256);
+    for (int i = 0; i < 100; i++) f_aligned_realloc[i] = (char)(i + 1);
     char *f_msize = malloc(77);
     size_t before_msize = _msize(f_msize);
     sink = f_free;
@@ -54,6 +56,12 @@ int main(int argc, char **argv) {
     free(moved); /* now the heap's */
     free(f_strdup); foreign_frees++;
     _aligned_free(f_aligned); foreign_frees++;
+    /* _aligned_realloc of a foreign block migrates it too (msvcrt.dll has no
+     * _aligned_msize: its size comes from the CRT's aligned layout). */
+    char *moved_aligned = _aligned_realloc(f_aligned_realloc, 3000, 256); migrations++; foreign_frees++;
+    CHECK(moved_aligned != NULL && ((uintptr_t)moved_aligned % 256) == 0);
+    for (int i = 0; i < 100; i++) CHECK(moved_aligned[i] == (char)(i + 1));
+    _aligned_free(moved_aligned);
     free(f_msize); foreign_frees++;
     op_delete(f_new); foreign_frees++;
 

@@ -111,17 +111,7 @@ pub unsafe fn free_in(k: usize, p: *mut u8) {
 #[cold]
 unsafe fn migrate(k: usize, p: *mut u8, size: usize, align: usize) -> *mut u8 {
     let aligned = align != 0;
-    let old = if aligned {
-        match original(&ORIGINALS[k].aligned_msize) {
-            0 => usize::MAX,
-            f => {
-                FOREIGN_SIZES.fetch_add(1, Relaxed);
-                core::mem::transmute::<usize, AlignedMsizeFn>(f)(p, align, 0)
-            }
-        }
-    } else {
-        foreign_size(k, p)
-    };
+    let old = if aligned { foreign_aligned_size(k, p, align, 0) } else { foreign_size(k, p) };
     if old == usize::MAX {
         os::set_errno(ENOMEM);
         return core::ptr::null_mut(); // its size is unknown: the block stays where it is
@@ -138,6 +128,27 @@ unsafe fn migrate(k: usize, p: *mut u8, size: usize, align: usize) -> *mut u8 {
         foreign_free(k, p)
     }
     new
+}
+
+/// A foreign aligned block's usable size: the CRT's `_aligned_msize`, or
+/// where it has none (msvcrt.dll) from the layout every Microsoft CRT and
+/// wine's use: the underlying block's pointer sits in the pointer-aligned
+/// slot just below the aligned one.
+#[cold]
+unsafe fn foreign_aligned_size(k: usize, p: *mut u8, align: usize, offset: usize) -> usize {
+    match original(&ORIGINALS[k].aligned_msize) {
+        0 => {
+            let raw = *(((p as usize - 8) & !7) as *const *mut u8);
+            match foreign_size(k, raw) {
+                usize::MAX => usize::MAX,
+                n => (raw as usize + n).saturating_sub(p as usize),
+            }
+        }
+        f => {
+            FOREIGN_SIZES.fetch_add(1, Relaxed);
+            core::mem::transmute::<usize, AlignedMsizeFn>(f)(p, align, offset)
+        }
+    }
 }
 
 pub unsafe extern "C" fn realloc<const K: usize>(p: *mut u8, size: usize) -> *mut u8 {
@@ -298,13 +309,7 @@ pub unsafe fn aligned_msize_in(k: usize, p: *mut u8, align: usize, offset: usize
     if ours(p) {
         return HEAP.get_size(p);
     }
-    match original(&ORIGINALS[k].aligned_msize) {
-        0 => usize::MAX,
-        f => {
-            FOREIGN_SIZES.fetch_add(1, Relaxed);
-            core::mem::transmute::<usize, AlignedMsizeFn>(f)(p, align, offset)
-        }
-    }
+    foreign_aligned_size(k, p, align, offset)
 }
 
 /// MSVC's `operator new` exported by a CRT: the heap, or on failure the
