@@ -527,17 +527,17 @@ pub static EXPORTS: &[Export] = &[
     // module (templates/shim/src/windows/), which share these bodies.
     // Blocks the heap does not own go back to the CRT (foreign pointers).
     // Prefixed mode has no rows of its own: it is the portable C family.
-    win_fn!("malloc", Malloc, Required, (size: usize) -> "*mut u8", "crate::windows::api::malloc(size)"),
+    win_fn!("malloc", Malloc, Required, (size: usize) -> "*mut u8", "crate::windows::api::malloc_in(crate::windows::api::program(), size)"),
     win_fn!("free", Malloc, Required, (ptr: *mut u8) -> "", "crate::windows::api::free_in(crate::windows::api::program(), ptr)"),
-    win_fn!("calloc", Malloc, Required, (count: usize, size: usize) -> "*mut u8", "crate::windows::api::calloc(count, size)"),
+    win_fn!("calloc", Malloc, Required, (count: usize, size: usize) -> "*mut u8", "crate::windows::api::calloc_in(crate::windows::api::program(), count, size)"),
     win_fn!("realloc", Malloc, Required, (ptr: *mut u8, size: usize) -> "*mut u8", "crate::windows::api::realloc_in(crate::windows::api::program(), ptr, size)"),
     win_fn!("_expand", Malloc, Expected, (ptr: *mut u8, size: usize) -> "*mut u8", "crate::windows::api::expand_in(crate::windows::api::program(), ptr, size)"),
     win_fn!("_recalloc", Malloc, Expected, (ptr: *mut u8, count: usize, size: usize) -> "*mut u8",
         "crate::windows::api::recalloc_in(crate::windows::api::program(), ptr, count, size)"),
-    win_fn!("_strdup", Malloc, Optional, (s: *const u8) -> "*mut u8", "crate::windows::api::strdup(s)"),
+    win_fn!("_strdup", Malloc, Optional, (s: *const u8) -> "*mut u8", "crate::windows::api::strdup_in(crate::windows::api::program(), s)"),
     win_fn!("_msize", UsableSize, Expected, (ptr: *mut u8) -> "usize", "crate::windows::api::msize_in(crate::windows::api::program(), ptr)"),
     win_fn!("_aligned_malloc", Aligned, Expected, (size: usize, align: usize) -> "*mut u8",
-        "crate::windows::api::aligned_malloc(size, align)"),
+        "crate::windows::api::aligned_malloc_in(crate::windows::api::program(), size, align)"),
     win_fn!("_aligned_free", Aligned, Expected, (ptr: *mut u8) -> "", "crate::windows::api::aligned_free_in(crate::windows::api::program(), ptr)"),
     win_fn!("_aligned_realloc", Aligned, Expected, (ptr: *mut u8, size: usize, align: usize) -> "*mut u8",
         "crate::windows::api::aligned_realloc_in(crate::windows::api::program(), ptr, size, align)"),

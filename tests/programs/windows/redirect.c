@@ -6,6 +6,7 @@
  * DLL's report to count; the test compares that with the report. */
 #include <windows.h>
 #include <direct.h>
+#include <errno.h>
 #include <malloc.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -124,6 +125,16 @@ int main(int argc, char **argv) {
 #endif
     CHECK(_expand(r, 16) == r);
     free(r);
+    /* Failure: NULL and ENOMEM in this program's own C runtime's errno. */
+    errno = 0;
+    sink = malloc((size_t)1 << 62);
+    CHECK(sink == NULL && errno == ENOMEM);
+    errno = 0;
+    sink = calloc((size_t)1 << 40, (size_t)1 << 40);
+    CHECK(sink == NULL && errno == ENOMEM);
+    errno = 0;
+    sink = realloc(NULL, (size_t)1 << 62);
+    CHECK(sink == NULL && errno == ENOMEM);
     /* A C runtime loaded after the hooks went live (its malloc is hooked at load). */
     CHECK(GetModuleHandleA(LATE_CRT) == NULL);
     HMODULE late = LoadLibraryA(LATE_CRT);

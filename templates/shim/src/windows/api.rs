@@ -22,6 +22,8 @@ pub struct Originals {
     pub aligned_free: AtomicUsize,
     pub aligned_msize: AtomicUsize,
     pub new: AtomicUsize,
+    /// `_errno`: where this CRT keeps errno.
+    pub errno: AtomicUsize,
 }
 
 #[allow(clippy::declare_interior_mutable_const)]
@@ -32,6 +34,7 @@ const NONE: Originals = Originals {
     aligned_free: AtomicUsize::new(0),
     aligned_msize: AtomicUsize::new(0),
     new: AtomicUsize::new(0),
+    errno: AtomicUsize::new(0),
 };
 pub static ORIGINALS: [Originals; SLOTS] = [NONE; SLOTS];
 
@@ -51,6 +54,7 @@ type MsizeFn = unsafe extern "C" fn(*mut u8) -> usize;
 type ExpandFn = unsafe extern "C" fn(*mut u8, usize) -> *mut u8;
 type AlignedMsizeFn = unsafe extern "C" fn(*mut u8, usize, usize) -> usize;
 type NewFn = unsafe extern "C" fn(usize) -> *mut u8;
+type ErrnoFn = unsafe extern "C" fn() -> *mut i32;
 
 #[inline(always)]
 fn ours(p: *mut u8) -> bool {
@@ -83,12 +87,50 @@ unsafe fn foreign_size(k: usize, p: *mut u8) -> usize {
     core::mem::transmute::<usize, MsizeFn>(f)(p)
 }
 
-pub unsafe extern "C" fn malloc(size: usize) -> *mut u8 {
-    shim::malloc(&HEAP, size)
+/// The shim sets errno in the C runtime this DLL links (msvcrt.dll); a
+/// program on another CRT (the UCRT) reads its own. On failure the value is
+/// copied there too. Only on failure: msvcrt's errno may be stale otherwise.
+#[cold]
+#[inline(never)]
+fn failed(k: usize) {
+    let f = original(&ORIGINALS[k].errno);
+    if f != 0 {
+        unsafe { *core::mem::transmute::<usize, ErrnoFn>(f)() = os::errno() };
+    }
 }
 
-pub unsafe extern "C" fn calloc(count: usize, size: usize) -> *mut u8 {
-    shim::calloc(&HEAP, count, size)
+/// An allocation's result: NULL is a failure.
+#[inline(always)]
+fn allocated(k: usize, p: *mut u8) -> *mut u8 {
+    if p.is_null() {
+        failed(k);
+    }
+    p
+}
+
+/// Sets errno (EINVAL...) for a call the CRT would refuse.
+#[cold]
+fn refuse(k: usize, e: i32) {
+    os::set_errno(e);
+    failed(k);
+}
+
+pub unsafe extern "C" fn malloc<const K: usize>(size: usize) -> *mut u8 {
+    malloc_in(K, size)
+}
+
+#[inline(always)]
+pub unsafe fn malloc_in(k: usize, size: usize) -> *mut u8 {
+    allocated(k, shim::malloc(&HEAP, size))
+}
+
+pub unsafe extern "C" fn calloc<const K: usize>(count: usize, size: usize) -> *mut u8 {
+    calloc_in(K, count, size)
+}
+
+#[inline(always)]
+pub unsafe fn calloc_in(k: usize, count: usize, size: usize) -> *mut u8 {
+    allocated(k, shim::calloc(&HEAP, count, size))
 }
 
 pub unsafe extern "C" fn free<const K: usize>(p: *mut u8) {
@@ -158,13 +200,15 @@ pub unsafe extern "C" fn realloc<const K: usize>(p: *mut u8, size: usize) -> *mu
 #[inline(always)]
 pub unsafe fn realloc_in(k: usize, p: *mut u8, size: usize) -> *mut u8 {
     if p.is_null() || ours(p) {
-        return shim::realloc(&HEAP, p, size);
+        let new = shim::realloc(&HEAP, p, size);
+        // realloc(p, 0) frees and returns NULL: not a failure.
+        return if size == 0 { new } else { allocated(k, new) };
     }
     if size == 0 {
         foreign_free(k, p);
         return core::ptr::null_mut();
     }
-    migrate(k, p, size, 0)
+    allocated(k, migrate(k, p, size, 0))
 }
 
 pub unsafe extern "C" fn msize<const K: usize>(p: *mut u8) -> usize {
@@ -174,7 +218,7 @@ pub unsafe extern "C" fn msize<const K: usize>(p: *mut u8) -> usize {
 #[inline(always)]
 pub unsafe fn msize_in(k: usize, p: *mut u8) -> usize {
     if p.is_null() {
-        os::set_errno(EINVAL);
+        refuse(k, EINVAL);
         return usize::MAX;
     }
     if ours(p) {
@@ -192,7 +236,7 @@ pub unsafe extern "C" fn expand<const K: usize>(p: *mut u8, size: usize) -> *mut
 #[inline(always)]
 pub unsafe fn expand_in(k: usize, p: *mut u8, size: usize) -> *mut u8 {
     if p.is_null() {
-        os::set_errno(EINVAL);
+        refuse(k, EINVAL);
         return p;
     }
     if ours(p) {
@@ -214,7 +258,7 @@ pub unsafe fn recalloc_in(k: usize, p: *mut u8, count: usize, size: usize) -> *m
     let total = match count.checked_mul(size) {
         Some(t) => t,
         None => {
-            os::set_errno(ENOMEM);
+            refuse(k, ENOMEM);
             return core::ptr::null_mut();
         }
     };
@@ -226,7 +270,12 @@ pub unsafe fn recalloc_in(k: usize, p: *mut u8, count: usize, size: usize) -> *m
     new
 }
 
-pub unsafe extern "C" fn strdup(s: *const u8) -> *mut u8 {
+pub unsafe extern "C" fn strdup<const K: usize>(s: *const u8) -> *mut u8 {
+    strdup_in(K, s)
+}
+
+#[inline(always)]
+pub unsafe fn strdup_in(k: usize, s: *const u8) -> *mut u8 {
     if s.is_null() {
         return core::ptr::null_mut();
     }
@@ -234,15 +283,21 @@ pub unsafe extern "C" fn strdup(s: *const u8) -> *mut u8 {
     while *s.add(n) != 0 {
         n += 1;
     }
-    let p = shim::malloc(&HEAP, n + 1);
+    let p = malloc_in(k, n + 1);
     if !p.is_null() {
         core::ptr::copy_nonoverlapping(s, p, n + 1);
     }
     p
 }
 
-pub unsafe extern "C" fn aligned_malloc(size: usize, align: usize) -> *mut u8 {
-    shim::aligned_alloc(&HEAP, align, size)
+pub unsafe extern "C" fn aligned_malloc<const K: usize>(size: usize, align: usize) -> *mut u8 {
+    aligned_malloc_in(K, size, align)
+}
+
+/// Any size, a power-of-two alignment (else EINVAL), as `aligned_alloc`.
+#[inline(always)]
+pub unsafe fn aligned_malloc_in(k: usize, size: usize, align: usize) -> *mut u8 {
+    allocated(k, shim::aligned_alloc(&HEAP, align, size))
 }
 
 pub unsafe extern "C" fn aligned_free<const K: usize>(p: *mut u8) {
@@ -274,20 +329,20 @@ pub unsafe extern "C" fn aligned_realloc<const K: usize>(p: *mut u8, size: usize
 #[inline(always)]
 pub unsafe fn aligned_realloc_in(k: usize, p: *mut u8, size: usize, align: usize) -> *mut u8 {
     if !align.is_power_of_two() {
-        os::set_errno(EINVAL);
+        refuse(k, EINVAL);
         return core::ptr::null_mut();
     }
     if p.is_null() {
-        return aligned_malloc(size, align);
+        return aligned_malloc_in(k, size, align);
     }
     if size == 0 {
         aligned_free_in(k, p);
         return core::ptr::null_mut();
     }
     if !ours(p) {
-        return migrate(k, p, size, align);
+        return allocated(k, migrate(k, p, size, align));
     }
-    let new = shim::aligned_alloc(&HEAP, align, size);
+    let new = aligned_malloc_in(k, size, align);
     if !new.is_null() {
         let old = HEAP.get_size(p);
         core::ptr::copy_nonoverlapping(p, new, if old < size { old } else { size });
@@ -303,7 +358,7 @@ pub unsafe extern "C" fn aligned_msize<const K: usize>(p: *mut u8, align: usize,
 #[inline(always)]
 pub unsafe fn aligned_msize_in(k: usize, p: *mut u8, align: usize, offset: usize) -> usize {
     if p.is_null() {
-        os::set_errno(EINVAL);
+        refuse(k, EINVAL);
         return usize::MAX;
     }
     if ours(p) {

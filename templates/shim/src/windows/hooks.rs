@@ -122,10 +122,10 @@ fn replacement(role: Role, k: usize) -> usize {
         Role::AlignedRealloc => per_slot!(k, aligned_realloc),
         Role::AlignedMsize => per_slot!(k, aligned_msize),
         Role::New => per_slot!(k, new),
-        Role::Malloc => api::malloc as usize,
-        Role::Calloc => api::calloc as usize,
-        Role::Strdup => api::strdup as usize,
-        Role::AlignedMalloc => api::aligned_malloc as usize,
+        Role::Malloc => per_slot!(k, malloc),
+        Role::Calloc => per_slot!(k, calloc),
+        Role::Strdup => per_slot!(k, strdup),
+        Role::AlignedMalloc => per_slot!(k, aligned_malloc),
     }
 }
 
@@ -277,6 +277,7 @@ unsafe fn hook_module(module: usize, k: usize) -> bool {
     // `free` calls `_free_base`, which is hooked too): taking `free`'s
     // trampoline as the original would come straight back to the hook.
     let slot = &ORIGINALS[k];
+    slot.errno.store(GetProcAddress(module as *mut c_void, b"_errno\0".as_ptr()) as usize, Relaxed);
     for (p, role, base) in prepared[..n].iter().flatten() {
         let field = match role {
             Role::Free => &slot.free,
