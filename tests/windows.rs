@@ -321,6 +321,19 @@ fn cxx(flags: &[&str]) {
     assert!(int(&run.stats()["mallocs"]) >= int(&said["at_least_mallocs"]), "{:?}", run.stats());
 }
 
+/// Loaded while 4 threads are busy in the CRT's allocator and trade blocks:
+/// blocks from before the hooks are freed and reallocated after them, on
+/// other threads, and their contents survive the migration.
+#[test]
+fn loaded_into_busy_threads_foreign_blocks_are_freed_and_migrated() {
+    let exe = mingw("midway.c", false, &[]);
+    let run = run_with_dll(&exe, &shipped_dll("system"));
+    run.assert_ok();
+    let r = run.assert_redirected(&["msvcrt.dll"]);
+    assert!(int(&r["foreign_frees"]) > 0 && int(&r["migrations"]) > 0, "{:?}", r);
+    assert!(int(&run.stats()["mallocs"]) > 0);
+}
+
 #[test]
 fn four_threads_allocate_with_thread_hooks_counted() {
     let heap = root().join("tests/programs/windows/thread_heap.rs");
