@@ -207,6 +207,43 @@ mod tests {
         render_heap(&file_heap(), mode, prefix)
     }
 
+    fn windows(mode: Mode, prefix: &'static str) -> Vec<(&'static str, String)> {
+        let alloc8 = PathBuf::from("/cache/alloc8");
+        render(&ShimSpec {
+            crate_name: "alloc8_shim_x",
+            heap: &file_heap(),
+            mode,
+            prefix,
+            soname: "foo.dll",
+            platform: Platform::Windows,
+            threads: false,
+            alloc8_path: &alloc8,
+        })
+    }
+
+    #[test]
+    fn windows_gets_dllmain_and_the_hooks_instead_of_the_elf_runtime() {
+        for (mode, prefix) in [(Mode::Interpose, ""), (Mode::Prefixed, "foo")] {
+            let files = windows(mode, prefix);
+            let names: Vec<&str> = files.iter().map(|(n, _)| *n).collect();
+            for f in ["src/windows/mod.rs", "src/windows/api.rs", "src/windows/hooks.rs", "src/windows/patch.rs", "src/exports.rs"] {
+                assert!(names.contains(&f), "{} missing for {:?}", f, mode);
+            }
+            for f in ["src/runtime.rs", "src/threads.rs", "src/cxx.rs"] {
+                assert!(!names.contains(&f), "{} rendered for Windows", f);
+            }
+            assert!(file(&files, "src/lib.rs").contains("\nmod windows;\n"));
+            // A DLL only: its import library comes from the contract, not from a staticlib.
+            assert!(file(&files, "Cargo.toml").contains("crate-type = [\"cdylib\"]"));
+        }
+        let exports = file(&windows(Mode::Interpose, ""), "src/exports.rs");
+        assert!(exports.contains("#[export_name = \"_aligned_malloc\"]"));
+        assert!(exports.contains("crate::windows::api::free_in(crate::windows::api::program(), ptr)"));
+        assert!(!exports.contains("posix_memalign") && !exports.contains("_Znwm"));
+        let prefixed = file(&windows(Mode::Prefixed, "foo"), "src/exports.rs");
+        assert!(prefixed.contains("#[export_name = \"foo_posix_memalign\"]") && !prefixed.contains("crate::windows::api"));
+    }
+
     fn file(files: &[(&'static str, String)], name: &str) -> String {
         files.iter().find(|(n, _)| *n == name).unwrap().1.clone()
     }
