@@ -6,7 +6,7 @@ use crate::cargo_build::{self, CargoBuild, Outcome};
 use crate::cli::BuildArgs;
 use crate::contract::{self, Mode, Platform};
 use crate::header;
-use crate::heap_source::HeapSource;
+use crate::heap_source::{xx, HeapKind, HeapSource};
 use crate::render::{self, ShimSpec};
 use crate::static_archive;
 use crate::templates;
@@ -97,6 +97,20 @@ pub fn build(opts: &BuildOptions) -> Result<Built> {
         (None, Mode::Interpose) => heap.name.clone(),
     };
     let soname = format!("lib{}.so", stem);
+    // A C/C++ heap is compiled and inspected first: what it lacks or
+    // clashes with is reported by name, not as a link failure.
+    let xx = match &heap.kind {
+        HeapKind::Xx(input) => Some(xx::prepare(
+            input,
+            &opts.heap,
+            &crate_dir.join("native"),
+            opts.mode,
+            &opts.prefix,
+            opts.threads,
+            opts.verbose,
+        )?),
+        _ => None,
+    };
     let spec = ShimSpec {
         crate_name: &crate_name,
         heap: &heap,
@@ -106,6 +120,7 @@ pub fn build(opts: &BuildOptions) -> Result<Built> {
         platform,
         threads: opts.threads,
         alloc8_path: &alloc8_dir,
+        xx: xx.as_ref(),
     };
     for (rel, text) in render::render(&spec) {
         cache::write_if_changed(&crate_dir.join(rel), &text)?;

@@ -9,6 +9,7 @@ mod contract;
 mod header;
 mod heap_source;
 mod render;
+mod render_xx;
 mod run;
 mod static_archive;
 mod templates;

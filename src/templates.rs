@@ -25,6 +25,8 @@ pub const SHIM_LIB_RS: &str = include_str!("../templates/shim/src/lib.rs");
 pub const SHIM_RUNTIME_RS: &str = include_str!("../templates/shim/src/runtime.rs");
 pub const SHIM_CXX_RS: &str = include_str!("../templates/shim/src/cxx.rs");
 pub const SHIM_THREADS_RS: &str = include_str!("../templates/shim/src/threads.rs");
+/// The Rust heap around a C/C++ heap's xx* functions.
+pub const XX_HEAP_RS: &str = include_str!("../templates/xx/heap.rs");
 
 #[cfg(test)]
 mod tests {
