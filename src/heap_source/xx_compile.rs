@@ -57,7 +57,7 @@ impl cc::BuildMessageLogger for Messages {
             cc::BuildMessageKind::CompileCommand => {
                 // The command line ends with the source file.
                 let text = msg.to_string();
-                let file = text.rsplit(' ').next().map(PathBuf::from);
+                let file = text.rsplit(' ').next().map(|f| PathBuf::from(f.trim_matches('"')));
                 *self.compiling.lock().unwrap() = file;
             }
             cc::BuildMessageKind::CommandFailed { is_detection_cmd: false, .. } => {
@@ -74,7 +74,8 @@ impl cc::BuildMessageLogger for Messages {
 /// its contents change, so cargo relinks only then. `verbose` shows the
 /// compiler's warnings of a successful build too.
 pub fn archive(input: &XxInput, dir: &Path, verbose: bool) -> Result<PathBuf, CompileError> {
-    let work = dir.join("work");
+    // Per process: two alloc8 runs may build the same heap at once.
+    let work = dir.join(format!("work-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work).map_err(|e| CompileError::Io(work.clone(), e.to_string()))?;
     let messages = Arc::new(Messages::default());

@@ -75,8 +75,8 @@ impl fmt::Display for SymbolError {
                 let threads = names.iter().any(|n| n.starts_with("pthread_"));
                 write!(
                     f,
-                    "heap {} defines {} itself, which the shim alloc8 generates defines: leave the heap's own wrapper out \
-                     (e.g. Heap-Layers' gnuwrapper.cpp){}",
+                    "heap {} defines {} itself, but the shim alloc8 generates around it defines them: leave the heap's own \
+                     wrapper out (e.g. Heap-Layers' gnuwrapper.cpp){}",
                     p.display(),
                     names.join(", "),
                     if threads { "; alloc8 runs the heap's xxthread_init/xxthread_cleanup itself with --threads" } else { "" }
