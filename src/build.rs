@@ -63,6 +63,8 @@ pub struct Built {
     pub artifacts: Vec<PathBuf>,
     pub mode: Mode,
     pub symbols: usize,
+    /// What the user must know to use the artifacts (printed after them).
+    pub notes: Vec<String>,
 }
 
 impl Built {
@@ -175,7 +177,11 @@ pub fn build(opts: &BuildOptions) -> Result<Built> {
         std::fs::write(&dest, text).with_context(|| format!("cannot write {}", dest.display()))?;
         artifacts.push(dest);
     }
-    Ok(Built { artifacts, mode: opts.mode, symbols })
+    let mut notes = Vec::new();
+    if opts.mode == Mode::Prefixed && xx.as_ref().map_or(false, |x| x.provided.cxx) {
+        notes.push(format!("lib{}.a holds a C++ heap: link programs that use it with -lstdc++ too", stem));
+    }
+    Ok(Built { artifacts, mode: opts.mode, symbols, notes })
 }
 
 /// The artifact goes through the same audit as `alloc8 check`, and must

@@ -89,7 +89,7 @@ pub fn render(spec: &ShimSpec) -> Vec<(&'static str, String)> {
         files.push(("src/cxx.rs", templates::SHIM_CXX_RS.to_string()));
     }
     if let Some(xx) = spec.xx {
-        files.push(("src/heap.rs", crate::render_xx::heap_rs(&xx.provided)));
+        files.push(("src/heap.rs", crate::render_xx::heap_rs(&xx.provided, xx.promises)));
     }
     files
 }
@@ -247,6 +247,41 @@ mod tests {
         assert_eq!(deps["alloc8"]["path"].as_str(), Some("/src/alloc8"));
         assert_eq!(deps["heap"]["package"].as_str(), Some("my-heap"));
         assert_eq!(deps["heap"]["path"].as_str(), Some("/src/myheap"));
+    }
+
+    #[test]
+    fn a_c_heap_is_a_rendered_module_and_a_linked_archive() {
+        use crate::heap_source::xx::{Prepared, XxInput};
+        use crate::heap_source::xx_symbols::Provided;
+        let heap = HeapSource { name: "bump".into(), kind: HeapKind::Xx(XxInput::Prebuilt(PathBuf::from("/h/libbump.a"))) };
+        let alloc8 = PathBuf::from("/cache/alloc8");
+        for cxx in [false, true] {
+            let prepared = Prepared {
+                lib_dir: PathBuf::from("/cache/shims/x/native"),
+                provided: Provided { cxx, ..Provided::default() },
+                promises: Default::default(),
+            };
+            let files = render(&ShimSpec {
+                crate_name: "alloc8_shim_bump",
+                heap: &heap,
+                mode: Mode::Interpose,
+                prefix: "",
+                soname: "libbump.so",
+                platform: Platform::Linux,
+                threads: false,
+                alloc8_path: &alloc8,
+                xx: Some(&prepared),
+            });
+            assert!(file(&files, "src/lib.rs").contains("\nmod heap;"));
+            assert!(file(&files, "src/heap.rs").contains("alloc8::register!(XxHeap = XxHeap);"));
+            let build = file(&files, "build.rs");
+            assert!(build.contains("cargo:rustc-link-lib=static=alloc8xx"), "{}", build);
+            assert!(build.contains("\"/cache/shims/x/native\""), "{}", build);
+            assert_eq!(build.contains("cargo:rustc-link-lib=dylib=stdc++"), cxx, "{}", build);
+            for (name, text) in &files {
+                assert!(!text.contains("@LINK@") && !text.contains("@OPTIONAL"), "{} keeps a marker", name);
+            }
+        }
     }
 
     #[test]

@@ -2,12 +2,12 @@
 //! (templates/xx/heap.rs with the optional xx* functions the heap really
 //! has) and the build script lines that link its archive.
 
-use crate::heap_source::xx::Prepared;
+use crate::heap_source::xx::{Prepared, Promises};
 use crate::heap_source::xx_symbols::Provided;
 use crate::templates;
 
 /// `src/heap.rs`: `Heap` methods that call the heap's xx* functions.
-pub fn heap_rs(p: &Provided) -> String {
+pub fn heap_rs(p: &Provided, promises: Promises) -> String {
     let mut externs = String::new();
     let mut methods = String::new();
     let mut add = |decl: &str, method: String| {
@@ -64,6 +64,8 @@ pub fn heap_rs(p: &Provided) -> String {
             ("@LIB_NAME@", crate::heap_source::xx::LIB_NAME.to_string()),
             ("@OPTIONAL_EXTERNS@", externs),
             ("@THREAD_HOOKS@", (!p.thread_symbols().is_empty()).to_string()),
+            ("@PRESERVES_ERRNO@", promises.free_preserves_errno.to_string()),
+            ("@SETS_ENOMEM@", promises.sets_enomem.to_string()),
             ("@OPTIONAL_METHODS@", methods),
         ],
     )
@@ -107,7 +109,7 @@ mod tests {
 
     #[test]
     fn only_the_functions_the_heap_has_are_called() {
-        let bare = heap_rs(&Provided::default());
+        let bare = heap_rs(&Provided::default(), Promises::default());
         assert!(!bare.contains('@'), "{}", bare);
         assert!(bare.contains("xxmemalign(align, size)"), "alignment first, as the convention says");
         assert!(!bare.contains("xxrealloc") && !bare.contains("fn free_sized") && !bare.contains("first_thread"));
@@ -121,19 +123,21 @@ mod tests {
             thread_cleanup: true,
             created_flag: Some(4),
             cxx: true,
-        });
+        }, Promises { free_preserves_errno: true, sets_enomem: true });
         for s in ["fn xxrealloc(", "xxfree_aligned_sized(ptr, align, size)", "static mut xxthread_created_flag: i32;", "fn first_thread(&self)", "unsafe { xxthread_cleanup() }"] {
             assert!(full.contains(s), "{} missing:\n{}", s, full);
         }
         assert!(full.contains("const THREAD_HOOKS: bool = true;"));
+        assert!(full.contains("const PRESERVES_ERRNO: bool = true;") && full.contains("const SETS_ENOMEM: bool = true;"));
+        assert!(bare.contains("const PRESERVES_ERRNO: bool = false;") && bare.contains("const SETS_ENOMEM: bool = false;"));
     }
 
     #[test]
     fn sized_free_without_the_aligned_form_frees_aligned_blocks_plainly() {
-        let h = heap_rs(&Provided { free_sized: true, ..Provided::default() });
+        let h = heap_rs(&Provided { free_sized: true, ..Provided::default() }, Promises::default());
         let at = h.find("unsafe fn free_aligned_sized").unwrap();
         assert!(h[at..].contains("xxfree(ptr)"), "{}", h);
-        let flag = heap_rs(&Provided { created_flag: Some(1), ..Provided::default() });
+        let flag = heap_rs(&Provided { created_flag: Some(1), ..Provided::default() }, Promises::default());
         assert!(flag.contains("xxthread_created_flag: u8;"));
     }
 }

@@ -34,6 +34,15 @@ pub struct Sources {
     pub flags: Vec<String>,
     pub c_std: Option<String>,
     pub cxx_std: Option<String>,
+    /// The manifest's promises about errno (see xx_manifest).
+    pub promises: Promises,
+}
+
+/// What a heap promises about errno, so the shim can leave it alone.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Promises {
+    pub free_preserves_errno: bool,
+    pub sets_enomem: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,6 +122,7 @@ pub fn open_dir(dir: &Path) -> Result<HeapSource, HeapError> {
     sources.flags = manifest.flags.clone();
     sources.c_std = manifest.c_std.clone();
     sources.cxx_std = manifest.cxx_std.clone();
+    sources.promises = Promises { free_preserves_errno: manifest.free_preserves_errno, sets_enomem: manifest.sets_enomem };
     let name = manifest.name.clone().unwrap_or_else(|| stem(&dir));
     Ok(HeapSource { name, kind: HeapKind::Xx(XxInput::Sources(sources)) })
 }
@@ -123,6 +133,7 @@ pub struct Prepared {
     /// The directory holding `lib<LIB_NAME>.a`.
     pub lib_dir: PathBuf,
     pub provided: Provided,
+    pub promises: Promises,
 }
 
 #[derive(Debug)]
@@ -171,7 +182,11 @@ pub fn prepare(input: &XxInput, heap: &Path, dir: &Path, mode: Mode, prefix: &st
         return Err(XxError::NeedsThreads(heap.to_path_buf(), hooks));
     }
     let cxx = provided.cxx || matches!(input, XxInput::Sources(s) if s.has(Lang::Cxx));
-    Ok(Prepared { lib_dir: dir.to_path_buf(), provided: Provided { cxx, ..provided } })
+    let promises = match input {
+        XxInput::Sources(s) => s.promises,
+        XxInput::Prebuilt(_) => Promises::default(),
+    };
+    Ok(Prepared { lib_dir: dir.to_path_buf(), provided: Provided { cxx, ..provided }, promises })
 }
 
 #[cfg(test)]

@@ -8,7 +8,13 @@
 //! flags = ["-fno-exceptions"]  # passed to the compiler as they are
 //! c_std = "c11"                # -std= for the C sources
 //! cxx_std = "c++17"            # -std= for the C++ sources
+//! free_preserves_errno = true  # promise: xxfree never changes errno
+//! sets_enomem = true           # promise: a NULL from xxmalloc/xxmemalign/xxrealloc comes with errno = ENOMEM
 //! ```
+//!
+//! The two promises let the shim skip its own errno work (a save and restore
+//! around every free, a NULL check after every allocation); the conformance
+//! program checks both.
 
 use serde::Deserialize;
 
@@ -25,6 +31,10 @@ pub struct Manifest {
     pub flags: Vec<String>,
     pub c_std: Option<String>,
     pub cxx_std: Option<String>,
+    #[serde(default)]
+    pub free_preserves_errno: bool,
+    #[serde(default)]
+    pub sets_enomem: bool,
 }
 
 /// The manifest, or what is wrong with it in one line.

@@ -20,6 +20,10 @@ alloc8::register!(XxHeap = XxHeap);
 
 impl Heap for XxHeap {
     const THREAD_HOOKS: bool = @THREAD_HOOKS@;
+    // The heap's own promises (alloc8.toml); without them the shim keeps
+    // errno across free and sets ENOMEM on NULL itself.
+    const PRESERVES_ERRNO: bool = @PRESERVES_ERRNO@;
+    const SETS_ENOMEM: bool = @SETS_ENOMEM@;
 
     #[inline(always)]
     fn malloc(&self, size: usize) -> *mut u8 {

@@ -45,6 +45,20 @@ pub fn malloc<H: Heap>(heap: &H, size: usize) -> *mut u8 {
     checked::<H>(heap.malloc(nonzero(size)))
 }
 
+/// Runs a free with errno as it was before (free must not change it),
+/// unless the heap promises that itself.
+#[inline(always)]
+fn keeping_errno<H: Heap>(free: impl FnOnce()) {
+    if H::PRESERVES_ERRNO {
+        free()
+    } else {
+        let errno = os::errno_place();
+        let saved = unsafe { *errno };
+        free();
+        unsafe { *errno = saved };
+    }
+}
+
 /// # Safety
 /// `ptr` is NULL or a live block of this heap.
 #[inline(always)]
@@ -52,13 +66,7 @@ pub unsafe fn free<H: Heap>(heap: &H, ptr: *mut u8) {
     if ptr.is_null() {
         return;
     }
-    if H::PRESERVES_ERRNO {
-        heap.free(ptr)
-    } else {
-        let saved = os::errno();
-        heap.free(ptr);
-        os::set_errno(saved);
-    }
+    keeping_errno::<H>(|| heap.free(ptr))
 }
 
 /// C++ aligned sized delete and Rust deallocation of over-aligned blocks.
@@ -74,13 +82,7 @@ pub unsafe fn free_aligned_sized<H: Heap>(heap: &H, ptr: *mut u8, size: usize, a
     if ptr.is_null() {
         return;
     }
-    if H::PRESERVES_ERRNO {
-        heap.free_aligned_sized(ptr, size, align)
-    } else {
-        let saved = os::errno();
-        heap.free_aligned_sized(ptr, size, align);
-        os::set_errno(saved);
-    }
+    keeping_errno::<H>(|| heap.free_aligned_sized(ptr, size, align))
 }
 
 /// C++ sized delete and Rust deallocation: the heap may use the size.
@@ -92,13 +94,7 @@ pub unsafe fn free_sized<H: Heap>(heap: &H, ptr: *mut u8, size: usize) {
     if ptr.is_null() {
         return;
     }
-    if H::PRESERVES_ERRNO {
-        heap.free_sized(ptr, size)
-    } else {
-        let saved = os::errno();
-        heap.free_sized(ptr, size);
-        os::set_errno(saved);
-    }
+    keeping_errno::<H>(|| heap.free_sized(ptr, size))
 }
 
 #[inline(always)]
