@@ -267,3 +267,47 @@ fn threads_and_thread_hooks_go_together() {
     let (err, _) = build_fails(&shim_source("xx_cxx"), &[]);
     assert!(err.contains("defines xxthread_init, xxthread_cleanup, xxthread_created_flag: build it with `--threads`"), "{}", err);
 }
+
+/// A C++ heap in prefixed mode: its libstdc++ needs come along in the .so,
+/// and alloc8 says that the .a needs -lstdc++ where it is linked.
+#[test]
+fn a_prefixed_cxx_heap_links_with_the_cxx_runtime() {
+    let heap = heap_file(
+        "glibc_cxx.cpp",
+        "#include <malloc.h>\n#include <mutex>\n\
+         extern \"C\" { void *__libc_malloc(size_t); void __libc_free(void *); void *__libc_memalign(size_t, size_t); }\n\
+         static std::mutex m;\n\
+         extern \"C\" void *xxmalloc(size_t n) { return __libc_malloc(n); }\n\
+         extern \"C\" void xxfree(void *p) { __libc_free(p); }\n\
+         extern \"C\" void *xxmemalign(size_t a, size_t n) { return __libc_memalign(a, n); }\n\
+         extern \"C\" size_t xxmalloc_usable_size(void *p) { return malloc_usable_size(p); }\n\
+         extern \"C\" void xxmalloc_lock() { m.lock(); }\n\
+         extern \"C\" void xxmalloc_unlock() { m.unlock(); }\n",
+    );
+    let out_dir = dir("prefixed-cx");
+    let out = build(&heap, &["--mode", "prefixed", "--prefix", "cx"], &out_dir);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("note: libcx.a holds a C++ heap: link programs that use it with -lstdc++"), "{}", stdout);
+    let src = dir("prefixed-cx").join("use_cx.c");
+    std::fs::write(
+        &src,
+        "#include \"cx.h\"\n#include <stdio.h>\n#include <string.h>\n\
+         int main(void) {\n    char *p = cx_malloc(100), *q = cx_aligned_alloc(256, 10);\n\
+             if (!p || !q || (unsigned long)q % 256)\n        return 1;\n\
+             strcpy(p, \"ok\");\n    puts(p);\n    cx_free(p);\n    cx_free(q);\n    return 0;\n}\n",
+    )
+    .unwrap();
+    for (name, link) in [("static", vec![out_dir.join("libcx.a").into_os_string(), "-lstdc++".into()]), ("shared", vec![
+        "-L".into(),
+        out_dir.clone().into_os_string(),
+        "-lcx".into(),
+        format!("-Wl,-rpath,{}", out_dir.display()).into(),
+    ])] {
+        let exe = out_dir.join(format!("use_cx_{}", name));
+        let out = Command::new("gcc").args(["-O2", "-Wall", "-Werror", "-pthread", "-I"]).arg(&out_dir).arg("-o").arg(&exe).arg(&src).args(&link).output().unwrap();
+        assert!(out.status.success(), "{}: {}", name, String::from_utf8_lossy(&out.stderr));
+        let run = Command::new(&exe).env_remove("LD_PRELOAD").output().unwrap();
+        assert!(run.status.success() && String::from_utf8_lossy(&run.stdout).trim() == "ok", "{}", name);
+    }
+}
