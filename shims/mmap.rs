@@ -15,7 +15,11 @@ extern "C" {
 }
 
 const PROT_READ_WRITE: i32 = 0x1 | 0x2;
+#[cfg(target_os = "linux")]
 const MAP_PRIVATE_ANONYMOUS: i32 = 0x02 | 0x20;
+// Darwin's MAP_ANON differs (the heap also builds as a macOS dylib).
+#[cfg(not(target_os = "linux"))]
+const MAP_PRIVATE_ANONYMOUS: i32 = 0x02 | 0x1000;
 const MAP_FAILED: *mut c_void = !0usize as *mut c_void;
 const PAGE: usize = 4096;
 const HEADER: usize = 16;

@@ -322,6 +322,15 @@ impl ThreadCacheHeap {
 
 impl Heap for ThreadCacheHeap {
     const THREAD_HOOKS: bool = true;
+    // Small blocks live in the reserved range, so ownership is one
+    // subtraction. Big and over-aligned blocks are the system allocator's
+    // own: denying them sends them back to it, which is where they came from.
+    const OWNS: bool = true;
+
+    #[inline]
+    fn owns(&self, ptr: *const u8) -> bool {
+        self.span_of(ptr as *mut u8).is_some()
+    }
 
     #[inline]
     fn malloc(&self, size: usize) -> *mut u8 {

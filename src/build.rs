@@ -9,6 +9,7 @@ use crate::header;
 use crate::heap_source::{xx, HeapKind, HeapSource};
 use crate::render::{self, ShimSpec};
 use crate::static_archive;
+use crate::target;
 use crate::templates;
 use anyhow::{bail, Context, Result};
 use std::collections::BTreeSet;
@@ -21,6 +22,10 @@ pub struct BuildOptions {
     pub out: PathBuf,
     pub name: Option<String>,
     pub threads: bool,
+    /// `--target`: None builds for the host.
+    pub target: Option<String>,
+    /// `--emit-crate`: write the crate there instead of building it.
+    pub emit_crate: Option<PathBuf>,
     pub verbose: bool,
 }
 
@@ -54,12 +59,16 @@ impl BuildOptions {
             out: args.out.clone(),
             name: args.name.clone(),
             threads: args.threads,
+            target: args.target.clone(),
+            emit_crate: args.emit_crate.clone(),
             verbose: args.verbose,
         })
     }
 }
 
 pub struct Built {
+    /// `--emit-crate`: where the crate was written (nothing was built).
+    pub emitted: Option<PathBuf>,
     pub artifacts: Vec<PathBuf>,
     pub mode: Mode,
     pub symbols: usize,
@@ -77,8 +86,21 @@ impl Built {
 }
 
 pub fn build(opts: &BuildOptions) -> Result<Built> {
-    let platform = Platform::Linux;
+    let platform = target::platform(opts.target.as_deref())?;
+    if platform == Platform::Macos && opts.mode == Mode::Prefixed {
+        bail!("prefixed mode is not available for macOS targets yet; build with `--mode interpose`");
+    }
     let heap = HeapSource::open(&opts.heap)?;
+    if matches!(heap.kind, HeapKind::Xx(_)) && platform != Platform::Linux {
+        bail!("C/C++ heaps (the xxmalloc convention) are built for Linux only so far; build without --target");
+    }
+    if let Some(dir) = &opts.emit_crate {
+        target::emit_crate(dir, &heap, opts.mode, &opts.prefix, platform, opts.threads)?;
+        return Ok(Built { emitted: Some(dir.clone()), artifacts: Vec::new(), mode: opts.mode, symbols: 0, notes: Vec::new() });
+    }
+    if let Some(t) = &opts.target {
+        target::require_installed(t, platform)?;
+    }
     let cache = cache::dir();
     let alloc8_dir = cache.join(format!("alloc8-{}", templates::ALLOC8_VERSION));
     for (rel, text) in templates::ALLOC8_CRATE {
@@ -90,6 +112,7 @@ pub fn build(opts: &BuildOptions) -> Result<Built> {
         &format!("{:?}", opts.mode),
         &opts.prefix,
         if opts.threads { "threads" } else { "" },
+        opts.target.as_deref().unwrap_or(""),
     ]);
     let crate_name = format!("alloc8_shim_{}_{}", sanitize(&heap.name), &key[..8]);
     let crate_dir = cache.join("shims").join(&crate_name);
@@ -98,7 +121,7 @@ pub fn build(opts: &BuildOptions) -> Result<Built> {
         (None, Mode::Prefixed) => opts.prefix.clone(),
         (None, Mode::Interpose) => heap.name.clone(),
     };
-    let soname = format!("lib{}.so", stem);
+    let soname = format!("lib{}.{}", stem, if platform == Platform::Macos { "dylib" } else { "so" });
     // A C/C++ heap is compiled and inspected first: what it lacks or
     // clashes with is reported by name, not as a link failure.
     let xx = match &heap.kind {
@@ -132,7 +155,7 @@ pub fn build(opts: &BuildOptions) -> Result<Built> {
     let outcome = cargo_build::build(&CargoBuild {
         manifest: &manifest,
         target_dir: &cache.join("target"),
-        target: None,
+        target: opts.target.as_deref(),
         verbose: opts.verbose,
     })?;
     let files = match outcome {
@@ -163,7 +186,7 @@ pub fn build(opts: &BuildOptions) -> Result<Built> {
                 static_archive::seal(file, &dest, &keep, &opts.prefix)?;
                 verify_archive(&dest, &keep)?;
             }
-            "so" => {
+            "so" | "dylib" => {
                 copy_atomically(file, &dest)?;
                 symbols = verify_exports(&dest, platform, opts.mode, &opts.prefix, opts.threads)?;
             }
@@ -181,7 +204,7 @@ pub fn build(opts: &BuildOptions) -> Result<Built> {
     if opts.mode == Mode::Prefixed && xx.as_ref().map_or(false, |x| x.provided.cxx) {
         notes.push(format!("lib{}.a holds a C++ heap: link programs that use it with -lstdc++ too", stem));
     }
-    Ok(Built { artifacts, mode: opts.mode, symbols, notes })
+    Ok(Built { emitted: None, artifacts, mode: opts.mode, symbols, notes })
 }
 
 /// The artifact goes through the same audit as `alloc8 check`, and must

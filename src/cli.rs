@@ -91,6 +91,14 @@ pub struct BuildArgs {
     /// Run the heap's thread hooks (thread_init/thread_cleanup) in every thread: interposes pthread_create.
     #[arg(long)]
     pub threads: bool,
+    /// Build for another target: aarch64-apple-darwin or x86_64-apple-darwin gives a
+    /// macOS .dylib (needs that Rust target and Apple's SDK), a *-linux-gnu target a .so.
+    #[arg(long, value_name = "TRIPLE")]
+    pub target: Option<String>,
+    /// Write the generated shim crate (self-contained) to DIR instead of building it,
+    /// e.g. to build a macOS dylib on a Mac with `cargo build --release`.
+    #[arg(long, value_name = "DIR")]
+    pub emit_crate: Option<PathBuf>,
     /// Show cargo's progress.
     #[arg(long, short)]
     pub verbose: bool,
@@ -100,6 +108,10 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Build(args) => {
             let built = build::build(&BuildOptions::from_args(&args)?)?;
+            if let Some(dir) = &built.emitted {
+                println!("wrote the shim crate to {} (build it with `cargo build --release` in that directory)", dir.display());
+                return Ok(ExitCode::SUCCESS);
+            }
             for path in &built.artifacts {
                 if path.extension().map_or(false, |e| e == "h") {
                     println!("wrote {} (C header, {} prototypes)", path.display(), built.symbols);

@@ -55,10 +55,14 @@ pub enum Family {
     /// `pthread_create`, exported by `--threads` shims to run the heap's
     /// thread hooks; an option of ours, not something `check` asks of others.
     ThreadStart,
+    /// macOS: the malloc zone API (`malloc_zone_malloc`, `malloc_default_zone`...).
+    MallocZone,
+    /// macOS: `_malloc_fork_prepare/parent/child`, libSystem's fork sequence.
+    MallocFork,
 }
 
 impl Family {
-    pub const ALL: [Family; 10] = [
+    pub const ALL: [Family; 12] = [
         Family::Malloc,
         Family::Aligned,
         Family::UsableSize,
@@ -69,6 +73,8 @@ impl Family {
         Family::ForkHooks,
         Family::ThreadHooks,
         Family::ThreadStart,
+        Family::MallocZone,
+        Family::MallocFork,
     ];
 
     pub fn title(self) -> &'static str {
@@ -83,6 +89,8 @@ impl Family {
             Family::ForkHooks => "fork hooks",
             Family::ThreadHooks => "thread-exit hooks",
             Family::ThreadStart => "thread start hook",
+            Family::MallocZone => "malloc zone API",
+            Family::MallocFork => "malloc fork hooks",
         }
     }
 
@@ -97,7 +105,9 @@ impl Family {
     pub fn checked_in(self) -> &'static [Mode] {
         match self {
             Family::Malloc | Family::Aligned | Family::UsableSize | Family::ForkHooks | Family::ThreadHooks => BOTH,
-            Family::GlibcCompat | Family::CxxNew | Family::CxxDelete | Family::GlibcAliases => INTERPOSE,
+            Family::GlibcCompat | Family::CxxNew | Family::CxxDelete | Family::GlibcAliases | Family::MallocZone | Family::MallocFork => {
+                INTERPOSE
+            }
             Family::ThreadStart => &[],
         }
     }
@@ -112,6 +122,7 @@ impl Family {
             Family::GlibcCompat | Family::GlibcAliases | Family::ForkHooks | Family::ThreadHooks | Family::ThreadStart => {
                 platform == Platform::Linux
             }
+            Family::MallocZone | Family::MallocFork => platform == Platform::Macos,
         }
     }
 
@@ -120,15 +131,17 @@ impl Family {
     pub fn consequence(self) -> &'static str {
         match self {
             Family::Malloc => "programs mix two allocators: blocks from one are freed by the other and the heap is corrupted",
-            Family::Aligned => "aligned allocations come from glibc's heap but are freed by this library: heap corruption or a crash on the first free",
-            Family::UsableSize => "malloc_usable_size asks glibc about this library's blocks: wrong sizes or a crash",
+            Family::Aligned => "aligned allocations come from the system's heap but are freed by this library: heap corruption or a crash on the first free",
+            Family::UsableSize => "the system allocator is asked the size of this library's blocks: wrong sizes or a crash",
             Family::GlibcCompat => "old binaries that call cfree hand this library's blocks to glibc's free: a crash",
             Family::CxxNew => "C++ new takes memory from another allocator than the one this library's delete returns it to",
             Family::CxxDelete => "C++ delete hands this library's blocks to another allocator: heap corruption",
-            Family::GlibcAliases => "callers of glibc's internal names (some shims and tools) get glibc's heap and hand its blocks to this library's free",
+            Family::GlibcAliases => "callers of glibc's internal names (on Debian 12 only glibc's libc_malloc_debug.so) get glibc's own heap",
             Family::ForkHooks => "no fork handler: if a thread holds the heap's lock while another forks, the child deadlocks on its first malloc",
             Family::ThreadHooks => "no thread-exit hook: whatever a thread caches is not given back when it exits",
             Family::ThreadStart => "a heap with per-thread state never learns that threads start (fine for heaps without it)",
+            Family::MallocZone => "callers of the zone API (CoreFoundation, Objective-C, malloc_zone_*) get libmalloc's zones and hand their blocks to this library's free, or the reverse",
+            Family::MallocFork => "no fork hook: if a thread holds the heap's lock while another forks, the child deadlocks on its first malloc",
         }
     }
 }
@@ -143,6 +156,8 @@ pub enum Need {
     Expected,
     /// Nice to have (old ABI names).
     Optional,
+    /// Worth knowing, not a hazard: almost nothing calls it.
+    Seldom,
 }
 
 /// The calling convention of the generated wrapper. C++ throwing `new` must
@@ -182,6 +197,7 @@ pub struct Export {
 const BOTH: &[Mode] = &[Mode::Interpose, Mode::Prefixed];
 const INTERPOSE: &[Mode] = &[Mode::Interpose];
 const LINUX: &[Platform] = &[Platform::Linux];
+const MACOS: &[Platform] = &[Platform::Macos];
 
 macro_rules! via {
     () => {
@@ -218,6 +234,47 @@ macro_rules! cxx_fn {
             need: Need::Expected,
             modes: INTERPOSE,
             platforms: LINUX,
+            abi: Abi::$abi,
+            params: stringify!($($params)*),
+            ret: $ret,
+            body: $body,
+            c_decl: "",
+            via: &[$via],
+        }
+    };
+}
+
+/// A macOS row. `name` is the libSystem function the dylib interposes; the
+/// dylib's own function is `alloc8_<name>` (see [`replacement_name`]), and
+/// the `__DATA,__interpose` table pairs the two. Bodies see `HEAP`, `SYSTEM`,
+/// `ZONE`, `HOOKS` (templates/shim/src/macos.rs), `replace` and `c_void`.
+macro_rules! mac_fn {
+    ($name:literal, $family:ident, $need:ident, ($($params:tt)*) -> $ret:literal, $body:literal $(, via $via:expr)?) => {
+        Export {
+            name: $name,
+            family: Family::$family,
+            need: Need::$need,
+            modes: INTERPOSE,
+            platforms: MACOS,
+            abi: Abi::C,
+            params: stringify!($($params)*),
+            ret: $ret,
+            body: $body,
+            c_decl: "",
+            via: via!($($via)?),
+        }
+    };
+}
+
+/// A macOS C++ operator (libc++ uses the same Itanium names as libstdc++).
+macro_rules! mac_cxx {
+    ($name:literal, $family:ident, $abi:ident, ($($params:tt)*) -> $ret:literal, $body:literal, via $via:literal) => {
+        Export {
+            name: $name,
+            family: Family::$family,
+            need: Need::Expected,
+            modes: INTERPOSE,
+            platforms: MACOS,
             abi: Abi::$abi,
             params: stringify!($($params)*),
             ret: $ret,
@@ -315,13 +372,13 @@ pub static EXPORTS: &[Export] = &[
     // glibc's internal names for its own heap, which glibc 2.36 exports. A
     // shim that forwards to glibc through them must not export them (its
     // calls would bind to itself), so ours leave them out; `check` reports them.
-    checked!("__libc_malloc", GlibcAliases, Optional),
-    checked!("__libc_free", GlibcAliases, Optional),
-    checked!("__libc_calloc", GlibcAliases, Optional),
-    checked!("__libc_realloc", GlibcAliases, Optional),
-    checked!("__libc_memalign", GlibcAliases, Optional),
-    checked!("__libc_valloc", GlibcAliases, Optional),
-    checked!("__libc_pvalloc", GlibcAliases, Optional),
+    checked!("__libc_malloc", GlibcAliases, Seldom),
+    checked!("__libc_free", GlibcAliases, Seldom),
+    checked!("__libc_calloc", GlibcAliases, Seldom),
+    checked!("__libc_realloc", GlibcAliases, Seldom),
+    checked!("__libc_memalign", GlibcAliases, Seldom),
+    checked!("__libc_valloc", GlibcAliases, Seldom),
+    checked!("__libc_pvalloc", GlibcAliases, Seldom),
     // Hooks are imports, and one of a family suffices: `pthread_atfork`
     // compiles to `__register_atfork` (libc_nonshared.a) when linked against glibc.
     checked!("pthread_atfork", ForkHooks, Optional),
@@ -342,6 +399,107 @@ pub static EXPORTS: &[Export] = &[
         c_decl: "",
         via: &[],
     },
+    // ---- macOS (interpose only): each row is one pair of `__DATA,__interpose`.
+    // libmalloc's own internal calls never reach an interposed name, so the
+    // C rows have no forwarding route: a missing one is served from libmalloc's zones.
+    mac_fn!("malloc", Malloc, Required, (size: usize) -> "*mut c_void", "alloc8::shim::malloc(&HEAP, size) as *mut c_void"),
+    mac_fn!("free", Malloc, Required, (ptr: *mut c_void) -> "", "replace::free(&HEAP, &SYSTEM, ptr)"),
+    mac_fn!("calloc", Malloc, Required, (count: usize, size: usize) -> "*mut c_void",
+        "alloc8::shim::calloc(&HEAP, count, size) as *mut c_void"),
+    mac_fn!("realloc", Malloc, Required, (ptr: *mut c_void, size: usize) -> "*mut c_void", "replace::realloc(&HEAP, &SYSTEM, ptr, size)"),
+    mac_fn!("reallocf", Malloc, Expected, (ptr: *mut c_void, size: usize) -> "*mut c_void", "replace::reallocf(&HEAP, &SYSTEM, ptr, size)"),
+    mac_fn!("vfree", Malloc, Expected, (ptr: *mut c_void) -> "", "replace::free(&HEAP, &SYSTEM, ptr)"),
+    mac_fn!("valloc", Aligned, Expected, (size: usize) -> "*mut c_void", "alloc8::shim::valloc(&HEAP, size) as *mut c_void"),
+    mac_fn!("posix_memalign", Aligned, Expected, (out: *mut *mut u8, align: usize, size: usize) -> "i32",
+        "alloc8::shim::posix_memalign(&HEAP, out, align, size)"),
+    mac_fn!("aligned_alloc", Aligned, Expected, (align: usize, size: usize) -> "*mut c_void",
+        "alloc8::shim::aligned_alloc(&HEAP, align, size) as *mut c_void"),
+    mac_fn!("malloc_size", UsableSize, Expected, (ptr: *const c_void) -> "usize", "replace::malloc_size(&HEAP, &SYSTEM, ptr)"),
+    mac_fn!("malloc_good_size", UsableSize, Expected, (size: usize) -> "usize", "replace::good_size(size)"),
+    // The zone API: every zone is ours (as in the other replacements); foreign
+    // pointers still go to the system when the heap can tell them apart.
+    mac_fn!("malloc_create_zone", MallocZone, Expected, (_start: usize, _flags: u32) -> "*mut MallocZone", "ZONE.as_ptr()"),
+    mac_fn!("malloc_default_zone", MallocZone, Expected, () -> "*mut MallocZone", "ZONE.as_ptr()"),
+    mac_fn!("malloc_default_purgeable_zone", MallocZone, Optional, () -> "*mut MallocZone", "ZONE.as_ptr()"),
+    mac_fn!("malloc_destroy_zone", MallocZone, Optional, (_zone: *mut MallocZone) -> "", ""),
+    mac_fn!("malloc_get_all_zones", MallocZone, Optional,
+        (_task: u32, _reader: *mut c_void, addresses: *mut *mut usize, count: *mut u32) -> "i32",
+        "replace::get_all_zones(addresses, count)"),
+    mac_fn!("malloc_get_zone_name", MallocZone, Optional, (zone: *mut MallocZone) -> "*const u8",
+        "if zone.is_null() { core::ptr::null() } else { (*zone).zone_name }"),
+    // libmalloc's version mprotects the zone and allocates: a no-op, as in the anchors.
+    mac_fn!("malloc_set_zone_name", MallocZone, Optional, (_zone: *mut MallocZone, _name: *const u8) -> "", ""),
+    mac_fn!("malloc_zone_malloc", MallocZone, Expected, (_zone: *mut MallocZone, size: usize) -> "*mut c_void",
+        "alloc8::shim::malloc(&HEAP, size) as *mut c_void"),
+    mac_fn!("malloc_zone_calloc", MallocZone, Expected, (_zone: *mut MallocZone, count: usize, size: usize) -> "*mut c_void",
+        "alloc8::shim::calloc(&HEAP, count, size) as *mut c_void"),
+    mac_fn!("malloc_zone_valloc", MallocZone, Expected, (_zone: *mut MallocZone, size: usize) -> "*mut c_void",
+        "alloc8::shim::valloc(&HEAP, size) as *mut c_void"),
+    mac_fn!("malloc_zone_realloc", MallocZone, Expected, (_zone: *mut MallocZone, ptr: *mut c_void, size: usize) -> "*mut c_void",
+        "replace::realloc(&HEAP, &SYSTEM, ptr, size)"),
+    mac_fn!("malloc_zone_memalign", MallocZone, Expected, (_zone: *mut MallocZone, align: usize, size: usize) -> "*mut c_void",
+        "replace::zone_memalign(&HEAP, align, size)"),
+    mac_fn!("malloc_zone_free", MallocZone, Expected, (_zone: *mut MallocZone, ptr: *mut c_void) -> "", "replace::free(&HEAP, &SYSTEM, ptr)"),
+    mac_fn!("malloc_zone_batch_malloc", MallocZone, Optional,
+        (_zone: *mut MallocZone, size: usize, results: *mut *mut c_void, count: u32) -> "u32",
+        "replace::batch_malloc(&HEAP, size, results, count)"),
+    mac_fn!("malloc_zone_batch_free", MallocZone, Optional, (_zone: *mut MallocZone, blocks: *mut *mut c_void, count: u32) -> "",
+        "replace::batch_free(&HEAP, &SYSTEM, blocks, count)"),
+    mac_fn!("malloc_zone_check", MallocZone, Optional, (_zone: *mut MallocZone) -> "i32", "1"),
+    mac_fn!("malloc_zone_from_ptr", MallocZone, Expected, (ptr: *const c_void) -> "*mut MallocZone", "replace::zone_from_ptr(&ZONE, ptr)"),
+    mac_fn!("malloc_zone_log", MallocZone, Optional, (_zone: *mut MallocZone, _address: *mut c_void) -> "", ""),
+    mac_fn!("malloc_zone_print", MallocZone, Optional, (_zone: *mut MallocZone, _verbose: i32) -> "", ""),
+    mac_fn!("malloc_zone_print_ptr_info", MallocZone, Optional, (_ptr: *mut c_void) -> "", ""),
+    // Programs' own zones are not registered with libmalloc: ours serves them all.
+    mac_fn!("malloc_zone_register", MallocZone, Optional, (_zone: *mut MallocZone) -> "", ""),
+    mac_fn!("malloc_zone_unregister", MallocZone, Optional, (_zone: *mut MallocZone) -> "", ""),
+    // Variadic in C; the format and arguments are ignored (libmalloc's allocates).
+    mac_fn!("malloc_printf", MallocZone, Optional, (_format: *const u8) -> "", ""),
+    // libSystem's fork calls these around fork(); ours hold the heap and run libmalloc's.
+    mac_fn!("_malloc_fork_prepare", MallocFork, Expected, () -> "", "alloc8::macos::fork::prepare(&HEAP, &SYSTEM)"),
+    mac_fn!("_malloc_fork_parent", MallocFork, Expected, () -> "", "alloc8::macos::fork::parent(&HEAP, &SYSTEM)"),
+    mac_fn!("_malloc_fork_child", MallocFork, Expected, () -> "",
+        "alloc8::macos::fork::child(&HEAP, &SYSTEM); alloc8::report::forked(crate::HEAP_NAME)"),
+    // C++: on failure, libc++'s own operator (the original) runs the
+    // new_handler loop and throws std::bad_alloc through our C-unwind frame.
+    mac_cxx!("_Znwm", CxxNew, CUnwind, (size: usize) -> "*mut u8", "crate::macos_cxx::new(size, crate::macos_cxx::next::_Znwm)", via "malloc"),
+    mac_cxx!("_Znam", CxxNew, CUnwind, (size: usize) -> "*mut u8", "crate::macos_cxx::new(size, crate::macos_cxx::next::_Znam)", via "_Znwm"),
+    mac_cxx!("_ZnwmRKSt9nothrow_t", CxxNew, CUnwind, (size: usize, nothrow: *const u8) -> "*mut u8",
+        "crate::macos_cxx::new_nothrow(size, nothrow, crate::macos_cxx::next::_ZnwmRKSt9nothrow_t)", via "_Znwm"),
+    mac_cxx!("_ZnamRKSt9nothrow_t", CxxNew, CUnwind, (size: usize, nothrow: *const u8) -> "*mut u8",
+        "crate::macos_cxx::new_nothrow(size, nothrow, crate::macos_cxx::next::_ZnamRKSt9nothrow_t)", via "_Znam"),
+    mac_cxx!("_ZnwmSt11align_val_t", CxxNew, CUnwind, (size: usize, align: usize) -> "*mut u8",
+        "crate::macos_cxx::new_aligned(size, align, crate::macos_cxx::next::_ZnwmSt11align_val_t)", via "aligned_alloc"),
+    mac_cxx!("_ZnamSt11align_val_t", CxxNew, CUnwind, (size: usize, align: usize) -> "*mut u8",
+        "crate::macos_cxx::new_aligned(size, align, crate::macos_cxx::next::_ZnamSt11align_val_t)", via "_ZnwmSt11align_val_t"),
+    mac_cxx!("_ZnwmSt11align_val_tRKSt9nothrow_t", CxxNew, CUnwind, (size: usize, align: usize, nothrow: *const u8) -> "*mut u8",
+        "crate::macos_cxx::new_aligned_nothrow(size, align, nothrow, crate::macos_cxx::next::_ZnwmSt11align_val_tRKSt9nothrow_t)",
+        via "_ZnwmSt11align_val_t"),
+    mac_cxx!("_ZnamSt11align_val_tRKSt9nothrow_t", CxxNew, CUnwind, (size: usize, align: usize, nothrow: *const u8) -> "*mut u8",
+        "crate::macos_cxx::new_aligned_nothrow(size, align, nothrow, crate::macos_cxx::next::_ZnamSt11align_val_tRKSt9nothrow_t)",
+        via "_ZnamSt11align_val_t"),
+    mac_cxx!("_ZdlPv", CxxDelete, C, (ptr: *mut c_void) -> "", "replace::free(&HEAP, &SYSTEM, ptr)", via "free"),
+    mac_cxx!("_ZdaPv", CxxDelete, C, (ptr: *mut c_void) -> "", "replace::free(&HEAP, &SYSTEM, ptr)", via "_ZdlPv"),
+    mac_cxx!("_ZdlPvm", CxxDelete, C, (ptr: *mut c_void, size: usize) -> "", "replace::free_sized(&HEAP, &SYSTEM, ptr, size)", via "_ZdlPv"),
+    mac_cxx!("_ZdaPvm", CxxDelete, C, (ptr: *mut c_void, size: usize) -> "", "replace::free_sized(&HEAP, &SYSTEM, ptr, size)", via "_ZdaPv"),
+    mac_cxx!("_ZdlPvRKSt9nothrow_t", CxxDelete, C, (ptr: *mut c_void, _nothrow: *const u8) -> "", "replace::free(&HEAP, &SYSTEM, ptr)", via "_ZdlPv"),
+    mac_cxx!("_ZdaPvRKSt9nothrow_t", CxxDelete, C, (ptr: *mut c_void, _nothrow: *const u8) -> "", "replace::free(&HEAP, &SYSTEM, ptr)", via "_ZdaPv"),
+    mac_cxx!("_ZdlPvSt11align_val_t", CxxDelete, C, (ptr: *mut c_void, _align: usize) -> "", "replace::free(&HEAP, &SYSTEM, ptr)", via "free"),
+    mac_cxx!("_ZdaPvSt11align_val_t", CxxDelete, C, (ptr: *mut c_void, _align: usize) -> "", "replace::free(&HEAP, &SYSTEM, ptr)",
+        via "_ZdlPvSt11align_val_t"),
+    mac_cxx!("_ZdlPvmSt11align_val_t", CxxDelete, C, (ptr: *mut c_void, size: usize, _align: usize) -> "",
+        "replace::free_sized(&HEAP, &SYSTEM, ptr, size)", via "_ZdlPvSt11align_val_t"),
+    mac_cxx!("_ZdaPvmSt11align_val_t", CxxDelete, C, (ptr: *mut c_void, size: usize, _align: usize) -> "",
+        "replace::free_sized(&HEAP, &SYSTEM, ptr, size)", via "_ZdaPvSt11align_val_t"),
+    mac_cxx!("_ZdlPvSt11align_val_tRKSt9nothrow_t", CxxDelete, C, (ptr: *mut c_void, _align: usize, _nothrow: *const u8) -> "",
+        "replace::free(&HEAP, &SYSTEM, ptr)", via "_ZdlPvSt11align_val_t"),
+    mac_cxx!("_ZdaPvSt11align_val_tRKSt9nothrow_t", CxxDelete, C, (ptr: *mut c_void, _align: usize, _nothrow: *const u8) -> "",
+        "replace::free(&HEAP, &SYSTEM, ptr)", via "_ZdaPvSt11align_val_t"),
+    // `--threads`: Darwin has no RTLD_NEXT trick to need; the pair reaches libSystem's.
+    mac_fn!("pthread_create", ThreadStart, Optional,
+        (thread: *mut usize, attr: *const c_void, start: alloc8::macos::threads::Start, arg: *mut c_void) -> "i32",
+        "HOOKS.create(&HEAP, thread, attr, start, arg)"),
+    mac_fn!("pthread_exit", ThreadStart, Optional, (value: *mut c_void) -> "", "HOOKS.exit(&HEAP, value)"),
 ];
 
 /// What a shim built for `platform` in `mode` exports, with its exported names:
@@ -362,8 +520,22 @@ pub fn exports_for(platform: Platform, mode: Mode, prefix: &str) -> Vec<(String,
 
 /// What `check` looks for in a `platform` library of `mode`: every family
 /// checked there, hooks included.
+///
+/// A platform with rows of its own for `mode` (macOS interposition) is
+/// judged by those; the others by Linux's, whose C names are everyone's.
 pub fn checked(platform: Platform, mode: Mode) -> impl Iterator<Item = &'static Export> {
-    EXPORTS.iter().filter(move |e| e.family.checked_on(platform) && e.family.checked_in().contains(&mode))
+    let own = EXPORTS.iter().any(|e| e.platforms.contains(&platform) && e.modes.contains(&mode));
+    let rows = if own { platform } else { Platform::Linux };
+    EXPORTS
+        .iter()
+        .filter(move |e| e.platforms.contains(&rows) && e.family.checked_on(platform) && e.family.checked_in().contains(&mode))
+}
+
+/// The name of the dylib's own function that replaces `name` on macOS
+/// (`alloc8_malloc`): the dylib must not define `malloc` itself, or ld64
+/// resolves both slots of the interpose pair to it and dyld drops the pair.
+pub fn replacement_name(name: &str) -> String {
+    format!("alloc8_{}", name)
 }
 
 pub fn exported_name(e: &Export, mode: Mode, prefix: &str) -> String {
@@ -386,10 +558,12 @@ mod tests {
     use std::collections::HashSet;
 
     #[test]
-    fn names_are_unique() {
+    fn names_are_unique_per_platform() {
         let mut seen = HashSet::new();
         for e in EXPORTS {
-            assert!(seen.insert(e.name), "{} listed twice", e.name);
+            for p in e.platforms {
+                assert!(seen.insert((e.name, *p)), "{} listed twice for {:?}", e.name, p);
+            }
         }
     }
 
@@ -416,11 +590,12 @@ mod tests {
         for e in EXPORTS {
             for target in e.via {
                 let mut seen = HashSet::new();
-                let mut at = EXPORTS.iter().find(|x| x.name == *target).unwrap_or_else(|| panic!("{} forwards to unknown {}", e.name, target));
+                let same = |name: &str| EXPORTS.iter().find(|x| x.name == name && x.platforms == e.platforms);
+                let mut at = same(target).unwrap_or_else(|| panic!("{} forwards to unknown {}", e.name, target));
                 // Each route ends at a row the system serves from its own heap (malloc, free...).
                 while let Some(next) = at.via.first() {
                     assert!(seen.insert(at.name), "{} forwards in a circle", e.name);
-                    at = EXPORTS.iter().find(|x| x.name == *next).unwrap();
+                    at = same(next).unwrap();
                 }
                 assert_eq!(at.family.checked_in(), BOTH, "{} ends at {}, which prefixed libraries lack", e.name, at.name);
             }
@@ -438,6 +613,49 @@ mod tests {
         assert!(linux.contains(&"__libc_malloc") && linux.contains(&"__register_atfork") && linux.contains(&"_ZdlPv"));
         let windows: Vec<_> = checked(Platform::Windows, Mode::Interpose).map(|e| e.name).collect();
         assert!(windows.contains(&"malloc") && !windows.iter().any(|n| n.starts_with("_Z") || n.starts_with("__")));
+    }
+
+    #[test]
+    fn macos_interposes_the_anchors_set_and_no_typed_malloc() {
+        let names: Vec<String> = shim_exports(Platform::Macos, Mode::Interpose, "", false).into_iter().map(|(n, _)| n).collect();
+        for want in [
+            "malloc", "free", "calloc", "realloc", "reallocf", "vfree", "valloc", "posix_memalign", "aligned_alloc",
+            "malloc_size", "malloc_good_size", "malloc_create_zone", "malloc_default_zone", "malloc_default_purgeable_zone",
+            "malloc_destroy_zone", "malloc_get_all_zones", "malloc_get_zone_name", "malloc_set_zone_name", "malloc_zone_malloc",
+            "malloc_zone_calloc", "malloc_zone_valloc", "malloc_zone_realloc", "malloc_zone_memalign", "malloc_zone_free",
+            "malloc_zone_batch_malloc", "malloc_zone_batch_free", "malloc_zone_check", "malloc_zone_from_ptr", "malloc_zone_log",
+            "malloc_zone_print", "malloc_zone_print_ptr_info", "malloc_zone_register", "malloc_zone_unregister",
+            "_malloc_fork_prepare", "_malloc_fork_parent", "_malloc_fork_child",
+        ] {
+            assert!(names.iter().any(|n| n == want), "{} missing", want);
+        }
+        assert_eq!(names.iter().filter(|n| n.starts_with("_Z")).count(), 20);
+        assert!(!names.iter().any(|n| n.starts_with("malloc_type")), "typed malloc must stay libmalloc's");
+        // glibc-only names have no macOS row.
+        for absent in ["memalign", "pvalloc", "malloc_usable_size", "reallocarray", "cfree", "pthread_create"] {
+            assert!(!names.iter().any(|n| n == absent), "{} on macOS", absent);
+        }
+        let threads: Vec<String> = shim_exports(Platform::Macos, Mode::Interpose, "", true).into_iter().map(|(n, _)| n).collect();
+        assert_eq!(threads.len(), names.len() + 2);
+        assert!(threads.contains(&"pthread_create".to_string()) && threads.contains(&"pthread_exit".to_string()));
+        // The dylib's own names never collide with what it interposes.
+        for n in &threads {
+            assert_ne!(&replacement_name(n), n);
+            assert!(!threads.contains(&replacement_name(n)));
+        }
+        assert!(exports_for(Platform::Macos, Mode::Prefixed, "p").is_empty());
+    }
+
+    #[test]
+    fn check_judges_macos_by_its_own_rows_and_others_by_linuxs() {
+        let mac: Vec<_> = checked(Platform::Macos, Mode::Interpose).collect();
+        assert!(mac.iter().all(|e| e.platforms == MACOS));
+        let names: Vec<_> = mac.iter().map(|e| e.name).collect();
+        assert!(names.contains(&"malloc_size") && names.contains(&"_malloc_fork_child") && names.contains(&"_ZdlPv"));
+        assert!(!names.contains(&"memalign") && !names.contains(&"pthread_create"));
+        // No rows of its own for prefixed mode (nor for Windows): Linux's C names.
+        assert!(checked(Platform::Macos, Mode::Prefixed).any(|e| e.name == "malloc_usable_size"));
+        assert!(checked(Platform::Windows, Mode::Interpose).all(|e| e.platforms == LINUX));
     }
 
     #[test]

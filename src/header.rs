@@ -18,7 +18,8 @@ pub fn render(platform: Platform, prefix: &str, stem: &str, heap_name: &str) -> 
         " * allocator, with the semantics of their C counterparts. A pointer from".to_string(),
         format!(" * {prefix}_* goes back to {prefix}_free or {prefix}_realloc, never to free."),
         " *".to_string(),
-        format!(" * Link: cc prog.c -L<dir> -l{stem}   (lib{stem}.a, or lib{stem}.so with -Wl,-rpath,<dir>)"),
+        format!(" * Link statically: cc prog.c <dir>/lib{stem}.a"),
+        format!(" * or dynamically:  cc prog.c -L<dir> -l{stem} -Wl,-rpath,<dir>"),
         " */".to_string(),
         format!("#ifndef {guard}"),
         format!("#define {guard}"),
@@ -34,7 +35,8 @@ pub fn render(platform: Platform, prefix: &str, stem: &str, heap_name: &str) -> 
         out.push_str(&line);
         out.push('\n');
     }
-    for (name, export) in contract::exports_for(platform, Mode::Prefixed, prefix) {
+    // Exactly what the shim renders (prefixed mode has no thread hooks).
+    for (name, export) in contract::shim_exports(platform, Mode::Prefixed, prefix, false) {
         debug_assert!(export.c_decl.contains("{}"), "{} has no C prototype", export.name);
         let _ = writeln!(out, "{};", export.c_decl.replace("{}", &name));
     }
@@ -64,7 +66,7 @@ mod tests {
         assert!(h.trim_end().ends_with("#endif /* ALLOC8_My_Heap_H */"));
         assert!(h.contains("#include <stddef.h>"));
         assert!(h.contains("#ifdef __cplusplus\nextern \"C\" {\n#endif"));
-        assert!(h.contains("-lmyheap"));
+        assert!(h.contains("<dir>/libmyheap.a") && h.contains("-lmyheap"));
     }
 
     #[test]

@@ -10,8 +10,10 @@ mod header;
 mod heap_source;
 mod render;
 mod render_xx;
+mod render_macos;
 mod run;
 mod static_archive;
+mod target;
 mod templates;
 
 use std::process::ExitCode;

@@ -64,9 +64,10 @@ pub fn render(spec: &ShimSpec) -> Vec<(&'static str, String)> {
         ],
     );
     // The C++ operators exist only to interpose; prefixed mode has none.
-    let cxx_module = match spec.mode {
-        Mode::Interpose => "#[cfg(target_os = \"linux\")]\nmod cxx;",
-        Mode::Prefixed => "",
+    let platform_modules = match (spec.platform, spec.mode) {
+        (Platform::Macos, _) => "mod macos;\nmod macos_cxx;",
+        (_, Mode::Interpose) => "mod runtime;\n#[cfg(target_os = \"linux\")]\nmod cxx;\n#[cfg(target_os = \"linux\")]\nmod threads;",
+        (_, Mode::Prefixed) => "mod runtime;\n#[cfg(target_os = \"linux\")]\nmod threads;",
     };
     let lib_rs = fill(
         templates::SHIM_LIB_RS,
@@ -74,17 +75,19 @@ pub fn render(spec: &ShimSpec) -> Vec<(&'static str, String)> {
             ("@HEAP_MODULE@", heap_module),
             ("@HEAP_NAME@", rust_string(&spec.heap.name)),
             ("@THREADS@", spec.threads.to_string()),
-            ("@CXX_MODULE@", cxx_module.to_string()),
+            ("@PLATFORM_MODULES@", platform_modules.to_string()),
         ],
     );
-    let mut files = vec![
-        ("Cargo.toml", cargo_toml),
-        ("build.rs", build_rs(spec)),
-        ("src/lib.rs", lib_rs),
-        ("src/runtime.rs", templates::SHIM_RUNTIME_RS.to_string()),
-        ("src/threads.rs", templates::SHIM_THREADS_RS.to_string()),
-        ("src/exports.rs", exports_rs(spec.platform, spec.mode, spec.prefix, spec.threads)),
-    ];
+    let mut files = vec![("Cargo.toml", cargo_toml), ("build.rs", build_rs(spec)), ("src/lib.rs", lib_rs)];
+    if spec.platform == Platform::Macos {
+        files.push(("src/macos.rs", templates::SHIM_MACOS_RS.to_string()));
+        files.push(("src/macos_cxx.rs", templates::SHIM_MACOS_CXX_RS.to_string()));
+        files.push(("src/exports.rs", crate::render_macos::exports_rs(spec.threads)));
+        return files;
+    }
+    files.push(("src/runtime.rs", templates::SHIM_RUNTIME_RS.to_string()));
+    files.push(("src/threads.rs", templates::SHIM_THREADS_RS.to_string()));
+    files.push(("src/exports.rs", exports_rs(spec.platform, spec.mode, spec.prefix, spec.threads)));
     if spec.mode == Mode::Interpose {
         files.push(("src/cxx.rs", templates::SHIM_CXX_RS.to_string()));
     }
@@ -97,7 +100,11 @@ pub fn render(spec: &ShimSpec) -> Vec<(&'static str, String)> {
 fn build_rs(spec: &ShimSpec) -> String {
     let soname = match spec.mode {
         // Programs link it: without a SONAME, linking it by path would record that path.
-        Mode::Prefixed => format!("println!(\"cargo:rustc-cdylib-link-arg=-Wl,-soname,{{}}\", {});", rust_string(spec.soname)),
+        // (-Xlinker passes the name whole; -Wl, would split it at commas.)
+        Mode::Prefixed => format!(
+            "println!(\"cargo:rustc-cdylib-link-arg=-Xlinker\");\n        println!(\"cargo:rustc-cdylib-link-arg=-soname={{}}\", {});",
+            rust_string(spec.soname)
+        ),
         Mode::Interpose => "// No SONAME: an interposing library is preloaded, not linked.".to_string(),
     };
     let link = match spec.xx {
@@ -214,7 +221,7 @@ mod tests {
     #[test]
     fn no_marker_survives_rendering() {
         for (name, text) in spec(Mode::Interpose, "").into_iter().chain(spec(Mode::Prefixed, "foo")) {
-            for marker in ["@CRATE", "@HEAP", "@ALLOC8", "@CXX", "@SONAME"] {
+            for marker in ["@CRATE", "@HEAP", "@ALLOC8", "@PLATFORM", "@SONAME"] {
                 assert!(!text.contains(marker), "{} keeps {}", name, marker);
             }
         }
@@ -305,7 +312,7 @@ mod tests {
         assert!(exports.contains("pub const PREFIXED: bool = true;"));
         assert!(file(&files, "Cargo.toml").contains("crate-type = [\"cdylib\", \"staticlib\"]"));
         assert!(files.iter().all(|(n, _)| *n != "src/cxx.rs"), "no C++ operators in prefixed mode");
-        assert!(file(&files, "build.rs").contains("println!(\"cargo:rustc-cdylib-link-arg=-Wl,-soname,{}\", \"libfoo.so\");"));
+        assert!(file(&files, "build.rs").contains("println!(\"cargo:rustc-cdylib-link-arg=-soname={}\", \"libfoo.so\");"));
         assert!(!file(&files, "src/lib.rs").contains("mod cxx"));
     }
 
@@ -315,6 +322,33 @@ mod tests {
         assert!(file(&files, "src/lib.rs").contains("#[cfg(target_os = \"linux\")]\nmod cxx;"));
         assert!(file(&files, "src/exports.rs").contains("pub const PREFIXED: bool = false;"));
         file(&files, "src/cxx.rs");
+    }
+
+    #[test]
+    fn macos_renders_its_own_modules_and_one_pair_per_row() {
+        let alloc8 = PathBuf::from("/cache/alloc8");
+        let heap = file_heap();
+        let files = render(&ShimSpec {
+            crate_name: "alloc8_shim_x",
+            heap: &heap,
+            mode: Mode::Interpose,
+            prefix: "",
+            soname: "libx.dylib",
+            platform: Platform::Macos,
+            threads: false,
+            alloc8_path: &alloc8,
+        });
+        let names: Vec<&str> = files.iter().map(|(n, _)| *n).collect();
+        assert_eq!(names, ["Cargo.toml", "build.rs", "src/lib.rs", "src/macos.rs", "src/macos_cxx.rs", "src/exports.rs"]);
+        assert!(file(&files, "src/lib.rs").contains("mod exports;\nmod macos;\nmod macos_cxx;\n"));
+        let exports = file(&files, "src/exports.rs");
+        let rows = contract::shim_exports(Platform::Macos, Mode::Interpose, "", false);
+        assert_eq!(exports.matches("#[export_name = \"alloc8_").count(), rows.len());
+        assert_eq!(exports.matches("    Pair { replacement: ").count(), rows.len());
+        assert!(exports.contains(&format!("pub static INTERPOSE: [Pair; {}]", rows.len())));
+        assert!(exports.contains("Pair { replacement: alloc8__Znwm as *const (), original: originals::_Znwm as *const () },"));
+        assert!(exports.contains("pub unsafe extern \"C-unwind\" fn alloc8__Znwm(size: usize) -> *mut u8"));
+        assert!(!exports.contains("#[export_name = \"malloc\"]") && !exports.contains("pthread_create"));
     }
 
     #[test]

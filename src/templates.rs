@@ -7,6 +7,12 @@ pub const ALLOC8_CRATE: &[(&str, &str)] = &[
     ("src/lib.rs", include_str!("../crates/alloc8/src/lib.rs")),
     ("src/heap.rs", include_str!("../crates/alloc8/src/heap.rs")),
     ("src/inherit.rs", include_str!("../crates/alloc8/src/inherit.rs")),
+    ("src/macos/mod.rs", include_str!("../crates/alloc8/src/macos/mod.rs")),
+    ("src/macos/fork.rs", include_str!("../crates/alloc8/src/macos/fork.rs")),
+    ("src/macos/layout.rs", include_str!("../crates/alloc8/src/macos/layout.rs")),
+    ("src/macos/replace.rs", include_str!("../crates/alloc8/src/macos/replace.rs")),
+    ("src/macos/threads.rs", include_str!("../crates/alloc8/src/macos/threads.rs")),
+    ("src/macos/zone.rs", include_str!("../crates/alloc8/src/macos/zone.rs")),
     ("src/global.rs", include_str!("../crates/alloc8/src/global.rs")),
     ("src/os.rs", include_str!("../crates/alloc8/src/os.rs")),
     ("src/report.rs", include_str!("../crates/alloc8/src/report.rs")),
@@ -27,6 +33,8 @@ pub const SHIM_CXX_RS: &str = include_str!("../templates/shim/src/cxx.rs");
 pub const SHIM_THREADS_RS: &str = include_str!("../templates/shim/src/threads.rs");
 /// The Rust heap around a C/C++ heap's xx* functions.
 pub const XX_HEAP_RS: &str = include_str!("../templates/xx/heap.rs");
+pub const SHIM_MACOS_RS: &str = include_str!("../templates/shim/src/macos.rs");
+pub const SHIM_MACOS_CXX_RS: &str = include_str!("../templates/shim/src/macos_cxx.rs");
 
 #[cfg(test)]
 mod tests {

@@ -3,8 +3,10 @@
 //! synthetic Mach-O and PE libraries, and every kind of bad input.
 
 mod common;
+mod synthetic;
 
 use common::{alloc8, program, run_under, shim, work_dir};
+use synthetic::{macho_dylib, pe_dll};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -89,6 +91,7 @@ fn jemalloc_is_a_full_interposer_with_cxx_operators_and_lacks_pvalloc() {
     assert!(consequence.contains("realloc"), "{}", consequence);
     assert_eq!(c.gap("glibc-compat", "cfree").unwrap().0, "warning");
     assert_eq!(c.gaps("glibc-aliases").len(), 7);
+    assert_eq!(c.gap("glibc-aliases", "__libc_malloc").unwrap().0, "info");
     // Built without -Bsymbolic, calling its own malloc/free through the PLT.
     let unbound = c.hazard("unbound-self-calls").expect("jemalloc calls its own malloc through the PLT");
     let names = strings(&unbound["names"]);
@@ -99,6 +102,7 @@ fn jemalloc_is_a_full_interposer_with_cxx_operators_and_lacks_pvalloc() {
     assert!(strings(&c.json["elf"]["needed"]).contains(&"libstdc++.so.6".to_string()));
     assert_eq!(c.json["verdict"]["sound"], false);
     assert_eq!(c.json["verdict"]["problems"], 1);
+    assert_eq!(c.json["verdict"]["warnings"], 2, "cfree, and calls through the PLT: {}", c.json["verdict"]);
     assert_eq!(c.code, 1);
 }
 
@@ -192,6 +196,9 @@ fn our_interposer_is_sound_and_bound_to_itself() {
     assert!(c.hazard("imports-own-exports").is_none(), "the system shim imports __libc_malloc but must not export it");
     assert!(c.present("fork-hooks").contains(&"__register_atfork".to_string()));
     assert_eq!(c.json["verdict"]["problems"], 0);
+    // The one warning: std's own thread-locals are general-dynamic.
+    assert_eq!(c.json["verdict"]["warnings"], 1, "{}", c.json["verdict"]);
+    assert!(c.hazard("general-dynamic-tls").is_some());
     assert_eq!(c.code, 0);
 }
 
@@ -225,110 +232,6 @@ fn a_library_that_is_no_allocator_says_so() {
 }
 
 // ---- Synthetic Mach-O and PE libraries --------------------------------------
-
-/// A Mach-O with `names` defined in __TEXT,__text (written as an object file
-/// by `object::write`, then marked MH_DYLIB: the reader sees a dylib).
-fn macho_dylib(names: &[&str], interpose: bool) -> Vec<u8> {
-    use object::write::{Object, Symbol, SymbolSection};
-    use object::{Architecture, BinaryFormat, Endianness, SectionKind, SymbolFlags, SymbolKind, SymbolScope};
-    let mut obj = Object::new(BinaryFormat::MachO, Architecture::X86_64, Endianness::Little);
-    let text = obj.section_id(object::write::StandardSection::Text);
-    let code = obj.append_section_data(text, &[0xc3; 64], 16);
-    for (i, name) in names.iter().enumerate() {
-        obj.add_symbol(Symbol {
-            name: name.as_bytes().to_vec(),
-            value: code + i as u64,
-            size: 1,
-            kind: SymbolKind::Text,
-            scope: SymbolScope::Dynamic,
-            weak: false,
-            section: SymbolSection::Section(text),
-            flags: SymbolFlags::None,
-        });
-    }
-    if interpose {
-        let section = obj.add_section(b"__DATA".to_vec(), b"__interpose".to_vec(), SectionKind::Data);
-        obj.append_section_data(section, &[0; 16], 8);
-    }
-    let mut bytes = obj.write().unwrap();
-    assert_eq!(u32::from_le_bytes(bytes[12..16].try_into().unwrap()), object::macho::MH_OBJECT);
-    bytes[12..16].copy_from_slice(&object::macho::MH_DYLIB.to_le_bytes());
-    bytes
-}
-
-/// A PE32+ DLL exporting `names` (all pointing at one `ret`), written with
-/// `object::write::pe` and a hand-built export directory.
-fn pe_dll(names: &[&str]) -> Vec<u8> {
-    use object::pe;
-    use object::write::pe::{NtHeaders, Writer};
-    let mut sorted: Vec<&str> = names.to_vec();
-    sorted.sort();
-    let n = sorted.len() as u32;
-    let dll_name = b"synthetic.dll\0";
-    let tables = 40 + 4 * n + 4 * n + 2 * n;
-    let strings_len: u32 = dll_name.len() as u32 + sorted.iter().map(|s| s.len() as u32 + 1).sum::<u32>();
-    let mut data = Vec::new();
-    let mut w = Writer::new(true, 0x1000, 0x200, &mut data);
-    w.reserve_dos_header_and_stub();
-    w.reserve_nt_headers(16);
-    w.reserve_section_headers(2);
-    let text = w.reserve_text_section(16);
-    let edata = w.reserve_edata_section(tables + strings_len);
-    w.write_dos_header_and_stub().unwrap();
-    w.write_nt_headers(NtHeaders {
-        machine: pe::IMAGE_FILE_MACHINE_AMD64,
-        time_date_stamp: 0,
-        characteristics: pe::IMAGE_FILE_EXECUTABLE_IMAGE | pe::IMAGE_FILE_LARGE_ADDRESS_AWARE | pe::IMAGE_FILE_DLL,
-        major_linker_version: 14,
-        minor_linker_version: 0,
-        address_of_entry_point: 0,
-        image_base: 0x1_8000_0000,
-        major_operating_system_version: 6,
-        minor_operating_system_version: 0,
-        major_image_version: 0,
-        minor_image_version: 0,
-        major_subsystem_version: 6,
-        minor_subsystem_version: 0,
-        subsystem: pe::IMAGE_SUBSYSTEM_WINDOWS_CUI,
-        dll_characteristics: 0,
-        size_of_stack_reserve: 0x100000,
-        size_of_stack_commit: 0x1000,
-        size_of_heap_reserve: 0x100000,
-        size_of_heap_commit: 0x1000,
-    });
-    w.write_section_headers();
-    w.write_section(text.file_offset, &[0xc3; 16]);
-
-    let base = edata.virtual_address;
-    let (functions, names_at, ordinals, strings_at) = (base + 40, base + 40 + 4 * n, base + 40 + 8 * n, base + tables);
-    let mut e = Vec::new();
-    for v in [0u32, 0] {
-        e.extend_from_slice(&v.to_le_bytes());
-    }
-    e.extend_from_slice(&[0; 4]); // major, minor version
-    for v in [strings_at, 1, n, n, functions, names_at, ordinals] {
-        e.extend_from_slice(&v.to_le_bytes());
-    }
-    for _ in 0..n {
-        e.extend_from_slice(&text.virtual_address.to_le_bytes());
-    }
-    let mut at = strings_at + dll_name.len() as u32;
-    for name in &sorted {
-        e.extend_from_slice(&at.to_le_bytes());
-        at += name.len() as u32 + 1;
-    }
-    for i in 0..n as u16 {
-        e.extend_from_slice(&i.to_le_bytes());
-    }
-    e.extend_from_slice(dll_name);
-    for name in &sorted {
-        e.extend_from_slice(name.as_bytes());
-        e.push(0);
-    }
-    assert_eq!(e.len() as u32, tables + strings_len);
-    w.write_section(edata.file_offset, &e);
-    data
-}
 
 fn write_temp(name: &str, bytes: &[u8]) -> PathBuf {
     let dir = work_dir().join("check-synthetic");
@@ -449,4 +352,106 @@ fn the_usage_error_is_clap_s_exit_2() {
     let out = alloc8().arg("check").output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("<LIB>"));
+}
+
+// ---- build audits what it makes -------------------------------------------------
+
+#[test]
+fn build_refuses_a_shim_that_exports_glibc_s_own_names() {
+    // `#[no_mangle]` in heap code leaks into the library's exports; a
+    // `__libc_malloc` there would catch glibc's forwarding shims' own calls.
+    let dir = work_dir().join("check-build");
+    std::fs::create_dir_all(&dir).unwrap();
+    let heap = dir.join("leaky.rs");
+    let source = format!(
+        "{}\n#[no_mangle]\npub unsafe extern \"C\" fn __libc_malloc(_size: usize) -> *mut u8 {{\n    core::ptr::null_mut()\n}}\n",
+        include_str!("../shims/mmap.rs")
+    );
+    std::fs::write(&heap, source).unwrap();
+    let out = alloc8().args(["build", "--heap"]).arg(&heap).arg("--out").arg(&dir).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr);
+    assert!(stderr.contains("exports allocator symbols its mode must not: __libc_malloc"), "{}", stderr);
+}
+
+// ---- Hazards, each carried by a variant of a toy C interposer ---------------------
+
+/// tests/programs/toy_malloc.c built as a shared library with `flags`, once
+/// per test process (tests run in parallel and share some variants).
+fn toy(name: &str, flags: &[&str]) -> PathBuf {
+    static BUILT: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = work_dir().join("check-toys");
+    if built.iter().any(|n| n == name) {
+        return dir.join(format!("lib{}.so", name));
+    }
+    std::fs::create_dir_all(&dir).unwrap();
+    let so = dir.join(format!("lib{}.so", name));
+    let out = Command::new("gcc")
+        .args(["-shared", "-fPIC", "-O1", "-o"])
+        .arg(&so)
+        .arg(common::root().join("tests/programs/toy_malloc.c"))
+        .args(flags)
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    built.push(name.to_string());
+    so
+}
+
+fn who_owns(lib: &Path) -> String {
+    run_under(lib, Command::new(program("who_owns.c"))).stdout().trim().to_string()
+}
+
+#[test]
+fn calls_to_its_own_exports_through_the_plt_are_flagged_unless_bsymbolic() {
+    let plain = check(&toy("toy_plain", &[]));
+    assert_eq!(plain.mode(), "interposer");
+    // calloc and realloc call malloc and malloc_usable_size through the PLT.
+    let hazard = plain.hazard("unbound-self-calls").expect("no -Bsymbolic");
+    assert_eq!(hazard["severity"], "warning");
+    assert!(strings(&hazard["names"]).contains(&"malloc".to_string()), "{}", hazard);
+    assert_eq!(plain.json["elf"]["symbolic"], false);
+    // No aligned family at all: glibc would serve posix_memalign and the toy free it.
+    assert_eq!(plain.gap("aligned", "posix_memalign").unwrap().0, "problem");
+    assert_eq!(plain.code, 1);
+
+    let bound = check(&toy("toy_symbolic", &["-Wl,-Bsymbolic"]));
+    assert_eq!(bound.json["elf"]["symbolic"], true);
+    assert!(bound.hazard("unbound-self-calls").is_none());
+}
+
+#[test]
+fn general_dynamic_thread_locals_are_flagged() {
+    let c = check(&toy("toy_tls", &["-DGD_TLS"]));
+    let hazard = c.hazard("general-dynamic-tls").expect("a -fPIC __thread variable is general-dynamic");
+    assert_eq!(hazard["severity"], "warning");
+    assert!(c.json["elf"]["dtpmod_relocations"].as_u64().unwrap() >= 1 || c.json["elf"]["imports_tls_get_addr"] == true);
+    assert!(check(&toy("toy_plain", &[])).hazard("general-dynamic-tls").is_none());
+}
+
+#[test]
+fn a_version_script_on_an_interposer_keeps_programs_on_glibc() {
+    let dir = work_dir().join("check-toys");
+    std::fs::create_dir_all(&dir).unwrap();
+    let map = dir.join("toy.map");
+    std::fs::write(&map, "TOY_1.0 { global: malloc; free; calloc; realloc; malloc_usable_size; toy_owns; local: *; };\n").unwrap();
+    let script = format!("-Wl,--version-script={}", map.display());
+    let versioned = toy("toy_versioned", &["-DSELF_IMPORT", &script]);
+    let c = check(&versioned);
+    let hazard = c.hazard("versioned-exports").expect("malloc@@TOY_1.0");
+    assert_eq!(hazard["severity"], "problem");
+    assert!(strings(&hazard["names"]).contains(&"malloc@@TOY_1.0".to_string()));
+    // It reaches glibc's malloc by version: a forward, not a self-binding.
+    let import = c.hazard("imports-own-exports").expect("imports malloc@GLIBC_2.2.5");
+    assert_eq!(import["severity"], "warning");
+    assert_eq!(strings(&import["names"]), ["malloc"]);
+    assert_eq!(c.code, 1);
+
+    // What the problem means: preloaded, the toy does not get the program's malloc.
+    assert_eq!(who_owns(&versioned), "glibc");
+    let plain = toy("toy_plain", &[]);
+    assert!(check(&plain).hazard("versioned-exports").is_none());
+    assert_eq!(who_owns(&plain), "toy");
 }

@@ -20,6 +20,8 @@ use std::sync::{Mutex, OnceLock};
 /// What one prefixed build wrote.
 #[derive(Clone)]
 struct Lib {
+    heap: String,
+    prefix: String,
     dir: PathBuf,
     so: PathBuf,
     a: PathBuf,
@@ -30,10 +32,11 @@ struct Lib {
 fn lib(heap: &str, prefix: &str) -> Lib {
     static BUILT: OnceLock<Mutex<HashMap<String, Lib>>> = OnceLock::new();
     let mut built = BUILT.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(lib) = built.get(prefix) {
+    let key = format!("{}-{}", heap, prefix);
+    if let Some(lib) = built.get(&key) {
         return lib.clone();
     }
-    let dir = work_dir().join("prefixed").join(prefix);
+    let dir = work_dir().join("prefixed").join(&key);
     let output = alloc8()
         .args(["build", "--heap"])
         .arg(shim_source(heap))
@@ -45,6 +48,8 @@ fn lib(heap: &str, prefix: &str) -> Lib {
     assert!(output.status.success(), "building {} as {} failed:\n{}", heap, prefix, stderr);
     assert!(!stderr.contains("warning"), "the prefixed shim builds without warnings:\n{}", stderr);
     let lib = Lib {
+        heap: heap.to_string(),
+        prefix: prefix.to_string(),
         so: dir.join(format!("lib{}.so", prefix)),
         a: dir.join(format!("lib{}.a", prefix)),
         h: dir.join(format!("{}.h", prefix)),
@@ -55,7 +60,7 @@ fn lib(heap: &str, prefix: &str) -> Lib {
         assert!(file.is_file(), "{} missing", file.display());
         assert!(stdout.contains(&file.display().to_string()), "alloc8 does not mention {}:\n{}", file.display(), stdout);
     }
-    built.insert(prefix.to_string(), lib.clone());
+    built.insert(key, lib.clone());
     lib
 }
 
@@ -85,7 +90,7 @@ enum Link {
 fn compile(file: &str, libs: &[&Lib], link: Link, defines: &[&str]) -> PathBuf {
     let src = root().join("tests").join("programs").join(file);
     let stem = Path::new(file).file_stem().unwrap().to_string_lossy().into_owned();
-    let names: Vec<_> = libs.iter().map(|l| l.dir.file_name().unwrap().to_string_lossy().into_owned()).collect();
+    let names: Vec<_> = libs.iter().map(|l| format!("{}-{}", l.heap, l.prefix)).collect();
     let exe = work_dir().join("prefixed-programs").join(format!("{}-{}-{:?}", stem, names.join("-"), link).to_lowercase());
     std::fs::create_dir_all(exe.parent().unwrap()).unwrap();
     let mut cmd = if file.ends_with(".c") {
@@ -105,7 +110,7 @@ fn compile(file: &str, libs: &[&Lib], link: Link, defines: &[&str]) -> PathBuf {
     for lib in libs {
         match link {
             Link::Static => cmd.arg(&lib.a),
-            Link::Shared => cmd.arg("-L").arg(&lib.dir).arg(format!("-l{}", lib.dir.file_name().unwrap().to_string_lossy())).arg(format!("-Wl,-rpath,{}", lib.dir.display())),
+            Link::Shared => cmd.arg("-L").arg(&lib.dir).arg(format!("-l{}", lib.prefix)).arg(format!("-Wl,-rpath,{}", lib.dir.display())),
         };
     }
     let out = cmd.output().unwrap();
@@ -157,21 +162,33 @@ fn needed(exe: &Path) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// The dynamic symbols `lib` defines, and those it imports.
+fn dynamic_symbols(lib: &Path) -> (BTreeSet<String>, BTreeSet<String>) {
+    let data = std::fs::read(lib).unwrap();
+    let file = object::File::parse(&*data).unwrap();
+    let mut defined = BTreeSet::new();
+    let mut imported = BTreeSet::new();
+    for sym in file.dynamic_symbols() {
+        let name = sym.name().unwrap().to_string();
+        if name.is_empty() {
+            continue;
+        }
+        if sym.is_undefined() {
+            imported.insert(name);
+        } else if sym.is_global() || sym.is_weak() {
+            defined.insert(name);
+        }
+    }
+    (defined, imported)
+}
+
 #[test]
 fn the_shared_library_exports_exactly_the_prefixed_names() {
     let lib = foo();
-    let data = std::fs::read(&lib.so).unwrap();
-    let file = object::File::parse(&*data).unwrap();
-    let defined: BTreeSet<String> = file
-        .dynamic_symbols()
-        .filter(|s| !s.is_undefined() && (s.is_global() || s.is_weak()))
-        .map(|s| s.name().unwrap().to_string())
-        .filter(|n| !n.is_empty())
-        .collect();
+    let (defined, imported) = dynamic_symbols(&lib.so);
     assert_eq!(defined, expected("foo"));
     assert!(needed(&lib.so).contains("Library soname: [libfoo.so]"), "{}", needed(&lib.so));
     // Nothing it needs is an allocator name it could have interposed instead.
-    let imported: BTreeSet<String> = file.dynamic_symbols().filter(|s| s.is_undefined()).map(|s| s.name().unwrap().to_string()).collect();
     assert!(!imported.iter().any(|n| n.starts_with("foo_") || n.starts_with("_Zn") || n.starts_with("_Zd")), "{:?}", imported);
 }
 
@@ -364,4 +381,77 @@ fn bad_prefixes_are_one_line_errors() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--prefix only applies to `--mode prefixed`"));
     assert!(!work_dir().join("prefixed-errors").join("libfoo.a").exists());
+}
+
+/// The other shipped heaps (crates.io heaps, and mimalloc's C code in a heap
+/// crate) through the same program: the sealed archive carries whatever the
+/// heap links, and only the prefixed names stay global.
+#[test]
+fn every_other_shipped_heap_links_statically_beside_malloc() {
+    for heap in SHIPPED.iter().filter(|h| !["mmap", "dlmalloc"].contains(h) && build_flags(h).is_empty()) {
+        let lib = lib(heap, "foo");
+        assert_eq!(dynamic_symbols(&lib.so).0, expected("foo"), "{}", heap);
+        let exe = compile("prefixed.c", &[&lib], Link::Static, &[]);
+        let run = run(&exe);
+        assert!(run.output.status.success(), "{} as libfoo.a: {:?}\n{}", heap, run.output.status, run.stderr());
+        let name = exe.to_string_lossy();
+        let load = run.events.iter().find(|e| e.event == "load" && e.exe.as_deref() == Some(&*name));
+        assert_eq!(load.and_then(|e| e.bound), Some(true), "{}: {:?}", heap, run.events);
+        assert_eq!(run.events.iter().filter(|e| e.event == "fork").count() as u64, count(&run, "forks"), "{}", heap);
+        if let Some(stats) = run.events.iter().find(|e| e.event == "exit").and_then(|e| e.stats) {
+            assert!(stats.mallocs >= count(&run, "foo") && stats.live_bytes == 0, "{}: {:?}", heap, stats);
+        }
+    }
+}
+
+#[test]
+fn a_heap_with_thread_hooks_is_refused_in_prefixed_mode() {
+    let out = alloc8()
+        .args(["build", "--heap"])
+        .arg(shim_source("threadcache"))
+        .args(["--mode", "prefixed", "--prefix", "tc", "--out"])
+        .arg(work_dir().join("prefixed-errors"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr);
+    let last = stderr.lines().last().unwrap_or("");
+    assert!(last.starts_with("error: heap ") && last.ends_with("it cannot be built in prefixed mode"), "{}", stderr);
+    let out = build_fails(&["--mode", "prefixed", "--prefix", "tc", "--threads"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--threads needs `--mode interpose`"));
+}
+
+/// The fork hooks registered by libfoo.so go away with it: dlopen, use,
+/// dlclose and fork, three times.
+#[test]
+fn the_shared_library_unloads_with_its_fork_hooks() {
+    let lib = foo();
+    let exe = work_dir().join("prefixed-programs").join("prefixed-dlopen");
+    std::fs::create_dir_all(exe.parent().unwrap()).unwrap();
+    let src = root().join("tests").join("programs").join("prefixed_dlopen.c");
+    let out = Command::new("gcc").args(["-std=gnu11", "-O2", "-Wall", "-Werror", "-o"]).arg(&exe).arg(&src).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(&exe).arg(&lib.so).arg("foo").env_remove("ALLOC8_REPORT").output().unwrap();
+    assert!(out.status.success(), "{:?}\n{}", out.status, String::from_utf8_lossy(&out.stderr));
+    // Really unloaded: otherwise the forks above proved nothing.
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "mapped 0");
+}
+
+/// `alloc8 check` recognises both outputs, shared library and static
+/// archive, as prefixed, with their prefix, and finds them sound (exit 0).
+#[test]
+fn check_recognises_the_prefixed_libraries_and_archives() {
+    for lib in [foo(), bar()] {
+        for (file, archive) in [(&lib.so, false), (&lib.a, true)] {
+            let out = alloc8().args(["check", "--json"]).arg(file).output().unwrap();
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            assert_eq!(out.status.code(), Some(0), "{}\n{}", stdout, String::from_utf8_lossy(&out.stderr));
+            let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+            assert_eq!(report["archive"], archive, "{}", stdout);
+            assert_eq!(report["mode"]["kind"], "prefixed", "{}", stdout);
+            assert_eq!(report["mode"]["prefix"], lib.prefix.as_str(), "{}", stdout);
+            assert_eq!(report["prefixed_families"][0]["exported"], report["prefixed_families"][0]["of"], "{}", stdout);
+        }
+    }
 }

@@ -137,7 +137,7 @@ fn export_family(lib: &Library, detected: &Detected, mode: Mode, platform: Platf
                 match e.need {
                     Need::Required => Severity::Problem,
                     Need::Expected => Severity::Warning,
-                    Need::Optional => Severity::Info,
+                    Need::Optional | Need::Seldom => Severity::Info,
                 },
                 if e.need == Need::Required {
                     format!("{} cannot be used without {}", contract::exported_name(members[0], mode, detected.prefix()), name)
@@ -155,6 +155,7 @@ fn export_family(lib: &Library, detected: &Detected, mode: Mode, platform: Platf
                     match e.need {
                         Need::Required | Need::Expected => Severity::Problem,
                         Need::Optional => Severity::Warning,
+                        Need::Seldom => Severity::Info,
                     },
                     family.consequence().to_string(),
                 ),
@@ -203,6 +204,7 @@ fn hook_family(lib: &Library, detected: &Detected, family: Family, members: &[&E
         let (severity, consequence) = match (detected, need) {
             (Detected::CLibrary, _) => (Severity::Info, "the C library runs these hooks itself".to_string()),
             (_, Need::Optional) => (Severity::Warning, family.consequence().to_string()),
+            (_, Need::Seldom) => (Severity::Info, family.consequence().to_string()),
             _ => (Severity::Problem, family.consequence().to_string()),
         };
         let name = members.iter().map(|e| e.name).collect::<Vec<_>>().join(" or ");

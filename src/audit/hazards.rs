@@ -16,6 +16,9 @@ pub enum HazardKind {
     GeneralDynamicTls,
     /// It imports an allocation function it also exports.
     ImportsOwnExports,
+    /// An interposer's allocation functions carry a version of its own,
+    /// which programs (asking for glibc's) never bind to.
+    VersionedExports,
     /// Its own calls to its allocation functions go through the dynamic
     /// linker, without -Bsymbolic.
     UnboundSelfCalls,
@@ -25,6 +28,12 @@ pub enum HazardKind {
     Needed,
     /// Mach-O `__DATA,__interpose`.
     InterposeSection,
+    /// The functions a Mach-O's interpose pairs replace.
+    InterposePairs,
+    /// Interpose pairs whose original is the dylib's own definition: dyld drops them.
+    DroppedInterposePairs,
+    /// Interpose pairs that could not be read.
+    UnreadInterposePairs,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -48,16 +57,58 @@ pub fn find(lib: &Library, detected: &Detected) -> Vec<Hazard> {
 
     let own: Vec<String> = lib.defined_and_imported().filter(|n| allocation.contains(*n)).cloned().collect();
     if !own.is_empty() {
-        out.push(Hazard {
-            kind: HazardKind::ImportsOwnExports,
-            severity: Severity::Problem,
-            detail: format!(
-                "imports {} while exporting {}: its calls bind to whichever definition comes first, its own (endless recursion) or another allocator's (mixed heaps)",
-                own.join(", "),
-                if own.len() == 1 { "it" } else { "them" }
-            ),
-            names: own,
-        });
+        let elf = lib.elf.as_ref();
+        // Under a version of its own, the export cannot answer the import
+        // (`malloc@GLIBC_2.2.5` binds glibc's): a deliberate forward to
+        // another heap. Unversioned, the import can bind to the export itself.
+        let (self_bindable, forwarded): (Vec<String>, Vec<String>) =
+            own.iter().cloned().partition(|n| elf.map_or(false, |e| !e.versioned_exports.contains_key(n)));
+        let from = |n: &String| match elf.and_then(|e| e.versioned_imports.get(n)) {
+            Some(v) => format!("{}@{}", n, v),
+            None => n.clone(),
+        };
+        if !self_bindable.is_empty() {
+            out.push(Hazard {
+                kind: HazardKind::ImportsOwnExports,
+                severity: Severity::Problem,
+                detail: format!(
+                    "imports {} while exporting {}: the import can bind to this library's own definition (endless recursion) or to another allocator's (mixed heaps)",
+                    self_bindable.iter().map(from).collect::<Vec<_>>().join(", "),
+                    if self_bindable.len() == 1 { "it" } else { "them" }
+                ),
+                names: self_bindable,
+            });
+        }
+        if !forwarded.is_empty() {
+            out.push(Hazard {
+                kind: HazardKind::ImportsOwnExports,
+                severity: Severity::Warning,
+                detail: format!(
+                    "imports {} while exporting {} too: some calls go to another library's heap, and this library's free must recognise those blocks",
+                    forwarded.iter().map(from).collect::<Vec<_>>().join(", "),
+                    if forwarded.len() == 1 { "it" } else { "them" }
+                ),
+                names: forwarded,
+            });
+        }
+    }
+
+    if let (Some(elf), Detected::Interposer) = (&lib.elf, detected) {
+        let versioned: Vec<String> = allocation
+            .iter()
+            .filter_map(|n| elf.versioned_exports.get(n).filter(|v| !v.starts_with("GLIBC_")).map(|v| format!("{}@@{}", n, v)))
+            .collect();
+        if !versioned.is_empty() {
+            out.push(Hazard {
+                kind: HazardKind::VersionedExports,
+                severity: Severity::Problem,
+                detail: format!(
+                    "exports {} under a version of its own: programs ask for glibc's version (malloc@GLIBC_2.2.5) and bind to glibc's, never to these",
+                    versioned.join(", ")
+                ),
+                names: versioned,
+            });
+        }
     }
 
     if let Some(elf) = &lib.elf {
@@ -113,5 +164,10 @@ pub fn find(lib: &Library, detected: &Detected) -> Vec<Hazard> {
             names: Vec::new(),
         });
     }
+    if let Some(m) = &lib.macho {
+        out.extend(super::macho_interpose::hazards(&m.interpose));
+    }
+    // Worst first; the order found is kept among equals.
+    out.sort_by(|a, b| b.severity.cmp(&a.severity));
     out
 }

@@ -23,7 +23,12 @@ impl fmt::Display for ReadError {
             ReadError::Io(p, e) => write!(f, "cannot read {}: {}", p.display(), e),
             ReadError::Directory(p) => write!(f, "{} is a directory, not a library", p.display()),
             ReadError::Empty(p) => write!(f, "{} is empty, not a library", p.display()),
-            ReadError::Archive(p) => write!(f, "{} is a static archive; check the shared library (.so/.dylib/.dll) instead", p.display()),
+            ReadError::Archive(p) => write!(
+                f,
+                "{} is a static archive that defines no allocator functions; check audits shared libraries \
+                 (.so/.dylib/.dll) and allocator archives (e.g. an alloc8 prefixed libfoo.a)",
+                p.display()
+            ),
             ReadError::Text(p, Some(target)) => {
                 write!(f, "{} is a linker script (text), not a library; check the library it names: {}", p.display(), target)
             }
@@ -43,12 +48,17 @@ pub fn read(path: &Path) -> Result<Vec<u8>, ReadError> {
     std::fs::read(path).map_err(|e| ReadError::Io(path.to_path_buf(), e))
 }
 
+/// A static archive (`ar`): read by `archive`, refused if it is no allocator.
+pub fn is_archive(data: &[u8]) -> bool {
+    data.starts_with(b"!<arch>\n") || data.starts_with(b"!<thin>\n")
+}
+
 /// Rejects what is plainly not a binary before the format readers see it.
 pub fn screen(path: &Path, data: &[u8]) -> Result<(), ReadError> {
     if data.is_empty() {
         return Err(ReadError::Empty(path.to_path_buf()));
     }
-    if data.starts_with(b"!<arch>\n") || data.starts_with(b"!<thin>\n") {
+    if is_archive(data) {
         return Err(ReadError::Archive(path.to_path_buf()));
     }
     let head = &data[..data.len().min(4096)];

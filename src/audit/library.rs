@@ -2,7 +2,7 @@
 //! whatever the format, plus what only ELF or Mach-O can tell.
 
 use super::input::{self, ReadError};
-use super::{elf, macho, pe};
+use super::{archive, elf, macho, pe};
 use crate::contract::Platform;
 use object::{Object, ObjectKind};
 use serde::Serialize;
@@ -45,6 +45,8 @@ pub struct Library {
     pub defined: BTreeSet<String>,
     /// Names it takes from other libraries.
     pub imported: BTreeSet<String>,
+    /// A static archive (its symbols bind at link time).
+    pub archive: bool,
     pub elf: Option<elf::ElfFacts>,
     pub macho: Option<macho::MachoFacts>,
 }
@@ -56,6 +58,13 @@ impl Library {
     }
 
     pub fn parse(path: &Path, data: &[u8]) -> Result<Library, ReadError> {
+        if input::is_archive(data) {
+            return match archive::read(data) {
+                Ok(Some(lib)) => Ok(lib),
+                Ok(None) => Err(ReadError::Archive(path.to_path_buf())),
+                Err(e) => Err(ReadError::Format(path.to_path_buf(), e)),
+            };
+        }
         input::screen(path, data)?;
         let format_err = |e| ReadError::Format(path.to_path_buf(), e);
         let file = object::File::parse(data).map_err(format_err)?;
@@ -76,6 +85,7 @@ impl Library {
             arch,
             defined: BTreeSet::new(),
             imported: BTreeSet::new(),
+            archive: false,
             elf: None,
             macho: None,
         };

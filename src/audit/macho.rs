@@ -10,6 +10,8 @@ use serde::Serialize;
 #[derive(Debug, Default, Clone, Serialize)]
 pub struct MachoFacts {
     pub interpose_section: bool,
+    /// The `{replacement, original}` pairs of `__interpose` (macho_interpose.rs).
+    pub interpose: super::macho_interpose::Pairs,
 }
 
 fn c_name(raw: &[u8]) -> String {
@@ -28,6 +30,20 @@ pub fn read<Mach: MachHeader<Endian = object::Endianness>>(file: &MachOFile<Mach
     let interpose_section = file
         .sections()
         .any(|s| s.name_bytes().ok() == Some(&b"__interpose"[..]) && s.segment_name_bytes().ok().flatten() == Some(&b"__DATA"[..]));
-    lib.macho = Some(MachoFacts { interpose_section });
+    let interpose = super::macho_interpose::read(file);
+    // An interposing dylib provides what its pairs replace, under the
+    // originals' names: that is what the contract is judged on. Its own
+    // references to those names bind to the originals (dyld's rule for the
+    // interposing image), so they are not imports of its own exports.
+    // The replacements themselves (alloc8_malloc...) are the dylib's
+    // internals, not a prefixed family it offers.
+    for pair in interpose.pairs.iter().filter(|p| p.bound) {
+        if let (Some(replacement), Some(original)) = (&pair.replacement, &pair.original) {
+            lib.defined.remove(replacement);
+            lib.defined.insert(original.clone());
+            lib.imported.remove(original);
+        }
+    }
+    lib.macho = Some(MachoFacts { interpose_section, interpose });
     Ok(())
 }

@@ -6,12 +6,15 @@
 //! and hazards (the findings), verdict (severities, exit status), report
 //! (JSON and text).
 
+pub mod archive;
 pub mod elf;
 pub mod families;
 pub mod hazards;
 pub mod input;
 pub mod library;
 pub mod macho;
+pub mod macho_chained;
+pub mod macho_interpose;
 pub mod mode;
 pub mod pe;
 pub mod report;
@@ -33,6 +36,7 @@ pub fn audit(path: &Path, lib: &Library) -> Report {
         path: path.display().to_string(),
         format: lib.format,
         arch: lib.arch.clone(),
+        archive: lib.archive,
         mode: detected,
         prefixed_families: prefixed,
         families,
@@ -46,5 +50,11 @@ pub fn audit(path: &Path, lib: &Library) -> Report {
 /// Reads and audits `path`.
 pub fn check(path: &Path) -> Result<Report, ReadError> {
     let lib = Library::read(path)?;
-    Ok(audit(path, &lib))
+    let report = audit(path, &lib);
+    // Any library may turn out not to be an allocator; an archive that is
+    // none was most likely given by mistake.
+    if lib.archive && report.mode == mode::Detected::NotAllocator {
+        return Err(ReadError::Archive(path.to_path_buf()));
+    }
+    Ok(report)
 }

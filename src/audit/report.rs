@@ -15,6 +15,8 @@ pub struct Report {
     pub path: String,
     pub format: Format,
     pub arch: String,
+    /// A static archive rather than a shared library.
+    pub archive: bool,
     pub mode: Detected,
     /// Every `<prefix>_malloc` family it exports (an interposer may have one too).
     pub prefixed_families: Vec<PrefixedFamily>,
@@ -35,7 +37,8 @@ impl Report {
         let mut out = String::new();
         let _ = writeln!(out, "{}", self.path);
         let soname = self.elf.as_ref().and_then(|e| e.soname.as_deref()).map(|s| format!(" {}", s)).unwrap_or_default();
-        let _ = writeln!(out, "  {} {}{}: {}", self.format.name(), self.arch, soname, self.mode.describe());
+        let kind = if self.archive { " static archive" } else { "" };
+        let _ = writeln!(out, "  {} {}{}{}: {}", self.format.name(), self.arch, kind, soname, self.mode.describe());
         let others: Vec<String> = self
             .prefixed_families
             .iter()

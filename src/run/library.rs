@@ -53,6 +53,8 @@ pub fn from_heap(heap: &Path, threads: bool, verbose: bool) -> Result<Library> {
         out: cache::dir().join("run"),
         name: Some(format!("{}-{}", stem, &key[..8])),
         threads,
+        target: None,
+        emit_crate: None,
         verbose,
     };
     let built = build::build(&opts)?;

@@ -33,15 +33,23 @@ impl Status {
 }
 
 static CHILD: AtomicI32 = AtomicI32::new(0);
+/// A signal that arrived before the program's pid was known.
+static EARLY: AtomicI32 = AtomicI32::new(0);
 
-/// SIGTERM, SIGHUP: pass on to the program (before it exists: die as the
-/// signal would have killed us).
+/// SIGTERM, SIGHUP: pass on to the program; before its pid is known, keep
+/// the signal for `spawn_and_wait` to pass on once it is. (Blocking the
+/// signals around the spawn instead would leave them blocked in the program.)
 extern "C" fn forward(sig: libc::c_int) {
-    let pid = CHILD.load(Ordering::Relaxed);
+    let pid = CHILD.load(Ordering::SeqCst);
     if pid > 0 {
         unsafe { libc::kill(pid, sig) };
     } else {
-        unsafe { libc::_exit(128 + sig) };
+        EARLY.store(sig, Ordering::SeqCst);
+        // The pid may have been stored (and EARLY checked) meanwhile.
+        let pid = CHILD.load(Ordering::SeqCst);
+        if pid > 0 && EARLY.swap(0, Ordering::SeqCst) != 0 {
+            unsafe { libc::kill(pid, sig) };
+        }
     }
 }
 
@@ -63,7 +71,13 @@ pub fn spawn_and_wait(cmd: &mut Command) -> std::io::Result<Status> {
     }
     let mut child = cmd.spawn()?;
     let pid = child.id() as i32;
-    CHILD.store(pid, Ordering::Relaxed);
+    CHILD.store(pid, Ordering::SeqCst);
+    // A signal that came between the program's exec and the store above
+    // found no pid: pass it on now.
+    let early = EARLY.swap(0, Ordering::SeqCst);
+    if early != 0 {
+        unsafe { libc::kill(pid, early) };
+    }
     let status = child.wait()?;
     Ok(Status { pid, code: status.code().unwrap_or(0), signal: status.signal(), core_dumped: status.core_dumped() })
 }

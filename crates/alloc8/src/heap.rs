@@ -90,6 +90,25 @@ pub trait Heap: Sync {
         self.free_sized(ptr, size)
     }
 
+    /// Set to `true` when [`Heap::owns`] answers honestly. Only macOS uses it
+    /// (Linux has one allocator per process; Windows is not covered): with it
+    /// the shim registers its malloc zone, answers 0 from the zone's `size`
+    /// for blocks that are not the heap's, and hands such blocks (allocated
+    /// before the library was loaded, or inside libmalloc) back to the system.
+    /// Without it the shim does what the other macOS replacements do: it never
+    /// registers its zone and treats every pointer as the heap's.
+    const OWNS: bool = false;
+
+    /// Whether `ptr` is a block of this heap. `ptr` may be any address (NULL,
+    /// a block of another allocator, a wild pointer): answer from addresses
+    /// alone, without reading through `ptr` unless it is known to be yours,
+    /// and fast (libmalloc asks on every free of every registered zone).
+    /// Consulted only when [`Heap::OWNS`] is `true`; the default claims all.
+    fn owns(&self, ptr: *const u8) -> bool {
+        let _ = ptr;
+        true
+    }
+
     /// Set to `true` when the heap implements [`Heap::thread_init`] and
     /// [`Heap::thread_cleanup`]. Such a heap must be built with `--threads`
     /// (the shim then interposes `pthread_create` to run them), and

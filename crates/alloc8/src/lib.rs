@@ -12,6 +12,9 @@ extern crate std;
 
 pub mod heap;
 pub mod inherit;
+/// macOS zone and interposition logic; plain Rust, tested on Linux (64-bit layouts).
+#[cfg(target_pointer_width = "64")]
+pub mod macos;
 pub mod os;
 pub mod report;
 pub mod shim;

@@ -48,7 +48,7 @@ pub fn malloc<H: Heap>(heap: &H, size: usize) -> *mut u8 {
 /// Runs a free with errno as it was before (free must not change it),
 /// unless the heap promises that itself.
 #[inline(always)]
-fn keeping_errno<H: Heap>(free: impl FnOnce()) {
+fn keeping_errno<H: Heap, F: FnOnce()>(free: F) {
     if H::PRESERVES_ERRNO {
         free()
     } else {
@@ -66,7 +66,7 @@ pub unsafe fn free<H: Heap>(heap: &H, ptr: *mut u8) {
     if ptr.is_null() {
         return;
     }
-    keeping_errno::<H>(|| heap.free(ptr))
+    keeping_errno::<H, _>(|| heap.free(ptr))
 }
 
 /// C++ aligned sized delete and Rust deallocation of over-aligned blocks.
@@ -82,7 +82,7 @@ pub unsafe fn free_aligned_sized<H: Heap>(heap: &H, ptr: *mut u8, size: usize, a
     if ptr.is_null() {
         return;
     }
-    keeping_errno::<H>(|| heap.free_aligned_sized(ptr, size, align))
+    keeping_errno::<H, _>(|| heap.free_aligned_sized(ptr, size, align))
 }
 
 /// C++ sized delete and Rust deallocation: the heap may use the size.
@@ -94,7 +94,7 @@ pub unsafe fn free_sized<H: Heap>(heap: &H, ptr: *mut u8, size: usize) {
     if ptr.is_null() {
         return;
     }
-    keeping_errno::<H>(|| heap.free_sized(ptr, size))
+    keeping_errno::<H, _>(|| heap.free_sized(ptr, size))
 }
 
 #[inline(always)]

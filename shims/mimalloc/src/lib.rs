@@ -58,6 +58,15 @@ impl Heap for MiHeap {
     fn lock(&self) {}
     fn unlock(&self) {}
 
+    // mimalloc's own macOS zone answers `size` the same way: whether the
+    // address lies in a region mimalloc reserved (a lookup, no dereference).
+    const OWNS: bool = true;
+
+    #[inline]
+    fn owns(&self, ptr: *const u8) -> bool {
+        unsafe { mi::mi_is_in_heap_region(ptr as *const c_void) }
+    }
+
     fn stats(&self) -> Option<Stats> {
         None
     }
@@ -66,6 +75,9 @@ impl Heap for MiHeap {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::alloc::GlobalAlloc;
+
+    static STATIC: u8 = 0;
 
     // The heap is unit-testable with a plain `cargo test`: registering it
     // exports nothing, so this test binary keeps its own allocator.
@@ -86,6 +98,15 @@ mod tests {
             let z = heap.calloc(1 << 20);
             assert!(std::slice::from_raw_parts(z, 1 << 20).iter().all(|&b| b == 0));
             heap.free(z);
+            // Ownership by address: its own blocks yes, the system's and NULL no.
+            let ours = heap.malloc(64);
+            let big = heap.malloc(8 << 20);
+            let theirs = std::alloc::System.alloc(std::alloc::Layout::from_size_align(64, 16).unwrap());
+            assert!(heap.owns(ours) && heap.owns(big));
+            assert!(!heap.owns(theirs) && !heap.owns(core::ptr::null()) && !heap.owns(&STATIC as *const u8));
+            std::alloc::System.dealloc(theirs, std::alloc::Layout::from_size_align(64, 16).unwrap());
+            heap.free(ours);
+            heap.free(big);
             for size in 1..=300 {
                 let p = heap.malloc(size);
                 assert_eq!(p as usize % 16, 0, "malloc({})", size);

@@ -10,12 +10,11 @@
 @HEAP_MODULE@
 
 mod exports;
-mod runtime;
-@CXX_MODULE@
-#[cfg(target_os = "linux")]
-mod threads;
+@PLATFORM_MODULES@
 
 use heap::__ALLOC8_HEAP as HEAP;
+#[allow(dead_code)]
+type Alloc8Heap = heap::__Alloc8Heap;
 
 /// The name reports use for this heap.
 const HEAP_NAME: &str = @HEAP_NAME@;
@@ -29,8 +28,13 @@ const _: () = assert!(
      Heap::thread_cleanup and set `const THREAD_HOOKS: bool = true`, or build without --threads"
 );
 const _: () = assert!(
-    THREADS || !THREAD_HOOKS,
+    THREADS || !THREAD_HOOKS || exports::PREFIXED,
     "this heap sets THREAD_HOOKS = true: build it with `alloc8 build --threads` so its hooks run"
+);
+const _: () = assert!(
+    !(exports::PREFIXED && THREAD_HOOKS),
+    "this heap sets THREAD_HOOKS = true, and only `alloc8 build --mode interpose --threads` can run thread \
+     hooks (they need pthread_create interposed): it cannot be built in prefixed mode"
 );
 
 // The shim's own Rust allocations (std, the heap's code) go to the heap too;

@@ -1,0 +1,94 @@
+//! `build --target` and `--emit-crate`: which platform a target triple is,
+//! whether its Rust standard library is installed, and writing the generated
+//! crate somewhere it can be built by hand (on a Mac, for a macOS dylib).
+
+use crate::contract::{Mode, Platform};
+use crate::heap_source::{HeapKind, HeapSource};
+use crate::render::{self, ShimSpec};
+use crate::templates;
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The platform whose contract a target gets (the host's without `--target`).
+pub fn platform(target: Option<&str>) -> Result<Platform> {
+    let t = match target {
+        None => return Ok(Platform::Linux),
+        Some(t) => t,
+    };
+    if t.ends_with("-apple-darwin") {
+        if !t.starts_with("aarch64-") && !t.starts_with("x86_64-") {
+            bail!("--target {}: macOS shims are built for aarch64-apple-darwin or x86_64-apple-darwin", t);
+        }
+        Ok(Platform::Macos)
+    } else if t.contains("-linux-") {
+        Ok(Platform::Linux)
+    } else {
+        bail!(
+            "--target {}: alloc8 builds for Linux (e.g. x86_64-unknown-linux-gnu) and macOS \
+             (aarch64-apple-darwin, x86_64-apple-darwin)",
+            t
+        )
+    }
+}
+
+/// Fails with how to get the target if rustc has no standard library for it.
+pub fn require_installed(target: &str, platform: Platform) -> Result<()> {
+    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let out = Command::new(&rustc)
+        .args(["--print", "target-libdir", "--target", target])
+        .output()
+        .with_context(|| format!("cannot run {:?}; is the Rust toolchain installed?", rustc))?;
+    let libdir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    let has_std = out.status.success()
+        && std::fs::read_dir(&libdir).map_or(false, |d| d.flatten().any(|e| e.file_name().to_string_lossy().starts_with("libstd-")));
+    if has_std {
+        return Ok(());
+    }
+    let linker = match platform {
+        Platform::Macos => {
+            "; a macOS dylib also needs Apple's linker and SDK (a Mac with Xcode's command line tools). \
+             Without them, `alloc8 build ... --emit-crate DIR` writes the crate to build on a Mac with `cargo build --release`"
+        }
+        _ => "",
+    };
+    bail!("the Rust standard library for {} is not installed: add it with `rustup target add {}`{}", target, target, linker)
+}
+
+/// Writes a self-contained shim crate to `dir`: the alloc8 crate in
+/// `dir/alloc8`, a file heap copied to `dir/src/heap.rs` (a crate heap stays
+/// where it is, by absolute path), and `cargo build --release` there builds it.
+pub fn emit_crate(dir: &Path, heap: &HeapSource, mode: Mode, prefix: &str, platform: Platform, threads: bool) -> Result<()> {
+    if dir.exists() && std::fs::read_dir(dir).map_or(true, |mut d| d.next().is_some()) {
+        bail!("--emit-crate {}: the directory exists and is not empty; name a new or empty directory", dir.display());
+    }
+    let write = |rel: &str, text: &str| -> Result<()> {
+        let path = dir.join(rel);
+        std::fs::create_dir_all(path.parent().expect("has a parent")).with_context(|| format!("cannot create {}", dir.display()))?;
+        std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))
+    };
+    for (rel, text) in templates::ALLOC8_CRATE {
+        write(&format!("alloc8/{}", rel), text)?;
+    }
+    let local = match &heap.kind {
+        HeapKind::File { path, dependencies } => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+            write("src/heap.rs", &text)?;
+            HeapSource { name: heap.name.clone(), kind: HeapKind::File { path: PathBuf::from("heap.rs"), dependencies: dependencies.clone() } }
+        }
+        HeapKind::Crate { dir, package, alloc8 } => {
+            let dir = dir.canonicalize().with_context(|| format!("cannot read {}", dir.display()))?;
+            HeapSource { name: heap.name.clone(), kind: HeapKind::Crate { dir, package: package.clone(), alloc8: alloc8.clone() } }
+        }
+        HeapKind::Xx(_) => bail!("--emit-crate takes Rust heaps only: a C/C++ heap is compiled by alloc8 itself"),
+    };
+    let ext = if platform == Platform::Macos { "dylib" } else { "so" };
+    let soname = format!("lib{}.{}", if mode == Mode::Prefixed { prefix } else { &heap.name }, ext);
+    let crate_name = format!("alloc8_shim_{}", heap.name.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect::<String>());
+    let alloc8 = PathBuf::from("alloc8");
+    let spec = ShimSpec { crate_name: &crate_name, heap: &local, mode, prefix, soname: &soname, platform, threads, alloc8_path: &alloc8, xx: None };
+    for (rel, text) in render::render(&spec) {
+        write(rel, &text)?;
+    }
+    Ok(())
+}
