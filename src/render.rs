@@ -337,6 +337,7 @@ mod tests {
             platform: Platform::Macos,
             threads: false,
             alloc8_path: &alloc8,
+            xx: None,
         });
         let names: Vec<&str> = files.iter().map(|(n, _)| *n).collect();
         assert_eq!(names, ["Cargo.toml", "build.rs", "src/lib.rs", "src/macos.rs", "src/macos_cxx.rs", "src/exports.rs"]);
