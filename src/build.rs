@@ -6,7 +6,7 @@ use crate::cargo_build::{self, CargoBuild, Outcome};
 use crate::cli::BuildArgs;
 use crate::contract::{self, Mode, Platform};
 use crate::header;
-use crate::heap_source::HeapSource;
+use crate::heap_source::{xx, HeapKind, HeapSource};
 use crate::render::{self, ShimSpec};
 use crate::static_archive;
 use crate::target;
@@ -117,6 +117,20 @@ pub fn build(opts: &BuildOptions) -> Result<Built> {
         (None, Mode::Interpose) => heap.name.clone(),
     };
     let soname = format!("lib{}.{}", stem, if platform == Platform::Macos { "dylib" } else { "so" });
+    // A C/C++ heap is compiled and inspected first: what it lacks or
+    // clashes with is reported by name, not as a link failure.
+    let xx = match &heap.kind {
+        HeapKind::Xx(input) => Some(xx::prepare(
+            input,
+            &opts.heap,
+            &crate_dir.join("native"),
+            opts.mode,
+            &opts.prefix,
+            opts.threads,
+            opts.verbose,
+        )?),
+        _ => None,
+    };
     let spec = ShimSpec {
         crate_name: &crate_name,
         heap: &heap,
@@ -126,6 +140,7 @@ pub fn build(opts: &BuildOptions) -> Result<Built> {
         platform,
         threads: opts.threads,
         alloc8_path: &alloc8_dir,
+        xx: xx.as_ref(),
     };
     for (rel, text) in render::render(&spec) {
         cache::write_if_changed(&crate_dir.join(rel), &text)?;

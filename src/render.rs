@@ -2,6 +2,7 @@
 //! `@MARKER@` substitutions, and `exports.rs` generated from the contract table.
 
 use crate::contract::{self, Abi, Family, Mode, Platform};
+use crate::heap_source::xx::Prepared;
 use crate::heap_source::{Alloc8Dependency, HeapKind, HeapSource};
 use crate::templates;
 use std::fmt::Write;
@@ -22,6 +23,8 @@ pub struct ShimSpec<'a> {
     /// The alloc8 crate written from the embedded copy; used unless a heap
     /// crate brings its own (which the shim must then share).
     pub alloc8_path: &'a Path,
+    /// A C/C++ heap (`HeapKind::Xx`), compiled and inspected.
+    pub xx: Option<&'a Prepared>,
 }
 
 /// The generated crate, as (path relative to the crate root, contents).
@@ -44,6 +47,11 @@ pub fn render(spec: &ShimSpec) -> Vec<(&'static str, String)> {
                 Alloc8Dependency::Registry(req) => format!("{{ version = {} }}", toml_string(req)),
             },
             format!("heap = {{ package = {}, path = {} }}\n", toml_string(package), toml_string(&dir.to_string_lossy())),
+        ),
+        HeapKind::Xx(_) => (
+            "// `heap` calls the C/C++ heap's xx* functions (rendered by alloc8).\nmod heap;".to_string(),
+            path_dep(spec.alloc8_path),
+            String::new(),
         ),
     };
     let cargo_toml = fill(
@@ -83,6 +91,9 @@ pub fn render(spec: &ShimSpec) -> Vec<(&'static str, String)> {
     if spec.mode == Mode::Interpose {
         files.push(("src/cxx.rs", templates::SHIM_CXX_RS.to_string()));
     }
+    if let Some(xx) = spec.xx {
+        files.push(("src/heap.rs", crate::render_xx::heap_rs(&xx.provided)));
+    }
     files
 }
 
@@ -96,7 +107,11 @@ fn build_rs(spec: &ShimSpec) -> String {
         ),
         Mode::Interpose => "// No SONAME: an interposing library is preloaded, not linked.".to_string(),
     };
-    fill(templates::SHIM_BUILD_RS, &[("@SONAME@", soname)])
+    let link = match spec.xx {
+        Some(xx) => crate::render_xx::link_lines(xx),
+        None => "// The heap is Rust: nothing native to link.".to_string(),
+    };
+    fill(templates::SHIM_BUILD_RS, &[("@SONAME@", soname), ("@LINK@", link)])
 }
 
 /// One `#[export_name]` wrapper per contract row for this platform and mode.
@@ -191,6 +206,7 @@ mod tests {
             platform: Platform::Linux,
             threads,
             alloc8_path: &alloc8,
+            xx: None,
         })
     }
 
@@ -286,6 +302,7 @@ mod tests {
             platform: Platform::Macos,
             threads: false,
             alloc8_path: &alloc8,
+            xx: None,
         });
         let names: Vec<&str> = files.iter().map(|(n, _)| *n).collect();
         assert_eq!(names, ["Cargo.toml", "build.rs", "src/lib.rs", "src/macos.rs", "src/macos_cxx.rs", "src/exports.rs"]);

@@ -33,6 +33,8 @@ pub const SHIM_CXX_RS: &str = include_str!("../templates/shim/src/cxx.rs");
 pub const SHIM_THREADS_RS: &str = include_str!("../templates/shim/src/threads.rs");
 pub const SHIM_MACOS_RS: &str = include_str!("../templates/shim/src/macos.rs");
 pub const SHIM_MACOS_CXX_RS: &str = include_str!("../templates/shim/src/macos_cxx.rs");
+/// The Rust heap around a C/C++ heap's xx* functions.
+pub const XX_HEAP_RS: &str = include_str!("../templates/xx/heap.rs");
 
 #[cfg(test)]
 mod tests {

@@ -105,4 +105,4 @@ macro_rules! under_every_shim {
     };
 }
 
-under_every_shim!(system, mmap, dlmalloc, tlsf, mimalloc, threadcache);
+under_every_shim!(system, mmap, dlmalloc, tlsf, mimalloc, threadcache, xx_bump, xx_cxx);

@@ -61,6 +61,28 @@ pub unsafe fn free<H: Heap>(heap: &H, ptr: *mut u8) {
     }
 }
 
+/// C++ aligned sized delete and Rust deallocation of over-aligned blocks.
+/// An alignment the shim served with `malloc` is freed as such.
+///
+/// # Safety
+/// `ptr` is NULL or a live block of this heap allocated with `size` bytes and `align`.
+#[inline(always)]
+pub unsafe fn free_aligned_sized<H: Heap>(heap: &H, ptr: *mut u8, size: usize, align: usize) {
+    if align <= MIN_ALIGN {
+        return free_sized(heap, ptr, size);
+    }
+    if ptr.is_null() {
+        return;
+    }
+    if H::PRESERVES_ERRNO {
+        heap.free_aligned_sized(ptr, size, align)
+    } else {
+        let saved = os::errno();
+        heap.free_aligned_sized(ptr, size, align);
+        os::set_errno(saved);
+    }
+}
+
 /// C++ sized delete and Rust deallocation: the heap may use the size.
 ///
 /// # Safety
