@@ -79,19 +79,27 @@ pub trait Heap: Sync {
         self.free(ptr)
     }
 
-    /// Set to `true` when [`Heap::owns`] answers honestly. Only macOS uses it
-    /// (Linux has one allocator per process; Windows is not covered): with it
+    /// Set to `true` when [`Heap::owns`] answers honestly. Linux never asks
+    /// (one allocator per process from the first instruction). macOS: with it
     /// the shim registers its malloc zone, answers 0 from the zone's `size`
     /// for blocks that are not the heap's, and hands such blocks (allocated
-    /// before the library was loaded, or inside libmalloc) back to the system.
-    /// Without it the shim does what the other macOS replacements do: it never
-    /// registers its zone and treats every pointer as the heap's.
+    /// before the library was loaded, or inside libmalloc) back to the system;
+    /// without it the shim never registers its zone and treats every pointer
+    /// as the heap's. Windows requires it in interpose mode (a build without
+    /// it is refused): the redirect DLL takes over C runtimes that have
+    /// already handed out blocks, and sends every pointer the heap does not
+    /// own back to the original function of that CRT (free, _msize, realloc
+    /// by migration).
     const OWNS: bool = false;
 
-    /// Whether `ptr` is a block of this heap. `ptr` may be any address (NULL,
-    /// a block of another allocator, a wild pointer): answer from addresses
-    /// alone, without reading through `ptr` unless it is known to be yours,
-    /// and fast (libmalloc asks on every free of every registered zone).
+    /// Whether `ptr` is a block of this heap: fast, no locks, never allocating.
+    /// On macOS `ptr` may be any address (NULL, a block of another allocator,
+    /// a wild pointer): answer from addresses alone, without reading through
+    /// `ptr` unless it is known to be yours (libmalloc asks on every free of
+    /// every registered zone). On Windows `ptr` is always a pointer the
+    /// program handed to a CRT function (a live block of this heap or of a
+    /// CRT's), so the bytes just before it may be read; a heap that does so
+    /// sets `OWNS` on Windows only (`cfg!(windows)`).
     /// Consulted only when [`Heap::OWNS`] is `true`; the default claims all.
     fn owns(&self, ptr: *const u8) -> bool {
         let _ = ptr;
