@@ -15,18 +15,6 @@ pub enum Platform {
     Windows,
 }
 
-impl Platform {
-    pub fn host() -> Platform {
-        if cfg!(target_os = "macos") {
-            Platform::Macos
-        } else if cfg!(windows) {
-            Platform::Windows
-        } else {
-            Platform::Linux
-        }
-    }
-}
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
