@@ -2,32 +2,64 @@
 //! README example). Slow, but simple enough to be obviously right, and a
 //! useful debugging heap: a use-after-free touches an unmapped page.
 //!
-//! Layout of a block: `[base .. ptr-16)` padding, `[ptr-16 .. ptr)` a header
-//! holding the mapping's base and length, `[ptr .. base+len)` the user's bytes.
+//! Layout of a block: `[base .. ptr-32)` padding, `[ptr-32 .. ptr)` a header
+//! holding the mapping's base and length and a tag (the block's address
+//! mixed with a key: how `owns` tells these blocks from a C runtime's),
+//! `[ptr .. base+len)` the user's bytes. On Windows a mapping is a
+//! VirtualAlloc region.
 
 use alloc8::{Heap, Stats};
-use core::ffi::c_void;
 use core::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 
-extern "C" {
-    fn mmap(addr: *mut c_void, len: usize, prot: i32, flags: i32, fd: i32, off: i64) -> *mut c_void;
-    fn munmap(addr: *mut c_void, len: usize) -> i32;
+#[cfg(not(windows))]
+mod sys {
+    use core::ffi::c_void;
+    extern "C" {
+        fn mmap(addr: *mut c_void, len: usize, prot: i32, flags: i32, fd: i32, off: i64) -> *mut c_void;
+        fn munmap(addr: *mut c_void, len: usize) -> i32;
+    }
+    const PROT_READ_WRITE: i32 = 0x1 | 0x2;
+    #[cfg(target_os = "linux")]
+    const MAP_PRIVATE_ANONYMOUS: i32 = 0x02 | 0x20;
+    // Darwin's MAP_ANON differs (the heap also builds as a macOS dylib).
+    #[cfg(not(target_os = "linux"))]
+    const MAP_PRIVATE_ANONYMOUS: i32 = 0x02 | 0x1000;
+    const MAP_FAILED: *mut c_void = !0usize as *mut c_void;
+
+    pub fn map(len: usize) -> *mut u8 {
+        let p = unsafe { mmap(core::ptr::null_mut(), len, PROT_READ_WRITE, MAP_PRIVATE_ANONYMOUS, -1, 0) };
+        if p == MAP_FAILED {
+            core::ptr::null_mut()
+        } else {
+            p as *mut u8
+        }
+    }
+    pub unsafe fn unmap(base: *mut u8, len: usize) {
+        munmap(base as *mut c_void, len);
+    }
 }
 
-const PROT_READ_WRITE: i32 = 0x1 | 0x2;
-#[cfg(target_os = "linux")]
-const MAP_PRIVATE_ANONYMOUS: i32 = 0x02 | 0x20;
-// Darwin's MAP_ANON differs (the heap also builds as a macOS dylib).
-#[cfg(not(target_os = "linux"))]
-const MAP_PRIVATE_ANONYMOUS: i32 = 0x02 | 0x1000;
-const MAP_FAILED: *mut c_void = !0usize as *mut c_void;
+#[cfg(windows)]
+mod sys {
+    use alloc8::win::*;
+    pub fn map(len: usize) -> *mut u8 {
+        unsafe { VirtualAlloc(core::ptr::null_mut(), len, MEM_RESERVE | MEM_COMMIT, PAGE_READWRITE) as *mut u8 }
+    }
+    pub unsafe fn unmap(base: *mut u8, _len: usize) {
+        VirtualFree(base as *mut _, 0, MEM_RELEASE);
+    }
+}
+
 const PAGE: usize = 4096;
-const HEADER: usize = 16;
+const HEADER: usize = 32;
+const KEY: usize = 0x6D6D_6170_A110_C8ED;
 
 #[repr(C)]
 struct Header {
     base: *mut u8,
     len: usize,
+    tag: usize,
+    _pad: usize,
 }
 
 pub struct MmapHeap {
@@ -57,13 +89,12 @@ impl MmapHeap {
             Some(n) => n & !(PAGE - 1),
             None => return core::ptr::null_mut(),
         };
-        let base = unsafe { mmap(core::ptr::null_mut(), len, PROT_READ_WRITE, MAP_PRIVATE_ANONYMOUS, -1, 0) };
-        if base == MAP_FAILED {
-            return core::ptr::null_mut();
+        let base = sys::map(len);
+        if base.is_null() {
+            return base;
         }
-        let base = base as *mut u8;
         let ptr = ((base as usize + HEADER + align - 1) & !(align - 1)) as *mut u8;
-        unsafe { (ptr.sub(HEADER) as *mut Header).write(Header { base, len }) };
+        unsafe { (ptr.sub(HEADER) as *mut Header).write(Header { base, len, tag: ptr as usize ^ KEY, _pad: 0 }) };
         self.mallocs.fetch_add(1, Relaxed);
         self.bytes_allocated.fetch_add(size as u64, Relaxed);
         let live = self.live.fetch_add(len as i64, Relaxed) + len as i64;
@@ -90,7 +121,7 @@ impl Heap for MmapHeap {
         let h = Self::header(ptr);
         self.frees.fetch_add(1, Relaxed);
         self.live.fetch_sub(h.len as i64, Relaxed);
-        munmap(h.base as *mut c_void, h.len);
+        sys::unmap(h.base, h.len);
     }
 
     fn memalign(&self, align: usize, size: usize) -> *mut u8 {
@@ -100,6 +131,16 @@ impl Heap for MmapHeap {
     unsafe fn get_size(&self, ptr: *mut u8) -> usize {
         let h = Self::header(ptr);
         h.base as usize + h.len - ptr as usize
+    }
+
+    /// Windows only: the test reads the tag before the block, which is safe
+    /// for the pointers Windows asks about (handed to a C runtime function)
+    /// but not for the wild ones macOS may ask about.
+    const OWNS: bool = cfg!(windows);
+
+    /// The tag before the block.
+    fn owns(&self, ptr: *const u8) -> bool {
+        ptr as usize % 16 == 0 && ptr as usize > HEADER && unsafe { (*(ptr.sub(HEADER) as *const Header)).tag } == ptr as usize ^ KEY
     }
 
     // Every block is independent: there is no shared state to lock.

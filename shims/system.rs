@@ -1,23 +1,161 @@
-//! The system heap: forwards to glibc's own allocator and counts what the
-//! program does (calls, bytes, peak live bytes), reported at exit.
+//! The system heap: forwards to glibc's own allocator (on Windows, to a
+//! private Win32 heap) and counts what the program does (calls, bytes, peak
+//! live bytes), reported at exit.
 //! The Rust take on the seed's SimpleHeap, and the baseline for measuring the
 //! shim's own cost.
 
 use alloc8::{Heap, Stats};
-use core::ffi::c_void;
-use core::sync::atomic::{AtomicI64, AtomicPtr, AtomicU64, Ordering::Relaxed};
+use core::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 
-// glibc's allocator under names a preloaded malloc does not replace.
-extern "C" {
-    fn __libc_malloc(size: usize) -> *mut c_void;
-    fn __libc_free(ptr: *mut c_void);
-    fn __libc_calloc(count: usize, size: usize) -> *mut c_void;
-    fn __libc_realloc(ptr: *mut c_void, size: usize) -> *mut c_void;
-    fn __libc_memalign(align: usize, size: usize) -> *mut c_void;
-    fn dlsym(handle: *mut c_void, name: *const u8) -> *mut c_void;
+/// glibc's allocator under names a preloaded malloc does not replace.
+#[cfg(not(windows))]
+mod sys {
+    use core::ffi::c_void;
+    use core::sync::atomic::{AtomicPtr, Ordering::Relaxed};
+
+    extern "C" {
+        fn __libc_malloc(size: usize) -> *mut c_void;
+        fn __libc_free(ptr: *mut c_void);
+        fn __libc_calloc(count: usize, size: usize) -> *mut c_void;
+        fn __libc_realloc(ptr: *mut c_void, size: usize) -> *mut c_void;
+        fn __libc_memalign(align: usize, size: usize) -> *mut c_void;
+        fn dlsym(handle: *mut c_void, name: *const u8) -> *mut c_void;
+    }
+
+    const RTLD_NEXT: *mut c_void = -1isize as *mut c_void;
+
+    /// glibc's malloc_usable_size has no `__libc_` alias: it is found with
+    /// dlsym(RTLD_NEXT) on first use (a successful lookup does not allocate).
+    static USABLE_SIZE: AtomicPtr<c_void> = AtomicPtr::new(core::ptr::null_mut());
+
+    pub fn malloc(size: usize) -> *mut u8 {
+        unsafe { __libc_malloc(size) as *mut u8 }
+    }
+    pub fn calloc(size: usize) -> *mut u8 {
+        unsafe { __libc_calloc(1, size) as *mut u8 }
+    }
+    pub fn memalign(align: usize, size: usize) -> *mut u8 {
+        unsafe { __libc_memalign(align, size) as *mut u8 }
+    }
+    pub unsafe fn free(ptr: *mut u8) {
+        __libc_free(ptr as *mut c_void)
+    }
+    pub unsafe fn realloc(ptr: *mut u8, size: usize) -> *mut u8 {
+        __libc_realloc(ptr as *mut c_void, size) as *mut u8
+    }
+    pub fn usable_size(ptr: *mut u8) -> usize {
+        let mut f = USABLE_SIZE.load(Relaxed);
+        if f.is_null() {
+            f = unsafe { dlsym(RTLD_NEXT, b"malloc_usable_size\0".as_ptr()) };
+            if f.is_null() {
+                return 0;
+            }
+            USABLE_SIZE.store(f, Relaxed);
+        }
+        let f: unsafe extern "C" fn(*mut u8) -> usize = unsafe { core::mem::transmute(f) };
+        unsafe { f(ptr) }
+    }
+    /// Never asked on Linux (the shim is the only allocator from the start).
+    pub fn owns(_ptr: *const u8) -> bool {
+        true
+    }
 }
 
-const RTLD_NEXT: *mut c_void = -1isize as *mut c_void;
+/// Windows: a private Win32 heap (HeapCreate), never the C runtime's, with
+/// a 16-byte header before each block: a tag (the block's address mixed
+/// with a key) that tells our blocks from the CRT's, and HeapAlloc's pointer.
+#[cfg(windows)]
+mod sys {
+    use alloc8::win::*;
+    use core::ffi::c_void;
+    use core::sync::atomic::{AtomicPtr, Ordering};
+
+    static HEAP: AtomicPtr<c_void> = AtomicPtr::new(core::ptr::null_mut());
+    const KEY: usize = 0xA110_C8A1_10C8_5EED;
+    const HEADER: usize = 16;
+
+    #[repr(C)]
+    struct Header {
+        tag: usize,
+        raw: *mut u8,
+    }
+
+    #[inline]
+    fn heap() -> Handle {
+        let h = HEAP.load(Ordering::Acquire);
+        if !h.is_null() {
+            return h;
+        }
+        create()
+    }
+
+    /// The first allocation creates the heap; a thread that loses the race drops its own.
+    #[cold]
+    fn create() -> Handle {
+        let h = unsafe { HeapCreate(0, 0, 0) };
+        match HEAP.compare_exchange(core::ptr::null_mut(), h, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => h,
+            Err(existing) => {
+                unsafe { HeapDestroy(h) };
+                existing
+            }
+        }
+    }
+
+    fn alloc(size: usize, align: usize, flags: u32) -> *mut u8 {
+        // HeapAlloc gives 16-byte alignment on x64; more costs `align - 16` bytes of slack.
+        let total = match size.checked_add(HEADER + align - 16) {
+            Some(t) => t,
+            None => return core::ptr::null_mut(),
+        };
+        let raw = unsafe { HeapAlloc(heap(), flags, total) } as *mut u8;
+        if raw.is_null() {
+            return raw;
+        }
+        let ptr = ((raw as usize + HEADER + align - 1) & !(align - 1)) as *mut u8;
+        unsafe { (ptr.sub(HEADER) as *mut Header).write(Header { tag: ptr as usize ^ KEY, raw }) };
+        ptr
+    }
+
+    unsafe fn header(ptr: *const u8) -> *mut Header {
+        ptr.sub(HEADER) as *mut Header
+    }
+
+    pub fn malloc(size: usize) -> *mut u8 {
+        alloc(size, 16, 0)
+    }
+    pub fn calloc(size: usize) -> *mut u8 {
+        alloc(size, 16, HEAP_ZERO_MEMORY)
+    }
+    pub fn memalign(align: usize, size: usize) -> *mut u8 {
+        alloc(size, align, 0)
+    }
+    pub unsafe fn free(ptr: *mut u8) {
+        let h = header(ptr);
+        (*h).tag = 0; // a stale pointer is no longer ours
+        HeapFree(heap(), 0, (*h).raw as *mut c_void);
+    }
+    pub unsafe fn realloc(ptr: *mut u8, size: usize) -> *mut u8 {
+        let new = malloc(size);
+        if !new.is_null() {
+            let old = usable_size(ptr);
+            core::ptr::copy_nonoverlapping(ptr, new, if old < size { old } else { size });
+            free(ptr);
+        }
+        new
+    }
+    pub fn usable_size(ptr: *mut u8) -> usize {
+        unsafe {
+            let raw = (*header(ptr)).raw;
+            HeapSize(heap(), 0, raw as *const c_void) - (ptr as usize - raw as usize)
+        }
+    }
+    /// Only called with pointers handed to a CRT function: a live block of
+    /// ours or of the CRT's heap, so the 16 bytes before it are readable.
+    pub fn owns(ptr: *const u8) -> bool {
+        ptr as usize % 16 == 0 && ptr as usize > HEADER && unsafe { (*header(ptr)).tag } == ptr as usize ^ KEY
+    }
+}
 
 pub struct SystemHeap {
     mallocs: AtomicU64,
@@ -27,9 +165,6 @@ pub struct SystemHeap {
     /// Signed: a block freed here that was allocated before we counted must not wrap it.
     live: AtomicI64,
     peak: AtomicI64,
-    /// glibc's malloc_usable_size has no `__libc_` alias: it is found with
-    /// dlsym(RTLD_NEXT) on first use (a successful lookup does not allocate).
-    usable_size: AtomicPtr<c_void>,
 }
 
 alloc8::register!(SystemHeap = SystemHeap::new());
@@ -43,21 +178,11 @@ impl SystemHeap {
             bytes_allocated: AtomicU64::new(0),
             live: AtomicI64::new(0),
             peak: AtomicI64::new(0),
-            usable_size: AtomicPtr::new(core::ptr::null_mut()),
         }
     }
 
     fn glibc_usable_size(&self, ptr: *mut u8) -> usize {
-        let mut f = self.usable_size.load(Relaxed);
-        if f.is_null() {
-            f = unsafe { dlsym(RTLD_NEXT, b"malloc_usable_size\0".as_ptr()) };
-            if f.is_null() {
-                return 0;
-            }
-            self.usable_size.store(f, Relaxed);
-        }
-        let f: unsafe extern "C" fn(*mut u8) -> usize = unsafe { core::mem::transmute(f) };
-        unsafe { f(ptr) }
+        sys::usable_size(ptr)
     }
 
     /// Counts a new block by its usable size, so frees can subtract exactly.
@@ -79,31 +204,33 @@ impl SystemHeap {
 
 impl Heap for SystemHeap {
     // glibc's free saves and restores errno itself, and its allocation
-    // functions set ENOMEM on failure.
+    // functions set ENOMEM on failure; Win32 heap calls never touch the CRT's errno.
     const PRESERVES_ERRNO: bool = true;
-    const SETS_ENOMEM: bool = true;
+    const SETS_ENOMEM: bool = cfg!(not(windows));
+    /// Windows only: `owns` reads the tag before the block (see mmap.rs).
+    const OWNS: bool = cfg!(windows);
 
     fn malloc(&self, size: usize) -> *mut u8 {
-        self.allocated(unsafe { __libc_malloc(size) } as *mut u8, size)
+        self.allocated(sys::malloc(size), size)
     }
 
     fn calloc(&self, size: usize) -> *mut u8 {
-        self.allocated(unsafe { __libc_calloc(1, size) } as *mut u8, size)
+        self.allocated(sys::calloc(size), size)
     }
 
     unsafe fn free(&self, ptr: *mut u8) {
         self.frees.fetch_add(1, Relaxed);
         self.released(ptr);
-        __libc_free(ptr as *mut c_void)
+        sys::free(ptr)
     }
 
     fn memalign(&self, align: usize, size: usize) -> *mut u8 {
-        self.allocated(unsafe { __libc_memalign(align, size) } as *mut u8, size)
+        self.allocated(sys::memalign(align, size), size)
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, size: usize) -> *mut u8 {
         let old = self.glibc_usable_size(ptr) as i64;
-        let new = __libc_realloc(ptr as *mut c_void, size) as *mut u8;
+        let new = sys::realloc(ptr, size);
         if !new.is_null() {
             self.reallocs.fetch_add(1, Relaxed);
             self.bytes_allocated.fetch_add(size as u64, Relaxed);
@@ -117,6 +244,10 @@ impl Heap for SystemHeap {
 
     unsafe fn get_size(&self, ptr: *mut u8) -> usize {
         self.glibc_usable_size(ptr)
+    }
+
+    fn owns(&self, ptr: *const u8) -> bool {
+        sys::owns(ptr)
     }
 
     // glibc's allocator is fork-safe on its own.

@@ -9,7 +9,7 @@ use crate::header;
 use crate::heap_source::{xx, HeapKind, HeapSource};
 use crate::render::{self, ShimSpec};
 use crate::static_archive;
-use crate::target;
+use crate::target::{self, WindowsToolchain};
 use crate::templates;
 use anyhow::{bail, Context, Result};
 use std::collections::BTreeSet;
@@ -98,7 +98,12 @@ pub fn build(opts: &BuildOptions) -> Result<Built> {
         target::emit_crate(dir, &heap, opts.mode, &opts.prefix, platform, opts.threads)?;
         return Ok(Built { emitted: Some(dir.clone()), artifacts: Vec::new(), mode: opts.mode, symbols: 0, notes: Vec::new() });
     }
-    if let Some(t) = &opts.target {
+    // Windows: Debian's rustc 1.63 and cargo with mingw-w64 (src/target.rs).
+    let windows = match platform {
+        Platform::Windows => Some(windows_preflight(&opts.heap, &heap)?),
+        _ => None,
+    };
+    if let (Some(t), None) = (&opts.target, &windows) {
         target::require_installed(t, platform)?;
     }
     let cache = cache::dir();
@@ -121,7 +126,11 @@ pub fn build(opts: &BuildOptions) -> Result<Built> {
         (None, Mode::Prefixed) => opts.prefix.clone(),
         (None, Mode::Interpose) => heap.name.clone(),
     };
-    let soname = format!("lib{}.{}", stem, if platform == Platform::Macos { "dylib" } else { "so" });
+    let soname = match platform {
+        Platform::Windows => format!("{}.dll", stem),
+        Platform::Macos => format!("lib{}.dylib", stem),
+        Platform::Linux => format!("lib{}.so", stem),
+    };
     // A C/C++ heap is compiled and inspected first: what it lacks or
     // clashes with is reported by name, not as a link failure.
     let xx = match &heap.kind {
@@ -154,16 +163,32 @@ pub fn build(opts: &BuildOptions) -> Result<Built> {
     let manifest = crate_dir.join("Cargo.toml");
     let outcome = cargo_build::build(&CargoBuild {
         manifest: &manifest,
-        target_dir: &cache.join("target"),
+        // Another rustc: its own target dir, so neither toolchain invalidates the other's.
+        target_dir: &cache.join(if windows.is_some() { "target-windows" } else { "target" }),
         target: opts.target.as_deref(),
         verbose: opts.verbose,
+        cargo: windows.as_ref().map(|w| w.cargo.as_path()),
+        env: windows.as_ref().map(|w| w.env()).unwrap_or_default(),
+        offline: windows.is_some(),
     })?;
     let files = match outcome {
         Outcome::Built(files) => files,
         Outcome::CompileErrors { shim_assertions } => match shim_assertions.first() {
             Some(text) => bail!("heap {}: {}", opts.heap.display(), text),
+            None if windows.is_some() => bail!(
+                "heap {} does not compile for {} with Debian's rustc 1.63 (the compiler's errors are above): \
+                 a Windows heap must be edition 2021, 1.63-clean and get its memory from Windows (VirtualAlloc, HeapAlloc), not libc",
+                opts.heap.display(),
+                target::WINDOWS_GNU
+            ),
             None => bail!("heap {} does not compile (the compiler's errors are above)", opts.heap.display()),
         },
+        Outcome::CargoFailed if windows.is_some() => bail!(
+            "cargo could not build the shim for heap {} for {}: Debian's cargo 1.65 builds offline and cannot fetch \
+             crates.io dependencies; vendor them (cargo vendor) or use a heap without dependencies (cargo's error is above)",
+            opts.heap.display(),
+            target::WINDOWS_GNU
+        ),
         Outcome::CargoFailed => bail!(
             "cargo could not build the shim for heap {}: a dependency could not be resolved or fetched, \
              or a manifest is invalid (cargo's error is above; offline, only crates already in ~/.cargo can be used)",
@@ -174,6 +199,9 @@ pub fn build(opts: &BuildOptions) -> Result<Built> {
     std::fs::create_dir_all(&opts.out).with_context(|| format!("cannot create output directory {}", opts.out.display()))?;
     let mut artifacts = Vec::new();
     let mut symbols = 0;
+    if platform == Platform::Windows {
+        return finish_windows(opts, &files, &stem, &heap.name);
+    }
     for file in &files {
         let ext = file.extension().and_then(|e| e.to_str()).unwrap_or("");
         let dest = opts.out.join(format!("lib{}.{}", stem, ext));
@@ -205,6 +233,62 @@ pub fn build(opts: &BuildOptions) -> Result<Built> {
         notes.push(format!("lib{}.a holds a C++ heap: link programs that use it with -lstdc++ too", stem));
     }
     Ok(Built { emitted: None, artifacts, mode: opts.mode, symbols, notes })
+}
+
+/// Checks what a Windows build needs before cargo runs: the toolchain, and
+/// a heap without crates.io dependencies (Debian's cargo builds offline).
+fn windows_preflight(path: &Path, heap: &HeapSource) -> Result<WindowsToolchain> {
+    let toolchain = WindowsToolchain::find()?;
+    if let crate::heap_source::HeapKind::File { dependencies, .. } = &heap.kind {
+        if !dependencies.trim().is_empty() {
+            let names: Vec<&str> = dependencies.lines().filter_map(|l| l.split('=').next()).map(str::trim).filter(|n| !n.is_empty()).collect();
+            bail!(
+                "heap {} depends on crates.io ({}), which a {} build cannot fetch: Debian's cargo 1.65 builds offline. \
+                 Vendor them and build the heap as a crate, or use a heap without dependencies",
+                path.display(),
+                names.join(", "),
+                target::WINDOWS_GNU
+            );
+        }
+    }
+    Ok(toolchain)
+}
+
+/// The DLL (stripped: 1 MB instead of 14), and in prefixed mode its import
+/// library (made from the contract, naming the DLL as shipped) and header.
+fn finish_windows(opts: &BuildOptions, files: &[PathBuf], stem: &str, heap_name: &str) -> Result<Built> {
+    let dll = files
+        .iter()
+        .find(|f| f.extension().map_or(false, |e| e == "dll"))
+        .with_context(|| format!("cargo produced no DLL for {}", opts.heap.display()))?;
+    let dest = opts.out.join(format!("{}.dll", stem));
+    copy_atomically(dll, &dest)?;
+    target::mingw_tool("strip", &["--strip-unneeded".as_ref(), dest.as_os_str()], &dest)?;
+    let symbols = verify_exports(&dest, Platform::Windows, opts.mode, &opts.prefix, opts.threads)?;
+    let mut artifacts = vec![dest];
+    if opts.mode == Mode::Prefixed {
+        let def = opts.out.join(format!("{}.def", stem));
+        let mut text = format!("LIBRARY {}.dll\nEXPORTS\n", stem);
+        for (name, _) in contract::shim_exports(Platform::Windows, opts.mode, &opts.prefix, opts.threads) {
+            text.push_str(&format!("    {}\n", name));
+        }
+        std::fs::write(&def, text).with_context(|| format!("cannot write {}", def.display()))?;
+        let implib = opts.out.join(format!("lib{}.dll.a", stem));
+        let dllname = format!("{}.dll", stem);
+        let result = target::mingw_tool(
+            "dlltool",
+            &["--dllname".as_ref(), dllname.as_ref(), "--input-def".as_ref(), def.as_os_str(), "--output-lib".as_ref(), implib.as_os_str()],
+            &implib,
+        );
+        let _ = std::fs::remove_file(&def);
+        result?;
+        artifacts.push(implib);
+        let header = opts.out.join(format!("{}.h", stem));
+        std::fs::write(&header, header::render(Platform::Windows, &opts.prefix, stem, heap_name))
+            .with_context(|| format!("cannot write {}", header.display()))?;
+        artifacts.push(header);
+    }
+    Ok(Built { emitted: None, artifacts, mode: opts.mode, symbols })
 }
 
 /// The artifact goes through the same audit as `alloc8 check`, and must

@@ -12,6 +12,12 @@ pub struct CargoBuild<'a> {
     pub target_dir: &'a Path,
     pub target: Option<&'a str>,
     pub verbose: bool,
+    /// Another cargo than the one alloc8 runs under (Debian's, for Windows).
+    pub cargo: Option<&'a Path>,
+    /// Extra environment (RUSTC, the linker).
+    pub env: Vec<(String, String)>,
+    /// No registry access (Debian's cargo cannot read the sparse index).
+    pub offline: bool,
 }
 
 /// How a cargo run ended.
@@ -31,7 +37,10 @@ pub enum Outcome {
 /// stderr as rustc rendered them, so the user sees their own file and line;
 /// cargo's own errors (resolution, fetching) pass straight through.
 pub fn build(b: &CargoBuild) -> Result<Outcome> {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let cargo = match b.cargo {
+        Some(c) => c.as_os_str().to_owned(),
+        None => std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()),
+    };
     let mut cmd = Command::new(&cargo);
     cmd.arg("build")
         .arg("--release")
@@ -46,11 +55,21 @@ pub fn build(b: &CargoBuild) -> Result<Outcome> {
     if let Some(t) = b.target {
         cmd.arg("--target").arg(t);
     }
+    if b.offline {
+        cmd.arg("--offline");
+    }
     // The outer cargo's settings (when alloc8 itself runs under cargo) must
     // not leak into the shim's build.
     for var in ["CARGO_TARGET_DIR", "CARGO_BUILD_TARGET", "CARGO_ENCODED_RUSTFLAGS", "RUSTC_WRAPPER", "CARGO_MAKEFLAGS"] {
         cmd.env_remove(var);
     }
+    if b.cargo.is_some() {
+        // rustup's choices must not reach another toolchain's cargo.
+        for var in ["RUSTC", "RUSTDOC", "RUSTUP_TOOLCHAIN", "RUSTFLAGS", "CARGO_BUILD_RUSTC"] {
+            cmd.env_remove(var);
+        }
+    }
+    cmd.envs(b.env.iter().map(|(k, v)| (k, v)));
     cmd.stdout(Stdio::piped()).stderr(Stdio::inherit());
     let mut child = cmd.spawn().with_context(|| format!("cannot run {:?}; is the Rust toolchain installed?", cargo))?;
     let stdout = child.stdout.take().expect("piped");
@@ -91,6 +110,14 @@ pub fn build(b: &CargoBuild) -> Result<Outcome> {
 /// the heap's settings against the build's options; its messages all name
 /// `alloc8 build` (rustc places the span inside core's panic macro).
 fn shim_assertion(d: &cargo_metadata::diagnostic::Diagnostic) -> Option<String> {
-    let text = d.message.strip_prefix("evaluation panicked: ")?;
-    text.contains("alloc8 build").then(|| text.to_string())
+    let text = match d.message.strip_prefix("evaluation panicked: ") {
+        Some(text) => text.to_string(),
+        // rustc 1.63 (Windows builds) puts it in a span label:
+        // "the evaluated program panicked at '<message>', src/lib.rs:1:2".
+        None => d.spans.iter().filter_map(|s| s.label.as_deref()).find_map(|l| {
+            let rest = l.split_once("the evaluated program panicked at '")?.1;
+            Some(rest.rsplit_once("', ").map_or(rest, |(m, _)| m).to_string())
+        })?,
+    };
+    text.contains("alloc8 build").then_some(text)
 }

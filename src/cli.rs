@@ -56,6 +56,9 @@ pub struct RunArgs {
     /// Show cargo's progress when building --heap.
     #[arg(long, short)]
     pub verbose: bool,
+    /// x86_64-pc-windows-gnu: run a Windows program under wine with the DLL injected.
+    #[arg(long, value_name = "TRIPLE")]
+    pub target: Option<String>,
     /// The program and its arguments (after `--`).
     #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "PROG ARGS")]
     pub command: Vec<OsString>,
@@ -92,7 +95,8 @@ pub struct BuildArgs {
     #[arg(long)]
     pub threads: bool,
     /// Build for another target: aarch64-apple-darwin or x86_64-apple-darwin gives a
-    /// macOS .dylib (needs that Rust target and Apple's SDK), a *-linux-gnu target a .so.
+    /// macOS .dylib (needs that Rust target and Apple's SDK), a *-linux-gnu target a .so,
+    /// x86_64-pc-windows-gnu a DLL (Debian's rustc 1.63 with its windows-gnu std, mingw-w64).
     #[arg(long, value_name = "TRIPLE")]
     pub target: Option<String>,
     /// Write the generated shim crate (self-contained) to DIR instead of building it,

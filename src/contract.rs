@@ -15,18 +15,6 @@ pub enum Platform {
     Windows,
 }
 
-impl Platform {
-    pub fn host() -> Platform {
-        if cfg!(target_os = "macos") {
-            Platform::Macos
-        } else if cfg!(windows) {
-            Platform::Windows
-        } else {
-            Platform::Linux
-        }
-    }
-}
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
@@ -198,6 +186,7 @@ const BOTH: &[Mode] = &[Mode::Interpose, Mode::Prefixed];
 const INTERPOSE: &[Mode] = &[Mode::Interpose];
 const LINUX: &[Platform] = &[Platform::Linux];
 const MACOS: &[Platform] = &[Platform::Macos];
+const WINDOWS: &[Platform] = &[Platform::Windows];
 
 macro_rules! via {
     () => {
@@ -240,6 +229,26 @@ macro_rules! cxx_fn {
             body: $body,
             c_decl: "",
             via: &[$via],
+        }
+    };
+}
+
+/// A Windows row: the C runtime's own name, exported by the redirect DLL
+/// (programs may link it directly) and hooked in every CRT module.
+macro_rules! win_fn {
+    ($name:literal, $family:ident, $need:ident, ($($params:tt)*) -> $ret:literal, $body:literal) => {
+        Export {
+            name: $name,
+            family: Family::$family,
+            need: Need::$need,
+            modes: INTERPOSE,
+            platforms: WINDOWS,
+            abi: Abi::C,
+            params: stringify!($($params)*),
+            ret: $ret,
+            body: $body,
+            c_decl: "",
+            via: &[],
         }
     };
 }
@@ -500,6 +509,28 @@ pub static EXPORTS: &[Export] = &[
         (thread: *mut usize, attr: *const c_void, start: alloc8::macos::threads::Start, arg: *mut c_void) -> "i32",
         "HOOKS.create(&HEAP, thread, attr, start, arg)"),
     mac_fn!("pthread_exit", ThreadStart, Optional, (value: *mut c_void) -> "", "HOOKS.exit(&HEAP, value)"),
+    // Windows, interpose mode: the CRT allocator's names (msvcrt.dll and the
+    // UCRT alike). The DLL exports them for programs that link it; what takes
+    // the CRT over is the inline hooks on the same functions in every CRT
+    // module (templates/shim/src/windows/), which share these bodies.
+    // Blocks the heap does not own go back to the CRT (foreign pointers).
+    // Prefixed mode has no rows of its own: it is the portable C family.
+    win_fn!("malloc", Malloc, Required, (size: usize) -> "*mut u8", "crate::windows::api::malloc(size)"),
+    win_fn!("free", Malloc, Required, (ptr: *mut u8) -> "", "crate::windows::api::free::<0>(ptr)"),
+    win_fn!("calloc", Malloc, Required, (count: usize, size: usize) -> "*mut u8", "crate::windows::api::calloc(count, size)"),
+    win_fn!("realloc", Malloc, Required, (ptr: *mut u8, size: usize) -> "*mut u8", "crate::windows::api::realloc::<0>(ptr, size)"),
+    win_fn!("_expand", Malloc, Expected, (ptr: *mut u8, size: usize) -> "*mut u8", "crate::windows::api::expand::<0>(ptr, size)"),
+    win_fn!("_recalloc", Malloc, Expected, (ptr: *mut u8, count: usize, size: usize) -> "*mut u8",
+        "crate::windows::api::recalloc::<0>(ptr, count, size)"),
+    win_fn!("_strdup", Malloc, Optional, (s: *const u8) -> "*mut u8", "crate::windows::api::strdup(s)"),
+    win_fn!("_msize", UsableSize, Expected, (ptr: *mut u8) -> "usize", "crate::windows::api::msize::<0>(ptr)"),
+    win_fn!("_aligned_malloc", Aligned, Expected, (size: usize, align: usize) -> "*mut u8",
+        "crate::windows::api::aligned_malloc(size, align)"),
+    win_fn!("_aligned_free", Aligned, Expected, (ptr: *mut u8) -> "", "crate::windows::api::aligned_free::<0>(ptr)"),
+    win_fn!("_aligned_realloc", Aligned, Expected, (ptr: *mut u8, size: usize, align: usize) -> "*mut u8",
+        "crate::windows::api::aligned_realloc::<0>(ptr, size, align)"),
+    win_fn!("_aligned_msize", UsableSize, Expected, (ptr: *mut u8, align: usize, offset: usize) -> "usize",
+        "crate::windows::api::aligned_msize::<0>(ptr, align, offset)"),
 ];
 
 /// What a shim built for `platform` in `mode` exports, with its exported names:
@@ -510,12 +541,29 @@ pub fn shim_exports(platform: Platform, mode: Mode, prefix: &str, threads: bool)
 
 /// Every symbol the table has for `platform` in `mode` (what `check` judges
 /// a library against), with its exported names.
+///
+/// A Windows prefixed library is the same portable C API as Linux's
+/// (`foo_malloc` ... `foo_malloc_usable_size`, one `foo.h`): Linux's rows.
 pub fn exports_for(platform: Platform, mode: Mode, prefix: &str) -> Vec<(String, &'static Export)> {
+    let rows = match (platform, mode) {
+        (Platform::Windows, Mode::Prefixed) => Platform::Linux,
+        _ => platform,
+    };
     EXPORTS
         .iter()
-        .filter(|e| e.platforms.contains(&platform) && e.modes.contains(&mode))
+        .filter(|e| e.platforms.contains(&rows) && e.modes.contains(&mode))
         .map(|e| (exported_name(e, mode, prefix), e))
         .collect()
+}
+
+/// The platform whose rows a `platform` library of `mode` is judged by.
+fn rows_for(platform: Platform, mode: Mode) -> Platform {
+    let own = EXPORTS.iter().any(|e| e.platforms.contains(&platform) && e.modes.contains(&mode));
+    if own {
+        platform
+    } else {
+        Platform::Linux
+    }
 }
 
 /// What `check` looks for in a `platform` library of `mode`: every family
@@ -524,8 +572,7 @@ pub fn exports_for(platform: Platform, mode: Mode, prefix: &str) -> Vec<(String,
 /// A platform with rows of its own for `mode` (macOS interposition) is
 /// judged by those; the others by Linux's, whose C names are everyone's.
 pub fn checked(platform: Platform, mode: Mode) -> impl Iterator<Item = &'static Export> {
-    let own = EXPORTS.iter().any(|e| e.platforms.contains(&platform) && e.modes.contains(&mode));
-    let rows = if own { platform } else { Platform::Linux };
+    let rows = rows_for(platform, mode);
     EXPORTS
         .iter()
         .filter(move |e| e.platforms.contains(&rows) && e.family.checked_on(platform) && e.family.checked_in().contains(&mode))
@@ -565,6 +612,18 @@ mod tests {
                 assert!(seen.insert((e.name, *p)), "{} listed twice for {:?}", e.name, p);
             }
         }
+    }
+
+    #[test]
+    fn windows_interpose_has_the_crt_names_and_prefixed_the_portable_family() {
+        let names: Vec<_> = exports_for(Platform::Windows, Mode::Interpose, "").into_iter().map(|(n, _)| n).collect();
+        for n in ["malloc", "free", "calloc", "realloc", "_expand", "_recalloc", "_strdup", "_msize", "_aligned_malloc", "_aligned_free", "_aligned_realloc", "_aligned_msize"] {
+            assert!(names.iter().any(|x| x == n), "{} missing", n);
+        }
+        assert!(!names.iter().any(|n| n.starts_with("_Z") || n == "posix_memalign"));
+        let prefixed: Vec<_> = exports_for(Platform::Windows, Mode::Prefixed, "foo").into_iter().map(|(n, _)| n).collect();
+        let linux: Vec<_> = exports_for(Platform::Linux, Mode::Prefixed, "foo").into_iter().map(|(n, _)| n).collect();
+        assert_eq!(prefixed, linux);
     }
 
     #[test]
@@ -653,9 +712,10 @@ mod tests {
         let names: Vec<_> = mac.iter().map(|e| e.name).collect();
         assert!(names.contains(&"malloc_size") && names.contains(&"_malloc_fork_child") && names.contains(&"_ZdlPv"));
         assert!(!names.contains(&"memalign") && !names.contains(&"pthread_create"));
-        // No rows of its own for prefixed mode (nor for Windows): Linux's C names.
+        // No rows of its own for prefixed mode: Linux's C names. Windows interposers: the CRT's names.
         assert!(checked(Platform::Macos, Mode::Prefixed).any(|e| e.name == "malloc_usable_size"));
-        assert!(checked(Platform::Windows, Mode::Interpose).all(|e| e.platforms == LINUX));
+        assert!(checked(Platform::Windows, Mode::Interpose).all(|e| e.platforms == WINDOWS));
+        assert!(checked(Platform::Windows, Mode::Prefixed).all(|e| e.platforms == LINUX));
     }
 
     #[test]

@@ -18,8 +18,12 @@ pub fn render(platform: Platform, prefix: &str, stem: &str, heap_name: &str) -> 
         " * allocator, with the semantics of their C counterparts. A pointer from".to_string(),
         format!(" * {prefix}_* goes back to {prefix}_free or {prefix}_realloc, never to free."),
         " *".to_string(),
-        format!(" * Link statically: cc prog.c <dir>/lib{stem}.a"),
-        format!(" * or dynamically:  cc prog.c -L<dir> -l{stem} -Wl,-rpath,<dir>"),
+        match platform {
+            Platform::Windows => format!(
+                " * Link: x86_64-w64-mingw32-gcc prog.c -L<dir> -l{stem}   (import library lib{stem}.dll.a;\n *       {stem}.dll beside the program or on its PATH)"
+            ),
+            _ => format!(" * Link statically: cc prog.c <dir>/lib{stem}.a\n * or dynamically:  cc prog.c -L<dir> -l{stem} -Wl,-rpath,<dir>"),
+        },
         " */".to_string(),
         format!("#ifndef {guard}"),
         format!("#define {guard}"),
@@ -35,10 +39,24 @@ pub fn render(platform: Platform, prefix: &str, stem: &str, heap_name: &str) -> 
         out.push_str(&line);
         out.push('\n');
     }
+    // Windows: the functions live in the DLL; dllimport lets the compiler
+    // call through the import table directly. Code that builds the DLL
+    // itself (or links a static copy) defines ALLOC8_<prefix>_EXPORTS.
+    let api = match platform {
+        Platform::Windows => {
+            let api = format!("ALLOC8_{}_API", prefix);
+            let _ = write!(
+                out,
+                "#ifdef ALLOC8_{prefix}_EXPORTS\n#define {api} __declspec(dllexport)\n#else\n#define {api} __declspec(dllimport)\n#endif\n\n"
+            );
+            format!("{} ", api)
+        }
+        _ => String::new(),
+    };
     // Exactly what the shim renders (prefixed mode has no thread hooks).
     for (name, export) in contract::shim_exports(platform, Mode::Prefixed, prefix, false) {
         debug_assert!(export.c_decl.contains("{}"), "{} has no C prototype", export.name);
-        let _ = writeln!(out, "{};", export.c_decl.replace("{}", &name));
+        let _ = writeln!(out, "{}{};", api, export.c_decl.replace("{}", &name));
     }
     let _ = write!(out, "\n#ifdef __cplusplus\n}}\n#endif\n\n#endif /* {guard} */\n");
     out
@@ -67,6 +85,15 @@ mod tests {
         assert!(h.contains("#include <stddef.h>"));
         assert!(h.contains("#ifdef __cplusplus\nextern \"C\" {\n#endif"));
         assert!(h.contains("<dir>/libmyheap.a") && h.contains("-lmyheap"));
+    }
+
+    #[test]
+    fn windows_prototypes_are_dllimport_unless_building_the_dll() {
+        let h = render(Platform::Windows, "foo", "foo", "mmap");
+        assert!(h.contains("#ifdef ALLOC8_foo_EXPORTS\n#define ALLOC8_foo_API __declspec(dllexport)\n#else\n#define ALLOC8_foo_API __declspec(dllimport)\n#endif"));
+        assert!(h.contains("\nALLOC8_foo_API void *foo_malloc(size_t size);\n"));
+        assert!(h.contains("libfoo.dll.a"));
+        assert!(!render(Platform::Linux, "foo", "foo", "mmap").contains("declspec"));
     }
 
     #[test]

@@ -29,9 +29,11 @@ pub struct ShimSpec<'a> {
 
 /// The generated crate, as (path relative to the crate root, contents).
 pub fn render(spec: &ShimSpec) -> Vec<(&'static str, String)> {
-    let crate_types = match spec.mode {
-        Mode::Interpose => "\"cdylib\"",
-        Mode::Prefixed => "\"cdylib\", \"staticlib\"",
+    // Windows: the DLL only (its import library is made from the contract;
+    // the sealed static archive is an ELF technique).
+    let crate_types = match (spec.mode, spec.platform) {
+        (Mode::Interpose, _) | (Mode::Prefixed, Platform::Windows) => "\"cdylib\"",
+        (Mode::Prefixed, _) => "\"cdylib\", \"staticlib\"",
     };
     let path_dep = |p: &Path| format!("{{ path = {} }}", toml_string(&p.to_string_lossy()));
     let (heap_module, alloc8_dep, heap_deps) = match &spec.heap.kind {
@@ -66,6 +68,8 @@ pub fn render(spec: &ShimSpec) -> Vec<(&'static str, String)> {
     // The C++ operators exist only to interpose; prefixed mode has none.
     let platform_modules = match (spec.platform, spec.mode) {
         (Platform::Macos, _) => "mod macos;\nmod macos_cxx;",
+        // DllMain, and in interpose mode the inline hooks on the C runtimes.
+        (Platform::Windows, _) => "mod windows;",
         (_, Mode::Interpose) => "mod runtime;\n#[cfg(target_os = \"linux\")]\nmod cxx;\n#[cfg(target_os = \"linux\")]\nmod threads;",
         (_, Mode::Prefixed) => "mod runtime;\n#[cfg(target_os = \"linux\")]\nmod threads;",
     };
@@ -83,6 +87,11 @@ pub fn render(spec: &ShimSpec) -> Vec<(&'static str, String)> {
         files.push(("src/macos.rs", templates::SHIM_MACOS_RS.to_string()));
         files.push(("src/macos_cxx.rs", templates::SHIM_MACOS_CXX_RS.to_string()));
         files.push(("src/exports.rs", crate::render_macos::exports_rs(spec.threads)));
+        return files;
+    }
+    if spec.platform == Platform::Windows {
+        files.push(("src/exports.rs", exports_rs(spec.platform, spec.mode, spec.prefix, spec.threads)));
+        files.extend(templates::SHIM_WINDOWS.iter().map(|(n, t)| (*n, t.to_string())));
         return files;
     }
     files.push(("src/runtime.rs", templates::SHIM_RUNTIME_RS.to_string()));

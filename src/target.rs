@@ -1,6 +1,13 @@
 //! `build --target` and `--emit-crate`: which platform a target triple is,
 //! whether its Rust standard library is installed, and writing the generated
 //! crate somewhere it can be built by hand (on a Mac, for a macOS dylib).
+//!
+//! Windows (x86_64-pc-windows-gnu): rustup cannot add the windows-gnu std
+//! here, Debian can: its rustc 1.63 (`/usr/bin/rustc`) ships it, with its
+//! cargo 1.65 (rustup's newer cargo cannot drive rustc 1.63) and mingw-w64
+//! as linker. So a Windows build names Debian's rustc and cargo explicitly,
+//! whatever rustup puts first on PATH. `ALLOC8_WINDOWS_RUSTC` /
+//! `ALLOC8_WINDOWS_CARGO` point elsewhere.
 
 use crate::contract::{Mode, Platform};
 use crate::heap_source::{HeapKind, HeapSource};
@@ -16,7 +23,15 @@ pub fn platform(target: Option<&str>) -> Result<Platform> {
         None => return Ok(Platform::Linux),
         Some(t) => t,
     };
-    if t.ends_with("-apple-darwin") {
+    if t == WINDOWS_GNU {
+        Ok(Platform::Windows)
+    } else if t.contains("windows") {
+        bail!(
+            "--target {} is not supported: Windows builds use {} (mingw-w64; MSVC targets need MSVC's linker, which does not run here)",
+            t,
+            WINDOWS_GNU
+        )
+    } else if t.ends_with("-apple-darwin") {
         if !t.starts_with("aarch64-") && !t.starts_with("x86_64-") {
             bail!("--target {}: macOS shims are built for aarch64-apple-darwin or x86_64-apple-darwin", t);
         }
@@ -25,9 +40,10 @@ pub fn platform(target: Option<&str>) -> Result<Platform> {
         Ok(Platform::Linux)
     } else {
         bail!(
-            "--target {}: alloc8 builds for Linux (e.g. x86_64-unknown-linux-gnu) and macOS \
-             (aarch64-apple-darwin, x86_64-apple-darwin)",
-            t
+            "--target {} is not supported: alloc8 builds for Linux (e.g. x86_64-unknown-linux-gnu), macOS \
+             (aarch64-apple-darwin, x86_64-apple-darwin) and Windows ({})",
+            t,
+            WINDOWS_GNU
         )
     }
 }
@@ -80,15 +96,80 @@ pub fn emit_crate(dir: &Path, heap: &HeapSource, mode: Mode, prefix: &str, platf
             let dir = dir.canonicalize().with_context(|| format!("cannot read {}", dir.display()))?;
             HeapSource { name: heap.name.clone(), kind: HeapKind::Crate { dir, package: package.clone(), alloc8: alloc8.clone() } }
         }
-        HeapKind::Xx(_) => bail!("--emit-crate takes Rust heaps only: a C/C++ heap is compiled by alloc8 itself"),
+        HeapKind::Xx(_) => bail!(
+            "--emit-crate takes Rust heaps; a C/C++ (xxmalloc) heap is compiled and inspected by `alloc8 build` itself"
+        ),
     };
-    let ext = if platform == Platform::Macos { "dylib" } else { "so" };
-    let soname = format!("lib{}.{}", if mode == Mode::Prefixed { prefix } else { &heap.name }, ext);
+    let stem = if mode == Mode::Prefixed { prefix } else { &heap.name };
+    let soname = match platform {
+        Platform::Macos => format!("lib{}.dylib", stem),
+        Platform::Windows => format!("{}.dll", stem),
+        Platform::Linux => format!("lib{}.so", stem),
+    };
     let crate_name = format!("alloc8_shim_{}", heap.name.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect::<String>());
     let alloc8 = PathBuf::from("alloc8");
     let spec = ShimSpec { crate_name: &crate_name, heap: &local, mode, prefix, soname: &soname, platform, threads, alloc8_path: &alloc8, xx: None };
     for (rel, text) in render::render(&spec) {
         write(rel, &text)?;
+    }
+    Ok(())
+}
+
+pub const WINDOWS_GNU: &str = "x86_64-pc-windows-gnu";
+pub const MINGW_GCC: &str = "x86_64-w64-mingw32-gcc";
+pub const APT: &str = "apt-get install -y --no-install-recommends libstd-rust-dev-windows rustc cargo mingw-w64 wine";
+
+/// Debian's Rust with the windows-gnu std, its cargo, and mingw-w64.
+pub struct WindowsToolchain {
+    pub rustc: PathBuf,
+    pub cargo: PathBuf,
+}
+
+impl WindowsToolchain {
+    pub fn find() -> Result<WindowsToolchain> {
+        let rustc = std::env::var_os("ALLOC8_WINDOWS_RUSTC").map(PathBuf::from).unwrap_or_else(|| "/usr/bin/rustc".into());
+        let cargo = std::env::var_os("ALLOC8_WINDOWS_CARGO").map(PathBuf::from).unwrap_or_else(|| "/usr/bin/cargo".into());
+        let missing = |what: String| -> anyhow::Error {
+            anyhow::anyhow!("the {} target is not installed: {}. Install Debian's toolchain for it: `{}`", WINDOWS_GNU, what, APT)
+        };
+        let sysroot = Command::new(&rustc)
+            .args(["--print", "sysroot"])
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .ok_or_else(|| missing(format!("{} does not run", rustc.display())))?;
+        let sysroot = PathBuf::from(String::from_utf8_lossy(&sysroot.stdout).trim());
+        if !sysroot.join("lib/rustlib").join(WINDOWS_GNU).join("lib").is_dir() {
+            return Err(missing(format!("{} has no {} std (libstd-rust-dev-windows)", rustc.display(), WINDOWS_GNU)));
+        }
+        if !cargo.is_file() {
+            return Err(missing(format!("{} is missing", cargo.display())));
+        }
+        if !on_path(MINGW_GCC) {
+            return Err(missing(format!("{} (mingw-w64, the linker) is not on PATH", MINGW_GCC)));
+        }
+        Ok(WindowsToolchain { rustc, cargo })
+    }
+
+    /// What cargo needs to build for Windows with this toolchain.
+    pub fn env(&self) -> Vec<(String, String)> {
+        vec![
+            ("RUSTC".into(), self.rustc.display().to_string()),
+            ("CARGO_TARGET_X86_64_PC_WINDOWS_GNU_LINKER".into(), MINGW_GCC.into()),
+        ]
+    }
+}
+
+pub fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH").map_or(false, |p| std::env::split_paths(&p).any(|d| d.join(program).is_file()))
+}
+
+/// Runs a mingw-w64 tool (strip, dlltool), failing with its stderr.
+pub fn mingw_tool(tool: &str, args: &[&std::ffi::OsStr], what: &Path) -> Result<()> {
+    let program = format!("x86_64-w64-mingw32-{}", tool);
+    let out = Command::new(&program).args(args).output().with_context(|| format!("cannot run {} (mingw-w64: `{}`)", program, APT))?;
+    if !out.status.success() {
+        bail!("{} failed on {}: {}", program, what.display(), String::from_utf8_lossy(&out.stderr).trim());
     }
     Ok(())
 }

@@ -19,6 +19,8 @@ pub const ALLOC8_CRATE: &[(&str, &str)] = &[
     ("src/shim.rs", include_str!("../crates/alloc8/src/shim.rs")),
     ("src/sync.rs", include_str!("../crates/alloc8/src/sync.rs")),
     ("src/threads.rs", include_str!("../crates/alloc8/src/threads.rs")),
+    ("src/win.rs", include_str!("../crates/alloc8/src/win.rs")),
+    ("src/x86.rs", include_str!("../crates/alloc8/src/x86.rs")),
 ];
 
 /// The alloc8 crate's version: the cache keeps one copy per version.
@@ -31,10 +33,17 @@ pub const SHIM_LIB_RS: &str = include_str!("../templates/shim/src/lib.rs");
 pub const SHIM_RUNTIME_RS: &str = include_str!("../templates/shim/src/runtime.rs");
 pub const SHIM_CXX_RS: &str = include_str!("../templates/shim/src/cxx.rs");
 pub const SHIM_THREADS_RS: &str = include_str!("../templates/shim/src/threads.rs");
-/// The Rust heap around a C/C++ heap's xx* functions.
-pub const XX_HEAP_RS: &str = include_str!("../templates/xx/heap.rs");
+/// The Windows DLL's modules (rendered only for Windows targets).
+pub const SHIM_WINDOWS: &[(&str, &str)] = &[
+    ("src/windows/mod.rs", include_str!("../templates/shim/src/windows/mod.rs")),
+    ("src/windows/api.rs", include_str!("../templates/shim/src/windows/api.rs")),
+    ("src/windows/hooks.rs", include_str!("../templates/shim/src/windows/hooks.rs")),
+    ("src/windows/patch.rs", include_str!("../templates/shim/src/windows/patch.rs")),
+];
 pub const SHIM_MACOS_RS: &str = include_str!("../templates/shim/src/macos.rs");
 pub const SHIM_MACOS_CXX_RS: &str = include_str!("../templates/shim/src/macos_cxx.rs");
+/// The Rust heap around a C/C++ heap's xx* functions.
+pub const XX_HEAP_RS: &str = include_str!("../templates/xx/heap.rs");
 
 #[cfg(test)]
 mod tests {

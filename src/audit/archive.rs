@@ -56,5 +56,5 @@ pub fn read(data: &[u8]) -> Result<Option<Library>, object::Error> {
     let Some(format) = format else { return Ok(None) };
     // A name one member needs and another defines is resolved inside.
     let imported = undefined.difference(&defined).cloned().collect();
-    Ok(Some(Library { format, arch, defined, imported, archive: true, elf: None, macho: None }))
+    Ok(Some(Library { format, arch, defined, imported, archive: true, elf: None, macho: None, pe: None }))
 }

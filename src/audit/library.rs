@@ -49,6 +49,7 @@ pub struct Library {
     pub archive: bool,
     pub elf: Option<elf::ElfFacts>,
     pub macho: Option<macho::MachoFacts>,
+    pub pe: Option<pe::PeFacts>,
 }
 
 impl Library {
@@ -88,6 +89,7 @@ impl Library {
             archive: false,
             elf: None,
             macho: None,
+            pe: None,
         };
         match &file {
             object::File::Elf32(f) => elf::read(f, &mut lib),

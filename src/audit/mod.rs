@@ -43,6 +43,7 @@ pub fn audit(path: &Path, lib: &Library) -> Report {
         hazards,
         min_glibc: lib.elf.as_ref().and_then(|e| e.min_glibc()),
         elf: lib.elf.clone(),
+        pe: lib.pe.clone(),
         verdict,
     }
 }

@@ -6,6 +6,7 @@ use super::families::FamilyReport;
 use super::hazards::Hazard;
 use super::library::Format;
 use super::mode::{Detected, PrefixedFamily};
+use super::pe::PeFacts;
 use super::verdict::Verdict;
 use serde::Serialize;
 use std::fmt::Write;
@@ -24,6 +25,8 @@ pub struct Report {
     pub hazards: Vec<Hazard>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub elf: Option<ElfFacts>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pe: Option<PeFacts>,
     pub min_glibc: Option<String>,
     pub verdict: Verdict,
 }
@@ -39,6 +42,22 @@ impl Report {
         let soname = self.elf.as_ref().and_then(|e| e.soname.as_deref()).map(|s| format!(" {}", s)).unwrap_or_default();
         let kind = if self.archive { " static archive" } else { "" };
         let _ = writeln!(out, "  {} {}{}{}: {}", self.format.name(), self.arch, kind, soname, self.mode.describe());
+        if let Some(pe) = &self.pe {
+            match pe.crt_summary() {
+                Some(crt) => {
+                    let _ = writeln!(out, "  uses the C runtime {}", crt);
+                }
+                None => {
+                    let _ = writeln!(out, "  imports no C runtime");
+                }
+            }
+            if self.mode == Detected::Interposer {
+                let _ = writeln!(
+                    out,
+                    "  (on Windows exporting malloc replaces nothing by itself: a DLL takes the CRT over by hooking it, as alloc8's do)"
+                );
+            }
+        }
         let others: Vec<String> = self
             .prefixed_families
             .iter()

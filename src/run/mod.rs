@@ -12,6 +12,7 @@ mod preload;
 mod program;
 mod report;
 mod wait;
+mod windows;
 
 use crate::cli::RunArgs;
 use anyhow::{Context, Result};
@@ -45,6 +46,11 @@ impl std::error::Error for Exit {}
 const NOT_ALIVE: u8 = 125;
 
 pub fn run(args: &RunArgs) -> Result<ExitCode> {
+    match crate::target::platform(args.target.as_deref())? {
+        crate::contract::Platform::Windows => return windows::run(args),
+        crate::contract::Platform::Macos => anyhow::bail!("`run --target` runs Windows programs under wine; macOS programs run only on a Mac"),
+        crate::contract::Platform::Linux => {}
+    }
     let lib = match (&args.lib, &args.heap) {
         (Some(lib), _) => library::from_lib(lib)?,
         (None, Some(heap)) => library::from_heap(heap, args.threads, args.verbose)?,

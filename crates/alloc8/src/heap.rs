@@ -79,6 +79,33 @@ pub trait Heap: Sync {
         self.free(ptr)
     }
 
+    /// Set to `true` when [`Heap::owns`] answers honestly. Linux never asks
+    /// (one allocator per process from the first instruction). macOS: with it
+    /// the shim registers its malloc zone, answers 0 from the zone's `size`
+    /// for blocks that are not the heap's, and hands such blocks (allocated
+    /// before the library was loaded, or inside libmalloc) back to the system;
+    /// without it the shim never registers its zone and treats every pointer
+    /// as the heap's. Windows requires it in interpose mode (a build without
+    /// it is refused): the redirect DLL takes over C runtimes that have
+    /// already handed out blocks, and sends every pointer the heap does not
+    /// own back to the original function of that CRT (free, _msize, realloc
+    /// by migration).
+    const OWNS: bool = false;
+
+    /// Whether `ptr` is a block of this heap: fast, no locks, never allocating.
+    /// On macOS `ptr` may be any address (NULL, a block of another allocator,
+    /// a wild pointer): answer from addresses alone, without reading through
+    /// `ptr` unless it is known to be yours (libmalloc asks on every free of
+    /// every registered zone). On Windows `ptr` is always a pointer the
+    /// program handed to a CRT function (a live block of this heap or of a
+    /// CRT's), so the bytes just before it may be read; a heap that does so
+    /// sets `OWNS` on Windows only (`cfg!(windows)`).
+    /// Consulted only when [`Heap::OWNS`] is `true`; the default claims all.
+    fn owns(&self, ptr: *const u8) -> bool {
+        let _ = ptr;
+        true
+    }
+
     /// Frees a block from an aligned allocation (`align` > 16) whose requested
     /// size the caller knows (C++ aligned sized delete, Rust deallocation).
     /// The default is [`Heap::free_sized`].
@@ -88,25 +115,6 @@ pub trait Heap: Sync {
     unsafe fn free_aligned_sized(&self, ptr: *mut u8, size: usize, align: usize) {
         let _ = align;
         self.free_sized(ptr, size)
-    }
-
-    /// Set to `true` when [`Heap::owns`] answers honestly. Only macOS uses it
-    /// (Linux has one allocator per process; Windows is not covered): with it
-    /// the shim registers its malloc zone, answers 0 from the zone's `size`
-    /// for blocks that are not the heap's, and hands such blocks (allocated
-    /// before the library was loaded, or inside libmalloc) back to the system.
-    /// Without it the shim does what the other macOS replacements do: it never
-    /// registers its zone and treats every pointer as the heap's.
-    const OWNS: bool = false;
-
-    /// Whether `ptr` is a block of this heap. `ptr` may be any address (NULL,
-    /// a block of another allocator, a wild pointer): answer from addresses
-    /// alone, without reading through `ptr` unless it is known to be yours,
-    /// and fast (libmalloc asks on every free of every registered zone).
-    /// Consulted only when [`Heap::OWNS`] is `true`; the default claims all.
-    fn owns(&self, ptr: *const u8) -> bool {
-        let _ = ptr;
-        true
     }
 
     /// Set to `true` when the heap implements [`Heap::thread_init`] and

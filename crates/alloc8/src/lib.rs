@@ -20,6 +20,9 @@ pub mod report;
 pub mod shim;
 pub mod sync;
 pub mod threads;
+#[cfg(windows)]
+pub mod win;
+pub mod x86;
 mod global;
 
 pub use global::GlobalHeap;

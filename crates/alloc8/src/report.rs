@@ -18,7 +18,7 @@
 
 use crate::heap::Stats;
 use crate::os;
-#[cfg(unix)]
+#[cfg(any(unix, windows))]
 use core::cell::UnsafeCell;
 use core::fmt::{self, Write};
 use core::sync::atomic::{AtomicI32, AtomicU8, Ordering};
@@ -33,13 +33,13 @@ static FD: AtomicI32 = AtomicI32::new(-1);
 
 /// JSON: the report file's path, NUL-terminated. Written once by the
 /// constructor (before any thread of the program exists), read-only after.
-#[cfg(unix)]
+#[cfg(any(unix, windows))]
 struct PathSlot(UnsafeCell<[u8; PATH_CAP]>);
-#[cfg(unix)]
+#[cfg(any(unix, windows))]
 unsafe impl Sync for PathSlot {}
-#[cfg(unix)]
+#[cfg(any(unix, windows))]
 const PATH_CAP: usize = 4096;
-#[cfg(unix)]
+#[cfg(any(unix, windows))]
 static PATH: PathSlot = PathSlot(UnsafeCell::new([0; PATH_CAP]));
 
 /// A line formatted on the stack; output past its capacity is dropped.
@@ -111,6 +111,8 @@ pub fn destination(value: Option<&[u8]>) -> Destination<'_> {
 pub fn init() {
     #[cfg(unix)]
     unix::init(true);
+    #[cfg(windows)]
+    windows::init(true);
 }
 
 /// Opens the report channel only if `ALLOC8_REPORT` is set: a prefixed library
@@ -118,6 +120,8 @@ pub fn init() {
 pub fn init_if_asked() {
     #[cfg(unix)]
     unix::init(false);
+    #[cfg(windows)]
+    windows::init(false);
 }
 
 /// The "alive" line: the shim's constructor ran in this process, and whether
@@ -188,6 +192,39 @@ pub fn threads(counts: crate::threads::Counts) {
     emit(&line);
 }
 
+/// What a Windows redirect DLL did, written at exit before the exit line.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Redirect {
+    /// CRT functions patched (all modules).
+    pub hooks: u64,
+    /// CRT functions found but left alone (an opening the hook cannot move).
+    pub refused: u64,
+    /// Blocks the heap does not own handed back to their CRT's free.
+    pub foreign_frees: u64,
+    /// Foreign blocks a realloc moved into the heap.
+    pub migrations: u64,
+    /// Size queries (_msize...) answered by the CRT for foreign blocks.
+    pub foreign_sizes: u64,
+}
+
+/// The redirect line: which C runtimes were taken over and what went back to them.
+pub fn redirect(modules: &[&str], r: Redirect) {
+    if MODE.load(Ordering::Relaxed) != JSON {
+        return;
+    }
+    let mut line = Line::new();
+    let _ = write!(line, "{{\"event\":\"redirect\",\"pid\":{},\"modules\":[", os::pid());
+    for (i, m) in modules.iter().enumerate() {
+        let _ = write!(line, "{}{}", if i > 0 { "," } else { "" }, Json(m.as_bytes()));
+    }
+    let _ = write!(
+        line,
+        "],\"hooks\":{},\"refused\":{},\"foreign_frees\":{},\"migrations\":{},\"foreign_sizes\":{}}}\n",
+        r.hooks, r.refused, r.foreign_frees, r.migrations, r.foreign_sizes
+    );
+    emit(&line);
+}
+
 /// Statistics as one human-readable clause.
 pub struct TextStats<'a>(pub &'a Stats);
 
@@ -215,6 +252,8 @@ fn emit(line: &Line) {
         }
         #[cfg(unix)]
         JSON => unix::append(line.as_bytes()),
+        #[cfg(windows)]
+        JSON => crate::win::append_file(unsafe { &*PATH.0.get() }, line.as_bytes()),
         _ => {}
     }
     os::set_errno(saved);
@@ -229,8 +268,41 @@ fn exe(line: &mut Line) {
             let _ = write!(line, ",\"exe\":{}", Json(&buf[..n as usize]));
         }
     }
-    #[cfg(not(target_os = "linux"))]
+    #[cfg(windows)]
+    {
+        let mut buf = [0u8; 256];
+        let n = unsafe { crate::win::GetModuleFileNameA(core::ptr::null_mut(), buf.as_mut_ptr(), buf.len() as u32) } as usize;
+        if n > 0 && n < buf.len() {
+            let _ = write!(line, ",\"exe\":{}", Json(&buf[..n]));
+        }
+    }
+    #[cfg(not(any(target_os = "linux", windows)))]
     let _ = line;
+}
+
+/// Windows: the same channels; the text report goes to fd 2 of the C
+/// runtime the shim links, the JSON lines to a file opened per line.
+#[cfg(windows)]
+mod windows {
+    use super::*;
+
+    pub fn init(when_unset: bool) {
+        let slot = unsafe { &mut *PATH.0.get() };
+        let value = crate::win::env(b"ALLOC8_REPORT\0", slot);
+        if value.is_none() && !when_unset {
+            return;
+        }
+        let value = value.map(|n| &slot[..n]);
+        match destination(value) {
+            Destination::Off => {}
+            Destination::Stderr => {
+                FD.store(2, Ordering::Relaxed);
+                MODE.store(TEXT, Ordering::Relaxed);
+            }
+            // The value is already in PATH, NUL-terminated.
+            Destination::File(_) => MODE.store(JSON, Ordering::Relaxed),
+        }
+    }
 }
 
 #[cfg(unix)]

@@ -4,6 +4,8 @@
 // "malloc + memset" inside the shim into a call to calloc, which is us.
 #![no_builtins]
 #![allow(non_upper_case_globals, clippy::missing_safety_doc)]
+// Windows uses neither the ELF runtime's probe nor its thread module.
+#![cfg_attr(windows, allow(unused_imports, dead_code))]
 
 // The heap: a module (`#[path]` to the user's file, so rustc's errors point
 // at it) or the user's crate, a dependency renamed to `heap`.
