@@ -288,7 +288,7 @@ fn finish_windows(opts: &BuildOptions, files: &[PathBuf], stem: &str, heap_name:
             .with_context(|| format!("cannot write {}", header.display()))?;
         artifacts.push(header);
     }
-    Ok(Built { emitted: None, artifacts, mode: opts.mode, symbols })
+    Ok(Built { emitted: None, artifacts, mode: opts.mode, symbols, notes: Vec::new() })
 }
 
 /// The artifact goes through the same audit as `alloc8 check`, and must
