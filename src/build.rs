@@ -6,7 +6,7 @@ use crate::cargo_build::{self, CargoBuild, Outcome};
 use crate::cli::BuildArgs;
 use crate::contract::{self, Mode, Platform};
 use crate::header;
-use crate::heap_source::HeapSource;
+use crate::heap_source::{xx, HeapKind, HeapSource};
 use crate::render::{self, ShimSpec};
 use crate::static_archive;
 use crate::target::{self, WindowsToolchain};
@@ -72,6 +72,8 @@ pub struct Built {
     pub artifacts: Vec<PathBuf>,
     pub mode: Mode,
     pub symbols: usize,
+    /// What the user must know to use the artifacts (printed after them).
+    pub notes: Vec<String>,
 }
 
 impl Built {
@@ -89,9 +91,12 @@ pub fn build(opts: &BuildOptions) -> Result<Built> {
         bail!("prefixed mode is not available for macOS targets yet; build with `--mode interpose`");
     }
     let heap = HeapSource::open(&opts.heap)?;
+    if matches!(heap.kind, HeapKind::Xx(_)) && platform != Platform::Linux {
+        bail!("C/C++ heaps (the xxmalloc convention) are built for Linux only so far; build without --target");
+    }
     if let Some(dir) = &opts.emit_crate {
         target::emit_crate(dir, &heap, opts.mode, &opts.prefix, platform, opts.threads)?;
-        return Ok(Built { emitted: Some(dir.clone()), artifacts: Vec::new(), mode: opts.mode, symbols: 0 });
+        return Ok(Built { emitted: Some(dir.clone()), artifacts: Vec::new(), mode: opts.mode, symbols: 0, notes: Vec::new() });
     }
     // Windows: Debian's rustc 1.63 and cargo with mingw-w64 (src/target.rs).
     let windows = match platform {
@@ -126,6 +131,20 @@ pub fn build(opts: &BuildOptions) -> Result<Built> {
         Platform::Macos => format!("lib{}.dylib", stem),
         Platform::Linux => format!("lib{}.so", stem),
     };
+    // A C/C++ heap is compiled and inspected first: what it lacks or
+    // clashes with is reported by name, not as a link failure.
+    let xx = match &heap.kind {
+        HeapKind::Xx(input) => Some(xx::prepare(
+            input,
+            &opts.heap,
+            &crate_dir.join("native"),
+            opts.mode,
+            &opts.prefix,
+            opts.threads,
+            opts.verbose,
+        )?),
+        _ => None,
+    };
     let spec = ShimSpec {
         crate_name: &crate_name,
         heap: &heap,
@@ -135,6 +154,7 @@ pub fn build(opts: &BuildOptions) -> Result<Built> {
         platform,
         threads: opts.threads,
         alloc8_path: &alloc8_dir,
+        xx: xx.as_ref(),
     };
     for (rel, text) in render::render(&spec) {
         cache::write_if_changed(&crate_dir.join(rel), &text)?;
@@ -208,7 +228,11 @@ pub fn build(opts: &BuildOptions) -> Result<Built> {
         std::fs::write(&dest, text).with_context(|| format!("cannot write {}", dest.display()))?;
         artifacts.push(dest);
     }
-    Ok(Built { emitted: None, artifacts, mode: opts.mode, symbols })
+    let mut notes = Vec::new();
+    if opts.mode == Mode::Prefixed && xx.as_ref().map_or(false, |x| x.provided.cxx) {
+        notes.push(format!("lib{}.a holds a C++ heap: link programs that use it with -lstdc++ too", stem));
+    }
+    Ok(Built { emitted: None, artifacts, mode: opts.mode, symbols, notes })
 }
 
 /// Checks what a Windows build needs before cargo runs: the toolchain, and
@@ -268,7 +292,7 @@ fn finish_windows(opts: &BuildOptions, files: &[PathBuf], stem: &str, heap_name:
             .with_context(|| format!("cannot write {}", header.display()))?;
         artifacts.push(header);
     }
-    Ok(Built { emitted: None, artifacts, mode: opts.mode, symbols })
+    Ok(Built { emitted: None, artifacts, mode: opts.mode, symbols, notes: Vec::new() })
 }
 
 /// The artifact goes through the same audit as `alloc8 check`, and must

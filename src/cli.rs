@@ -123,6 +123,9 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                     println!("built {} ({} mode, {} symbols)", path.display(), built.mode_name(), built.symbols);
                 }
             }
+            for note in &built.notes {
+                println!("note: {}", note);
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Run(args) => crate::run::run(&args),

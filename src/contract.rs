@@ -15,18 +15,6 @@ pub enum Platform {
     Windows,
 }
 
-impl Platform {
-    pub fn host() -> Platform {
-        if cfg!(target_os = "macos") {
-            Platform::Macos
-        } else if cfg!(windows) {
-            Platform::Windows
-        } else {
-            Platform::Linux
-        }
-    }
-}
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
@@ -382,10 +370,10 @@ pub static EXPORTS: &[Export] = &[
     cxx_fn!("_ZdaPvRKSt9nothrow_t", CxxDelete, C, (ptr: *mut u8, _nothrow: *const u8) -> "", "alloc8::shim::free(&HEAP, ptr)", via "_ZdaPv"),
     cxx_fn!("_ZdlPvSt11align_val_t", CxxDelete, C, (ptr: *mut u8, _align: usize) -> "", "alloc8::shim::free(&HEAP, ptr)", via "free"),
     cxx_fn!("_ZdaPvSt11align_val_t", CxxDelete, C, (ptr: *mut u8, _align: usize) -> "", "alloc8::shim::free(&HEAP, ptr)", via "_ZdlPvSt11align_val_t"),
-    cxx_fn!("_ZdlPvmSt11align_val_t", CxxDelete, C, (ptr: *mut u8, size: usize, _align: usize) -> "",
-        "alloc8::shim::free_sized(&HEAP, ptr, size)", via "_ZdlPvSt11align_val_t"),
-    cxx_fn!("_ZdaPvmSt11align_val_t", CxxDelete, C, (ptr: *mut u8, size: usize, _align: usize) -> "",
-        "alloc8::shim::free_sized(&HEAP, ptr, size)", via "_ZdaPvSt11align_val_t"),
+    cxx_fn!("_ZdlPvmSt11align_val_t", CxxDelete, C, (ptr: *mut u8, size: usize, align: usize) -> "",
+        "alloc8::shim::free_aligned_sized(&HEAP, ptr, size, align)", via "_ZdlPvSt11align_val_t"),
+    cxx_fn!("_ZdaPvmSt11align_val_t", CxxDelete, C, (ptr: *mut u8, size: usize, align: usize) -> "",
+        "alloc8::shim::free_aligned_sized(&HEAP, ptr, size, align)", via "_ZdaPvSt11align_val_t"),
     cxx_fn!("_ZdlPvSt11align_val_tRKSt9nothrow_t", CxxDelete, C, (ptr: *mut u8, _align: usize, _nothrow: *const u8) -> "",
         "alloc8::shim::free(&HEAP, ptr)", via "_ZdlPvSt11align_val_t"),
     cxx_fn!("_ZdaPvSt11align_val_tRKSt9nothrow_t", CxxDelete, C, (ptr: *mut u8, _align: usize, _nothrow: *const u8) -> "",

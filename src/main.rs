@@ -10,6 +10,7 @@ mod header;
 mod heap_source;
 mod render;
 mod render_macos;
+mod render_xx;
 mod run;
 mod static_archive;
 mod target;

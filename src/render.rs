@@ -2,6 +2,7 @@
 //! `@MARKER@` substitutions, and `exports.rs` generated from the contract table.
 
 use crate::contract::{self, Abi, Family, Mode, Platform};
+use crate::heap_source::xx::Prepared;
 use crate::heap_source::{Alloc8Dependency, HeapKind, HeapSource};
 use crate::templates;
 use std::fmt::Write;
@@ -22,6 +23,8 @@ pub struct ShimSpec<'a> {
     /// The alloc8 crate written from the embedded copy; used unless a heap
     /// crate brings its own (which the shim must then share).
     pub alloc8_path: &'a Path,
+    /// A C/C++ heap (`HeapKind::Xx`), compiled and inspected.
+    pub xx: Option<&'a Prepared>,
 }
 
 /// The generated crate, as (path relative to the crate root, contents).
@@ -46,6 +49,11 @@ pub fn render(spec: &ShimSpec) -> Vec<(&'static str, String)> {
                 Alloc8Dependency::Registry(req) => format!("{{ version = {} }}", toml_string(req)),
             },
             format!("heap = {{ package = {}, path = {} }}\n", toml_string(package), toml_string(&dir.to_string_lossy())),
+        ),
+        HeapKind::Xx(_) => (
+            "// `heap` calls the C/C++ heap's xx* functions (rendered by alloc8).\nmod heap;".to_string(),
+            path_dep(spec.alloc8_path),
+            String::new(),
         ),
     };
     let cargo_toml = fill(
@@ -92,6 +100,9 @@ pub fn render(spec: &ShimSpec) -> Vec<(&'static str, String)> {
     if spec.mode == Mode::Interpose {
         files.push(("src/cxx.rs", templates::SHIM_CXX_RS.to_string()));
     }
+    if let Some(xx) = spec.xx {
+        files.push(("src/heap.rs", crate::render_xx::heap_rs(&xx.provided, xx.promises)));
+    }
     files
 }
 
@@ -105,7 +116,11 @@ fn build_rs(spec: &ShimSpec) -> String {
         ),
         Mode::Interpose => "// No SONAME: an interposing library is preloaded, not linked.".to_string(),
     };
-    fill(templates::SHIM_BUILD_RS, &[("@SONAME@", soname)])
+    let link = match spec.xx {
+        Some(xx) => crate::render_xx::link_lines(xx),
+        None => "// The heap is Rust: nothing native to link.".to_string(),
+    };
+    fill(templates::SHIM_BUILD_RS, &[("@SONAME@", soname), ("@LINK@", link)])
 }
 
 /// One `#[export_name]` wrapper per contract row for this platform and mode.
@@ -200,6 +215,7 @@ mod tests {
             platform: Platform::Linux,
             threads,
             alloc8_path: &alloc8,
+            xx: None,
         })
     }
 
@@ -218,6 +234,7 @@ mod tests {
             platform: Platform::Windows,
             threads: false,
             alloc8_path: &alloc8,
+            xx: None,
         })
     }
 
@@ -287,6 +304,41 @@ mod tests {
     }
 
     #[test]
+    fn a_c_heap_is_a_rendered_module_and_a_linked_archive() {
+        use crate::heap_source::xx::{Prepared, XxInput};
+        use crate::heap_source::xx_symbols::Provided;
+        let heap = HeapSource { name: "bump".into(), kind: HeapKind::Xx(XxInput::Prebuilt(PathBuf::from("/h/libbump.a"))) };
+        let alloc8 = PathBuf::from("/cache/alloc8");
+        for cxx in [false, true] {
+            let prepared = Prepared {
+                lib_dir: PathBuf::from("/cache/shims/x/native"),
+                provided: Provided { cxx, ..Provided::default() },
+                promises: Default::default(),
+            };
+            let files = render(&ShimSpec {
+                crate_name: "alloc8_shim_bump",
+                heap: &heap,
+                mode: Mode::Interpose,
+                prefix: "",
+                soname: "libbump.so",
+                platform: Platform::Linux,
+                threads: false,
+                alloc8_path: &alloc8,
+                xx: Some(&prepared),
+            });
+            assert!(file(&files, "src/lib.rs").contains("\nmod heap;"));
+            assert!(file(&files, "src/heap.rs").contains("alloc8::register!(XxHeap = XxHeap);"));
+            let build = file(&files, "build.rs");
+            assert!(build.contains("cargo:rustc-link-lib=static=alloc8xx"), "{}", build);
+            assert!(build.contains("\"/cache/shims/x/native\""), "{}", build);
+            assert_eq!(build.contains("cargo:rustc-link-lib=dylib=stdc++"), cxx, "{}", build);
+            for (name, text) in &files {
+                assert!(!text.contains("@LINK@") && !text.contains("@OPTIONAL"), "{} keeps a marker", name);
+            }
+        }
+    }
+
+    #[test]
     fn interpose_exports_every_contract_row() {
         let exports = file(&spec(Mode::Interpose, ""), "src/exports.rs");
         let n = contract::shim_exports(Platform::Linux, Mode::Interpose, "", false).len();
@@ -332,6 +384,7 @@ mod tests {
             platform: Platform::Macos,
             threads: false,
             alloc8_path: &alloc8,
+            xx: None,
         });
         let names: Vec<&str> = files.iter().map(|(n, _)| *n).collect();
         assert_eq!(names, ["Cargo.toml", "build.rs", "src/lib.rs", "src/macos.rs", "src/macos_cxx.rs", "src/exports.rs"]);

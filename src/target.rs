@@ -96,6 +96,9 @@ pub fn emit_crate(dir: &Path, heap: &HeapSource, mode: Mode, prefix: &str, platf
             let dir = dir.canonicalize().with_context(|| format!("cannot read {}", dir.display()))?;
             HeapSource { name: heap.name.clone(), kind: HeapKind::Crate { dir, package: package.clone(), alloc8: alloc8.clone() } }
         }
+        HeapKind::Xx(_) => bail!(
+            "--emit-crate takes Rust heaps; a C/C++ (xxmalloc) heap is compiled and inspected by `alloc8 build` itself"
+        ),
     };
     let stem = if mode == Mode::Prefixed { prefix } else { &heap.name };
     let soname = match platform {
@@ -105,7 +108,7 @@ pub fn emit_crate(dir: &Path, heap: &HeapSource, mode: Mode, prefix: &str, platf
     };
     let crate_name = format!("alloc8_shim_{}", heap.name.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect::<String>());
     let alloc8 = PathBuf::from("alloc8");
-    let spec = ShimSpec { crate_name: &crate_name, heap: &local, mode, prefix, soname: &soname, platform, threads, alloc8_path: &alloc8 };
+    let spec = ShimSpec { crate_name: &crate_name, heap: &local, mode, prefix, soname: &soname, platform, threads, alloc8_path: &alloc8, xx: None };
     for (rel, text) in render::render(&spec) {
         write(rel, &text)?;
     }

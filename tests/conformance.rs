@@ -70,4 +70,4 @@ macro_rules! per_heap {
     };
 }
 
-per_heap!(system, mmap, dlmalloc, tlsf, mimalloc, threadcache);
+per_heap!(system, mmap, dlmalloc, tlsf, mimalloc, threadcache, xx_bump, xx_cxx);

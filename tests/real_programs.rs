@@ -75,6 +75,30 @@ fn gcc(heap: &str) {
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "hi from gcc");
 }
 
+fn gxx(heap: &str) {
+    let dir = work_dir().join(format!("gxx-{}", heap));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("hello.cpp"),
+        "#include <iostream>\n#include <map>\n#include <string>\n\
+         int main() { std::map<std::string, int> m; for (int i = 0; i < 100; i++) m[std::to_string(i)] = i;\n\
+         std::cout << \"hi from g++ \" << m.size() << std::endl; }\n",
+    )
+    .unwrap();
+    let mut cmd = Command::new("g++");
+    cmd.current_dir(&dir).args(["-O2", "hello.cpp", "-o", "hello"]);
+    let run = run_under(&shim(heap), cmd);
+    run.assert_bound("g++-12");
+    // The C++ front end (cc1plus), templates and all, runs on the shim.
+    assert!(
+        run.events.iter().any(|e| e.event == "load" && e.bound == Some(true) && e.exe.as_deref().map_or(false, |x| x.ends_with("/cc1plus"))),
+        "cc1plus did not run under the shim: {:?}",
+        run.events
+    );
+    let out = Command::new(dir.join("hello")).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "hi from g++ 100");
+}
+
 fn sqlite3(heap: &str) {
     let mut cmd = Command::new("sqlite3");
     cmd.args([
@@ -95,6 +119,7 @@ macro_rules! under_every_shim {
             #[test] fn perl() { super::perl(stringify!($heap)) }
             #[test] fn git() { super::git(stringify!($heap)) }
             #[test] fn gcc() { super::gcc(stringify!($heap)) }
+            #[test] fn gxx() { super::gxx(stringify!($heap)) }
             #[test] fn sqlite3() { super::sqlite3(stringify!($heap)) }
         })*
 
@@ -105,4 +130,4 @@ macro_rules! under_every_shim {
     };
 }
 
-under_every_shim!(system, mmap, dlmalloc, tlsf, mimalloc, threadcache);
+under_every_shim!(system, mmap, dlmalloc, tlsf, mimalloc, threadcache, xx_bump, xx_cxx);

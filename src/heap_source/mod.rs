@@ -1,4 +1,6 @@
-//! The heap a user hands in: a single Rust file, or a cargo crate.
+//! The heap a user hands in: a single Rust file, a cargo crate, or a heap in
+//! C or C++ in the xxmalloc convention (a source file, a directory with an
+//! `alloc8.toml`, a static archive or object).
 //!
 //! Both are checked before cargo runs (exists, registers exactly one heap), so
 //! the errors name the user's own files and lines instead of an unresolved
@@ -7,6 +9,10 @@
 mod crate_dir;
 mod file;
 mod registration;
+pub mod xx;
+mod xx_compile;
+mod xx_manifest;
+pub mod xx_symbols;
 
 pub use registration::registration_lines;
 
@@ -29,6 +35,9 @@ pub enum HeapKind {
     File { path: PathBuf, dependencies: String },
     /// A library crate the shim depends on; it registers the heap at its root.
     Crate { dir: PathBuf, package: String, alloc8: Alloc8Dependency },
+    /// A C or C++ heap exporting xxmalloc & co.; alloc8 renders the Rust
+    /// heap that calls them.
+    Xx(xx::XxInput),
 }
 
 /// How a heap crate depends on alloc8; the shim must use the very same copy,
@@ -47,6 +56,7 @@ pub enum HeapError {
     NoRegistration(PathBuf),
     TwoRegistrations(Vec<(PathBuf, usize)>),
     BadManifest(PathBuf, String),
+    BadXxManifest(PathBuf, String),
     NotACrate(PathBuf),
     Metadata(PathBuf, String),
     NoLibTarget(PathBuf, String),
@@ -58,7 +68,11 @@ impl fmt::Display for HeapError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             HeapError::Missing(p) => write!(f, "heap {} does not exist", p.display()),
-            HeapError::NotRust(p) => write!(f, "{} is not a Rust file (expected a .rs heap, or a crate directory)", p.display()),
+            HeapError::NotRust(p) => write!(
+                f,
+                "{} is not a Rust file (.rs), a C or C++ source (.c, .cpp, .cc, .cxx), or a static archive or object (.a, .o) of a heap",
+                p.display()
+            ),
             HeapError::Unreadable(p, e) => write!(f, "cannot read {}: {}", p.display(), e),
             HeapError::NoRegistration(p) => write!(
                 f,
@@ -70,7 +84,12 @@ impl fmt::Display for HeapError {
                 write!(f, "more than one heap is registered ({}); keep exactly one `alloc8::register!`", places.join(", "))
             }
             HeapError::BadManifest(p, e) => write!(f, "the embedded manifest (//! ```cargo block) of {} is not valid: {}", p.display(), e),
-            HeapError::NotACrate(p) => write!(f, "{} is a directory without a Cargo.toml; pass a heap .rs file or a crate directory", p.display()),
+            HeapError::BadXxManifest(p, e) => write!(f, "{}: {}", p.display(), e),
+            HeapError::NotACrate(p) => write!(
+                f,
+                "{} is a directory without a Cargo.toml or alloc8.toml; pass a heap file, a crate directory, or a C/C++ heap directory with an alloc8.toml",
+                p.display()
+            ),
             HeapError::Metadata(p, e) => write!(f, "cannot read the crate at {}: {}", p.display(), e),
             HeapError::NoLibTarget(p, name) => write!(
                 f,
@@ -101,7 +120,13 @@ impl HeapSource {
             return Err(HeapError::Missing(path.to_path_buf()));
         }
         if path.is_dir() {
+            // A Cargo.toml wins: a Rust crate may well carry C sources.
+            if !path.join("Cargo.toml").is_file() && path.join(xx::MANIFEST).is_file() {
+                return xx::open_dir(path);
+            }
             crate_dir::open(path)
+        } else if let Some(xx) = xx::open_file(path) {
+            xx
         } else {
             file::open(path)
         }

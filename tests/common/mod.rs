@@ -29,14 +29,18 @@ pub fn alloc8() -> Command {
     cmd
 }
 
-/// `shims/<name>.rs`, or the crate `shims/<name>/`.
+/// The directory `shims/<name>/` (a crate, or a C/C++ heap with an
+/// alloc8.toml), else `shims/<name>.rs`, `.c` or `.cpp`.
 pub fn shim_source(name: &str) -> PathBuf {
     let dir = root().join("shims").join(name);
     if dir.is_dir() {
-        dir
-    } else {
-        root().join("shims").join(format!("{}.rs", name))
+        return dir;
     }
+    ["rs", "c", "cpp"]
+        .iter()
+        .map(|ext| root().join("shims").join(format!("{}.{}", name, ext)))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| panic!("no heap shims/{} (.rs, .c, .cpp or a directory)", name))
 }
 
 /// Builds `shims/<heap>.rs` (or the crate `shims/<heap>/`) in interpose mode once per test process; returns the .so.
@@ -64,12 +68,12 @@ pub fn shim(heap: &str) -> PathBuf {
 }
 
 /// The heaps shipped in shims/ that every core test runs under.
-pub const SHIPPED: &[&str] = &["system", "mmap", "dlmalloc", "tlsf", "mimalloc", "threadcache"];
+pub const SHIPPED: &[&str] = &["system", "mmap", "dlmalloc", "tlsf", "mimalloc", "threadcache", "xx_bump", "xx_cxx"];
 
 /// What a shipped heap needs beyond `--mode interpose`.
 pub fn build_flags(heap: &str) -> &'static [&'static str] {
     match heap {
-        "threadcache" => &["--threads"],
+        "threadcache" | "xx_cxx" => &["--threads"],
         _ => &[],
     }
 }

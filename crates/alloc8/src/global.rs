@@ -35,7 +35,7 @@ unsafe impl<H: Heap> GlobalAlloc for GlobalHeap<H> {
 
     #[inline]
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        crate::shim::free_sized(self.0, ptr, layout.size())
+        crate::shim::free_aligned_sized(self.0, ptr, layout.size(), layout.align())
     }
 
     #[inline]

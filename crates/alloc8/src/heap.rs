@@ -106,6 +106,17 @@ pub trait Heap: Sync {
         true
     }
 
+    /// Frees a block from an aligned allocation (`align` > 16) whose requested
+    /// size the caller knows (C++ aligned sized delete, Rust deallocation).
+    /// The default is [`Heap::free_sized`].
+    ///
+    /// # Safety
+    /// As for [`Heap::free`]; the block came from `memalign(align, size)`.
+    unsafe fn free_aligned_sized(&self, ptr: *mut u8, size: usize, align: usize) {
+        let _ = align;
+        self.free_sized(ptr, size)
+    }
+
     /// Set to `true` when the heap implements [`Heap::thread_init`] and
     /// [`Heap::thread_cleanup`]. Such a heap must be built with `--threads`
     /// (the shim then interposes `pthread_create` to run them), and
@@ -122,6 +133,11 @@ pub trait Heap: Sync {
     /// and free afterwards (glibc frees its TLS, other key destructors run),
     /// so the heap must keep serving it after cleanup.
     fn thread_cleanup(&self) {}
+
+    /// Runs once, in the thread that creates the program's first other
+    /// thread, before that thread exists: the moment
+    /// [`crate::threads::created`] turns true (`--threads` shims only).
+    fn first_thread(&self) {}
 
     /// Statistics for the exit report, if the heap keeps any.
     fn stats(&self) -> Option<Stats> {

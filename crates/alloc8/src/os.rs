@@ -34,6 +34,13 @@ pub fn set_errno(value: CInt) {
     unsafe { *errno_location() = value }
 }
 
+/// The calling thread's errno as a place: one lookup serves a save and the
+/// restore (the compiler cannot know that two calls return the same pointer).
+#[inline]
+pub fn errno_place() -> *mut CInt {
+    unsafe { errno_location() }
+}
+
 #[cfg(unix)]
 mod sys {
     pub type SsizeT = isize;

@@ -45,6 +45,20 @@ pub fn malloc<H: Heap>(heap: &H, size: usize) -> *mut u8 {
     checked::<H>(heap.malloc(nonzero(size)))
 }
 
+/// Runs a free with errno as it was before (free must not change it),
+/// unless the heap promises that itself.
+#[inline(always)]
+fn keeping_errno<H: Heap, F: FnOnce()>(free: F) {
+    if H::PRESERVES_ERRNO {
+        free()
+    } else {
+        let errno = os::errno_place();
+        let saved = unsafe { *errno };
+        free();
+        unsafe { *errno = saved };
+    }
+}
+
 /// # Safety
 /// `ptr` is NULL or a live block of this heap.
 #[inline(always)]
@@ -52,13 +66,23 @@ pub unsafe fn free<H: Heap>(heap: &H, ptr: *mut u8) {
     if ptr.is_null() {
         return;
     }
-    if H::PRESERVES_ERRNO {
-        heap.free(ptr)
-    } else {
-        let saved = os::errno();
-        heap.free(ptr);
-        os::set_errno(saved);
+    keeping_errno::<H, _>(|| heap.free(ptr))
+}
+
+/// C++ aligned sized delete and Rust deallocation of over-aligned blocks.
+/// An alignment the shim served with `malloc` is freed as such.
+///
+/// # Safety
+/// `ptr` is NULL or a live block of this heap allocated with `size` bytes and `align`.
+#[inline(always)]
+pub unsafe fn free_aligned_sized<H: Heap>(heap: &H, ptr: *mut u8, size: usize, align: usize) {
+    if align <= MIN_ALIGN {
+        return free_sized(heap, ptr, size);
     }
+    if ptr.is_null() {
+        return;
+    }
+    keeping_errno::<H, _>(|| heap.free_aligned_sized(ptr, size, align))
 }
 
 /// C++ sized delete and Rust deallocation: the heap may use the size.
@@ -70,13 +94,7 @@ pub unsafe fn free_sized<H: Heap>(heap: &H, ptr: *mut u8, size: usize) {
     if ptr.is_null() {
         return;
     }
-    if H::PRESERVES_ERRNO {
-        heap.free_sized(ptr, size)
-    } else {
-        let saved = os::errno();
-        heap.free_sized(ptr, size);
-        os::set_errno(saved);
-    }
+    keeping_errno::<H, _>(|| heap.free_sized(ptr, size))
 }
 
 #[inline(always)]

@@ -22,13 +22,16 @@ pub fn created() -> bool {
     CREATED.load(Ordering::Acquire)
 }
 
-/// Marks that a thread is about to be created; the flag flips exactly once.
+/// Marks that a thread is about to be created; the flag flips exactly once,
+/// and only the call that flipped it returns `true`.
 #[doc(hidden)]
 #[inline]
-pub fn note_created() {
+pub fn note_created() -> bool {
     if !CREATED.load(Ordering::Relaxed) && !CREATED.swap(true, Ordering::AcqRel) {
         FLIPS.fetch_add(1, Ordering::Relaxed);
+        return true;
     }
+    false
 }
 
 #[doc(hidden)]
@@ -63,6 +66,8 @@ mod tests {
     use super::*;
     use std::sync::Barrier;
 
+    static FLIPPED_HERE: AtomicU64 = AtomicU64::new(0);
+
     #[test]
     fn the_created_flag_flips_exactly_once_under_a_race() {
         assert!(!created());
@@ -71,13 +76,16 @@ mod tests {
             for _ in 0..8 {
                 s.spawn(|| {
                     barrier.wait();
+                    let mut flipped = 0;
                     for _ in 0..1000 {
-                        note_created();
+                        flipped += note_created() as u64;
                     }
+                    FLIPPED_HERE.fetch_add(flipped, Ordering::Relaxed);
                 });
             }
         });
         assert!(created());
         assert_eq!(counts().flag_flips, 1);
+        assert_eq!(FLIPPED_HERE.load(Ordering::Relaxed), 1, "exactly one caller saw the flip");
     }
 }

@@ -74,7 +74,9 @@ struct Launch {
 
 pub unsafe fn pthread_create(thread: *mut usize, attr: *const u8, start: Start, arg: *mut u8) -> i32 {
     let real = real();
-    alloc8::threads::note_created();
+    if alloc8::threads::note_created() {
+        HEAP.first_thread();
+    }
     if !READY.load(Ordering::Acquire) {
         return real(thread, attr, start, arg);
     }

@@ -1,0 +1,211 @@
+//! Heaps written in C or C++ in the xxmalloc convention (Heap-Layers, DieHard,
+//! Hoard): one source file, a directory described by an `alloc8.toml`, or a
+//! static archive or object built elsewhere. Opening only reads and checks
+//! the input; compiling and inspecting the objects is `xx_objects`' job.
+
+use super::xx_compile::{self, CompileError};
+use super::xx_manifest;
+use super::xx_symbols::{self, Provided, SymbolError};
+use super::{HeapError, HeapKind, HeapSource};
+use crate::contract::Mode;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+pub use super::xx_compile::LIB_NAME;
+
+/// The manifest a C/C++ heap directory carries.
+pub const MANIFEST: &str = "alloc8.toml";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum XxInput {
+    /// Sources alloc8 compiles (with the `cc` crate).
+    Sources(Sources),
+    /// A static archive (`.a`) or object (`.o`) linked as it is.
+    Prebuilt(PathBuf),
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Sources {
+    /// Absolute paths of the translation units.
+    pub files: Vec<PathBuf>,
+    pub include: Vec<PathBuf>,
+    /// `NAME` or `NAME=VALUE`, as split for `-D`.
+    pub defines: Vec<(String, Option<String>)>,
+    pub flags: Vec<String>,
+    pub c_std: Option<String>,
+    pub cxx_std: Option<String>,
+    /// The manifest's promises about errno (see xx_manifest).
+    pub promises: Promises,
+}
+
+/// What a heap promises about errno, so the shim can leave it alone.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Promises {
+    pub free_preserves_errno: bool,
+    pub sets_enomem: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lang {
+    C,
+    Cxx,
+}
+
+/// The language of a translation unit, by its extension; `None` if it is not one.
+pub fn lang(path: &Path) -> Option<Lang> {
+    match path.extension().and_then(|e| e.to_str())? {
+        "c" => Some(Lang::C),
+        "cc" | "cpp" | "cxx" | "c++" | "C" => Some(Lang::Cxx),
+        _ => None,
+    }
+}
+
+impl Sources {
+    pub fn has(&self, l: Lang) -> bool {
+        self.files.iter().any(|f| lang(f) == Some(l))
+    }
+}
+
+fn stem(path: &Path) -> String {
+    let s = path.file_stem().and_then(|s| s.to_str()).unwrap_or("heap");
+    // libmyheap.a is the heap `myheap`.
+    let s = if path.extension().map_or(false, |e| e == "a") { s.strip_prefix("lib").unwrap_or(s) } else { s };
+    s.to_string()
+}
+
+fn canonical(path: &Path) -> Result<PathBuf, HeapError> {
+    path.canonicalize().map_err(|e| HeapError::Unreadable(path.to_path_buf(), e.to_string()))
+}
+
+/// A single `.c`/`.cpp` file, or a `.a`/`.o`: `None` if the extension is none of these.
+pub fn open_file(path: &Path) -> Option<Result<HeapSource, HeapError>> {
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+    let input = if lang(path).is_some() {
+        canonical(path).map(|p| XxInput::Sources(Sources { files: vec![p], ..Sources::default() }))
+    } else if ext == "a" || ext == "o" {
+        canonical(path).map(XxInput::Prebuilt)
+    } else {
+        return None;
+    };
+    Some(input.map(|input| HeapSource { name: stem(path), kind: HeapKind::Xx(input) }))
+}
+
+/// A directory with an `alloc8.toml`.
+pub fn open_dir(dir: &Path) -> Result<HeapSource, HeapError> {
+    let dir = canonical(dir)?;
+    let path = dir.join(MANIFEST);
+    let text = std::fs::read_to_string(&path).map_err(|e| HeapError::Unreadable(path.clone(), e.to_string()))?;
+    let manifest = xx_manifest::parse(&text).map_err(|e| HeapError::BadXxManifest(path.clone(), e))?;
+    let exists = |rel: &str, what: &'static str| -> Result<PathBuf, HeapError> {
+        let p = dir.join(rel);
+        if p.exists() {
+            Ok(p)
+        } else {
+            Err(HeapError::BadXxManifest(path.clone(), format!("{} `{}` does not exist (looked for {})", what, rel, p.display())))
+        }
+    };
+    let mut sources = Sources::default();
+    for rel in &manifest.sources {
+        let file = exists(rel, "source")?;
+        if lang(&file).is_none() {
+            return Err(HeapError::BadXxManifest(
+                path.clone(),
+                format!("source `{}` is not C or C++ (.c, .cc, .cpp, .cxx); headers go in `include`", rel),
+            ));
+        }
+        sources.files.push(file);
+    }
+    for rel in &manifest.include {
+        sources.include.push(exists(rel, "include directory")?);
+    }
+    sources.defines = manifest.define.iter().map(|d| xx_manifest::split_define(d)).collect();
+    sources.flags = manifest.flags.clone();
+    sources.c_std = manifest.c_std.clone();
+    sources.cxx_std = manifest.cxx_std.clone();
+    sources.promises = Promises { free_preserves_errno: manifest.free_preserves_errno, sets_enomem: manifest.sets_enomem };
+    let name = manifest.name.clone().unwrap_or_else(|| stem(&dir));
+    Ok(HeapSource { name, kind: HeapKind::Xx(XxInput::Sources(sources)) })
+}
+
+/// A C/C++ heap made ready for the shim crate to link.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    /// The directory holding `lib<LIB_NAME>.a`.
+    pub lib_dir: PathBuf,
+    pub provided: Provided,
+    pub promises: Promises,
+}
+
+#[derive(Debug)]
+pub enum XxError {
+    Compile(CompileError),
+    Symbols(SymbolError),
+    /// The heap has thread hooks or the created flag, and no `--threads`.
+    NeedsThreads(PathBuf, Vec<&'static str>),
+    /// `--threads` for a heap with nothing to call.
+    NoThreadHooks(PathBuf),
+}
+
+impl fmt::Display for XxError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            XxError::Compile(e) => e.fmt(f),
+            XxError::Symbols(e) => e.fmt(f),
+            XxError::NeedsThreads(p, names) => write!(
+                f,
+                "heap {} defines {}: build it with `--threads` so the shim calls them when threads start and end",
+                p.display(),
+                names.join(", ")
+            ),
+            XxError::NoThreadHooks(p) => write!(
+                f,
+                "alloc8 build --threads: heap {} defines none of xxthread_init, xxthread_cleanup, xxthread_created_flag; \
+                 define them (extern \"C\") or build without --threads",
+                p.display()
+            ),
+        }
+    }
+}
+
+impl std::error::Error for XxError {}
+
+/// Compiles (or copies) the heap into `dir` and checks what it provides
+/// against the build's mode and `--threads`. `heap` is the path the user gave.
+pub fn prepare(input: &XxInput, heap: &Path, dir: &Path, mode: Mode, prefix: &str, threads: bool, verbose: bool) -> Result<Prepared, XxError> {
+    let archive = xx_compile::archive(input, dir, verbose).map_err(XxError::Compile)?;
+    let provided = xx_symbols::inspect(&archive, heap, mode, prefix).map_err(XxError::Symbols)?;
+    let hooks = provided.thread_symbols();
+    if threads && hooks.is_empty() {
+        return Err(XxError::NoThreadHooks(heap.to_path_buf()));
+    }
+    if !threads && !hooks.is_empty() {
+        return Err(XxError::NeedsThreads(heap.to_path_buf(), hooks));
+    }
+    let cxx = provided.cxx || matches!(input, XxInput::Sources(s) if s.has(Lang::Cxx));
+    let promises = match input {
+        XxInput::Sources(s) => s.promises,
+        XxInput::Prebuilt(_) => Promises::default(),
+    };
+    Ok(Prepared { lib_dir: dir.to_path_buf(), provided: Provided { cxx, ..provided }, promises })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn languages_by_extension() {
+        assert_eq!(lang(Path::new("a.c")), Some(Lang::C));
+        assert_eq!(lang(Path::new("a.cpp")), Some(Lang::Cxx));
+        assert_eq!(lang(Path::new("a.cc")), Some(Lang::Cxx));
+        assert_eq!(lang(Path::new("a.h")), None);
+        assert_eq!(lang(Path::new("a.rs")), None);
+    }
+
+    #[test]
+    fn archive_names_lose_their_lib() {
+        assert_eq!(stem(Path::new("/x/libhoard.a")), "hoard");
+        assert_eq!(stem(Path::new("/x/heap.o")), "heap");
+        assert_eq!(stem(Path::new("/x/libc.cpp")), "libc");
+    }
+}

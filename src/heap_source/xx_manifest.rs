@@ -1,0 +1,98 @@
+//! `alloc8.toml`: what a C/C++ heap directory asks the compiler for.
+//!
+//! ```toml
+//! name = "myheap"              # optional: the library name (default: the directory's)
+//! sources = ["heap.cpp", "src/pool.c"]
+//! include = ["include"]        # -I, relative to the directory
+//! define = ["NDEBUG", "CLASSES=64"]
+//! flags = ["-fno-exceptions"]  # passed to the compiler as they are
+//! c_std = "c11"                # -std= for the C sources
+//! cxx_std = "c++17"            # -std= for the C++ sources
+//! free_preserves_errno = true  # promise: xxfree never changes errno
+//! sets_enomem = true           # promise: a NULL from xxmalloc/xxmemalign/xxrealloc comes with errno = ENOMEM
+//! ```
+//!
+//! The two promises let the shim skip its own errno work (a save and restore
+//! around every free, a NULL check after every allocation); the conformance
+//! program checks both.
+
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    pub name: Option<String>,
+    pub sources: Vec<String>,
+    #[serde(default)]
+    pub include: Vec<String>,
+    #[serde(default)]
+    pub define: Vec<String>,
+    #[serde(default)]
+    pub flags: Vec<String>,
+    pub c_std: Option<String>,
+    pub cxx_std: Option<String>,
+    #[serde(default)]
+    pub free_preserves_errno: bool,
+    #[serde(default)]
+    pub sets_enomem: bool,
+}
+
+/// The manifest, or what is wrong with it in one line.
+pub fn parse(text: &str) -> Result<Manifest, String> {
+    let m: Manifest = toml::from_str(text).map_err(|e| e.message().trim().to_string())?;
+    if m.sources.is_empty() {
+        return Err("`sources` is empty: list the .c/.cpp files to compile".into());
+    }
+    if let Some(name) = &m.name {
+        if name.is_empty() || name.contains(['/', '\\']) {
+            return Err(format!("name {:?} must be a plain file name (the library becomes lib<name>.so)", name));
+        }
+    }
+    for d in &m.define {
+        let name = split_define(d).0;
+        let ident = name.chars().next().map_or(false, |c| c.is_ascii_alphabetic() || c == '_')
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !ident {
+            return Err(format!("define {:?} is not NAME or NAME=VALUE", d));
+        }
+    }
+    for (key, std) in [("c_std", &m.c_std), ("cxx_std", &m.cxx_std)] {
+        if let Some(s) = std {
+            if s.is_empty() || s.starts_with('-') || s.contains(char::is_whitespace) {
+                return Err(format!("{} = {:?}: give the standard alone, e.g. \"c++17\"", key, s));
+            }
+        }
+    }
+    Ok(m)
+}
+
+pub fn split_define(d: &str) -> (String, Option<String>) {
+    match d.split_once('=') {
+        Some((n, v)) => (n.to_string(), Some(v.to_string())),
+        None => (d.to_string(), None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_manifest() {
+        let m = parse("name = \"h\"\nsources = [\"a.cpp\"]\ninclude = [\"inc\"]\ndefine = [\"N=4\", \"X\"]\nflags = [\"-O3\"]\ncxx_std = \"c++17\"\n").unwrap();
+        assert_eq!(m.sources, ["a.cpp"]);
+        assert_eq!(split_define(&m.define[0]), ("N".to_string(), Some("4".to_string())));
+        assert_eq!(split_define(&m.define[1]), ("X".to_string(), None));
+        assert_eq!(m.cxx_std.as_deref(), Some("c++17"));
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_refused() {
+        assert!(parse("sources = [\"a.c\"]\nsource_dirs = [\"x\"]\n").unwrap_err().contains("unknown field `source_dirs`"));
+        assert!(parse("include = [\"x\"]\n").unwrap_err().contains("missing field `sources`"));
+        assert!(parse("sources = []\n").unwrap_err().contains("empty"));
+        assert!(parse("sources = [\"a.c\"]\ndefine = [\"1X\"]\n").unwrap_err().contains("NAME"));
+        assert!(parse("sources = [\"a.c\"]\ncxx_std = \"-std=c++17\"\n").unwrap_err().contains("alone"));
+        assert!(parse("sources = \"a.c\"\n").is_err());
+    }
+}

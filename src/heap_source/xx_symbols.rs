@@ -1,0 +1,188 @@
+//! What a compiled C/C++ heap provides, read from its archive with `object`
+//! before anything is linked: the required xx* functions, the optional ones
+//! the shim then calls, and the names the shim defines itself (a heap that
+//! brings its own malloc or pthread_create would fight the shim for them).
+
+use crate::contract::{self, Mode};
+use object::{Object, ObjectSymbol, SymbolKind};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+pub const REQUIRED: [&str; 6] = ["xxmalloc", "xxfree", "xxmemalign", "xxmalloc_usable_size", "xxmalloc_lock", "xxmalloc_unlock"];
+
+/// The optional parts of the convention this heap has.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Provided {
+    pub realloc: bool,
+    pub free_sized: bool,
+    pub free_aligned_sized: bool,
+    pub thread_init: bool,
+    pub thread_cleanup: bool,
+    /// The size in bytes of `xxthread_created_flag` (a bool, an int...), if defined.
+    pub created_flag: Option<u64>,
+    /// The heap needs the C++ runtime (libstdc++).
+    pub cxx: bool,
+}
+
+impl Provided {
+    /// The heap wants to hear about threads: it must be built with `--threads`.
+    pub fn thread_symbols(&self) -> Vec<&'static str> {
+        let mut v = Vec::new();
+        if self.thread_init {
+            v.push("xxthread_init");
+        }
+        if self.thread_cleanup {
+            v.push("xxthread_cleanup");
+        }
+        if self.created_flag.is_some() {
+            v.push("xxthread_created_flag");
+        }
+        v
+    }
+}
+
+#[derive(Debug)]
+pub enum SymbolError {
+    Unreadable(PathBuf, String),
+    /// No xx* function at all: not a heap in this convention.
+    NotXx(PathBuf),
+    Missing(PathBuf, Vec<&'static str>),
+    /// The heap defines names the shim defines.
+    Clash(PathBuf, Vec<String>),
+    /// `xxthread_created_flag` of a size the shim cannot store a flag into.
+    FlagSize(PathBuf, u64),
+}
+
+impl fmt::Display for SymbolError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SymbolError::Unreadable(p, e) => write!(f, "cannot read the heap's objects {}: {}", p.display(), e),
+            SymbolError::NotXx(p) => write!(
+                f,
+                "{} defines none of the xxmalloc convention's functions ({}): a C/C++ heap must export them extern \"C\"",
+                p.display(),
+                REQUIRED.join(", ")
+            ),
+            SymbolError::Missing(p, names) => write!(
+                f,
+                "heap {} lacks {} (the xxmalloc convention needs all of {}; declare them extern \"C\" in C++)",
+                p.display(),
+                names.join(", "),
+                REQUIRED.join(", ")
+            ),
+            SymbolError::Clash(p, names) => {
+                let threads = names.iter().any(|n| n.starts_with("pthread_"));
+                write!(
+                    f,
+                    "heap {} defines {} itself, but the shim alloc8 generates around it defines them: leave the heap's own \
+                     wrapper out (e.g. Heap-Layers' gnuwrapper.cpp){}",
+                    p.display(),
+                    names.join(", "),
+                    if threads { "; alloc8 runs the heap's xxthread_init/xxthread_cleanup itself with --threads" } else { "" }
+                )
+            }
+            SymbolError::FlagSize(p, n) => write!(
+                f,
+                "heap {}: xxthread_created_flag is {} bytes; make it a bool, an int or a long",
+                p.display(),
+                n
+            ),
+        }
+    }
+}
+
+impl std::error::Error for SymbolError {}
+
+struct Symbol {
+    defined: bool,
+    size: u64,
+}
+
+/// The global and weak symbols of every object in `archive` (defined wins).
+fn symbols(archive: &Path) -> Result<BTreeMap<String, Symbol>, SymbolError> {
+    let bad = |e: &dyn fmt::Display| SymbolError::Unreadable(archive.to_path_buf(), e.to_string());
+    let data = std::fs::read(archive).map_err(|e| bad(&e))?;
+    let ar = object::read::archive::ArchiveFile::parse(&*data).map_err(|e| bad(&e))?;
+    let mut out: BTreeMap<String, Symbol> = BTreeMap::new();
+    for member in ar.members() {
+        let member = member.map_err(|e| bad(&e))?;
+        let bytes = member.data(&*data).map_err(|e| bad(&e))?;
+        let obj = object::File::parse(bytes).map_err(|e| bad(&format!("a member is not an object ({})", e)))?;
+        for sym in obj.symbols() {
+            let Ok(name) = sym.name() else { continue };
+            if name.is_empty() || !(sym.is_global() || sym.is_weak()) || sym.kind() == SymbolKind::File {
+                continue;
+            }
+            let entry = out.entry(name.to_string()).or_insert(Symbol { defined: false, size: 0 });
+            if !sym.is_undefined() {
+                entry.defined = true;
+                entry.size = sym.size();
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Checks the heap's archive for `mode` (and `prefix`); `heap` names it in errors.
+pub fn inspect(archive: &Path, heap: &Path, mode: Mode, prefix: &str) -> Result<Provided, SymbolError> {
+    let syms = symbols(archive)?;
+    let defined = |n: &str| syms.get(n).map_or(false, |s| s.defined);
+    let missing: Vec<&'static str> = REQUIRED.iter().copied().filter(|n| !defined(n)).collect();
+    if missing.len() == REQUIRED.len() && !syms.iter().any(|(n, s)| s.defined && n.starts_with("xx")) {
+        return Err(SymbolError::NotXx(heap.to_path_buf()));
+    }
+    if !missing.is_empty() {
+        return Err(SymbolError::Missing(heap.to_path_buf(), missing));
+    }
+    let clash: Vec<String> = shim_names(mode, prefix).into_iter().filter(|n| defined(n)).collect();
+    if !clash.is_empty() {
+        return Err(SymbolError::Clash(heap.to_path_buf(), clash));
+    }
+    let created_flag = match syms.get("xxthread_created_flag") {
+        Some(s) if s.defined => match s.size {
+            1 | 4 | 8 => Some(s.size),
+            n => return Err(SymbolError::FlagSize(heap.to_path_buf(), n)),
+        },
+        _ => None,
+    };
+    // Whatever is C++ in it calls into libstdc++ (operators, RTTI, the personality routine).
+    let cxx = syms.iter().any(|(n, s)| !s.defined && (n.starts_with("_Z") || n.starts_with("__cxa_") || n.starts_with("__gxx_")));
+    Ok(Provided {
+        realloc: defined("xxrealloc"),
+        free_sized: defined("xxfree_sized"),
+        free_aligned_sized: defined("xxfree_aligned_sized"),
+        thread_init: defined("xxthread_init"),
+        thread_cleanup: defined("xxthread_cleanup"),
+        created_flag,
+        cxx,
+    })
+}
+
+/// Every name a shim defines in either mode, and the thread entry points
+/// a heap may wrap itself (Hoard's pthread_create/pthread_exit).
+fn shim_names(mode: Mode, prefix: &str) -> Vec<String> {
+    let mut names: Vec<String> = contract::EXPORTS.iter().filter(|e| !e.modes.is_empty()).map(|e| e.name.to_string()).collect();
+    if mode == Mode::Prefixed {
+        names.extend(contract::exports_for(crate::contract::Platform::Linux, mode, prefix).into_iter().map(|(n, _)| n));
+    }
+    names.push("pthread_exit".into());
+    names.sort();
+    names.dedup();
+    names
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shim_names_cover_the_c_family_operators_and_thread_entry() {
+        let n = shim_names(Mode::Interpose, "");
+        for x in ["malloc", "free", "aligned_alloc", "_Znwm", "_ZdlPvmSt11align_val_t", "pthread_create", "pthread_exit"] {
+            assert!(n.iter().any(|y| y == x), "{}", x);
+        }
+        assert!(!n.iter().any(|y| y == "__libc_malloc" || y == "pthread_atfork"));
+        assert!(shim_names(Mode::Prefixed, "my").iter().any(|y| y == "my_malloc"));
+    }
+}

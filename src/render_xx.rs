@@ -1,0 +1,143 @@
+//! The parts of a shim crate that differ for a C/C++ heap: the Rust heap
+//! (templates/xx/heap.rs with the optional xx* functions the heap really
+//! has) and the build script lines that link its archive.
+
+use crate::heap_source::xx::{Prepared, Promises};
+use crate::heap_source::xx_symbols::Provided;
+use crate::templates;
+
+/// `src/heap.rs`: `Heap` methods that call the heap's xx* functions.
+pub fn heap_rs(p: &Provided, promises: Promises) -> String {
+    let mut externs = String::new();
+    let mut methods = String::new();
+    let mut add = |decl: &str, method: String| {
+        if !decl.is_empty() {
+            externs.push_str("    ");
+            externs.push_str(decl);
+            externs.push('\n');
+        }
+        methods.push('\n');
+        methods.push_str(&method);
+    };
+    if p.realloc {
+        add(
+            "fn xxrealloc(ptr: *mut u8, size: usize) -> *mut u8;",
+            method("unsafe fn realloc(&self, ptr: *mut u8, size: usize) -> *mut u8", "xxrealloc(ptr, size)"),
+        );
+    }
+    if p.free_sized {
+        add("fn xxfree_sized(ptr: *mut u8, size: usize);", method("unsafe fn free_sized(&self, ptr: *mut u8, size: usize)", "xxfree_sized(ptr, size)"));
+    }
+    let aligned_sized = "unsafe fn free_aligned_sized(&self, ptr: *mut u8, size: usize, align: usize)";
+    if p.free_aligned_sized {
+        add("fn xxfree_aligned_sized(ptr: *mut u8, alignment: usize, size: usize);", method(aligned_sized, "xxfree_aligned_sized(ptr, align, size)"));
+    } else if p.free_sized {
+        // The size of an aligned block is not what xxfree_sized expects of a
+        // block from xxmalloc: without the aligned form, plain xxfree.
+        add("", method(aligned_sized, "let _ = (size, align);\n        xxfree(ptr)"));
+    }
+    if p.thread_init {
+        add("fn xxthread_init();", method("fn thread_init(&self)", "unsafe { xxthread_init() }"));
+    }
+    if p.thread_cleanup {
+        add("fn xxthread_cleanup();", method("fn thread_cleanup(&self)", "unsafe { xxthread_cleanup() }"));
+    }
+    if let Some(size) = p.created_flag {
+        let ty = match size {
+            1 => "u8",
+            4 => "i32",
+            _ => "i64",
+        };
+        add(
+            &format!("static mut xxthread_created_flag: {};", ty),
+            method(
+                "fn first_thread(&self)",
+                "// The heap reads it to skip locking while single-threaded; set\n        \
+                 // before the second thread exists (pthread_create orders it for that thread).\n        \
+                 unsafe { core::ptr::write_volatile(core::ptr::addr_of_mut!(xxthread_created_flag), 1) }",
+            ),
+        );
+    }
+    fill(
+        templates::XX_HEAP_RS,
+        &[
+            ("@LIB_NAME@", crate::heap_source::xx::LIB_NAME.to_string()),
+            ("@OPTIONAL_EXTERNS@", externs),
+            ("@THREAD_HOOKS@", (!p.thread_symbols().is_empty()).to_string()),
+            ("@PRESERVES_ERRNO@", promises.free_preserves_errno.to_string()),
+            ("@SETS_ENOMEM@", promises.sets_enomem.to_string()),
+            ("@OPTIONAL_METHODS@", methods),
+        ],
+    )
+}
+
+fn method(signature: &str, body: &str) -> String {
+    format!("    #[inline(always)]\n    {} {{\n        {}\n    }}\n", signature, body)
+}
+
+/// build.rs lines: link the heap's archive (and the C++ runtime it needs).
+pub fn link_lines(p: &Prepared) -> String {
+    let dir = p.lib_dir.to_string_lossy();
+    let archive = p.lib_dir.join(format!("lib{}.a", crate::heap_source::xx::LIB_NAME));
+    let mut out = format!(
+        "// The C/C++ heap, compiled by alloc8 before this build.\n    \
+         println!(\"cargo:rustc-link-search=native={{}}\", {dir:?});\n    \
+         println!(\"cargo:rustc-link-lib=static={lib}\");\n    \
+         println!(\"cargo:rerun-if-changed={{}}\", {archive:?});",
+        dir = dir,
+        lib = crate::heap_source::xx::LIB_NAME,
+        archive = archive.to_string_lossy(),
+    );
+    if p.provided.cxx {
+        out.push_str("\n    // Its RTTI, exceptions and personality routine live in libstdc++.\n    println!(\"cargo:rustc-link-lib=dylib=stdc++\");");
+    }
+    out
+}
+
+fn fill(template: &str, substitutions: &[(&str, String)]) -> String {
+    let mut out = template.to_string();
+    for (marker, value) in substitutions {
+        assert!(out.contains(marker), "template lacks {}", marker);
+        out = out.replace(marker, value);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_functions_the_heap_has_are_called() {
+        let bare = heap_rs(&Provided::default(), Promises::default());
+        assert!(!bare.contains('@'), "{}", bare);
+        assert!(bare.contains("xxmemalign(align, size)"), "alignment first, as the convention says");
+        assert!(!bare.contains("xxrealloc") && !bare.contains("fn free_sized") && !bare.contains("first_thread"));
+        assert!(bare.contains("const THREAD_HOOKS: bool = false;"));
+
+        let full = heap_rs(&Provided {
+            realloc: true,
+            free_sized: true,
+            free_aligned_sized: true,
+            thread_init: true,
+            thread_cleanup: true,
+            created_flag: Some(4),
+            cxx: true,
+        }, Promises { free_preserves_errno: true, sets_enomem: true });
+        for s in ["fn xxrealloc(", "xxfree_aligned_sized(ptr, align, size)", "static mut xxthread_created_flag: i32;", "fn first_thread(&self)", "unsafe { xxthread_cleanup() }"] {
+            assert!(full.contains(s), "{} missing:\n{}", s, full);
+        }
+        assert!(full.contains("const THREAD_HOOKS: bool = true;"));
+        assert!(full.contains("const PRESERVES_ERRNO: bool = true;") && full.contains("const SETS_ENOMEM: bool = true;"));
+        assert!(bare.contains("const PRESERVES_ERRNO: bool = false;") && bare.contains("const SETS_ENOMEM: bool = false;"));
+    }
+
+    #[test]
+    fn sized_free_without_the_aligned_form_frees_aligned_blocks_plainly() {
+        let h = heap_rs(&Provided { free_sized: true, ..Provided::default() }, Promises::default());
+        let at = h.find("unsafe fn free_aligned_sized").unwrap();
+        assert!(h[at..].contains("xxfree(ptr)"), "{}", h);
+        let flag = heap_rs(&Provided { created_flag: Some(1), ..Provided::default() }, Promises::default());
+        assert!(flag.contains("xxthread_created_flag: u8;"));
+    }
+}

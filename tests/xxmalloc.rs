@@ -1,0 +1,313 @@
+//! Heaps in C and C++ (the xxmalloc convention): the shipped ones under
+//! over-aligned new and thread hooks, the created flag, a prefixed library
+//! from a prebuilt archive, a prebuilt object, `run` and `check`, and every
+//! kind of bad input. (Conformance and real programs run them through
+//! tests/conformance.rs and tests/real_programs.rs, as every shipped heap.)
+
+mod common;
+
+use common::*;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn dir(name: &str) -> PathBuf {
+    let d = work_dir().join("xx").join(name);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Writes a heap source under target/ and returns its (canonical) path.
+fn heap_file(name: &str, text: &str) -> PathBuf {
+    let path = dir("heaps").join(name);
+    std::fs::write(&path, text).unwrap();
+    path.canonicalize().unwrap()
+}
+
+const XX_BUMP: &str = include_str!("../shims/xx_bump.c");
+
+fn build(heap: &Path, args: &[&str], out: &Path) -> Output {
+    alloc8().args(["build", "--heap"]).arg(heap).args(args).arg("--out").arg(out).output().unwrap()
+}
+
+/// A build that must fail: status 1, no panic, alloc8's own one-line error last.
+fn build_fails(heap: &Path, args: &[&str]) -> (String, String) {
+    let out = build(heap, args, &dir("never"));
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr);
+    assert!(!stderr.contains("panicked") && !stderr.contains("RUST_BACKTRACE"), "{}", stderr);
+    let last = stderr.lines().last().unwrap_or("").to_string();
+    assert!(last.starts_with("error: "), "the last line is alloc8's own error:\n{}", stderr);
+    (last, stderr)
+}
+
+#[test]
+fn over_aligned_new_is_aligned_and_whole() {
+    let out = Command::new(program("xx_aligned_new.cpp")).output().unwrap();
+    assert!(out.status.success(), "fails on glibc itself:\n{}", String::from_utf8_lossy(&out.stdout));
+    for heap in ["xx_bump", "xx_cxx"] {
+        let run = run_under(&shim(heap), Command::new(program("xx_aligned_new.cpp")));
+        run.assert_bound("xx_aligned_new");
+        assert!(run.stdout().contains(", 0 failed"), "{}: {}", heap, run.stdout());
+    }
+}
+
+/// (inits, cleanups, flag flips) from the shim's `threads` event.
+fn hook_counts(run: &Run) -> (u64, u64, u64) {
+    let line = run.raw.lines().find(|l| l.contains("\"event\":\"threads\"")).unwrap_or_else(|| panic!("no threads event:\n{}", run.raw));
+    let v: serde_json::Value = serde_json::from_str(line).unwrap();
+    (v["inits"].as_u64().unwrap(), v["cleanups"].as_u64().unwrap(), v["flag_flips"].as_u64().unwrap())
+}
+
+#[test]
+fn the_cxx_heap_gets_its_thread_hooks_on_every_exit_and_gives_caches_back() {
+    let lib = shim("xx_cxx");
+    let mut cmd = Command::new(program("thread_hooks.c"));
+    cmd.arg("exits");
+    let run = run_under(&lib, cmd);
+    run.assert_bound("thread_hooks");
+    assert_eq!(run.stdout().trim(), "exits: ok");
+    assert_eq!(hook_counts(&run), (20, 20, 1));
+
+    let mut cmd = Command::new(program("thread_hooks.c"));
+    cmd.args(["churn", "1000"]);
+    let run = run_under(&lib, cmd);
+    run.assert_bound("thread_hooks");
+    assert_eq!(hook_counts(&run), (1000, 1000, 1));
+}
+
+/// xx_bump plus thread hooks that record what they saw of the created flag,
+/// reported by a destructor at exit (on stderr, without allocating).
+fn flag_heap(flag_type: &str) -> String {
+    format!(
+        "{XX_BUMP}\n#include <stdio.h>\n#include <unistd.h>\n\
+         volatile {flag_type} xxthread_created_flag;\n\
+         static int inits, early;\n\
+         void xxthread_init(void) {{ __atomic_add_fetch(&inits, 1, __ATOMIC_RELAXED); if (!xxthread_created_flag) early++; }}\n\
+         void xxthread_cleanup(void) {{}}\n\
+         __attribute__((destructor)) static void report(void) {{\n\
+             char buf[80]; int n = snprintf(buf, sizeof buf, \"xx: flag=%d inits=%d early=%d\\n\", (int)xxthread_created_flag, inits, early);\n\
+             if (write(2, buf, n) < 0) {{}}\n\
+         }}\n"
+    )
+}
+
+#[test]
+fn the_created_flag_is_set_before_the_first_thread_exists() {
+    for (name, ty) in [("flag_int.c", "int"), ("flag_bool.c", "_Bool")] {
+        let heap = heap_file(name, &flag_heap(ty));
+        let out_dir = dir(name);
+        let out = build(&heap, &["--threads", "--name", "flag"], &out_dir);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let lib = out_dir.join("libflag.so");
+
+        let mut cmd = Command::new(program("thread_hooks.c"));
+        cmd.arg("exits");
+        let run = run_under(&lib, cmd);
+        run.assert_bound("thread_hooks");
+        assert!(run.stderr().contains("xx: flag=1 inits=20 early=0"), "{}: {}", ty, run.stderr());
+
+        let mut cmd = Command::new(program("thread_hooks.c"));
+        cmd.arg("none");
+        let run = run_under(&lib, cmd);
+        run.assert_bound("thread_hooks");
+        assert!(run.stderr().contains("xx: flag=0 inits=0 early=0"), "{}: {}", ty, run.stderr());
+    }
+}
+
+/// xx_bump compiled by hand, as a heap built elsewhere would be.
+fn prebuilt_object() -> PathBuf {
+    let d = dir("prebuilt");
+    let src = heap_file("prebuilt_bump.c", XX_BUMP);
+    let obj = d.join("xx_bump.o");
+    let out = Command::new("gcc").args(["-O2", "-fPIC", "-c", "-o"]).arg(&obj).arg(&src).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    obj
+}
+
+fn archive(objects: &[&Path], name: &str) -> PathBuf {
+    let a = dir("prebuilt").join(name);
+    let _ = std::fs::remove_file(&a);
+    let out = Command::new("ar").arg("rcs").arg(&a).args(objects).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    a
+}
+
+#[test]
+fn a_prefixed_library_from_a_prebuilt_archive_serves_a_c_program() {
+    let obj = prebuilt_object();
+    let a = archive(&[&obj], "libmyheap.a");
+    let out_dir = dir("prefixed-my");
+    let out = build(&a, &["--mode", "prefixed", "--prefix", "my"], &out_dir);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for f in ["libmy.so", "libmy.a", "my.h"] {
+        assert!(out_dir.join(f).is_file(), "{} missing", f);
+    }
+    let src = root().join("tests/programs/xx_prefixed.c");
+    for (exe, link) in [("static", vec![out_dir.join("libmy.a").into_os_string()]), ("shared", vec![
+        "-L".into(),
+        out_dir.clone().into_os_string(),
+        "-lmy".into(),
+        format!("-Wl,-rpath,{}", out_dir.display()).into(),
+    ])] {
+        let exe = out_dir.join(format!("xx_prefixed_{}", exe));
+        let out = Command::new("gcc")
+            .args(["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Werror", "-pthread", "-I"])
+            .arg(&out_dir)
+            .arg("-o")
+            .arg(&exe)
+            .arg(&src)
+            .args(&link)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let run = Command::new(&exe).env_remove("LD_PRELOAD").output().unwrap();
+        assert!(run.status.success(), "{}: {}", exe.display(), String::from_utf8_lossy(&run.stdout));
+        assert_eq!(String::from_utf8_lossy(&run.stdout).trim(), "ok 2000");
+    }
+}
+
+#[test]
+fn a_prebuilt_object_interposes_and_passes_the_contract() {
+    let obj = prebuilt_object();
+    let out_dir = dir("object");
+    let out = build(&obj, &[], &out_dir);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let run = run_under(&out_dir.join("libxx_bump.so"), Command::new(program("conformance.c")));
+    run.assert_bound("conformance");
+    assert!(run.stdout().contains(", 0 failed"), "{}", run.stdout());
+}
+
+#[test]
+fn run_and_check_take_c_heaps() {
+    let out = alloc8().args(["run", "--quiet", "--heap"]).arg(shim_source("xx_bump")).args(["--", "sh", "-c", "echo hi"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "hi");
+    let out = alloc8().arg("check").arg(shim("xx_cxx")).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+}
+
+// Bad input.
+
+#[test]
+fn a_heap_missing_xxfree() {
+    let heap = heap_file("no_free.c", &XX_BUMP.replace("xxfree(", "xxrelease("));
+    let (err, _) = build_fails(&heap, &[]);
+    assert!(err.contains(&format!("heap {} lacks xxfree (", heap.display())), "{}", err);
+}
+
+#[test]
+fn a_heap_that_defines_malloc_itself() {
+    let text = format!("{}\nvoid *malloc(size_t n) {{ return xxmalloc(n); }}\nvoid free(void *p) {{ xxfree(p); }}\n", XX_BUMP);
+    let (err, _) = build_fails(&heap_file("own_malloc.c", &text), &[]);
+    assert!(err.contains("defines free, malloc itself"), "{}", err);
+    assert!(err.contains("leave the heap's own wrapper out"), "{}", err);
+}
+
+#[test]
+fn a_heap_that_defines_pthread_create_like_hoard() {
+    let text = format!(
+        "{}\nint pthread_create(pthread_t *t, const pthread_attr_t *a, void *(*f)(void *), void *arg) {{ (void)t; (void)a; (void)f; (void)arg; return 11; }}\n\
+         void pthread_exit(void *v) {{ (void)v; for (;;) {{}} }}\n",
+        XX_BUMP
+    );
+    let (err, _) = build_fails(&heap_file("own_threads.c", &text), &["--mode", "prefixed", "--prefix", "p"]);
+    assert!(err.contains("defines pthread_create, pthread_exit itself"), "{}", err);
+    assert!(err.contains("with --threads"), "{}", err);
+}
+
+#[test]
+fn a_c_file_that_does_not_compile_shows_the_compilers_errors() {
+    let text = format!("{}\nint broken(void) {{ return 1 }}\n", XX_BUMP);
+    let line = text.lines().count();
+    let heap = heap_file("broken.c", &text);
+    let (err, stderr) = build_fails(&heap, &[]);
+    assert!(stderr.contains(&format!("{}:{}:", heap.display(), line)) && stderr.contains("error: expected"), "gcc's own error:\n{}", stderr);
+    assert_eq!(err, format!("error: {} does not compile (the compiler's errors are above)", heap.display()));
+}
+
+#[test]
+fn a_cxx_file_that_does_not_compile() {
+    let heap = heap_file("broken.cpp", "extern \"C\" void *xxmalloc(unsigned long n) { return nonsense(n); }\n");
+    let (err, stderr) = build_fails(&heap, &[]);
+    assert!(stderr.contains("'nonsense' was not declared"), "g++'s own error:\n{}", stderr);
+    assert!(err.contains("does not compile"), "{}", err);
+}
+
+#[test]
+fn an_archive_without_xx_symbols() {
+    let src = heap_file("not_a_heap.c", "int answer(void) { return 42; }\n");
+    let obj = dir("prebuilt").join("not_a_heap.o");
+    assert!(Command::new("gcc").args(["-c", "-fPIC", "-o"]).arg(&obj).arg(&src).status().unwrap().success());
+    let a = archive(&[&obj], "libnotaheap.a");
+    let (err, _) = build_fails(&a, &[]);
+    assert!(err.contains("defines none of the xxmalloc convention's functions"), "{}", err);
+}
+
+#[test]
+fn manifests_with_unknown_keys_or_missing_files() {
+    let d = dir("bad-manifest");
+    std::fs::write(d.join("heap.c"), XX_BUMP).unwrap();
+    std::fs::write(d.join("alloc8.toml"), "sources = [\"heap.c\"]\nsauces = [\"x\"]\n").unwrap();
+    let (err, _) = build_fails(&d, &[]);
+    assert!(err.contains("alloc8.toml: unknown field `sauces`"), "{}", err);
+
+    std::fs::write(d.join("alloc8.toml"), "sources = [\"heap.c\", \"nope.c\"]\n").unwrap();
+    let (err, _) = build_fails(&d, &[]);
+    assert!(err.contains("source `nope.c` does not exist"), "{}", err);
+
+    std::fs::write(d.join("alloc8.toml"), "sources = [\"heap.c\"]\ninclude = [\"missing\"]\n").unwrap();
+    let (err, _) = build_fails(&d, &[]);
+    assert!(err.contains("include directory `missing` does not exist"), "{}", err);
+}
+
+#[test]
+fn threads_and_thread_hooks_go_together() {
+    let (err, _) = build_fails(&shim_source("xx_bump"), &["--threads"]);
+    assert!(err.contains("defines none of xxthread_init, xxthread_cleanup, xxthread_created_flag"), "{}", err);
+    let (err, _) = build_fails(&shim_source("xx_cxx"), &[]);
+    assert!(err.contains("defines xxthread_init, xxthread_cleanup, xxthread_created_flag: build it with `--threads`"), "{}", err);
+}
+
+/// A C++ heap in prefixed mode: its libstdc++ needs come along in the .so,
+/// and alloc8 says that the .a needs -lstdc++ where it is linked.
+#[test]
+fn a_prefixed_cxx_heap_links_with_the_cxx_runtime() {
+    let heap = heap_file(
+        "glibc_cxx.cpp",
+        "#include <malloc.h>\n#include <mutex>\n\
+         extern \"C\" { void *__libc_malloc(size_t); void __libc_free(void *); void *__libc_memalign(size_t, size_t); }\n\
+         static std::mutex m;\n\
+         extern \"C\" void *xxmalloc(size_t n) { return __libc_malloc(n); }\n\
+         extern \"C\" void xxfree(void *p) { __libc_free(p); }\n\
+         extern \"C\" void *xxmemalign(size_t a, size_t n) { return __libc_memalign(a, n); }\n\
+         extern \"C\" size_t xxmalloc_usable_size(void *p) { return malloc_usable_size(p); }\n\
+         extern \"C\" void xxmalloc_lock() { m.lock(); }\n\
+         extern \"C\" void xxmalloc_unlock() { m.unlock(); }\n",
+    );
+    let out_dir = dir("prefixed-cx");
+    let out = build(&heap, &["--mode", "prefixed", "--prefix", "cx"], &out_dir);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("note: libcx.a holds a C++ heap: link programs that use it with -lstdc++"), "{}", stdout);
+    let src = dir("prefixed-cx").join("use_cx.c");
+    std::fs::write(
+        &src,
+        "#include \"cx.h\"\n#include <stdio.h>\n#include <string.h>\n\
+         int main(void) {\n    char *p = cx_malloc(100), *q = cx_aligned_alloc(256, 10);\n\
+             if (!p || !q || (unsigned long)q % 256)\n        return 1;\n\
+             strcpy(p, \"ok\");\n    puts(p);\n    cx_free(p);\n    cx_free(q);\n    return 0;\n}\n",
+    )
+    .unwrap();
+    for (name, link) in [("static", vec![out_dir.join("libcx.a").into_os_string(), "-lstdc++".into()]), ("shared", vec![
+        "-L".into(),
+        out_dir.clone().into_os_string(),
+        "-lcx".into(),
+        format!("-Wl,-rpath,{}", out_dir.display()).into(),
+    ])] {
+        let exe = out_dir.join(format!("use_cx_{}", name));
+        let out = Command::new("gcc").args(["-O2", "-Wall", "-Werror", "-pthread", "-I"]).arg(&out_dir).arg("-o").arg(&exe).arg(&src).args(&link).output().unwrap();
+        assert!(out.status.success(), "{}: {}", name, String::from_utf8_lossy(&out.stderr));
+        let run = Command::new(&exe).env_remove("LD_PRELOAD").output().unwrap();
+        assert!(run.status.success() && String::from_utf8_lossy(&run.stdout).trim() == "ok", "{}", name);
+    }
+}
