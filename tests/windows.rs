@@ -217,8 +217,10 @@ fn the_dll_exports_the_crt_family_and_imports_only_system_dlls() {
     assert_eq!(report["verdict"]["sound"], true, "{}", report);
     // Rust's windows-gnu std links msvcrt.dll: the CRT the DLL's own code uses.
     assert_eq!(report["pe"]["crt"], serde_json::json!(["msvcrt.dll"]), "{}", report["pe"]);
+    assert_eq!(report["pe"]["alloc8_redirect"], true);
     let text = alloc8().arg("check").arg(&dll).output().unwrap();
-    assert!(String::from_utf8_lossy(&text.stdout).contains("uses the C runtime msvcrt.dll"));
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("uses the C runtime msvcrt.dll") && text.contains("an alloc8 redirect DLL"), "{}", text);
     let malloc = report["families"].as_array().unwrap().iter().find(|f| f["family"] == "malloc").unwrap();
     for name in ["malloc", "free", "calloc", "realloc", "_expand", "_recalloc", "_strdup"] {
         assert!(malloc["present"].as_array().unwrap().iter().any(|n| n == name), "{} not exported", name);

@@ -16,6 +16,9 @@ pub struct PeFacts {
     pub crt: Vec<String>,
     /// Every DLL it imports from.
     pub dlls: Vec<String>,
+    /// An alloc8 redirect DLL (it reports, and watches DLL loads to hook
+    /// the C runtimes): it replaces the CRT's allocator by hooking it.
+    pub alloc8_redirect: bool,
 }
 
 impl PeFacts {
@@ -51,7 +54,9 @@ pub fn read<Pe: ImageNtHeaders>(file: &PeFile<Pe>, lib: &mut Library) -> object:
         dlls.insert(String::from_utf8_lossy(import.library()).to_ascii_lowercase());
     }
     let crt = dlls.iter().filter(|d| is_crt(d)).cloned().collect();
-    lib.pe = Some(PeFacts { crt, dlls: dlls.into_iter().collect() });
+    let has = |needle: &[u8]| file.data().windows(needle.len()).any(|w| w == needle);
+    let alloc8_redirect = has(b"ALLOC8_REPORT\0") && has(b"LdrRegisterDllNotification\0");
+    lib.pe = Some(PeFacts { crt, dlls: dlls.into_iter().collect(), alloc8_redirect });
     Ok(())
 }
 
@@ -67,7 +72,11 @@ mod tests {
         for d in ["kernel32.dll", "msvcp140.dll", "ws2_32.dll"] {
             assert!(!is_crt(d), "{}", d);
         }
-        let ucrt = PeFacts { crt: vec!["api-ms-win-crt-heap-l1-1-0.dll".into(), "api-ms-win-crt-runtime-l1-1-0.dll".into()], dlls: vec![] };
+        let ucrt = PeFacts {
+            crt: vec!["api-ms-win-crt-heap-l1-1-0.dll".into(), "api-ms-win-crt-runtime-l1-1-0.dll".into()],
+            dlls: vec![],
+            alloc8_redirect: false,
+        };
         assert_eq!(ucrt.crt_summary().as_deref(), Some("the UCRT (ucrtbase.dll)"));
         assert_eq!(PeFacts::default().crt_summary(), None);
     }

@@ -51,7 +51,9 @@ impl Report {
                     let _ = writeln!(out, "  imports no C runtime");
                 }
             }
-            if self.mode == Detected::Interposer {
+            if pe.alloc8_redirect && self.mode == Detected::Interposer {
+                let _ = writeln!(out, "  an alloc8 redirect DLL: once loaded it hooks the allocator of every C runtime in the process");
+            } else if self.mode == Detected::Interposer {
                 let _ = writeln!(
                     out,
                     "  (on Windows exporting malloc replaces nothing by itself: a DLL takes the CRT over by hooking it, as alloc8's do)"
