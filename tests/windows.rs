@@ -40,9 +40,10 @@ fn wine_prefix() -> PathBuf {
         .clone()
 }
 
+/// A program under wine; a hang (a hook that loops, a deadlock) fails as exit 124.
 fn wine(exe: &Path) -> Command {
-    let mut cmd = Command::new("wine");
-    cmd.arg(exe).env("WINEPREFIX", wine_prefix()).env("WINEDEBUG", "-all");
+    let mut cmd = Command::new("timeout");
+    cmd.args(["120", "wine"]).arg(exe).env("WINEPREFIX", wine_prefix()).env("WINEDEBUG", "-all");
     cmd
 }
 
@@ -274,7 +275,7 @@ fn the_mmap_heap_takes_over_msvcrt_too() {
 /// Microsoft's UCRT implements `free` as a call to `_free_base` (wine's
 /// aliases the two, so fakecrt.c, built as msvcr70.dll, has that shape): a
 /// foreign block must reach the `_base` original, not a wrapper that jumps
-/// back into the hook (which loops forever: hence the timeout).
+/// back into the hook (which loops forever: `wine` has a timeout).
 #[test]
 fn foreign_blocks_reach_the_base_function_of_a_ucrt_shaped_crt() {
     let fake = dir().join("programs").join("msvcr70.dll");
@@ -287,10 +288,10 @@ fn foreign_blocks_reach_the_base_function_of_a_ucrt_shaped_crt() {
         .unwrap();
     assert!(cc.status.success(), "{}", String::from_utf8_lossy(&cc.stderr));
     let exe = mingw("ucrt_shape.c", false, &[]);
-    let mut cmd = Command::new("timeout");
-    cmd.args(["60", "wine"]).arg(&exe).arg(win_path(&shipped_dll("system"))).arg(win_path(&fake));
+    let mut cmd = wine(&exe);
+    cmd.arg(win_path(&shipped_dll("system"))).arg(win_path(&fake));
     // The file, not wine's builtin msvcr70.dll.
-    cmd.env("WINEPREFIX", wine_prefix()).env("WINEDEBUG", "-all").env("WINEDLLOVERRIDES", "msvcr70=n");
+    cmd.env("WINEDLLOVERRIDES", "msvcr70=n");
     let run = run_wine(cmd);
     run.assert_ok();
     let said = run.said();

@@ -60,6 +60,57 @@ extern "system" {
     pub fn HeapSize(heap: Handle, flags: u32, ptr: *const c_void) -> usize;
     pub fn HeapLock(heap: Handle) -> Bool;
     pub fn HeapUnlock(heap: Handle) -> Bool;
+    pub fn GetCurrentThreadId() -> u32;
+    pub fn CreateToolhelp32Snapshot(flags: u32, pid: u32) -> Handle;
+    pub fn Thread32First(snapshot: Handle, entry: *mut ThreadEntry) -> Bool;
+    pub fn Thread32Next(snapshot: Handle, entry: *mut ThreadEntry) -> Bool;
+    pub fn OpenThread(access: u32, inherit: Bool, tid: u32) -> Handle;
+    pub fn SuspendThread(thread: Handle) -> u32;
+    pub fn ResumeThread(thread: Handle) -> u32;
+    pub fn GetThreadContext(thread: Handle, context: *mut Context) -> Bool;
+    pub fn SetThreadContext(thread: Handle, context: *const Context) -> Bool;
+}
+
+pub const TH32CS_SNAPTHREAD: u32 = 0x4;
+pub const THREAD_SUSPEND_RESUME: u32 = 0x2;
+pub const THREAD_GET_CONTEXT: u32 = 0x8;
+pub const THREAD_SET_CONTEXT: u32 = 0x10;
+
+/// `THREADENTRY32`.
+#[repr(C)]
+pub struct ThreadEntry {
+    pub size: u32,
+    pub usage: u32,
+    pub thread_id: u32,
+    pub owner_process_id: u32,
+    pub base_priority: i32,
+    pub delta_priority: i32,
+    pub flags: u32,
+}
+
+/// The x64 `CONTEXT`, as bytes: only ContextFlags and Rip are used.
+#[repr(C, align(16))]
+pub struct Context(pub [u8; 1232]);
+
+impl Context {
+    /// CONTEXT_CONTROL (AMD64): Rip, Rsp, segment registers, flags.
+    pub const CONTROL: u32 = 0x0010_0001;
+    const FLAGS: usize = 0x30;
+    const RIP: usize = 0xF8;
+
+    pub fn control() -> Context {
+        let mut c = Context([0; 1232]);
+        c.0[Self::FLAGS..Self::FLAGS + 4].copy_from_slice(&Self::CONTROL.to_le_bytes());
+        c
+    }
+    pub fn rip(&self) -> usize {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&self.0[Self::RIP..Self::RIP + 8]);
+        u64::from_le_bytes(b) as usize
+    }
+    pub fn set_rip(&mut self, rip: usize) {
+        self.0[Self::RIP..Self::RIP + 8].copy_from_slice(&(rip as u64).to_le_bytes());
+    }
 }
 
 pub const INVALID_HANDLE_VALUE: Handle = !0usize as Handle;

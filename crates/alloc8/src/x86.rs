@@ -248,6 +248,28 @@ pub fn relocate(code: &[u8], src: usize, dst: usize, need: usize, out: &mut [u8]
     Some((taken, written))
 }
 
+/// Where the instruction that starts `offset` bytes into the moved code
+/// starts in the trampoline [`relocate`] built from it (None if `offset` is
+/// not an instruction boundary within the moved code). A thread suspended
+/// inside the opening of a function being hooked resumes there.
+pub fn moved_offset(code: &[u8], taken: usize, offset: usize) -> Option<usize> {
+    let (mut src, mut dst) = (0, 0);
+    while src < taken {
+        if src == offset {
+            return Some(dst);
+        }
+        let insn = decode(&code[src..])?;
+        dst += match insn.branch {
+            Some(Branch::Jmp { .. }) => ABS_JMP_LEN,
+            Some(Branch::Call) => 16,
+            Some(Branch::Jcc { .. }) => 2 + ABS_JMP_LEN,
+            None => insn.len,
+        };
+        src += insn.len;
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -310,6 +332,21 @@ mod tests {
         let (_, written) = relocate(&code, 0x1000, 0x2000, 5, &mut out).unwrap();
         assert_eq!(written, ABS_JMP_LEN);
         assert_eq!(u64::from_le_bytes(out[6..14].try_into().unwrap()), 0x1000 + 5 + 0x100);
+    }
+
+    #[test]
+    fn threads_inside_the_opening_resume_at_the_same_instruction_in_the_trampoline() {
+        // push rbx; test rcx, rcx; je +0x20; mov eax, 1
+        let code = [0x53, 0x48, 0x85, 0xC9, 0x74, 0x20, 0xB8, 1, 0, 0, 0];
+        let mut out = [0u8; TRAMPOLINE_CAP];
+        let (taken, _) = relocate(&code, 0x1000, 0x2000, 5, &mut out).unwrap();
+        assert_eq!(taken, 6);
+        assert_eq!(moved_offset(&code, taken, 0), Some(0));
+        assert_eq!(moved_offset(&code, taken, 1), Some(1));
+        assert_eq!(moved_offset(&code, taken, 4), Some(4), "the je, rewritten as jne + absolute jmp");
+        assert_eq!(&out[4..6], &[0x75, 14]);
+        assert_eq!(moved_offset(&code, taken, 2), None, "not an instruction boundary");
+        assert_eq!(moved_offset(&code, taken, 6), None, "past the moved code: nothing to move");
     }
 
     #[test]

@@ -292,13 +292,11 @@ unsafe fn hook_module(module: usize, k: usize) -> bool {
             field.store(p.trampoline, Relaxed);
         }
     }
-    for (p, role, _) in prepared[..n].iter().flatten() {
-        if patch::apply(p) {
-            HOOKS.fetch_add(1, Relaxed);
-            if *role == Role::Malloc {
-                MALLOC_LIVE.store(1, Relaxed);
-            }
-        }
+    let hooks = prepared[..n].iter().flatten().map(|(p, _, _)| p);
+    let applied = patch::apply_all(hooks, patch::freeze());
+    HOOKS.fetch_add(applied as u64, Relaxed);
+    if applied > 0 && prepared[..n].iter().flatten().any(|(_, role, _)| *role == Role::Malloc) {
+        MALLOC_LIVE.store(1, Relaxed);
     }
     true
 }
