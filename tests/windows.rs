@@ -174,6 +174,7 @@ impl WinRun {
             assert!(hooked.contains(m), "{} not taken over: {:?}", m, r);
         }
         assert_eq!(r["refused"], 0, "a CRT function could not be hooked: {:?}", r);
+        assert_eq!(r["watching_loads"], true, "{:?}", r);
         r
     }
 

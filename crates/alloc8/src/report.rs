@@ -205,6 +205,8 @@ pub struct Redirect {
     pub migrations: u64,
     /// Size queries (_msize...) answered by the CRT for foreign blocks.
     pub foreign_sizes: u64,
+    /// C runtimes loaded later are taken over too (loader notifications).
+    pub watching_loads: bool,
 }
 
 /// The redirect line: which C runtimes were taken over and what went back to them.
@@ -219,8 +221,8 @@ pub fn redirect(modules: &[&str], r: Redirect) {
     }
     let _ = write!(
         line,
-        "],\"hooks\":{},\"refused\":{},\"foreign_frees\":{},\"migrations\":{},\"foreign_sizes\":{}}}\n",
-        r.hooks, r.refused, r.foreign_frees, r.migrations, r.foreign_sizes
+        "],\"hooks\":{},\"refused\":{},\"foreign_frees\":{},\"migrations\":{},\"foreign_sizes\":{},\"watching_loads\":{}}}\n",
+        r.hooks, r.refused, r.foreign_frees, r.migrations, r.foreign_sizes, r.watching_loads
     );
     emit(&line);
 }

@@ -139,12 +139,11 @@ pub static HOOKS: AtomicU64 = AtomicU64::new(0);
 pub static REFUSED: AtomicU64 = AtomicU64::new(0);
 /// Set once malloc of some CRT is hooked.
 static MALLOC_LIVE: AtomicUsize = AtomicUsize::new(0);
-/// Serialises taking over modules (DllMain and every LoadLibrary after it).
+/// Serialises taking over modules (DllMain and the loader notifications).
 static LOCK: SpinLock<()> = SpinLock::new(());
 
-
-/// Whether later loads are watched through loader notifications.
-static NOTIFIED: AtomicUsize = AtomicUsize::new(0);
+/// Whether later loads are watched through loader notifications (the report says).
+pub static NOTIFIED: AtomicUsize = AtomicUsize::new(0);
 
 /// Hooks every CRT module loaded now, then watches for later ones.
 pub unsafe fn take_over() {
@@ -200,18 +199,17 @@ type Notify = unsafe extern "system" fn(u32, *const NotificationData, *mut c_voi
 type Register = unsafe extern "system" fn(u32, Notify, *mut c_void, *mut *mut c_void) -> i32;
 const LDR_DLL_NOTIFICATION_REASON_LOADED: u32 = 1;
 
-unsafe fn watch_loads() -> bool {
+/// Without the notification API (before Vista), CRTs loaded later are not taken over.
+unsafe fn watch_loads() {
     let ntdll = GetModuleHandleA(b"ntdll.dll\0".as_ptr());
     let register = GetProcAddress(ntdll, b"LdrRegisterDllNotification\0".as_ptr());
     if register.is_null() {
-        return false;
+        return;
     }
     let mut cookie = core::ptr::null_mut();
-    let ok = core::mem::transmute::<*mut c_void, Register>(register)(0, on_load, core::ptr::null_mut(), &mut cookie) >= 0;
-    if ok {
+    if core::mem::transmute::<*mut c_void, Register>(register)(0, on_load, core::ptr::null_mut(), &mut cookie) >= 0 {
         NOTIFIED.store(1, Relaxed);
     }
-    ok
 }
 
 /// Runs inside the loader (its lock held) once a module is mapped, before

@@ -88,6 +88,7 @@ fn exiting() {
                 foreign_frees: api::FOREIGN_FREES.load(Relaxed),
                 migrations: api::MIGRATIONS.load(Relaxed),
                 foreign_sizes: api::FOREIGN_SIZES.load(Relaxed),
+                watching_loads: hooks::NOTIFIED.load(Relaxed) != 0,
             },
         );
     }
