@@ -61,6 +61,9 @@ extern "system" {
     pub fn HeapLock(heap: Handle) -> Bool;
     pub fn HeapUnlock(heap: Handle) -> Bool;
     pub fn GetCurrentThreadId() -> u32;
+    pub fn TlsAlloc() -> u32;
+    pub fn TlsGetValue(index: u32) -> *mut c_void;
+    pub fn TlsSetValue(index: u32, value: *mut c_void) -> Bool;
     pub fn CreateToolhelp32Snapshot(flags: u32, pid: u32) -> Handle;
     pub fn Thread32First(snapshot: Handle, entry: *mut ThreadEntry) -> Bool;
     pub fn Thread32Next(snapshot: Handle, entry: *mut ThreadEntry) -> Bool;

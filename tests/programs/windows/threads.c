@@ -25,8 +25,26 @@ static DWORD WINAPI work(void *arg) {
     return 0;
 }
 
+static HANDLE release;
+
+/* Started before the DLL is loaded, ends after: Windows tells the DLL of its
+ * exit but never told it of its start, so it must get no thread_cleanup. */
+static DWORD WINAPI early(void *arg) {
+    (void)arg;
+    WaitForSingleObject(release, INFINITE);
+    sink = malloc(10);
+    free(sink);
+    return 0;
+}
+
 int main(int argc, char **argv) {
-    if (argc != 2 || !LoadLibraryA(argv[1])) return 2;
+    if (argc != 2) return 2;
+    release = CreateEventA(NULL, TRUE, FALSE, NULL);
+    HANDLE e[2];
+    for (int i = 0; i < 2; i++) e[i] = CreateThread(NULL, 0, early, NULL, 0, NULL);
+    if (!LoadLibraryA(argv[1])) return 2;
+    SetEvent(release);
+    WaitForMultipleObjects(2, e, TRUE, INFINITE);
     HANDLE t[THREADS];
     for (int i = 0; i < THREADS; i++) t[i] = CreateThread(NULL, 0, work, NULL, 0, NULL);
     WaitForMultipleObjects(THREADS, t, TRUE, INFINITE);

@@ -14,7 +14,7 @@ use crate::{HEAP, HEAP_NAME};
 use alloc8::win::*;
 use alloc8::Heap;
 use core::ffi::c_void;
-use core::sync::atomic::Ordering::Relaxed;
+use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 const _: () = assert!(
     crate::exports::PREFIXED || <crate::heap::__Alloc8Heap as Heap>::OWNS,
@@ -22,6 +22,9 @@ const _: () = assert!(
      runtime's (implement Heap::owns and set `const OWNS: bool = true`); the DLL takes over a CRT that has \
      already allocated, and those blocks must go back to it"
 );
+
+/// `--threads`: the TLS slot marking the threads that got `thread_init`.
+static STARTED: AtomicUsize = AtomicUsize::new(0);
 
 const GET_MODULE_HANDLE_EX_FLAG_PIN: u32 = 0x1;
 const GET_MODULE_HANDLE_EX_FLAG_FROM_ADDRESS: u32 = 0x4;
@@ -38,10 +41,13 @@ pub unsafe extern "system" fn DllMain(module: Module, reason: u32, reserved: *mu
         // Only at process exit: a FreeLibrary cannot unload a pinned DLL.
         DLL_PROCESS_DETACH if !reserved.is_null() => exiting(),
         DLL_THREAD_ATTACH if crate::THREADS => {
+            TlsSetValue(STARTED.load(Relaxed) as u32, 1 as *mut c_void);
             HEAP.thread_init();
             alloc8::threads::note_init();
         }
-        DLL_THREAD_DETACH if crate::THREADS => {
+        // Windows also reports the exit of threads that started before the
+        // DLL was loaded: only those that got thread_init get thread_cleanup.
+        DLL_THREAD_DETACH if crate::THREADS && !TlsGetValue(STARTED.load(Relaxed) as u32).is_null() => {
             HEAP.thread_cleanup();
             alloc8::threads::note_cleanup();
         }
@@ -52,6 +58,7 @@ pub unsafe extern "system" fn DllMain(module: Module, reason: u32, reserved: *mu
 
 unsafe fn attach(module: Module) {
     if crate::THREADS {
+        STARTED.store(TlsAlloc() as usize, Relaxed);
         // Windows tells a DLL of a new thread only inside that thread, when
         // its creator may already be back in the heap: the "no second thread
         // yet" promise cannot be kept from here, so it is never made (the
