@@ -31,6 +31,11 @@ int main(int argc, char **argv) {
     void *f_aligned = _aligned_malloc(100, 64);
     char *f_aligned_realloc = _aligned_malloc(100, 256);
     for (int i = 0; i < 100; i++) f_aligned_realloc[i] = (char)(i + 1);
+    char *f_expand = malloc(1000);
+#ifdef UCRT
+    char *f_recalloc = calloc(10, 10);
+    memset(f_recalloc, 9, 100);
+#endif
     char *f_msize = malloc(77);
     size_t before_msize = _msize(f_msize);
     sink = f_free;
@@ -65,6 +70,16 @@ int main(int argc, char **argv) {
     _aligned_free(moved_aligned);
     free(f_msize); foreign_frees++;
     op_delete(f_new); foreign_frees++;
+    /* _expand of a foreign block: the CRT resizes it in place (or fails). */
+    char *e = _expand(f_expand, 500);
+    CHECK(e == NULL || e == f_expand);
+    free(f_expand); foreign_frees++;
+#ifdef UCRT
+    /* _recalloc of a foreign block: migrated, old contents kept, the rest zeroed. */
+    char *rc = _recalloc(f_recalloc, 100, 10); migrations++; foreign_frees++;
+    CHECK(rc != NULL && rc[99] == 9 && rc[100] == 0 && rc[999] == 0);
+    free(rc);
+#endif
 
     /* Everything from here on is the heap's: none of these frees is foreign. */
     int mallocs = 0;
