@@ -130,6 +130,11 @@ int main(int argc, char **argv) {
 #endif
         _aligned_free(a);
     }
+    /* Not hooked: _aligned_offset_malloc keeps making CRT blocks after the
+     * hooks; _aligned_free (hooked) hands them back to the CRT. */
+    void *off = _aligned_offset_malloc(100, 64, 8);
+    CHECK(off != NULL && ((uintptr_t)off + 8) % 64 == 0);
+    _aligned_free(off); foreign_frees++;
 #ifdef UCRT
     char *r = _recalloc(NULL, 10, 10); mallocs++;
     memset(r, 5, 100);
