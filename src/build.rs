@@ -211,7 +211,13 @@ pub fn build(opts: &BuildOptions) -> Result<Built> {
                     .into_iter()
                     .map(|(n, _)| n)
                     .collect();
-                static_archive::seal(file, &dest, &keep, &opts.prefix)?;
+                // Sealing takes a second: keep the sealed archive beside
+                // cargo's and redo it only when cargo rebuilt the raw one.
+                let sealed = file.with_extension("sealed.a");
+                if !is_newer(&sealed, file) {
+                    static_archive::seal(file, &sealed, &keep, &opts.prefix)?;
+                }
+                copy_atomically(&sealed, &dest)?;
                 verify_archive(&dest, &keep)?;
             }
             "so" | "dylib" => {
@@ -345,6 +351,12 @@ fn verify_archive(lib: &Path, keep: &[String]) -> Result<()> {
         bail!("{} does not define exactly its exports (missing: {}; extra: {})", lib.display(), missing.join(", "), extra.join(", "));
     }
     Ok(())
+}
+
+/// Whether `a` exists and was written no earlier than `b`.
+fn is_newer(a: &Path, b: &Path) -> bool {
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    matches!((modified(a), modified(b)), (Some(a), Some(b)) if a >= b)
 }
 
 fn copy_atomically(from: &Path, to: &Path) -> Result<()> {
