@@ -234,6 +234,18 @@ fn a_cxx_file_that_does_not_compile() {
 }
 
 #[test]
+fn an_archive_compiled_without_fpic_is_named_not_left_to_the_linker() {
+    let src = heap_file("nopic_bump.c", XX_BUMP);
+    let obj = dir("prebuilt").join("nopic_bump.o");
+    let out = Command::new("gcc").args(["-O2", "-fno-pic", "-c", "-o"]).arg(&obj).arg(&src).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let a = archive(&[&obj], "libnopic.a");
+    let (err, _) = build_fails(&a, &[]);
+    assert!(err.contains("was compiled without -fPIC (nopic_bump.o has absolute 32-bit relocations in .text"), "{}", err);
+    assert!(err.ends_with("rebuild it with -fPIC"), "{}", err);
+}
+
+#[test]
 fn an_archive_without_xx_symbols() {
     let src = heap_file("not_a_heap.c", "int answer(void) { return 42; }\n");
     let obj = dir("prebuilt").join("not_a_heap.o");

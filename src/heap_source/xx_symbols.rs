@@ -4,7 +4,7 @@
 //! brings its own malloc or pthread_create would fight the shim for them).
 
 use crate::contract::{self, Mode};
-use object::{Object, ObjectSymbol, SymbolKind};
+use object::{Object, ObjectSection, ObjectSymbol, RelocationFlags, SymbolKind};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -52,6 +52,9 @@ pub enum SymbolError {
     Clash(PathBuf, Vec<String>),
     /// `xxthread_created_flag` of a size the shim cannot store a flag into.
     FlagSize(PathBuf, u64),
+    /// Code compiled without -fPIC: absolute 32-bit relocations cannot go
+    /// into a shared library (the link would fail with ld's own words).
+    NotPic { heap: PathBuf, member: String, section: String },
 }
 
 impl fmt::Display for SymbolError {
@@ -82,6 +85,14 @@ impl fmt::Display for SymbolError {
                     if threads { "; alloc8 runs the heap's xxthread_init/xxthread_cleanup itself with --threads" } else { "" }
                 )
             }
+            SymbolError::NotPic { heap, member, section } => write!(
+                f,
+                "heap {} was compiled without -fPIC ({} has absolute 32-bit relocations in {}), so it cannot go into a \
+                 shared library: rebuild it with -fPIC",
+                heap.display(),
+                member,
+                section
+            ),
             SymbolError::FlagSize(p, n) => write!(
                 f,
                 "heap {}: xxthread_created_flag is {} bytes; make it a bool, an int or a long",
@@ -99,16 +110,48 @@ struct Symbol {
     size: u64,
 }
 
+/// What the archive's objects hold: their symbols, and the first place (member,
+/// section) of code that is not position-independent, if any.
+struct Contents {
+    symbols: BTreeMap<String, Symbol>,
+    not_pic: Option<(String, String)>,
+}
+
+/// x86-64 relocations that only a fixed, low load address can satisfy
+/// (R_X86_64_32, R_X86_64_32S): what gcc emits for `&global` without -fPIC.
+fn absolute_32(obj: &object::File) -> Option<String> {
+    if obj.architecture() != object::Architecture::X86_64 || obj.format() != object::BinaryFormat::Elf {
+        return None;
+    }
+    obj.sections().find_map(|section| {
+        let name = section.name().unwrap_or("");
+        // Debug info refers to sections by absolute offsets; the linker resolves those.
+        if name.starts_with(".debug") {
+            return None;
+        }
+        section
+            .relocations()
+            .any(|(_, r)| matches!(r.flags(), RelocationFlags::Elf { r_type: 10 | 11 }))
+            .then(|| name.to_string())
+    })
+}
+
 /// The global and weak symbols of every object in `archive` (defined wins).
-fn symbols(archive: &Path) -> Result<BTreeMap<String, Symbol>, SymbolError> {
+fn contents(archive: &Path) -> Result<Contents, SymbolError> {
     let bad = |e: &dyn fmt::Display| SymbolError::Unreadable(archive.to_path_buf(), e.to_string());
     let data = std::fs::read(archive).map_err(|e| bad(&e))?;
     let ar = object::read::archive::ArchiveFile::parse(&*data).map_err(|e| bad(&e))?;
     let mut out: BTreeMap<String, Symbol> = BTreeMap::new();
+    let mut not_pic = None;
     for member in ar.members() {
         let member = member.map_err(|e| bad(&e))?;
         let bytes = member.data(&*data).map_err(|e| bad(&e))?;
         let obj = object::File::parse(bytes).map_err(|e| bad(&format!("a member is not an object ({})", e)))?;
+        if not_pic.is_none() {
+            if let Some(section) = absolute_32(&obj) {
+                not_pic = Some((String::from_utf8_lossy(member.name()).trim_end_matches('/').to_string(), section));
+            }
+        }
         for sym in obj.symbols() {
             let Ok(name) = sym.name() else { continue };
             if name.is_empty() || !(sym.is_global() || sym.is_weak()) || sym.kind() == SymbolKind::File {
@@ -121,12 +164,12 @@ fn symbols(archive: &Path) -> Result<BTreeMap<String, Symbol>, SymbolError> {
             }
         }
     }
-    Ok(out)
+    Ok(Contents { symbols: out, not_pic })
 }
 
 /// Checks the heap's archive for `mode` (and `prefix`); `heap` names it in errors.
 pub fn inspect(archive: &Path, heap: &Path, mode: Mode, prefix: &str) -> Result<Provided, SymbolError> {
-    let syms = symbols(archive)?;
+    let Contents { symbols: syms, not_pic } = contents(archive)?;
     let defined = |n: &str| syms.get(n).map_or(false, |s| s.defined);
     let missing: Vec<&'static str> = REQUIRED.iter().copied().filter(|n| !defined(n)).collect();
     if missing.len() == REQUIRED.len() && !syms.iter().any(|(n, s)| s.defined && n.starts_with("xx")) {
@@ -138,6 +181,9 @@ pub fn inspect(archive: &Path, heap: &Path, mode: Mode, prefix: &str) -> Result<
     let clash: Vec<String> = shim_names(mode, prefix).into_iter().filter(|n| defined(n)).collect();
     if !clash.is_empty() {
         return Err(SymbolError::Clash(heap.to_path_buf(), clash));
+    }
+    if let Some((member, section)) = not_pic {
+        return Err(SymbolError::NotPic { heap: heap.to_path_buf(), member, section });
     }
     let created_flag = match syms.get("xxthread_created_flag") {
         Some(s) if s.defined => match s.size {
