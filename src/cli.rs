@@ -136,9 +136,17 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
 /// Bad input is an answer too (exit 2, one line), not an error of alloc8's.
 fn check(args: &CheckArgs) -> ExitCode {
     match audit::check(&args.lib) {
-        Ok(report) => {
-            print!("{}", if args.json { report.to_json() + "\n" } else { report.to_text() });
-            ExitCode::from(report.verdict.exit_code())
+        Ok(reports) => {
+            if !args.json {
+                let texts: Vec<String> = reports.iter().map(|r| r.to_text()).collect();
+                print!("{}", texts.join("\n"));
+            } else if let [report] = &reports[..] {
+                println!("{}", report.to_json());
+            } else {
+                // A universal Mach-O: one report per architecture.
+                println!("{}", serde_json::to_string_pretty(&reports).expect("the reports are plain data"));
+            }
+            ExitCode::from(reports.iter().map(|r| r.verdict.exit_code()).max().unwrap_or(0))
         }
         Err(err) => {
             eprintln!("error: {}", err);

@@ -175,3 +175,55 @@ fn mutated_linked_dylibs_never_panic_the_pair_reader() {
     }
     assert!(read > 0);
 }
+
+/// A universal (fat) file of the two single-arch fixtures, as `lipo` makes
+/// it: a big-endian header, one entry per slice, slices 16 KiB aligned.
+fn universal(slices: &[(&str, u32, u32)]) -> Vec<u8> {
+    const ALIGN: usize = 1 << 14;
+    let mut out = Vec::new();
+    out.extend_from_slice(&0xcafe_babeu32.to_be_bytes());
+    out.extend_from_slice(&(slices.len() as u32).to_be_bytes());
+    let mut offset = ALIGN;
+    let mut bodies = Vec::new();
+    for (name, cputype, subtype) in slices {
+        let body = std::fs::read(fixture(name)).unwrap();
+        for field in [*cputype, *subtype, offset as u32, body.len() as u32, 14] {
+            out.extend_from_slice(&field.to_be_bytes());
+        }
+        offset += (body.len() + ALIGN - 1) / ALIGN * ALIGN;
+        bodies.push(body);
+    }
+    for body in bodies {
+        out.resize((out.len() + ALIGN - 1) / ALIGN * ALIGN, 0);
+        out.extend_from_slice(&body);
+    }
+    out
+}
+
+#[test]
+fn a_universal_dylib_gets_one_report_per_architecture() {
+    let fat = universal(&[("interpose-arm64.dylib", 0x0100_000c, 0), ("interpose-x86_64.dylib", 0x0100_0007, 3)]);
+    let path = work_dir().join("universal.dylib");
+    std::fs::write(&path, &fat).unwrap();
+    let out = alloc8().args(["check", "--json"]).arg(&path).output().unwrap();
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{}: {}", e, String::from_utf8_lossy(&out.stderr)));
+    let reports = json.as_array().expect("an array of reports");
+    let arches: Vec<&str> = reports.iter().map(|r| r["arch"].as_str().unwrap()).collect();
+    assert_eq!(arches, ["aarch64", "x86_64"]);
+    for r in reports {
+        assert_eq!(r["mode"]["kind"], "interposer");
+        assert_eq!(present(r, "malloc"), ["malloc", "free", "calloc", "realloc"]);
+    }
+    // The worst verdict of the slices (both lack pairs the contract asks for).
+    assert_eq!(out.status.code(), Some(1));
+    let text = alloc8().args(["check"]).arg(&path).output().unwrap();
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("Mach-O aarch64") && text.contains("Mach-O x86_64"), "{}", text);
+
+    // A fat header whose slices are cut off: one line, exit 2.
+    std::fs::write(&path, &fat[..20_000]).unwrap();
+    let out = alloc8().args(["check"]).arg(&path).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "{}", stderr);
+}

@@ -58,6 +58,19 @@ impl Library {
         Library::parse(path, &data)
     }
 
+    /// Every library in the file: one, or one per architecture of a
+    /// universal (fat) Mach-O.
+    pub fn read_all(path: &Path) -> Result<Vec<Library>, ReadError> {
+        let data = input::read(path)?;
+        match universal_slices(&data) {
+            Some(slices) => {
+                let slices = slices.map_err(|e| ReadError::Format(path.to_path_buf(), e))?;
+                slices.into_iter().map(|slice| Library::parse(path, slice)).collect()
+            }
+            None => Ok(vec![Library::parse(path, &data)?]),
+        }
+    }
+
     pub fn parse(path: &Path, data: &[u8]) -> Result<Library, ReadError> {
         if input::is_archive(data) {
             return match archive::read(data) {
@@ -67,6 +80,9 @@ impl Library {
             };
         }
         input::screen(path, data)?;
+        if universal_slices(data).is_some() {
+            return Err(ReadError::NotShared(path.to_path_buf(), "a universal (fat) Mach-O: read it with Library::read_all"));
+        }
         let format_err = |e| ReadError::Format(path.to_path_buf(), e);
         let file = object::File::parse(data).map_err(format_err)?;
         let what = match file.kind() {
@@ -108,4 +124,16 @@ impl Library {
     pub fn defined_and_imported(&self) -> impl Iterator<Item = &String> {
         self.defined.intersection(&self.imported)
     }
+}
+
+/// The architecture slices of a universal (fat) Mach-O; None if `data` is not one.
+fn universal_slices(data: &[u8]) -> Option<Result<Vec<&[u8]>, object::Error>> {
+    use object::read::macho::{FatArch, MachOFatFile32, MachOFatFile64};
+    let magic = data.get(..4)?;
+    let slices = match magic {
+        [0xca, 0xfe, 0xba, 0xbe] => MachOFatFile32::parse(data).and_then(|f| f.arches().iter().map(|a| a.data(data)).collect()),
+        [0xca, 0xfe, 0xba, 0xbf] => MachOFatFile64::parse(data).and_then(|f| f.arches().iter().map(|a| a.data(data)).collect()),
+        _ => return None,
+    };
+    Some(slices)
 }

@@ -48,14 +48,18 @@ pub fn audit(path: &Path, lib: &Library) -> Report {
     }
 }
 
-/// Reads and audits `path`.
-pub fn check(path: &Path) -> Result<Report, ReadError> {
-    let lib = Library::read(path)?;
-    let report = audit(path, &lib);
-    // Any library may turn out not to be an allocator; an archive that is
-    // none was most likely given by mistake.
-    if lib.archive && report.mode == mode::Detected::NotAllocator {
-        return Err(ReadError::Archive(path.to_path_buf()));
+/// Reads and audits `path`: one report, or one per architecture of a
+/// universal (fat) Mach-O.
+pub fn check(path: &Path) -> Result<Vec<Report>, ReadError> {
+    let mut reports = Vec::new();
+    for lib in Library::read_all(path)? {
+        let report = audit(path, &lib);
+        // Any library may turn out not to be an allocator; an archive that is
+        // none was most likely given by mistake.
+        if lib.archive && report.mode == mode::Detected::NotAllocator {
+            return Err(ReadError::Archive(path.to_path_buf()));
+        }
+        reports.push(report);
     }
-    Ok(report)
+    Ok(reports)
 }
