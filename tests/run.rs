@@ -340,6 +340,8 @@ fn a_heap_with_thread_hooks_is_built_with_threads_and_run() {
     assert_eq!(text(&out.stdout), "joined\n");
     let report: Value = serde_json::from_str(text(&out.stderr).trim()).unwrap();
     assert!(exe_of(top(&report)).contains("python3"), "{}", report);
+    // Each of the 4 threads got thread_init before running Python code.
+    assert_eq!(top(&report)["threads"]["inits"], 4, "{}", report);
 }
 
 #[test]

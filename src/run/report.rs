@@ -33,6 +33,17 @@ struct Event {
     exe: Option<String>,
     #[serde(default)]
     stats: Option<Stats>,
+    #[serde(default)]
+    inits: Option<u64>,
+    #[serde(default)]
+    cleanups: Option<u64>,
+}
+
+/// Thread hooks that ran in a process (`--threads` shims).
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+pub struct Threads {
+    pub inits: u64,
+    pub cleanups: u64,
 }
 
 /// How a row's program image ended, as far as the shim could tell.
@@ -59,6 +70,8 @@ pub struct Process {
     pub forked: bool,
     pub end: End,
     pub stats: Option<Stats>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub threads: Option<Threads>,
 }
 
 /// Rows in order of first appearance; unreadable lines (a process killed
@@ -80,6 +93,7 @@ pub fn processes(text: &str) -> Vec<Process> {
                     forked: false,
                     end: End::Unknown,
                     stats: None,
+                    threads: None,
                 };
                 match cur {
                     // A forked copy that exec'd: the new program takes its row.
@@ -108,6 +122,7 @@ pub fn processes(text: &str) -> Vec<Process> {
                     forked: true,
                     end: End::Unknown,
                     stats: None,
+                    threads: None,
                 });
                 current.insert(e.pid, rows.len() - 1);
             }
@@ -124,6 +139,7 @@ pub fn processes(text: &str) -> Vec<Process> {
                             forked: false,
                             end: End::Unknown,
                             stats: None,
+                    threads: None,
                         });
                         current.insert(e.pid, rows.len() - 1);
                         rows.len() - 1
@@ -134,6 +150,11 @@ pub fn processes(text: &str) -> Vec<Process> {
                 row.stats = e.stats;
                 if row.exe.is_none() {
                     row.exe = e.exe;
+                }
+            }
+            "threads" => {
+                if let (Some(i), Some(inits), Some(cleanups)) = (cur, e.inits, e.cleanups) {
+                    rows[i].threads = Some(Threads { inits, cleanups });
                 }
             }
             _ => {}
@@ -147,7 +168,13 @@ pub fn processes(text: &str) -> Vec<Process> {
 /// worth a row. The JSON report keeps them all.
 pub fn table(rows: &[Process]) -> String {
     let mut out = String::new();
-    let header = ["pid", "parent", "bound", "mallocs", "frees", "reallocs", "allocated", "peak live", "live at end", "end", "program"];
+    let threads = rows.iter().any(|r| r.threads.is_some());
+    let mut header = vec!["pid", "parent", "bound", "mallocs", "frees", "reallocs", "allocated", "peak live", "live at end"];
+    if threads {
+        // Thread hooks of `--threads` shims: threads that got thread_init / thread_cleanup.
+        header.push("threads init/cleanup");
+    }
+    header.extend(["end", "program"]);
     let mut cells: Vec<Vec<String>> = vec![header.iter().map(|s| s.to_string()).collect()];
     for r in rows.iter().filter(|r| r.end != End::Exec) {
         let dash = || "-".to_string();
@@ -162,7 +189,7 @@ pub fn table(rows: &[Process]) -> String {
             ),
             None => (dash(), dash(), dash(), dash(), dash(), dash()),
         };
-        cells.push(vec![
+        let mut row = vec![
             r.pid.to_string(),
             r.parent.map_or_else(dash, |p| p.to_string()),
             match r.bound {
@@ -176,6 +203,11 @@ pub fn table(rows: &[Process]) -> String {
             a,
             p,
             l,
+        ];
+        if threads {
+            row.push(r.threads.map_or_else(dash, |t| format!("{}/{}", t.inits, t.cleanups)));
+        }
+        row.extend([
             match r.end {
                 End::Exit => "exit".into(),
                 End::Exec => "exec".into(),
@@ -183,6 +215,7 @@ pub fn table(rows: &[Process]) -> String {
             },
             r.exe.clone().unwrap_or_else(|| "?".into()),
         ]);
+        cells.push(row);
     }
     let widths: Vec<usize> = (0..header.len()).map(|c| cells.iter().map(|row| row[c].len()).max().unwrap_or(0)).collect();
     for row in &cells {
@@ -190,7 +223,7 @@ pub fn table(rows: &[Process]) -> String {
         for (c, cell) in row.iter().enumerate() {
             if c + 1 == row.len() {
                 let _ = write!(line, " {}", cell);
-            } else if c == 2 || c == 9 {
+            } else if c == 2 || c + 2 == row.len() {
                 let _ = write!(line, " {:<w$}", cell, w = widths[c]);
             } else {
                 let _ = write!(line, " {:>w$}", cell, w = widths[c]);
@@ -250,6 +283,22 @@ not json
         assert_eq!((rows[0].end, rows[1].end), (End::Exec, End::Exit));
         let t = table(&rows);
         assert!(t.contains("/usr/bin/python3") && !t.contains("/usr/bin/env"), "{}", t);
+    }
+
+    #[test]
+    fn thread_hook_counts_get_a_column_only_when_a_process_has_them() {
+        let plain = r#"{"event":"load","pid":3,"heap":"h","bound":true,"exe":"/bin/true"}
+{"event":"exit","pid":3,"heap":"h","exe":"/bin/true"}
+"#;
+        assert!(!table(&processes(plain)).contains("threads"));
+        let threaded = r#"{"event":"load","pid":4,"heap":"h","bound":true,"exe":"/usr/bin/python3"}
+{"event":"threads","pid":4,"inits":8,"cleanups":7,"flag_flips":1}
+{"event":"exit","pid":4,"heap":"h","exe":"/usr/bin/python3"}
+"#;
+        let rows = processes(threaded);
+        assert_eq!(rows[0].threads, Some(Threads { inits: 8, cleanups: 7 }));
+        let t = table(&rows);
+        assert!(t.contains("threads init/cleanup") && t.contains(" 8/7 ") && t.contains("exit"), "{}", t);
     }
 
     #[test]
