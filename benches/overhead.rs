@@ -69,7 +69,14 @@ fn main() {
     let debian = Path::new("/usr/lib/x86_64-linux-gnu/libmimalloc.so.2");
     if debian.exists() {
         for (mode, n) in [("pairs", 20_000_000), ("mixed", 5_000_000), ("threads", 2_000_000)] {
-            compare(&exe, "mimalloc: alloc8 shim vs own", ("libmimalloc.so.2", Some(debian)), ("alloc8 mimalloc", Some(&mimalloc)), mode, n);
+            compare(
+                &exe,
+                "mimalloc: alloc8 shim vs own",
+                ("libmimalloc.so.2", Some(debian)),
+                ("alloc8 mimalloc", Some(&mimalloc)),
+                mode,
+                n,
+            );
         }
     } else {
         println!("(mimalloc yardstick needs Debian's libmimalloc2.0: apt-get install -y libmimalloc2.0)");

@@ -18,7 +18,7 @@ use alloc8::sync::SpinLock;
 use alloc8::Heap;
 use core::ffi::c_void;
 use core::ptr::null_mut;
-use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering::Relaxed, Ordering::Acquire, Ordering::Release};
+use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering::Acquire, Ordering::Relaxed, Ordering::Release};
 
 extern "C" {
     fn __libc_malloc(size: usize) -> *mut c_void;

@@ -134,15 +134,9 @@ pub fn build(opts: &BuildOptions) -> Result<Built> {
     // A C/C++ heap is compiled and inspected first: what it lacks or
     // clashes with is reported by name, not as a link failure.
     let xx = match &heap.kind {
-        HeapKind::Xx(input) => Some(xx::prepare(
-            input,
-            &opts.heap,
-            &crate_dir.join("native"),
-            opts.mode,
-            &opts.prefix,
-            opts.threads,
-            opts.verbose,
-        )?),
+        HeapKind::Xx(input) => {
+            Some(xx::prepare(input, &opts.heap, &crate_dir.join("native"), opts.mode, &opts.prefix, opts.threads, opts.verbose)?)
+        }
         _ => None,
     };
     let spec = ShimSpec {
@@ -207,10 +201,8 @@ pub fn build(opts: &BuildOptions) -> Result<Built> {
         let dest = opts.out.join(format!("lib{}.{}", stem, ext));
         match ext {
             "a" => {
-                let keep: Vec<String> = contract::shim_exports(platform, opts.mode, &opts.prefix, opts.threads)
-                    .into_iter()
-                    .map(|(n, _)| n)
-                    .collect();
+                let keep: Vec<String> =
+                    contract::shim_exports(platform, opts.mode, &opts.prefix, opts.threads).into_iter().map(|(n, _)| n).collect();
                 // Sealing takes a second: keep the sealed archive beside
                 // cargo's and redo it only when cargo rebuilt the raw one.
                 let sealed = file.with_extension("sealed.a");
@@ -247,7 +239,8 @@ fn windows_preflight(path: &Path, heap: &HeapSource) -> Result<WindowsToolchain>
     let toolchain = WindowsToolchain::find()?;
     if let crate::heap_source::HeapKind::File { dependencies, .. } = &heap.kind {
         if !dependencies.trim().is_empty() {
-            let names: Vec<&str> = dependencies.lines().filter_map(|l| l.split('=').next()).map(str::trim).filter(|n| !n.is_empty()).collect();
+            let names: Vec<&str> =
+                dependencies.lines().filter_map(|l| l.split('=').next()).map(str::trim).filter(|n| !n.is_empty()).collect();
             bail!(
                 "heap {} depends on crates.io ({}), which a {} build cannot fetch: Debian's cargo 1.65 builds offline. \
                  Vendor them and build the heap as a crate, or use a heap without dependencies",
@@ -306,8 +299,7 @@ fn finish_windows(opts: &BuildOptions, files: &[PathBuf], stem: &str, heap_name:
 /// renderer used, so a mismatch is a bug to stop on, not to ship.
 fn verify_exports(lib: &Path, platform: Platform, mode: Mode, prefix: &str, threads: bool) -> Result<usize> {
     let library = audit::Library::read(lib)?;
-    let expected: BTreeSet<String> =
-        contract::shim_exports(platform, mode, prefix, threads).into_iter().map(|(n, _)| n).collect();
+    let expected: BTreeSet<String> = contract::shim_exports(platform, mode, prefix, threads).into_iter().map(|(n, _)| n).collect();
     let missing: Vec<_> = expected.difference(&library.defined).cloned().collect();
     if !missing.is_empty() {
         bail!("{} lacks contract symbols: {}", lib.display(), missing.join(", "));

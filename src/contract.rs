@@ -549,11 +549,7 @@ pub fn exports_for(platform: Platform, mode: Mode, prefix: &str) -> Vec<(String,
         (Platform::Windows, Mode::Prefixed) => Platform::Linux,
         _ => platform,
     };
-    EXPORTS
-        .iter()
-        .filter(|e| e.platforms.contains(&rows) && e.modes.contains(&mode))
-        .map(|e| (exported_name(e, mode, prefix), e))
-        .collect()
+    EXPORTS.iter().filter(|e| e.platforms.contains(&rows) && e.modes.contains(&mode)).map(|e| (exported_name(e, mode, prefix), e)).collect()
 }
 
 /// The platform whose rows a `platform` library of `mode` is judged by.
@@ -573,9 +569,7 @@ fn rows_for(platform: Platform, mode: Mode) -> Platform {
 /// judged by those; the others by Linux's, whose C names are everyone's.
 pub fn checked(platform: Platform, mode: Mode) -> impl Iterator<Item = &'static Export> {
     let rows = rows_for(platform, mode);
-    EXPORTS
-        .iter()
-        .filter(move |e| e.platforms.contains(&rows) && e.family.checked_on(platform) && e.family.checked_in().contains(&mode))
+    EXPORTS.iter().filter(move |e| e.platforms.contains(&rows) && e.family.checked_on(platform) && e.family.checked_in().contains(&mode))
 }
 
 /// The name of the dylib's own function that replaces `name` on macOS
@@ -595,8 +589,7 @@ pub fn exported_name(e: &Export, mode: Mode, prefix: &str) -> String {
 /// Whether `prefix` can start C identifiers (`foo` gives `foo_malloc`).
 pub fn valid_prefix(prefix: &str) -> bool {
     let mut chars = prefix.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_') && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 #[cfg(test)]
@@ -617,7 +610,20 @@ mod tests {
     #[test]
     fn windows_interpose_has_the_crt_names_and_prefixed_the_portable_family() {
         let names: Vec<_> = exports_for(Platform::Windows, Mode::Interpose, "").into_iter().map(|(n, _)| n).collect();
-        for n in ["malloc", "free", "calloc", "realloc", "_expand", "_recalloc", "_strdup", "_msize", "_aligned_malloc", "_aligned_free", "_aligned_realloc", "_aligned_msize"] {
+        for n in [
+            "malloc",
+            "free",
+            "calloc",
+            "realloc",
+            "_expand",
+            "_recalloc",
+            "_strdup",
+            "_msize",
+            "_aligned_malloc",
+            "_aligned_free",
+            "_aligned_realloc",
+            "_aligned_msize",
+        ] {
             assert!(names.iter().any(|x| x == n), "{} missing", n);
         }
         assert!(!names.iter().any(|n| n.starts_with("_Z") || n == "posix_memalign"));
@@ -629,7 +635,20 @@ mod tests {
     #[test]
     fn linux_interpose_has_the_c_family_and_all_twenty_cxx_operators() {
         let names: Vec<_> = exports_for(Platform::Linux, Mode::Interpose, "").into_iter().map(|(n, _)| n).collect();
-        for c in ["malloc", "free", "calloc", "realloc", "reallocarray", "posix_memalign", "aligned_alloc", "memalign", "valloc", "pvalloc", "malloc_usable_size", "cfree"] {
+        for c in [
+            "malloc",
+            "free",
+            "calloc",
+            "realloc",
+            "reallocarray",
+            "posix_memalign",
+            "aligned_alloc",
+            "memalign",
+            "valloc",
+            "pvalloc",
+            "malloc_usable_size",
+            "cfree",
+        ] {
             assert!(names.iter().any(|n| n == c), "{} missing", c);
         }
         let cxx = names.iter().filter(|n| n.starts_with("_Z")).count();
@@ -678,13 +697,42 @@ mod tests {
     fn macos_interposes_the_anchors_set_and_no_typed_malloc() {
         let names: Vec<String> = shim_exports(Platform::Macos, Mode::Interpose, "", false).into_iter().map(|(n, _)| n).collect();
         for want in [
-            "malloc", "free", "calloc", "realloc", "reallocf", "vfree", "valloc", "posix_memalign", "aligned_alloc",
-            "malloc_size", "malloc_good_size", "malloc_create_zone", "malloc_default_zone", "malloc_default_purgeable_zone",
-            "malloc_destroy_zone", "malloc_get_all_zones", "malloc_get_zone_name", "malloc_set_zone_name", "malloc_zone_malloc",
-            "malloc_zone_calloc", "malloc_zone_valloc", "malloc_zone_realloc", "malloc_zone_memalign", "malloc_zone_free",
-            "malloc_zone_batch_malloc", "malloc_zone_batch_free", "malloc_zone_check", "malloc_zone_from_ptr", "malloc_zone_log",
-            "malloc_zone_print", "malloc_zone_print_ptr_info", "malloc_zone_register", "malloc_zone_unregister",
-            "_malloc_fork_prepare", "_malloc_fork_parent", "_malloc_fork_child",
+            "malloc",
+            "free",
+            "calloc",
+            "realloc",
+            "reallocf",
+            "vfree",
+            "valloc",
+            "posix_memalign",
+            "aligned_alloc",
+            "malloc_size",
+            "malloc_good_size",
+            "malloc_create_zone",
+            "malloc_default_zone",
+            "malloc_default_purgeable_zone",
+            "malloc_destroy_zone",
+            "malloc_get_all_zones",
+            "malloc_get_zone_name",
+            "malloc_set_zone_name",
+            "malloc_zone_malloc",
+            "malloc_zone_calloc",
+            "malloc_zone_valloc",
+            "malloc_zone_realloc",
+            "malloc_zone_memalign",
+            "malloc_zone_free",
+            "malloc_zone_batch_malloc",
+            "malloc_zone_batch_free",
+            "malloc_zone_check",
+            "malloc_zone_from_ptr",
+            "malloc_zone_log",
+            "malloc_zone_print",
+            "malloc_zone_print_ptr_info",
+            "malloc_zone_register",
+            "malloc_zone_unregister",
+            "_malloc_fork_prepare",
+            "_malloc_fork_parent",
+            "_malloc_fork_child",
         ] {
             assert!(names.iter().any(|n| n == want), "{} missing", want);
         }

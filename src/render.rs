@@ -37,11 +37,9 @@ pub fn render(spec: &ShimSpec) -> Vec<(&'static str, String)> {
     };
     let path_dep = |p: &Path| format!("{{ path = {} }}", toml_string(&p.to_string_lossy()));
     let (heap_module, alloc8_dep, heap_deps) = match &spec.heap.kind {
-        HeapKind::File { path, dependencies } => (
-            format!("#[path = {}]\nmod heap;", rust_string(&path.to_string_lossy())),
-            path_dep(spec.alloc8_path),
-            dependencies.clone(),
-        ),
+        HeapKind::File { path, dependencies } => {
+            (format!("#[path = {}]\nmod heap;", rust_string(&path.to_string_lossy())), path_dep(spec.alloc8_path), dependencies.clone())
+        }
         HeapKind::Crate { dir, package, alloc8 } => (
             format!("// `heap` is the crate `{}`, a dependency under that name.", package),
             match alloc8 {
@@ -153,7 +151,8 @@ pub fn exports_rs(platform: Platform, mode: Mode, prefix: &str, threads: bool) -
             );
         }
     }
-    let malloc = contract::exported_name(exports.iter().find(|(_, e)| e.name == "malloc").expect("malloc is in every mode").1, mode, prefix);
+    let malloc =
+        contract::exported_name(exports.iter().find(|(_, e)| e.name == "malloc").expect("malloc is in every mode").1, mode, prefix);
     let _ = write!(
         out,
         "\n/// The entry point `runtime::bound` looks up to prove the shim is the one in use.\n\
@@ -407,10 +406,7 @@ mod tests {
         assert!(file(&without, "src/lib.rs").contains("const THREADS: bool = false;"));
         let exports = file(&with, "src/exports.rs");
         assert!(exports.contains("#[export_name = \"pthread_create\"]"));
-        assert_eq!(
-            exports.matches("#[export_name").count(),
-            file(&without, "src/exports.rs").matches("#[export_name").count() + 1
-        );
+        assert_eq!(exports.matches("#[export_name").count(), file(&without, "src/exports.rs").matches("#[export_name").count() + 1);
         assert!(file(&with, "src/lib.rs").contains("const THREADS: bool = true;"));
     }
 }

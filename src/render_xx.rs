@@ -26,11 +26,17 @@ pub fn heap_rs(p: &Provided, promises: Promises) -> String {
         );
     }
     if p.free_sized {
-        add("fn xxfree_sized(ptr: *mut u8, size: usize);", method("unsafe fn free_sized(&self, ptr: *mut u8, size: usize)", "xxfree_sized(ptr, size)"));
+        add(
+            "fn xxfree_sized(ptr: *mut u8, size: usize);",
+            method("unsafe fn free_sized(&self, ptr: *mut u8, size: usize)", "xxfree_sized(ptr, size)"),
+        );
     }
     let aligned_sized = "unsafe fn free_aligned_sized(&self, ptr: *mut u8, size: usize, align: usize)";
     if p.free_aligned_sized {
-        add("fn xxfree_aligned_sized(ptr: *mut u8, alignment: usize, size: usize);", method(aligned_sized, "xxfree_aligned_sized(ptr, align, size)"));
+        add(
+            "fn xxfree_aligned_sized(ptr: *mut u8, alignment: usize, size: usize);",
+            method(aligned_sized, "xxfree_aligned_sized(ptr, align, size)"),
+        );
     } else if p.free_sized {
         // The size of an aligned block is not what xxfree_sized expects of a
         // block from xxmalloc: without the aligned form, plain xxfree.
@@ -115,16 +121,25 @@ mod tests {
         assert!(!bare.contains("xxrealloc") && !bare.contains("fn free_sized") && !bare.contains("first_thread"));
         assert!(bare.contains("const THREAD_HOOKS: bool = false;"));
 
-        let full = heap_rs(&Provided {
-            realloc: true,
-            free_sized: true,
-            free_aligned_sized: true,
-            thread_init: true,
-            thread_cleanup: true,
-            created_flag: Some(4),
-            cxx: true,
-        }, Promises { free_preserves_errno: true, sets_enomem: true });
-        for s in ["fn xxrealloc(", "xxfree_aligned_sized(ptr, align, size)", "static mut xxthread_created_flag: i32;", "fn first_thread(&self)", "unsafe { xxthread_cleanup() }"] {
+        let full = heap_rs(
+            &Provided {
+                realloc: true,
+                free_sized: true,
+                free_aligned_sized: true,
+                thread_init: true,
+                thread_cleanup: true,
+                created_flag: Some(4),
+                cxx: true,
+            },
+            Promises { free_preserves_errno: true, sets_enomem: true },
+        );
+        for s in [
+            "fn xxrealloc(",
+            "xxfree_aligned_sized(ptr, align, size)",
+            "static mut xxthread_created_flag: i32;",
+            "fn first_thread(&self)",
+            "unsafe { xxthread_cleanup() }",
+        ] {
             assert!(full.contains(s), "{} missing:\n{}", s, full);
         }
         assert!(full.contains("const THREAD_HOOKS: bool = true;"));

@@ -71,11 +71,7 @@ pub fn seal(raw: &Path, dest: &Path, keep: &[String], tag: &str) -> Result<()> {
 }
 
 fn comdat_signatures(object: &object::File) -> Vec<String> {
-    object
-        .comdats()
-        .filter_map(|c| object.symbol_by_index(c.symbol()).ok())
-        .filter_map(|s| s.name().ok().map(str::to_string))
-        .collect()
+    object.comdats().filter_map(|c| object.symbol_by_index(c.symbol()).ok()).filter_map(|s| s.name().ok().map(str::to_string)).collect()
 }
 
 fn run(cmd: &mut Command, tool: &str) -> Result<()> {
@@ -99,13 +95,13 @@ pub struct ArchiveSymbols {
 
 pub fn read_symbols(path: &Path) -> Result<ArchiveSymbols> {
     let data = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let archive = object::read::archive::ArchiveFile::parse(&*data).with_context(|| format!("{} is not a static archive", path.display()))?;
+    let archive =
+        object::read::archive::ArchiveFile::parse(&*data).with_context(|| format!("{} is not a static archive", path.display()))?;
     let mut out = ArchiveSymbols::default();
     for member in archive.members() {
         let member = member.with_context(|| format!("{} is a damaged archive", path.display()))?;
         let bytes = member.data(&*data).with_context(|| format!("{} is a damaged archive", path.display()))?;
-        let object = object::File::parse(bytes)
-            .with_context(|| format!("{} holds a member that is not an object", path.display()))?;
+        let object = object::File::parse(bytes).with_context(|| format!("{} holds a member that is not an object", path.display()))?;
         for sym in object.symbols() {
             let Ok(name) = sym.name() else { continue };
             if name.is_empty() || !(sym.is_global() || sym.is_weak()) {

@@ -90,15 +90,18 @@ pub fn emit_crate(dir: &Path, heap: &HeapSource, mode: Mode, prefix: &str, platf
         HeapKind::File { path, dependencies } => {
             let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
             write("src/heap.rs", &text)?;
-            HeapSource { name: heap.name.clone(), kind: HeapKind::File { path: PathBuf::from("heap.rs"), dependencies: dependencies.clone() } }
+            HeapSource {
+                name: heap.name.clone(),
+                kind: HeapKind::File { path: PathBuf::from("heap.rs"), dependencies: dependencies.clone() },
+            }
         }
         HeapKind::Crate { dir, package, alloc8 } => {
             let dir = dir.canonicalize().with_context(|| format!("cannot read {}", dir.display()))?;
             HeapSource { name: heap.name.clone(), kind: HeapKind::Crate { dir, package: package.clone(), alloc8: alloc8.clone() } }
         }
-        HeapKind::Xx(_) => bail!(
-            "--emit-crate takes Rust heaps; a C/C++ (xxmalloc) heap is compiled and inspected by `alloc8 build` itself"
-        ),
+        HeapKind::Xx(_) => {
+            bail!("--emit-crate takes Rust heaps; a C/C++ (xxmalloc) heap is compiled and inspected by `alloc8 build` itself")
+        }
     };
     let stem = if mode == Mode::Prefixed { prefix } else { &heap.name };
     let soname = match platform {
@@ -106,9 +109,20 @@ pub fn emit_crate(dir: &Path, heap: &HeapSource, mode: Mode, prefix: &str, platf
         Platform::Windows => format!("{}.dll", stem),
         Platform::Linux => format!("lib{}.so", stem),
     };
-    let crate_name = format!("alloc8_shim_{}", heap.name.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect::<String>());
+    let crate_name =
+        format!("alloc8_shim_{}", heap.name.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect::<String>());
     let alloc8 = PathBuf::from("alloc8");
-    let spec = ShimSpec { crate_name: &crate_name, heap: &local, mode, prefix, soname: &soname, platform, threads, alloc8_path: &alloc8, xx: None };
+    let spec = ShimSpec {
+        crate_name: &crate_name,
+        heap: &local,
+        mode,
+        prefix,
+        soname: &soname,
+        platform,
+        threads,
+        alloc8_path: &alloc8,
+        xx: None,
+    };
     for (rel, text) in render::render(&spec) {
         write(rel, &text)?;
     }
@@ -153,10 +167,7 @@ impl WindowsToolchain {
 
     /// What cargo needs to build for Windows with this toolchain.
     pub fn env(&self) -> Vec<(String, String)> {
-        vec![
-            ("RUSTC".into(), self.rustc.display().to_string()),
-            ("CARGO_TARGET_X86_64_PC_WINDOWS_GNU_LINKER".into(), MINGW_GCC.into()),
-        ]
+        vec![("RUSTC".into(), self.rustc.display().to_string()), ("CARGO_TARGET_X86_64_PC_WINDOWS_GNU_LINKER".into(), MINGW_GCC.into())]
     }
 }
 

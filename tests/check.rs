@@ -6,10 +6,10 @@ mod common;
 mod synthetic;
 
 use common::{alloc8, program, run_under, shim, work_dir};
-use synthetic::{macho_dylib, pe_dll};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use synthetic::{macho_dylib, pe_dll};
 
 const LIBDIR: &str = "/usr/lib/x86_64-linux-gnu";
 
@@ -40,9 +40,12 @@ impl Checked {
 
     /// The gap for `name` in `family`: (severity, consequence).
     fn gap(&self, family: &str, name: &str) -> Option<(String, String)> {
-        self.family(family)["gaps"].as_array().unwrap().iter().find(|g| g["name"] == name).map(|g| {
-            (g["severity"].as_str().unwrap().to_string(), g["consequence"].as_str().unwrap().to_string())
-        })
+        self.family(family)["gaps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|g| g["name"] == name)
+            .map(|g| (g["severity"].as_str().unwrap().to_string(), g["consequence"].as_str().unwrap().to_string()))
     }
 
     fn gaps(&self, family: &str) -> Vec<String> {
@@ -65,8 +68,9 @@ fn strings(v: &Value) -> Vec<String> {
 fn check(lib: &Path) -> Checked {
     let out = alloc8().args(["check", "--json"]).arg(lib).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let json = serde_json::from_str(&stdout)
-        .unwrap_or_else(|e| panic!("check --json {} printed no JSON ({}):\n{}\n{}", lib.display(), e, stdout, String::from_utf8_lossy(&out.stderr)));
+    let json = serde_json::from_str(&stdout).unwrap_or_else(|e| {
+        panic!("check --json {} printed no JSON ({}):\n{}\n{}", lib.display(), e, stdout, String::from_utf8_lossy(&out.stderr))
+    });
     Checked { code: out.status.code().unwrap(), json }
 }
 
@@ -269,7 +273,20 @@ fn macho_dylibs_are_read_and_their_mode_detected() {
 #[test]
 fn pe_dlls_are_read_and_their_mode_detected() {
     // A DLL is judged against the CRT's allocator names (the contract's Windows rows).
-    let all = ["malloc", "free", "calloc", "realloc", "_expand", "_recalloc", "_strdup", "_msize", "_aligned_malloc", "_aligned_free", "_aligned_realloc", "_aligned_msize"];
+    let all = [
+        "malloc",
+        "free",
+        "calloc",
+        "realloc",
+        "_expand",
+        "_recalloc",
+        "_strdup",
+        "_msize",
+        "_aligned_malloc",
+        "_aligned_free",
+        "_aligned_realloc",
+        "_aligned_msize",
+    ];
     let c = check(&write_temp("alloc.dll", &pe_dll(&all)));
     assert_eq!(c.json["format"], "pe");
     assert_eq!(c.mode(), "interposer");

@@ -162,7 +162,8 @@ fn every_prefix_of_a_library_is_handled() {
     let data = std::fs::read(CORPUS[1]).unwrap();
     let cuts = (0..64 * 1024).step_by(1024).chain((64 * 1024..data.len()).step_by(64 * 1024));
     for len in cuts {
-        let result = catch_unwind(|| audit::Library::parse(Path::new("cut.so"), &data[..len]).map(|lib| audit::audit(Path::new("cut.so"), &lib)));
+        let result =
+            catch_unwind(|| audit::Library::parse(Path::new("cut.so"), &data[..len]).map(|lib| audit::audit(Path::new("cut.so"), &lib)));
         assert!(result.is_ok(), "a cut at {} bytes panicked the reader", len);
     }
 }

@@ -14,12 +14,7 @@ use std::process::Command;
 fn the_programs_pass_on_glibc_itself() {
     for (file, args) in [("conformance.c", &[][..]), ("cxx_stress.cpp", &["20000"][..])] {
         let out = Command::new(program(file)).args(args).output().unwrap();
-        assert!(
-            out.status.success(),
-            "{} fails on plain glibc:\n{}",
-            file,
-            String::from_utf8_lossy(&out.stdout)
-        );
+        assert!(out.status.success(), "{} fails on plain glibc:\n{}", file, String::from_utf8_lossy(&out.stdout));
     }
 }
 

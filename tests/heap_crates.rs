@@ -98,10 +98,7 @@ fn crate_with_a_broken_manifest() {
 
 #[test]
 fn dependency_that_cannot_be_resolved() {
-    let code = format!(
-        "//! ```cargo\n//! [dependencies]\n//! alloc8-no-such-crate-anywhere = \"99.0\"\n//! ```\n{}",
-        heap_code()
-    );
+    let code = format!("//! ```cargo\n//! [dependencies]\n//! alloc8-no-such-crate-anywhere = \"99.0\"\n//! ```\n{}", heap_code());
     let path = work_dir().join("heap-crates").join("unresolvable.rs");
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(&path, code).unwrap();

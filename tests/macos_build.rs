@@ -45,8 +45,7 @@ fn unsupported_targets_and_modes_are_refused_in_one_line() {
     assert!(!ok && err.contains("aarch64-apple-darwin") && err.lines().count() == 1, "{}", err);
     let (ok, _, err) = build(&["--heap", &heap("mmap.rs"), "--target", "i686-apple-darwin"]);
     assert!(!ok && err.contains("aarch64-apple-darwin or x86_64-apple-darwin"), "{}", err);
-    let (ok, _, err) =
-        build(&["--heap", &heap("mmap.rs"), "--mode", "prefixed", "--prefix", "zz", "--target", "aarch64-apple-darwin"]);
+    let (ok, _, err) = build(&["--heap", &heap("mmap.rs"), "--mode", "prefixed", "--prefix", "zz", "--target", "aarch64-apple-darwin"]);
     assert!(!ok && err.contains("--mode interpose"), "{}", err);
 }
 
@@ -72,18 +71,20 @@ fn cargo(dir: &Path, args: &[&str]) -> std::process::Output {
 #[test]
 fn the_emitted_macos_crate_is_complete_and_type_checks_here() {
     let dir = fresh("macos-crate");
-    let (ok, stdout, err) = build(&[
-        "--heap",
-        &heap("threadcache.rs"),
-        "--threads",
-        "--target",
-        "aarch64-apple-darwin",
-        "--emit-crate",
-        dir.to_str().unwrap(),
-    ]);
+    let (ok, stdout, err) =
+        build(&["--heap", &heap("threadcache.rs"), "--threads", "--target", "aarch64-apple-darwin", "--emit-crate", dir.to_str().unwrap()]);
     assert!(ok, "{}", err);
     assert!(stdout.contains("cargo build --release"), "{}", stdout);
-    for f in ["Cargo.toml", "build.rs", "src/lib.rs", "src/macos.rs", "src/macos_cxx.rs", "src/exports.rs", "src/heap.rs", "alloc8/src/macos/zone.rs"] {
+    for f in [
+        "Cargo.toml",
+        "build.rs",
+        "src/lib.rs",
+        "src/macos.rs",
+        "src/macos_cxx.rs",
+        "src/exports.rs",
+        "src/heap.rs",
+        "alloc8/src/macos/zone.rs",
+    ] {
         assert!(dir.join(f).exists(), "{} missing", f);
     }
     assert!(!dir.join("src/runtime.rs").exists(), "Linux's runtime is not part of a macOS crate");

@@ -34,15 +34,54 @@ macro_rules! pin {
     };
 }
 
-pin!(MallocZone, reserved1 = 0, reserved2 = 8, size = 16, malloc = 24, calloc = 32, valloc = 40, free = 48,
-    realloc = 56, destroy = 64, zone_name = 72, batch_malloc = 80, batch_free = 88, introspect = 96,
-    version = 104, memalign = 112, free_definite_size = 120, pressure_relief = 128, claimed_address = 136,
-    try_free_default = 144, malloc_with_options = 152, malloc_type_malloc = 160, malloc_type_calloc = 168,
-    malloc_type_realloc = 176, malloc_type_memalign = 184, malloc_type_malloc_with_options = 192);
-pin!(Introspection, enumerator = 0, good_size = 8, check = 16, print = 24, log = 32, force_lock = 40,
-    force_unlock = 48, statistics = 56, zone_locked = 64, enable_discharge_checking = 72,
-    disable_discharge_checking = 80, discharge = 88, enumerate_discharged_pointers = 96, reinit_lock = 104,
-    print_task = 112, task_statistics = 120, zone_type = 128);
+pin!(
+    MallocZone,
+    reserved1 = 0,
+    reserved2 = 8,
+    size = 16,
+    malloc = 24,
+    calloc = 32,
+    valloc = 40,
+    free = 48,
+    realloc = 56,
+    destroy = 64,
+    zone_name = 72,
+    batch_malloc = 80,
+    batch_free = 88,
+    introspect = 96,
+    version = 104,
+    memalign = 112,
+    free_definite_size = 120,
+    pressure_relief = 128,
+    claimed_address = 136,
+    try_free_default = 144,
+    malloc_with_options = 152,
+    malloc_type_malloc = 160,
+    malloc_type_calloc = 168,
+    malloc_type_realloc = 176,
+    malloc_type_memalign = 184,
+    malloc_type_malloc_with_options = 192
+);
+pin!(
+    Introspection,
+    enumerator = 0,
+    good_size = 8,
+    check = 16,
+    print = 24,
+    log = 32,
+    force_lock = 40,
+    force_unlock = 48,
+    statistics = 56,
+    zone_locked = 64,
+    enable_discharge_checking = 72,
+    disable_discharge_checking = 80,
+    discharge = 88,
+    enumerate_discharged_pointers = 96,
+    reinit_lock = 104,
+    print_task = 112,
+    task_statistics = 120,
+    zone_type = 128
+);
 pin!(Statistics, blocks_in_use = 0, size_in_use = 8, max_size_in_use = 16, size_allocated = 24);
 
 #[test]
@@ -652,7 +691,8 @@ unsafe extern "C" fn lx_set(k: usize, v: *const c_void) -> i32 {
     libc::pthread_setspecific(k as libc::pthread_key_t, v)
 }
 
-static PTHREADS: Pthreads = Pthreads { create: lx_create, exit: lx_exit, key_create: lx_key_create, getspecific: lx_get, setspecific: lx_set };
+static PTHREADS: Pthreads =
+    Pthreads { create: lx_create, exit: lx_exit, key_create: lx_key_create, getspecific: lx_get, setspecific: lx_set };
 static HOOKS: Hooks = Hooks::new(&PTHREADS);
 
 static RAN: AtomicUsize = AtomicUsize::new(0);

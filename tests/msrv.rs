@@ -11,9 +11,10 @@ use std::process::Command;
 const RUSTC_163: &str = "/usr/bin/rustc";
 
 fn rustc_163() -> Command {
-    let version = Command::new(RUSTC_163).arg("--version").output().unwrap_or_else(|e| {
-        panic!("{}: {} (tests/run-all.sh installs Debian's rustc and libstd-rust-dev-windows)", RUSTC_163, e)
-    });
+    let version = Command::new(RUSTC_163)
+        .arg("--version")
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {} (tests/run-all.sh installs Debian's rustc and libstd-rust-dev-windows)", RUSTC_163, e));
     let version = String::from_utf8_lossy(&version.stdout).into_owned();
     assert!(version.starts_with("rustc 1.63"), "{} is {}, expected Debian's 1.63", RUSTC_163, version.trim());
     let mut cmd = Command::new(RUSTC_163);

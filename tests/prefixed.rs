@@ -128,7 +128,8 @@ fn run(exe: &Path) -> Run {
 /// The number after `name ` on the program's output.
 fn count(run: &Run, name: &str) -> u64 {
     let stdout = run.stdout();
-    let line = stdout.lines().find_map(|l| l.strip_prefix(&format!("{} ", name))).unwrap_or_else(|| panic!("no `{} N` in {:?}", name, stdout));
+    let line =
+        stdout.lines().find_map(|l| l.strip_prefix(&format!("{} ", name))).unwrap_or_else(|| panic!("no `{} N` in {:?}", name, stdout));
     line.parse().unwrap()
 }
 
@@ -307,7 +308,9 @@ fn two_prefixes(link: Link) {
     assert!(count(&run, "bar") > 0);
     let exe_name = exe.to_string_lossy();
     assert!(
-        run.events.iter().any(|e| e.event == "load" && e.heap == "dlmalloc" && e.bound == Some(true) && e.exe.as_deref() == Some(&*exe_name)),
+        run.events
+            .iter()
+            .any(|e| e.event == "load" && e.heap == "dlmalloc" && e.bound == Some(true) && e.exe.as_deref() == Some(&*exe_name)),
         "bar (dlmalloc) never came alive: {:?}",
         run.events
     );

@@ -44,9 +44,7 @@ fn git(heap: &str) {
     std::fs::write(dir.join("a.txt"), "hello\n").unwrap();
     let git = |args: &[&str]| {
         let mut cmd = Command::new("git");
-        cmd.current_dir(&dir)
-            .args(["-c", "user.name=t", "-c", "user.email=t@e", "-c", "init.defaultBranch=main"])
-            .args(args);
+        cmd.current_dir(&dir).args(["-c", "user.name=t", "-c", "user.email=t@e", "-c", "init.defaultBranch=main"]).args(args);
         cmd
     };
     for args in [&["init", "-q"][..], &["add", "a.txt"], &["commit", "-qm", "first"]] {
@@ -91,7 +89,9 @@ fn gxx(heap: &str) {
     run.assert_bound("g++-12");
     // The C++ front end (cc1plus), templates and all, runs on the shim.
     assert!(
-        run.events.iter().any(|e| e.event == "load" && e.bound == Some(true) && e.exe.as_deref().map_or(false, |x| x.ends_with("/cc1plus"))),
+        run.events
+            .iter()
+            .any(|e| e.event == "load" && e.bound == Some(true) && e.exe.as_deref().map_or(false, |x| x.ends_with("/cc1plus"))),
         "cc1plus did not run under the shim: {:?}",
         run.events
     );

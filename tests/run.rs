@@ -36,8 +36,7 @@ fn run_json(flags: &[&str], program: &[&str], env: &[(&str, &str)]) -> (Output, 
     let mut cmd = run(&[flags, &["--json", "-o", file_arg]].concat(), program);
     cmd.envs(env.iter().copied());
     let output = cmd.output().unwrap();
-    let report = std::fs::read_to_string(&file)
-        .unwrap_or_else(|e| panic!("no JSON report ({}); stderr:\n{}", e, text(&output.stderr)));
+    let report = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("no JSON report ({}); stderr:\n{}", e, text(&output.stderr)));
     (output, serde_json::from_str(&report).unwrap())
 }
 
@@ -66,11 +65,8 @@ fn mallocs(p: &Value) -> u64 {
 
 #[test]
 fn python_runs_on_the_heap_and_the_report_counts_its_objects() {
-    let (out, report) = run_json(
-        &[],
-        &[PYTHON, "-c", "d = {str(i): [i] * 3 for i in range(30000)}; print(len(d))"],
-        &[("PYTHONMALLOC", "malloc")],
-    );
+    let (out, report) =
+        run_json(&[], &[PYTHON, "-c", "d = {str(i): [i] * 3 for i in range(30000)}; print(len(d))"], &[("PYTHONMALLOC", "malloc")]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout).trim(), "30000");
     let row = top(&report);
@@ -83,9 +79,7 @@ fn python_runs_on_the_heap_and_the_report_counts_its_objects() {
 
 #[test]
 fn perl_gets_a_text_report_on_stderr() {
-    let out = run(&[], &["perl", "-e", "my %h; $h{$_} = 'x' x ($_ % 90) for 1..20000; print scalar(keys %h), qq{\\n}"])
-        .output()
-        .unwrap();
+    let out = run(&[], &["perl", "-e", "my %h; $h{$_} = 'x' x ($_ % 90) for 1..20000; print scalar(keys %h), qq{\\n}"]).output().unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "20000\n", "the program's stdout is untouched");
     let err = text(&out.stderr);
@@ -101,7 +95,8 @@ fn perl_gets_a_text_report_on_stderr() {
 fn a_shell_pipeline_is_reported_per_process_with_pids() {
     let (out, report) = run_json(&[], &["sh", "-c", "ls / | wc -l; ls /usr | wc -l"], &[]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let count = |dir: &str| std::fs::read_dir(dir).unwrap().filter(|e| !e.as_ref().unwrap().file_name().to_string_lossy().starts_with('.')).count();
+    let count =
+        |dir: &str| std::fs::read_dir(dir).unwrap().filter(|e| !e.as_ref().unwrap().file_name().to_string_lossy().starts_with('.')).count();
     assert_eq!(text(&out.stdout), format!("{}\n{}\n", count("/"), count("/usr")));
     let top_pid = top(&report)["pid"].as_i64().unwrap();
     for name in ["/ls", "/wc"] {
@@ -192,11 +187,8 @@ fn the_preload_puts_ours_first_and_keeps_the_users() {
 #[test]
 fn no_inherit_keeps_the_shim_out_of_programs_the_program_starts() {
     let users = "/lib/x86_64-linux-gnu/libz.so.1";
-    let (out, report) = run_json(
-        &["--no-inherit"],
-        &["sh", "-c", "ls / | wc -l; echo \"[$LD_PRELOAD][$ALLOC8_REPORT]\""],
-        &[("LD_PRELOAD", users)],
-    );
+    let (out, report) =
+        run_json(&["--no-inherit"], &["sh", "-c", "ls / | wc -l; echo \"[$LD_PRELOAD][$ALLOC8_REPORT]\""], &[("LD_PRELOAD", users)]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stdout).ends_with(&format!("[{}][]\n", users)), "the user's preload is back: {}", text(&out.stdout));
     top(&report);
@@ -295,7 +287,6 @@ fn a_library_that_is_not_an_allocator_is_refused() {
     assert!(one_line_error(&out).contains("/no/such/lib.so"));
 }
 
-
 #[test]
 fn a_program_with_its_own_malloc_is_reported_as_not_running_on_the_heap() {
     let prog = program("run_own_malloc.c");
@@ -307,7 +298,6 @@ fn a_program_with_its_own_malloc_is_reported_as_not_running_on_the_heap() {
     assert_eq!(report["exit_code"], 125);
     assert!(text(&out.stderr).contains("brings its own allocator"), "{}", text(&out.stderr));
 }
-
 
 #[test]
 fn a_sigterm_sent_to_run_reaches_the_program_and_is_reported() {

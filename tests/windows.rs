@@ -32,7 +32,12 @@ fn wine_prefix() -> PathBuf {
         .get_or_init(|| {
             let prefix = dir().join("wineprefix");
             if !prefix.join("system.reg").exists() {
-                let out = Command::new("wineboot").arg("-i").env("WINEPREFIX", &prefix).env("WINEDEBUG", "-all").output().expect("wine is installed (tests/run-all.sh)");
+                let out = Command::new("wineboot")
+                    .arg("-i")
+                    .env("WINEPREFIX", &prefix)
+                    .env("WINEDEBUG", "-all")
+                    .output()
+                    .expect("wine is installed (tests/run-all.sh)");
                 assert!(out.status.success(), "wineboot failed: {}", String::from_utf8_lossy(&out.stderr));
             }
             prefix
@@ -255,7 +260,12 @@ fn redirect(heap: &str, ucrt: bool) {
     assert_eq!(r["migrations"], said["migrations"], "{:?}", r);
     assert!(int(&r["foreign_sizes"]) >= 2, "_msize and the migration asked the CRT: {:?}", r);
     let stats = run.stats();
-    assert!(int(&stats["mallocs"]) >= int(&said["mallocs"]), "the heap saw {} allocations, the program made {}", stats["mallocs"], said["mallocs"]);
+    assert!(
+        int(&stats["mallocs"]) >= int(&said["mallocs"]),
+        "the heap saw {} allocations, the program made {}",
+        stats["mallocs"],
+        said["mallocs"]
+    );
 }
 
 #[test]
@@ -560,12 +570,25 @@ fn run_injects_the_dll_into_a_program_that_knows_nothing_of_it() {
         .output()
         .unwrap();
     assert!(cc.status.success(), "{}", String::from_utf8_lossy(&cc.stderr));
-    let out = alloc8().args(["run", "--target", TARGET, "--lib"]).arg(&lib).arg("--").arg(&nocrt).env("WINEPREFIX", wine_prefix()).output().unwrap();
+    let out = alloc8()
+        .args(["run", "--target", TARGET, "--lib"])
+        .arg(&lib)
+        .arg("--")
+        .arg(&nocrt)
+        .env("WINEPREFIX", wine_prefix())
+        .output()
+        .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(125), "{}", stderr);
     assert!(stderr.contains("C runtime is not one it took over"), "{}", stderr);
 
     // A program that cannot start: 127, as on Linux.
-    let out = alloc8().args(["run", "--target", TARGET, "--lib"]).arg(&lib).args(["--", "Z:\\nonexistent.exe"]).env("WINEPREFIX", wine_prefix()).output().unwrap();
+    let out = alloc8()
+        .args(["run", "--target", TARGET, "--lib"])
+        .arg(&lib)
+        .args(["--", "Z:\\nonexistent.exe"])
+        .env("WINEPREFIX", wine_prefix())
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(127), "{}", String::from_utf8_lossy(&out.stderr));
 }

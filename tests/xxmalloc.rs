@@ -143,12 +143,10 @@ fn a_prefixed_library_from_a_prebuilt_archive_serves_a_c_program() {
         assert!(out_dir.join(f).is_file(), "{} missing", f);
     }
     let src = root().join("tests/programs/xx_prefixed.c");
-    for (exe, link) in [("static", vec![out_dir.join("libmy.a").into_os_string()]), ("shared", vec![
-        "-L".into(),
-        out_dir.clone().into_os_string(),
-        "-lmy".into(),
-        format!("-Wl,-rpath,{}", out_dir.display()).into(),
-    ])] {
+    for (exe, link) in [
+        ("static", vec![out_dir.join("libmy.a").into_os_string()]),
+        ("shared", vec!["-L".into(), out_dir.clone().into_os_string(), "-lmy".into(), format!("-Wl,-rpath,{}", out_dir.display()).into()]),
+    ] {
         let exe = out_dir.join(format!("xx_prefixed_{}", exe));
         let out = Command::new("gcc")
             .args(["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Werror", "-pthread", "-I"])
@@ -221,7 +219,11 @@ fn a_c_file_that_does_not_compile_shows_the_compilers_errors() {
     let line = text.lines().count();
     let heap = heap_file("broken.c", &text);
     let (err, stderr) = build_fails(&heap, &[]);
-    assert!(stderr.contains(&format!("{}:{}:", heap.display(), line)) && stderr.contains("error: expected"), "gcc's own error:\n{}", stderr);
+    assert!(
+        stderr.contains(&format!("{}:{}:", heap.display(), line)) && stderr.contains("error: expected"),
+        "gcc's own error:\n{}",
+        stderr
+    );
     assert_eq!(err, format!("error: {} does not compile (the compiler's errors are above)", heap.display()));
 }
 
@@ -310,14 +312,20 @@ fn a_prefixed_cxx_heap_links_with_the_cxx_runtime() {
              strcpy(p, \"ok\");\n    puts(p);\n    cx_free(p);\n    cx_free(q);\n    return 0;\n}\n",
     )
     .unwrap();
-    for (name, link) in [("static", vec![out_dir.join("libcx.a").into_os_string(), "-lstdc++".into()]), ("shared", vec![
-        "-L".into(),
-        out_dir.clone().into_os_string(),
-        "-lcx".into(),
-        format!("-Wl,-rpath,{}", out_dir.display()).into(),
-    ])] {
+    for (name, link) in [
+        ("static", vec![out_dir.join("libcx.a").into_os_string(), "-lstdc++".into()]),
+        ("shared", vec!["-L".into(), out_dir.clone().into_os_string(), "-lcx".into(), format!("-Wl,-rpath,{}", out_dir.display()).into()]),
+    ] {
         let exe = out_dir.join(format!("use_cx_{}", name));
-        let out = Command::new("gcc").args(["-O2", "-Wall", "-Werror", "-pthread", "-I"]).arg(&out_dir).arg("-o").arg(&exe).arg(&src).args(&link).output().unwrap();
+        let out = Command::new("gcc")
+            .args(["-O2", "-Wall", "-Werror", "-pthread", "-I"])
+            .arg(&out_dir)
+            .arg("-o")
+            .arg(&exe)
+            .arg(&src)
+            .args(&link)
+            .output()
+            .unwrap();
         assert!(out.status.success(), "{}: {}", name, String::from_utf8_lossy(&out.stderr));
         let run = Command::new(&exe).env_remove("LD_PRELOAD").output().unwrap();
         assert!(run.status.success() && String::from_utf8_lossy(&run.stdout).trim() == "ok", "{}", name);

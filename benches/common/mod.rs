@@ -35,12 +35,8 @@ pub fn build_shim(heap: &Path, name: &str, flags: &[&str]) -> PathBuf {
 
 pub fn driver() -> PathBuf {
     let exe = work().join("churn");
-    let status = Command::new("gcc")
-        .args(["-O2", "-pthread", "-o"])
-        .arg(&exe)
-        .arg(root().join("benches/programs/churn.c"))
-        .status()
-        .unwrap();
+    let status =
+        Command::new("gcc").args(["-O2", "-pthread", "-o"]).arg(&exe).arg(root().join("benches/programs/churn.c")).status().unwrap();
     assert!(status.success());
     exe
 }
@@ -90,7 +86,6 @@ pub fn instructions_per_pair(exe: &Path, preload: Option<&Path>) -> Option<f64> 
     let n = 1_000_000;
     Some((count(2 * n)? - count(n)?) / n as f64)
 }
-
 
 /// Whether cargo ran us as a benchmark: `cargo test --benches` also builds and
 /// runs harness=false benches, without --bench; they must not run then.

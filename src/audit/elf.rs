@@ -87,10 +87,8 @@ pub fn read<Elf: FileHeader<Endian = object::Endianness>>(file: &ElfFile<Elf>, l
             Ok(n) if !n.is_empty() => n,
             _ => continue,
         };
-        let version = versions
-            .as_ref()
-            .and_then(|v| v.version(v.version_index(endian, sym.index())).ok().flatten())
-            .map(|v| text(v.name()));
+        let version =
+            versions.as_ref().and_then(|v| v.version(v.version_index(endian, sym.index())).ok().flatten()).map(|v| text(v.name()));
         if sym.is_undefined() {
             imported.push(name);
             if let Some(v) = version {

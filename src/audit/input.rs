@@ -80,8 +80,5 @@ fn linker_script_target(text: &str) -> Option<String> {
     let start = text.find("GROUP").or_else(|| text.find("INPUT"))?;
     let open = start + text[start..].find('(')? + 1;
     let close = open + text[open..].find(')')?;
-    text[open..close]
-        .split_whitespace()
-        .find(|w| w.starts_with('/') || w.contains(".so"))
-        .map(str::to_string)
+    text[open..close].split_whitespace().find(|w| w.starts_with('/') || w.contains(".so")).map(str::to_string)
 }

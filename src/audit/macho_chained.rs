@@ -109,7 +109,12 @@ pub fn read<'a>(blob: &'a [u8], file: &[u8], segments: &[Segment], out: &mut dyn
     Ok(())
 }
 
-fn decode<'a>(raw: u64, format: u16, image_base: u64, import: &dyn Fn(u64) -> Result<&'a [u8], String>) -> Result<(Fixup<'a>, u64), String> {
+fn decode<'a>(
+    raw: u64,
+    format: u16,
+    image_base: u64,
+    import: &dyn Fn(u64) -> Result<&'a [u8], String>,
+) -> Result<(Fixup<'a>, u64), String> {
     match format {
         PTR_64 | PTR_64_OFFSET => {
             let next = (raw >> 51) & 0xFFF;

@@ -10,12 +10,12 @@
 //! Chained fixups (Apple's ld for newer deployment targets) encode both in
 //! the slots themselves.
 
+use super::hazards::{Hazard, HazardKind};
 use super::macho_chained::{self, Segment};
+use super::verdict::Severity;
 use object::macho;
 use object::read::macho::{LoadCommandVariant, MachHeader, MachOFile};
 use object::{Object, ObjectSection, ObjectSegment, ObjectSymbol};
-use super::hazards::{Hazard, HazardKind};
-use super::verdict::Severity;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 
@@ -123,8 +123,13 @@ fn fixups<Mach: MachHeader<Endian = object::Endianness>>(file: &MachOFile<Mach>,
     while let Some(command) = commands.next().map_err(|e| e.to_string())? {
         match command.variant().map_err(|e| e.to_string())? {
             LoadCommandVariant::DyldInfo(info) => {
-                for (off, size) in [(info.bind_off.get(endian), info.bind_size.get(endian)), (info.weak_bind_off.get(endian), info.weak_bind_size.get(endian))] {
-                    let opcodes = data.get(off as usize..(off as usize).saturating_add(size as usize)).ok_or("the bind opcodes lie outside the file")?;
+                for (off, size) in [
+                    (info.bind_off.get(endian), info.bind_size.get(endian)),
+                    (info.weak_bind_off.get(endian), info.weak_bind_size.get(endian)),
+                ] {
+                    let opcodes = data
+                        .get(off as usize..(off as usize).saturating_add(size as usize))
+                        .ok_or("the bind opcodes lie outside the file")?;
                     binds(opcodes, segments, &mut out)?;
                 }
             }
@@ -233,7 +238,11 @@ pub fn hazards(pairs: &Pairs) -> Vec<Hazard> {
             detail: format!(
                 "interposes {} functions: {}",
                 applied.len(),
-                applied.iter().map(|p| format!("{} with {}", p.original.as_deref().unwrap_or("?"), p.replacement.as_deref().unwrap_or("?"))).collect::<Vec<_>>().join(", ")
+                applied
+                    .iter()
+                    .map(|p| format!("{} with {}", p.original.as_deref().unwrap_or("?"), p.replacement.as_deref().unwrap_or("?")))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
             names: applied.iter().filter_map(|p| p.original.clone()).collect(),
         });

@@ -10,7 +10,9 @@ use serde::Serialize;
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Detected {
     Interposer,
-    Prefixed { prefix: String },
+    Prefixed {
+        prefix: String,
+    },
     /// The system C library (it defines `__libc_start_main`): the allocator
     /// that replacements override.
     CLibrary,

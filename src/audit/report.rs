@@ -79,7 +79,15 @@ impl Report {
                 }
                 for (i, finding) in findings.iter().enumerate() {
                     let (title, have) = if i == 0 { (f.title, have.as_str()) } else { ("", "") };
-                    let _ = writeln!(out, "  {:<22} {:>5}  {} {}: {}", title, have, finding.severity.label(), finding.names.join(", "), finding.text());
+                    let _ = writeln!(
+                        out,
+                        "  {:<22} {:>5}  {} {}: {}",
+                        title,
+                        have,
+                        finding.severity.label(),
+                        finding.names.join(", "),
+                        finding.text()
+                    );
                 }
             }
         }
@@ -93,4 +101,3 @@ impl Report {
         out
     }
 }
-

@@ -46,7 +46,8 @@ impl Verdict {
 }
 
 pub fn decide(detected: &Detected, families: &[FamilyReport], hazards: &[Hazard]) -> Verdict {
-    let severities = || families.iter().flat_map(|f| f.findings().into_iter().map(|g| g.severity)).chain(hazards.iter().map(|h| h.severity));
+    let severities =
+        || families.iter().flat_map(|f| f.findings().into_iter().map(|g| g.severity)).chain(hazards.iter().map(|h| h.severity));
     let mut problems = severities().filter(|s| *s == Severity::Problem).count();
     let warnings = severities().filter(|s| *s == Severity::Warning).count();
     let with_warnings = |s: String| match warnings {

@@ -45,10 +45,7 @@ pub fn open(dir: &Path) -> Result<HeapSource, HeapError> {
         }
         None => Alloc8Dependency::Registry(alloc8.req.to_string()),
     };
-    Ok(HeapSource {
-        name: package.name.to_string(),
-        kind: HeapKind::Crate { dir, package: package.name.to_string(), alloc8 },
-    })
+    Ok(HeapSource { name: package.name.to_string(), kind: HeapKind::Crate { dir, package: package.name.to_string(), alloc8 } })
 }
 
 /// The heap crate's alloc8 must be the version whose API the templates call.

@@ -19,8 +19,7 @@ pub fn open(path: &Path) -> Result<HeapSource, HeapError> {
     one_registration(&[(path.to_path_buf(), text.clone())], path)?;
     let path = path.canonicalize().map_err(|e| HeapError::Unreadable(path.to_path_buf(), e.to_string()))?;
     let dependencies = match embedded_manifest(&text) {
-        Some(manifest) => dependencies(&manifest, path.parent().unwrap())
-            .map_err(|e| HeapError::BadManifest(path.clone(), e))?,
+        Some(manifest) => dependencies(&manifest, path.parent().unwrap()).map_err(|e| HeapError::BadManifest(path.clone(), e))?,
         None => String::new(),
     };
     let name = path.file_stem().and_then(|s| s.to_str()).unwrap_or("heap").to_string();

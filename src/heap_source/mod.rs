@@ -135,10 +135,8 @@ impl HeapSource {
 
 /// Exactly one registration across `files`, or the error naming them all.
 fn one_registration(files: &[(PathBuf, String)], missing_in: &Path) -> Result<(), HeapError> {
-    let found: Vec<(PathBuf, usize)> = files
-        .iter()
-        .flat_map(|(path, text)| registration_lines(text).into_iter().map(move |l| (path.clone(), l)))
-        .collect();
+    let found: Vec<(PathBuf, usize)> =
+        files.iter().flat_map(|(path, text)| registration_lines(text).into_iter().map(move |l| (path.clone(), l))).collect();
     match found.len() {
         0 => Err(HeapError::NoRegistration(missing_in.to_path_buf())),
         1 => Ok(()),

@@ -171,7 +171,15 @@ impl std::error::Error for XxError {}
 
 /// Compiles (or copies) the heap into `dir` and checks what it provides
 /// against the build's mode and `--threads`. `heap` is the path the user gave.
-pub fn prepare(input: &XxInput, heap: &Path, dir: &Path, mode: Mode, prefix: &str, threads: bool, verbose: bool) -> Result<Prepared, XxError> {
+pub fn prepare(
+    input: &XxInput,
+    heap: &Path,
+    dir: &Path,
+    mode: Mode,
+    prefix: &str,
+    threads: bool,
+    verbose: bool,
+) -> Result<Prepared, XxError> {
     let archive = xx_compile::archive(input, dir, verbose).map_err(XxError::Compile)?;
     let provided = xx_symbols::inspect(&archive, heap, mode, prefix).map_err(XxError::Symbols)?;
     let hooks = provided.thread_symbols();

@@ -17,7 +17,9 @@ pub const LIB_NAME: &str = "alloc8xx";
 #[derive(Debug)]
 pub enum CompileError {
     /// The compiler rejected the sources; its own output is already on stderr.
-    Compiler { failed: Vec<PathBuf> },
+    Compiler {
+        failed: Vec<PathBuf>,
+    },
     /// No compiler or archiver could be run, or cc refused the settings.
     Tool(String),
     Io(PathBuf, String),

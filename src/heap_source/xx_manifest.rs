@@ -79,7 +79,10 @@ mod tests {
 
     #[test]
     fn a_full_manifest() {
-        let m = parse("name = \"h\"\nsources = [\"a.cpp\"]\ninclude = [\"inc\"]\ndefine = [\"N=4\", \"X\"]\nflags = [\"-O3\"]\ncxx_std = \"c++17\"\n").unwrap();
+        let m = parse(
+            "name = \"h\"\nsources = [\"a.cpp\"]\ninclude = [\"inc\"]\ndefine = [\"N=4\", \"X\"]\nflags = [\"-O3\"]\ncxx_std = \"c++17\"\n",
+        )
+        .unwrap();
         assert_eq!(m.sources, ["a.cpp"]);
         assert_eq!(split_define(&m.define[0]), ("N".to_string(), Some("4".to_string())));
         assert_eq!(split_define(&m.define[1]), ("X".to_string(), None));

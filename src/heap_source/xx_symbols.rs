@@ -54,7 +54,11 @@ pub enum SymbolError {
     FlagSize(PathBuf, u64),
     /// Code compiled without -fPIC: absolute 32-bit relocations cannot go
     /// into a shared library (the link would fail with ld's own words).
-    NotPic { heap: PathBuf, member: String, section: String },
+    NotPic {
+        heap: PathBuf,
+        member: String,
+        section: String,
+    },
 }
 
 impl fmt::Display for SymbolError {
@@ -93,12 +97,9 @@ impl fmt::Display for SymbolError {
                 member,
                 section
             ),
-            SymbolError::FlagSize(p, n) => write!(
-                f,
-                "heap {}: xxthread_created_flag is {} bytes; make it a bool, an int or a long",
-                p.display(),
-                n
-            ),
+            SymbolError::FlagSize(p, n) => {
+                write!(f, "heap {}: xxthread_created_flag is {} bytes; make it a bool, an int or a long", p.display(), n)
+            }
         }
     }
 }
@@ -129,10 +130,7 @@ fn absolute_32(obj: &object::File) -> Option<String> {
         if name.starts_with(".debug") {
             return None;
         }
-        section
-            .relocations()
-            .any(|(_, r)| matches!(r.flags(), RelocationFlags::Elf { r_type: 10 | 11 }))
-            .then(|| name.to_string())
+        section.relocations().any(|(_, r)| matches!(r.flags(), RelocationFlags::Elf { r_type: 10 | 11 })).then(|| name.to_string())
     })
 }
 

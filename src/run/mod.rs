@@ -48,7 +48,9 @@ const NOT_ALIVE: u8 = 125;
 pub fn run(args: &RunArgs) -> Result<ExitCode> {
     match crate::target::platform(args.target.as_deref())? {
         crate::contract::Platform::Windows => return windows::run(args),
-        crate::contract::Platform::Macos => anyhow::bail!("`run --target` runs Windows programs under wine; macOS programs run only on a Mac"),
+        crate::contract::Platform::Macos => {
+            anyhow::bail!("`run --target` runs Windows programs under wine; macOS programs run only on a Mac")
+        }
         crate::contract::Platform::Linux => {}
     }
     let lib = match (&args.lib, &args.heap) {
@@ -67,11 +69,8 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
 
     // The shim appends here (by path, O_APPEND, from every process); a temp
     // file the program never holds open, removed when we are done.
-    let report_file = tempfile::Builder::new()
-        .prefix("alloc8-run-")
-        .suffix(".jsonl")
-        .tempfile()
-        .context("cannot create the report file")?;
+    let report_file =
+        tempfile::Builder::new().prefix("alloc8-run-").suffix(".jsonl").tempfile().context("cannot create the report file")?;
     let report_path = report_file.path().canonicalize().context("cannot locate the report file")?;
 
     let mut cmd = Command::new(&exe);
@@ -165,10 +164,7 @@ fn notes(lib: &library::Library) -> Vec<String> {
         ));
     }
     if !lib.reports {
-        notes.push(format!(
-            "{} is not an alloc8 shim: it cannot report, so whether it came alive is not proven",
-            lib.path.display()
-        ));
+        notes.push(format!("{} is not an alloc8 shim: it cannot report, so whether it came alive is not proven", lib.path.display()));
     }
     notes
 }

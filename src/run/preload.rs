@@ -37,10 +37,7 @@ pub fn compose(ours: &Path, existing: Option<&OsStr>) -> OsString {
 /// The variables to set in the program's environment (everything else is inherited as is).
 pub fn variables(ours: &Path, report: &Path, no_inherit: bool) -> Vec<(&'static str, OsString)> {
     let existing = std::env::var_os(PRELOAD_VAR);
-    let mut vars = vec![
-        (PRELOAD_VAR, compose(ours, existing.as_deref())),
-        (REPORT_VAR, report.as_os_str().to_owned()),
-    ];
+    let mut vars = vec![(PRELOAD_VAR, compose(ours, existing.as_deref())), (REPORT_VAR, report.as_os_str().to_owned())];
     if no_inherit {
         vars.push((NO_INHERIT_VAR, OsString::from("1")));
     }

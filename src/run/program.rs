@@ -38,10 +38,9 @@ pub fn resolve(name: &OsStr) -> Result<PathBuf, Exit> {
     }
     match not_executable {
         Some(path) => Err(Exit::new(126, format!("cannot run {}: {} is not executable", shown, path.display()))),
-        None => Err(Exit::new(
-            127,
-            format!("program `{}` not found: no such file in any PATH directory ({})", shown, search.to_string_lossy()),
-        )),
+        None => {
+            Err(Exit::new(127, format!("program `{}` not found: no such file in any PATH directory ({})", shown, search.to_string_lossy())))
+        }
     }
 }
 

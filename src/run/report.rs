@@ -139,7 +139,7 @@ pub fn processes(text: &str) -> Vec<Process> {
                             forked: false,
                             end: End::Unknown,
                             stats: None,
-                    threads: None,
+                            threads: None,
                         });
                         current.insert(e.pid, rows.len() - 1);
                         rows.len() - 1

@@ -40,7 +40,8 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
         _ => name.clone(),
     };
 
-    let report_file = tempfile::Builder::new().prefix("alloc8-run-").suffix(".jsonl").tempfile().context("cannot create the report file")?;
+    let report_file =
+        tempfile::Builder::new().prefix("alloc8-run-").suffix(".jsonl").tempfile().context("cannot create the report file")?;
     let report_path = report_file.path().canonicalize().context("cannot locate the report file")?;
     let mut cmd = Command::new("wine");
     cmd.arg(&injector).arg(win_path(&dll)).arg(&program).args(&args.command[1..]);
@@ -96,7 +97,12 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
             let mut out = String::new();
             if !rows.is_empty() {
                 let heap = top.or(rows.first()).and_then(|r| r.heap.clone()).unwrap_or_else(|| "?".into());
-                out.push_str(&format!("alloc8: heap {} ({}, injected under wine) in {} process(es):\n", heap, dll.display(), report::pid_count(&rows)));
+                out.push_str(&format!(
+                    "alloc8: heap {} ({}, injected under wine) in {} process(es):\n",
+                    heap,
+                    dll.display(),
+                    report::pid_count(&rows)
+                ));
                 out.push_str(&report::table(&rows));
             }
             out.push_str(&format!("alloc8: {} {}\n", name, ended));
@@ -116,7 +122,12 @@ fn dll_from_lib(lib: &Path) -> Result<PathBuf> {
     let data = std::fs::read(&abs).map_err(|e| anyhow!("cannot read --lib {}: {}", lib.display(), e))?;
     let parsed = audit::Library::parse(&abs, &data)?;
     if parsed.format != audit::library::Format::Pe {
-        bail!("--lib {} is not a Windows DLL; with --target {} give a DLL `alloc8 build --target {}` made", lib.display(), target::WINDOWS_GNU, target::WINDOWS_GNU);
+        bail!(
+            "--lib {} is not a Windows DLL; with --target {} give a DLL `alloc8 build --target {}` made",
+            lib.display(),
+            target::WINDOWS_GNU,
+            target::WINDOWS_GNU
+        );
     }
     match audit::mode::detect(&parsed).0 {
         Detected::Interposer => Ok(abs),

@@ -190,9 +190,6 @@ pub fn run_reported(mut cmd: Command) -> Run {
     cmd.env("ALLOC8_REPORT", &report);
     let output = cmd.output().unwrap_or_else(|e| panic!("cannot run {:?}: {}", cmd, e));
     let text = std::fs::read_to_string(&report).unwrap_or_default();
-    let events = text
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad report line {:?}: {}", l, e)))
-        .collect();
+    let events = text.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad report line {:?}: {}", l, e))).collect();
     Run { output, events, raw: text }
 }

@@ -10,6 +10,7 @@
 #[cfg(test)]
 extern crate std;
 
+mod global;
 pub mod heap;
 pub mod inherit;
 /// macOS zone and interposition logic; plain Rust, tested on Linux (64-bit layouts).
@@ -23,7 +24,6 @@ pub mod threads;
 #[cfg(windows)]
 pub mod win;
 pub mod x86;
-mod global;
 
 pub use global::GlobalHeap;
 pub use heap::{Heap, Stats};

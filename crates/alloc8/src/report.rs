@@ -144,7 +144,8 @@ pub fn forked(heap: &str) {
         return;
     }
     let mut line = Line::new();
-    let _ = write!(line, "{{\"event\":\"fork\",\"pid\":{},\"parent\":{},\"heap\":{}}}\n", os::pid(), os::parent_pid(), Json(heap.as_bytes()));
+    let _ =
+        write!(line, "{{\"event\":\"fork\",\"pid\":{},\"parent\":{},\"heap\":{}}}\n", os::pid(), os::parent_pid(), Json(heap.as_bytes()));
     emit(&line);
 }
 
@@ -335,11 +336,7 @@ mod unix {
         if value.is_null() && !when_unset {
             return;
         }
-        let value = if value.is_null() {
-            None
-        } else {
-            Some(unsafe { core::slice::from_raw_parts(value, strlen(value)) })
-        };
+        let value = if value.is_null() { None } else { Some(unsafe { core::slice::from_raw_parts(value, strlen(value)) }) };
         match destination(value) {
             Destination::Off => {}
             Destination::Stderr => {

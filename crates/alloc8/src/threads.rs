@@ -54,11 +54,7 @@ pub struct Counts {
 }
 
 pub fn counts() -> Counts {
-    Counts {
-        flag_flips: FLIPS.load(Ordering::Relaxed),
-        inits: INITS.load(Ordering::Relaxed),
-        cleanups: CLEANUPS.load(Ordering::Relaxed),
-    }
+    Counts { flag_flips: FLIPS.load(Ordering::Relaxed), inits: INITS.load(Ordering::Relaxed), cleanups: CLEANUPS.load(Ordering::Relaxed) }
 }
 
 #[cfg(test)]

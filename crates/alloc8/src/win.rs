@@ -49,7 +49,15 @@ extern "system" {
     pub fn GetProcAddress(module: Module, name: *const u8) -> *mut c_void;
     pub fn K32EnumProcessModules(process: Handle, modules: *mut Module, size: u32, needed: *mut u32) -> Bool;
     pub fn GetEnvironmentVariableA(name: *const u8, buf: *mut u8, size: u32) -> u32;
-    pub fn CreateFileA(path: *const u8, access: u32, share: u32, sec: *mut c_void, disposition: u32, flags: u32, template: Handle) -> Handle;
+    pub fn CreateFileA(
+        path: *const u8,
+        access: u32,
+        share: u32,
+        sec: *mut c_void,
+        disposition: u32,
+        flags: u32,
+        template: Handle,
+    ) -> Handle;
     pub fn WriteFile(file: Handle, buf: *const u8, len: u32, written: *mut u32, overlapped: *mut c_void) -> Bool;
     pub fn CloseHandle(handle: Handle) -> Bool;
     pub fn GetStdHandle(which: u32) -> Handle;
@@ -127,7 +135,15 @@ pub fn append_file(path: &[u8], bytes: &[u8]) {
     const OPEN_ALWAYS: u32 = 4;
     const FILE_ATTRIBUTE_NORMAL: u32 = 0x80;
     unsafe {
-        let h = CreateFileA(path.as_ptr(), FILE_APPEND_DATA, SHARE_READ_WRITE, core::ptr::null_mut(), OPEN_ALWAYS, FILE_ATTRIBUTE_NORMAL, core::ptr::null_mut());
+        let h = CreateFileA(
+            path.as_ptr(),
+            FILE_APPEND_DATA,
+            SHARE_READ_WRITE,
+            core::ptr::null_mut(),
+            OPEN_ALWAYS,
+            FILE_ATTRIBUTE_NORMAL,
+            core::ptr::null_mut(),
+        );
         if h == INVALID_HANDLE_VALUE {
             return;
         }

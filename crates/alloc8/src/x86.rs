@@ -25,10 +25,15 @@ pub struct Insn {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Branch {
     /// jmp rel8/rel32: the relative offset is the instruction's last `size` bytes.
-    Jmp { size: usize },
+    Jmp {
+        size: usize,
+    },
     Call,
     /// jcc rel8/rel32 with condition code `cc` (0..16).
-    Jcc { cc: u8, size: usize },
+    Jcc {
+        cc: u8,
+        size: usize,
+    },
 }
 
 /// Decodes the instruction at the start of `code`; None if it is not one of the known forms.
@@ -63,8 +68,29 @@ pub fn decode(code: &[u8]) -> Option<Insn> {
                     insn.branch = Some(Branch::Jcc { cc: op2 & 0xF, size: 4 });
                     imm = 4;
                 }
-                0x1F | 0x10 | 0x11 | 0x28 | 0x29 | 0x57 | 0x6E | 0x6F | 0x7E | 0x7F | 0xD6 | 0xEF | 0xB6 | 0xB7 | 0xBE
-                | 0xBF | 0xAF | 0xA3 | 0xAB | 0xB3 | 0xBB | 0x40..=0x4F | 0x90..=0x9F => modrm = true,
+                0x1F
+                | 0x10
+                | 0x11
+                | 0x28
+                | 0x29
+                | 0x57
+                | 0x6E
+                | 0x6F
+                | 0x7E
+                | 0x7F
+                | 0xD6
+                | 0xEF
+                | 0xB6
+                | 0xB7
+                | 0xBE
+                | 0xBF
+                | 0xAF
+                | 0xA3
+                | 0xAB
+                | 0xB3
+                | 0xBB
+                | 0x40..=0x4F
+                | 0x90..=0x9F => modrm = true,
                 0xBA => {
                     modrm = true;
                     imm = 1;

@@ -65,7 +65,14 @@ impl Hooks {
     ///
     /// # Safety
     /// As pthread_create's arguments.
-    pub unsafe fn create<H: Heap + 'static>(&'static self, heap: &'static H, thread: *mut usize, attr: *const c_void, start: Start, arg: *mut c_void) -> i32 {
+    pub unsafe fn create<H: Heap + 'static>(
+        &'static self,
+        heap: &'static H,
+        thread: *mut usize,
+        attr: *const c_void,
+        start: Start,
+        arg: *mut c_void,
+    ) -> i32 {
         crate::threads::note_created();
         if !self.ready.load(Ordering::Acquire) {
             return (self.pthreads.create)(thread, attr, start, arg);

@@ -81,7 +81,10 @@ fn malloc_zero_is_a_unique_one_byte_block() {
     let b = malloc(&h, 0);
     assert!(!a.is_null() && !b.is_null() && a != b);
     assert_eq!(h.calls()[..2], [("malloc", 1, 0), ("malloc", 1, 0)]);
-    unsafe { free(&h, a); free(&h, b) };
+    unsafe {
+        free(&h, a);
+        free(&h, b)
+    };
     assert_eq!(h.live(), 0);
 }
 
@@ -118,7 +121,10 @@ fn calloc_zeroes_and_catches_overflow() {
     assert_eq!(e, ENOMEM);
     let z = calloc(&h, 0, 5);
     assert!(!z.is_null());
-    unsafe { free(&h, p); free(&h, z) };
+    unsafe {
+        free(&h, p);
+        free(&h, z)
+    };
 }
 
 #[test]
@@ -165,7 +171,10 @@ fn small_alignments_go_to_malloc_large_ones_to_memalign() {
     let b = memalign(&h, 64, 0);
     assert_eq!(h.calls(), [("malloc", 10, 0), ("memalign", 64, 1)]);
     assert_eq!(b as usize % 64, 0);
-    unsafe { free(&h, a); free(&h, b) };
+    unsafe {
+        free(&h, a);
+        free(&h, b)
+    };
 }
 
 #[test]
@@ -220,7 +229,11 @@ fn valloc_and_pvalloc_use_whole_pages() {
     let (o, e) = errno_after(|| pvalloc(&h, usize::MAX - 1));
     assert!(o.is_null());
     assert_eq!(e, ENOMEM);
-    unsafe { free(&h, v); free(&h, p); free(&h, z) };
+    unsafe {
+        free(&h, v);
+        free(&h, p);
+        free(&h, z)
+    };
 }
 
 #[test]
