@@ -1,7 +1,7 @@
 //! Renders the shim crate for one heap: the fixed templates with their few
 //! `@MARKER@` substitutions, and `exports.rs` generated from the contract table.
 
-use crate::contract::{self, Abi, Family, Mode, Platform};
+use crate::contract::{self, Abi, Export, Family, Mode, Platform};
 use crate::heap_source::xx::Prepared;
 use crate::heap_source::{Alloc8Dependency, HeapKind, HeapSource};
 use crate::templates;
@@ -130,18 +130,7 @@ pub fn exports_rs(platform: Platform, mode: Mode, prefix: &str, threads: bool) -
     );
     let exports = contract::shim_exports(platform, mode, prefix, threads);
     for (exported, e) in &exports {
-        let abi = match e.abi {
-            Abi::C => "C",
-            Abi::CUnwind => "C-unwind",
-        };
-        let ret = if e.ret.is_empty() { String::new() } else { format!(" -> {}", e.ret) };
-        let _ = write!(
-            out,
-            "\n#[export_name = \"{exported}\"]\npub unsafe extern \"{abi}\" fn {ident}({params}){ret} {{\n    {body}\n}}\n",
-            ident = rust_ident(exported),
-            params = e.params,
-            body = e.body,
-        );
+        write_wrapper(&mut out, exported, &rust_ident(exported), e);
         if e.family == Family::CxxNew {
             let _ = write!(
                 out,
@@ -165,11 +154,27 @@ pub fn exports_rs(platform: Platform, mode: Mode, prefix: &str, threads: bool) -
     out
 }
 
+/// One contract row as an exported Rust function: `#[export_name]`, the
+/// row's ABI, parameters, return type and body.
+pub(crate) fn write_wrapper(out: &mut String, export_name: &str, ident: &str, e: &Export) {
+    let abi = match e.abi {
+        Abi::C => "C",
+        Abi::CUnwind => "C-unwind",
+    };
+    let ret = if e.ret.is_empty() { String::new() } else { format!(" -> {}", e.ret) };
+    let _ = write!(
+        out,
+        "\n#[export_name = \"{export_name}\"]\npub unsafe extern \"{abi}\" fn {ident}({params}){ret} {{\n    {body}\n}}\n",
+        params = e.params,
+        body = e.body,
+    );
+}
+
 fn rust_ident(exported: &str) -> String {
     format!("alloc8_{}", exported)
 }
 
-fn fill(template: &str, substitutions: &[(&str, String)]) -> String {
+pub(crate) fn fill(template: &str, substitutions: &[(&str, String)]) -> String {
     let mut out = template.to_string();
     for (marker, value) in substitutions {
         assert!(out.contains(marker), "template lacks {}", marker);

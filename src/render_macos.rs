@@ -3,7 +3,8 @@
 //! with libSystem's `<name>`. The dylib never defines `<name>` itself: with
 //! both slots of a pair resolved to one definition, dyld drops the pair.
 
-use crate::contract::{self, Abi, Mode, Platform};
+use crate::contract::{self, Mode, Platform};
+use crate::render;
 use std::fmt::Write;
 
 pub fn exports_rs(threads: bool) -> String {
@@ -18,18 +19,8 @@ pub fn exports_rs(threads: bool) -> String {
     );
     let rows = contract::shim_exports(Platform::Macos, Mode::Interpose, "", threads);
     for (name, e) in &rows {
-        let abi = match e.abi {
-            Abi::C => "C",
-            Abi::CUnwind => "C-unwind",
-        };
-        let ret = if e.ret.is_empty() { String::new() } else { format!(" -> {}", e.ret) };
-        let _ = write!(
-            out,
-            "\n#[export_name = \"{ident}\"]\npub unsafe extern \"{abi}\" fn {ident}({params}){ret} {{\n    {body}\n}}\n",
-            ident = contract::replacement_name(name),
-            params = e.params,
-            body = e.body,
-        );
+        let ident = contract::replacement_name(name);
+        render::write_wrapper(&mut out, &ident, &ident, e);
     }
     out.push_str(
         "\n/// The functions dyld replaces: libSystem's and libc++'s (binds, never\n\

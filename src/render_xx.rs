@@ -4,6 +4,7 @@
 
 use crate::heap_source::xx::{Prepared, Promises};
 use crate::heap_source::xx_symbols::Provided;
+use crate::render::fill;
 use crate::templates;
 
 /// `src/heap.rs`: `Heap` methods that call the heap's xx* functions.
@@ -96,15 +97,6 @@ pub fn link_lines(p: &Prepared) -> String {
     );
     if p.provided.cxx {
         out.push_str("\n    // Its RTTI, exceptions and personality routine live in libstdc++.\n    println!(\"cargo:rustc-link-lib=dylib=stdc++\");");
-    }
-    out
-}
-
-fn fill(template: &str, substitutions: &[(&str, String)]) -> String {
-    let mut out = template.to_string();
-    for (marker, value) in substitutions {
-        assert!(out.contains(marker), "template lacks {}", marker);
-        out = out.replace(marker, value);
     }
     out
 }
