@@ -11,7 +11,10 @@
 mod audit;
 #[path = "../src/contract.rs"]
 mod contract;
+mod rng;
 mod synthetic;
+
+use rng::Rng;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
@@ -25,18 +28,24 @@ const CORPUS: &[&str] = &[
     "/usr/lib/x86_64-linux-gnu/libc.so.6",
 ];
 
-struct Rng(u64);
+/// Mutations per corpus file (times `factor`); ALLOC8_FUZZ_CASES=N runs more.
+fn cases(factor: usize) -> usize {
+    std::env::var("ALLOC8_FUZZ_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(150) * factor
+}
 
-impl Rng {
-    fn next(&mut self) -> u64 {
-        // xorshift64*
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
+/// Mutates `original` (with the format-neutral mutations) `cases` times:
+/// each must be read and audited, or refused, never panic.
+fn never_panics(name: &str, original: &[u8], seed: u64, cases: usize) {
+    let mut rng = Rng(seed);
+    for case in 0..cases {
+        let mut data = original.to_vec();
+        let what = mutate(&mut rng, &mut data, false);
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            if let Ok(lib) = audit::Library::parse(Path::new(name), &data) {
+                assert!(!audit::audit(Path::new(name), &lib).to_text().is_empty());
+            }
+        }));
+        assert!(result.is_ok(), "{} case {} (seed {:#x}): {} panicked the reader", name, case, seed, what);
     }
 }
 
@@ -98,7 +107,7 @@ fn mutate(rng: &mut Rng, data: &mut Vec<u8>, elf: bool) -> String {
 
 #[test]
 fn mutated_real_libraries_never_panic_the_reader() {
-    let cases: usize = std::env::var("ALLOC8_FUZZ_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(150);
+    let cases = cases(1);
     let mut outcomes = (0usize, 0usize);
     for (i, path) in CORPUS.iter().enumerate() {
         let original = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {} (tests/run-all.sh installs it)", path, e));
@@ -134,24 +143,11 @@ fn mutated_real_libraries_never_panic_the_reader() {
 fn mutated_macho_and_pe_libraries_never_panic_the_reader() {
     let names = ["malloc", "free", "calloc", "realloc", "posix_memalign", "aligned_alloc", "malloc_usable_size"];
     let subjects = [("lib.dylib", synthetic::macho_dylib(&names, true)), ("alloc.dll", synthetic::pe_dll(&names))];
-    let cases: usize = std::env::var("ALLOC8_FUZZ_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(150) * 4;
     for (i, (name, original)) in subjects.iter().enumerate() {
         // The unmutated file reads as an interposer.
         let lib = audit::Library::parse(Path::new(name), original).unwrap();
         assert_eq!(audit::audit(Path::new(name), &lib).mode, audit::mode::Detected::Interposer);
-        let seed = 0x51ed_2701_a5a5_0f0fu64 ^ (i as u64 + 1);
-        let mut rng = Rng(seed);
-        for case in 0..cases {
-            let mut data = original.clone();
-            let what = mutate(&mut rng, &mut data, false);
-            let result = catch_unwind(AssertUnwindSafe(|| {
-                if let Ok(lib) = audit::Library::parse(Path::new(name), &data) {
-                    let report = audit::audit(Path::new(name), &lib);
-                    assert!(!report.to_text().is_empty());
-                }
-            }));
-            assert!(result.is_ok(), "{} case {} (seed {:#x}): {} panicked the reader", name, case, seed, what);
-        }
+        never_panics(name, original, 0x51ed_2701_a5a5_0f0fu64 ^ (i as u64 + 1), cases(4));
     }
 }
 
@@ -175,17 +171,5 @@ fn mutated_static_archives_never_panic_the_reader() {
     let original = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {} (tests/run-all.sh installs libc6-dev)", path, e));
     let lib = audit::Library::parse(Path::new(path), &original).unwrap();
     assert!(lib.archive && lib.defined.contains("atexit"), "{:?}", lib.defined);
-    let cases: usize = std::env::var("ALLOC8_FUZZ_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(150) * 4;
-    let seed = 0xa5c1_1a2c_0000_0001u64;
-    let mut rng = Rng(seed);
-    for case in 0..cases {
-        let mut data = original.clone();
-        let what = mutate(&mut rng, &mut data, false);
-        let result = catch_unwind(AssertUnwindSafe(|| {
-            if let Ok(lib) = audit::Library::parse(Path::new(path), &data) {
-                assert!(!audit::audit(Path::new(path), &lib).to_text().is_empty());
-            }
-        }));
-        assert!(result.is_ok(), "{} case {} (seed {:#x}): {} panicked the reader", path, case, seed, what);
-    }
+    never_panics(path, &original, 0xa5c1_1a2c_0000_0001u64, cases(4));
 }

@@ -11,8 +11,10 @@ mod audit;
 mod common;
 #[path = "../src/contract.rs"]
 mod contract;
+mod rng;
 
 use common::{alloc8, root, work_dir};
+use rng::Rng;
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -123,21 +125,6 @@ fn the_fixtures_are_what_gen_sh_makes_from_their_sources() {
         let (made, kept) = (std::fs::read(dir.join(f)).unwrap(), std::fs::read(fixture(f)).unwrap());
         assert!(made == kept, "{} differs from what gen.sh makes now: run tests/fixtures/macho/gen.sh", f);
         assert!(kept.len() < 50_000);
-    }
-}
-
-/// xorshift64*: deterministic mutations, reproducible from the seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
     }
 }
 
