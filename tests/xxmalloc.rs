@@ -132,6 +132,35 @@ fn archive(objects: &[&Path], name: &str) -> PathBuf {
     a
 }
 
+/// Compiles `src` against the prefixed `lib<lib>` in `out_dir` twice, with
+/// `lib<lib>.a` (and `static_extra`) and with `-l<lib>`; returns both programs.
+fn link_both_ways(out_dir: &Path, lib: &str, static_extra: &[&str], cflags: &[&str], src: &Path) -> Vec<PathBuf> {
+    let stem = src.file_stem().unwrap().to_string_lossy().into_owned();
+    let static_link: Vec<std::ffi::OsString> =
+        std::iter::once(out_dir.join(format!("lib{}.a", lib)).into_os_string()).chain(static_extra.iter().map(|s| s.into())).collect();
+    let shared_link: Vec<std::ffi::OsString> =
+        vec!["-L".into(), out_dir.into(), format!("-l{}", lib).into(), format!("-Wl,-rpath,{}", out_dir.display()).into()];
+    [("static", static_link), ("shared", shared_link)]
+        .into_iter()
+        .map(|(how, link)| {
+            let exe = out_dir.join(format!("{}_{}", stem, how));
+            let out = Command::new("gcc")
+                .args(["-O2", "-Wall", "-Werror", "-pthread"])
+                .args(cflags)
+                .arg("-I")
+                .arg(out_dir)
+                .arg("-o")
+                .arg(&exe)
+                .arg(src)
+                .args(&link)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{} ({}): {}", stem, how, String::from_utf8_lossy(&out.stderr));
+            exe
+        })
+        .collect()
+}
+
 #[test]
 fn a_prefixed_library_from_a_prebuilt_archive_serves_a_c_program() {
     let obj = prebuilt_object();
@@ -143,21 +172,7 @@ fn a_prefixed_library_from_a_prebuilt_archive_serves_a_c_program() {
         assert!(out_dir.join(f).is_file(), "{} missing", f);
     }
     let src = root().join("tests/programs/xx_prefixed.c");
-    for (exe, link) in [
-        ("static", vec![out_dir.join("libmy.a").into_os_string()]),
-        ("shared", vec!["-L".into(), out_dir.clone().into_os_string(), "-lmy".into(), format!("-Wl,-rpath,{}", out_dir.display()).into()]),
-    ] {
-        let exe = out_dir.join(format!("xx_prefixed_{}", exe));
-        let out = Command::new("gcc")
-            .args(["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Werror", "-pthread", "-I"])
-            .arg(&out_dir)
-            .arg("-o")
-            .arg(&exe)
-            .arg(&src)
-            .args(&link)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for exe in link_both_ways(&out_dir, "my", &[], &["-std=gnu11", "-Wextra"], &src) {
         let run = Command::new(&exe).env_remove("LD_PRELOAD").output().unwrap();
         assert!(run.status.success(), "{}: {}", exe.display(), String::from_utf8_lossy(&run.stdout));
         assert_eq!(String::from_utf8_lossy(&run.stdout).trim(), "ok 2000");
@@ -312,22 +327,8 @@ fn a_prefixed_cxx_heap_links_with_the_cxx_runtime() {
              strcpy(p, \"ok\");\n    puts(p);\n    cx_free(p);\n    cx_free(q);\n    return 0;\n}\n",
     )
     .unwrap();
-    for (name, link) in [
-        ("static", vec![out_dir.join("libcx.a").into_os_string(), "-lstdc++".into()]),
-        ("shared", vec!["-L".into(), out_dir.clone().into_os_string(), "-lcx".into(), format!("-Wl,-rpath,{}", out_dir.display()).into()]),
-    ] {
-        let exe = out_dir.join(format!("use_cx_{}", name));
-        let out = Command::new("gcc")
-            .args(["-O2", "-Wall", "-Werror", "-pthread", "-I"])
-            .arg(&out_dir)
-            .arg("-o")
-            .arg(&exe)
-            .arg(&src)
-            .args(&link)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}: {}", name, String::from_utf8_lossy(&out.stderr));
+    for exe in link_both_ways(&out_dir, "cx", &["-lstdc++"], &[], &src) {
         let run = Command::new(&exe).env_remove("LD_PRELOAD").output().unwrap();
-        assert!(run.status.success() && String::from_utf8_lossy(&run.stdout).trim() == "ok", "{}", name);
+        assert!(run.status.success() && String::from_utf8_lossy(&run.stdout).trim() == "ok", "{}", exe.display());
     }
 }
