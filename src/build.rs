@@ -335,11 +335,12 @@ fn verify_exports(lib: &Path, platform: Platform, mode: Mode, prefix: &str, thre
 /// The sealed archive must define exactly the exports: anything else global
 /// could clash with, or be bound by, other code in the program.
 fn verify_archive(lib: &Path, keep: &[String]) -> Result<()> {
-    let symbols = static_archive::read_symbols(lib)?;
+    // check's archive reader: the members' global definitions.
+    let defined = audit::Library::read(lib)?.defined;
     let expected: BTreeSet<String> = keep.iter().cloned().collect();
-    if symbols.defined != expected {
-        let extra: Vec<_> = symbols.defined.difference(&expected).cloned().collect();
-        let missing: Vec<_> = expected.difference(&symbols.defined).cloned().collect();
+    if defined != expected {
+        let extra: Vec<_> = defined.difference(&expected).cloned().collect();
+        let missing: Vec<_> = expected.difference(&defined).cloned().collect();
         bail!("{} does not define exactly its exports (missing: {}; extra: {})", lib.display(), missing.join(", "), extra.join(", "));
     }
     Ok(())

@@ -20,7 +20,6 @@
 
 use anyhow::{bail, Context, Result};
 use object::{Object, ObjectComdat, ObjectSymbol};
-use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::path::Path;
 use std::process::Command;
@@ -82,37 +81,4 @@ fn run(cmd: &mut Command, tool: &str) -> Result<()> {
         bail!("`{}` failed while making the static library:\n{}", tool, String::from_utf8_lossy(&output.stderr).trim_end());
     }
     Ok(())
-}
-
-/// The global symbols of a static archive's members.
-#[derive(Debug, Default)]
-pub struct ArchiveSymbols {
-    /// Defined and visible to whatever links the archive.
-    pub defined: BTreeSet<String>,
-    /// Needed from elsewhere (libc, libgcc_s).
-    pub undefined: BTreeSet<String>,
-}
-
-pub fn read_symbols(path: &Path) -> Result<ArchiveSymbols> {
-    let data = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let archive =
-        object::read::archive::ArchiveFile::parse(&*data).with_context(|| format!("{} is not a static archive", path.display()))?;
-    let mut out = ArchiveSymbols::default();
-    for member in archive.members() {
-        let member = member.with_context(|| format!("{} is a damaged archive", path.display()))?;
-        let bytes = member.data(&*data).with_context(|| format!("{} is a damaged archive", path.display()))?;
-        let object = object::File::parse(bytes).with_context(|| format!("{} holds a member that is not an object", path.display()))?;
-        for sym in object.symbols() {
-            let Ok(name) = sym.name() else { continue };
-            if name.is_empty() || !(sym.is_global() || sym.is_weak()) {
-                continue;
-            }
-            if sym.is_undefined() {
-                out.undefined.insert(name.to_string());
-            } else {
-                out.defined.insert(name.to_string());
-            }
-        }
-    }
-    Ok(out)
 }
