@@ -29,17 +29,6 @@ fn build(heap: &Path, args: &[&str], out: &Path) -> Output {
     alloc8().args(["build", "--heap"]).arg(heap).args(args).arg("--out").arg(out).output().unwrap()
 }
 
-/// A build that must fail: status 1, no panic, alloc8's own one-line error last.
-fn build_fails(heap: &Path, args: &[&str]) -> (String, String) {
-    let out = build(heap, args, &dir("never"));
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(out.status.code(), Some(1), "{}", stderr);
-    assert!(!stderr.contains("panicked") && !stderr.contains("RUST_BACKTRACE"), "{}", stderr);
-    let last = stderr.lines().last().unwrap_or("").to_string();
-    assert!(last.starts_with("error: "), "the last line is alloc8's own error:\n{}", stderr);
-    (last, stderr)
-}
-
 #[test]
 fn over_aligned_new_is_aligned_and_whole() {
     let out = Command::new(program("xx_aligned_new.cpp")).output().unwrap();

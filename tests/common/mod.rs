@@ -67,6 +67,19 @@ pub fn shim(heap: &str) -> PathBuf {
     lib
 }
 
+/// `alloc8 build --heap HEAP ARGS` that must fail as a user's mistake: status 1,
+/// no panic, and alloc8's own one-line error last. Returns (that line, stderr).
+pub fn build_fails(heap: &Path, args: &[&str]) -> (String, String) {
+    let out = alloc8().arg("build").arg("--heap").arg(heap).args(args).arg("--out").arg(work_dir().join("never")).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr);
+    // rustc's own "evaluation panicked" (a failed const assertion) is not ours.
+    assert!(!stderr.contains("' panicked at") && !stderr.contains("RUST_BACKTRACE"), "panic on user error:\n{}", stderr);
+    let last = stderr.lines().last().unwrap_or("").to_string();
+    assert!(last.starts_with("error: "), "the last line should be alloc8's own error:\n{}", stderr);
+    (last, stderr)
+}
+
 /// The heaps shipped in shims/ that every core test runs under.
 pub const SHIPPED: &[&str] = &["system", "mmap", "dlmalloc", "tlsf", "mimalloc", "threadcache", "xx_bump", "xx_cxx"];
 
