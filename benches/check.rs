@@ -13,9 +13,11 @@
 
 #[path = "../src/audit/mod.rs"]
 mod audit;
+mod common;
 #[path = "../src/contract.rs"]
 mod contract;
 
+use common::work;
 use object::write::{Object, Relocation, StandardSection, Symbol, SymbolSection};
 use object::{
     Architecture, BinaryFormat, Endianness, RelocationEncoding, RelocationFlags, RelocationKind, SymbolFlags, SymbolKind, SymbolScope,
@@ -27,12 +29,6 @@ use std::time::{Duration, Instant};
 const FUNCTIONS: usize = 60_000;
 const FUNCTION_SIZE: usize = 96;
 const ROUNDS: usize = 30;
-
-fn work() -> PathBuf {
-    let d = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target").join("alloc8-bench");
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
 
 fn big_library() -> PathBuf {
     let so = work().join(format!("libbig-{}x{}.so", FUNCTIONS, FUNCTION_SIZE));
