@@ -8,22 +8,6 @@ mod common;
 use common::*;
 use std::process::Command;
 
-/// (inits, cleanups, flag flips) reported by the process whose executable ends with `exe`.
-fn hook_counts(run: &Run, exe: &str) -> (u64, u64, u64) {
-    let load = run
-        .events
-        .iter()
-        .find(|e| e.event == "load" && e.exe.as_deref().map_or(false, |x| x.ends_with(exe)))
-        .unwrap_or_else(|| panic!("no load event from {}: {:?}", exe, run.events));
-    let line = run
-        .raw
-        .lines()
-        .find(|l| l.contains("\"event\":\"threads\"") && l.contains(&format!("\"pid\":{},", load.pid)))
-        .unwrap_or_else(|| panic!("no threads event from pid {}:\n{}", load.pid, run.raw));
-    let v: serde_json::Value = serde_json::from_str(line).unwrap();
-    (v["inits"].as_u64().unwrap(), v["cleanups"].as_u64().unwrap(), v["flag_flips"].as_u64().unwrap())
-}
-
 fn hooked(args: &[&str]) -> Run {
     let mut cmd = Command::new(program("thread_hooks.c"));
     cmd.args(args);
@@ -37,19 +21,19 @@ fn hooks_run_once_per_thread_on_return_exit_cancel_and_detach() {
     let run = hooked(&["exits"]);
     assert_eq!(run.stdout().trim(), "exits: ok");
     // 5 threads each: returned, pthread_exit, cancelled, detached.
-    assert_eq!(hook_counts(&run, "thread_hooks"), (20, 20, 1));
+    assert_eq!(run.hook_counts("thread_hooks"), (20, 20, 1));
 }
 
 #[test]
 fn a_program_without_threads_never_flips_the_flag() {
     let run = hooked(&["none"]);
-    assert_eq!(hook_counts(&run, "thread_hooks"), (0, 0, 0));
+    assert_eq!(run.hook_counts("thread_hooks"), (0, 0, 0));
 }
 
 #[test]
 fn a_thousand_threads_leave_no_per_thread_state_behind() {
     let run = hooked(&["churn", "1000"]);
-    assert_eq!(hook_counts(&run, "thread_hooks"), (1000, 1000, 1));
+    assert_eq!(run.hook_counts("thread_hooks"), (1000, 1000, 1));
     // Each thread frees ~1 MB of small blocks into its cache; without the
     // cleanup hook 900 threads keep ~900 MB resident, with it the pool reuses them.
     let kib: i64 = run
@@ -67,7 +51,7 @@ fn cxx_std_threads_get_hooks() {
     let run = run_under(&shim("threadcache"), Command::new(program("cxx_threads.cpp")));
     run.assert_bound("cxx_threads");
     assert_eq!(run.stdout().trim(), "cxx_threads: ok");
-    assert_eq!(hook_counts(&run, "cxx_threads"), (12, 12, 1));
+    assert_eq!(run.hook_counts("cxx_threads"), (12, 12, 1));
 }
 
 #[test]
@@ -90,7 +74,7 @@ fn python_threads_get_hooks() {
     let run = run_under(&shim("threadcache"), cmd);
     run.assert_bound("python3.11");
     assert_eq!(run.stdout().trim(), "711260");
-    assert_eq!(hook_counts(&run, "python3.11"), (8, 8, 1));
+    assert_eq!(run.hook_counts("python3.11"), (8, 8, 1));
 }
 
 #[test]

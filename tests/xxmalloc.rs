@@ -41,12 +41,6 @@ fn over_aligned_new_is_aligned_and_whole() {
 }
 
 /// (inits, cleanups, flag flips) from the shim's `threads` event.
-fn hook_counts(run: &Run) -> (u64, u64, u64) {
-    let line = run.raw.lines().find(|l| l.contains("\"event\":\"threads\"")).unwrap_or_else(|| panic!("no threads event:\n{}", run.raw));
-    let v: serde_json::Value = serde_json::from_str(line).unwrap();
-    (v["inits"].as_u64().unwrap(), v["cleanups"].as_u64().unwrap(), v["flag_flips"].as_u64().unwrap())
-}
-
 #[test]
 fn the_cxx_heap_gets_its_thread_hooks_on_every_exit_and_gives_caches_back() {
     let lib = shim("xx_cxx");
@@ -55,13 +49,13 @@ fn the_cxx_heap_gets_its_thread_hooks_on_every_exit_and_gives_caches_back() {
     let run = run_under(&lib, cmd);
     run.assert_bound("thread_hooks");
     assert_eq!(run.stdout().trim(), "exits: ok");
-    assert_eq!(hook_counts(&run), (20, 20, 1));
+    assert_eq!(run.hook_counts("thread_hooks"), (20, 20, 1));
 
     let mut cmd = Command::new(program("thread_hooks.c"));
     cmd.args(["churn", "1000"]);
     let run = run_under(&lib, cmd);
     run.assert_bound("thread_hooks");
-    assert_eq!(hook_counts(&run), (1000, 1000, 1));
+    assert_eq!(run.hook_counts("thread_hooks"), (1000, 1000, 1));
 }
 
 /// xx_bump plus thread hooks that record what they saw of the created flag,

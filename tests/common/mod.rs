@@ -130,6 +130,13 @@ pub struct Event {
     pub exe: Option<String>,
     #[serde(default)]
     pub stats: Option<Stats>,
+    /// The `threads` event of `--threads` shims.
+    #[serde(default)]
+    pub inits: Option<u64>,
+    #[serde(default)]
+    pub cleanups: Option<u64>,
+    #[serde(default)]
+    pub flag_flips: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, serde::Deserialize)]
@@ -155,6 +162,22 @@ impl Run {
     }
     pub fn stderr(&self) -> String {
         String::from_utf8_lossy(&self.output.stderr).into_owned()
+    }
+
+    /// (inits, cleanups, created-flag flips) from the `threads` event of the
+    /// process whose executable path ends with `exe` (`--threads` shims).
+    pub fn hook_counts(&self, exe: &str) -> (u64, u64, u64) {
+        let load = self
+            .events
+            .iter()
+            .find(|e| e.event == "load" && e.exe.as_deref().map_or(false, |x| x.ends_with(exe)))
+            .unwrap_or_else(|| panic!("no load event from {}: {:?}", exe, self.events));
+        let threads = self
+            .events
+            .iter()
+            .find(|e| e.event == "threads" && e.pid == load.pid)
+            .unwrap_or_else(|| panic!("no threads event from pid {}:\n{}", load.pid, self.raw));
+        (threads.inits.unwrap(), threads.cleanups.unwrap(), threads.flag_flips.unwrap())
     }
 
     /// Asserts the program exited 0 and the shim came alive bound in the
