@@ -101,3 +101,19 @@ fn not_a_rust_file() {
     let err = build_fails(&[], Some(&heap_file("heap.txt", "hello")));
     assert!(err.contains("is not a Rust file"), "{}", err);
 }
+
+/// A relative ALLOC8_CACHE_DIR (it once ended up, relative, in the generated
+/// manifest's path to the alloc8 crate, and cargo could not find it).
+#[test]
+fn a_relative_cache_dir_is_taken_from_the_working_directory() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_alloc8"))
+        .current_dir(work_dir())
+        .env("ALLOC8_CACHE_DIR", "cache") // the cache every test shares, relative
+        .args(["build", "--heap"])
+        .arg(shim_source("system"))
+        .args(["--name", "relcache", "--out", "relcache"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(work_dir().join("relcache/librelcache.so").is_file());
+}
