@@ -3,8 +3,9 @@
 //! The launcher puts the shim first in `LD_PRELOAD` and sets `ALLOC8_NO_INHERIT=1`.
 //! The shim's constructor in that first process then drops the first entry
 //! from its own `LD_PRELOAD`, in place (environment strings are writable), and
-//! unsets the alloc8 variables (glibc's `unsetenv` shifts pointers and never
-//! allocates: the constructor runs inside the program, before its `main`).
+//! removes the alloc8 variables, all through `environ` itself (see
+//! `environ`: a program's own `getenv`/`unsetenv`, such as bash's, never
+//! sees the call; the constructor runs inside the program, before its `main`).
 //! Programs it then execs start without the shim and with the preload the
 //! user had; copies it forks are the same image and necessarily keep it.
 
@@ -33,33 +34,24 @@ pub fn strip_first(list: &mut [u8]) -> usize {
 
 #[cfg(unix)]
 mod unix {
-    extern "C" {
-        // Declared as in report.rs (one signature per symbol in the crate).
-        fn getenv(name: *const u8) -> *const u8;
-        fn unsetenv(name: *const u8) -> i32;
-        fn strlen(s: *const u8) -> usize;
-    }
+    use crate::environ;
 
     pub fn apply() {
-        unsafe {
-            let flag = getenv(b"ALLOC8_NO_INHERIT\0".as_ptr());
-            if flag.is_null() || *flag != b'1' {
-                return;
-            }
-            // The string is the environment's own, writable.
-            let list = getenv(b"LD_PRELOAD\0".as_ptr()) as *mut u8;
-            if !list.is_null() {
-                let value = core::slice::from_raw_parts_mut(list, strlen(list));
-                let len = super::strip_first(value);
-                if len == 0 {
-                    unsetenv(b"LD_PRELOAD\0".as_ptr());
-                } else {
-                    *list.add(len) = 0;
-                }
-            }
-            unsetenv(b"ALLOC8_NO_INHERIT\0".as_ptr());
-            unsetenv(b"ALLOC8_REPORT\0".as_ptr());
+        match environ::get(b"ALLOC8_NO_INHERIT") {
+            Some(flag) if flag.first() == Some(&b'1') => {}
+            _ => return,
         }
+        if let Some(list) = environ::get(b"LD_PRELOAD") {
+            let len = super::strip_first(list);
+            if len == 0 {
+                environ::remove(b"LD_PRELOAD");
+            } else {
+                // The value is the environment's own string: shorten it in place.
+                list[len] = 0;
+            }
+        }
+        environ::remove(b"ALLOC8_NO_INHERIT");
+        environ::remove(b"ALLOC8_REPORT");
     }
 }
 

@@ -10,6 +10,8 @@
 #[cfg(test)]
 extern crate std;
 
+#[cfg(unix)]
+pub mod environ;
 mod global;
 pub mod heap;
 pub mod inherit;
@@ -17,9 +19,12 @@ pub mod inherit;
 #[cfg(target_pointer_width = "64")]
 pub mod macos;
 pub mod os;
+pub mod panic;
 pub mod report;
 pub mod shim;
 pub mod sync;
+#[cfg(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64")))]
+mod syscall;
 pub mod threads;
 #[cfg(windows)]
 pub mod win;

@@ -41,20 +41,75 @@ pub fn errno_place() -> *mut CInt {
     unsafe { errno_location() }
 }
 
-#[cfg(unix)]
+/// Linux x86-64 and AArch64: the kernel directly (see `syscall`): nothing
+/// here binds to a name a program could define.
+#[cfg(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64")))]
+use crate::syscall as sys;
+
+/// Other Unix targets: the C library's functions of the same names.
+#[cfg(all(unix, not(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64")))))]
 mod sys {
-    pub type SsizeT = isize;
     extern "C" {
-        pub fn sysconf(name: i32) -> isize;
-        pub fn write(fd: i32, buf: *const u8, n: usize) -> SsizeT;
-        pub fn getpid() -> i32;
-        pub fn getppid() -> i32;
-        pub fn sched_yield() -> i32;
+        #[link_name = "write"]
+        fn c_write(fd: i32, buf: *const u8, n: usize) -> isize;
+        #[link_name = "open"]
+        fn c_open(path: *const u8, flags: i32, ...) -> i32;
+        #[link_name = "close"]
+        fn c_close(fd: i32) -> i32;
+        #[link_name = "getpid"]
+        fn c_getpid() -> i32;
+        #[link_name = "getppid"]
+        fn c_getppid() -> i32;
+        #[link_name = "sched_yield"]
+        fn c_sched_yield() -> i32;
+        #[link_name = "fstat"]
+        fn c_fstat(fd: i32, buf: *mut u64) -> i32;
+        #[link_name = "abort"]
+        fn c_abort() -> !;
     }
-    #[cfg(target_os = "linux")]
-    pub const SC_PAGESIZE: i32 = 30;
-    #[cfg(not(target_os = "linux"))]
-    pub const SC_PAGESIZE: i32 = 29;
+    pub const EINTR: isize = -4;
+    /// Negative errno on failure, as the raw system calls answer.
+    fn raw(r: isize) -> isize {
+        if r < 0 {
+            -(super::errno() as isize)
+        } else {
+            r
+        }
+    }
+    pub fn write(fd: i32, buf: &[u8]) -> isize {
+        raw(unsafe { c_write(fd, buf.as_ptr(), buf.len()) })
+    }
+    pub fn open(path: &[u8], flags: i32, mode: u32) -> isize {
+        raw(unsafe { c_open(path.as_ptr(), flags, mode) } as isize)
+    }
+    pub fn close(fd: i32) -> isize {
+        raw(unsafe { c_close(fd) } as isize)
+    }
+    pub fn getpid() -> i32 {
+        unsafe { c_getpid() }
+    }
+    pub fn getppid() -> i32 {
+        unsafe { c_getppid() }
+    }
+    pub fn sched_yield() {
+        unsafe { c_sched_yield() };
+    }
+    pub fn identity(fd: i32) -> Option<(u64, u64)> {
+        let mut stat = [0u64; 32];
+        if unsafe { c_fstat(fd, stat.as_mut_ptr()) } != 0 {
+            return None;
+        }
+        // macOS's 64-bit-inode stat: dev_t (i32) first, st_ino at byte 8;
+        // Linux's: st_dev and st_ino are the first two u64s.
+        if cfg!(target_os = "linux") {
+            Some((stat[0], stat[1]))
+        } else {
+            Some((stat[0] & 0xffff_ffff, stat[1]))
+        }
+    }
+    pub fn abort() -> ! {
+        unsafe { c_abort() }
+    }
 }
 
 #[cfg(windows)]
@@ -66,6 +121,14 @@ mod sys {
     extern "C" {
         pub fn _write(fd: i32, buf: *const u8, n: u32) -> i32;
         pub fn _getpid() -> i32;
+        pub fn abort() -> !;
+    }
+    pub const EINTR: isize = -4;
+    pub fn write(fd: i32, buf: &[u8]) -> isize {
+        match unsafe { _write(fd, buf.as_ptr(), buf.len().min(1 << 30) as u32) } {
+            n if n < 0 => -(super::errno() as isize),
+            n => n as isize,
+        }
     }
 }
 
@@ -77,10 +140,27 @@ pub fn page_size() -> usize {
     if cached != 0 {
         return cached;
     }
-    #[cfg(unix)]
-    let size = match unsafe { sys::sysconf(sys::SC_PAGESIZE) } {
-        n if n > 0 => n as usize,
-        _ => 4096,
+    #[cfg(target_os = "linux")]
+    let size = {
+        extern "C" {
+            // glibc's own name for getpagesize (the auxiliary vector's value).
+            fn __getpagesize() -> i32;
+        }
+        match unsafe { __getpagesize() } {
+            n if n > 0 => n as usize,
+            _ => 4096,
+        }
+    };
+    #[cfg(all(unix, not(target_os = "linux")))]
+    let size = {
+        extern "C" {
+            fn sysconf(name: i32) -> isize;
+        }
+        const SC_PAGESIZE: i32 = 29;
+        match unsafe { sysconf(SC_PAGESIZE) } {
+            n if n > 0 => n as usize,
+            _ => 4096,
+        }
     };
     #[cfg(windows)]
     let size = 4096;
@@ -91,13 +171,10 @@ pub fn page_size() -> usize {
 /// Writes all of `buf` to a file descriptor, ignoring errors (reports are best effort).
 pub fn write_all(fd: CInt, mut buf: &[u8]) {
     while !buf.is_empty() {
-        #[cfg(unix)]
-        let n = unsafe { sys::write(fd, buf.as_ptr(), buf.len()) };
-        #[cfg(windows)]
-        let n = unsafe { sys::_write(fd, buf.as_ptr(), buf.len().min(1 << 30) as u32) } as isize;
+        let n = sys::write(fd, buf);
         if n <= 0 {
-            if n < 0 && errno() == 4 {
-                continue; // EINTR
+            if n == sys::EINTR {
+                continue;
             }
             return;
         }
@@ -107,7 +184,7 @@ pub fn write_all(fd: CInt, mut buf: &[u8]) {
 
 pub fn pid() -> i32 {
     #[cfg(unix)]
-    return unsafe { sys::getpid() };
+    return sys::getpid();
     #[cfg(windows)]
     return unsafe { sys::_getpid() };
 }
@@ -115,7 +192,7 @@ pub fn pid() -> i32 {
 /// The parent's pid (0 where the platform has no such notion at hand).
 pub fn parent_pid() -> i32 {
     #[cfg(unix)]
-    return unsafe { sys::getppid() };
+    return sys::getppid();
     #[cfg(windows)]
     return 0;
 }
@@ -123,11 +200,139 @@ pub fn parent_pid() -> i32 {
 /// Gives the CPU to another thread (a contended spin lock's back-off).
 pub fn yield_now() {
     #[cfg(unix)]
-    unsafe {
-        sys::sched_yield();
-    }
+    sys::sched_yield();
     #[cfg(windows)]
     unsafe {
         sys::SwitchToThread();
+    }
+}
+
+/// Ends the process with SIGABRT (status 134 under a shell or `alloc8 run`),
+/// even if the program catches or blocks the signal; flushes nothing.
+pub fn abort() -> ! {
+    sys::abort()
+}
+
+/// Appends `bytes` to the file at `path` (NUL-terminated) in one write:
+/// opened (O_APPEND, O_CLOEXEC, created 0644) and closed again, so no
+/// descriptor outlives the call.
+#[cfg(unix)]
+pub fn append_to(path: &[u8], bytes: &[u8]) {
+    #[cfg(target_os = "linux")]
+    const FLAGS: i32 = 0o1 | 0o100 | 0o2000 | 0o2000000; // WRONLY|CREAT|APPEND|CLOEXEC
+    #[cfg(not(target_os = "linux"))]
+    const FLAGS: i32 = 0x1 | 0x200 | 0x8 | 0x1000000; // macOS values
+    let fd = sys::open(path, FLAGS, 0o644);
+    if fd >= 0 {
+        write_all(fd as i32, bytes);
+        sys::close(fd as i32);
+    }
+}
+
+/// What a descriptor refers to (device, inode), or None if it is not open:
+/// tells whether fd 2 is still the stderr the shim saw at start-up.
+#[cfg(unix)]
+pub fn fd_identity(fd: CInt) -> Option<(u64, u64)> {
+    sys::identity(fd)
+}
+
+/// The running program's path (Linux: /proc/self/exe), into `buf`.
+#[cfg(target_os = "linux")]
+pub fn exe_path(buf: &mut [u8]) -> Option<&[u8]> {
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+    let n = sys::readlink(b"/proc/self/exe\0", buf);
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    let n = {
+        extern "C" {
+            fn readlink(path: *const u8, buf: *mut u8, size: usize) -> isize;
+        }
+        unsafe { readlink(b"/proc/self/exe\0".as_ptr(), buf.as_mut_ptr(), buf.len()) }
+    };
+    if n > 0 && (n as usize) < buf.len() {
+        Some(&buf[..n as usize])
+    } else {
+        None
+    }
+}
+
+/// A number that identifies the calling thread among the live threads of the
+/// process, never 0, read without a call where the platform allows: the
+/// thread pointer (x86-64 `%fs:0`, AArch64 `tpidr_el0`, Windows the TEB).
+/// A spin lock records its holder with it.
+#[inline(always)]
+pub fn thread_id() -> usize {
+    let id: usize;
+    #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+    unsafe {
+        core::arch::asm!("mov {}, qword ptr fs:[0]", out(reg) id, options(nostack, readonly, preserves_flags, pure));
+    }
+    #[cfg(all(target_arch = "x86_64", any(target_os = "macos", target_os = "ios")))]
+    unsafe {
+        core::arch::asm!("mov {}, qword ptr gs:[0]", out(reg) id, options(nostack, readonly, preserves_flags, pure));
+    }
+    #[cfg(all(target_arch = "x86_64", windows))]
+    unsafe {
+        core::arch::asm!("mov {}, qword ptr gs:[0x30]", out(reg) id, options(nostack, readonly, preserves_flags, pure));
+    }
+    #[cfg(all(target_arch = "aarch64", target_os = "linux"))]
+    unsafe {
+        core::arch::asm!("mrs {}, tpidr_el0", out(reg) id, options(nostack, nomem, preserves_flags, pure));
+    }
+    #[cfg(all(target_arch = "aarch64", any(target_os = "macos", target_os = "ios")))]
+    unsafe {
+        let tsd: usize;
+        core::arch::asm!("mrs {}, tpidrro_el0", out(reg) tsd, options(nostack, nomem, preserves_flags, pure));
+        id = tsd & !7; // older kernels keep the CPU number in the low bits
+    }
+    // Elsewhere: the address of the thread's errno, one call.
+    #[cfg(not(any(
+        all(target_arch = "x86_64", any(target_os = "linux", target_os = "macos", target_os = "ios", windows)),
+        all(target_arch = "aarch64", any(target_os = "linux", target_os = "macos", target_os = "ios"))
+    )))]
+    {
+        id = errno_place() as usize;
+    }
+    id
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thread_ids_are_distinct_per_live_thread_and_stable() {
+        let main = thread_id();
+        assert_ne!(main, 0);
+        assert_eq!(main, thread_id());
+        let ids: std::vec::Vec<usize> = (0..4).map(|_| std::thread::spawn(thread_id)).map(|t| t.join().unwrap()).collect();
+        assert!(ids.iter().all(|&id| id != 0 && id != main));
+        let (a, b) = std::thread::scope(|s| {
+            let a = s.spawn(|| {
+                let id = thread_id();
+                std::thread::sleep(std::time::Duration::from_millis(50));
+                id
+            });
+            let b = s.spawn(|| {
+                let id = thread_id();
+                std::thread::sleep(std::time::Duration::from_millis(50));
+                id
+            });
+            (a.join().unwrap(), b.join().unwrap())
+        });
+        assert_ne!(a, b, "two threads alive at once never share an id");
+    }
+
+    #[test]
+    fn append_creates_and_appends_without_keeping_a_descriptor() {
+        let path = std::env::temp_dir().join(std::format!("alloc8-append-{}", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let mut c = path.to_str().unwrap().as_bytes().to_vec();
+        c.push(0);
+        let before = std::fs::read_dir("/proc/self/fd").unwrap().count();
+        append_to(&c, b"one\n");
+        append_to(&c, b"two\n");
+        assert_eq!(std::fs::read_dir("/proc/self/fd").unwrap().count(), before);
+        assert_eq!(std::fs::read(&path).unwrap(), b"one\ntwo\n");
+        std::fs::remove_file(&path).unwrap();
     }
 }

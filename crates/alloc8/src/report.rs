@@ -1,10 +1,12 @@
 //! The shim's reports: one line when it comes alive in a process and one at exit.
 //!
-//! `ALLOC8_REPORT` chooses where they go:
-//! - unset or `stderr`: a text line at exit (heaps with statistics only), written
-//!   to a copy of fd 2 taken at start-up, so programs that close stderr (`ls`)
-//!   do not lose it;
-//! - `off`: nothing;
+//! Silent unless asked: with `ALLOC8_REPORT` unset (or `off`) the shim writes
+//! nothing and holds no descriptor, like jemalloc and mimalloc without their
+//! options. `ALLOC8_REPORT` chooses where they go:
+//! - `stderr`: a text line at exit (heaps with statistics only), written to
+//!   fd 2 if it is still the file it was at start-up (a program that closed
+//!   its stderr, as `ls` does, and opened something else there, is not
+//!   written into);
 //! - any other value: a file path; one JSON object per line is appended at load,
 //!   in fork children and at exit, labelled by pid. This is the channel
 //!   `alloc8 run` reads. The path is copied at start-up and the file is opened
@@ -21,15 +23,18 @@ use crate::os;
 #[cfg(any(unix, windows))]
 use core::cell::UnsafeCell;
 use core::fmt::{self, Write};
-use core::sync::atomic::{AtomicI32, AtomicU8, Ordering};
+#[cfg(unix)]
+use core::sync::atomic::AtomicU64;
+use core::sync::atomic::{AtomicU8, Ordering};
 
 const OFF: u8 = 0;
 const TEXT: u8 = 1;
 const JSON: u8 = 2;
 
 static MODE: AtomicU8 = AtomicU8::new(OFF);
-/// TEXT: our copy of stderr.
-static FD: AtomicI32 = AtomicI32::new(-1);
+/// TEXT on Unix: what fd 2 was at start-up (device, inode).
+#[cfg(unix)]
+static STDERR: [AtomicU64; 2] = [AtomicU64::new(0), AtomicU64::new(0)];
 
 /// JSON: the report file's path, NUL-terminated. Written once by the
 /// constructor (before any thread of the program exists), read-only after.
@@ -54,6 +59,16 @@ impl Line {
     }
     pub fn as_bytes(&self) -> &[u8] {
         &self.buf[..self.len]
+    }
+    /// Ends the line with a newline, overwriting the last byte if it is full.
+    pub fn terminate(&mut self) {
+        if self.len == self.buf.len() {
+            self.len -= 1;
+        }
+        if self.len == 0 || self.buf[self.len - 1] != b'\n' {
+            self.buf[self.len] = b'\n';
+            self.len += 1;
+        }
     }
 }
 
@@ -101,27 +116,18 @@ pub enum Destination<'a> {
 
 pub fn destination(value: Option<&[u8]>) -> Destination<'_> {
     match value {
-        None | Some(b"") | Some(b"stderr") => Destination::Stderr,
-        Some(b"off") | Some(b"0") | Some(b"none") => Destination::Off,
+        None | Some(b"") | Some(b"off") | Some(b"0") | Some(b"none") => Destination::Off,
+        Some(b"stderr") => Destination::Stderr,
         Some(path) => Destination::File(path),
     }
 }
 
-/// Opens the report channel; called once from the shim's constructor.
+/// Reads `ALLOC8_REPORT`; called once from the shim's constructor.
 pub fn init() {
     #[cfg(unix)]
-    unix::init(true);
+    unix::init();
     #[cfg(windows)]
-    windows::init(true);
-}
-
-/// Opens the report channel only if `ALLOC8_REPORT` is set: a prefixed library
-/// is linked into a program on purpose and must not write to its stderr unasked.
-pub fn init_if_asked() {
-    #[cfg(unix)]
-    unix::init(false);
-    #[cfg(windows)]
-    windows::init(false);
+    windows::init();
 }
 
 /// The "alive" line: the shim's constructor ran in this process, and whether
@@ -247,14 +253,17 @@ fn emit(line: &Line) {
     // its errno as it was.
     let saved = os::errno();
     match MODE.load(Ordering::Relaxed) {
+        #[cfg(unix)]
         TEXT => {
-            let fd = FD.load(Ordering::Relaxed);
-            if fd >= 0 {
-                os::write_all(fd, line.as_bytes());
+            let seen = (STDERR[0].load(Ordering::Relaxed), STDERR[1].load(Ordering::Relaxed));
+            if os::fd_identity(2) == Some(seen) {
+                os::write_all(2, line.as_bytes());
             }
         }
+        #[cfg(windows)]
+        TEXT => os::write_all(2, line.as_bytes()),
         #[cfg(unix)]
-        JSON => unix::append(line.as_bytes()),
+        JSON => os::append_to(unsafe { &*PATH.0.get() }, line.as_bytes()),
         #[cfg(windows)]
         JSON => crate::win::append_file(unsafe { &*PATH.0.get() }, line.as_bytes()),
         _ => {}
@@ -266,9 +275,8 @@ fn exe(line: &mut Line) {
     #[cfg(target_os = "linux")]
     {
         let mut buf = [0u8; 256];
-        let n = unsafe { unix::readlink(b"/proc/self/exe\0".as_ptr(), buf.as_mut_ptr(), buf.len()) };
-        if n > 0 {
-            let _ = write!(line, ",\"exe\":{}", Json(&buf[..n as usize]));
+        if let Some(path) = os::exe_path(&mut buf) {
+            let _ = write!(line, ",\"exe\":{}", Json(path));
         }
     }
     #[cfg(windows)]
@@ -289,19 +297,12 @@ fn exe(line: &mut Line) {
 mod windows {
     use super::*;
 
-    pub fn init(when_unset: bool) {
+    pub fn init() {
         let slot = unsafe { &mut *PATH.0.get() };
-        let value = crate::win::env(b"ALLOC8_REPORT\0", slot);
-        if value.is_none() && !when_unset {
-            return;
-        }
-        let value = value.map(|n| &slot[..n]);
+        let value = crate::win::env(b"ALLOC8_REPORT\0", slot).map(|n| &slot[..n]);
         match destination(value) {
             Destination::Off => {}
-            Destination::Stderr => {
-                FD.store(2, Ordering::Relaxed);
-                MODE.store(TEXT, Ordering::Relaxed);
-            }
+            Destination::Stderr => MODE.store(TEXT, Ordering::Relaxed),
             // The value is already in PATH, NUL-terminated.
             Destination::File(_) => MODE.store(JSON, Ordering::Relaxed),
         }
@@ -312,37 +313,15 @@ mod windows {
 mod unix {
     use super::*;
 
-    extern "C" {
-        fn getenv(name: *const u8) -> *const u8;
-        fn open(path: *const u8, flags: i32, ...) -> i32;
-        fn fcntl(fd: i32, cmd: i32, ...) -> i32;
-        fn strlen(s: *const u8) -> usize;
-        pub fn readlink(path: *const u8, buf: *mut u8, size: usize) -> isize;
-    }
-
-    #[cfg(target_os = "linux")]
-    const O_FLAGS: i32 = 0o1 | 0o100 | 0o2000 | 0o2000000; // WRONLY|CREAT|APPEND|CLOEXEC
-    #[cfg(not(target_os = "linux"))]
-    const O_FLAGS: i32 = 0x1 | 0x200 | 0x8 | 0x1000000; // macOS values
-    #[cfg(target_os = "linux")]
-    const F_DUPFD_CLOEXEC: i32 = 1030;
-    #[cfg(not(target_os = "linux"))]
-    const F_DUPFD_CLOEXEC: i32 = 67;
-    /// Keep our copy of stderr out of the low descriptors programs expect to get.
-    const FIRST_PRIVATE_FD: i32 = 64;
-
-    pub fn init(when_unset: bool) {
-        let value = unsafe { getenv(b"ALLOC8_REPORT\0".as_ptr()) };
-        if value.is_null() && !when_unset {
-            return;
-        }
-        let value = if value.is_null() { None } else { Some(unsafe { core::slice::from_raw_parts(value, strlen(value)) }) };
-        match destination(value) {
+    pub fn init() {
+        match destination(crate::environ::get(b"ALLOC8_REPORT").map(|v| &*v)) {
             Destination::Off => {}
             Destination::Stderr => {
-                let fd = unsafe { fcntl(2, F_DUPFD_CLOEXEC, FIRST_PRIVATE_FD) };
-                FD.store(fd, Ordering::Relaxed);
-                MODE.store(TEXT, Ordering::Relaxed);
+                if let Some((dev, ino)) = os::fd_identity(2) {
+                    STDERR[0].store(dev, Ordering::Relaxed);
+                    STDERR[1].store(ino, Ordering::Relaxed);
+                    MODE.store(TEXT, Ordering::Relaxed);
+                }
             }
             Destination::File(path) => {
                 // Too long a path cannot be kept: no report rather than a wrong file.
@@ -355,20 +334,6 @@ mod unix {
             }
         }
     }
-
-    /// Appends one line to the report file: open, one write, close.
-    pub fn append(bytes: &[u8]) {
-        let path = unsafe { &*PATH.0.get() };
-        let fd = unsafe { open(path.as_ptr(), O_FLAGS, 0o644) };
-        if fd >= 0 {
-            os::write_all(fd, bytes);
-            unsafe { close(fd) };
-        }
-    }
-
-    extern "C" {
-        fn close(fd: i32) -> i32;
-    }
 }
 
 #[cfg(test)]
@@ -377,7 +342,8 @@ mod tests {
 
     #[test]
     fn destination_parses_the_variable() {
-        assert_eq!(destination(None), Destination::Stderr);
+        assert_eq!(destination(None), Destination::Off, "silent unless asked");
+        assert_eq!(destination(Some(b"")), Destination::Off);
         assert_eq!(destination(Some(b"stderr")), Destination::Stderr);
         assert_eq!(destination(Some(b"off")), Destination::Off);
         assert_eq!(destination(Some(b"/tmp/r.jsonl")), Destination::File(b"/tmp/r.jsonl"));

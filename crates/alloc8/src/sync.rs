@@ -1,12 +1,19 @@
 //! A lock for heaps: const-initialised (usable before any constructor), never
 //! allocates, and can be held across `fork()` through the heap's `lock`/`unlock`.
+//!
+//! It records which thread holds it (the thread pointer, `os::thread_id`: one
+//! load, no call), so a thread that comes back for the lock it already holds
+//! is told so and the process aborts, instead of spinning forever: that is
+//! malloc called from a signal handler that interrupted malloc, or a heap
+//! that allocates through the global allocator while locked.
 
 use core::cell::UnsafeCell;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicUsize, Ordering};
 
 /// A test-and-test-and-set spin lock around `T` that yields the CPU when contended.
 pub struct SpinLock<T> {
-    locked: AtomicBool,
+    /// The holder's `os::thread_id()`, or 0 when free.
+    holder: AtomicUsize,
     value: UnsafeCell<T>,
 }
 
@@ -16,22 +23,31 @@ unsafe impl<T: Send> Send for SpinLock<T> {}
 
 impl<T> SpinLock<T> {
     pub const fn new(value: T) -> Self {
-        SpinLock { locked: AtomicBool::new(false), value: UnsafeCell::new(value) }
+        SpinLock { holder: AtomicUsize::new(0), value: UnsafeCell::new(value) }
     }
 
     /// Takes the lock (for `Heap::lock`; pair with [`SpinLock::unlock`]).
+    /// Aborts the process with one line on stderr if this thread holds it already.
     #[inline]
     pub fn lock(&self) {
-        if self.locked.compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed).is_err() {
-            self.lock_contended();
+        let me = crate::os::thread_id();
+        if self.holder.compare_exchange_weak(0, me, Ordering::Acquire, Ordering::Relaxed).is_err() {
+            self.lock_contended(me);
         }
     }
 
     #[cold]
-    fn lock_contended(&self) {
+    fn lock_contended(&self, me: usize) {
         let mut spins = 0u32;
         loop {
-            while self.locked.load(Ordering::Relaxed) {
+            loop {
+                let holder = self.holder.load(Ordering::Relaxed);
+                if holder == 0 {
+                    break;
+                }
+                if holder == me {
+                    reentered();
+                }
                 if spins < 64 {
                     core::hint::spin_loop();
                     spins += 1;
@@ -39,10 +55,15 @@ impl<T> SpinLock<T> {
                     crate::os::yield_now();
                 }
             }
-            if self.locked.compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed).is_ok() {
+            if self.holder.compare_exchange_weak(0, me, Ordering::Acquire, Ordering::Relaxed).is_ok() {
                 return;
             }
         }
+    }
+
+    /// Whether the calling thread holds the lock.
+    pub fn held_by_me(&self) -> bool {
+        self.holder.load(Ordering::Relaxed) == crate::os::thread_id()
     }
 
     /// Releases the lock.
@@ -51,7 +72,7 @@ impl<T> SpinLock<T> {
     /// The caller holds the lock (took it with [`SpinLock::lock`]).
     #[inline]
     pub unsafe fn unlock(&self) {
-        self.locked.store(false, Ordering::Release);
+        self.holder.store(0, Ordering::Release);
     }
 
     /// The value, without taking the lock: for a heap that knows no other
@@ -70,6 +91,15 @@ impl<T> SpinLock<T> {
         unsafe { self.unlock() };
         r
     }
+}
+
+#[cold]
+#[inline(never)]
+fn reentered() -> ! {
+    crate::panic::fatal(
+        b"alloc8: a heap lock was taken again by the thread that holds it: malloc or free called from a signal \
+          handler that interrupted the heap, or the heap allocating while it holds its lock; aborting\n",
+    )
 }
 
 #[cfg(test)]
@@ -94,5 +124,45 @@ mod tests {
             t.join().unwrap();
         }
         assert_eq!(lock.with(|n| *n), 400_000);
+    }
+
+    /// Re-entry on the same thread is an abort with one line, not a spin:
+    /// run in a child process (this test binary again, asked to re-enter).
+    #[test]
+    fn reentry_by_the_holder_aborts_with_one_line() {
+        if std::env::var_os("ALLOC8_TEST_REENTER").is_some() {
+            let lock = SpinLock::new(());
+            lock.lock();
+            assert!(lock.held_by_me());
+            lock.lock();
+            unreachable!("the second lock returned");
+        }
+        use std::os::unix::process::ExitStatusExt;
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["sync::tests::reentry_by_the_holder_aborts_with_one_line", "--exact", "--test-threads=1"])
+            .env("ALLOC8_TEST_REENTER", "1")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.signal(), Some(6), "SIGABRT: {:?}", out);
+        let stderr = std::string::String::from_utf8_lossy(&out.stderr);
+        assert_eq!(stderr.matches("alloc8:").count(), 1, "{}", stderr);
+        assert!(stderr.contains("taken again by the thread that holds it"), "{}", stderr);
+    }
+
+    #[test]
+    fn other_threads_wait_instead_of_aborting() {
+        let lock = Arc::new(SpinLock::new(0u32));
+        lock.lock();
+        let other = {
+            let lock = lock.clone();
+            std::thread::spawn(move || {
+                assert!(!lock.held_by_me());
+                lock.with(|n| *n += 1)
+            })
+        };
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        unsafe { lock.unlock() };
+        other.join().unwrap();
+        assert_eq!(lock.with(|n| *n), 1);
     }
 }

@@ -41,5 +41,19 @@ const _: () = assert!(
 
 // The shim's own Rust allocations (std, the heap's code) go to the heap too;
 // otherwise they would call the exported malloc, which is ours, and recurse.
+// A panicking thread's go to a static emergency area instead.
 #[global_allocator]
-static GLOBAL: alloc8::GlobalHeap<heap::__Alloc8Heap> = alloc8::GlobalHeap::new(&HEAP);
+static GLOBAL: alloc8::GlobalHeap<heap::__Alloc8Heap> = alloc8::GlobalHeap::new(&HEAP, std::thread::panicking);
+
+/// A panic in the heap or the shim: one line on stderr and SIGABRT, without
+/// unwinding out of an `extern "C"` function and without allocating (the
+/// closure has no captures: its box allocates nothing). Installed first
+/// thing in the constructor.
+#[allow(dead_code)]
+fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let payload = info.payload();
+        let message = payload.downcast_ref::<&str>().copied().or_else(|| payload.downcast_ref::<String>().map(|s| s.as_str()));
+        alloc8::panic::abort_with(HEAP_NAME, message, info.location().map(|l| (l.file(), l.line(), l.column())))
+    }));
+}

@@ -76,6 +76,7 @@ static INIT: extern "C" fn() = init;
 static FINI: extern "C" fn() = fini;
 
 extern "C" fn init() {
+    crate::install_panic_hook();
     // A heap that can tell its blocks apart is registered, so that
     // libmalloc's own lookups (free of a block it cannot place, malloc_size,
     // malloc_zone_from_ptr from inside libSystem) find it; one that cannot

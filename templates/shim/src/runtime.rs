@@ -1,9 +1,9 @@
 //! Start-up and exit: fork safety, the "alive" report, the exit report.
 //!
-//! Prefixed mode keeps all of it but the default report: its heap is as
-//! shared between threads as an interposing one, so a program that forks
-//! while another thread is inside `<prefix>_malloc` needs the same fork
-//! hooks; reports there are written only when `ALLOC8_REPORT` asks for them.
+//! Prefixed mode keeps all of it: its heap is as shared between threads as
+//! an interposing one, so a program that forks while another thread is
+//! inside `<prefix>_malloc` needs the same fork hooks. Reports, in every
+//! mode, are written only when `ALLOC8_REPORT` asks for them.
 //!
 //! malloc runs long before this constructor (libstdc++ allocates during
 //! `_dl_init`), so nothing here sets the heap up: it is const-initialised.
@@ -50,15 +50,12 @@ static INIT: extern "C" fn() = init;
 static FINI: extern "C" fn() = fini;
 
 extern "C" fn init() {
+    crate::install_panic_hook();
     // Without this, a child forked while another thread holds the heap lock
     // deadlocks on its first malloc. (pthread_atfork may allocate: it is
     // registered here, never from malloc.)
     unsafe { pthread_atfork(Some(lock_heap), Some(unlock_heap), Some(unlock_heap_in_child)) };
-    if crate::exports::PREFIXED {
-        alloc8::report::init_if_asked();
-    } else {
-        alloc8::report::init();
-    }
+    alloc8::report::init();
     alloc8::report::loaded(HEAP_NAME, bound());
     // After the report channel has taken its copy of ALLOC8_REPORT.
     alloc8::inherit::apply();

@@ -57,6 +57,7 @@ pub unsafe extern "system" fn DllMain(module: Module, reason: u32, reserved: *mu
 }
 
 unsafe fn attach(module: Module) {
+    crate::install_panic_hook();
     if crate::THREADS {
         STARTED.store(TlsAlloc() as usize, Relaxed);
         // Windows tells a DLL of a new thread only inside that thread, when
@@ -67,12 +68,11 @@ unsafe fn attach(module: Module) {
     } else {
         DisableThreadLibraryCalls(module);
     }
+    alloc8::report::init();
     if crate::exports::PREFIXED {
-        alloc8::report::init_if_asked();
         alloc8::report::loaded(HEAP_NAME, true);
         return;
     }
-    alloc8::report::init();
     let mut pinned: Module = core::ptr::null_mut();
     GetModuleHandleExW(
         GET_MODULE_HANDLE_EX_FLAG_PIN | GET_MODULE_HANDLE_EX_FLAG_FROM_ADDRESS,
