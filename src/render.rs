@@ -68,8 +68,10 @@ pub fn render(spec: &ShimSpec) -> Vec<(&'static str, String)> {
         (Platform::Macos, _) => "mod macos;\nmod macos_cxx;",
         // DllMain, and in interpose mode the inline hooks on the C runtimes.
         (Platform::Windows, _) => "mod windows;",
-        (_, Mode::Interpose) => "mod runtime;\n#[cfg(target_os = \"linux\")]\nmod cxx;\n#[cfg(target_os = \"linux\")]\nmod threads;",
-        (_, Mode::Prefixed) => "mod runtime;\n#[cfg(target_os = \"linux\")]\nmod threads;",
+        (_, Mode::Interpose) => {
+            "mod runtime;\n#[cfg(target_os = \"linux\")]\nmod cxx;\n#[cfg(target_os = \"linux\")]\nmod inert;\n#[cfg(target_os = \"linux\")]\nmod threads;"
+        }
+        (_, Mode::Prefixed) => "mod runtime;\n#[cfg(target_os = \"linux\")]\nmod inert;\n#[cfg(target_os = \"linux\")]\nmod threads;",
     };
     let lib_rs = fill(
         templates::SHIM_LIB_RS,
@@ -95,6 +97,7 @@ pub fn render(spec: &ShimSpec) -> Vec<(&'static str, String)> {
     files.push(("src/runtime.rs", templates::SHIM_RUNTIME_RS.to_string()));
     files.push(("src/threads.rs", templates::SHIM_THREADS_RS.to_string()));
     files.push(("src/exports.rs", exports_rs(spec.platform, spec.mode, spec.prefix, spec.threads)));
+    files.push(("src/inert.rs", templates::SHIM_INERT_RS.to_string()));
     if spec.mode == Mode::Interpose {
         files.push(("src/cxx.rs", templates::SHIM_CXX_RS.to_string()));
     }
@@ -129,12 +132,16 @@ pub fn exports_rs(platform: Platform, mode: Mode, prefix: &str, threads: bool) -
          use crate::HEAP;\n",
     );
     let exports = contract::shim_exports(platform, mode, prefix, threads);
+    // Linux interposers forward every call when they are not the process's
+    // allocator (loaded late): each row gets the next definition of its name.
+    let forwarding = platform == Platform::Linux && mode == Mode::Interpose;
     for (exported, e) in &exports {
-        write_wrapper(&mut out, exported, &rust_ident(exported), e);
-        if e.family == Family::CxxNew {
+        let body = if forwarding { forward_when_inert(e) } else { e.body.to_string() };
+        write_wrapper(&mut out, exported, &rust_ident(exported), e, &body);
+        if forwarding || e.family == Family::CxxNew {
             let _ = write!(
                 out,
-                "static NEXT_{ident}: crate::cxx::Next = crate::cxx::Next::new(b\"{name}\\0\");\n",
+                "static NEXT_{ident}: crate::inert::Next = crate::inert::Next::new(b\"{name}\\0\");\n",
                 ident = e.name,
                 name = e.name
             );
@@ -155,19 +162,46 @@ pub fn exports_rs(platform: Platform, mode: Mode, prefix: &str, threads: bool) -
 }
 
 /// One contract row as an exported Rust function: `#[export_name]`, the
-/// row's ABI, parameters, return type and body.
-pub(crate) fn write_wrapper(out: &mut String, export_name: &str, ident: &str, e: &Export) {
-    let abi = match e.abi {
-        Abi::C => "C",
-        Abi::CUnwind => "C-unwind",
-    };
-    let ret = if e.ret.is_empty() { String::new() } else { format!(" -> {}", e.ret) };
+/// row's ABI, parameters and return type, and `body` (the row's, or the
+/// row's behind a test).
+pub(crate) fn write_wrapper(out: &mut String, export_name: &str, ident: &str, e: &Export, body: &str) {
+    let (abi, ret) = abi_and_return(e);
     let _ = write!(
         out,
         "\n#[export_name = \"{export_name}\"]\npub unsafe extern \"{abi}\" fn {ident}({params}){ret} {{\n    {body}\n}}\n",
         params = e.params,
-        body = e.body,
     );
+}
+
+/// The row's body behind the inert test: an inert shim hands the call,
+/// arguments unchanged, to `NEXT_<name>` (see templates/shim/src/inert.rs).
+fn forward_when_inert(e: &Export) -> String {
+    let params: Vec<(&str, &str)> = e
+        .params
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| p.split_once(':').map(|(n, t)| (n.trim(), t.trim())).expect("contract params are `name: type`"))
+        .collect();
+    let types = params.iter().map(|(_, t)| *t).collect::<Vec<_>>().join(", ");
+    let names = params.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ");
+    let (abi, ret) = abi_and_return(e);
+    format!(
+        "if crate::inert::inert() {{\n        \
+         let next: unsafe extern \"{abi}\" fn({types}){ret} = core::mem::transmute(NEXT_{name}.get());\n        \
+         return next({names});\n    }}\n    {body}",
+        name = e.name,
+        body = e.body,
+    )
+}
+
+/// A row's ABI string and its ` -> type` (empty for a void function).
+fn abi_and_return(e: &Export) -> (&'static str, String) {
+    let abi = match e.abi {
+        Abi::C => "C",
+        Abi::CUnwind => "C-unwind",
+    };
+    (abi, if e.ret.is_empty() { String::new() } else { format!(" -> {}", e.ret) })
 }
 
 fn rust_ident(exported: &str) -> String {
@@ -348,7 +382,14 @@ mod tests {
         let n = contract::shim_exports(Platform::Linux, Mode::Interpose, "", false).len();
         assert_eq!(exports.matches("#[export_name").count(), n);
         assert!(exports.contains("#[export_name = \"_Znwm\"]\npub unsafe extern \"C-unwind\" fn alloc8__Znwm(size: usize) -> *mut u8"));
-        assert!(exports.contains("static NEXT__Znwm: crate::cxx::Next = crate::cxx::Next::new(b\"_Znwm\\0\");"));
+        assert!(exports.contains("static NEXT__Znwm: crate::inert::Next = crate::inert::Next::new(b\"_Znwm\\0\");"));
+        // Every row hands its call on, arguments unchanged, when the shim is inert.
+        assert_eq!(exports.matches("if crate::inert::inert() {").count(), n);
+        assert!(exports.contains(
+            "let next: unsafe extern \"C\" fn(*mut u8, usize, usize) = core::mem::transmute(NEXT__ZdlPvmSt11align_val_t.get());\n        \
+             return next(ptr, size, align);"
+        ));
+        assert!(exports.contains("static NEXT_free: crate::inert::Next"));
         assert!(exports.contains("(b\"malloc\\0\", alloc8_malloc)"));
     }
 

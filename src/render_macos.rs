@@ -20,7 +20,7 @@ pub fn exports_rs(threads: bool) -> String {
     let rows = contract::shim_exports(Platform::Macos, Mode::Interpose, "", threads);
     for (name, e) in &rows {
         let ident = contract::replacement_name(name);
-        render::write_wrapper(&mut out, &ident, &ident, e);
+        render::write_wrapper(&mut out, &ident, &ident, e, e.body);
     }
     out.push_str(
         "\n/// The functions dyld replaces: libSystem's and libc++'s (binds, never\n\

@@ -35,6 +35,7 @@ pub const SHIM_BUILD_RS: &str = include_str!("../templates/shim/build.rs");
 pub const SHIM_LIB_RS: &str = include_str!("../templates/shim/src/lib.rs");
 pub const SHIM_RUNTIME_RS: &str = include_str!("../templates/shim/src/runtime.rs");
 pub const SHIM_CXX_RS: &str = include_str!("../templates/shim/src/cxx.rs");
+pub const SHIM_INERT_RS: &str = include_str!("../templates/shim/src/inert.rs");
 pub const SHIM_THREADS_RS: &str = include_str!("../templates/shim/src/threads.rs");
 /// The Windows DLL's modules (rendered only for Windows targets).
 pub const SHIM_WINDOWS: &[(&str, &str)] = &[

@@ -12,6 +12,7 @@
 use crate::{HEAP, HEAP_NAME};
 use alloc8::Heap;
 use core::ffi::c_void;
+use core::fmt::Write;
 
 extern "C" {
     fn pthread_atfork(
@@ -56,7 +57,15 @@ extern "C" fn init() {
     // registered here, never from malloc.)
     unsafe { pthread_atfork(Some(lock_heap), Some(unlock_heap), Some(unlock_heap_in_child)) };
     alloc8::report::init();
-    alloc8::report::loaded(HEAP_NAME, bound());
+    let bound = bound();
+    if !bound && !crate::exports::PREFIXED {
+        // Not the process's allocator: serve nothing (see inert.rs).
+        crate::inert::become_inert();
+        if loaded_late() {
+            said_late();
+        }
+    }
+    alloc8::report::loaded(HEAP_NAME, bound);
     // After the report channel has taken its copy of ALLOC8_REPORT.
     alloc8::inherit::apply();
     if crate::THREADS {
@@ -125,6 +134,47 @@ fn bound() -> bool {
         }
         map == me && !me.is_null()
     }
+}
+
+/// Whether the shim came after the C library in load order: `dlopen`ed
+/// into a running program (or linked after libc), rather than preloaded or
+/// linked first. (A preloaded shim that is not bound lost to the program's
+/// own malloc: `alloc8 run` says so; a plain preload stays silent.)
+fn loaded_late() -> bool {
+    unsafe {
+        let me = defined_in(init as *mut c_void);
+        let libc = defined_in(dlsym as *mut c_void);
+        let mut map = dlopen(core::ptr::null(), RTLD_LAZY) as *mut LinkMap;
+        while !map.is_null() {
+            if map == me {
+                return false;
+            }
+            if map == libc {
+                return true;
+            }
+            map = (*map).next;
+        }
+        false
+    }
+}
+
+/// One line on stderr: the user loaded the shim in a way that cannot work.
+fn said_late() {
+    let mut info: DlInfo = unsafe { core::mem::zeroed() };
+    let mut path: &[u8] = b"this library";
+    if unsafe { dladdr1(init as *const c_void, &mut info, core::ptr::null_mut(), 0) } != 0 && !info.fname.is_null() {
+        path = unsafe { core::ffi::CStr::from_ptr(info.fname as *const core::ffi::c_char) }.to_bytes();
+    }
+    let mut line = alloc8::report::Line::new();
+    let _ = write!(
+        line,
+        "alloc8: {} was loaded after the program started (dlopen): it is not the program's malloc and serves nothing; \
+         preload it instead: LD_PRELOAD={} or `alloc8 run --lib`",
+        HEAP_NAME,
+        core::str::from_utf8(path).unwrap_or("<the library>")
+    );
+    line.terminate();
+    alloc8::os::write_all(2, line.as_bytes());
 }
 
 /// `<link.h>`'s public head of `struct link_map` (a dlopen handle is one).

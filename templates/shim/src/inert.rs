@@ -1,0 +1,70 @@
+//! A shim that is not the process's allocator serves nothing.
+//!
+//! That is a shim `dlopen`ed into a running program (everything already
+//! binds to the C library's malloc, and blocks exist that the heap never
+//! saw) or preloaded into a program that brings its own malloc. Its exports
+//! are then reached only by code that asks for them by handle, and each one
+//! forwards to the next definition of its name (the C library's, libstdc++'s)
+//! so that no block it did not allocate ever reaches the heap. The runtime
+//! decides once, in the constructor; before that (and in every preloaded,
+//! bound shim) the flag is false and the test is one predictable branch.
+//! Prefixed libraries have the module but never go inert: they sit beside
+//! the system allocator by design, and may be `dlopen`ed.
+#![allow(dead_code)]
+
+use core::ffi::c_void;
+use core::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
+
+extern "C" {
+    fn dlsym(handle: *mut c_void, name: *const u8) -> *mut c_void;
+}
+
+const RTLD_NEXT: *mut c_void = -1isize as *mut c_void;
+
+static INERT: AtomicBool = AtomicBool::new(false);
+
+/// Whether every export forwards to the next definition of its name.
+#[inline(always)]
+pub fn inert() -> bool {
+    INERT.load(Ordering::Relaxed)
+}
+
+/// Called by the constructor when the process's malloc is not ours.
+pub fn become_inert() {
+    INERT.store(true, Ordering::Relaxed);
+}
+
+/// The next definition of an exported name (`dlsym(RTLD_NEXT)`), found on
+/// first use and cached: by an inert shim for every export, and by C++
+/// `operator new` on failure (libstdc++ then runs the new_handler loop and
+/// throws). A successful `dlsym(RTLD_NEXT)` allocates nothing.
+pub struct Next {
+    name: &'static [u8],
+    addr: AtomicPtr<c_void>,
+}
+
+impl Next {
+    pub const fn new(name: &'static [u8]) -> Self {
+        Next { name, addr: AtomicPtr::new(core::ptr::null_mut()) }
+    }
+
+    #[cold]
+    #[inline(never)]
+    pub fn get(&self) -> *mut c_void {
+        let mut addr = self.addr.load(Ordering::Relaxed);
+        if addr.is_null() {
+            addr = unsafe { dlsym(RTLD_NEXT, self.name.as_ptr()) };
+            if addr.is_null() {
+                let mut line = alloc8::report::Line::new();
+                let name = core::str::from_utf8(&self.name[..self.name.len() - 1]).unwrap_or("?");
+                let _ = core::fmt::Write::write_fmt(
+                    &mut line,
+                    format_args!("alloc8: no other definition of {} in the process to hand this call to; aborting\n", name),
+                );
+                alloc8::panic::fatal(line.as_bytes());
+            }
+            self.addr.store(addr, Ordering::Relaxed);
+        }
+        addr
+    }
+}
