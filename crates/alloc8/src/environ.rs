@@ -25,8 +25,12 @@ fn table() -> *mut *mut u8 {
     return unsafe { *_NSGetEnviron() };
 }
 
-/// The `NAME=` prefix test: `entry` starts with `name` and then `=`.
+/// The `NAME=` prefix test: `entry` starts with `name` (its NUL dropped) and then `=`.
 unsafe fn value_of(entry: *mut u8, name: &[u8]) -> Option<*mut u8> {
+    let name = match name.split_last() {
+        Some((&0, name)) => name,
+        _ => name,
+    };
     for (i, &b) in name.iter().enumerate() {
         if *entry.add(i) != b {
             return None;
@@ -47,7 +51,8 @@ unsafe fn c_len(s: *const u8) -> usize {
     n
 }
 
-/// The value of `name` (without `=`), as the environment's own writable
+/// The value of `name` (NUL-terminated, as C spells it; `alloc8 run` finds
+/// the shim's `ALLOC8_REPORT\0` in the library), as the environment's own writable
 /// bytes (without the NUL, which follows them), or None if unset.
 pub fn get(name: &[u8]) -> Option<&'static mut [u8]> {
     let env = table();
@@ -101,22 +106,22 @@ mod tests {
     fn get_and_remove_work_on_the_live_environment() {
         std::env::set_var("ALLOC8_ENV_TEST_A", "first");
         std::env::set_var("ALLOC8_ENV_TEST_AB", "second");
-        assert_eq!(get(b"ALLOC8_ENV_TEST_A").as_deref(), Some(&b"first"[..]));
-        assert_eq!(get(b"ALLOC8_ENV_TEST_AB").as_deref(), Some(&b"second"[..]));
-        assert!(get(b"ALLOC8_ENV_TEST").is_none(), "a prefix of a name is not the name");
+        assert_eq!(get(b"ALLOC8_ENV_TEST_A\0").as_deref(), Some(&b"first"[..]));
+        assert_eq!(get(b"ALLOC8_ENV_TEST_AB\0").as_deref(), Some(&b"second"[..]));
+        assert!(get(b"ALLOC8_ENV_TEST\0").is_none(), "a prefix of a name is not the name");
         // The bytes are the environment's own: an edit is what getenv sees.
-        get(b"ALLOC8_ENV_TEST_AB").unwrap()[0] = b'S';
+        get(b"ALLOC8_ENV_TEST_AB\0").unwrap()[0] = b'S';
         extern "C" {
             fn getenv(name: *const u8) -> *const std::os::raw::c_char;
         }
         let seen = unsafe { CStr::from_ptr(getenv(b"ALLOC8_ENV_TEST_AB\0".as_ptr())) };
         assert_eq!(seen.to_bytes(), b"Second");
-        remove(b"ALLOC8_ENV_TEST_A");
-        assert!(get(b"ALLOC8_ENV_TEST_A").is_none());
+        remove(b"ALLOC8_ENV_TEST_A\0");
+        assert!(get(b"ALLOC8_ENV_TEST_A\0").is_none());
         assert!(unsafe { getenv(b"ALLOC8_ENV_TEST_A\0".as_ptr()) }.is_null(), "the C library sees it gone");
-        assert_eq!(get(b"ALLOC8_ENV_TEST_AB").as_deref(), Some(&b"Second"[..]), "its neighbour stays");
-        remove(b"ALLOC8_ENV_TEST_AB");
+        assert_eq!(get(b"ALLOC8_ENV_TEST_AB\0").as_deref(), Some(&b"Second"[..]), "its neighbour stays");
+        remove(b"ALLOC8_ENV_TEST_AB\0");
         assert!(std::env::var_os("ALLOC8_ENV_TEST_AB").is_none());
-        remove(b"ALLOC8_ENV_TEST_NEVER_SET");
+        remove(b"ALLOC8_ENV_TEST_NEVER_SET\0");
     }
 }

@@ -37,21 +37,21 @@ mod unix {
     use crate::environ;
 
     pub fn apply() {
-        match environ::get(b"ALLOC8_NO_INHERIT") {
+        match environ::get(b"ALLOC8_NO_INHERIT\0") {
             Some(flag) if flag.first() == Some(&b'1') => {}
             _ => return,
         }
-        if let Some(list) = environ::get(b"LD_PRELOAD") {
+        if let Some(list) = environ::get(b"LD_PRELOAD\0") {
             let len = super::strip_first(list);
             if len == 0 {
-                environ::remove(b"LD_PRELOAD");
+                environ::remove(b"LD_PRELOAD\0");
             } else {
                 // The value is the environment's own string: shorten it in place.
                 list[len] = 0;
             }
         }
-        environ::remove(b"ALLOC8_NO_INHERIT");
-        environ::remove(b"ALLOC8_REPORT");
+        environ::remove(b"ALLOC8_NO_INHERIT\0");
+        environ::remove(b"ALLOC8_REPORT\0");
     }
 }
 

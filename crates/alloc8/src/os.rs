@@ -121,7 +121,11 @@ mod sys {
     extern "C" {
         pub fn _write(fd: i32, buf: *const u8, n: u32) -> i32;
         pub fn _getpid() -> i32;
-        pub fn abort() -> !;
+        #[link_name = "abort"]
+        fn c_abort() -> !;
+    }
+    pub fn abort() -> ! {
+        unsafe { c_abort() }
     }
     pub const EINTR: isize = -4;
     pub fn write(fd: i32, buf: &[u8]) -> isize {
