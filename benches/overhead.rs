@@ -3,7 +3,11 @@
 //!
 //! 1. glibc called by the program directly vs the same glibc behind an alloc8
 //!    shim (a passthrough heap with no bookkeeping): the shim's own cost.
-//! 2. mimalloc behind an alloc8 shim (shims/mimalloc) vs Debian's
+//! 2. glibc behind shims/system.rs, the heap `alloc8 run` reports with: what
+//!    its per-thread counting costs on top of the shim.
+//! 3. `alloc8::sync::SpinLock`'s uncontended lock/unlock, which records its
+//!    holder, vs a plain flag lock: instructions and time.
+//! 4. mimalloc behind an alloc8 shim (shims/mimalloc) vs Debian's
 //!    libmimalloc.so.2, mimalloc's own override: our yardstick.
 //!
 //! Run: `cargo bench --bench overhead`.
@@ -51,6 +55,7 @@ fn main() {
     let passthrough_src = work().join("passthrough.rs");
     std::fs::write(&passthrough_src, PASSTHROUGH).unwrap();
     let passthrough = build_shim(&passthrough_src, "passthrough", &[]);
+    let system = build_shim(&root().join("shims/system.rs"), "system", &[]);
     let mimalloc = build_shim(&root().join("shims/mimalloc"), "mimalloc", &[]);
 
     println!("alloc8 overhead benchmark: best of {} interleaved runs; ratio = right / left (1.00 = no cost)", ROUNDS);
@@ -66,6 +71,13 @@ fn main() {
         ),
         _ => println!("(instruction counts need valgrind)"),
     }
+    for (mode, n) in [("pairs", 20_000_000), ("mixed", 5_000_000), ("threads", 2_000_000)] {
+        compare(&exe, "counting heap (shims/system.rs)", ("glibc direct", None), ("system shim", Some(&system)), mode, n);
+    }
+    if let (Some(direct), Some(counted)) = (instructions_per_pair(&exe, None), instructions_per_pair(&exe, Some(&system))) {
+        println!("instructions per pair: glibc direct {:.1}, system shim (counting) {:.1}", direct, counted);
+    }
+    spin_lock_cost();
     let debian = Path::new("/usr/lib/x86_64-linux-gnu/libmimalloc.so.2");
     if debian.exists() {
         for (mode, n) in [("pairs", 20_000_000), ("mixed", 5_000_000), ("threads", 2_000_000)] {
@@ -81,4 +93,63 @@ fn main() {
     } else {
         println!("(mimalloc yardstick needs Debian's libmimalloc2.0: apt-get install -y libmimalloc2.0)");
     }
+}
+
+/// The lock a heap built on `SpinLock` takes on every call, uncontended:
+/// `SpinLock` (which records its holder, so re-entry aborts) against the
+/// flag lock it replaced, side by side, best of ROUNDS.
+fn spin_lock_cost() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Instant;
+    struct FlagLock(AtomicBool);
+    impl FlagLock {
+        #[inline(never)]
+        fn lock(&self) {
+            while self.0.compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed).is_err() {}
+        }
+        #[inline(never)]
+        fn unlock(&self) {
+            self.0.store(false, Ordering::Release)
+        }
+    }
+    #[inline(never)]
+    fn spin_lock(l: &alloc8::sync::SpinLock<()>) {
+        l.lock()
+    }
+    #[inline(never)]
+    fn spin_unlock(l: &alloc8::sync::SpinLock<()>) {
+        unsafe { l.unlock() }
+    }
+    let n = 20_000_000u32;
+    let (flag, spin) = (FlagLock(AtomicBool::new(false)), alloc8::sync::SpinLock::new(()));
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for _ in 0..ROUNDS {
+        let t = Instant::now();
+        for _ in 0..n {
+            flag.lock();
+            flag.unlock();
+        }
+        a.push(t.elapsed().as_nanos() as f64 / n as f64);
+        let t = Instant::now();
+        for _ in 0..n {
+            spin_lock(&spin);
+            spin_unlock(&spin);
+        }
+        b.push(t.elapsed().as_nanos() as f64 / n as f64);
+    }
+    let (a, b) = (best(a), best(b));
+    println!(
+        "{:<34} {:>7}: {:>20} {:>6.2} ns/op   {:>20} {:>6.2} ns/op   ratio {:.3}",
+        "uncontended lock+unlock",
+        "",
+        "flag lock",
+        a,
+        "SpinLock (holder)",
+        b,
+        b / a
+    );
+    println!(
+        "SpinLock's uncontended path: lock = read the thread pointer + one compare-exchange, unlock = one store \
+         (the flag lock: a constant + one compare-exchange, one store): the same instruction count"
+    );
 }

@@ -1,17 +1,17 @@
 //! The system heap: forwards to glibc's own allocator (on Windows, to a
 //! private Win32 heap) and counts what the program does (calls, bytes, peak
-//! live bytes), reported at exit.
+//! live bytes), reported at exit. The counts are per thread
+//! (`alloc8::stats::Counters`): no shared atomics on the hot path.
 //! The Rust take on the seed's SimpleHeap, and the baseline for measuring the
 //! shim's own cost.
 
+use alloc8::stats::Counters;
 use alloc8::{Heap, Stats};
-use core::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 
 /// glibc's allocator under names a preloaded malloc does not replace.
 #[cfg(not(windows))]
 mod sys {
     use core::ffi::c_void;
-    use core::sync::atomic::{AtomicPtr, Ordering::Relaxed};
 
     extern "C" {
         fn __libc_malloc(size: usize) -> *mut c_void;
@@ -19,14 +19,7 @@ mod sys {
         fn __libc_calloc(count: usize, size: usize) -> *mut c_void;
         fn __libc_realloc(ptr: *mut c_void, size: usize) -> *mut c_void;
         fn __libc_memalign(align: usize, size: usize) -> *mut c_void;
-        fn dlsym(handle: *mut c_void, name: *const u8) -> *mut c_void;
     }
-
-    const RTLD_NEXT: *mut c_void = -1isize as *mut c_void;
-
-    /// glibc's malloc_usable_size has no `__libc_` alias: it is found with
-    /// dlsym(RTLD_NEXT) on first use (a successful lookup does not allocate).
-    static USABLE_SIZE: AtomicPtr<c_void> = AtomicPtr::new(core::ptr::null_mut());
 
     pub fn malloc(size: usize) -> *mut u8 {
         unsafe { __libc_malloc(size) as *mut u8 }
@@ -43,17 +36,21 @@ mod sys {
     pub unsafe fn realloc(ptr: *mut u8, size: usize) -> *mut u8 {
         __libc_realloc(ptr as *mut c_void, size) as *mut u8
     }
+    /// glibc's malloc_usable_size, read inline from the chunk header (the
+    /// heap asks for it on every malloc and free to count live bytes, and a
+    /// call through `dlsym`'s pointer cost more than the rest of the
+    /// counting): the size word before the block, low 3 bits flags; an
+    /// mmapped chunk (bit 1) has a 16-byte header, others lend the next
+    /// chunk's first word. This is glibc's own `musable` for a live block.
+    #[inline(always)]
     pub fn usable_size(ptr: *mut u8) -> usize {
-        let mut f = USABLE_SIZE.load(Relaxed);
-        if f.is_null() {
-            f = unsafe { dlsym(RTLD_NEXT, b"malloc_usable_size\0".as_ptr()) };
-            if f.is_null() {
-                return 0;
-            }
-            USABLE_SIZE.store(f, Relaxed);
+        let word = unsafe { *(ptr as *const usize).sub(1) };
+        let chunk = word & !7;
+        if word & 2 != 0 {
+            chunk - 16
+        } else {
+            chunk - 8
         }
-        let f: unsafe extern "C" fn(*mut u8) -> usize = unsafe { core::mem::transmute(f) };
-        unsafe { f(ptr) }
     }
     /// Never asked on Linux (the shim is the only allocator from the start).
     pub fn owns(_ptr: *const u8) -> bool {
@@ -158,47 +155,24 @@ mod sys {
 }
 
 pub struct SystemHeap {
-    mallocs: AtomicU64,
-    frees: AtomicU64,
-    reallocs: AtomicU64,
-    bytes_allocated: AtomicU64,
-    /// Signed: a block freed here that was allocated before we counted must not wrap it.
-    live: AtomicI64,
-    peak: AtomicI64,
+    /// Per-thread counts, summed for the report (no shared atomics on the hot path).
+    counts: Counters,
 }
 
 alloc8::register!(SystemHeap = SystemHeap::new());
 
 impl SystemHeap {
     pub const fn new() -> Self {
-        SystemHeap {
-            mallocs: AtomicU64::new(0),
-            frees: AtomicU64::new(0),
-            reallocs: AtomicU64::new(0),
-            bytes_allocated: AtomicU64::new(0),
-            live: AtomicI64::new(0),
-            peak: AtomicI64::new(0),
-        }
-    }
-
-    fn glibc_usable_size(&self, ptr: *mut u8) -> usize {
-        sys::usable_size(ptr)
+        SystemHeap { counts: Counters::new() }
     }
 
     /// Counts a new block by its usable size, so frees can subtract exactly.
+    #[inline(always)]
     fn allocated(&self, ptr: *mut u8, requested: usize) -> *mut u8 {
         if !ptr.is_null() {
-            self.mallocs.fetch_add(1, Relaxed);
-            self.bytes_allocated.fetch_add(requested as u64, Relaxed);
-            let size = self.glibc_usable_size(ptr) as i64;
-            let live = self.live.fetch_add(size, Relaxed) + size;
-            self.peak.fetch_max(live, Relaxed);
+            self.counts.allocated(requested, sys::usable_size(ptr));
         }
         ptr
-    }
-
-    fn released(&self, ptr: *mut u8) {
-        self.live.fetch_sub(self.glibc_usable_size(ptr) as i64, Relaxed);
     }
 }
 
@@ -210,6 +184,7 @@ impl Heap for SystemHeap {
     /// Windows only: `owns` reads the tag before the block (see mmap.rs).
     const OWNS: bool = cfg!(windows);
 
+    #[inline(always)]
     fn malloc(&self, size: usize) -> *mut u8 {
         self.allocated(sys::malloc(size), size)
     }
@@ -218,9 +193,9 @@ impl Heap for SystemHeap {
         self.allocated(sys::calloc(size), size)
     }
 
+    #[inline(always)]
     unsafe fn free(&self, ptr: *mut u8) {
-        self.frees.fetch_add(1, Relaxed);
-        self.released(ptr);
+        self.counts.freed(sys::usable_size(ptr));
         sys::free(ptr)
     }
 
@@ -229,21 +204,16 @@ impl Heap for SystemHeap {
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, size: usize) -> *mut u8 {
-        let old = self.glibc_usable_size(ptr) as i64;
+        let old = sys::usable_size(ptr);
         let new = sys::realloc(ptr, size);
         if !new.is_null() {
-            self.reallocs.fetch_add(1, Relaxed);
-            self.bytes_allocated.fetch_add(size as u64, Relaxed);
-            let size = self.glibc_usable_size(new) as i64;
-            self.live.fetch_sub(old, Relaxed);
-            let live = self.live.fetch_add(size, Relaxed) + size;
-            self.peak.fetch_max(live, Relaxed);
+            self.counts.reallocated(old, size, sys::usable_size(new));
         }
         new
     }
 
     unsafe fn get_size(&self, ptr: *mut u8) -> usize {
-        self.glibc_usable_size(ptr)
+        sys::usable_size(ptr)
     }
 
     fn owns(&self, ptr: *const u8) -> bool {
@@ -255,14 +225,6 @@ impl Heap for SystemHeap {
     fn unlock(&self) {}
 
     fn stats(&self) -> Option<Stats> {
-        let frees = self.frees.load(Relaxed);
-        Some(Stats {
-            mallocs: self.mallocs.load(Relaxed),
-            frees,
-            reallocs: self.reallocs.load(Relaxed),
-            bytes_allocated: self.bytes_allocated.load(Relaxed),
-            live_bytes: self.live.load(Relaxed).max(0) as u64,
-            peak_live_bytes: self.peak.load(Relaxed).max(0) as u64,
-        })
+        Some(self.counts.snapshot())
     }
 }

@@ -136,8 +136,13 @@ pub fn exports_rs(platform: Platform, mode: Mode, prefix: &str, threads: bool) -
     // allocator (loaded late): each row gets the next definition of its name.
     let forwarding = platform == Platform::Linux && mode == Mode::Interpose;
     for (exported, e) in &exports {
-        let body = if forwarding { forward_when_inert(e) } else { e.body.to_string() };
-        write_wrapper(&mut out, exported, &rust_ident(exported), e, &body);
+        if forwarding {
+            let (body, forward) = forward_when_inert(e);
+            write_wrapper(&mut out, exported, &rust_ident(exported), e, &body);
+            out.push_str(&forward);
+        } else {
+            write_wrapper(&mut out, exported, &rust_ident(exported), e, e.body);
+        }
         if forwarding || e.family == Family::CxxNew {
             let _ = write!(
                 out,
@@ -173,9 +178,11 @@ pub(crate) fn write_wrapper(out: &mut String, export_name: &str, ident: &str, e:
     );
 }
 
-/// The row's body behind the inert test: an inert shim hands the call,
-/// arguments unchanged, to `NEXT_<name>` (see templates/shim/src/inert.rs).
-fn forward_when_inert(e: &Export) -> String {
+/// The row's body behind the inert test, and the cold function an inert
+/// shim calls instead: it hands the call, arguments unchanged, to
+/// `NEXT_<name>` (see templates/shim/src/inert.rs). Out of line, so the
+/// fast path stays a test and a tail call.
+fn forward_when_inert(e: &Export) -> (String, String) {
     let params: Vec<(&str, &str)> = e
         .params
         .split(',')
@@ -186,13 +193,16 @@ fn forward_when_inert(e: &Export) -> String {
     let types = params.iter().map(|(_, t)| *t).collect::<Vec<_>>().join(", ");
     let names = params.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ");
     let (abi, ret) = abi_and_return(e);
-    format!(
-        "if crate::inert::inert() {{\n        \
-         let next: unsafe extern \"{abi}\" fn({types}){ret} = core::mem::transmute(NEXT_{name}.get());\n        \
-         return next({names});\n    }}\n    {body}",
+    let body =
+        format!("if crate::inert::inert() {{\n        return forward_{name}({names});\n    }}\n    {body}", name = e.name, body = e.body);
+    let forward = format!(
+        "\n#[cold]\n#[inline(never)]\nunsafe extern \"{abi}\" fn forward_{name}({params}){ret} {{\n    \
+         let next: unsafe extern \"{abi}\" fn({types}){ret} = core::mem::transmute(NEXT_{name}.get());\n    \
+         next({names})\n}}\n",
         name = e.name,
-        body = e.body,
-    )
+        params = e.params,
+    );
+    (body, forward)
 }
 
 /// A row's ABI string and its ` -> type` (empty for a void function).
@@ -385,9 +395,13 @@ mod tests {
         assert!(exports.contains("static NEXT__Znwm: crate::inert::Next = crate::inert::Next::new(b\"_Znwm\\0\");"));
         // Every row hands its call on, arguments unchanged, when the shim is inert.
         assert_eq!(exports.matches("if crate::inert::inert() {").count(), n);
+        assert!(
+            exports.contains("    if crate::inert::inert() {\n        return forward__ZdlPvmSt11align_val_t(ptr, size, align);\n    }\n")
+        );
         assert!(exports.contains(
-            "let next: unsafe extern \"C\" fn(*mut u8, usize, usize) = core::mem::transmute(NEXT__ZdlPvmSt11align_val_t.get());\n        \
-             return next(ptr, size, align);"
+            "unsafe extern \"C\" fn forward__ZdlPvmSt11align_val_t(ptr: *mut u8, size: usize, align: usize) {\n    \
+             let next: unsafe extern \"C\" fn(*mut u8, usize, usize) = core::mem::transmute(NEXT__ZdlPvmSt11align_val_t.get());\n    \
+             next(ptr, size, align)\n}"
         ));
         assert!(exports.contains("static NEXT_free: crate::inert::Next"));
         assert!(exports.contains("(b\"malloc\\0\", alloc8_malloc)"));

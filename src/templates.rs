@@ -19,6 +19,7 @@ pub const ALLOC8_CRATE: &[(&str, &str)] = &[
     ("src/panic.rs", include_str!("../crates/alloc8/src/panic.rs")),
     ("src/report.rs", include_str!("../crates/alloc8/src/report.rs")),
     ("src/shim.rs", include_str!("../crates/alloc8/src/shim.rs")),
+    ("src/stats.rs", include_str!("../crates/alloc8/src/stats.rs")),
     ("src/sync.rs", include_str!("../crates/alloc8/src/sync.rs")),
     ("src/syscall.rs", include_str!("../crates/alloc8/src/syscall.rs")),
     ("src/threads.rs", include_str!("../crates/alloc8/src/threads.rs")),

@@ -22,6 +22,7 @@ pub mod os;
 pub mod panic;
 pub mod report;
 pub mod shim;
+pub mod stats;
 pub mod sync;
 #[cfg(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64")))]
 mod syscall;
