@@ -27,6 +27,24 @@ pub enum Command {
     /// Audit any allocator library (.so, .dylib, .dll) against the malloc contract.
     /// Exit status: 0 sound, 1 problems found, 2 could not read.
     Check(CheckArgs),
+    /// Write a heap skeleton that builds at once: a Rust file, a heap crate (--crate) or a C file (--c).
+    New(NewArgs),
+}
+
+#[derive(Args, Clone)]
+pub struct NewArgs {
+    /// The heap's name: the file (NAME.rs, NAME.c) or crate directory (NAME/).
+    #[arg(value_name = "NAME")]
+    pub name: String,
+    /// A heap crate (NAME/Cargo.toml, NAME/src/lib.rs) instead of one file.
+    #[arg(long = "crate", conflicts_with = "c")]
+    pub krate: bool,
+    /// A heap in C, in the xxmalloc convention.
+    #[arg(long)]
+    pub c: bool,
+    /// Where to write it.
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub dir: PathBuf,
 }
 
 #[derive(Args, Clone)]
@@ -130,6 +148,18 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Run(args) => crate::run::run(&args),
         Command::Check(args) => Ok(check(&args)),
+        Command::New(args) => {
+            let skeleton = match (args.krate, args.c) {
+                (true, _) => crate::new::Skeleton::RustCrate,
+                (_, true) => crate::new::Skeleton::C,
+                _ => crate::new::Skeleton::RustFile,
+            };
+            let written = crate::new::new(&crate::new::NewOptions { name: args.name, skeleton, dir: args.dir })?;
+            let heap = written.heap.display();
+            println!("wrote {} ({} files)", heap, written.files.len());
+            println!("next: alloc8 build --heap {heap}    # or: alloc8 run --heap {heap} -- PROG ARGS...");
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

@@ -8,6 +8,7 @@ mod cli;
 mod contract;
 mod header;
 mod heap_source;
+mod new;
 mod render;
 mod render_macos;
 mod render_xx;
