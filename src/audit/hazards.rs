@@ -114,7 +114,7 @@ pub fn find(lib: &Library, detected: &Detected, loading: Loading) -> Vec<Hazard>
 
     if let Some(elf) = &lib.elf {
         if !allocation.is_empty() && (elf.dtpmod_relocations > 0 || elf.imports_tls_get_addr) {
-            out.push(general_dynamic_tls(elf, detected, loading));
+            out.push(general_dynamic_tls(elf, loading));
         }
         let unbound: Vec<String> = elf.self_referenced.iter().filter(|n| allocation.contains(*n)).cloned().collect();
         if !elf.symbolic && !unbound.is_empty() {
@@ -164,35 +164,32 @@ pub fn find(lib: &Library, detected: &Detected, loading: Loading) -> Vec<Hazard>
 
 /// Thread-locals reached through `__tls_get_addr` (every Rust cdylib has
 /// them: std's own). What they cost depends on when the library is loaded.
-/// At start-up (preloaded or linked) ld.so places them in the static TLS
-/// block of every thread: a first access allocates nothing. Loaded with
-/// dlopen, each thread's block is allocated with malloc at its first access:
-/// an interposer whose allocation path touches one recurses into itself.
-fn general_dynamic_tls(elf: &super::elf::ElfFacts, detected: &Detected, loading: Loading) -> Hazard {
+/// At start-up (preloaded or linked) ld.so places them in every thread's
+/// static TLS block: a first access allocates nothing. Only the table of
+/// blocks may grow, with the process's malloc, once the program dlopens more
+/// libraries with thread-locals. Loaded with dlopen, each thread's block is
+/// allocated with malloc at its first access, from wherever that happens.
+fn general_dynamic_tls(elf: &super::elf::ElfFacts, loading: Loading) -> Hazard {
     let what = format!(
         "general-dynamic TLS ({} DTPMOD relocation{}{})",
         elf.dtpmod_relocations,
         if elf.dtpmod_relocations == 1 { "" } else { "s" },
         if elf.imports_tls_get_addr { ", imports __tls_get_addr" } else { "" }
     );
-    let (severity, meaning) = match (loading, detected) {
-        (Loading::AtStart, _) => (
+    let (severity, meaning) = match loading {
+        Loading::AtStart => (
             Severity::Info,
-            "preloaded or linked, its thread-locals sit in each thread's static TLS block and a first access allocates \
-             nothing; only if the program later dlopens libraries with thread-locals may __tls_get_addr grow its table with \
-             malloc, a recursion only when the allocation path itself reads a general-dynamic thread-local \
-             (`check --dlopen` judges the library as loaded with dlopen)",
+            "preloaded or linked, as an allocator is, its thread-locals sit in each thread's static TLS block and a first \
+             access allocates nothing; only after the program dlopens libraries with thread-locals may __tls_get_addr grow \
+             its table with malloc, a recursion only if the allocation path itself reads a general-dynamic thread-local \
+             (`check --dlopen` judges it as loaded with dlopen)",
         ),
-        (Loading::Dlopen, Detected::Prefixed { .. }) => (
+        Loading::Dlopen => (
             Severity::Warning,
-            "loaded with dlopen, each thread's first access to its thread-locals allocates them with the process's malloc \
-             (through __tls_get_addr), from inside this allocator when its functions touch one; use initial-exec TLS there",
-        ),
-        (Loading::Dlopen, _) => (
-            Severity::Problem,
-            "loaded with dlopen, each thread's first access to its thread-locals allocates them with malloc (through \
-             __tls_get_addr), which is this library's own: recursion when the allocation path touches one; use \
-             initial-exec TLS, or load the library at start-up (LD_PRELOAD, or linked)",
+            "loaded with dlopen, its thread-locals are allocated at each thread's first access, by __tls_get_addr calling \
+             the process's malloc from inside this library's functions when they touch one: wrong wherever malloc must not \
+             run (a signal handler, the child of a threaded program's fork), a recursion if that malloc reaches this \
+             library; use initial-exec TLS there, or load the library at start-up",
         ),
     };
     Hazard {

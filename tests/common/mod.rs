@@ -80,6 +80,24 @@ pub fn build_fails(heap: &Path, args: &[&str]) -> (String, String) {
     (last, stderr)
 }
 
+/// Runs `cmd` (stdin empty, output captured) to completion, or kills it
+/// after `limit` and fails the test: nothing alloc8 does may hang.
+pub fn output_within(cmd: &mut Command, limit: std::time::Duration) -> Output {
+    use std::process::Stdio;
+    let child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let pid = child.id() as i32;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(child.wait_with_output()));
+    match rx.recv_timeout(limit) {
+        Ok(output) => output.unwrap(),
+        Err(_) => {
+            // Only this child, by its own pid.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            panic!("{:?} did not finish within {:?}", cmd, limit);
+        }
+    }
+}
+
 /// The heaps shipped in shims/ that every core test runs under.
 pub const SHIPPED: &[&str] = &["system", "mmap", "dlmalloc", "tlsf", "mimalloc", "threadcache", "xx_bump", "xx_cxx"];
 
