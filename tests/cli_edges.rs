@@ -186,6 +186,14 @@ fn out_naming_a_file_says_it_is_a_file() {
 }
 
 #[test]
+fn emit_crate_that_fails_writes_nothing() {
+    let dir = scratch("emit").join("crate");
+    let out = output_within(alloc8().arg("build").arg("--heap").arg(shim_source("xx_bump")).arg("--emit-crate").arg(&dir), LIMIT);
+    refused(&out, 1, "--emit-crate takes Rust heaps");
+    assert!(!dir.exists(), "nothing written");
+}
+
+#[test]
 fn an_error_with_a_cause_is_still_one_line() {
     shim("system");
     // /proc exists, so the path looks creatable, but nothing can be made there.
