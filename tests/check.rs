@@ -215,7 +215,9 @@ fn our_interposer_is_sound_and_bound_to_itself() {
     assert!(text.contains("verdict: sound malloc replacement\n"), "no warning the user cannot act on:\n{}", text);
 
     // Meant for dlopen, the same thread-locals are allocated at first access.
+    assert_eq!(c.json["loading"], "at-start");
     let c = check_with(&shim("system"), &["--dlopen"]);
+    assert_eq!(c.json["loading"], "dlopen");
     let tls = c.hazard("general-dynamic-tls").unwrap();
     assert_eq!(tls["severity"], "warning", "{}", tls);
     assert!(tls["detail"].as_str().unwrap().contains("loaded with dlopen"), "{}", tls);

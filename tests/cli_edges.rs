@@ -5,6 +5,7 @@
 mod common;
 
 use common::*;
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
@@ -131,6 +132,36 @@ fn a_closed_stdout_ends_the_output_quietly_with_the_command_s_status() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(text(&out.stderr), "");
     assert!(dir.join("libsystem.so").is_file(), "the build itself succeeded");
+}
+
+/// Runs alloc8 with its stderr a pipe whose reader is already gone.
+fn with_stderr_closed(args: &[&OsStr]) -> Output {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let mut cmd = alloc8();
+    cmd.args(args).stderr(Stdio::from(writer)).stdout(Stdio::piped());
+    output_within(&mut cmd, LIMIT)
+}
+
+#[test]
+fn a_closed_stderr_loses_the_messages_not_the_status() {
+    // An error message that cannot be written: the status still tells.
+    let out = with_stderr_closed(&["check".as_ref(), "/dev/zero".as_ref()]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = with_stderr_closed(&["build".as_ref(), "--heap".as_ref(), "/no/such/heap.rs".as_ref()]);
+    assert_eq!(out.status.code(), Some(1));
+    // run's report goes to stderr; the program's status is run's.
+    let lib = shim("system");
+    let out = with_stderr_closed(&[
+        "run".as_ref(),
+        "--lib".as_ref(),
+        lib.as_os_str(),
+        "--".as_ref(),
+        "sh".as_ref(),
+        "-c".as_ref(),
+        "exit 3".as_ref(),
+    ]);
+    assert_eq!(out.status.code(), Some(3));
 }
 
 // ---- build: names that cannot work, refused before anything is built ----------

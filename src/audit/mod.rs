@@ -27,7 +27,8 @@ pub use report::Report;
 use std::path::Path;
 
 /// How the library will be loaded: it decides what its thread-locals cost.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Loading {
     /// Preloaded or linked: loaded before the program runs, as a malloc
     /// replacement must be to replace anything.
@@ -52,6 +53,7 @@ pub fn audit_loaded(path: &Path, lib: &Library, loading: Loading) -> Report {
         format: lib.format,
         arch: lib.arch.clone(),
         archive: lib.archive,
+        loading,
         mode: detected,
         prefixed_families: prefixed,
         families,
