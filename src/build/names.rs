@@ -62,136 +62,28 @@ pub fn check_prefix(prefix: &str) -> Result<()> {
 }
 
 /// Libraries of the C and C++ runtimes: `-L out -l<name>` would find ours.
-const RUNTIME_LIBRARIES: &[&str] = &[
-    "c",
-    "m",
-    "dl",
-    "pthread",
-    "rt",
-    "util",
-    "resolv",
-    "anl",
-    "mvec",
-    "crypt",
-    "nsl",
-    "stdc++",
-    "gcc",
-    "gcc_s",
-    "atomic",
-    "msvcrt",
-    "ucrtbase",
-    "kernel32",
-    "kernelbase",
-    "ntdll",
-];
+const RUNTIME_LIBRARIES: &str = "c m dl pthread rt util resolv anl mvec crypt nsl stdc++ gcc gcc_s atomic \
+                                 msvcrt ucrtbase kernel32 kernelbase ntdll";
 
-/// Headers of the C library (C17, POSIX, glibc) and of mingw-w64's CRT that
-/// a program may include by name. Installed headers are checked too (`header_on_system`).
+/// Headers of the C library that a program may include by name, without
+/// `.h`; installed headers are checked too (`header_on_system`).
 const SYSTEM_HEADERS: &[&str] = &[
     // C17 and C23.
-    "assert",
-    "complex",
-    "ctype",
-    "errno",
-    "fenv",
-    "float",
-    "inttypes",
-    "iso646",
-    "limits",
-    "locale",
-    "math",
-    "setjmp",
-    "signal",
-    "stdalign",
-    "stdarg",
-    "stdatomic",
-    "stdbit",
-    "stdbool",
-    "stdckdint",
-    "stddef",
-    "stdint",
-    "stdio",
-    "stdlib",
-    "stdnoreturn",
-    "string",
-    "tgmath",
-    "threads",
-    "time",
-    "uchar",
-    "wchar",
-    "wctype", // POSIX.
-    "aio",
-    "cpio",
-    "dirent",
-    "dlfcn",
-    "fcntl",
-    "fmtmsg",
-    "fnmatch",
-    "ftw",
-    "glob",
-    "grp",
-    "iconv",
-    "langinfo",
-    "libgen",
-    "monetary",
-    "mqueue",
-    "ndbm",
-    "netdb",
-    "nl_types",
-    "poll",
-    "pthread",
-    "pwd",
-    "regex",
-    "sched",
-    "search",
-    "semaphore",
-    "spawn",
-    "strings",
-    "syslog",
-    "tar",
-    "termios",
-    "ulimit",
-    "unistd",
-    "utime",
-    "utmpx",
-    "wordexp", // glibc.
-    "malloc",
-    "alloca",
-    "memory",
-    "features",
-    "argp",
-    "argz",
-    "envz",
-    "err",
-    "error",
-    "execinfo",
-    "getopt",
-    "link",
-    "elf",
-    "endian",
-    "byteswap",
-    "obstack",
-    "printf",
-    "shadow",
-    "sysexits",
-    "mcheck",
-    "ifaddrs",
-    "paths",
-    "mntent",
-    "pty",
-    "utmp",
-    "fstab",
-    "values",
+    "assert complex ctype errno fenv float inttypes iso646 limits locale math setjmp signal stdalign stdarg \
+     stdatomic stdbit stdbool stdckdint stddef stdint stdio stdlib stdnoreturn string tgmath threads time uchar wchar wctype",
+    // POSIX.
+    "aio cpio dirent dlfcn fcntl fmtmsg fnmatch ftw glob grp iconv langinfo libgen monetary mqueue ndbm netdb \
+     nl_types poll pthread pwd regex sched search semaphore spawn strings syslog tar termios ulimit unistd utime utmpx wordexp",
+    // glibc.
+    "malloc alloca memory features argp argz envz err error execinfo getopt link elf endian byteswap obstack printf \
+     shadow sysexits mcheck ifaddrs paths mntent pty utmp fstab values",
     // mingw-w64's CRT and Windows.
-    "windows",
-    "io",
-    "process",
-    "direct",
-    "conio",
-    "crtdbg",
-    "tchar",
-    "intrin",
+    "windows io process direct conio crtdbg tchar intrin",
 ];
+
+fn listed(list: &str, name: &str) -> bool {
+    list.split_whitespace().any(|n| n.eq_ignore_ascii_case(name))
+}
 
 /// The library's name: `lib<stem>.so` (`<stem>.dll`), and in prefixed mode
 /// the header `<stem>.h` a program includes with `-I out`.
@@ -204,7 +96,7 @@ pub fn check_stem(stem: &str, source: StemSource, mode: Mode, platform: Platform
     if stem.is_empty() || !stem.chars().all(|c| c.is_ascii_alphanumeric() || "_.+-".contains(c)) {
         bail!("{} cannot name a library file: use letters, digits and _ . + - (the library becomes lib<NAME>.so); {}", what, fix);
     }
-    if RUNTIME_LIBRARIES.iter().any(|r| r.eq_ignore_ascii_case(stem)) {
+    if listed(RUNTIME_LIBRARIES, stem) {
         let file = match platform {
             Platform::Windows => format!("{}.dll", stem),
             Platform::Macos => format!("lib{}.dylib", stem),
@@ -215,7 +107,7 @@ pub fn check_stem(stem: &str, source: StemSource, mode: Mode, platform: Platform
     if mode == Mode::Prefixed {
         let header = format!("{}.h", stem);
         let installed = header_on_system(&header, platform);
-        if SYSTEM_HEADERS.iter().any(|h| h.eq_ignore_ascii_case(stem)) || installed.is_some() {
+        if SYSTEM_HEADERS.iter().any(|list| listed(list, stem)) || installed.is_some() {
             bail!(
                 "{} would write {}, which hides the system's <{}>{} in every file compiled with `-I` on the output \
                  directory; {} (the header takes its name)",
