@@ -3,6 +3,8 @@
 use crate::audit;
 use crate::build::{self, BuildOptions};
 use crate::contract::Mode;
+use crate::output::{self, errln, outln};
+use anyhow::Context;
 use clap::{ArgGroup, Args, Parser, Subcommand};
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -53,7 +55,7 @@ pub struct RunArgs {
     /// A malloc replacement library to preload (e.g. one `alloc8 build` made).
     #[arg(long, value_name = "LIB")]
     pub lib: Option<PathBuf>,
-    /// A heap to build (cached, like `alloc8 build --heap`) and preload.
+    /// A heap to build (any kind `alloc8 build --heap` takes; cached) and preload.
     #[arg(long, value_name = "HEAP")]
     pub heap: Option<PathBuf>,
     /// Print the report as one JSON object.
@@ -65,6 +67,9 @@ pub struct RunArgs {
     /// Programs the program starts do not inherit the preload.
     #[arg(long)]
     pub no_inherit: bool,
+    /// List every process in the text report (more than 20 are grouped by program).
+    #[arg(long)]
+    pub all: bool,
     /// Write the report to FILE instead of stderr.
     #[arg(long, short, value_name = "FILE")]
     pub output: Option<PathBuf>,
@@ -90,23 +95,33 @@ pub struct CheckArgs {
     /// Print the findings as JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Judge the library as one loaded with dlopen (a plugin, or what a plugin
+    /// needs) rather than at start-up (preloaded or linked), as an allocator
+    /// usually is.
+    #[arg(long)]
+    pub dlopen: bool,
 }
 
 #[derive(Args, Clone)]
 pub struct BuildArgs {
-    /// The heap: a Rust file that implements `alloc8::Heap` and registers it.
-    #[arg(long, value_name = "FILE")]
+    /// The heap: a Rust file (`heap.rs`) that implements `alloc8::Heap` and
+    /// registers it; a heap crate (a directory with a Cargo.toml); a C or C++
+    /// file in the xxmalloc convention (.c, .cpp, .cc, .cxx); a directory with
+    /// an alloc8.toml; or a static archive or object (.a, .o) exporting xxmalloc & co.
+    #[arg(long, value_name = "HEAP")]
     pub heap: PathBuf,
     /// interpose: replace the process allocator; prefixed: export <prefix>_malloc & co.
     #[arg(long, value_enum, default_value = "interpose")]
     pub mode: Mode,
-    /// Prefix of the exported names in prefixed mode (a C identifier).
+    /// Prefix of the exported names in prefixed mode: letters, digits and _,
+    /// starting with a letter (`foo` gives foo_malloc & co. and foo.h).
     #[arg(long)]
     pub prefix: Option<String>,
-    /// Directory to write the library to.
+    /// Directory to write the library to (created if missing).
     #[arg(long, value_name = "DIR", default_value = ".")]
     pub out: PathBuf,
-    /// Library name (lib<NAME>.so); defaults to the heap's file name, or the prefix.
+    /// Library name (lib<NAME>.so; letters, digits and _ . + -); defaults to
+    /// the heap's file name, or the prefix.
     #[arg(long)]
     pub name: Option<String>,
     /// Run the heap's thread hooks (thread_init/thread_cleanup) in every thread: interposes pthread_create.
@@ -130,20 +145,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Build(args) => {
             let built = build::build(&BuildOptions::from_args(&args)?)?;
-            if let Some(dir) = &built.emitted {
-                println!("wrote the shim crate to {} (build it with `cargo build --release` in that directory)", dir.display());
-                return Ok(ExitCode::SUCCESS);
-            }
-            for path in &built.artifacts {
-                if path.extension().map_or(false, |e| e == "h") {
-                    println!("wrote {} (C header, {} prototypes)", path.display(), built.symbols);
-                } else {
-                    println!("built {} ({} mode, {} symbols)", path.display(), built.mode_name(), built.symbols);
-                }
-            }
-            for note in &built.notes {
-                println!("note: {}", note);
-            }
+            print_built(&built).context("cannot write to stdout")?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Run(args) => crate::run::run(&args),
@@ -156,30 +158,57 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             let written = crate::new::new(&crate::new::NewOptions { name: args.name, skeleton, dir: args.dir })?;
             let heap = written.heap.display();
-            println!("wrote {} ({} files)", heap, written.files.len());
-            println!("next: alloc8 build --heap {heap}    # or: alloc8 run --heap {heap} -- PROG ARGS...");
+            outln!(
+                "wrote {} ({} files)\nnext: alloc8 build --heap {heap}    # or: alloc8 run --heap {heap} -- PROG ARGS...",
+                heap,
+                written.files.len()
+            )
+            .context("cannot write to stdout")?;
             Ok(ExitCode::SUCCESS)
         }
     }
 }
 
+/// What `build` made, one line per file.
+fn print_built(built: &build::Built) -> std::io::Result<()> {
+    if let Some(dir) = &built.emitted {
+        return outln!("wrote the shim crate to {} (build it with `cargo build --release` in that directory)", dir.display());
+    }
+    for path in &built.artifacts {
+        if path.extension().map_or(false, |e| e == "h") {
+            outln!("wrote {} (C header, {} prototypes)", path.display(), built.symbols)?;
+        } else {
+            outln!("built {} ({} mode, {} symbols)", path.display(), built.mode_name(), built.symbols)?;
+        }
+    }
+    for note in &built.notes {
+        outln!("note: {}", note)?;
+    }
+    Ok(())
+}
+
 /// Bad input is an answer too (exit 2, one line), not an error of alloc8's.
 fn check(args: &CheckArgs) -> ExitCode {
-    match audit::check(&args.lib) {
+    let loading = if args.dlopen { audit::Loading::Dlopen } else { audit::Loading::AtStart };
+    match audit::check(&args.lib, loading) {
         Ok(reports) => {
-            if !args.json {
+            let text = if !args.json {
                 let texts: Vec<String> = reports.iter().map(|r| r.to_text()).collect();
-                print!("{}", texts.join("\n"));
+                texts.join("\n")
             } else if let [report] = &reports[..] {
-                println!("{}", report.to_json());
+                format!("{}\n", report.to_json())
             } else {
                 // A universal Mach-O: one report per architecture.
-                println!("{}", serde_json::to_string_pretty(&reports).expect("the reports are plain data"));
+                format!("{}\n", serde_json::to_string_pretty(&reports).expect("the reports are plain data"))
+            };
+            if let Err(e) = output::stdout(&text) {
+                errln!("error: cannot write to stdout: {}", e);
+                return ExitCode::from(2);
             }
             ExitCode::from(reports.iter().map(|r| r.verdict.exit_code()).max().unwrap_or(0))
         }
         Err(err) => {
-            eprintln!("error: {}", err);
+            errln!("error: {}", err);
             ExitCode::from(2)
         }
     }

@@ -9,6 +9,7 @@ mod contract;
 mod header;
 mod heap_source;
 mod new;
+mod output;
 mod render;
 mod render_macos;
 mod render_xx;
@@ -24,10 +25,9 @@ fn main() -> ExitCode {
     match cli::dispatch(cli) {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {}", err);
-            for cause in err.chain().skip(1) {
-                eprintln!("  caused by: {}", cause);
-            }
+            // One line, as cargo and ripgrep print theirs: the context, then its causes.
+            let causes: Vec<String> = err.chain().map(|cause| cause.to_string()).collect();
+            output::errln!("error: {}", causes.join(": "));
             // `run` ends with env(1)'s statuses when the program cannot start.
             match err.downcast_ref::<run::Exit>() {
                 Some(exit) => ExitCode::from(exit.code),

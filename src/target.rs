@@ -75,21 +75,17 @@ pub fn require_installed(target: &str, platform: Platform) -> Result<()> {
 /// `dir/alloc8`, a file heap copied to `dir/src/heap.rs` (a crate heap stays
 /// where it is, by absolute path), and `cargo build --release` there builds it.
 pub fn emit_crate(dir: &Path, heap: &HeapSource, mode: Mode, prefix: &str, platform: Platform, threads: bool) -> Result<()> {
-    if dir.exists() && std::fs::read_dir(dir).map_or(true, |mut d| d.next().is_some()) {
+    let existed = dir.exists();
+    if existed && std::fs::read_dir(dir).map_or(true, |mut d| d.next().is_some()) {
         bail!("--emit-crate {}: the directory exists and is not empty; name a new or empty directory", dir.display());
     }
-    let write = |rel: &str, text: &str| -> Result<()> {
-        let path = dir.join(rel);
-        std::fs::create_dir_all(path.parent().expect("has a parent")).with_context(|| format!("cannot create {}", dir.display()))?;
-        std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))
-    };
-    for (rel, text) in templates::ALLOC8_CRATE {
-        write(&format!("alloc8/{}", rel), text)?;
-    }
+    // Everything is rendered first, then written: a failure leaves nothing behind.
+    let mut files: Vec<(String, String)> =
+        templates::ALLOC8_CRATE.iter().map(|(rel, text)| (format!("alloc8/{}", rel), text.to_string())).collect();
     let local = match &heap.kind {
         HeapKind::File { path, dependencies } => {
             let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-            write("src/heap.rs", &text)?;
+            files.push(("src/heap.rs".to_string(), text));
             HeapSource {
                 name: heap.name.clone(),
                 kind: HeapKind::File { path: PathBuf::from("heap.rs"), dependencies: dependencies.clone() },
@@ -123,10 +119,23 @@ pub fn emit_crate(dir: &Path, heap: &HeapSource, mode: Mode, prefix: &str, platf
         alloc8_path: &alloc8,
         xx: None,
     };
-    for (rel, text) in render::render(&spec) {
-        write(rel, &text)?;
+    files.extend(render::render(&spec).into_iter().map(|(rel, text)| (rel.to_string(), text)));
+    let written = files.iter().try_for_each(|(rel, text)| {
+        let path = dir.join(rel);
+        std::fs::create_dir_all(path.parent().expect("has a parent")).with_context(|| format!("cannot create {}", dir.display()))?;
+        std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))
+    });
+    if written.is_err() {
+        // The directory was new or empty: empty it again.
+        if existed {
+            for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                let _ = std::fs::remove_dir_all(entry.path()).or_else(|_| std::fs::remove_file(entry.path()));
+            }
+        } else {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
-    Ok(())
+    written
 }
 
 pub const WINDOWS_GNU: &str = "x86_64-pc-windows-gnu";

@@ -13,13 +13,14 @@ use common::*;
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::{Command, Output};
+use std::time::Duration;
 
 /// The command with the shim preloaded, or with an empty `LD_PRELOAD` (so
 /// both runs have the variable), and nothing of alloc8's in the environment.
 fn observe(lib: Option<&Path>, program: &[&str], extra_env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(program[0]);
     cmd.args(&program[1..]).env("LD_PRELOAD", lib.unwrap_or(Path::new(""))).env_remove("ALLOC8_REPORT").envs(extra_env.iter().copied());
-    output_within(&mut cmd, 60)
+    output_within(&mut cmd, Duration::from_secs(60))
 }
 
 /// What a program observes, but for the value of `LD_PRELOAD` (the user's own setting).
@@ -89,7 +90,7 @@ fn no_inherit_holds_for_bash_dash_and_a_program_with_its_own_getenv() {
     for program in [vec!["bash", "-c", probe], vec!["dash", "-c", probe], vec![own.to_str().unwrap(), "/bin/sh", "-c", probe]] {
         let mut cmd = alloc8();
         cmd.args(["run", "--quiet", "--no-inherit", "--lib"]).arg(&lib).arg("--").args(&program).env("LD_PRELOAD", users);
-        let out = output_within(&mut cmd, 60);
+        let out = output_within(&mut cmd, Duration::from_secs(60));
         assert!(out.status.success() || out.status.code() == Some(1), "{:?}: {}", program, String::from_utf8_lossy(&out.stderr));
         assert_eq!(String::from_utf8_lossy(&out.stdout), format!("0\n[{}][][]\n", users), "{:?}: the child maps no shim", program);
     }
@@ -114,7 +115,7 @@ fn aborts_with_one_line(size: &str) -> String {
     let mut cmd = Command::new(&prog);
     cmd.arg(size).env("LD_PRELOAD", panicky()).env_remove("ALLOC8_REPORT");
     let started = std::time::Instant::now();
-    let out = output_within(&mut cmd, 20);
+    let out = output_within(&mut cmd, Duration::from_secs(20));
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert_eq!(out.status.signal(), Some(6), "SIGABRT for size {}: {:?} {}", size, out.status, stderr);
     assert!(started.elapsed().as_secs() < 5, "took {:?}", started.elapsed());
@@ -144,7 +145,7 @@ fn a_signal_handler_that_allocates_inside_the_locked_heap_is_an_abort_not_a_hang
     // The same program, with a size the heap serves normally, is fine.
     let mut cmd = Command::new(program("alloc_size.c"));
     cmd.arg("100").env("LD_PRELOAD", panicky());
-    let out = output_within(&mut cmd, 20);
+    let out = output_within(&mut cmd, Duration::from_secs(20));
     assert!(out.status.success() && out.stderr.is_empty(), "{:?}", out);
 }
 
@@ -157,7 +158,7 @@ fn a_shim_loaded_late_says_so_and_serves_nothing() {
         let lib = shim(heap);
         let mut cmd = Command::new(&prog);
         cmd.arg(&lib).env_remove("LD_PRELOAD").env_remove("ALLOC8_REPORT");
-        let out = output_within(&mut cmd, 20);
+        let out = output_within(&mut cmd, Duration::from_secs(20));
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "{}: {:?}\n{}", heap, out.status, stderr);
         assert_eq!(String::from_utf8_lossy(&out.stdout), "survived\n");

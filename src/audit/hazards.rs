@@ -5,6 +5,7 @@
 use super::library::Library;
 use super::mode::Detected;
 use super::verdict::Severity;
+use super::Loading;
 use crate::contract;
 use serde::Serialize;
 use std::collections::BTreeSet;
@@ -44,7 +45,7 @@ pub struct Hazard {
     pub names: Vec<String>,
 }
 
-pub fn find(lib: &Library, detected: &Detected) -> Vec<Hazard> {
+pub fn find(lib: &Library, detected: &Detected, loading: Loading) -> Vec<Hazard> {
     let mut out = Vec::new();
     // The names that make this library an allocator, as it exports them.
     let allocation: BTreeSet<String> = match detected.mode() {
@@ -113,18 +114,7 @@ pub fn find(lib: &Library, detected: &Detected) -> Vec<Hazard> {
 
     if let Some(elf) = &lib.elf {
         if !allocation.is_empty() && (elf.dtpmod_relocations > 0 || elf.imports_tls_get_addr) {
-            out.push(Hazard {
-                kind: HazardKind::GeneralDynamicTls,
-                severity: Severity::Warning,
-                detail: format!(
-                    "general-dynamic TLS ({} DTPMOD relocation{}{}): a thread-local reached through __tls_get_addr can call malloc \
-                     (ld.so grows its TLS table with malloc after a dlopen), recursion if the allocation path touches one; use initial-exec TLS there",
-                    elf.dtpmod_relocations,
-                    if elf.dtpmod_relocations == 1 { "" } else { "s" },
-                    if elf.imports_tls_get_addr { ", imports __tls_get_addr" } else { "" }
-                ),
-                names: if elf.imports_tls_get_addr { vec!["__tls_get_addr".to_string()] } else { Vec::new() },
-            });
+            out.push(general_dynamic_tls(elf, loading));
         }
         let unbound: Vec<String> = elf.self_referenced.iter().filter(|n| allocation.contains(*n)).cloned().collect();
         if !elf.symbolic && !unbound.is_empty() {
@@ -170,4 +160,42 @@ pub fn find(lib: &Library, detected: &Detected) -> Vec<Hazard> {
     // Worst first; the order found is kept among equals.
     out.sort_by(|a, b| b.severity.cmp(&a.severity));
     out
+}
+
+/// Thread-locals reached through `__tls_get_addr` (every Rust cdylib has
+/// them: std's own). What they cost depends on when the library is loaded.
+/// At start-up (preloaded or linked) ld.so places them in every thread's
+/// static TLS block: a first access allocates nothing. Only the table of
+/// blocks may grow, with the process's malloc, once the program dlopens more
+/// libraries with thread-locals. Loaded with dlopen, each thread's block is
+/// allocated with malloc at its first access, from wherever that happens.
+fn general_dynamic_tls(elf: &super::elf::ElfFacts, loading: Loading) -> Hazard {
+    let what = format!(
+        "general-dynamic TLS ({} DTPMOD relocation{}{})",
+        elf.dtpmod_relocations,
+        if elf.dtpmod_relocations == 1 { "" } else { "s" },
+        if elf.imports_tls_get_addr { ", imports __tls_get_addr" } else { "" }
+    );
+    let (severity, meaning) = match loading {
+        Loading::AtStart => (
+            Severity::Info,
+            "preloaded or linked, as an allocator is, its thread-locals sit in each thread's static TLS block and a first \
+             access allocates nothing; only after the program dlopens libraries with thread-locals may __tls_get_addr grow \
+             its table with malloc, a recursion only if the allocation path itself reads a general-dynamic thread-local \
+             (`check --dlopen` judges it as loaded with dlopen)",
+        ),
+        Loading::Dlopen => (
+            Severity::Warning,
+            "loaded with dlopen, its thread-locals are allocated at each thread's first access, by __tls_get_addr calling \
+             the process's malloc from inside this library's functions when they touch one: wrong wherever malloc must not \
+             run (a signal handler, the child of a threaded program's fork), a recursion if that malloc reaches this \
+             library; use initial-exec TLS there, or load the library at start-up",
+        ),
+    };
+    Hazard {
+        kind: HazardKind::GeneralDynamicTls,
+        severity,
+        detail: format!("{}: {}", what, meaning),
+        names: if elf.imports_tls_get_addr { vec!["__tls_get_addr".to_string()] } else { Vec::new() },
+    }
 }

@@ -1,13 +1,28 @@
 //! Getting a candidate library's bytes, and telling apart the inputs that
 //! are not a library at all (each gets its own one-line explanation).
+//!
+//! Nothing here may block or read without end: the file is opened with
+//! O_NONBLOCK (a FIFO), refused unless fstat says it is a regular file
+//! (`/dev/zero`, a terminal), and its first bytes are screened before the
+//! rest is read (a 4 GB file of zeros is refused after 4 KiB).
 
 use std::fmt;
+use std::fs::OpenOptions;
+use std::io::Read;
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+
+/// How much of a file is screened before the rest is read.
+const HEAD: usize = 4096;
 
 #[derive(Debug)]
 pub enum ReadError {
     Io(PathBuf, std::io::Error),
     Directory(PathBuf),
+    /// A device, FIFO or socket: named with what it is.
+    NotRegular(PathBuf, &'static str),
+    /// Not text, and not the start of any format check reads.
+    UnknownMagic(PathBuf),
     Empty(PathBuf),
     Archive(PathBuf),
     /// Text; a linker script (`/usr/lib/.../libc.so`) names the real library.
@@ -22,6 +37,12 @@ impl fmt::Display for ReadError {
         match self {
             ReadError::Io(p, e) => write!(f, "cannot read {}: {}", p.display(), e),
             ReadError::Directory(p) => write!(f, "{} is a directory, not a library", p.display()),
+            ReadError::NotRegular(p, what) => {
+                write!(f, "{} is not a regular file ({}); give the path of a library file", p.display(), what)
+            }
+            ReadError::UnknownMagic(p) => {
+                write!(f, "{} is not a readable shared library (it starts with neither ELF, Mach-O, PE nor archive magic)", p.display())
+            }
             ReadError::Empty(p) => write!(f, "{} is empty, not a library", p.display()),
             ReadError::Archive(p) => write!(
                 f,
@@ -41,11 +62,47 @@ impl fmt::Display for ReadError {
 
 impl std::error::Error for ReadError {}
 
+/// The whole file, once its first bytes look like a library or an archive.
 pub fn read(path: &Path) -> Result<Vec<u8>, ReadError> {
-    if path.is_dir() {
-        return Err(ReadError::Directory(path.to_path_buf()));
+    let io = |e| ReadError::Io(path.to_path_buf(), e);
+    // stat first: a socket cannot even be opened, and says so badly (ENXIO).
+    regular(path, &std::fs::metadata(path).map_err(io)?)?;
+    let file = OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path).map_err(io)?;
+    // fstat decides: the path may have been replaced since.
+    let meta = file.metadata().map_err(io)?;
+    regular(path, &meta)?;
+    let mut data = Vec::new();
+    (&file).take(HEAD as u64).read_to_end(&mut data).map_err(io)?;
+    if data.is_empty() {
+        return Err(ReadError::Empty(path.to_path_buf()));
     }
-    std::fs::read(path).map_err(|e| ReadError::Io(path.to_path_buf(), e))
+    if !is_archive(&data) {
+        screen(path, &data)?;
+    }
+    data.reserve(usize::try_from(meta.len()).unwrap_or(0).saturating_sub(data.len()));
+    (&file).read_to_end(&mut data).map_err(io)?;
+    Ok(data)
+}
+
+/// Only a regular file is read: anything else is named.
+fn regular(path: &Path, meta: &std::fs::Metadata) -> Result<(), ReadError> {
+    let kind = meta.file_type();
+    let what = if kind.is_file() {
+        return Ok(());
+    } else if kind.is_dir() {
+        return Err(ReadError::Directory(path.to_path_buf()));
+    } else if kind.is_char_device() {
+        "a character device"
+    } else if kind.is_block_device() {
+        "a block device"
+    } else if kind.is_fifo() {
+        "a FIFO"
+    } else if kind.is_socket() {
+        "a socket"
+    } else {
+        "not a file"
+    };
+    Err(ReadError::NotRegular(path.to_path_buf(), what))
 }
 
 /// A static archive (`ar`): read by `archive`, refused if it is no allocator.
@@ -72,7 +129,29 @@ pub fn screen(path: &Path, data: &[u8]) -> Result<(), ReadError> {
     if !text.is_empty() && text.chars().all(|c| !c.is_control() || c.is_whitespace()) {
         return Err(ReadError::Text(path.to_path_buf(), linker_script_target(text)));
     }
+    if !known_magic(data) {
+        return Err(ReadError::UnknownMagic(path.to_path_buf()));
+    }
     Ok(())
+}
+
+/// Whether `data` starts like a file of a format check reads: ELF, Mach-O
+/// (thin either endianness, or universal), PE (its DOS header) or an archive.
+/// The format readers judge the rest.
+pub fn known_magic(data: &[u8]) -> bool {
+    const MAGICS: &[&[u8]] = &[
+        b"\x7fELF",
+        &[0xfe, 0xed, 0xfa, 0xce],
+        &[0xfe, 0xed, 0xfa, 0xcf],
+        &[0xce, 0xfa, 0xed, 0xfe],
+        &[0xcf, 0xfa, 0xed, 0xfe],
+        &[0xca, 0xfe, 0xba, 0xbe],
+        &[0xca, 0xfe, 0xba, 0xbf],
+        b"MZ",
+        b"!<arch>\n",
+        b"!<thin>\n",
+    ];
+    MAGICS.iter().any(|m| data.starts_with(m))
 }
 
 /// The first library a GNU ld script's GROUP/INPUT names (`libc.so.6`).

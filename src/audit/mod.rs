@@ -26,17 +26,34 @@ pub use report::Report;
 
 use std::path::Path;
 
-/// The whole audit of a library already read.
+/// How the library will be loaded: it decides what its thread-locals cost.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Loading {
+    /// Preloaded or linked: loaded before the program runs, as a malloc
+    /// replacement must be to replace anything.
+    AtStart,
+    /// With dlopen, later (a plugin, or a library a plugin needs).
+    Dlopen,
+}
+
+/// The whole audit of a library already read, judged as loaded at start-up.
 pub fn audit(path: &Path, lib: &Library) -> Report {
+    audit_loaded(path, lib, Loading::AtStart)
+}
+
+/// The whole audit of a library already read, for how it will be loaded.
+pub fn audit_loaded(path: &Path, lib: &Library, loading: Loading) -> Report {
     let (detected, prefixed) = mode::detect(lib);
     let families = families::judge(lib, &detected);
-    let hazards = hazards::find(lib, &detected);
+    let hazards = hazards::find(lib, &detected, loading);
     let verdict = verdict::decide(&detected, &families, &hazards);
     Report {
         path: path.display().to_string(),
         format: lib.format,
         arch: lib.arch.clone(),
         archive: lib.archive,
+        loading,
         mode: detected,
         prefixed_families: prefixed,
         families,
@@ -50,10 +67,10 @@ pub fn audit(path: &Path, lib: &Library) -> Report {
 
 /// Reads and audits `path`: one report, or one per architecture of a
 /// universal (fat) Mach-O.
-pub fn check(path: &Path) -> Result<Vec<Report>, ReadError> {
+pub fn check(path: &Path, loading: Loading) -> Result<Vec<Report>, ReadError> {
     let mut reports = Vec::new();
     for lib in Library::read_all(path)? {
-        let report = audit(path, &lib);
+        let report = audit_loaded(path, &lib, loading);
         // Any library may turn out not to be an allocator; an archive that is
         // none was most likely given by mistake.
         if lib.archive && report.mode == mode::Detected::NotAllocator {

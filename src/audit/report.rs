@@ -18,6 +18,8 @@ pub struct Report {
     pub arch: String,
     /// A static archive rather than a shared library.
     pub archive: bool,
+    /// How the audit assumed the library is loaded (`check --dlopen`).
+    pub loading: super::Loading,
     pub mode: Detected,
     /// Every `<prefix>_malloc` family it exports (an interposer may have one too).
     pub prefixed_families: Vec<PrefixedFamily>,
@@ -42,6 +44,9 @@ impl Report {
         let soname = self.elf.as_ref().and_then(|e| e.soname.as_deref()).map(|s| format!(" {}", s)).unwrap_or_default();
         let kind = if self.archive { " static archive" } else { "" };
         let _ = writeln!(out, "  {} {}{}{}: {}", self.format.name(), self.arch, kind, soname, self.mode.describe());
+        if self.loading == super::Loading::Dlopen {
+            let _ = writeln!(out, "  judged as loaded with dlopen (--dlopen), not at start-up");
+        }
         if let Some(pe) = &self.pe {
             match pe.crt_summary() {
                 Some(crt) => {

@@ -51,6 +51,8 @@ pub enum Alloc8Dependency {
 #[derive(Debug)]
 pub enum HeapError {
     Missing(PathBuf),
+    /// A device, FIFO or socket: reading it could block or never end.
+    NotRegular(PathBuf),
     NotRust(PathBuf),
     Unreadable(PathBuf, String),
     NoRegistration(PathBuf),
@@ -61,13 +63,22 @@ pub enum HeapError {
     Metadata(PathBuf, String),
     NoLibTarget(PathBuf, String),
     NoAlloc8(PathBuf, String),
-    Alloc8Version { package: String, found: String, expected: String },
+    Alloc8Version {
+        package: String,
+        found: String,
+        expected: String,
+    },
 }
 
 impl fmt::Display for HeapError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             HeapError::Missing(p) => write!(f, "heap {} does not exist", p.display()),
+            HeapError::NotRegular(p) => write!(
+                f,
+                "heap {} is not a regular file (a device, FIFO or socket); give a heap file or directory",
+                p.display()
+            ),
             HeapError::NotRust(p) => write!(
                 f,
                 "{} is not a Rust file (.rs), a C or C++ source (.c, .cpp, .cc, .cxx), or a static archive or object (.a, .o) of a heap",
@@ -116,10 +127,13 @@ impl std::error::Error for HeapError {}
 
 impl HeapSource {
     pub fn open(path: &Path) -> Result<HeapSource, HeapError> {
-        if !path.exists() {
+        let Ok(meta) = std::fs::metadata(path) else {
             return Err(HeapError::Missing(path.to_path_buf()));
+        };
+        if !meta.is_dir() && !meta.is_file() {
+            return Err(HeapError::NotRegular(path.to_path_buf()));
         }
-        if path.is_dir() {
+        if meta.is_dir() {
             // A Cargo.toml wins: a Rust crate may well carry C sources.
             if !path.join("Cargo.toml").is_file() && path.join(xx::MANIFEST).is_file() {
                 return xx::open_dir(path);

@@ -159,8 +159,8 @@ impl fmt::Display for XxError {
             ),
             XxError::NoThreadHooks(p) => write!(
                 f,
-                "alloc8 build --threads: heap {} defines none of xxthread_init, xxthread_cleanup, xxthread_created_flag; \
-                 define them (extern \"C\") or build without --threads",
+                "--threads: heap {} defines none of xxthread_init, xxthread_cleanup, xxthread_created_flag; \
+                 define them (extern \"C\") or leave out --threads",
                 p.display()
             ),
         }

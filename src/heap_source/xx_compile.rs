@@ -91,7 +91,7 @@ pub fn archive(input: &XxInput, dir: &Path, verbose: bool) -> Result<PathBuf, Co
     let lines = messages.lines.lock().unwrap();
     if built.is_err() || verbose {
         for line in lines.iter() {
-            eprintln!("{}", line);
+            crate::output::errln!("{}", line);
         }
     }
     let built = built?;

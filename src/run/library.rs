@@ -4,10 +4,10 @@
 //! `alloc8 check`.
 
 use crate::audit::{self, mode::Detected};
-use crate::build::{self, BuildOptions};
+use crate::build::{self, BuildOptions, Invocation};
 use crate::cache;
 use crate::contract::Mode;
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, bail, Result};
 use std::path::{Path, PathBuf};
 
 pub struct Library {
@@ -16,35 +16,42 @@ pub struct Library {
     /// An alloc8 shim, which reports to run; any other allocator cannot
     /// prove it came alive.
     pub reports: bool,
-    /// Set when the library only exports `<prefix>_malloc` & co.: preloading it replaces nothing.
-    pub prefixed_only: Option<String>,
 }
 
 pub fn from_lib(path: &Path) -> Result<Library> {
+    // check's reader: a FIFO or a device is refused, not read forever.
+    let data = audit::input::read(path)?;
     let abs = path.canonicalize().map_err(|e| anyhow!("cannot use --lib {}: {}", path.display(), e))?;
-    let data = std::fs::read(&abs).map_err(|e| anyhow!("cannot read --lib {}: {}", path.display(), e))?;
-    let kind = allocator_kind(&audit::Library::parse(&abs, &data)?).with_context(|| {
-        format!(
+    match audit::mode::detect(&audit::Library::parse(path, &data)?).0 {
+        Detected::Interposer | Detected::CLibrary => {}
+        // Preloading it would run the program on the system's malloc and
+        // report a shim that came alive, bound, with nothing to show.
+        Detected::Prefixed { prefix } => bail!(
+            "{} is a prefixed library ({}_malloc & co., beside the system's malloc): preloading it replaces nothing. \
+             `alloc8 run` needs an interposing library: build the heap with `--mode interpose` (the default), \
+             or link programs with this one and call {}_malloc",
+            path.display(),
+            prefix,
+            prefix
+        ),
+        Detected::NotAllocator => bail!(
             "{} is not an allocator: it exports no `malloc` (nor a `<prefix>_malloc` family); \
              give a malloc replacement such as one `alloc8 build` made",
             path.display()
-        )
-    })?;
-    Ok(Library {
-        path: abs,
-        reports: is_alloc8_shim(&data),
-        prefixed_only: match kind {
-            Kind::Interposing => None,
-            Kind::Prefixed(p) => Some(p),
-        },
-    })
+        ),
+    }
+    Ok(Library { path: abs, reports: is_alloc8_shim(&data) })
 }
 
 /// Builds the heap as an interposing shim into the cache (cargo makes a
 /// rebuild with no change a no-op) and uses that.
 pub fn from_heap(heap: &Path, threads: bool, verbose: bool) -> Result<Library> {
     let source = heap.canonicalize().map_err(|e| anyhow!("cannot use --heap {}: {}", heap.display(), e))?;
-    let stem = source.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "heap".into());
+    // The cached library's name: any file name gives a valid one.
+    let stem: String = source
+        .file_stem()
+        .map(|s| s.to_string_lossy().chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect())
+        .unwrap_or_else(|| "heap".into());
     let key = cache::hash(&[&source.to_string_lossy(), if threads { "threads" } else { "" }]);
     let opts = BuildOptions {
         heap: heap.to_path_buf(),
@@ -56,27 +63,13 @@ pub fn from_heap(heap: &Path, threads: bool, verbose: bool) -> Result<Library> {
         target: None,
         emit_crate: None,
         verbose,
+        invocation: Invocation::Run,
     };
     let built = build::build(&opts)?;
     let so = built.artifacts.iter().find(|p| p.extension().map_or(false, |e| e == "so"));
     match so {
         Some(so) => from_lib(so),
         None => bail!("building heap {} produced no shared library", heap.display()),
-    }
-}
-
-enum Kind {
-    Interposing,
-    Prefixed(String),
-}
-
-/// What `check` makes of the library (the same contract table), reduced to
-/// what run needs: does preloading it replace malloc, or offer a prefixed family.
-fn allocator_kind(lib: &audit::Library) -> Option<Kind> {
-    match audit::mode::detect(lib).0 {
-        Detected::Interposer | Detected::CLibrary => Some(Kind::Interposing),
-        Detected::Prefixed { prefix } => Some(Kind::Prefixed(prefix)),
-        Detected::NotAllocator => None,
     }
 }
 

@@ -11,12 +11,13 @@ mod library;
 mod preload;
 mod program;
 mod report;
+mod table;
 mod wait;
 mod windows;
 
 use crate::cli::RunArgs;
+use crate::output::{self, errln};
 use anyhow::{Context, Result};
-use std::io::Write;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, ExitCode};
@@ -63,7 +64,7 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
     let shown = Path::new(name).display().to_string();
     if !args.quiet {
         for note in notes(&lib) {
-            eprintln!("alloc8: note: {}", note);
+            errln!("alloc8: note: {}", note);
         }
     }
 
@@ -133,14 +134,7 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
             let mut out = String::new();
             if !rows.is_empty() {
                 let heap = top.or(rows.first()).and_then(|r| r.heap.clone()).unwrap_or_else(|| "?".into());
-                out.push_str(&format!("alloc8: heap {} ({}) in {} process(es):\n", heap, lib.path.display(), report::pid_count(&rows)));
-                out.push_str(&report::table(&rows));
-                if rows.iter().any(|r| r.end == report::End::Unknown) {
-                    out.push_str("  (no report: the process ended by _exit or a signal, or exec'd a program without the shim)\n");
-                }
-                if rows.iter().any(|r| r.end == report::End::Exit) && rows.iter().all(|r| r.stats.is_none()) {
-                    out.push_str("  (this heap keeps no statistics: implement Heap::stats for calls and bytes)\n");
-                }
+                out.push_str(&table::text(&rows, args.all, &format!("heap {} ({})", heap, lib.path.display())));
             }
             out.push_str(&format!("alloc8: {} (pid {}) {}\n", shown, status.pid, ended));
             out
@@ -148,7 +142,7 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
         emit(args.output.as_deref(), &rendered)?;
     }
     if let Some(message) = failure {
-        eprintln!("error: {}", message);
+        errln!("error: {}", message);
     }
     Ok(ExitCode::from(exit_code))
 }
@@ -156,13 +150,6 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
 /// What the user should know before the program's output starts.
 fn notes(lib: &library::Library) -> Vec<String> {
     let mut notes = Vec::new();
-    if let Some(prefix) = &lib.prefixed_only {
-        notes.push(format!(
-            "{} only exports {}_malloc & co.: preloading it does not replace the program's malloc",
-            lib.path.display(),
-            prefix
-        ));
-    }
     if !lib.reports {
         notes.push(format!("{} is not an alloc8 shim: it cannot report, so whether it came alive is not proven", lib.path.display()));
     }
@@ -174,8 +161,7 @@ fn emit(output: Option<&Path>, text: &str) -> Result<()> {
     match output {
         Some(path) => std::fs::write(path, text).with_context(|| format!("cannot write the report to {}", path.display())),
         None => {
-            let mut err = std::io::stderr().lock();
-            let _ = err.write_all(text.as_bytes());
+            output::stderr(text);
             Ok(())
         }
     }

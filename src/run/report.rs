@@ -1,4 +1,4 @@
-//! Reading the shim's JSON lines back and printing what each process did.
+//! Reading the shim's JSON lines back into one row per process (table.rs prints them).
 //!
 //! Every process that loaded the shim appended `load`, `fork` and `exit`
 //! lines (crates/alloc8/src/report.rs). They become one row per program
@@ -7,7 +7,6 @@
 
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use std::fmt::Write as _;
 
 #[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
 pub struct Stats {
@@ -163,92 +162,6 @@ pub fn processes(text: &str) -> Vec<Process> {
     rows
 }
 
-/// The text report: one row per program image that ended (or never said);
-/// images a pid replaced by exec (`env`, wrapper scripts) ran no heap work
-/// worth a row. The JSON report keeps them all.
-pub fn table(rows: &[Process]) -> String {
-    let mut out = String::new();
-    let threads = rows.iter().any(|r| r.threads.is_some());
-    let mut header = vec!["pid", "parent", "bound", "mallocs", "frees", "reallocs", "allocated", "peak live", "live at end"];
-    if threads {
-        // Thread hooks of `--threads` shims: threads that got thread_init / thread_cleanup.
-        header.push("threads init/cleanup");
-    }
-    header.extend(["end", "program"]);
-    let mut cells: Vec<Vec<String>> = vec![header.iter().map(|s| s.to_string()).collect()];
-    for r in rows.iter().filter(|r| r.end != End::Exec) {
-        let dash = || "-".to_string();
-        let (m, f, re, a, p, l) = match &r.stats {
-            Some(s) => (
-                s.mallocs.to_string(),
-                s.frees.to_string(),
-                s.reallocs.to_string(),
-                bytes(s.bytes_allocated),
-                bytes(s.peak_live_bytes),
-                bytes(s.live_bytes),
-            ),
-            None => (dash(), dash(), dash(), dash(), dash(), dash()),
-        };
-        let mut row = vec![
-            r.pid.to_string(),
-            r.parent.map_or_else(dash, |p| p.to_string()),
-            match r.bound {
-                Some(true) => "yes".into(),
-                Some(false) => "NO".into(),
-                None => "?".into(),
-            },
-            m,
-            f,
-            re,
-            a,
-            p,
-            l,
-        ];
-        if threads {
-            row.push(r.threads.map_or_else(dash, |t| format!("{}/{}", t.inits, t.cleanups)));
-        }
-        row.extend([
-            match r.end {
-                End::Exit => "exit".into(),
-                End::Exec => "exec".into(),
-                End::Unknown => "no report".into(),
-            },
-            r.exe.clone().unwrap_or_else(|| "?".into()),
-        ]);
-        cells.push(row);
-    }
-    let widths: Vec<usize> = (0..header.len()).map(|c| cells.iter().map(|row| row[c].len()).max().unwrap_or(0)).collect();
-    for row in &cells {
-        let mut line = String::from(" ");
-        for (c, cell) in row.iter().enumerate() {
-            if c + 1 == row.len() {
-                let _ = write!(line, " {}", cell);
-            } else if c == 2 || c + 2 == row.len() {
-                let _ = write!(line, " {:<w$}", cell, w = widths[c]);
-            } else {
-                let _ = write!(line, " {:>w$}", cell, w = widths[c]);
-            }
-        }
-        out.push_str(line.trim_end());
-        out.push('\n');
-    }
-    out
-}
-
-fn bytes(n: u64) -> String {
-    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
-    if n < 1024 {
-        return format!("{} B", n);
-    }
-    let mut v = n as f64 / 1024.0;
-    let mut unit = 0;
-    while v >= 1024.0 && unit + 1 < UNITS.len() {
-        v /= 1024.0;
-        unit += 1;
-    }
-    format!("{:.1} {}", v, UNITS[unit])
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -281,31 +194,16 @@ not json
         let rows = processes(text);
         assert_eq!(rows.len(), 2);
         assert_eq!((rows[0].end, rows[1].end), (End::Exec, End::Exit));
-        let t = table(&rows);
-        assert!(t.contains("/usr/bin/python3") && !t.contains("/usr/bin/env"), "{}", t);
     }
 
     #[test]
-    fn thread_hook_counts_get_a_column_only_when_a_process_has_them() {
-        let plain = r#"{"event":"load","pid":3,"heap":"h","bound":true,"exe":"/bin/true"}
-{"event":"exit","pid":3,"heap":"h","exe":"/bin/true"}
-"#;
-        assert!(!table(&processes(plain)).contains("threads"));
+    fn thread_hook_counts_are_read() {
         let threaded = r#"{"event":"load","pid":4,"heap":"h","bound":true,"exe":"/usr/bin/python3"}
 {"event":"threads","pid":4,"inits":8,"cleanups":7,"flag_flips":1}
 {"event":"exit","pid":4,"heap":"h","exe":"/usr/bin/python3"}
 "#;
         let rows = processes(threaded);
         assert_eq!(rows[0].threads, Some(Threads { inits: 8, cleanups: 7 }));
-        let t = table(&rows);
-        assert!(t.contains("threads init/cleanup") && t.contains(" 8/7 ") && t.contains("exit"), "{}", t);
-    }
-
-    #[test]
-    fn byte_counts_are_readable() {
-        assert_eq!(bytes(512), "512 B");
-        assert_eq!(bytes(1536), "1.5 KiB");
-        assert_eq!(bytes(3 << 20), "3.0 MiB");
     }
 }
 

@@ -6,9 +6,9 @@
 //! into it with a remote LoadLibraryW, and resumes it, so the DLL is in place
 //! before the program's first allocation.
 
-use super::{emit, report, wait, Exit, NOT_ALIVE};
+use super::{emit, report, table, wait, Exit, NOT_ALIVE};
 use crate::audit::{self, mode::Detected};
-use crate::build::{self, BuildOptions};
+use crate::build::{self, BuildOptions, Invocation};
 use crate::cache;
 use crate::cli::RunArgs;
 use crate::contract::Mode;
@@ -97,13 +97,7 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
             let mut out = String::new();
             if !rows.is_empty() {
                 let heap = top.or(rows.first()).and_then(|r| r.heap.clone()).unwrap_or_else(|| "?".into());
-                out.push_str(&format!(
-                    "alloc8: heap {} ({}, injected under wine) in {} process(es):\n",
-                    heap,
-                    dll.display(),
-                    report::pid_count(&rows)
-                ));
-                out.push_str(&report::table(&rows));
+                out.push_str(&table::text(&rows, args.all, &format!("heap {} ({}, injected under wine)", heap, dll.display())));
             }
             out.push_str(&format!("alloc8: {} {}\n", name, ended));
             out
@@ -111,16 +105,16 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
         emit(args.output.as_deref(), &rendered)?;
     }
     if let Some(message) = failure {
-        eprintln!("error: {}", message);
+        crate::output::errln!("error: {}", message);
     }
     Ok(ExitCode::from(exit_code))
 }
 
 /// A DLL that exports the CRT's malloc family (an alloc8 redirect DLL or similar).
 fn dll_from_lib(lib: &Path) -> Result<PathBuf> {
+    let data = audit::input::read(lib)?;
     let abs = lib.canonicalize().map_err(|e| anyhow!("cannot use --lib {}: {}", lib.display(), e))?;
-    let data = std::fs::read(&abs).map_err(|e| anyhow!("cannot read --lib {}: {}", lib.display(), e))?;
-    let parsed = audit::Library::parse(&abs, &data)?;
+    let parsed = audit::Library::parse(lib, &data)?;
     if parsed.format != audit::library::Format::Pe {
         bail!(
             "--lib {} is not a Windows DLL; with --target {} give a DLL `alloc8 build --target {}` made",
@@ -142,7 +136,11 @@ fn dll_from_lib(lib: &Path) -> Result<PathBuf> {
 
 fn dll_from_heap(heap: &Path, threads: bool, verbose: bool) -> Result<PathBuf> {
     let source = heap.canonicalize().map_err(|e| anyhow!("cannot use --heap {}: {}", heap.display(), e))?;
-    let stem = source.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "heap".into());
+    // The cached library's name: any file name gives a valid one.
+    let stem: String = source
+        .file_stem()
+        .map(|s| s.to_string_lossy().chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect())
+        .unwrap_or_else(|| "heap".into());
     let key = cache::hash(&[&source.to_string_lossy(), if threads { "threads" } else { "" }, target::WINDOWS_GNU]);
     let opts = BuildOptions {
         heap: heap.to_path_buf(),
@@ -154,6 +152,7 @@ fn dll_from_heap(heap: &Path, threads: bool, verbose: bool) -> Result<PathBuf> {
         target: Some(target::WINDOWS_GNU.to_string()),
         emit_crate: None,
         verbose,
+        invocation: Invocation::Run,
     };
     let built = build::build(&opts)?;
     built

@@ -80,6 +80,24 @@ pub fn build_fails(heap: &Path, args: &[&str]) -> (String, String) {
     (last, stderr)
 }
 
+/// Runs `cmd` (stdin empty, output captured) to completion, or kills it
+/// after `limit` and fails the test: nothing alloc8 does may hang.
+pub fn output_within(cmd: &mut Command, limit: std::time::Duration) -> Output {
+    use std::process::Stdio;
+    let child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let pid = child.id() as i32;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(child.wait_with_output()));
+    match rx.recv_timeout(limit) {
+        Ok(output) => output.unwrap(),
+        Err(_) => {
+            // Only this child, by its own pid.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            panic!("{:?} did not finish within {:?}", cmd, limit);
+        }
+    }
+}
+
 /// The heaps shipped in shims/ that every core test runs under.
 pub const SHIPPED: &[&str] = &["system", "mmap", "dlmalloc", "tlsf", "mimalloc", "threadcache", "xx_bump", "xx_cxx"];
 
@@ -228,43 +246,4 @@ pub fn run_reported(mut cmd: Command) -> Run {
     let text = std::fs::read_to_string(&report).unwrap_or_default();
     let events = text.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad report line {:?}: {}", l, e))).collect();
     Run { output, events, raw: text }
-}
-
-/// Runs `cmd` to completion with its output captured, killing it after
-/// `seconds`: a child that does not finish is a hang, reported as such.
-pub fn output_within(cmd: &mut Command, seconds: u64) -> Output {
-    use std::io::Read;
-    use std::process::Stdio;
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {:?}: {}", cmd, e));
-    // Drain both pipes on threads so a chatty child cannot block on a full pipe.
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let out = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = out.read_to_end(&mut v);
-        v
-    });
-    let err = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = err.read_to_end(&mut v);
-        v
-    });
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if std::time::Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{:?} did not finish within {} s: a hang", cmd, seconds);
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    };
-    Output { status, stdout: out.join().unwrap(), stderr: err.join().unwrap() }
 }

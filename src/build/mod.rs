@@ -1,4 +1,9 @@
-//! `alloc8 build`: heap in, audited shim library out.
+//! `alloc8 build`: heap in, audited shim library out. Nothing is written to
+//! the output directory unless the whole build succeeds (staging.rs), and
+//! names that cannot work are refused before cargo runs (names.rs).
+
+mod names;
+mod staging;
 
 use crate::audit;
 use crate::cache;
@@ -12,8 +17,18 @@ use crate::static_archive;
 use crate::target::{self, WindowsToolchain};
 use crate::templates;
 use anyhow::{bail, Context, Result};
+use names::StemSource;
+use staging::Staging;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+
+/// The command a build runs for: its advice names that command's flags.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Invocation {
+    Build,
+    /// `alloc8 run --heap`.
+    Run,
+}
 
 pub struct BuildOptions {
     pub heap: PathBuf,
@@ -27,17 +42,17 @@ pub struct BuildOptions {
     /// `--emit-crate`: write the crate there instead of building it.
     pub emit_crate: Option<PathBuf>,
     pub verbose: bool,
+    pub invocation: Invocation,
 }
 
 impl BuildOptions {
     pub fn from_args(args: &BuildArgs) -> Result<BuildOptions> {
         let prefix = match (args.mode, &args.prefix) {
             (Mode::Prefixed, None) => bail!("prefixed mode needs a prefix: add `--prefix NAME` (gives NAME_malloc, NAME_free, ...)"),
-            (Mode::Prefixed, Some(p)) if !contract::valid_prefix(p) => bail!(
-                "--prefix {:?} cannot start C identifiers; use letters, digits and _ (not starting with a digit), e.g. `--prefix myheap`",
-                p
-            ),
-            (Mode::Prefixed, Some(p)) => p.clone(),
+            (Mode::Prefixed, Some(p)) => {
+                names::check_prefix(p)?;
+                p.clone()
+            }
             (Mode::Interpose, Some(_)) => bail!("--prefix only applies to `--mode prefixed`"),
             (Mode::Interpose, None) => String::new(),
         };
@@ -46,11 +61,6 @@ impl BuildOptions {
                 "--threads needs `--mode interpose`: it interposes pthread_create, and a prefixed library \
                  leaves everything of the system's alone"
             );
-        }
-        if let Some(name) = &args.name {
-            if name.is_empty() || name.contains(['/', '\\']) {
-                bail!("--name {:?} must be a plain file name (the library becomes lib<NAME>.so)", name);
-            }
         }
         Ok(BuildOptions {
             heap: args.heap.clone(),
@@ -62,6 +72,7 @@ impl BuildOptions {
             target: args.target.clone(),
             emit_crate: args.emit_crate.clone(),
             verbose: args.verbose,
+            invocation: Invocation::Build,
         })
     }
 }
@@ -98,6 +109,13 @@ pub fn build(opts: &BuildOptions) -> Result<Built> {
         target::emit_crate(dir, &heap, opts.mode, &opts.prefix, platform, opts.threads)?;
         return Ok(Built { emitted: Some(dir.clone()), artifacts: Vec::new(), mode: opts.mode, symbols: 0, notes: Vec::new() });
     }
+    let (stem, stem_source) = match (&opts.name, opts.mode) {
+        (Some(name), _) => (name.clone(), StemSource::Name),
+        (None, Mode::Prefixed) => (opts.prefix.clone(), StemSource::Prefix),
+        (None, Mode::Interpose) => (heap.name.clone(), StemSource::Heap),
+    };
+    names::check_stem(&stem, stem_source, opts.mode, platform)?;
+    names::check_out_dir(&opts.out)?;
     // Windows: Debian's rustc 1.63 and cargo with mingw-w64 (src/target.rs).
     let windows = match platform {
         Platform::Windows => Some(windows_preflight(&opts.heap, &heap)?),
@@ -121,11 +139,6 @@ pub fn build(opts: &BuildOptions) -> Result<Built> {
     ]);
     let crate_name = format!("alloc8_shim_{}_{}", sanitize(&heap.name), &key[..8]);
     let crate_dir = cache.join("shims").join(&crate_name);
-    let stem = match (&opts.name, opts.mode) {
-        (Some(name), _) => name.clone(),
-        (None, Mode::Prefixed) => opts.prefix.clone(),
-        (None, Mode::Interpose) => heap.name.clone(),
-    };
     let soname = match platform {
         Platform::Windows => format!("{}.dll", stem),
         Platform::Macos => format!("lib{}.dylib", stem),
@@ -164,16 +177,24 @@ pub fn build(opts: &BuildOptions) -> Result<Built> {
         cargo: windows.as_ref().map(|w| w.cargo.as_path()),
         env: windows.as_ref().map(|w| w.env()).unwrap_or_default(),
         offline: windows.is_some(),
+        // rustc's errors in these are consequences of the user's, in their own files.
+        generated: &[&crate_dir, &alloc8_dir],
     })?;
     let files = match outcome {
         Outcome::Built(files) => files,
-        Outcome::CompileErrors { shim_assertions } => match shim_assertions.first() {
-            Some(text) => bail!("heap {}: {}", opts.heap.display(), text),
+        Outcome::CompileErrors { shim_assertions, hidden } => match shim_assertions.first() {
+            Some(text) => bail!("heap {}: {}", opts.heap.display(), advice_for(text, opts.invocation)),
             None if windows.is_some() => bail!(
                 "heap {} does not compile for {} with Debian's rustc 1.63 (the compiler's errors are above): \
                  a Windows heap must be edition 2021, 1.63-clean and get its memory from Windows (VirtualAlloc, HeapAlloc), not libc",
                 opts.heap.display(),
                 target::WINDOWS_GNU
+            ),
+            None if hidden > 0 => bail!(
+                "heap {} does not compile (the compiler's errors in it are above; the {} they cause in the generated shim \
+                 are not shown, `--verbose` shows them)",
+                opts.heap.display(),
+                if hidden == 1 { "1 error".to_string() } else { format!("{} errors", hidden) }
             ),
             None => bail!("heap {} does not compile (the compiler's errors are above)", opts.heap.display()),
         },
@@ -190,15 +211,14 @@ pub fn build(opts: &BuildOptions) -> Result<Built> {
         ),
     };
 
-    std::fs::create_dir_all(&opts.out).with_context(|| format!("cannot create output directory {}", opts.out.display()))?;
-    let mut artifacts = Vec::new();
-    let mut symbols = 0;
+    let mut staging = Staging::new(&opts.out)?;
     if platform == Platform::Windows {
-        return finish_windows(opts, &files, &stem, &heap.name);
+        return finish_windows(opts, staging, &files, &stem, &heap.name);
     }
+    let mut symbols = 0;
     for file in &files {
         let ext = file.extension().and_then(|e| e.to_str()).unwrap_or("");
-        let dest = opts.out.join(format!("lib{}.{}", stem, ext));
+        let name = format!("lib{}.{}", stem, ext);
         match ext {
             "a" => {
                 let keep: Vec<String> =
@@ -209,28 +229,41 @@ pub fn build(opts: &BuildOptions) -> Result<Built> {
                 if !is_newer(&sealed, file) {
                     static_archive::seal(file, &sealed, &keep, &opts.prefix)?;
                 }
-                copy_atomically(&sealed, &dest)?;
-                verify_archive(&dest, &keep)?;
+                let staged = staging.copy(&sealed, &name)?;
+                verify_archive(&staged, &sealed, &keep)?;
             }
             "so" | "dylib" => {
-                copy_atomically(file, &dest)?;
-                symbols = verify_exports(&dest, platform, opts.mode, &opts.prefix, opts.threads)?;
+                let staged = staging.copy(file, &name)?;
+                symbols = verify_exports(&staged, file, platform, opts.mode, &opts.prefix, opts.threads)?;
             }
-            _ => copy_atomically(file, &dest)?,
+            _ => {
+                staging.copy(file, &name)?;
+            }
         }
-        artifacts.push(dest);
     }
     if opts.mode == Mode::Prefixed {
-        let dest = opts.out.join(format!("{}.h", stem));
+        let dest = staging.file(&format!("{}.h", stem));
         let text = header::render(platform, &opts.prefix, &stem, &heap.name);
         std::fs::write(&dest, text).with_context(|| format!("cannot write {}", dest.display()))?;
-        artifacts.push(dest);
     }
     let mut notes = Vec::new();
     if opts.mode == Mode::Prefixed && xx.as_ref().map_or(false, |x| x.provided.cxx) {
         notes.push(format!("lib{}.a holds a C++ heap: link programs that use it with -lstdc++ too", stem));
     }
+    let artifacts = staging.commit()?;
     Ok(Built { emitted: None, artifacts, mode: opts.mode, symbols, notes })
+}
+
+/// The shim's compile-time assertions name `alloc8 build`'s flags; under
+/// `alloc8 run --heap` the same advice is `run`'s.
+fn advice_for(text: &str, invocation: Invocation) -> String {
+    match invocation {
+        Invocation::Build => text.to_string(),
+        Invocation::Run => text
+            .replace("alloc8 build --threads", "alloc8 run --threads")
+            .replace("build it with", "run it with")
+            .replace("build without --threads", "run without --threads"),
+    }
 }
 
 /// Checks what a Windows build needs before cargo runs: the toolchain, and
@@ -255,54 +288,52 @@ fn windows_preflight(path: &Path, heap: &HeapSource) -> Result<WindowsToolchain>
 
 /// The DLL (stripped: 1 MB instead of 14), its import library (made from
 /// the contract), and in prefixed mode the header.
-fn finish_windows(opts: &BuildOptions, files: &[PathBuf], stem: &str, heap_name: &str) -> Result<Built> {
+fn finish_windows(opts: &BuildOptions, mut staging: Staging, files: &[PathBuf], stem: &str, heap_name: &str) -> Result<Built> {
     let dll = files
         .iter()
         .find(|f| f.extension().map_or(false, |e| e == "dll"))
         .with_context(|| format!("cargo produced no DLL for {}", opts.heap.display()))?;
-    let dest = opts.out.join(format!("{}.dll", stem));
-    copy_atomically(dll, &dest)?;
-    target::mingw_tool("strip", &["--strip-unneeded".as_ref(), dest.as_os_str()], &dest)?;
-    let symbols = verify_exports(&dest, Platform::Windows, opts.mode, &opts.prefix, opts.threads)?;
-    let mut artifacts = vec![dest];
+    let dllname = format!("{}.dll", stem);
+    let staged = staging.copy(dll, &dllname)?;
+    target::mingw_tool("strip", &["--strip-unneeded".as_ref(), staged.as_os_str()], &staged)?;
+    let symbols = verify_exports(&staged, dll, Platform::Windows, opts.mode, &opts.prefix, opts.threads)?;
     // The import library, naming the DLL as shipped (cargo's names the crate's
     // DLL). Interpose mode too: a program may link the redirect DLL.
     {
-        let def = opts.out.join(format!("{}.def", stem));
-        let mut text = format!("LIBRARY {}.dll\nEXPORTS\n", stem);
+        let def = staging.scratch(&format!("{}.def", stem));
+        let mut text = format!("LIBRARY {}\nEXPORTS\n", dllname);
         for (name, _) in contract::shim_exports(Platform::Windows, opts.mode, &opts.prefix, opts.threads) {
             text.push_str(&format!("    {}\n", name));
         }
         std::fs::write(&def, text).with_context(|| format!("cannot write {}", def.display()))?;
-        let implib = opts.out.join(format!("lib{}.dll.a", stem));
-        let dllname = format!("{}.dll", stem);
-        let result = target::mingw_tool(
+        let implib = staging.file(&format!("lib{}.dll.a", stem));
+        target::mingw_tool(
             "dlltool",
             &["--dllname".as_ref(), dllname.as_ref(), "--input-def".as_ref(), def.as_os_str(), "--output-lib".as_ref(), implib.as_os_str()],
             &implib,
-        );
-        let _ = std::fs::remove_file(&def);
-        result?;
-        artifacts.push(implib);
+        )?;
     }
     if opts.mode == Mode::Prefixed {
-        let header = opts.out.join(format!("{}.h", stem));
+        let header = staging.file(&format!("{}.h", stem));
         std::fs::write(&header, header::render(Platform::Windows, &opts.prefix, stem, heap_name))
             .with_context(|| format!("cannot write {}", header.display()))?;
-        artifacts.push(header);
     }
+    let artifacts = staging.commit()?;
     Ok(Built { emitted: None, artifacts, mode: opts.mode, symbols, notes: Vec::new() })
 }
 
 /// The artifact goes through the same audit as `alloc8 check`, and must
 /// besides export exactly what the contract table says: the same table the
 /// renderer used, so a mismatch is a bug to stop on, not to ship.
-fn verify_exports(lib: &Path, platform: Platform, mode: Mode, prefix: &str, threads: bool) -> Result<usize> {
+///
+/// `lib` is the staged copy; errors name `cargos`, cargo's own in the cache,
+/// which stays for `alloc8 check` when the staged one is removed.
+fn verify_exports(lib: &Path, cargos: &Path, platform: Platform, mode: Mode, prefix: &str, threads: bool) -> Result<usize> {
     let library = audit::Library::read(lib)?;
     let expected: BTreeSet<String> = contract::shim_exports(platform, mode, prefix, threads).into_iter().map(|(n, _)| n).collect();
     let missing: Vec<_> = expected.difference(&library.defined).cloned().collect();
     if !missing.is_empty() {
-        bail!("{} lacks contract symbols: {}", lib.display(), missing.join(", "));
+        bail!("the built library ({}) lacks contract symbols: {}", cargos.display(), missing.join(", "));
     }
     // Any other export that is an allocator name (ours, prefixed or not) would
     // interpose something the mode promised to leave alone.
@@ -314,7 +345,7 @@ fn verify_exports(lib: &Path, platform: Platform, mode: Mode, prefix: &str, thre
         .cloned()
         .collect();
     if !stray.is_empty() {
-        bail!("{} exports allocator symbols its mode must not: {}", lib.display(), stray.join(", "));
+        bail!("the built library ({}) exports allocator symbols its mode must not: {}", cargos.display(), stray.join(", "));
     }
     let report = audit::audit(lib, &library);
     let wanted = match mode {
@@ -323,10 +354,9 @@ fn verify_exports(lib: &Path, platform: Platform, mode: Mode, prefix: &str, thre
     };
     if report.mode != wanted || !report.verdict.sound {
         bail!(
-            "{} fails its audit ({}); `alloc8 check {}` shows the details",
-            lib.display(),
+            "the built library fails its audit ({}), so nothing was written; `alloc8 check {}` shows the details",
             if report.mode != wanted { format!("detected as {}", report.mode.describe()) } else { report.verdict.summary.clone() },
-            lib.display()
+            cargos.display()
         );
     }
     Ok(expected.len())
@@ -334,14 +364,19 @@ fn verify_exports(lib: &Path, platform: Platform, mode: Mode, prefix: &str, thre
 
 /// The sealed archive must define exactly the exports: anything else global
 /// could clash with, or be bound by, other code in the program.
-fn verify_archive(lib: &Path, keep: &[String]) -> Result<()> {
+fn verify_archive(lib: &Path, sealed: &Path, keep: &[String]) -> Result<()> {
     // check's archive reader: the members' global definitions.
     let defined = audit::Library::read(lib)?.defined;
     let expected: BTreeSet<String> = keep.iter().cloned().collect();
     if defined != expected {
         let extra: Vec<_> = defined.difference(&expected).cloned().collect();
         let missing: Vec<_> = expected.difference(&defined).cloned().collect();
-        bail!("{} does not define exactly its exports (missing: {}; extra: {})", lib.display(), missing.join(", "), extra.join(", "));
+        bail!(
+            "the sealed archive ({}) does not define exactly its exports (missing: {}; extra: {})",
+            sealed.display(),
+            missing.join(", "),
+            extra.join(", ")
+        );
     }
     Ok(())
 }
@@ -350,14 +385,6 @@ fn verify_archive(lib: &Path, keep: &[String]) -> Result<()> {
 fn is_newer(a: &Path, b: &Path) -> bool {
     let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
     matches!((modified(a), modified(b)), (Some(a), Some(b)) if a >= b)
-}
-
-fn copy_atomically(from: &Path, to: &Path) -> Result<()> {
-    // A program may have the old library mapped: replace the file, do not rewrite it.
-    let tmp = to.with_extension(format!("tmp{}", std::process::id()));
-    std::fs::copy(from, &tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, to).with_context(|| format!("cannot write {}", to.display()))?;
-    Ok(())
 }
 
 fn sanitize(name: &str) -> String {
