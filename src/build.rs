@@ -190,6 +190,18 @@ pub fn build(opts: &BuildOptions) -> Result<Built> {
         ),
     };
 
+    // A library that cannot load is not built: check cargo's before anything
+    // is written, and leave no older one of the same name behind.
+    if let Some(so) = files.iter().find(|f| f.extension().map_or(false, |e| e == "so")) {
+        if let Err(e) = ensure_loads(so, &soname, xx.as_ref()) {
+            for ext in ["so", "a"] {
+                let _ = std::fs::remove_file(opts.out.join(format!("lib{}.{}", stem, ext)));
+            }
+            let _ = std::fs::remove_file(opts.out.join(format!("{}.h", stem)));
+            return Err(e);
+        }
+    }
+
     std::fs::create_dir_all(&opts.out).with_context(|| format!("cannot create output directory {}", opts.out.display()))?;
     let mut artifacts = Vec::new();
     let mut symbols = 0;
@@ -330,6 +342,27 @@ fn verify_exports(lib: &Path, platform: Platform, mode: Mode, prefix: &str, thre
         );
     }
     Ok(expected.len())
+}
+
+/// Every undefined symbol of the library resolves the way ld.so resolves it
+/// (audit::loadable); otherwise the error names each, demangled, with the
+/// heap sources that use it when the heap is C/C++.
+fn ensure_loads(so: &Path, soname: &str, xx: Option<&xx::Prepared>) -> Result<()> {
+    let library = audit::Library::read(so)?;
+    let Some(found) = audit::loadable::check(so, &library) else { return Ok(()) };
+    if found.loads() {
+        return Ok(());
+    }
+    let by = |name: &str| xx.and_then(|x| x.references.get(name)).map(|places| places.join(", "));
+    let them = if found.undefined.len() == 1 { "it" } else { "them" };
+    let advice = if found.undefined.is_empty() {
+        "install what is missing".to_string()
+    } else if found.undefined.iter().any(|u| by(&u.name).is_some()) {
+        format!("the heap uses {them} but defines {them} nowhere: add the source that does (one left out of `sources`?) or the definition")
+    } else {
+        format!("define {them} in the heap, or link the library that has {them}")
+    };
+    bail!("{} cannot load: {}; {}", soname, found.explain(&by), advice)
 }
 
 /// The sealed archive must define exactly the exports: anything else global

@@ -8,6 +8,7 @@ use super::xx_manifest;
 use super::xx_symbols::{self, Provided, SymbolError};
 use super::{HeapError, HeapKind, HeapSource};
 use crate::contract::Mode;
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -134,6 +135,9 @@ pub struct Prepared {
     pub lib_dir: PathBuf,
     pub provided: Provided,
     pub promises: Promises,
+    /// Each name the heap uses but does not define -> where it is used (its
+    /// sources, or the members of a prebuilt archive).
+    pub references: BTreeMap<String, Vec<String>>,
 }
 
 #[derive(Debug)]
@@ -181,7 +185,7 @@ pub fn prepare(
     verbose: bool,
 ) -> Result<Prepared, XxError> {
     let archive = xx_compile::archive(input, dir, verbose).map_err(XxError::Compile)?;
-    let provided = xx_symbols::inspect(&archive, heap, mode, prefix).map_err(XxError::Symbols)?;
+    let (provided, by_member) = xx_symbols::inspect(&archive, heap, mode, prefix).map_err(XxError::Symbols)?;
     let hooks = provided.thread_symbols();
     if threads && hooks.is_empty() {
         return Err(XxError::NoThreadHooks(heap.to_path_buf()));
@@ -194,7 +198,27 @@ pub fn prepare(
         XxInput::Sources(s) => s.promises,
         XxInput::Prebuilt(_) => Promises::default(),
     };
-    Ok(Prepared { lib_dir: dir.to_path_buf(), provided: Provided { cxx, ..provided }, promises })
+    let references = by_member.into_iter().map(|(name, members)| (name, members.iter().map(|m| place(input, m)).collect())).collect();
+    Ok(Prepared { lib_dir: dir.to_path_buf(), provided: Provided { cxx, ..provided }, promises, references })
+}
+
+/// Where an archive member came from: the source it was compiled from
+/// (objects are named after their source), else the member in the input.
+fn place(input: &XxInput, member: &str) -> String {
+    match input {
+        XxInput::Sources(s) => {
+            let stem = member.strip_suffix(".o").unwrap_or(member);
+            let from: Vec<String> =
+                s.files.iter().filter(|f| f.file_stem().map_or(false, |x| x == stem)).map(|f| f.display().to_string()).collect();
+            if from.is_empty() {
+                member.to_string()
+            } else {
+                from.join(" or ")
+            }
+        }
+        XxInput::Prebuilt(p) if p.extension().map_or(false, |e| e == "o") => p.display().to_string(),
+        XxInput::Prebuilt(p) => format!("{} in {}", member, p.display()),
+    }
 }
 
 #[cfg(test)]
