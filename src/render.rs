@@ -318,6 +318,7 @@ mod tests {
                 lib_dir: PathBuf::from("/cache/shims/x/native"),
                 provided: Provided { cxx, ..Provided::default() },
                 promises: Default::default(),
+                references: Default::default(),
             };
             let files = render(&ShimSpec {
                 crate_name: "alloc8_shim_bump",

@@ -97,27 +97,55 @@ pub fn open_dir(dir: &Path) -> Result<HeapSource, HeapError> {
     let path = dir.join(MANIFEST);
     let text = std::fs::read_to_string(&path).map_err(|e| HeapError::Unreadable(path.clone(), e.to_string()))?;
     let manifest = xx_manifest::parse(&text).map_err(|e| HeapError::BadXxManifest(path.clone(), e))?;
-    let exists = |rel: &str, what: &'static str| -> Result<PathBuf, HeapError> {
-        let p = dir.join(rel);
+    // Every missing file or directory is named in one error, not one per run.
+    let mut problems = Vec::new();
+    let mut unset: Vec<String> = Vec::new();
+    let mut locate = |rel: &str, what: &str| -> Option<PathBuf> {
+        let expanded = match xx_manifest::expand(rel) {
+            Ok(e) => e,
+            Err(xx_manifest::ExpandError::Unset(var)) => {
+                if !unset.contains(&var) {
+                    unset.push(var);
+                }
+                return None;
+            }
+            Err(xx_manifest::ExpandError::Syntax(e)) => {
+                problems.push(format!("{} {}", what, e));
+                return None;
+            }
+        };
+        let p = dir.join(&expanded);
         if p.exists() {
-            Ok(p)
+            Some(p)
         } else {
-            Err(HeapError::BadXxManifest(path.clone(), format!("{} `{}` does not exist (looked for {})", what, rel, p.display())))
+            problems.push(format!("{} `{}` does not exist (looked for {})", what, rel, p.display()));
+            None
         }
     };
     let mut sources = Sources::default();
     for rel in &manifest.sources {
-        let file = exists(rel, "source")?;
-        if lang(&file).is_none() {
-            return Err(HeapError::BadXxManifest(
-                path.clone(),
-                format!("source `{}` is not C or C++ (.c, .cc, .cpp, .cxx); headers go in `include`", rel),
-            ));
+        if let Some(file) = locate(rel, "source") {
+            if lang(&file).is_none() {
+                return Err(HeapError::BadXxManifest(
+                    path.clone(),
+                    format!("source `{}` is not C or C++ (.c, .cc, .cpp, .cxx); headers go in `include`", rel),
+                ));
+            }
+            sources.files.push(file);
         }
-        sources.files.push(file);
     }
     for rel in &manifest.include {
-        sources.include.push(exists(rel, "include directory")?);
+        if let Some(d) = locate(rel, "include directory") {
+            sources.include.push(d);
+        }
+    }
+    if !unset.is_empty() {
+        let vars: Vec<String> = unset.iter().map(|v| format!("${{{}}}", v)).collect();
+        let (is, them) = if vars.len() == 1 { ("is", "it") } else { ("are", "them") };
+        problems.insert(0, format!("its paths use {}, which {} not set: set {} to the directories they stand for", vars.join(" and "), is, them));
+    }
+    if !problems.is_empty() {
+        return Err(HeapError::BadXxManifest(path.clone(), problems.join("; ")));
     }
     sources.defines = manifest.define.iter().map(|d| xx_manifest::split_define(d)).collect();
     sources.flags = manifest.flags.clone();

@@ -7,6 +7,7 @@ use crate::audit::{self, mode::Detected};
 use crate::build::{self, BuildOptions};
 use crate::cache;
 use crate::contract::Mode;
+use crate::run::Exit;
 use anyhow::{anyhow, bail, Context, Result};
 use std::path::{Path, PathBuf};
 
@@ -23,7 +24,22 @@ pub struct Library {
 pub fn from_lib(path: &Path) -> Result<Library> {
     let abs = path.canonicalize().map_err(|e| anyhow!("cannot use --lib {}: {}", path.display(), e))?;
     let data = std::fs::read(&abs).map_err(|e| anyhow!("cannot read --lib {}: {}", path.display(), e))?;
-    let kind = allocator_kind(&audit::Library::parse(&abs, &data)?).with_context(|| {
+    let parsed = audit::Library::parse(&abs, &data)?;
+    // A library ld.so cannot load would only make every program fail: say
+    // why before launching anything.
+    if let Some(found) = audit::loadable::check(&abs, &parsed).filter(|f| !f.loads()) {
+        return Err(Exit::new(
+            125,
+            format!(
+                "the library cannot load: {} (no program can run on {}; `alloc8 check {}` shows the rest)",
+                found.explain(&|_| None),
+                path.display(),
+                path.display()
+            ),
+        )
+        .into());
+    }
+    let kind = allocator_kind(&parsed).with_context(|| {
         format!(
             "{} is not an allocator: it exports no `malloc` (nor a `<prefix>_malloc` family); \
              give a malloc replacement such as one `alloc8 build` made",
