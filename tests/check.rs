@@ -485,7 +485,9 @@ fn a_library_whose_symbols_no_dependency_defines_cannot_load() {
     let (code, text) = check_text(&lib);
     assert_eq!(code, 1);
     assert!(
-        text.contains("cannot load: undefined symbols getCustomHeap() (_Z13getCustomHeapv), nowhere_defined: no library it loads defines them"),
+        text.contains(
+            "cannot load: undefined symbols getCustomHeap() (_Z13getCustomHeapv), nowhere_defined: no library it loads defines them"
+        ),
         "{}",
         text
     );

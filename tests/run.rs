@@ -361,10 +361,6 @@ fn a_library_that_cannot_load_is_named_and_the_program_not_started() {
     assert_eq!(out.status.code(), Some(125), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "", "the program must not start");
     let line = one_line_error(&out);
-    assert!(
-        line.contains("the library cannot load: undefined symbols getCustomHeap() (_Z13getCustomHeapv), nowhere_defined"),
-        "{}",
-        line
-    );
+    assert!(line.contains("the library cannot load: undefined symbols getCustomHeap() (_Z13getCustomHeapv), nowhere_defined"), "{}", line);
     assert!(!line.contains("environment"), "not the environment's fault: {}", line);
 }

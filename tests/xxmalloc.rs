@@ -323,7 +323,8 @@ fn a_prefixed_cxx_heap_links_with_the_cxx_runtime() {
 /// lists `sources`.
 fn split_heap(name: &str, sources: &str) -> PathBuf {
     let d = dir(name);
-    let bump = XX_BUMP.replace("void xxmalloc_lock(void) {", "int _Z6helperv(void); /* int helper() */\nvoid xxmalloc_lock(void) {\n    _Z6helperv();");
+    let bump = XX_BUMP
+        .replace("void xxmalloc_lock(void) {", "int _Z6helperv(void); /* int helper() */\nvoid xxmalloc_lock(void) {\n    _Z6helperv();");
     std::fs::write(d.join("heap.c"), bump).unwrap();
     std::fs::write(d.join("helper.cpp"), "int helper() { return 1; }\n").unwrap();
     std::fs::write(d.join("alloc8.toml"), format!("sources = [{}]\n", sources)).unwrap();
@@ -339,10 +340,15 @@ fn a_heap_using_a_function_no_source_defines_is_not_built_and_leaves_no_library(
     std::fs::write(out_dir.join("libsplit-missing.so"), "stale").unwrap();
     let (err, stderr) = build_fails(&d, &[]);
     let heap_cpp = d.canonicalize().unwrap().join("heap.c");
-    let start = format!("error: libsplit-missing.so cannot load: undefined symbol helper() (_Z6helperv) (referenced by {}): ", heap_cpp.display());
+    let start =
+        format!("error: libsplit-missing.so cannot load: undefined symbol helper() (_Z6helperv) (referenced by {}): ", heap_cpp.display());
     assert!(err.starts_with(&start), "{}", stderr);
     assert!(err.contains("no library it loads defines it (it loads libgcc_s.so.1, libc.so.6"), "{}", err);
-    assert!(err.ends_with("the heap uses it but defines it nowhere: add the source that does (one left out of `sources`?) or the definition"), "{}", err);
+    assert!(
+        err.ends_with("the heap uses it but defines it nowhere: add the source that does (one left out of `sources`?) or the definition"),
+        "{}",
+        err
+    );
     assert!(!out_dir.join("libsplit-missing.so").exists(), "the stale library is removed");
     // With the file that defines it, the same heap builds and runs.
     let d = split_heap("split-whole", "\"heap.c\", \"helper.cpp\"");
@@ -403,8 +409,11 @@ fn an_unchanged_heap_runs_no_compiler_and_a_changed_header_recompiles_what_inclu
     std::fs::create_dir_all(d.join("include")).unwrap();
     let header = d.join("include/shared.h");
     std::fs::write(&header, format!("#define HEAP_NONCE \"{}\"\n#define HEAP_VALUE 1\n", nonce)).unwrap();
-    std::fs::write(d.join("heap.c"), format!("{}\n#include \"shared.h\"\nconst char *heap_nonce(void) {{ return HEAP_NONCE; }}\n", XX_BUMP))
-        .unwrap();
+    std::fs::write(
+        d.join("heap.c"),
+        format!("{}\n#include \"shared.h\"\nconst char *heap_nonce(void) {{ return HEAP_NONCE; }}\n", XX_BUMP),
+    )
+    .unwrap();
     std::fs::write(d.join("other.c"), format!("/* {} */\nint other_unit(void) {{ return 2; }}\n", nonce)).unwrap();
     std::fs::write(d.join("alloc8.toml"), "sources = [\"heap.c\", \"other.c\"]\ninclude = [\"include\"]\n").unwrap();
     let compiles = |lines: &[String], file: &str| lines.iter().filter(|l| l.contains(" -c ") && l.ends_with(file)).count();
@@ -428,7 +437,8 @@ fn an_unchanged_heap_runs_no_compiler_and_a_changed_header_recompiles_what_inclu
     assert_eq!(compiles(&changed, "heap.c"), 1, "{:#?}", changed);
 
     // The define alloc8.toml gives is part of the key too.
-    std::fs::write(d.join("alloc8.toml"), "sources = [\"heap.c\", \"other.c\"]\ninclude = [\"include\"]\ndefine = [\"EXTRA=1\"]\n").unwrap();
+    std::fs::write(d.join("alloc8.toml"), "sources = [\"heap.c\", \"other.c\"]\ninclude = [\"include\"]\ndefine = [\"EXTRA=1\"]\n")
+        .unwrap();
     let redefined = build_logging_compiles(&d, &log);
     assert_eq!((compiles(&redefined, "heap.c"), compiles(&redefined, "other.c")), (1, 1), "{:#?}", redefined);
 }

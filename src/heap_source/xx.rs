@@ -142,7 +142,10 @@ pub fn open_dir(dir: &Path) -> Result<HeapSource, HeapError> {
     if !unset.is_empty() {
         let vars: Vec<String> = unset.iter().map(|v| format!("${{{}}}", v)).collect();
         let (is, them) = if vars.len() == 1 { ("is", "it") } else { ("are", "them") };
-        problems.insert(0, format!("its paths use {}, which {} not set: set {} to the directories they stand for", vars.join(" and "), is, them));
+        problems.insert(
+            0,
+            format!("its paths use {}, which {} not set: set {} to the directories they stand for", vars.join(" and "), is, them),
+        );
     }
     if !problems.is_empty() {
         return Err(HeapError::BadXxManifest(path.clone(), problems.join("; ")));

@@ -98,7 +98,8 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
     let failure = if !lib.reports {
         None
     } else if !alive {
-        let probed = probe::load_errors(&exe, &lib.path).map(|lines| format!("the library cannot load there (the dynamic linker says: {})", lines.join("; ")));
+        let probed = probe::load_errors(&exe, &lib.path)
+            .map(|lines| format!("the library cannot load there (the dynamic linker says: {})", lines.join("; ")));
         let reason = program::ignores_preload(&exe).map(str::to_string).or(probed).unwrap_or_else(|| {
             "the dynamic linker did not load the library into it (a program that resets its environment, or not a dynamically linked program?)"
                 .to_string()
