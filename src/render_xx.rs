@@ -43,6 +43,20 @@ pub fn heap_rs(p: &Provided, promises: Promises) -> String {
         // block from xxmalloc: without the aligned form, plain xxfree.
         add("", method(aligned_sized, "let _ = (size, align);\n        xxfree(ptr)"));
     }
+    if p.stats {
+        add(
+            "fn xxmalloc_stats(out: *mut XxStats) -> i32;",
+            method(
+                "fn stats(&self) -> Option<alloc8::Stats>",
+                "let mut s = XxStats::default();\n        \
+                 // Nonzero: the heap filled it in.\n        \
+                 (unsafe { xxmalloc_stats(&mut s) } != 0).then_some(alloc8::Stats {\n            \
+                 mallocs: s.mallocs,\n            frees: s.frees,\n            reallocs: s.reallocs,\n            \
+                 bytes_allocated: s.bytes_allocated,\n            live_bytes: s.live_bytes,\n            \
+                 peak_live_bytes: s.peak_live_bytes,\n        })",
+            ),
+        );
+    }
     if p.thread_init {
         add("fn xxthread_init();", method("fn thread_init(&self)", "unsafe { xxthread_init() }"));
     }
@@ -111,10 +125,12 @@ mod tests {
         assert!(!bare.contains('@'), "{}", bare);
         assert!(bare.contains("xxmemalign(align, size)"), "alignment first, as the convention says");
         assert!(!bare.contains("xxrealloc") && !bare.contains("fn free_sized") && !bare.contains("first_thread"));
+        assert!(!bare.contains("xxmalloc_stats") && !bare.contains("fn stats"));
         assert!(bare.contains("const THREAD_HOOKS: bool = false;"));
 
         let full = heap_rs(
             &Provided {
+                stats: true,
                 realloc: true,
                 free_sized: true,
                 free_aligned_sized: true,
@@ -131,6 +147,8 @@ mod tests {
             "static mut xxthread_created_flag: i32;",
             "fn first_thread(&self)",
             "unsafe { xxthread_cleanup() }",
+            "fn xxmalloc_stats(out: *mut XxStats) -> i32;",
+            "fn stats(&self) -> Option<alloc8::Stats>",
         ] {
             assert!(full.contains(s), "{} missing:\n{}", s, full);
         }

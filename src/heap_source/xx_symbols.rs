@@ -23,6 +23,8 @@ pub struct Provided {
     pub created_flag: Option<u64>,
     /// The heap needs the C++ runtime (libstdc++).
     pub cxx: bool,
+    /// `int xxmalloc_stats(struct alloc8_stats *)`: statistics for the report.
+    pub stats: bool,
 }
 
 impl Provided {
@@ -212,6 +214,7 @@ pub fn inspect(archive: &Path, heap: &Path, mode: Mode, prefix: &str) -> Result<
         thread_cleanup: defined("xxthread_cleanup"),
         created_flag,
         cxx,
+        stats: defined("xxmalloc_stats"),
     };
     Ok((provided, references))
 }

@@ -19,6 +19,9 @@ pub struct Library {
     pub reports: bool,
     /// Set when the library only exports `<prefix>_malloc` & co.: preloading it replaces nothing.
     pub prefixed_only: Option<String>,
+    /// An alloc8 shim around a C/C++ heap (xxmalloc in its symbol table):
+    /// advice for the heap is given in its language.
+    pub c_heap: bool,
 }
 
 pub fn from_lib(path: &Path) -> Result<Library> {
@@ -49,6 +52,7 @@ pub fn from_lib(path: &Path) -> Result<Library> {
     Ok(Library {
         path: abs,
         reports: is_alloc8_shim(&data),
+        c_heap: defines_xxmalloc(&data),
         prefixed_only: match kind {
             Kind::Interposing => None,
             Kind::Prefixed(p) => Some(p),
@@ -94,6 +98,13 @@ fn allocator_kind(lib: &audit::Library) -> Option<Kind> {
         Detected::Prefixed { prefix } => Some(Kind::Prefixed(prefix)),
         Detected::NotAllocator => None,
     }
+}
+
+/// The xxmalloc convention's entry point is in the (static) symbol table: a
+/// shim alloc8 built around a C/C++ heap, which it links in.
+fn defines_xxmalloc(data: &[u8]) -> bool {
+    use object::{Object, ObjectSymbol};
+    object::File::parse(data).map_or(false, |f| f.symbols().any(|s| !s.is_undefined() && s.name() == Ok("xxmalloc")))
 }
 
 /// Shims built by alloc8 read this variable; no other library has reason to.

@@ -143,7 +143,11 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
                     out.push_str("  (no report: the process ended by _exit or a signal, or exec'd a program without the shim)\n");
                 }
                 if rows.iter().any(|r| r.end == report::End::Exit) && rows.iter().all(|r| r.stats.is_none()) {
-                    out.push_str("  (this heap keeps no statistics: implement Heap::stats for calls and bytes)\n");
+                    out.push_str(if lib.c_heap {
+                        "  (this heap keeps no statistics: define `int xxmalloc_stats(struct alloc8_stats *)` for calls and bytes; docs/xxmalloc.md)\n"
+                    } else {
+                        "  (this heap keeps no statistics: implement Heap::stats for calls and bytes)\n"
+                    });
                 }
             }
             out.push_str(&format!("alloc8: {} (pid {}) {}\n", shown, status.pid, ended));
