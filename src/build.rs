@@ -91,8 +91,12 @@ pub fn build(opts: &BuildOptions) -> Result<Built> {
         bail!("prefixed mode is not available for macOS targets yet; build with `--mode interpose`");
     }
     let heap = HeapSource::open(&opts.heap)?;
-    if matches!(heap.kind, HeapKind::Xx(_)) && platform != Platform::Linux {
-        bail!("C/C++ heaps (the xxmalloc convention) are built for Linux only so far; build without --target");
+    if matches!(heap.kind, HeapKind::Xx(_)) && platform == Platform::Macos {
+        bail!(
+            "C/C++ heaps (the xxmalloc convention) are built for Linux and Windows ({}) so far, not macOS: \
+             build without --target on a Mac",
+            target::WINDOWS_GNU
+        );
     }
     if let Some(dir) = &opts.emit_crate {
         target::emit_crate(dir, &heap, opts.mode, &opts.prefix, platform, opts.threads)?;
@@ -135,7 +139,8 @@ pub fn build(opts: &BuildOptions) -> Result<Built> {
     // clashes with is reported by name, not as a link failure.
     let xx = match &heap.kind {
         HeapKind::Xx(input) => {
-            Some(xx::prepare(input, &opts.heap, &crate_dir.join("native"), opts.mode, &opts.prefix, opts.threads, opts.verbose)?)
+            let native = crate_dir.join("native");
+            Some(xx::prepare(input, &opts.heap, &native, opts.mode, &opts.prefix, opts.threads, opts.target.as_deref(), opts.verbose)?)
         }
         _ => None,
     };

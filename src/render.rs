@@ -81,6 +81,9 @@ pub fn render(spec: &ShimSpec) -> Vec<(&'static str, String)> {
         ],
     );
     let mut files = vec![("Cargo.toml", cargo_toml), ("build.rs", build_rs(spec)), ("src/lib.rs", lib_rs)];
+    if let Some(xx) = spec.xx {
+        files.push(("src/heap.rs", crate::render_xx::heap_rs(&xx.provided, xx.promises)));
+    }
     if spec.platform == Platform::Macos {
         files.push(("src/macos.rs", templates::SHIM_MACOS_RS.to_string()));
         files.push(("src/macos_cxx.rs", templates::SHIM_MACOS_CXX_RS.to_string()));
@@ -97,9 +100,6 @@ pub fn render(spec: &ShimSpec) -> Vec<(&'static str, String)> {
     files.push(("src/exports.rs", exports_rs(spec.platform, spec.mode, spec.prefix, spec.threads)));
     if spec.mode == Mode::Interpose {
         files.push(("src/cxx.rs", templates::SHIM_CXX_RS.to_string()));
-    }
-    if let Some(xx) = spec.xx {
-        files.push(("src/heap.rs", crate::render_xx::heap_rs(&xx.provided, xx.promises)));
     }
     files
 }

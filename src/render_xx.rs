@@ -57,6 +57,9 @@ pub fn heap_rs(p: &Provided, promises: Promises) -> String {
             ),
         );
     }
+    if p.owns {
+        add("fn xxowns(ptr: *const u8) -> i32;", method("fn owns(&self, ptr: *const u8) -> bool", "unsafe { xxowns(ptr) != 0 }"));
+    }
     if p.thread_init {
         add("fn xxthread_init();", method("fn thread_init(&self)", "unsafe { xxthread_init() }"));
     }
@@ -85,6 +88,7 @@ pub fn heap_rs(p: &Provided, promises: Promises) -> String {
             ("@LIB_NAME@", crate::heap_source::xx::LIB_NAME.to_string()),
             ("@OPTIONAL_EXTERNS@", externs),
             ("@THREAD_HOOKS@", (!p.thread_symbols().is_empty()).to_string()),
+            ("@OWNS@", p.owns.to_string()),
             ("@PRESERVES_ERRNO@", promises.free_preserves_errno.to_string()),
             ("@SETS_ENOMEM@", promises.sets_enomem.to_string()),
             ("@OPTIONAL_METHODS@", methods),
@@ -125,12 +129,13 @@ mod tests {
         assert!(!bare.contains('@'), "{}", bare);
         assert!(bare.contains("xxmemalign(align, size)"), "alignment first, as the convention says");
         assert!(!bare.contains("xxrealloc") && !bare.contains("fn free_sized") && !bare.contains("first_thread"));
-        assert!(!bare.contains("xxmalloc_stats") && !bare.contains("fn stats"));
-        assert!(bare.contains("const THREAD_HOOKS: bool = false;"));
+        assert!(!bare.contains("fn xxmalloc_stats") && !bare.contains("fn stats") && !bare.contains("fn owns"));
+        assert!(bare.contains("const THREAD_HOOKS: bool = false;") && bare.contains("const OWNS: bool = false;"));
 
         let full = heap_rs(
             &Provided {
                 stats: true,
+                owns: true,
                 realloc: true,
                 free_sized: true,
                 free_aligned_sized: true,
@@ -149,6 +154,7 @@ mod tests {
             "unsafe { xxthread_cleanup() }",
             "fn xxmalloc_stats(out: *mut XxStats) -> i32;",
             "fn stats(&self) -> Option<alloc8::Stats>",
+            "unsafe { xxowns(ptr) != 0 }",
         ] {
             assert!(full.contains(s), "{} missing:\n{}", s, full);
         }

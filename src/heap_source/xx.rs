@@ -179,6 +179,8 @@ pub enum XxError {
     NeedsThreads(PathBuf, Vec<&'static str>),
     /// `--threads` for a heap with nothing to call.
     NoThreadHooks(PathBuf),
+    /// A Windows redirect DLL must know the heap's blocks from the CRT's.
+    NeedsOwns(PathBuf),
 }
 
 impl fmt::Display for XxError {
@@ -191,6 +193,13 @@ impl fmt::Display for XxError {
                 "heap {} defines {}: build it with `--threads` so the shim calls them when threads start and end",
                 p.display(),
                 names.join(", ")
+            ),
+            XxError::NeedsOwns(p) => write!(
+                f,
+                "heap {} has no `int xxowns(void *ptr)`: a Windows redirect DLL takes over C runtimes that have already \
+                 handed out blocks, and must send every block that is not the heap's back to its CRT; define xxowns \
+                 (nonzero for the heap's blocks, answered from addresses alone), or build `--mode prefixed`",
+                p.display()
             ),
             XxError::NoThreadHooks(p) => write!(
                 f,
@@ -213,9 +222,10 @@ pub fn prepare(
     mode: Mode,
     prefix: &str,
     threads: bool,
+    target: Option<&str>,
     verbose: bool,
 ) -> Result<Prepared, XxError> {
-    let archive = xx_compile::archive(input, dir, verbose).map_err(XxError::Compile)?;
+    let archive = xx_compile::archive(input, dir, target, verbose).map_err(XxError::Compile)?;
     let (provided, by_member) = xx_symbols::inspect(&archive, heap, mode, prefix).map_err(XxError::Symbols)?;
     let hooks = provided.thread_symbols();
     if threads && hooks.is_empty() {
@@ -223,6 +233,9 @@ pub fn prepare(
     }
     if !threads && !hooks.is_empty() {
         return Err(XxError::NeedsThreads(heap.to_path_buf(), hooks));
+    }
+    if target == Some(crate::target::WINDOWS_GNU) && mode == Mode::Interpose && !provided.owns {
+        return Err(XxError::NeedsOwns(heap.to_path_buf()));
     }
     let cxx = provided.cxx || matches!(input, XxInput::Sources(s) if s.has(Lang::Cxx));
     let promises = match input {

@@ -63,7 +63,8 @@ impl cc::BuildMessageLogger for Messages {
 /// cache (xx_cache.rs) when nothing they were made of changed; when none had
 /// to be compiled and the archive holds exactly them, it is left as it is.
 /// `verbose` shows the compiler's warnings of a successful build too.
-pub fn archive(input: &XxInput, dir: &Path, verbose: bool) -> Result<PathBuf, CompileError> {
+/// `target`: the Rust target triple the shim is built for (None: this machine).
+pub fn archive(input: &XxInput, dir: &Path, target: Option<&str>, verbose: bool) -> Result<PathBuf, CompileError> {
     let dest = dir.join(format!("lib{}.a", LIB_NAME));
     // Per process: two alloc8 runs may build the same heap at once.
     let work = dir.join(format!("work-{}", std::process::id()));
@@ -71,7 +72,7 @@ pub fn archive(input: &XxInput, dir: &Path, verbose: bool) -> Result<PathBuf, Co
     std::fs::create_dir_all(&work).map_err(|e| CompileError::Io(work.clone(), e.to_string()))?;
     let messages = Arc::new(Messages::default());
     let built = match input {
-        XxInput::Sources(sources) => match compile(sources, verbose)? {
+        XxInput::Sources(sources) => match compile(sources, target, verbose)? {
             Compiled { stamp, .. } if std::fs::read_to_string(stamp_path(dir)).ok() == Some(stamp.clone()) && dest.is_file() => {
                 let _ = std::fs::remove_dir_all(&work);
                 return Ok(dest);
@@ -79,13 +80,14 @@ pub fn archive(input: &XxInput, dir: &Path, verbose: bool) -> Result<PathBuf, Co
             Compiled { objects, stamp } => {
                 let _ = std::fs::remove_file(stamp_path(dir));
                 let archive =
-                    builder(&work, &messages).try_create_archive(LIB_NAME, &objects).map_err(|e| CompileError::Tool(e.to_string()));
+                    builder(&work, target, &messages).try_create_archive(LIB_NAME, &objects).map_err(|e| CompileError::Tool(e.to_string()));
                 archive.map(|a| (a, Some(stamp)))
             }
         },
-        XxInput::Prebuilt(path) if path.extension().map_or(false, |e| e == "o") => {
-            builder(&work, &messages).try_create_archive(LIB_NAME, [path]).map(|a| (a, None)).map_err(|e| CompileError::Tool(e.to_string()))
-        }
+        XxInput::Prebuilt(path) if path.extension().map_or(false, |e| e == "o") => builder(&work, target, &messages)
+            .try_create_archive(LIB_NAME, [path])
+            .map(|a| (a, None))
+            .map_err(|e| CompileError::Tool(e.to_string())),
         XxInput::Prebuilt(path) => Ok((path.clone(), None)),
     };
     let lines = messages.lines.lock().unwrap();
@@ -121,7 +123,7 @@ struct Compiled {
 
 /// Each language's units with its compiler command (cc's flags for it),
 /// through the object cache; every unit that fails is reported at once.
-fn compile(sources: &Sources, verbose: bool) -> Result<Compiled, CompileError> {
+fn compile(sources: &Sources, target: Option<&str>, verbose: bool) -> Result<Compiled, CompileError> {
     let cache = crate::cache::dir().join("xx-objects");
     let mut objects = Vec::new();
     let mut failed = Vec::new();
@@ -136,7 +138,7 @@ fn compile(sources: &Sources, verbose: bool) -> Result<Compiled, CompileError> {
         let command = match xx_cache::remembered(&cache, &key) {
             Some(c) => c,
             None => {
-                let c = compiler_command(sources, l, &cache)?;
+                let c = compiler_command(sources, l, target, &cache)?;
                 xx_cache::remember(&cache, &key, &c);
                 c
             }
@@ -170,8 +172,8 @@ fn compile(sources: &Sources, verbose: bool) -> Result<Compiled, CompileError> {
 
 /// The compiler and flags cc chooses for the sources of language `l` (cc
 /// only assembles the command; the object cache runs it per unit).
-fn compiler_command(sources: &Sources, l: Lang, scratch: &Path) -> Result<xx_cache::CompilerCommand, CompileError> {
-    let mut b = builder(scratch, &Arc::new(Messages::default()));
+fn compiler_command(sources: &Sources, l: Lang, target: Option<&str>, scratch: &Path) -> Result<xx_cache::CompilerCommand, CompileError> {
+    let mut b = builder(scratch, target, &Arc::new(Messages::default()));
     b.cpp(l == Lang::Cxx);
     for i in &sources.include {
         b.include(i);
@@ -192,11 +194,12 @@ fn compiler_command(sources: &Sources, l: Lang, scratch: &Path) -> Result<xx_cac
 }
 
 /// cc outside a build script: every setting it would read from cargo is given.
-fn builder(out_dir: &Path, messages: &Arc<Messages>) -> cc::Build {
-    let target = format!("{}-unknown-linux-gnu", std::env::consts::ARCH);
+/// A Windows target gets mingw-w64 (`x86_64-w64-mingw32-gcc`), as cc picks it.
+fn builder(out_dir: &Path, target: Option<&str>, messages: &Arc<Messages>) -> cc::Build {
+    let host = format!("{}-unknown-linux-gnu", std::env::consts::ARCH);
     let mut b = cc::Build::new();
-    b.target(&target)
-        .host(&target)
+    b.target(target.unwrap_or(&host))
+        .host(&host)
         .opt_level(2)
         .debug(false)
         .pic(true)

@@ -25,6 +25,8 @@ pub struct Provided {
     pub cxx: bool,
     /// `int xxmalloc_stats(struct alloc8_stats *)`: statistics for the report.
     pub stats: bool,
+    /// `int xxowns(void *)`: whether a pointer is the heap's (Windows, macOS).
+    pub owns: bool,
 }
 
 impl Provided {
@@ -215,6 +217,7 @@ pub fn inspect(archive: &Path, heap: &Path, mode: Mode, prefix: &str) -> Result<
         created_flag,
         cxx,
         stats: defined("xxmalloc_stats"),
+        owns: defined("xxowns"),
     };
     Ok((provided, references))
 }

@@ -34,6 +34,9 @@ alloc8::register!(XxHeap = XxHeap);
 
 impl Heap for XxHeap {
     const THREAD_HOOKS: bool = @THREAD_HOOKS@;
+    // xxowns: which pointers are the heap's (Windows' redirect DLL and the
+    // macOS zone route the others back to the system).
+    const OWNS: bool = @OWNS@;
     // The heap's own promises (alloc8.toml); without them the shim keeps
     // errno across free and sets ENOMEM on NULL itself.
     const PRESERVES_ERRNO: bool = @PRESERVES_ERRNO@;
