@@ -278,6 +278,19 @@ fn finish_windows(opts: &BuildOptions, files: &[PathBuf], stem: &str, heap_name:
         .find(|f| f.extension().map_or(false, |e| e == "dll"))
         .with_context(|| format!("cargo produced no DLL for {}", opts.heap.display()))?;
     let dest = opts.out.join(format!("{}.dll", stem));
+    // A DLL that needs the mingw runtime's DLLs (a C++ heap's libstdc++)
+    // would not load on a Windows without them: they are linked in instead.
+    if let Some(pe) = audit::Library::read(dll)?.pe {
+        let extra = audit::pe::non_system(&pe);
+        if !extra.is_empty() {
+            bail!(
+                "{}.dll would import {}, which Windows does not have: link {} statically (the heap's build settings)",
+                stem,
+                extra.join(", "),
+                if extra.len() == 1 { "it" } else { "them" }
+            );
+        }
+    }
     copy_atomically(dll, &dest)?;
     target::mingw_tool("strip", &["--strip-unneeded".as_ref(), dest.as_os_str()], &dest)?;
     let symbols = verify_exports(&dest, Platform::Windows, opts.mode, &opts.prefix, opts.threads)?;

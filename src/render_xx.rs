@@ -114,7 +114,16 @@ pub fn link_lines(p: &Prepared) -> String {
         archive = archive.to_string_lossy(),
     );
     if p.provided.cxx {
-        out.push_str("\n    // Its RTTI, exceptions and personality routine live in libstdc++.\n    println!(\"cargo:rustc-link-lib=dylib=stdc++\");");
+        out.push_str(
+            "\n    // The C++ runtime the heap needs (RTTI, exceptions, personality routine):\n    \
+             // the system's on Linux; on Windows, which has none, its archive linked in\n    \
+             // (by file name: mingw's import library libstdc++.dll.a would win otherwise).\n    \
+             if std::env::var(\"CARGO_CFG_TARGET_OS\").as_deref() == Ok(\"windows\") {\n        \
+             // It comes after the C runtime on the link line: what it needs of that follows it.\n        \
+             for arg in [\"-l:libstdc++.a\", \"-lgcc\", \"-lgcc_eh\", \"-lmingw32\", \"-lmingwex\", \"-lmsvcrt\", \"-lkernel32\"] {\n            \
+             println!(\"cargo:rustc-cdylib-link-arg={}\", arg);\n        }\n    } else {\n        \
+             println!(\"cargo:rustc-link-lib=dylib=stdc++\");\n    }",
+        );
     }
     out
 }

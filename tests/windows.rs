@@ -394,6 +394,38 @@ fn a_c_heap_without_xxowns_is_refused_as_a_redirect_dll_and_builds_prefixed() {
     assert!(d.join("out/nx.dll").is_file());
 }
 
+/// A heap with C++ in it: libstdc++ is linked into the DLL, which imports
+/// nothing Windows lacks, and serves a program injected with it.
+#[test]
+fn a_cxx_heap_links_its_runtime_in_and_serves_a_program() {
+    let d = dir().join("xx-cxx-heap");
+    std::fs::create_dir_all(&d).unwrap();
+    let c = std::fs::read_to_string(root().join("tests/programs/windows/xx_heap.c")).unwrap();
+    // The C++ part must be linked: the heap's statistics name it.
+    std::fs::write(
+        d.join("heap.c"),
+        format!("{}\nconst char *xx_heap_name(void);\nconst char *(*volatile keep_name)(void) = xx_heap_name;\n", c),
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("name.cpp"),
+        "#include <string>\n#include <stdexcept>\n\
+         extern \"C\" const char *xx_heap_name() {\n\
+             try { throw std::runtime_error(\"xx\"); } catch (const std::exception &e) { static std::string n(e.what()); return n.c_str(); }\n}\n",
+    )
+    .unwrap();
+    std::fs::write(d.join("alloc8.toml"), "sources = [\"heap.c\", \"name.cpp\"]\n").unwrap();
+    let lib = dll(&d, "xx_cxx_heap", &[]);
+    let out = alloc8().args(["check", "--json"]).arg(&lib).output().unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["verdict"]["sound"], true, "{}", report);
+    let dlls: Vec<&str> = report["pe"]["dlls"].as_array().unwrap().iter().map(|d| d.as_str().unwrap()).collect();
+    assert!(dlls.iter().all(|d| !d.starts_with("lib")), "a mingw runtime DLL is imported: {:?}", dlls);
+    let run = run_with_dll(&mingw("redirect.c", false, &["-DCRT_NAME=\"msvcrt.dll\"", "-DLATE_CRT=\"msvcr100.dll\""]), &lib);
+    run.assert_ok();
+    run.assert_redirected(&["msvcrt.dll", "msvcr100.dll"]);
+}
+
 #[test]
 fn four_threads_allocate_with_thread_hooks_counted() {
     let heap = root().join("tests/programs/windows/thread_heap.rs");

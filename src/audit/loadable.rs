@@ -257,6 +257,25 @@ fn read_elf<Elf: FileHeader<Endian = object::Endianness>>(file: &ElfFile<Elf>, n
 /// The check as `check`'s hazards: problems when the library cannot load,
 /// a note when this machine cannot tell (another architecture).
 pub fn hazards(path: &Path, lib: &Library) -> Vec<Hazard> {
+    if let Some(pe) = &lib.pe {
+        // What a PE file needs is only known on Windows itself; the DLLs it
+        // names that no Windows has are known anywhere.
+        let extra = super::pe::non_system(pe);
+        return match extra.is_empty() {
+            true => Vec::new(),
+            false => vec![Hazard {
+                kind: HazardKind::MissingLibraries,
+                severity: Severity::Warning,
+                detail: format!(
+                    "imports {}, which {} not part of Windows: it loads only where {} shipped beside it (or on the PATH)",
+                    extra.join(", "),
+                    if extra.len() == 1 { "is" } else { "are" },
+                    if extra.len() == 1 { "that DLL is" } else { "those DLLs are" }
+                ),
+                names: extra,
+            }],
+        };
+    }
     let Some(elf) = &lib.elf else { return Vec::new() };
     if lib.archive {
         return Vec::new();
