@@ -87,9 +87,6 @@ impl Built {
 
 pub fn build(opts: &BuildOptions) -> Result<Built> {
     let platform = target::platform(opts.target.as_deref())?;
-    if platform == Platform::Macos && opts.mode == Mode::Prefixed {
-        bail!("prefixed mode is not available for macOS targets yet; build with `--mode interpose`");
-    }
     let heap = HeapSource::open(&opts.heap)?;
     if matches!(heap.kind, HeapKind::Xx(_)) && platform == Platform::Macos {
         bail!(
@@ -217,6 +214,9 @@ pub fn build(opts: &BuildOptions) -> Result<Built> {
         let ext = file.extension().and_then(|e| e.to_str()).unwrap_or("");
         let dest = opts.out.join(format!("lib{}.{}", stem, ext));
         match ext {
+            // Sealing is done with GNU ld and objcopy on ELF objects; a Mach-O
+            // archive is shipped as cargo made it (see the note).
+            "a" if platform == Platform::Macos => copy_atomically(file, &dest)?,
             "a" => {
                 let keep: Vec<String> =
                     contract::shim_exports(platform, opts.mode, &opts.prefix, opts.threads).into_iter().map(|(n, _)| n).collect();
@@ -244,6 +244,12 @@ pub fn build(opts: &BuildOptions) -> Result<Built> {
         artifacts.push(dest);
     }
     let mut notes = Vec::new();
+    if opts.mode == Mode::Prefixed && platform == Platform::Macos {
+        notes.push(format!(
+            "lib{}.a is not sealed on macOS: besides the {}_* functions its Rust runtime's symbols are global;              link it into C/C++ programs, and use lib{}.dylib beside other Rust code",
+            stem, opts.prefix, stem
+        ));
+    }
     if opts.mode == Mode::Prefixed && xx.as_ref().map_or(false, |x| x.provided.cxx) {
         notes.push(format!("lib{}.a holds a C++ heap: link programs that use it with -lstdc++ too", stem));
     }

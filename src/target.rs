@@ -126,6 +126,10 @@ pub fn emit_crate(dir: &Path, heap: &HeapSource, mode: Mode, prefix: &str, platf
     for (rel, text) in render::render(&spec) {
         write(rel, &text)?;
     }
+    if mode == Mode::Prefixed {
+        // What a C program includes; it does not depend on the build.
+        write(&format!("{}.h", stem), &crate::header::render(platform, prefix, stem, &heap.name))?;
+    }
     Ok(())
 }
 
