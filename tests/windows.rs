@@ -364,6 +364,18 @@ fn a_c_heap_redirects_msvcrt_with_foreign_blocks_going_back() {
     redirect_dll(&xx_dll(), false);
 }
 
+/// The compiler a build remembers is per target: a one-file C heap for
+/// Linux right after one for Windows (the same settings otherwise) gets gcc,
+/// not mingw-w64.
+#[test]
+fn a_c_heap_for_linux_after_one_for_windows_gets_the_linux_compiler() {
+    xx_dll();
+    let out = alloc8().args(["build", "--heap"]).arg(shim_source("xx_bump")).arg("--out").arg(dir().join("xx-linux")).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let so = std::fs::read(dir().join("xx-linux/libxx_bump.so")).unwrap();
+    assert!(so.starts_with(b"\x7fELF"));
+}
+
 #[test]
 fn a_c_heap_redirects_the_ucrt_with_foreign_blocks_going_back() {
     redirect_dll(&xx_dll(), true);

@@ -132,8 +132,11 @@ fn compile(sources: &Sources, target: Option<&str>, verbose: bool) -> Result<Com
             continue;
         }
         let files: Vec<PathBuf> = sources.files.iter().filter(|f| super::xx::lang(f) == Some(l)).cloned().collect();
-        let settings =
-            format!("{:?} {:?} {:?} {:?} {:?} {:?}", l, sources.include, sources.defines, sources.flags, sources.c_std, sources.cxx_std);
+        // The target too: the same heap built for Windows gets mingw-w64.
+        let settings = format!(
+            "{:?} {:?} {:?} {:?} {:?} {:?} {:?}",
+            target, l, sources.include, sources.defines, sources.flags, sources.c_std, sources.cxx_std
+        );
         let key = xx_cache::settings_key(&settings);
         let command = match xx_cache::remembered(&cache, &key) {
             Some(c) => c,
