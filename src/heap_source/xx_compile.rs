@@ -1,7 +1,8 @@
 //! Turns a C/C++ heap into one static archive (`liballoc8xx.a`) that the shim
-//! crate links: sources are compiled with the `cc` crate (gcc for C, g++ for
-//! C++, or `$CC`/`$CXX`), a prebuilt object is archived, a prebuilt archive is
-//! copied. This runs in alloc8 itself, before cargo, so the objects can be
+//! crate links: sources are compiled with the command the `cc` crate makes
+//! (gcc for C, g++ for C++, mingw-w64 for Windows, or `$CC`/`$CXX`), through
+//! the object cache (xx_cache.rs), a prebuilt object is archived, a prebuilt
+//! archive is copied. This runs in alloc8 itself, before cargo, so the objects can be
 //! inspected before anything is linked and the compiler's errors reach the
 //! user as the compiler wrote them.
 
