@@ -546,7 +546,8 @@ pub fn shim_exports(platform: Platform, mode: Mode, prefix: &str, threads: bool)
 /// (`foo_malloc` ... `foo_malloc_usable_size`, one `foo.h`): Linux's rows.
 pub fn exports_for(platform: Platform, mode: Mode, prefix: &str) -> Vec<(String, &'static Export)> {
     let rows = match (platform, mode) {
-        (Platform::Windows, Mode::Prefixed) => Platform::Linux,
+        // The prefixed family is the portable C one everywhere.
+        (Platform::Windows | Platform::Macos, Mode::Prefixed) => Platform::Linux,
         _ => platform,
     };
     EXPORTS.iter().filter(|e| e.platforms.contains(&rows) && e.modes.contains(&mode)).map(|e| (exported_name(e, mode, prefix), e)).collect()
@@ -750,7 +751,10 @@ mod tests {
             assert_ne!(&replacement_name(n), n);
             assert!(!threads.contains(&replacement_name(n)));
         }
-        assert!(exports_for(Platform::Macos, Mode::Prefixed, "p").is_empty());
+        let mac_prefixed: Vec<String> = exports_for(Platform::Macos, Mode::Prefixed, "p").into_iter().map(|(n, _)| n).collect();
+        let linux_prefixed: Vec<String> = exports_for(Platform::Linux, Mode::Prefixed, "p").into_iter().map(|(n, _)| n).collect();
+        assert_eq!(mac_prefixed, linux_prefixed);
+        assert!(mac_prefixed.contains(&"p_malloc".to_string()));
     }
 
     #[test]

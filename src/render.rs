@@ -65,6 +65,7 @@ pub fn render(spec: &ShimSpec) -> Vec<(&'static str, String)> {
     );
     // The C++ operators exist only to interpose; prefixed mode has none.
     let platform_modules = match (spec.platform, spec.mode) {
+        (Platform::Macos, Mode::Prefixed) => "mod macos_prefixed;",
         (Platform::Macos, _) => "mod macos;\nmod macos_cxx;",
         // DllMain, and in interpose mode the inline hooks on the C runtimes.
         (Platform::Windows, _) => "mod windows;",
@@ -83,6 +84,15 @@ pub fn render(spec: &ShimSpec) -> Vec<(&'static str, String)> {
         ],
     );
     let mut files = vec![("Cargo.toml", cargo_toml), ("build.rs", build_rs(spec)), ("src/lib.rs", lib_rs)];
+    if let Some(xx) = spec.xx {
+        files.push(("src/heap.rs", crate::render_xx::heap_rs(&xx.provided, xx.promises)));
+    }
+    if (spec.platform, spec.mode) == (Platform::Macos, Mode::Prefixed) {
+        // The portable prefixed family, as on Linux and Windows.
+        files.push(("src/macos_prefixed.rs", templates::SHIM_MACOS_PREFIXED_RS.to_string()));
+        files.push(("src/exports.rs", exports_rs(spec.platform, spec.mode, spec.prefix, false)));
+        return files;
+    }
     if spec.platform == Platform::Macos {
         files.push(("src/macos.rs", templates::SHIM_MACOS_RS.to_string()));
         files.push(("src/macos_cxx.rs", templates::SHIM_MACOS_CXX_RS.to_string()));
@@ -101,9 +111,6 @@ pub fn render(spec: &ShimSpec) -> Vec<(&'static str, String)> {
     if spec.mode == Mode::Interpose {
         files.push(("src/cxx.rs", templates::SHIM_CXX_RS.to_string()));
     }
-    if let Some(xx) = spec.xx {
-        files.push(("src/heap.rs", crate::render_xx::heap_rs(&xx.provided, xx.promises)));
-    }
     files
 }
 
@@ -117,11 +124,16 @@ fn build_rs(spec: &ShimSpec) -> String {
         ),
         Mode::Interpose => "// No SONAME: an interposing library is preloaded, not linked.".to_string(),
     };
+    let install_name = match spec.mode {
+        // Programs link it: they find it through their run path.
+        Mode::Prefixed => format!("println!(\"cargo:rustc-cdylib-link-arg=-Wl,-install_name,@rpath/{{}}\", {});", rust_string(spec.soname)),
+        Mode::Interpose => "// Inserted by path (DYLD_INSERT_LIBRARIES): its install name does not matter.".to_string(),
+    };
     let link = match spec.xx {
         Some(xx) => crate::render_xx::link_lines(xx),
         None => "// The heap is Rust: nothing native to link.".to_string(),
     };
-    fill(templates::SHIM_BUILD_RS, &[("@SONAME@", soname), ("@LINK@", link)])
+    fill(templates::SHIM_BUILD_RS, &[("@SONAME@", soname), ("@INSTALL_NAME@", install_name), ("@LINK@", link)])
 }
 
 /// One `#[export_name]` wrapper per contract row for this platform and mode.
@@ -362,6 +374,7 @@ mod tests {
                 lib_dir: PathBuf::from("/cache/shims/x/native"),
                 provided: Provided { cxx, ..Provided::default() },
                 promises: Default::default(),
+                references: Default::default(),
             };
             let files = render(&ShimSpec {
                 crate_name: "alloc8_shim_bump",

@@ -43,6 +43,23 @@ pub fn heap_rs(p: &Provided, promises: Promises) -> String {
         // block from xxmalloc: without the aligned form, plain xxfree.
         add("", method(aligned_sized, "let _ = (size, align);\n        xxfree(ptr)"));
     }
+    if p.stats {
+        add(
+            "fn xxmalloc_stats(out: *mut XxStats) -> i32;",
+            method(
+                "fn stats(&self) -> Option<alloc8::Stats>",
+                "let mut s = XxStats::default();\n        \
+                 // Nonzero: the heap filled it in.\n        \
+                 (unsafe { xxmalloc_stats(&mut s) } != 0).then_some(alloc8::Stats {\n            \
+                 mallocs: s.mallocs,\n            frees: s.frees,\n            reallocs: s.reallocs,\n            \
+                 bytes_allocated: s.bytes_allocated,\n            live_bytes: s.live_bytes,\n            \
+                 peak_live_bytes: s.peak_live_bytes,\n        })",
+            ),
+        );
+    }
+    if p.owns {
+        add("fn xxowns(ptr: *const u8) -> i32;", method("fn owns(&self, ptr: *const u8) -> bool", "unsafe { xxowns(ptr) != 0 }"));
+    }
     if p.thread_init {
         add("fn xxthread_init();", method("fn thread_init(&self)", "unsafe { xxthread_init() }"));
     }
@@ -71,6 +88,7 @@ pub fn heap_rs(p: &Provided, promises: Promises) -> String {
             ("@LIB_NAME@", crate::heap_source::xx::LIB_NAME.to_string()),
             ("@OPTIONAL_EXTERNS@", externs),
             ("@THREAD_HOOKS@", (!p.thread_symbols().is_empty()).to_string()),
+            ("@OWNS@", p.owns.to_string()),
             ("@PRESERVES_ERRNO@", promises.free_preserves_errno.to_string()),
             ("@SETS_ENOMEM@", promises.sets_enomem.to_string()),
             ("@OPTIONAL_METHODS@", methods),
@@ -96,7 +114,16 @@ pub fn link_lines(p: &Prepared) -> String {
         archive = archive.to_string_lossy(),
     );
     if p.provided.cxx {
-        out.push_str("\n    // Its RTTI, exceptions and personality routine live in libstdc++.\n    println!(\"cargo:rustc-link-lib=dylib=stdc++\");");
+        out.push_str(
+            "\n    // The C++ runtime the heap needs (RTTI, exceptions, personality routine):\n    \
+             // the system's on Linux; on Windows, which has none, its archive linked in\n    \
+             // (by file name: mingw's import library libstdc++.dll.a would win otherwise).\n    \
+             if std::env::var(\"CARGO_CFG_TARGET_OS\").as_deref() == Ok(\"windows\") {\n        \
+             // It comes after the C runtime on the link line: what it needs of that follows it.\n        \
+             for arg in [\"-l:libstdc++.a\", \"-lgcc\", \"-lgcc_eh\", \"-lmingw32\", \"-lmingwex\", \"-lmsvcrt\", \"-lkernel32\"] {\n            \
+             println!(\"cargo:rustc-cdylib-link-arg={}\", arg);\n        }\n    } else {\n        \
+             println!(\"cargo:rustc-link-lib=dylib=stdc++\");\n    }",
+        );
     }
     out
 }
@@ -111,10 +138,13 @@ mod tests {
         assert!(!bare.contains('@'), "{}", bare);
         assert!(bare.contains("xxmemalign(align, size)"), "alignment first, as the convention says");
         assert!(!bare.contains("xxrealloc") && !bare.contains("fn free_sized") && !bare.contains("first_thread"));
-        assert!(bare.contains("const THREAD_HOOKS: bool = false;"));
+        assert!(!bare.contains("fn xxmalloc_stats") && !bare.contains("fn stats") && !bare.contains("fn owns"));
+        assert!(bare.contains("const THREAD_HOOKS: bool = false;") && bare.contains("const OWNS: bool = false;"));
 
         let full = heap_rs(
             &Provided {
+                stats: true,
+                owns: true,
                 realloc: true,
                 free_sized: true,
                 free_aligned_sized: true,
@@ -131,6 +161,9 @@ mod tests {
             "static mut xxthread_created_flag: i32;",
             "fn first_thread(&self)",
             "unsafe { xxthread_cleanup() }",
+            "fn xxmalloc_stats(out: *mut XxStats) -> i32;",
+            "fn stats(&self) -> Option<alloc8::Stats>",
+            "unsafe { xxowns(ptr) != 0 }",
         ] {
             assert!(full.contains(s), "{} missing:\n{}", s, full);
         }

@@ -120,6 +120,10 @@ pub fn emit_crate(dir: &Path, heap: &HeapSource, mode: Mode, prefix: &str, platf
         xx: None,
     };
     files.extend(render::render(&spec).into_iter().map(|(rel, text)| (rel.to_string(), text)));
+    if mode == Mode::Prefixed {
+        // What a C program includes; it does not depend on the build.
+        files.push((format!("{}.h", stem), crate::header::render(platform, prefix, stem, &heap.name)));
+    }
     let written = files.iter().try_for_each(|(rel, text)| {
         let path = dir.join(rel);
         std::fs::create_dir_all(path.parent().expect("has a parent")).with_context(|| format!("cannot create {}", dir.display()))?;

@@ -47,6 +47,8 @@ pub const SHIM_WINDOWS: &[(&str, &str)] = &[
 ];
 pub const SHIM_MACOS_RS: &str = include_str!("../templates/shim/src/macos.rs");
 pub const SHIM_MACOS_CXX_RS: &str = include_str!("../templates/shim/src/macos_cxx.rs");
+/// A macOS prefixed library's start-up and exit (no zone, no interposing).
+pub const SHIM_MACOS_PREFIXED_RS: &str = include_str!("../templates/shim/src/macos_prefixed.rs");
 /// The Rust heap around a C/C++ heap's xx* functions.
 pub const XX_HEAP_RS: &str = include_str!("../templates/xx/heap.rs");
 

@@ -508,3 +508,51 @@ fn a_version_script_on_an_interposer_keeps_programs_on_glibc() {
     assert!(check(&plain).hazard("versioned-exports").is_none());
     assert_eq!(who_owns(&plain), "toy");
 }
+
+#[test]
+fn a_library_whose_symbols_no_dependency_defines_cannot_load() {
+    let lib = toy("toy_undefined", &["-DUNDEFINED"]);
+    let c = check(&lib);
+    let hazard = c.hazard("undefined-symbols").expect("getCustomHeap and nowhere_defined are defined nowhere");
+    assert_eq!(hazard["severity"], "problem");
+    assert_eq!(strings(&hazard["names"]), ["_Z13getCustomHeapv", "nowhere_defined"]);
+    assert_eq!(c.code, 1);
+    let (code, text) = check_text(&lib);
+    assert_eq!(code, 1);
+    assert!(
+        text.contains(
+            "cannot load: undefined symbols getCustomHeap() (_Z13getCustomHeapv), nowhere_defined: no library it loads defines them"
+        ),
+        "{}",
+        text
+    );
+    // What the problem means: the dynamic linker refuses it.
+    let out = Command::new("true").env("LD_PRELOAD", &lib).env("LD_BIND_NOW", "1").output().unwrap();
+    assert_eq!(out.status.code(), Some(127));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("symbol lookup error"), "{}", String::from_utf8_lossy(&out.stderr));
+    // The same toy without those calls loads, and check says nothing of the kind.
+    assert!(check(&toy("toy_plain", &[])).hazard("undefined-symbols").is_none());
+}
+
+#[test]
+fn a_needed_library_that_is_nowhere_cannot_load() {
+    let dir = work_dir().join("check-toys");
+    std::fs::create_dir_all(&dir).unwrap();
+    let dep_src = dir.join("gone.c");
+    std::fs::write(&dep_src, "int gone_answer(void) { return 42; }\n").unwrap();
+    let dep = dir.join("liballoc8gone.so");
+    let out = Command::new("gcc").args(["-shared", "-fPIC", "-o"]).arg(&dep).arg(&dep_src).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // Linked against it, with $ORIGIN in its run path: loads beside it, not once it is gone.
+    let rpath = "-Wl,-rpath,$ORIGIN".to_string();
+    let lib = toy("toy_needs_gone", &["-L.", "-Wl,--no-as-needed", "-lalloc8gone", &rpath]);
+    assert!(check(&lib).hazard("missing-libraries").is_none(), "found through $ORIGIN");
+    let moved = dir.join("liballoc8gone.so.away");
+    std::fs::rename(&dep, &moved).unwrap();
+    let c = check(&lib);
+    std::fs::rename(&moved, &dep).unwrap();
+    let hazard = c.hazard("missing-libraries").expect("liballoc8gone.so is gone");
+    assert_eq!(strings(&hazard["names"]), ["liballoc8gone.so"]);
+    assert!(hazard["detail"].as_str().unwrap().contains("liballoc8gone.so (needed by libtoy_needs_gone.so) not found"), "{}", hazard);
+    assert_eq!(c.code, 1);
+}

@@ -45,8 +45,12 @@ fn unsupported_targets_and_modes_are_refused_in_one_line() {
     assert!(!ok && err.contains("aarch64-apple-darwin") && err.lines().count() == 1, "{}", err);
     let (ok, _, err) = build(&["--heap", &heap("mmap.rs"), "--target", "i686-apple-darwin"]);
     assert!(!ok && err.contains("aarch64-apple-darwin or x86_64-apple-darwin"), "{}", err);
+    // Prefixed mode is a macOS mode too: what stops it here is the missing target.
     let (ok, _, err) = build(&["--heap", &heap("mmap.rs"), "--mode", "prefixed", "--prefix", "zz", "--target", "aarch64-apple-darwin"]);
-    assert!(!ok && err.contains("--mode interpose"), "{}", err);
+    assert!(!ok && err.contains("rustup target add aarch64-apple-darwin"), "{}", err);
+    // A C heap is not built for macOS (yet): one line that says so.
+    let (ok, _, err) = build(&["--heap", &heap("xx_bump.c"), "--target", "aarch64-apple-darwin"]);
+    assert!(!ok && err.contains("not macOS") && err.lines().count() == 1, "{}", err);
 }
 
 #[test]
@@ -111,6 +115,37 @@ fn the_emitted_macos_crate_of_a_heap_without_thread_hooks_type_checks_too() {
     assert!(ok, "{}", err);
     let exports = std::fs::read_to_string(dir.join("src/exports.rs")).unwrap();
     assert!(!exports.contains("pthread_create") && !exports.contains("HOOKS"));
+    let out = cargo(&dir, &["check", "--offline", "--quiet", "--config", "build.rustflags=[\"-Dwarnings\"]"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn the_emitted_macos_prefixed_crate_has_its_header_and_type_checks_here() {
+    let dir = fresh("macos-prefixed");
+    let (ok, _, err) = build(&[
+        "--heap",
+        &heap("mmap.rs"),
+        "--mode",
+        "prefixed",
+        "--prefix",
+        "zz",
+        "--target",
+        "aarch64-apple-darwin",
+        "--emit-crate",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(ok, "{}", err);
+    let header = std::fs::read_to_string(dir.join("zz.h")).unwrap();
+    assert!(header.contains("zz_malloc(") && header.contains("zz_aligned_alloc("), "{}", header);
+    let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap();
+    assert!(manifest.contains("crate-type = [\"cdylib\", \"staticlib\"]"), "{}", manifest);
+    let build_rs = std::fs::read_to_string(dir.join("build.rs")).unwrap();
+    assert!(build_rs.contains("-install_name,@rpath/{}\", \"libzz.dylib\""), "{}", build_rs);
+    let exports = std::fs::read_to_string(dir.join("src/exports.rs")).unwrap();
+    // The portable family, as on Linux; nothing interposed, no zone.
+    assert!(exports.contains("#[export_name = \"zz_malloc\"]") && exports.contains("#[export_name = \"zz_malloc_usable_size\"]"));
+    assert!(!exports.contains("__interpose") && !exports.contains("\"malloc\""));
+    assert!(!dir.join("src/macos.rs").exists() && dir.join("src/macos_prefixed.rs").exists());
     let out = cargo(&dir, &["check", "--offline", "--quiet", "--config", "build.rustflags=[\"-Dwarnings\"]"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }

@@ -344,3 +344,23 @@ fn a_foreign_allocator_runs_but_its_liveness_is_not_claimed() {
     assert!(err.contains("is not an alloc8 shim") && err.contains("not proven"), "{}", err);
     assert!(err.contains("exited with status 4"), "{}", err);
 }
+
+#[test]
+fn a_library_that_cannot_load_is_named_and_the_program_not_started() {
+    let dir = work_dir().join("run-errors");
+    std::fs::create_dir_all(&dir).unwrap();
+    let lib = dir.join("libtoy_undefined.so");
+    let cc = Command::new("gcc")
+        .args(["-shared", "-fPIC", "-O1", "-DUNDEFINED", "-o"])
+        .arg(&lib)
+        .arg(root().join("tests/programs/toy_malloc.c"))
+        .output()
+        .unwrap();
+    assert!(cc.status.success(), "{}", text(&cc.stderr));
+    let out = alloc8().arg("run").arg("--lib").arg(&lib).args(["--", "sh", "-c", "echo ran"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(125), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "", "the program must not start");
+    let line = one_line_error(&out);
+    assert!(line.contains("the library cannot load: undefined symbols getCustomHeap() (_Z13getCustomHeapv), nowhere_defined"), "{}", line);
+    assert!(!line.contains("environment"), "not the environment's fault: {}", line);
+}

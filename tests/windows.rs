@@ -248,11 +248,15 @@ fn the_dll_exports_the_crt_family_and_imports_only_system_dlls() {
 /// after the hooks must come back as the heap's (no foreign free but the
 /// program's own count), every migration counted.
 fn redirect(heap: &str, ucrt: bool) {
+    redirect_dll(&shipped_dll(heap), ucrt)
+}
+
+fn redirect_dll(dll: &Path, ucrt: bool) {
     // msvcr100.dll: a CRT nothing loads before the program asks for it (the
     // program checks), so it is taken over through the LoadLibrary wrapper.
     let (crt, late) = if ucrt { ("ucrtbase.dll", "msvcr100.dll") } else { ("msvcrt.dll", "msvcr100.dll") };
     let exe = mingw("redirect.c", ucrt, &[&format!("-DCRT_NAME=\"{}\"", crt), &format!("-DLATE_CRT=\"{}\"", late)]);
-    let run = run_with_dll(&exe, &shipped_dll(heap));
+    let run = run_with_dll(&exe, dll);
     run.assert_ok();
     let said = run.said();
     let r = run.assert_redirected(&[crt, late]);
@@ -346,6 +350,92 @@ fn loaded_into_busy_threads_foreign_blocks_are_freed_and_migrated() {
     let r = run.assert_redirected(&["msvcrt.dll"]);
     assert!(int(&r["foreign_frees"]) > 0 && int(&r["migrations"]) > 0, "{:?}", r);
     assert!(int(&run.stats()["mallocs"]) > 0);
+}
+
+// ---- C heaps (the xxmalloc convention), compiled by mingw-w64 -------------
+
+/// tests/programs/windows/xx_heap.c: VirtualAlloc'd range, xxowns by address.
+fn xx_dll() -> PathBuf {
+    dll(&root().join("tests/programs/windows/xx_heap.c"), "xx_heap", &[])
+}
+
+#[test]
+fn a_c_heap_redirects_msvcrt_with_foreign_blocks_going_back() {
+    redirect_dll(&xx_dll(), false);
+}
+
+/// The compiler a build remembers is per target: a one-file C heap for
+/// Linux right after one for Windows (the same settings otherwise) gets gcc,
+/// not mingw-w64.
+#[test]
+fn a_c_heap_for_linux_after_one_for_windows_gets_the_linux_compiler() {
+    xx_dll();
+    let out = alloc8().args(["build", "--heap"]).arg(shim_source("xx_bump")).arg("--out").arg(dir().join("xx-linux")).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let so = std::fs::read(dir().join("xx-linux/libxx_bump.so")).unwrap();
+    assert!(so.starts_with(b"\x7fELF"));
+}
+
+#[test]
+fn a_c_heap_redirects_the_ucrt_with_foreign_blocks_going_back() {
+    redirect_dll(&xx_dll(), true);
+}
+
+#[test]
+fn a_c_heap_without_xxowns_is_refused_as_a_redirect_dll_and_builds_prefixed() {
+    let d = dir().join("xx-no-owns");
+    std::fs::create_dir_all(&d).unwrap();
+    let src = std::fs::read_to_string(root().join("tests/programs/windows/xx_heap.c")).unwrap();
+    let heap = d.join("no_owns.c");
+    std::fs::write(
+        &heap,
+        src.replace("int xxowns(void *p)", "static int not_owns(void *p)").replace(
+            "#include <string.h>",
+            "#include <string.h>\nstatic int not_owns(void *p);\nint use_it(void *p) { return not_owns(p); }",
+        ),
+    )
+    .unwrap();
+    let heap_arg = heap.to_str().unwrap();
+    assert_build_refused(&["--target", TARGET, "--heap", heap_arg], &[], &["has no `int xxowns(void *ptr)`", "--mode prefixed"]);
+    let out = alloc8()
+        .args(["build", "--target", TARGET, "--mode", "prefixed", "--prefix", "nx", "--heap", heap_arg, "--out"])
+        .arg(d.join("out"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(d.join("out/nx.dll").is_file());
+}
+
+/// A heap with C++ in it: libstdc++ is linked into the DLL, which imports
+/// nothing Windows lacks, and serves a program injected with it.
+#[test]
+fn a_cxx_heap_links_its_runtime_in_and_serves_a_program() {
+    let d = dir().join("xx-cxx-heap");
+    std::fs::create_dir_all(&d).unwrap();
+    let c = std::fs::read_to_string(root().join("tests/programs/windows/xx_heap.c")).unwrap();
+    // The C++ part must be linked: the heap's statistics name it.
+    std::fs::write(
+        d.join("heap.c"),
+        format!("{}\nconst char *xx_heap_name(void);\nconst char *(*volatile keep_name)(void) = xx_heap_name;\n", c),
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("name.cpp"),
+        "#include <string>\n#include <stdexcept>\n\
+         extern \"C\" const char *xx_heap_name() {\n\
+             try { throw std::runtime_error(\"xx\"); } catch (const std::exception &e) { static std::string n(e.what()); return n.c_str(); }\n}\n",
+    )
+    .unwrap();
+    std::fs::write(d.join("alloc8.toml"), "sources = [\"heap.c\", \"name.cpp\"]\n").unwrap();
+    let lib = dll(&d, "xx_cxx_heap", &[]);
+    let out = alloc8().args(["check", "--json"]).arg(&lib).output().unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["verdict"]["sound"], true, "{}", report);
+    let dlls: Vec<&str> = report["pe"]["dlls"].as_array().unwrap().iter().map(|d| d.as_str().unwrap()).collect();
+    assert!(dlls.iter().all(|d| !d.starts_with("lib")), "a mingw runtime DLL is imported: {:?}", dlls);
+    let run = run_with_dll(&mingw("redirect.c", false, &["-DCRT_NAME=\"msvcrt.dll\"", "-DLATE_CRT=\"msvcr100.dll\""]), &lib);
+    run.assert_ok();
+    run.assert_redirected(&["msvcrt.dll", "msvcr100.dll"]);
 }
 
 #[test]

@@ -315,3 +315,165 @@ fn a_prefixed_cxx_heap_links_with_the_cxx_runtime() {
         assert!(run.status.success() && String::from_utf8_lossy(&run.stdout).trim() == "ok", "{}", exe.display());
     }
 }
+
+// A heap that cannot load (Hoard's libhoard.cpp without the file defining getCustomHeap).
+
+/// A heap directory: `heap.c` calls the C++ function `helper()` (by its
+/// mangled name) on every lock, and `helper.cpp` defines it; the manifest
+/// lists `sources`.
+fn split_heap(name: &str, sources: &str) -> PathBuf {
+    let d = dir(name);
+    let bump = XX_BUMP
+        .replace("void xxmalloc_lock(void) {", "int _Z6helperv(void); /* int helper() */\nvoid xxmalloc_lock(void) {\n    _Z6helperv();");
+    std::fs::write(d.join("heap.c"), bump).unwrap();
+    std::fs::write(d.join("helper.cpp"), "int helper() { return 1; }\n").unwrap();
+    std::fs::write(d.join("alloc8.toml"), format!("sources = [{}]\n", sources)).unwrap();
+    d
+}
+
+#[test]
+fn a_heap_using_a_function_no_source_defines_is_not_built_and_leaves_no_library() {
+    let d = split_heap("split-missing", "\"heap.c\"");
+    let out_dir = work_dir().join("never");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    // A library of that name from an earlier build must not survive as if it were this one.
+    std::fs::write(out_dir.join("libsplit-missing.so"), "stale").unwrap();
+    let (err, stderr) = build_fails(&d, &[]);
+    let heap_cpp = d.canonicalize().unwrap().join("heap.c");
+    let start =
+        format!("error: libsplit-missing.so cannot load: undefined symbol helper() (_Z6helperv) (referenced by {}): ", heap_cpp.display());
+    assert!(err.starts_with(&start), "{}", stderr);
+    assert!(err.contains("no library it loads defines it (it loads libgcc_s.so.1, libc.so.6"), "{}", err);
+    assert!(
+        err.ends_with("the heap uses it but defines it nowhere: add the source that does (one left out of `sources`?) or the definition"),
+        "{}",
+        err
+    );
+    assert!(!out_dir.join("libsplit-missing.so").exists(), "the stale library is removed");
+    // With the file that defines it, the same heap builds and runs.
+    let d = split_heap("split-whole", "\"heap.c\", \"helper.cpp\"");
+    let out = build(&d, &[], &dir("split-out"));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let run = run_under(&dir("split-out").join("libsplit-whole.so"), Command::new(program("conformance.c")));
+    run.assert_bound("conformance");
+}
+
+#[test]
+fn run_names_a_heap_that_cannot_load() {
+    let d = split_heap("split-run", "\"heap.c\"");
+    let out = alloc8().args(["run", "--heap"]).arg(&d).args(["--", "sh", "-c", "echo ran"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr);
+    assert!(out.stdout.is_empty(), "the program must not start");
+    assert!(stderr.lines().last().unwrap().contains("cannot load: undefined symbol helper() (_Z6helperv)"), "{}", stderr);
+}
+
+// The object cache.
+
+/// `alloc8 build` of the heap in `d` with `$CC`/`$CXX` scripts that log
+/// every compiler run to `log` before running gcc/g++; returns the lines
+/// logged by this build.
+fn build_logging_compiles(d: &Path, log: &Path) -> Vec<String> {
+    let mut wrappers = Vec::new();
+    for (name, real) in [("cc-log", "gcc"), ("cxx-log", "g++")] {
+        let script = d.join(name);
+        let text = format!("#!/bin/sh\necho \"$@\" >> '{}'\nexec {} \"$@\"\n", log.display(), real);
+        // Written once: a compiler whose file changed is another compiler.
+        if std::fs::read_to_string(&script).ok().as_deref() != Some(text.as_str()) {
+            std::fs::write(&script, text).unwrap();
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        wrappers.push(script);
+    }
+    let _ = std::fs::remove_file(log);
+    let out = alloc8()
+        .env("CC", &wrappers[0])
+        .env("CXX", &wrappers[1])
+        .args(["build", "--heap"])
+        .arg(d)
+        .arg("--out")
+        .arg(d.join("out"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    std::fs::read_to_string(log).unwrap_or_default().lines().map(str::to_string).collect()
+}
+
+#[test]
+fn an_unchanged_heap_runs_no_compiler_and_a_changed_header_recompiles_what_includes_it() {
+    let d = dir("cached");
+    let log = d.join("compiler.log");
+    // New contents every run, so the first build really compiles.
+    let nonce = format!("{}-{:?}", std::process::id(), std::time::SystemTime::now());
+    std::fs::create_dir_all(d.join("include")).unwrap();
+    let header = d.join("include/shared.h");
+    std::fs::write(&header, format!("#define HEAP_NONCE \"{}\"\n#define HEAP_VALUE 1\n", nonce)).unwrap();
+    std::fs::write(
+        d.join("heap.c"),
+        format!("{}\n#include \"shared.h\"\nconst char *heap_nonce(void) {{ return HEAP_NONCE; }}\n", XX_BUMP),
+    )
+    .unwrap();
+    std::fs::write(d.join("other.c"), format!("/* {} */\nint other_unit(void) {{ return 2; }}\n", nonce)).unwrap();
+    std::fs::write(d.join("alloc8.toml"), "sources = [\"heap.c\", \"other.c\"]\ninclude = [\"include\"]\n").unwrap();
+    let compiles = |lines: &[String], file: &str| lines.iter().filter(|l| l.contains(" -c ") && l.ends_with(file)).count();
+
+    let first = build_logging_compiles(&d, &log);
+    assert_eq!((compiles(&first, "heap.c"), compiles(&first, "other.c")), (1, 1), "{:#?}", first);
+
+    let second = build_logging_compiles(&d, &log);
+    assert!(second.is_empty(), "an unchanged heap ran the compiler: {:#?}", second);
+
+    // A new time on the same bytes is read again and found the same.
+    let f = std::fs::File::options().write(true).open(&header).unwrap();
+    f.set_modified(std::time::SystemTime::now() + std::time::Duration::from_secs(10)).unwrap();
+    drop(f);
+    let touched = build_logging_compiles(&d, &log);
+    assert!(touched.is_empty(), "a touched, unchanged header ran the compiler: {:#?}", touched);
+
+    std::fs::write(&header, format!("#define HEAP_NONCE \"{}\"\n#define HEAP_VALUE 2\n", nonce)).unwrap();
+    let changed = build_logging_compiles(&d, &log);
+    assert_eq!(changed.len(), 1, "only the unit including the header: {:#?}", changed);
+    assert_eq!(compiles(&changed, "heap.c"), 1, "{:#?}", changed);
+
+    // The define alloc8.toml gives is part of the key too.
+    std::fs::write(d.join("alloc8.toml"), "sources = [\"heap.c\", \"other.c\"]\ninclude = [\"include\"]\ndefine = [\"EXTRA=1\"]\n")
+        .unwrap();
+    let redefined = build_logging_compiles(&d, &log);
+    assert_eq!((compiles(&redefined, "heap.c"), compiles(&redefined, "other.c")), (1, 1), "{:#?}", redefined);
+}
+
+// Statistics from a C heap.
+
+#[test]
+fn a_c_heap_with_xxmalloc_stats_feeds_the_report_and_one_without_gets_c_advice() {
+    let counted = XX_BUMP
+        .replace("void *xxmalloc(size_t size) {", "static unsigned long n_mallocs, n_frees;\nvoid *xxmalloc(size_t size) {\n    __atomic_add_fetch(&n_mallocs, 1, __ATOMIC_RELAXED);")
+        .replace("void xxfree(void *ptr) {", "void xxfree(void *ptr) {\n    __atomic_add_fetch(&n_frees, 1, __ATOMIC_RELAXED);");
+    let heap = heap_file(
+        "stats_bump.c",
+        &format!(
+            "{}\n#include <stdint.h>\n\
+             struct alloc8_stats {{ uint64_t mallocs, frees, reallocs, bytes_allocated, live_bytes, peak_live_bytes; }};\n\
+             int xxmalloc_stats(struct alloc8_stats *s) {{\n    \
+                 s->mallocs = __atomic_load_n(&n_mallocs, __ATOMIC_RELAXED);\n    \
+                 s->frees = __atomic_load_n(&n_frees, __ATOMIC_RELAXED);\n    \
+                 s->reallocs = 0; s->bytes_allocated = 4242; s->live_bytes = 0; s->peak_live_bytes = 0;\n    return 1;\n}}\n",
+            counted
+        ),
+    );
+    let out_dir = dir("stats");
+    let out = build(&heap, &[], &out_dir);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let run = run_under(&out_dir.join("libstats_bump.so"), Command::new(program("conformance.c")));
+    let stats = run.assert_bound("conformance").expect("the heap's own statistics in the exit report");
+    assert!(stats.mallocs > 1000 && stats.frees > 1000, "{:?}", stats);
+    assert_eq!(stats.bytes_allocated, 4242, "as xxmalloc_stats said");
+
+    // Without it, run's advice is in the heap's language.
+    let out = alloc8().args(["run", "--heap"]).arg(shim_source("xx_bump")).args(["--", "true"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{}", stderr);
+    assert!(stderr.contains("this heap keeps no statistics: define `int xxmalloc_stats(struct alloc8_stats *)`"), "{}", stderr);
+    assert!(!stderr.contains("Heap::stats"), "{}", stderr);
+}

@@ -35,6 +35,29 @@ pub struct ElfFacts {
     /// Imports bound to a version (`malloc@GLIBC_2.2.5`).
     #[serde(skip)]
     pub versioned_imports: BTreeMap<String, String>,
+    /// Every undefined dynamic symbol, as the dynamic linker must resolve it (loadable.rs).
+    #[serde(skip)]
+    pub undefined: Vec<Undefined>,
+    /// DT_RPATH and DT_RUNPATH, split at `:` (`$ORIGIN` not yet expanded).
+    #[serde(skip)]
+    pub rpath: Vec<String>,
+    #[serde(skip)]
+    pub runpath: Vec<String>,
+    /// e_machine and ELFCLASS64: a dependency must match both to be loaded.
+    #[serde(skip)]
+    pub machine: u16,
+    #[serde(skip)]
+    pub is_64: bool,
+}
+
+/// An undefined dynamic symbol: a weak one may stay unresolved, a strong one
+/// stops the library from loading when nothing in its dependencies defines it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Undefined {
+    pub name: String,
+    /// The version it asks for (`GLIBC_2.34`), if any.
+    pub version: Option<String>,
+    pub weak: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -66,6 +89,11 @@ fn sorted_set(mut names: Vec<&str>) -> BTreeSet<String> {
     names.into_iter().map(str::to_string).collect()
 }
 
+/// `a:b` of DT_RPATH/DT_RUNPATH as its directories.
+fn search_list(bytes: &[u8]) -> Vec<String> {
+    text(bytes).split(':').filter(|d| !d.is_empty()).map(str::to_string).collect()
+}
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -82,6 +110,7 @@ pub fn read<Elf: FileHeader<Endian = object::Endianness>>(file: &ElfFile<Elf>, l
     let sections = file.elf_section_table();
     let versions = sections.versions(endian, data)?;
     let (mut versioned_exports, mut versioned_imports) = (BTreeMap::new(), BTreeMap::new());
+    let mut undefined = Vec::new();
     for sym in file.dynamic_symbols() {
         let name = match sym.name() {
             Ok(n) if !n.is_empty() => n,
@@ -91,6 +120,7 @@ pub fn read<Elf: FileHeader<Endian = object::Endianness>>(file: &ElfFile<Elf>, l
             versions.as_ref().and_then(|v| v.version(v.version_index(endian, sym.index())).ok().flatten()).map(|v| text(v.name()));
         if sym.is_undefined() {
             imported.push(name);
+            undefined.push(Undefined { name: name.to_string(), version: version.clone(), weak: sym.is_weak() });
             if let Some(v) = version {
                 versioned_imports.insert(name.to_string(), v);
             }
@@ -113,6 +143,9 @@ pub fn read<Elf: FileHeader<Endian = object::Endianness>>(file: &ElfFile<Elf>, l
         imports_tls_get_addr: lib.imported.contains("__tls_get_addr"),
         versioned_exports,
         versioned_imports,
+        undefined,
+        machine: file.elf_header().e_machine(endian),
+        is_64: file.is_64(),
         ..ElfFacts::default()
     };
     let dtpmod = match file.elf_header().e_machine(endian) {
@@ -155,6 +188,8 @@ pub fn read<Elf: FileHeader<Endian = object::Endianness>>(file: &ElfFile<Elf>, l
                 Some(elf::DT_NEEDED) => facts.needed.push(text(entry.string(endian, strings)?)),
                 Some(elf::DT_SONAME) => facts.soname = Some(text(entry.string(endian, strings)?)),
                 Some(elf::DT_SYMBOLIC) => facts.symbolic = true,
+                Some(elf::DT_RPATH) => facts.rpath.extend(search_list(entry.string(endian, strings)?)),
+                Some(elf::DT_RUNPATH) => facts.runpath.extend(search_list(entry.string(endian, strings)?)),
                 Some(elf::DT_FLAGS) => {
                     facts.symbolic |= value & u64::from(elf::DF_SYMBOLIC) != 0;
                     facts.static_tls |= value & u64::from(elf::DF_STATIC_TLS) != 0;

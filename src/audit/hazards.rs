@@ -35,6 +35,14 @@ pub enum HazardKind {
     DroppedInterposePairs,
     /// Interpose pairs that could not be read.
     UnreadInterposePairs,
+    /// Strong undefined symbols no library it loads defines (loadable.rs).
+    UndefinedSymbols,
+    /// NEEDED libraries not on the search path.
+    MissingLibraries,
+    /// Symbol versions the library found does not define.
+    MissingVersions,
+    /// Built for another architecture: loading was not checked.
+    LoadNotChecked,
 }
 
 #[derive(Clone, Debug, Serialize)]

@@ -3,15 +3,19 @@
 //!
 //! One file per concern: input (bad input), library (format-neutral facts)
 //! with elf/macho/pe (the readers), mode (what kind of allocator), families
-//! and hazards (the findings), verdict (severities, exit status), report
+//! and hazards (the findings), loadable with ld_path (whether ld.so can
+//! load it here), verdict (severities, exit status), report
 //! (JSON and text).
 
 pub mod archive;
+pub mod demangle;
 pub mod elf;
 pub mod families;
 pub mod hazards;
 pub mod input;
+pub mod ld_path;
 pub mod library;
+pub mod loadable;
 pub mod macho;
 pub mod macho_chained;
 pub mod macho_interpose;
@@ -46,7 +50,10 @@ pub fn audit(path: &Path, lib: &Library) -> Report {
 pub fn audit_loaded(path: &Path, lib: &Library, loading: Loading) -> Report {
     let (detected, prefixed) = mode::detect(lib);
     let families = families::judge(lib, &detected);
-    let hazards = hazards::find(lib, &detected, loading);
+    let mut hazards = hazards::find(lib, &detected, loading);
+    // A library that cannot load is no allocator, whatever it exports.
+    hazards.splice(0..0, loadable::hazards(path, lib));
+    hazards.sort_by(|a, b| b.severity.cmp(&a.severity));
     let verdict = verdict::decide(&detected, &families, &hazards);
     Report {
         path: path.display().to_string(),

@@ -43,6 +43,52 @@ pub fn is_crt(dll: &str) -> bool {
         || dll.starts_with("vcruntime")
 }
 
+/// DLLs every Windows installation has (in System32, or the UCRT's API
+/// sets); anything else must be shipped beside the DLL that imports it.
+pub fn is_system(dll: &str) -> bool {
+    const SYSTEM: &[&str] = &[
+        "kernel32.dll",
+        "kernelbase.dll",
+        "ntdll.dll",
+        "user32.dll",
+        "gdi32.dll",
+        "advapi32.dll",
+        "shell32.dll",
+        "ole32.dll",
+        "oleaut32.dll",
+        "ws2_32.dll",
+        "bcrypt.dll",
+        "bcryptprimitives.dll",
+        "userenv.dll",
+        "psapi.dll",
+        "dbghelp.dll",
+        "secur32.dll",
+        "crypt32.dll",
+        "shlwapi.dll",
+        "version.dll",
+        "winmm.dll",
+        "iphlpapi.dll",
+        "comctl32.dll",
+        "comdlg32.dll",
+        "rpcrt4.dll",
+        "setupapi.dll",
+        "powrprof.dll",
+        "ucrtbase.dll",
+        "msvcrt.dll",
+        "ncrypt.dll",
+        "normaliz.dll",
+        "synchronization.dll",
+    ];
+    SYSTEM.contains(&dll) || dll.starts_with("api-ms-win-") || dll.starts_with("ext-ms-")
+}
+
+/// The DLLs it imports that Windows does not have (the mingw runtime's
+/// libstdc++-6.dll, libgcc_s_seh-1.dll, libwinpthread-1.dll, or the
+/// program's own).
+pub fn non_system(facts: &PeFacts) -> Vec<String> {
+    facts.dlls.iter().filter(|d| !is_system(d)).cloned().collect()
+}
+
 pub fn read<Pe: ImageNtHeaders>(file: &PeFile<Pe>, lib: &mut Library) -> object::Result<()> {
     lib.format = Format::Pe;
     for export in file.exports()? {
@@ -79,5 +125,10 @@ mod tests {
         };
         assert_eq!(ucrt.crt_summary().as_deref(), Some("the UCRT (ucrtbase.dll)"));
         assert_eq!(PeFacts::default().crt_summary(), None);
+        let mingw = PeFacts {
+            dlls: vec!["kernel32.dll".into(), "libstdc++-6.dll".into(), "api-ms-win-crt-heap-l1-1-0.dll".into()],
+            ..PeFacts::default()
+        };
+        assert_eq!(non_system(&mingw), ["libstdc++-6.dll"]);
     }
 }

@@ -98,12 +98,13 @@ impl Built {
 
 pub fn build(opts: &BuildOptions) -> Result<Built> {
     let platform = target::platform(opts.target.as_deref())?;
-    if platform == Platform::Macos && opts.mode == Mode::Prefixed {
-        bail!("prefixed mode is not available for macOS targets yet; build with `--mode interpose`");
-    }
     let heap = HeapSource::open(&opts.heap)?;
-    if matches!(heap.kind, HeapKind::Xx(_)) && platform != Platform::Linux {
-        bail!("C/C++ heaps (the xxmalloc convention) are built for Linux only so far; build without --target");
+    if matches!(heap.kind, HeapKind::Xx(_)) && platform == Platform::Macos {
+        bail!(
+            "C/C++ heaps (the xxmalloc convention) are built for Linux and Windows ({}) so far, not macOS: \
+             build without --target on a Mac",
+            target::WINDOWS_GNU
+        );
     }
     if let Some(dir) = &opts.emit_crate {
         target::emit_crate(dir, &heap, opts.mode, &opts.prefix, platform, opts.threads)?;
@@ -148,7 +149,8 @@ pub fn build(opts: &BuildOptions) -> Result<Built> {
     // clashes with is reported by name, not as a link failure.
     let xx = match &heap.kind {
         HeapKind::Xx(input) => {
-            Some(xx::prepare(input, &opts.heap, &crate_dir.join("native"), opts.mode, &opts.prefix, opts.threads, opts.verbose)?)
+            let native = crate_dir.join("native");
+            Some(xx::prepare(input, &opts.heap, &native, opts.mode, &opts.prefix, opts.threads, opts.target.as_deref(), opts.verbose)?)
         }
         _ => None,
     };
@@ -211,6 +213,16 @@ pub fn build(opts: &BuildOptions) -> Result<Built> {
         ),
     };
 
+    // A library that cannot load is not built: check cargo's before anything
+    // is written, and leave no older one of the same name behind.
+    if let Some(so) = files.iter().find(|f| f.extension().map_or(false, |e| e == "so")) {
+        if let Err(e) = ensure_loads(so, &soname, xx.as_ref()) {
+            for name in [format!("lib{}.so", stem), format!("lib{}.a", stem), format!("{}.h", stem)] {
+                let _ = std::fs::remove_file(opts.out.join(name));
+            }
+            return Err(e);
+        }
+    }
     let mut staging = Staging::new(&opts.out)?;
     if platform == Platform::Windows {
         return finish_windows(opts, staging, &files, &stem, &heap.name);
@@ -220,6 +232,11 @@ pub fn build(opts: &BuildOptions) -> Result<Built> {
         let ext = file.extension().and_then(|e| e.to_str()).unwrap_or("");
         let name = format!("lib{}.{}", stem, ext);
         match ext {
+            // Sealing is done with GNU ld and objcopy on ELF objects; a Mach-O
+            // archive is shipped as cargo made it (see the note).
+            "a" if platform == Platform::Macos => {
+                staging.copy(file, &name)?;
+            }
             "a" => {
                 let keep: Vec<String> =
                     contract::shim_exports(platform, opts.mode, &opts.prefix, opts.threads).into_iter().map(|(n, _)| n).collect();
@@ -247,6 +264,13 @@ pub fn build(opts: &BuildOptions) -> Result<Built> {
         std::fs::write(&dest, text).with_context(|| format!("cannot write {}", dest.display()))?;
     }
     let mut notes = Vec::new();
+    if opts.mode == Mode::Prefixed && platform == Platform::Macos {
+        notes.push(format!(
+            "lib{}.a is not sealed on macOS: besides the {}_* functions its Rust runtime's symbols are global; \
+             link it into C/C++ programs, and use lib{}.dylib beside other Rust code",
+            stem, opts.prefix, stem
+        ));
+    }
     if opts.mode == Mode::Prefixed && xx.as_ref().map_or(false, |x| x.provided.cxx) {
         notes.push(format!("lib{}.a holds a C++ heap: link programs that use it with -lstdc++ too", stem));
     }
@@ -293,6 +317,19 @@ fn finish_windows(opts: &BuildOptions, mut staging: Staging, files: &[PathBuf], 
         .iter()
         .find(|f| f.extension().map_or(false, |e| e == "dll"))
         .with_context(|| format!("cargo produced no DLL for {}", opts.heap.display()))?;
+    // A DLL that needs the mingw runtime's DLLs (a C++ heap's libstdc++)
+    // would not load on a Windows without them: they are linked in instead.
+    if let Some(pe) = audit::Library::read(dll)?.pe {
+        let extra = audit::pe::non_system(&pe);
+        if !extra.is_empty() {
+            bail!(
+                "{}.dll would import {}, which Windows does not have: link {} statically (the heap's build settings)",
+                stem,
+                extra.join(", "),
+                if extra.len() == 1 { "it" } else { "them" }
+            );
+        }
+    }
     let dllname = format!("{}.dll", stem);
     let staged = staging.copy(dll, &dllname)?;
     target::mingw_tool("strip", &["--strip-unneeded".as_ref(), staged.as_os_str()], &staged)?;
@@ -360,6 +397,27 @@ fn verify_exports(lib: &Path, cargos: &Path, platform: Platform, mode: Mode, pre
         );
     }
     Ok(expected.len())
+}
+
+/// Every undefined symbol of the library resolves the way ld.so resolves it
+/// (audit::loadable); otherwise the error names each, demangled, with the
+/// heap sources that use it when the heap is C/C++.
+fn ensure_loads(so: &Path, soname: &str, xx: Option<&xx::Prepared>) -> Result<()> {
+    let library = audit::Library::read(so)?;
+    let Some(found) = audit::loadable::check(so, &library) else { return Ok(()) };
+    if found.loads() {
+        return Ok(());
+    }
+    let by = |name: &str| xx.and_then(|x| x.references.get(name)).map(|places| places.join(", "));
+    let them = if found.undefined.len() == 1 { "it" } else { "them" };
+    let advice = if found.undefined.is_empty() {
+        "install what is missing".to_string()
+    } else if found.undefined.iter().any(|u| by(&u.name).is_some()) {
+        format!("the heap uses {them} but defines {them} nowhere: add the source that does (one left out of `sources`?) or the definition")
+    } else {
+        format!("define {them} in the heap, or link the library that has {them}")
+    };
+    bail!("{} cannot load: {}; {}", soname, found.explain(&by), advice)
 }
 
 /// The sealed archive must define exactly the exports: anything else global

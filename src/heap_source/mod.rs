@@ -10,6 +10,7 @@ mod crate_dir;
 mod file;
 mod registration;
 pub mod xx;
+mod xx_cache;
 mod xx_compile;
 mod xx_manifest;
 pub mod xx_symbols;

@@ -8,6 +8,7 @@ use super::xx_manifest;
 use super::xx_symbols::{self, Provided, SymbolError};
 use super::{HeapError, HeapKind, HeapSource};
 use crate::contract::Mode;
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -96,27 +97,58 @@ pub fn open_dir(dir: &Path) -> Result<HeapSource, HeapError> {
     let path = dir.join(MANIFEST);
     let text = std::fs::read_to_string(&path).map_err(|e| HeapError::Unreadable(path.clone(), e.to_string()))?;
     let manifest = xx_manifest::parse(&text).map_err(|e| HeapError::BadXxManifest(path.clone(), e))?;
-    let exists = |rel: &str, what: &'static str| -> Result<PathBuf, HeapError> {
-        let p = dir.join(rel);
+    // Every missing file or directory is named in one error, not one per run.
+    let mut problems = Vec::new();
+    let mut unset: Vec<String> = Vec::new();
+    let mut locate = |rel: &str, what: &str| -> Option<PathBuf> {
+        let expanded = match xx_manifest::expand(rel) {
+            Ok(e) => e,
+            Err(xx_manifest::ExpandError::Unset(var)) => {
+                if !unset.contains(&var) {
+                    unset.push(var);
+                }
+                return None;
+            }
+            Err(xx_manifest::ExpandError::Syntax(e)) => {
+                problems.push(format!("{} {}", what, e));
+                return None;
+            }
+        };
+        let p = dir.join(&expanded);
         if p.exists() {
-            Ok(p)
+            Some(p)
         } else {
-            Err(HeapError::BadXxManifest(path.clone(), format!("{} `{}` does not exist (looked for {})", what, rel, p.display())))
+            problems.push(format!("{} `{}` does not exist (looked for {})", what, rel, p.display()));
+            None
         }
     };
     let mut sources = Sources::default();
     for rel in &manifest.sources {
-        let file = exists(rel, "source")?;
-        if lang(&file).is_none() {
-            return Err(HeapError::BadXxManifest(
-                path.clone(),
-                format!("source `{}` is not C or C++ (.c, .cc, .cpp, .cxx); headers go in `include`", rel),
-            ));
+        if let Some(file) = locate(rel, "source") {
+            if lang(&file).is_none() {
+                return Err(HeapError::BadXxManifest(
+                    path.clone(),
+                    format!("source `{}` is not C or C++ (.c, .cc, .cpp, .cxx); headers go in `include`", rel),
+                ));
+            }
+            sources.files.push(file);
         }
-        sources.files.push(file);
     }
     for rel in &manifest.include {
-        sources.include.push(exists(rel, "include directory")?);
+        if let Some(d) = locate(rel, "include directory") {
+            sources.include.push(d);
+        }
+    }
+    if !unset.is_empty() {
+        let vars: Vec<String> = unset.iter().map(|v| format!("${{{}}}", v)).collect();
+        let (is, them) = if vars.len() == 1 { ("is", "it") } else { ("are", "them") };
+        problems.insert(
+            0,
+            format!("its paths use {}, which {} not set: set {} to the directories they stand for", vars.join(" and "), is, them),
+        );
+    }
+    if !problems.is_empty() {
+        return Err(HeapError::BadXxManifest(path.clone(), problems.join("; ")));
     }
     sources.defines = manifest.define.iter().map(|d| xx_manifest::split_define(d)).collect();
     sources.flags = manifest.flags.clone();
@@ -134,6 +166,9 @@ pub struct Prepared {
     pub lib_dir: PathBuf,
     pub provided: Provided,
     pub promises: Promises,
+    /// Each name the heap uses but does not define -> where it is used (its
+    /// sources, or the members of a prebuilt archive).
+    pub references: BTreeMap<String, Vec<String>>,
 }
 
 #[derive(Debug)]
@@ -144,6 +179,8 @@ pub enum XxError {
     NeedsThreads(PathBuf, Vec<&'static str>),
     /// `--threads` for a heap with nothing to call.
     NoThreadHooks(PathBuf),
+    /// A Windows redirect DLL must know the heap's blocks from the CRT's.
+    NeedsOwns(PathBuf),
 }
 
 impl fmt::Display for XxError {
@@ -156,6 +193,13 @@ impl fmt::Display for XxError {
                 "heap {} defines {}: build it with `--threads` so the shim calls them when threads start and end",
                 p.display(),
                 names.join(", ")
+            ),
+            XxError::NeedsOwns(p) => write!(
+                f,
+                "heap {} has no `int xxowns(void *ptr)`: a Windows redirect DLL takes over C runtimes that have already \
+                 handed out blocks, and must send every block that is not the heap's back to its CRT; define xxowns \
+                 (nonzero for the heap's blocks, answered from addresses alone), or build `--mode prefixed`",
+                p.display()
             ),
             XxError::NoThreadHooks(p) => write!(
                 f,
@@ -178,10 +222,11 @@ pub fn prepare(
     mode: Mode,
     prefix: &str,
     threads: bool,
+    target: Option<&str>,
     verbose: bool,
 ) -> Result<Prepared, XxError> {
-    let archive = xx_compile::archive(input, dir, verbose).map_err(XxError::Compile)?;
-    let provided = xx_symbols::inspect(&archive, heap, mode, prefix).map_err(XxError::Symbols)?;
+    let archive = xx_compile::archive(input, dir, target, verbose).map_err(XxError::Compile)?;
+    let (provided, by_member) = xx_symbols::inspect(&archive, heap, mode, prefix).map_err(XxError::Symbols)?;
     let hooks = provided.thread_symbols();
     if threads && hooks.is_empty() {
         return Err(XxError::NoThreadHooks(heap.to_path_buf()));
@@ -189,12 +234,35 @@ pub fn prepare(
     if !threads && !hooks.is_empty() {
         return Err(XxError::NeedsThreads(heap.to_path_buf(), hooks));
     }
+    if target == Some(crate::target::WINDOWS_GNU) && mode == Mode::Interpose && !provided.owns {
+        return Err(XxError::NeedsOwns(heap.to_path_buf()));
+    }
     let cxx = provided.cxx || matches!(input, XxInput::Sources(s) if s.has(Lang::Cxx));
     let promises = match input {
         XxInput::Sources(s) => s.promises,
         XxInput::Prebuilt(_) => Promises::default(),
     };
-    Ok(Prepared { lib_dir: dir.to_path_buf(), provided: Provided { cxx, ..provided }, promises })
+    let references = by_member.into_iter().map(|(name, members)| (name, members.iter().map(|m| place(input, m)).collect())).collect();
+    Ok(Prepared { lib_dir: dir.to_path_buf(), provided: Provided { cxx, ..provided }, promises, references })
+}
+
+/// Where an archive member came from: the source it was compiled from
+/// (objects are named after their source), else the member in the input.
+fn place(input: &XxInput, member: &str) -> String {
+    match input {
+        XxInput::Sources(s) => {
+            let stem = member.strip_suffix(".o").unwrap_or(member);
+            let from: Vec<String> =
+                s.files.iter().filter(|f| f.file_stem().map_or(false, |x| x == stem)).map(|f| f.display().to_string()).collect();
+            if from.is_empty() {
+                member.to_string()
+            } else {
+                from.join(" or ")
+            }
+        }
+        XxInput::Prebuilt(p) if p.extension().map_or(false, |e| e == "o") => p.display().to_string(),
+        XxInput::Prebuilt(p) => format!("{} in {}", member, p.display()),
+    }
 }
 
 #[cfg(test)]

@@ -1,11 +1,13 @@
 //! Turns a C/C++ heap into one static archive (`liballoc8xx.a`) that the shim
-//! crate links: sources are compiled with the `cc` crate (gcc for C, g++ for
-//! C++, or `$CC`/`$CXX`), a prebuilt object is archived, a prebuilt archive is
-//! copied. This runs in alloc8 itself, before cargo, so the objects can be
+//! crate links: sources are compiled with the command the `cc` crate makes
+//! (gcc for C, g++ for C++, mingw-w64 for Windows, or `$CC`/`$CXX`), through
+//! the object cache (xx_cache.rs), a prebuilt object is archived, a prebuilt
+//! archive is copied. This runs in alloc8 itself, before cargo, so the objects can be
 //! inspected before anything is linked and the compiler's errors reach the
 //! user as the compiler wrote them.
 
 use super::xx::{Lang, Sources, XxInput};
+use super::xx_cache::{self, UnitError};
 use std::any::Any;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -43,50 +45,51 @@ impl fmt::Display for CompileError {
 
 impl std::error::Error for CompileError {}
 
-/// What cc reports: stderr lines of the commands it runs, and which ones failed.
+/// What cc reports while it makes an archive: its stderr lines.
 #[derive(Default)]
 struct Messages {
     lines: Mutex<Vec<String>>,
-    failed: Mutex<Vec<PathBuf>>,
-    /// The source each compile command is for, in order, to name the failed one.
-    compiling: Mutex<Option<PathBuf>>,
 }
 
 impl cc::BuildMessageLogger for Messages {
     fn log(&self, kind: cc::BuildMessageKind, msg: cc::BuildMessage<'_>, _extra: &dyn Any) {
-        match kind {
-            cc::BuildMessageKind::StderrForwarding => self.lines.lock().unwrap().push(msg.to_string()),
-            cc::BuildMessageKind::CompileCommand => {
-                // The command line ends with the source file.
-                let text = msg.to_string();
-                let file = text.rsplit(' ').next().map(|f| PathBuf::from(f.trim_matches('"')));
-                *self.compiling.lock().unwrap() = file;
-            }
-            cc::BuildMessageKind::CommandFailed { is_detection_cmd: false, .. } => {
-                if let Some(f) = self.compiling.lock().unwrap().clone() {
-                    self.failed.lock().unwrap().push(f);
-                }
-            }
-            _ => {}
+        if let cc::BuildMessageKind::StderrForwarding = kind {
+            self.lines.lock().unwrap().push(msg.to_string());
         }
     }
 }
 
 /// Writes `<dir>/liballoc8xx.a` from `input`; the file is replaced only when
-/// its contents change, so cargo relinks only then. `verbose` shows the
-/// compiler's warnings of a successful build too.
-pub fn archive(input: &XxInput, dir: &Path, verbose: bool) -> Result<PathBuf, CompileError> {
+/// its contents change, so cargo relinks only then. Objects come from the
+/// cache (xx_cache.rs) when nothing they were made of changed; when none had
+/// to be compiled and the archive holds exactly them, it is left as it is.
+/// `verbose` shows the compiler's warnings of a successful build too.
+/// `target`: the Rust target triple the shim is built for (None: this machine).
+pub fn archive(input: &XxInput, dir: &Path, target: Option<&str>, verbose: bool) -> Result<PathBuf, CompileError> {
+    let dest = dir.join(format!("lib{}.a", LIB_NAME));
     // Per process: two alloc8 runs may build the same heap at once.
     let work = dir.join(format!("work-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work).map_err(|e| CompileError::Io(work.clone(), e.to_string()))?;
     let messages = Arc::new(Messages::default());
     let built = match input {
-        XxInput::Sources(sources) => compile(sources, &work, &messages),
-        XxInput::Prebuilt(path) if path.extension().map_or(false, |e| e == "o") => {
-            builder(&work, &messages).try_create_archive(LIB_NAME, [path]).map_err(|e| CompileError::Tool(e.to_string()))
-        }
-        XxInput::Prebuilt(path) => Ok(path.clone()),
+        XxInput::Sources(sources) => match compile(sources, target, verbose)? {
+            Compiled { stamp, .. } if std::fs::read_to_string(stamp_path(dir)).ok() == Some(stamp.clone()) && dest.is_file() => {
+                let _ = std::fs::remove_dir_all(&work);
+                return Ok(dest);
+            }
+            Compiled { objects, stamp } => {
+                let _ = std::fs::remove_file(stamp_path(dir));
+                let archive =
+                    builder(&work, target, &messages).try_create_archive(LIB_NAME, &objects).map_err(|e| CompileError::Tool(e.to_string()));
+                archive.map(|a| (a, Some(stamp)))
+            }
+        },
+        XxInput::Prebuilt(path) if path.extension().map_or(false, |e| e == "o") => builder(&work, target, &messages)
+            .try_create_archive(LIB_NAME, [path])
+            .map(|a| (a, None))
+            .map_err(|e| CompileError::Tool(e.to_string())),
+        XxInput::Prebuilt(path) => Ok((path.clone(), None)),
     };
     let lines = messages.lines.lock().unwrap();
     if built.is_err() || verbose {
@@ -94,63 +97,113 @@ pub fn archive(input: &XxInput, dir: &Path, verbose: bool) -> Result<PathBuf, Co
             crate::output::errln!("{}", line);
         }
     }
-    let built = built?;
-    let dest = dir.join(format!("lib{}.a", LIB_NAME));
+    let (built, stamp) = built?;
     let new = std::fs::read(&built).map_err(|e| CompileError::Io(built.clone(), e.to_string()))?;
     if std::fs::read(&dest).map(|old| old != new).unwrap_or(true) {
         let tmp = dir.join(format!(".lib{}.a.{}", LIB_NAME, std::process::id()));
         std::fs::write(&tmp, &new).map_err(|e| CompileError::Io(tmp.clone(), e.to_string()))?;
         std::fs::rename(&tmp, &dest).map_err(|e| CompileError::Io(dest.clone(), e.to_string()))?;
     }
+    if let Some(stamp) = stamp {
+        std::fs::write(stamp_path(dir), stamp).map_err(|e| CompileError::Io(stamp_path(dir), e.to_string()))?;
+    }
     let _ = std::fs::remove_dir_all(&work);
     Ok(dest)
 }
 
-fn compile(sources: &Sources, work: &Path, messages: &Arc<Messages>) -> Result<PathBuf, CompileError> {
+/// Names the objects the archive was last made of.
+fn stamp_path(dir: &Path) -> PathBuf {
+    dir.join(format!("lib{}.a.objects", LIB_NAME))
+}
+
+/// The heap's objects, and a stamp naming exactly them.
+struct Compiled {
+    objects: Vec<PathBuf>,
+    stamp: String,
+}
+
+/// Each language's units with its compiler command (cc's flags for it),
+/// through the object cache; every unit that fails is reported at once.
+fn compile(sources: &Sources, target: Option<&str>, verbose: bool) -> Result<Compiled, CompileError> {
+    let cache = crate::cache::dir().join("xx-objects");
     let mut objects = Vec::new();
+    let mut failed = Vec::new();
     for l in [Lang::C, Lang::Cxx] {
         if !sources.has(l) {
             continue;
         }
-        let mut b = builder(&work.join(if l == Lang::C { "c" } else { "cxx" }), messages);
-        b.cpp(l == Lang::Cxx);
-        for f in sources.files.iter().filter(|f| super::xx::lang(f) == Some(l)) {
-            b.file(f);
-        }
-        for i in &sources.include {
-            b.include(i);
-        }
-        for (name, value) in &sources.defines {
-            b.define(name, value.as_deref());
-        }
-        let std = if l == Lang::C { &sources.c_std } else { &sources.cxx_std };
-        if let Some(std) = std {
-            b.std(std);
-        }
-        for flag in &sources.flags {
-            b.flag(flag);
-        }
-        match b.try_compile_intermediates() {
+        let files: Vec<PathBuf> = sources.files.iter().filter(|f| super::xx::lang(f) == Some(l)).cloned().collect();
+        // The target too: the same heap built for Windows gets mingw-w64.
+        let settings = format!(
+            "{:?} {:?} {:?} {:?} {:?} {:?} {:?}",
+            target, l, sources.include, sources.defines, sources.flags, sources.c_std, sources.cxx_std
+        );
+        let key = xx_cache::settings_key(&settings);
+        let command = match xx_cache::remembered(&cache, &key) {
+            Some(c) => c,
+            None => {
+                let c = compiler_command(sources, l, target, &cache)?;
+                xx_cache::remember(&cache, &key, &c);
+                c
+            }
+        };
+        match xx_cache::compile(&command, &files, &cache, verbose) {
             Ok(objs) => objects.extend(objs),
-            Err(e) => {
-                let failed = messages.failed.lock().unwrap().clone();
-                return Err(if failed.is_empty() && messages.lines.lock().unwrap().is_empty() {
-                    CompileError::Tool(e.to_string())
-                } else {
-                    CompileError::Compiler { failed }
-                });
+            Err(errors) => {
+                for e in errors {
+                    match e {
+                        UnitError::Rejected { source, stderr } => {
+                            eprint!("{}", stderr);
+                            failed.push(source);
+                        }
+                        UnitError::Tool(e) => return Err(CompileError::Tool(e)),
+                    }
+                }
             }
         }
     }
-    builder(work, messages).try_create_archive(LIB_NAME, &objects).map_err(|e| CompileError::Tool(e.to_string()))
+    if !failed.is_empty() {
+        failed.sort_by_key(|f| sources.files.iter().position(|s| s == f));
+        return Err(CompileError::Compiler { failed });
+    }
+    if verbose {
+        let compiled = objects.iter().filter(|o| o.compiled).count();
+        eprintln!("alloc8: compiled {} of {} source(s); the others' objects are unchanged in the cache", compiled, objects.len());
+    }
+    let keys: Vec<&[u8]> = objects.iter().map(|o| o.key.as_bytes()).collect();
+    Ok(Compiled { stamp: xx_cache::digest(&keys), objects: objects.into_iter().map(|o| o.path).collect() })
+}
+
+/// The compiler and flags cc chooses for the sources of language `l` (cc
+/// only assembles the command; the object cache runs it per unit).
+fn compiler_command(sources: &Sources, l: Lang, target: Option<&str>, scratch: &Path) -> Result<xx_cache::CompilerCommand, CompileError> {
+    let mut b = builder(scratch, target, &Arc::new(Messages::default()));
+    b.cpp(l == Lang::Cxx);
+    for i in &sources.include {
+        b.include(i);
+    }
+    for (name, value) in &sources.defines {
+        b.define(name, value.as_deref());
+    }
+    let std = if l == Lang::C { &sources.c_std } else { &sources.cxx_std };
+    if let Some(std) = std {
+        b.std(std);
+    }
+    for flag in &sources.flags {
+        b.flag(flag);
+    }
+    let tool = b.try_get_compiler().map_err(|e| CompileError::Tool(e.to_string()))?;
+    xx_cache::CompilerCommand::from_tool(&tool)
+        .ok_or_else(|| CompileError::Tool("the compiler command has arguments that are not UTF-8 (include directories?)".into()))
 }
 
 /// cc outside a build script: every setting it would read from cargo is given.
-fn builder(out_dir: &Path, messages: &Arc<Messages>) -> cc::Build {
-    let target = format!("{}-unknown-linux-gnu", std::env::consts::ARCH);
+/// A Windows target gets mingw-w64 (`x86_64-w64-mingw32-gcc`), as cc picks it.
+fn builder(out_dir: &Path, target: Option<&str>, messages: &Arc<Messages>) -> cc::Build {
+    let host = format!("{}-unknown-linux-gnu", std::env::consts::ARCH);
     let mut b = cc::Build::new();
-    b.target(&target)
-        .host(&target)
+    b.target(target.unwrap_or(&host))
+        .host(&host)
         .opt_level(2)
         .debug(false)
         .pic(true)

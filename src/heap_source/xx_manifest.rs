@@ -66,6 +66,34 @@ pub fn parse(text: &str) -> Result<Manifest, String> {
     Ok(m)
 }
 
+/// What is wrong with a `${NAME}` in a path.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ExpandError {
+    /// The variable is unset or empty.
+    Unset(String),
+    Syntax(String),
+}
+
+/// `${NAME}` in a path replaced by the environment variable's value, so a
+/// recipe can point at sources kept elsewhere (`${ALLOC8_HOARD_SRC}/src`).
+pub fn expand(text: &str) -> Result<String, ExpandError> {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let end = after.find('}').ok_or_else(|| ExpandError::Syntax(format!("`{}` has a `${{` without its `}}`", text)))?;
+        let name = &after[..end];
+        match std::env::var(name) {
+            Ok(v) if !v.is_empty() => out.push_str(&v),
+            _ => return Err(ExpandError::Unset(name.to_string())),
+        }
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
 pub fn split_define(d: &str) -> (String, Option<String>) {
     match d.split_once('=') {
         Some((n, v)) => (n.to_string(), Some(v.to_string())),
@@ -87,6 +115,15 @@ mod tests {
         assert_eq!(split_define(&m.define[0]), ("N".to_string(), Some("4".to_string())));
         assert_eq!(split_define(&m.define[1]), ("X".to_string(), None));
         assert_eq!(m.cxx_std.as_deref(), Some("c++17"));
+    }
+
+    #[test]
+    fn variables_in_paths_expand_and_unset_ones_are_named() {
+        std::env::set_var("ALLOC8_TEST_EXPAND_DIR", "/src/heap");
+        assert_eq!(expand("${ALLOC8_TEST_EXPAND_DIR}/include").unwrap(), "/src/heap/include");
+        assert_eq!(expand("plain/dir").unwrap(), "plain/dir");
+        assert_eq!(expand("${ALLOC8_TEST_NEVER_SET}/x"), Err(ExpandError::Unset("ALLOC8_TEST_NEVER_SET".into())));
+        assert!(matches!(expand("${OPEN"), Err(ExpandError::Syntax(e)) if e.contains("without its")));
     }
 
     #[test]

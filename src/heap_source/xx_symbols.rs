@@ -23,6 +23,10 @@ pub struct Provided {
     pub created_flag: Option<u64>,
     /// The heap needs the C++ runtime (libstdc++).
     pub cxx: bool,
+    /// `int xxmalloc_stats(struct alloc8_stats *)`: statistics for the report.
+    pub stats: bool,
+    /// `int xxowns(void *)`: whether a pointer is the heap's (Windows, macOS).
+    pub owns: bool,
 }
 
 impl Provided {
@@ -116,6 +120,8 @@ struct Symbol {
 struct Contents {
     symbols: BTreeMap<String, Symbol>,
     not_pic: Option<(String, String)>,
+    /// Undefined name -> the members that refer to it.
+    references: BTreeMap<String, Vec<String>>,
 }
 
 /// x86-64 relocations that only a fixed, low load address can satisfy
@@ -140,14 +146,16 @@ fn contents(archive: &Path) -> Result<Contents, SymbolError> {
     let data = std::fs::read(archive).map_err(|e| bad(&e))?;
     let ar = object::read::archive::ArchiveFile::parse(&*data).map_err(|e| bad(&e))?;
     let mut out: BTreeMap<String, Symbol> = BTreeMap::new();
+    let mut references: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut not_pic = None;
     for member in ar.members() {
         let member = member.map_err(|e| bad(&e))?;
         let bytes = member.data(&*data).map_err(|e| bad(&e))?;
         let obj = object::File::parse(bytes).map_err(|e| bad(&format!("a member is not an object ({})", e)))?;
+        let member_name = String::from_utf8_lossy(member.name()).trim_end_matches('/').to_string();
         if not_pic.is_none() {
             if let Some(section) = absolute_32(&obj) {
-                not_pic = Some((String::from_utf8_lossy(member.name()).trim_end_matches('/').to_string(), section));
+                not_pic = Some((member_name.clone(), section));
             }
         }
         for sym in obj.symbols() {
@@ -159,15 +167,23 @@ fn contents(archive: &Path) -> Result<Contents, SymbolError> {
             if !sym.is_undefined() {
                 entry.defined = true;
                 entry.size = sym.size();
+            } else {
+                let by = references.entry(name.to_string()).or_default();
+                if !by.contains(&member_name) {
+                    by.push(member_name.clone());
+                }
             }
         }
     }
-    Ok(Contents { symbols: out, not_pic })
+    Ok(Contents { symbols: out, not_pic, references })
 }
 
-/// Checks the heap's archive for `mode` (and `prefix`); `heap` names it in errors.
-pub fn inspect(archive: &Path, heap: &Path, mode: Mode, prefix: &str) -> Result<Provided, SymbolError> {
-    let Contents { symbols: syms, not_pic } = contents(archive)?;
+/// Checks the heap's archive for `mode` (and `prefix`); `heap` names it in
+/// errors. Also returns, for each name the heap refers to without defining
+/// it, the archive members that do (to say where an unresolved one comes from).
+pub fn inspect(archive: &Path, heap: &Path, mode: Mode, prefix: &str) -> Result<(Provided, BTreeMap<String, Vec<String>>), SymbolError> {
+    let Contents { symbols: syms, not_pic, mut references } = contents(archive)?;
+    references.retain(|name, _| !syms.get(name).map_or(false, |s| s.defined));
     let defined = |n: &str| syms.get(n).map_or(false, |s| s.defined);
     let missing: Vec<&'static str> = REQUIRED.iter().copied().filter(|n| !defined(n)).collect();
     if missing.len() == REQUIRED.len() && !syms.iter().any(|(n, s)| s.defined && n.starts_with("xx")) {
@@ -192,7 +208,7 @@ pub fn inspect(archive: &Path, heap: &Path, mode: Mode, prefix: &str) -> Result<
     };
     // Whatever is C++ in it calls into libstdc++ (operators, RTTI, the personality routine).
     let cxx = syms.iter().any(|(n, s)| !s.defined && (n.starts_with("_Z") || n.starts_with("__cxa_") || n.starts_with("__gxx_")));
-    Ok(Provided {
+    let provided = Provided {
         realloc: defined("xxrealloc"),
         free_sized: defined("xxfree_sized"),
         free_aligned_sized: defined("xxfree_aligned_sized"),
@@ -200,7 +216,10 @@ pub fn inspect(archive: &Path, heap: &Path, mode: Mode, prefix: &str) -> Result<
         thread_cleanup: defined("xxthread_cleanup"),
         created_flag,
         cxx,
-    })
+        stats: defined("xxmalloc_stats"),
+        owns: defined("xxowns"),
+    };
+    Ok((provided, references))
 }
 
 /// Every name a shim defines in either mode, and the thread entry points

@@ -7,6 +7,7 @@ use crate::audit::{self, mode::Detected};
 use crate::build::{self, BuildOptions, Invocation};
 use crate::cache;
 use crate::contract::Mode;
+use crate::run::Exit;
 use anyhow::{anyhow, bail, Result};
 use std::path::{Path, PathBuf};
 
@@ -16,13 +17,31 @@ pub struct Library {
     /// An alloc8 shim, which reports to run; any other allocator cannot
     /// prove it came alive.
     pub reports: bool,
+    /// An alloc8 shim around a C/C++ heap (xxmalloc in its symbol table):
+    /// advice for the heap is given in its language.
+    pub c_heap: bool,
 }
 
 pub fn from_lib(path: &Path) -> Result<Library> {
     // check's reader: a FIFO or a device is refused, not read forever.
     let data = audit::input::read(path)?;
     let abs = path.canonicalize().map_err(|e| anyhow!("cannot use --lib {}: {}", path.display(), e))?;
-    match audit::mode::detect(&audit::Library::parse(path, &data)?).0 {
+    let parsed = audit::Library::parse(&abs, &data)?;
+    // A library ld.so cannot load would only make every program fail: say
+    // why before launching anything.
+    if let Some(found) = audit::loadable::check(&abs, &parsed).filter(|f| !f.loads()) {
+        return Err(Exit::new(
+            125,
+            format!(
+                "the library cannot load: {} (no program can run on {}; `alloc8 check {}` shows the rest)",
+                found.explain(&|_| None),
+                path.display(),
+                path.display()
+            ),
+        )
+        .into());
+    }
+    match audit::mode::detect(&parsed).0 {
         Detected::Interposer | Detected::CLibrary => {}
         // Preloading it would run the program on the system's malloc and
         // report a shim that came alive, bound, with nothing to show.
@@ -40,7 +59,7 @@ pub fn from_lib(path: &Path) -> Result<Library> {
             path.display()
         ),
     }
-    Ok(Library { path: abs, reports: is_alloc8_shim(&data) })
+    Ok(Library { path: abs, reports: is_alloc8_shim(&data), c_heap: defines_xxmalloc(&data) })
 }
 
 /// Builds the heap as an interposing shim into the cache (cargo makes a
@@ -77,4 +96,11 @@ pub fn from_heap(heap: &Path, threads: bool, verbose: bool) -> Result<Library> {
 fn is_alloc8_shim(data: &[u8]) -> bool {
     let needle = b"ALLOC8_REPORT\0";
     data.windows(needle.len()).any(|w| w == needle)
+}
+
+/// The xxmalloc convention's entry point is in the (static) symbol table: a
+/// shim alloc8 built around a C/C++ heap, which it links in.
+pub(super) fn defines_xxmalloc(data: &[u8]) -> bool {
+    use object::{Object, ObjectSymbol};
+    object::File::parse(data).map_or(false, |f| f.symbols().any(|s| !s.is_undefined() && s.name() == Ok("xxmalloc")))
 }

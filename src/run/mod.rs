@@ -9,6 +9,7 @@
 
 mod library;
 mod preload;
+mod probe;
 mod program;
 mod report;
 mod table;
@@ -98,9 +99,12 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
     let failure = if !lib.reports {
         None
     } else if !alive {
-        let reason = program::ignores_preload(&exe).unwrap_or(
-            "the dynamic linker did not load the library into it (a program that resets its environment, or not a dynamically linked program?)",
-        );
+        let probed = probe::load_errors(&exe, &lib.path)
+            .map(|lines| format!("the library cannot load there (the dynamic linker says: {})", lines.join("; ")));
+        let reason = program::ignores_preload(&exe).map(str::to_string).or(probed).unwrap_or_else(|| {
+            "the dynamic linker did not load the library into it (a program that resets its environment, or not a dynamically linked program?)"
+                .to_string()
+        });
         let others = if rows.is_empty() { String::new() } else { format!(" (it did in {} other process image(s))", rows.len()) };
         Some(format!(
             "the shim never came alive in {} (pid {}): {}; nothing it did ran on the heap{}. The program {}.",
@@ -134,7 +138,7 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
             let mut out = String::new();
             if !rows.is_empty() {
                 let heap = top.or(rows.first()).and_then(|r| r.heap.clone()).unwrap_or_else(|| "?".into());
-                out.push_str(&table::text(&rows, args.all, &format!("heap {} ({})", heap, lib.path.display())));
+                out.push_str(&table::text(&rows, args.all, &format!("heap {} ({})", heap, lib.path.display()), lib.c_heap));
             }
             out.push_str(&format!("alloc8: {} (pid {}) {}\n", shown, status.pid, ended));
             out

@@ -11,7 +11,8 @@ pub const GROUP_OVER: usize = 20;
 
 /// The heading, the table and the notes that explain it. `what` names the
 /// heap and library (`heap system (/x/libsystem.so)`).
-pub fn text(rows: &[Process], all: bool, what: &str) -> String {
+/// `c_heap`: the heap is C/C++ (xxmalloc), so advice about statistics is given in its language.
+pub fn text(rows: &[Process], all: bool, what: &str, c_heap: bool) -> String {
     let mut out = String::new();
     let listed: Vec<&Process> = listed(rows).collect();
     let grouped = !all && listed.len() > GROUP_OVER;
@@ -27,7 +28,11 @@ pub fn text(rows: &[Process], all: bool, what: &str) -> String {
         out.push_str("  (no report: the process ended by _exit or a signal, or exec'd a program without the shim)\n");
     }
     if rows.iter().any(|r| r.end == End::Exit) && rows.iter().all(|r| r.stats.is_none()) {
-        out.push_str("  (this heap keeps no statistics: implement Heap::stats for calls and bytes)\n");
+        out.push_str(if c_heap {
+            "  (this heap keeps no statistics: define `int xxmalloc_stats(struct alloc8_stats *)` for calls and bytes; docs/xxmalloc.md)\n"
+        } else {
+            "  (this heap keeps no statistics: implement Heap::stats for calls and bytes)\n"
+        });
     } else if rows.iter().filter_map(|r| r.stats.as_ref()).any(|s| !s.keeps_allocated() || !s.keeps_live()) {
         out.push_str("  (-: a statistic this heap does not keep)\n");
     }
@@ -263,7 +268,7 @@ mod tests {
 {"event":"load","pid":7,"heap":"h","bound":true,"exe":"/usr/bin/python3"}
 {"event":"exit","pid":7,"heap":"h","exe":"/usr/bin/python3"}
 "#;
-        let t = text(&processes(events), false, "heap h");
+        let t = text(&processes(events), false, "heap h", false);
         assert!(t.contains("/usr/bin/python3") && !t.contains("/usr/bin/env"), "{}", t);
     }
 
@@ -272,23 +277,23 @@ mod tests {
         let plain = r#"{"event":"load","pid":3,"heap":"h","bound":true,"exe":"/bin/true"}
 {"event":"exit","pid":3,"heap":"h","exe":"/bin/true"}
 "#;
-        assert!(!text(&processes(plain), false, "heap h").contains("threads"));
+        assert!(!text(&processes(plain), false, "heap h", false).contains("threads"));
         let threaded = r#"{"event":"load","pid":4,"heap":"h","bound":true,"exe":"/usr/bin/python3"}
 {"event":"threads","pid":4,"inits":8,"cleanups":7,"flag_flips":1}
 {"event":"exit","pid":4,"heap":"h","exe":"/usr/bin/python3"}
 "#;
-        let t = text(&processes(threaded), false, "heap h");
+        let t = text(&processes(threaded), false, "heap h", false);
         assert!(t.contains("threads init/cleanup") && t.contains(" 8/7 ") && t.contains("exit"), "{}", t);
     }
 
     #[test]
     fn twenty_processes_are_listed_and_more_are_grouped_by_program() {
         let twenty = processes(&shell_with_children(19, STATS));
-        let t = text(&twenty, false, "heap h");
+        let t = text(&twenty, false, "heap h", false);
         assert_eq!(t.lines().filter(|l| l.trim_end().ends_with("/bin/true")).count(), 19, "{}", t);
 
         let rows = processes(&shell_with_children(40, STATS));
-        let t = text(&rows, false, "heap h");
+        let t = text(&rows, false, "heap h", false);
         assert!(t.starts_with("alloc8: heap h in 41 process(es), by program (`--all` lists each process):\n"), "{}", t);
         let lines: Vec<&str> = t.lines().collect();
         assert_eq!(lines.len(), 4, "heading, header, /bin/true, /bin/sh:\n{}", t);
@@ -300,14 +305,14 @@ mod tests {
         let sh = lines.iter().find(|l| l.ends_with("/bin/sh")).unwrap();
         assert!(sh.trim_start().starts_with("1 ") && sh.contains(" - "), "the shell kept no statistics: {}", sh);
 
-        let all = text(&rows, true, "heap h");
+        let all = text(&rows, true, "heap h", false);
         assert_eq!(all.lines().filter(|l| l.trim_end().ends_with("/bin/true")).count(), 40, "{}", all);
     }
 
     #[test]
     fn ten_thousand_forks_are_one_row() {
         let rows = processes(&shell_with_children(10_000, STATS));
-        let t = text(&rows, false, "heap h");
+        let t = text(&rows, false, "heap h", false);
         assert!(t.len() < 1000, "{} bytes:\n{}", t.len(), t);
         assert!(t.lines().any(|l| l.trim_start().starts_with("10000 ") && l.ends_with("/bin/true")), "{}", t);
     }
@@ -317,7 +322,7 @@ mod tests {
         let mut text_in = shell_with_children(25, STATS);
         // One more /bin/true that was not bound and left no exit report.
         text_in.push_str("{\"event\":\"load\",\"pid\":999,\"heap\":\"h\",\"bound\":false,\"exe\":\"/bin/true\"}\n");
-        let t = text(&processes(&text_in), false, "heap h");
+        let t = text(&processes(&text_in), false, "heap h", false);
         let row = t.lines().find(|l| l.ends_with("/bin/true")).unwrap();
         assert!(row.contains(" 25/26 ") && row.contains("25 exit, 1 no report"), "{}", row);
     }
@@ -326,17 +331,17 @@ mod tests {
     fn byte_statistics_a_heap_does_not_keep_are_a_dash() {
         let counts_only = r#"{"mallocs":10,"frees":9,"reallocs":0,"bytes_allocated":0,"live_bytes":0,"peak_live_bytes":0}"#;
         let rows = processes(&shell_with_children(1, counts_only));
-        let t = text(&rows, false, "heap h");
+        let t = text(&rows, false, "heap h", false);
         let row: Vec<&str> = t.lines().find(|l| l.ends_with("/bin/true")).unwrap().split_whitespace().collect();
         assert_eq!(row[3..9], ["10", "9", "0", "-", "-", "-"], "{}", t);
         assert!(!t.contains("0 B") && t.contains("(-: a statistic this heap does not keep)"), "{}", t);
         // Nothing allocated at all is a real zero.
         let idle = r#"{"mallocs":0,"frees":0,"reallocs":0,"bytes_allocated":0,"live_bytes":0,"peak_live_bytes":0}"#;
-        let t = text(&processes(&shell_with_children(1, idle)), false, "heap h");
+        let t = text(&processes(&shell_with_children(1, idle)), false, "heap h", false);
         assert!(t.contains(" 0 B ") && !t.contains("does not keep"), "{}", t);
         // All freed: live 0 B is a real zero too.
         let freed = r#"{"mallocs":3,"frees":3,"reallocs":0,"bytes_allocated":96,"live_bytes":0,"peak_live_bytes":64}"#;
-        let t = text(&processes(&shell_with_children(1, freed)), false, "heap h");
+        let t = text(&processes(&shell_with_children(1, freed)), false, "heap h", false);
         assert!(t.contains(" 96 B ") && t.contains(" 64 B ") && t.contains(" 0 B "), "{}", t);
     }
 

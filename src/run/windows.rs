@@ -97,7 +97,8 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
             let mut out = String::new();
             if !rows.is_empty() {
                 let heap = top.or(rows.first()).and_then(|r| r.heap.clone()).unwrap_or_else(|| "?".into());
-                out.push_str(&table::text(&rows, args.all, &format!("heap {} ({}, injected under wine)", heap, dll.display())));
+                let c_heap = std::fs::read(&dll).map_or(false, |data| super::library::defines_xxmalloc(&data));
+                out.push_str(&table::text(&rows, args.all, &format!("heap {} ({}, injected under wine)", heap, dll.display()), c_heap));
             }
             out.push_str(&format!("alloc8: {} {}\n", name, ended));
             out

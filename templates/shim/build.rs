@@ -8,4 +8,7 @@ fn main() {
         println!("cargo:rustc-cdylib-link-arg=-Wl,-Bsymbolic");
         @SONAME@
     }
+    if os == "macos" {
+        @INSTALL_NAME@
+    }
 }

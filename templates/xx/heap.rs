@@ -14,12 +14,29 @@ extern "C" {
     fn xxmalloc_unlock();
 @OPTIONAL_EXTERNS@}
 
+/// `struct alloc8_stats` of the convention (six uint64_t, this order), which
+/// an optional `int xxmalloc_stats(struct alloc8_stats *)` fills in.
+#[repr(C)]
+#[derive(Default)]
+#[allow(dead_code)]
+struct XxStats {
+    mallocs: u64,
+    frees: u64,
+    reallocs: u64,
+    bytes_allocated: u64,
+    live_bytes: u64,
+    peak_live_bytes: u64,
+}
+
 pub struct XxHeap;
 
 alloc8::register!(XxHeap = XxHeap);
 
 impl Heap for XxHeap {
     const THREAD_HOOKS: bool = @THREAD_HOOKS@;
+    // xxowns: which pointers are the heap's (Windows' redirect DLL and the
+    // macOS zone route the others back to the system).
+    const OWNS: bool = @OWNS@;
     // The heap's own promises (alloc8.toml); without them the shim keeps
     // errno across free and sets ENOMEM on NULL itself.
     const PRESERVES_ERRNO: bool = @PRESERVES_ERRNO@;

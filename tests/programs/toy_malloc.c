@@ -1,7 +1,8 @@
 /* A toy interposer (a bump allocator that never frees), built by
    tests/check.rs in variants that each carry one hazard `check` reports:
    -DGD_TLS (a general-dynamic thread-local), -DSELF_IMPORT (reaches glibc's
-   malloc by version), a version script, -Wl,-Bsymbolic. */
+   malloc by version), a version script, -Wl,-Bsymbolic, -DUNDEFINED (calls
+   a C function and a C++ one that no library defines: it cannot load). */
 #include <errno.h>
 #include <stddef.h>
 #include <string.h>
@@ -10,6 +11,10 @@ static char arena[1 << 20];
 static size_t used;
 #ifdef GD_TLS
 __thread size_t toy_calls;
+#endif
+#ifdef UNDEFINED
+extern void *_Z13getCustomHeapv(void); /* C++'s getCustomHeap(), as Hoard's libhoard.cpp calls it */
+extern void nowhere_defined(size_t);
 #endif
 #ifdef SELF_IMPORT
 __asm__(".symver glibc_malloc, malloc@GLIBC_2.2.5");
@@ -22,6 +27,12 @@ void *malloc(size_t n) {
 #endif
 #ifdef SELF_IMPORT
     if (n > sizeof arena / 2) return glibc_malloc(n);
+#endif
+#ifdef UNDEFINED
+    if (n == 12345) {
+        nowhere_defined(n);
+        return _Z13getCustomHeapv();
+    }
 #endif
     size_t at = (used + 15) & ~(size_t)15;
     if (at + n + 16 > sizeof arena) {

@@ -264,8 +264,14 @@ pub unsafe fn recalloc_in(k: usize, p: *mut u8, count: usize, size: usize) -> *m
     };
     let old = if p.is_null() { 0 } else { msize_in(k, p) };
     let new = realloc_in(k, p, total);
-    if !new.is_null() && total > old {
-        core::ptr::write_bytes(new.add(old), 0, total - old);
+    if !new.is_null() {
+        // Up to the new block's usable size, not just `total`: a heap whose
+        // blocks have slack beyond the request (size classes) reports that
+        // slack as the old size next time, and it must be zeros then too.
+        let end = msize_in(k, new).max(total);
+        if end > old {
+            core::ptr::write_bytes(new.add(old), 0, end - old);
+        }
     }
     new
 }

@@ -1,0 +1,71 @@
+// alloc8 glue for Hoard (written for alloc8; no Hoard code in it).
+//
+// Hoard's libhoard.cpp defines the xx* functions and calls getCustomHeap()
+// for the calling thread's heap. Hoard's own unixtls.cpp defines that
+// together with pthread_create/pthread_exit wrappers, which alloc8's shim
+// defines itself; this file gives the thread-local part alone, and the
+// per-thread set-up and tear-down as the xxmalloc convention's thread hooks,
+// which the shim runs in every thread when built with --threads.
+//
+// The thread's heap lives in initial-exec TLS (a %fs-relative access, no
+// __tls_get_addr, no malloc): right for a preloaded library, which is loaded
+// before any thread exists.
+
+#include <new>
+
+#include "hoard/hoardtlab.h"
+
+extern Hoard::HoardHeapType *getMainHoardHeap();
+
+namespace {
+
+#define ALLOC8_TLS __attribute__((tls_model("initial-exec")))
+
+alignas(TheCustomHeapType) __thread unsigned char heap_storage[sizeof(TheCustomHeapType)] ALLOC8_TLS;
+__thread TheCustomHeapType *thread_heap ALLOC8_TLS = nullptr;
+
+TheCustomHeapType *make_thread_heap() {
+  // Nothing here allocates: the heap is built in this thread's storage, and
+  // the main heap is a function-local static Hoard builds in place.
+  thread_heap = new (heap_storage) TheCustomHeapType(getMainHoardHeap());
+  return thread_heap;
+}
+
+}  // namespace
+
+// Called by every xx* function of libhoard.cpp: never NULL, so Hoard's
+// bootstrap buffer (for calls before a thread heap exists) is never used.
+TheCustomHeapType *getCustomHeap() {
+  TheCustomHeapType *heap = thread_heap;
+  if (__builtin_expect(heap == nullptr, 0)) {
+    heap = make_thread_heap();
+  }
+  return heap;
+}
+
+bool isCustomHeapInitialized() { return thread_heap != nullptr; }
+
+extern "C" {
+
+// A new thread: its own heap, and one of Hoard's per-processor heaps that
+// no other thread is using, if there is one.
+void xxthread_init(void) {
+  getCustomHeap();
+  getMainHoardHeap()->findUnusedHeap();
+}
+
+// The thread ends: its cached blocks go back to the shared heaps (the
+// destructor flushes them) and its per-processor heap is released. The
+// thread may still allocate afterwards (TLS destructors): it then gets a
+// fresh heap, built again on demand.
+void xxthread_cleanup(void) {
+  TheCustomHeapType *heap = thread_heap;
+  if (heap == nullptr) {
+    return;
+  }
+  thread_heap = nullptr;
+  getMainHoardHeap()->releaseHeap();
+  heap->~TheCustomHeapType();
+}
+
+}  // extern "C"
