@@ -18,6 +18,9 @@ pub struct CargoBuild<'a> {
     pub env: Vec<(String, String)>,
     /// No registry access (Debian's cargo cannot read the sparse index).
     pub offline: bool,
+    /// Arguments for rustc on the shim crate alone (`cargo rustc`); its
+    /// dependencies build as usual.
+    pub rustc_args: Vec<String>,
 }
 
 /// How a cargo run ended.
@@ -33,7 +36,7 @@ pub enum Outcome {
     CargoFailed,
 }
 
-/// Runs `cargo build --release`. rustc's diagnostics are printed to our
+/// Runs `cargo build --release` (`cargo rustc` with rustc arguments). rustc's diagnostics are printed to our
 /// stderr as rustc rendered them, so the user sees their own file and line;
 /// cargo's own errors (resolution, fetching) pass straight through.
 pub fn build(b: &CargoBuild) -> Result<Outcome> {
@@ -42,7 +45,7 @@ pub fn build(b: &CargoBuild) -> Result<Outcome> {
         None => std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()),
     };
     let mut cmd = Command::new(&cargo);
-    cmd.arg("build")
+    cmd.args(if b.rustc_args.is_empty() { &["build"][..] } else { &["rustc", "--lib"][..] })
         .arg("--release")
         .arg("--manifest-path")
         .arg(b.manifest)
@@ -57,6 +60,9 @@ pub fn build(b: &CargoBuild) -> Result<Outcome> {
     }
     if b.offline {
         cmd.arg("--offline");
+    }
+    if !b.rustc_args.is_empty() {
+        cmd.arg("--").args(&b.rustc_args);
     }
     // The outer cargo's settings (when alloc8 itself runs under cargo) must
     // not leak into the shim's build.

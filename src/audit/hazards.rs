@@ -2,8 +2,10 @@
 //! malloc replacement fail in some processes, and the facts (glibc floor,
 //! NEEDED libraries) an author wants to see before shipping.
 
+use super::elf::ElfFacts;
 use super::library::Library;
 use super::mode::Detected;
+use super::tls_callers;
 use super::verdict::Severity;
 use crate::contract;
 use serde::Serialize;
@@ -112,19 +114,8 @@ pub fn find(lib: &Library, detected: &Detected) -> Vec<Hazard> {
     }
 
     if let Some(elf) = &lib.elf {
-        if !allocation.is_empty() && (elf.dtpmod_relocations > 0 || elf.imports_tls_get_addr) {
-            out.push(Hazard {
-                kind: HazardKind::GeneralDynamicTls,
-                severity: Severity::Warning,
-                detail: format!(
-                    "general-dynamic TLS ({} DTPMOD relocation{}{}): a thread-local reached through __tls_get_addr can call malloc \
-                     (ld.so grows its TLS table with malloc after a dlopen), recursion if the allocation path touches one; use initial-exec TLS there",
-                    elf.dtpmod_relocations,
-                    if elf.dtpmod_relocations == 1 { "" } else { "s" },
-                    if elf.imports_tls_get_addr { ", imports __tls_get_addr" } else { "" }
-                ),
-                names: if elf.imports_tls_get_addr { vec!["__tls_get_addr".to_string()] } else { Vec::new() },
-            });
+        if !allocation.is_empty() {
+            out.extend(general_dynamic_tls(elf, detected));
         }
         let unbound: Vec<String> = elf.self_referenced.iter().filter(|n| allocation.contains(*n)).cloned().collect();
         if !elf.symbolic && !unbound.is_empty() {
@@ -170,4 +161,71 @@ pub fn find(lib: &Library, detected: &Detected) -> Vec<Hazard> {
     // Worst first; the order found is kept among equals.
     out.sort_by(|a, b| b.severity.cmp(&a.severity));
     out
+}
+
+/// Thread-locals reached through `__tls_get_addr`. When the calls can be
+/// attributed (tls_callers), those of Rust's standard library alone (every
+/// Rust shim carries them: panics, thread-exit destructors) are information;
+/// any other function's are the warning, by name. A prefixed library's are
+/// information too: its malloc is not the process's, so `__tls_get_addr`
+/// cannot recurse into it, and a library that may be `dlopen`ed needs them.
+fn general_dynamic_tls(elf: &ElfFacts, detected: &Detected) -> Option<Hazard> {
+    if elf.dtpmod_relocations == 0 && !elf.imports_tls_get_addr {
+        return None;
+    }
+    let risk = "a thread-local reached through __tls_get_addr can call malloc (ld.so grows its TLS table with malloc after a dlopen), \
+                recursion if the allocation path touches one";
+    let relocations = format!("{} DTPMOD relocation{}", elf.dtpmod_relocations, if elf.dtpmod_relocations == 1 { "" } else { "s" });
+    if matches!(detected, Detected::Prefixed { .. }) {
+        return Some(Hazard {
+            kind: HazardKind::GeneralDynamicTls,
+            severity: Severity::Info,
+            detail: format!(
+                "general-dynamic TLS ({}): safe to dlopen, and a prefixed malloc is not the one __tls_get_addr calls",
+                relocations
+            ),
+            names: elf.tls_callers.iter().flatten().map(|n| tls_callers::readable(n)).collect(),
+        });
+    }
+    let callers = match &elf.tls_callers {
+        Some(callers) => callers,
+        None => {
+            return Some(Hazard {
+                kind: HazardKind::GeneralDynamicTls,
+                severity: Severity::Warning,
+                detail: format!(
+                    "general-dynamic TLS ({}{}): {}; use initial-exec TLS there",
+                    relocations,
+                    if elf.imports_tls_get_addr { ", imports __tls_get_addr" } else { "" },
+                    risk
+                ),
+                names: if elf.imports_tls_get_addr { vec!["__tls_get_addr".to_string()] } else { Vec::new() },
+            })
+        }
+    };
+    let (std, own): (Vec<&String>, Vec<&String>) = callers.iter().partition(|n| tls_callers::is_rust_std(n));
+    let mut names: Vec<String> = (if own.is_empty() { &std } else { &own }).iter().map(|n| tls_callers::readable(n)).collect();
+    names.dedup();
+    const SHOWN: usize = 6;
+    let listed =
+        if names.len() > SHOWN { format!("{}, and {} more", names[..SHOWN].join(", "), names.len() - SHOWN) } else { names.join(", ") };
+    Some(if own.is_empty() {
+        Hazard {
+            kind: HazardKind::GeneralDynamicTls,
+            severity: Severity::Info,
+            detail: format!(
+                "general-dynamic TLS only in Rust's standard library ({}; called from {}): its panic and thread-exit machinery, \
+                 which an allocation path that does not call into std never reaches",
+                relocations, listed
+            ),
+            names,
+        }
+    } else {
+        Hazard {
+            kind: HazardKind::GeneralDynamicTls,
+            severity: Severity::Warning,
+            detail: format!("general-dynamic TLS ({}) in {}: {}; use initial-exec TLS there", relocations, listed, risk),
+            names,
+        }
+    })
 }

@@ -180,7 +180,7 @@ pub fn prepare(
     threads: bool,
     verbose: bool,
 ) -> Result<Prepared, XxError> {
-    let archive = xx_compile::archive(input, dir, verbose).map_err(XxError::Compile)?;
+    let archive = xx_compile::archive(input, dir, super::codegen::c_flags(mode), verbose).map_err(XxError::Compile)?;
     let provided = xx_symbols::inspect(&archive, heap, mode, prefix).map_err(XxError::Symbols)?;
     let hooks = provided.thread_symbols();
     if threads && hooks.is_empty() {

@@ -73,16 +73,17 @@ impl cc::BuildMessageLogger for Messages {
 }
 
 /// Writes `<dir>/liballoc8xx.a` from `input`; the file is replaced only when
-/// its contents change, so cargo relinks only then. `verbose` shows the
-/// compiler's warnings of a successful build too.
-pub fn archive(input: &XxInput, dir: &Path, verbose: bool) -> Result<PathBuf, CompileError> {
+/// its contents change, so cargo relinks only then. Sources are compiled
+/// with `codegen` before their own flags (see codegen::c_flags). `verbose`
+/// shows the compiler's warnings of a successful build too.
+pub fn archive(input: &XxInput, dir: &Path, codegen: &[&str], verbose: bool) -> Result<PathBuf, CompileError> {
     // Per process: two alloc8 runs may build the same heap at once.
     let work = dir.join(format!("work-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work).map_err(|e| CompileError::Io(work.clone(), e.to_string()))?;
     let messages = Arc::new(Messages::default());
     let built = match input {
-        XxInput::Sources(sources) => compile(sources, &work, &messages),
+        XxInput::Sources(sources) => compile(sources, &work, codegen, &messages),
         XxInput::Prebuilt(path) if path.extension().map_or(false, |e| e == "o") => {
             builder(&work, &messages).try_create_archive(LIB_NAME, [path]).map_err(|e| CompileError::Tool(e.to_string()))
         }
@@ -106,7 +107,7 @@ pub fn archive(input: &XxInput, dir: &Path, verbose: bool) -> Result<PathBuf, Co
     Ok(dest)
 }
 
-fn compile(sources: &Sources, work: &Path, messages: &Arc<Messages>) -> Result<PathBuf, CompileError> {
+fn compile(sources: &Sources, work: &Path, codegen: &[&str], messages: &Arc<Messages>) -> Result<PathBuf, CompileError> {
     let mut objects = Vec::new();
     for l in [Lang::C, Lang::Cxx] {
         if !sources.has(l) {
@@ -127,7 +128,7 @@ fn compile(sources: &Sources, work: &Path, messages: &Arc<Messages>) -> Result<P
         if let Some(std) = std {
             b.std(std);
         }
-        for flag in &sources.flags {
+        for flag in codegen.iter().copied().chain(sources.flags.iter().map(String::as_str)) {
             b.flag(flag);
         }
         match b.try_compile_intermediates() {
