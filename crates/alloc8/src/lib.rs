@@ -13,6 +13,7 @@ extern crate std;
 mod global;
 pub mod heap;
 pub mod inherit;
+mod local;
 /// macOS zone and interposition logic; plain Rust, tested on Linux (64-bit layouts).
 #[cfg(target_pointer_width = "64")]
 pub mod macos;
