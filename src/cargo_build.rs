@@ -36,7 +36,8 @@ pub enum Outcome {
     CargoFailed,
 }
 
-/// Runs `cargo build --release` (`cargo rustc` with rustc arguments). rustc's diagnostics are printed to our
+/// Runs `cargo build --release` (`cargo rustc` with rustc arguments).
+/// rustc's diagnostics are printed to our
 /// stderr as rustc rendered them, so the user sees their own file and line;
 /// cargo's own errors (resolution, fetching) pass straight through.
 pub fn build(b: &CargoBuild) -> Result<Outcome> {

@@ -30,10 +30,11 @@ pub fn c_flags(mode: Mode) -> &'static [&'static str] {
 
 /// The variables through which the `cc` crate picks up [`c_flags`] when a
 /// build script compiles for `target`: `CFLAGS_<target>` and
-/// `CXXFLAGS_<target>` (underscored), the most specific names cc reads, so
-/// plain `CFLAGS` stays the user's. A value the user already gave to either
-/// name is kept after ours (the later flag wins). `current` looks up the
-/// environment.
+/// `CXXFLAGS_<target>` (underscored). cc 1.1 and later append them to plain
+/// `CFLAGS`, which stays the user's; a value the user already gave to either
+/// name is kept after ours (the later flag wins). With no `--target` they
+/// reach build scripts compiling for the host too (the same triple).
+/// `current` looks up the environment.
 pub fn cc_env(mode: Mode, target: &str, current: impl Fn(&str) -> Option<String>) -> Vec<(String, String)> {
     let ours = c_flags(mode).join(" ");
     ["CFLAGS", "CXXFLAGS"]
