@@ -117,10 +117,11 @@ mod key {
 
     pub static KEY: AtomicUsize = AtomicUsize::new(0);
 
-    /// The key, if one exists yet.
+    /// The key, if one exists yet. Relaxed: only the number is shared; what
+    /// a thread stored under it is its own.
     #[inline(always)]
     pub fn existing() -> Option<usize> {
-        match KEY.load(Ordering::Acquire) {
+        match KEY.load(Ordering::Relaxed) {
             0 => None,
             k => Some(k - 1),
         }
