@@ -42,7 +42,7 @@ pub fn find<Elf: FileHeader<Endian = object::Endianness>>(file: &ElfFile<Elf>) -
             if bytes[i] != 0xff || (bytes[i + 1] != 0x25 && bytes[i + 1] != 0x15) {
                 continue;
             }
-            let at = address + i as u64;
+            let at = address.wrapping_add(i as u64);
             if !slots.contains(&target(at, 6, &bytes[i + 2..i + 6])) {
                 continue;
             }
@@ -52,10 +52,10 @@ pub fn find<Elf: FileHeader<Endian = object::Endianness>>(file: &ElfFile<Elf>) -
                 // A stub may start with endbr64 or a bnd prefix before its jmp.
                 stubs.push(at);
                 if i >= 4 && bytes[i - 4..i] == [0xf3, 0x0f, 0x1e, 0xfa] {
-                    stubs.push(at - 4);
+                    stubs.push(at.wrapping_sub(4));
                 }
                 if i >= 1 && bytes[i - 1] == 0xf2 {
-                    stubs.push(at - 1);
+                    stubs.push(at.wrapping_sub(1));
                 }
             }
         }
@@ -64,7 +64,7 @@ pub fn find<Elf: FileHeader<Endian = object::Endianness>>(file: &ElfFile<Elf>) -
         for &(address, bytes) in &code {
             for i in 0..bytes.len().saturating_sub(4) {
                 if bytes[i] == 0xe8 || bytes[i] == 0xe9 {
-                    let at = address + i as u64;
+                    let at = address.wrapping_add(i as u64);
                     if stubs.contains(&target(at, 5, &bytes[i + 1..i + 5])) {
                         sites.push(at);
                     }
@@ -89,7 +89,7 @@ pub fn find<Elf: FileHeader<Endian = object::Endianness>>(file: &ElfFile<Elf>) -
     for site in sites {
         let before = functions.partition_point(|f| f.0 <= site);
         match before.checked_sub(1).map(|i| functions[i]) {
-            Some((start, size, name)) if site < start + size => callers.push(name.to_string()),
+            Some((start, size, name)) if site - start < size => callers.push(name.to_string()),
             // Code outside every function (the PLT itself): nothing to name.
             _ => {}
         }
@@ -102,7 +102,7 @@ pub fn find<Elf: FileHeader<Endian = object::Endianness>>(file: &ElfFile<Elf>) -
 /// The target of a rip-relative operand ending an instruction of `len` bytes at `at`.
 fn target(at: u64, len: u64, disp: &[u8]) -> u64 {
     let disp = i32::from_le_bytes([disp[0], disp[1], disp[2], disp[3]]);
-    (at + len).wrapping_add(disp as i64 as u64)
+    at.wrapping_add(len).wrapping_add(disp as i64 as u64)
 }
 
 /// A symbol's path as `a::b::c` when it is a mangled Rust name (legacy
