@@ -24,7 +24,7 @@ pub fn find<Elf: FileHeader<Endian = object::Endianness>>(file: &ElfFile<Elf>) -
         .dynamic_relocations()?
         .filter(|(_, r)| matches!(r.flags(), RelocationFlags::Elf { r_type: elf::R_X86_64_JUMP_SLOT | elf::R_X86_64_GLOB_DAT }))
         .filter(|(_, r)| match r.target() {
-            RelocationTarget::Symbol(i) => dynsym.symbol_by_index(i).and_then(|s| s.name()).map_or(false, |n| n == "__tls_get_addr"),
+            RelocationTarget::Symbol(i) => dynsym.symbol_by_index(i).and_then(|s| s.name()).ok() == Some("__tls_get_addr"),
             _ => false,
         })
         .map(|(offset, _)| offset)
@@ -112,7 +112,7 @@ pub fn readable(name: &str) -> String {
     let idents = if let Some(rest) = name.strip_prefix("_ZN") {
         let mut idents = legacy_idents(rest);
         // The trailing `17h<16 hex digits>` hash.
-        if idents.last().map_or(false, |h| h.len() == 17 && h.starts_with('h')) {
+        if idents.last().is_some_and(|h| h.len() == 17 && h.starts_with('h')) {
             idents.pop();
         }
         idents
@@ -212,29 +212,29 @@ fn v0_idents(rest: &str) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
+    // Paths, not `use super::*`: benches/check.rs compiles this module
+    // with cfg(test) but without its tests.
     #[test]
     fn rust_names_are_read_and_std_is_told_from_the_rest() {
         let v0 = "_RNvNtNtCsjrHSEGnQ3l9_3std9panicking11panic_count8increase";
-        assert_eq!(readable(v0), "std::panicking::panic_count::increase");
-        assert!(is_rust_std(v0));
+        assert_eq!(super::readable(v0), "std::panicking::panic_count::increase");
+        assert!(super::is_rust_std(v0));
         let closure = "_RNCINvNtNtCsjrHSEGnQ3l9_3std6thread7current17with_current_nameNCNCNvNtB8_9panicking12default_hook00uE0B8_";
-        assert!(readable(closure).starts_with("std::thread::current::with_current_name::"), "{}", readable(closure));
-        assert!(is_rust_std(closure));
+        assert!(super::readable(closure).starts_with("std::thread::current::with_current_name::"), "{}", super::readable(closure));
+        assert!(super::is_rust_std(closure));
         let legacy = "_ZN4core9panicking5panic17h0123456789abcdefE";
-        assert_eq!(readable(legacy), "core::panicking::panic");
-        assert!(is_rust_std(legacy));
+        assert_eq!(super::readable(legacy), "core::panicking::panic");
+        assert!(super::is_rust_std(legacy));
         let heap = "_RNvXCs1a2b3c_7my_heapNtB2_4HeapNtCs9z_6alloc84Heap6malloc";
-        assert!(!is_rust_std(heap), "{}", readable(heap));
-        assert_eq!(rust_crate(heap).as_deref(), Some("my_heap"));
-        assert!(!is_rust_std("xxmalloc") && readable("xxmalloc") == "xxmalloc");
-        assert_eq!(rust_crate("_ZN7my_heap3tls17h0123456789abcdefE").as_deref(), Some("my_heap"));
+        assert!(!super::is_rust_std(heap), "{}", super::readable(heap));
+        assert_eq!(super::rust_crate(heap).as_deref(), Some("my_heap"));
+        assert!(!super::is_rust_std("xxmalloc") && super::readable("xxmalloc") == "xxmalloc");
+        assert_eq!(super::rust_crate("_ZN7my_heap3tls17h0123456789abcdefE").as_deref(), Some("my_heap"));
     }
 
     #[test]
     fn rip_relative_targets() {
-        assert_eq!(target(0x1000, 5, &0x10i32.to_le_bytes()), 0x1015);
-        assert_eq!(target(0x1000, 6, &(-0x20i32).to_le_bytes()), 0xfe6);
+        assert_eq!(super::target(0x1000, 5, &0x10i32.to_le_bytes()), 0x1015);
+        assert_eq!(super::target(0x1000, 6, &(-0x20i32).to_le_bytes()), 0xfe6);
     }
 }
