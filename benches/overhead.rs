@@ -7,15 +7,16 @@
 //!    its per-thread counting costs on top of the shim.
 //! 3. `alloc8::sync::SpinLock`'s uncontended lock/unlock, which records its
 //!    holder, vs a plain flag lock: instructions and time.
-//! 4. mimalloc behind an alloc8 shim (shims/mimalloc) vs Debian's
-//!    libmimalloc.so.2, mimalloc's own override: our yardstick.
+//! 4. mimalloc behind an alloc8 shim (shims/mimalloc) vs mimalloc's own
+//!    override of the same version, built from the sources the shim was
+//!    compiled from with mimalloc's CMake shared-library flags
+//!    (common/mimalloc_override.rs): our yardstick.
 //!
 //! Run: `cargo bench --bench overhead`.
 
 mod common;
 
 use common::*;
-use std::path::Path;
 
 /// glibc's allocator behind the shim, with nothing added: isolates the shim.
 const PASSTHROUGH: &str = r#"
@@ -78,20 +79,31 @@ fn main() {
         println!("instructions per pair: glibc direct {:.1}, system shim (counting) {:.1}", direct, counted);
     }
     spin_lock_cost();
-    let debian = Path::new("/usr/lib/x86_64-linux-gnu/libmimalloc.so.2");
-    if debian.exists() {
-        for (mode, n) in [("pairs", 20_000_000), ("mixed", 5_000_000), ("threads", 2_000_000)] {
-            compare(
-                &exe,
-                "mimalloc: alloc8 shim vs own",
-                ("libmimalloc.so.2", Some(debian)),
-                ("alloc8 mimalloc", Some(&mimalloc)),
-                mode,
-                n,
-            );
+    let sources = mimalloc_override::sources_built_in(&work().join("cache").join("target"));
+    let own = sources.as_deref().and_then(|root| Some((root, mimalloc_override::build(root, &work())?)));
+    let (root, own) = match own {
+        Some(found) => found,
+        None => {
+            println!("(mimalloc yardstick: the sources libmimalloc-sys compiled were not found or not laid out as expected)");
+            return;
         }
-    } else {
-        println!("(mimalloc yardstick needs Debian's libmimalloc2.0: apt-get install -y libmimalloc2.0)");
+    };
+    println!(
+        "mimalloc {} from {}: its own override (CMake's shared-library flags) vs our shim",
+        mimalloc_override::version(root).unwrap_or_default(),
+        root.display()
+    );
+    for (mode, n) in [("pairs", 20_000_000), ("mixed", 5_000_000), ("threads", 2_000_000)] {
+        compare(&exe, "mimalloc: alloc8 shim vs own", ("own override", Some(&own)), ("alloc8 mimalloc", Some(&mimalloc)), mode, n);
+    }
+    match (instructions_per_pair(&exe, Some(&own)), instructions_per_pair(&exe, Some(&mimalloc))) {
+        (Some(own), Some(shim)) => println!(
+            "instructions per malloc(32)/free pair (callgrind, exact): mimalloc's own override {:.1}, alloc8 mimalloc {:.1}: {:+.1}",
+            own,
+            shim,
+            shim - own
+        ),
+        _ => println!("(instruction counts need valgrind)"),
     }
 }
 

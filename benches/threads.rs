@@ -4,7 +4,8 @@
 //!    counters, shims/system.rs) built plain and built with empty thread hooks
 //!    and `--threads`, creating and joining threads one after another.
 //! 2. The per-thread-cache heap (shims/threadcache.rs) against glibc, malloc/free
-//!    throughput with 1 thread ("pairs", "mixed") and 2 threads ("threads").
+//!    throughput with 1 thread ("pairs", "mixed") and 2 threads ("threads"),
+//!    and callgrind's exact instructions per malloc(32)/free pair.
 //!
 //! Run: `cargo bench --bench threads`.
 
@@ -38,5 +39,12 @@ fn main() {
     compare(&exe, "thread create+join", ("no hooks", Some(&plain)), ("--threads hooks", Some(&hooked)), "spawn", 20_000);
     for (mode, n) in [("pairs", 20_000_000), ("mixed", 5_000_000), ("threads", 2_000_000)] {
         compare(&exe, "threadcache vs glibc", ("glibc direct", None), ("threadcache", Some(&threadcache)), mode, n);
+    }
+    match (instructions_per_pair(&exe, None), instructions_per_pair(&exe, Some(&threadcache))) {
+        (Some(glibc), Some(tc)) => println!(
+            "instructions per malloc(32)/free pair with the loop (callgrind, exact): glibc direct {:.1}, threadcache {:.1}",
+            glibc, tc
+        ),
+        _ => println!("(instruction counts need valgrind)"),
     }
 }

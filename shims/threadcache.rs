@@ -8,13 +8,16 @@
 //! dying thread's blocks back to the pool, so threads that come and go leave
 //! nothing behind. Big and over-aligned blocks go to glibc.
 //!
-//! The cache is found through a pthread key (a few instructions in glibc for
-//! keys below 32, and no TLS relocations in the library). The main thread and
-//! threads started before the shim get their cache on first use; a thread past
-//! its cleanup is marked and uses the pool from then on. The pool lock is
-//! skipped until `alloc8::threads::created()` says a second thread exists.
+//! The cache is found through `alloc8::threads::Local`, the heap's word per
+//! thread (on Linux x86-64 an initial-exec thread-local: two instructions).
+//! The main thread and threads started before the shim get their cache on
+//! first use; a thread past its cleanup is marked and uses the pool from then
+//! on. The pool lock is skipped until `alloc8::threads::created()` says a
+//! second thread exists.
 
+use alloc8::os::{self, ENOMEM};
 use alloc8::sync::SpinLock;
+use alloc8::threads::Local;
 use alloc8::Heap;
 use core::ffi::c_void;
 use core::ptr::null_mut;
@@ -28,9 +31,6 @@ extern "C" {
     fn dlsym(handle: *mut c_void, name: *const u8) -> *mut c_void;
     fn mmap(addr: *mut c_void, len: usize, prot: i32, flags: i32, fd: i32, off: i64) -> *mut c_void;
     fn munmap(addr: *mut c_void, len: usize) -> i32;
-    fn pthread_key_create(key: *mut u32, destructor: Option<unsafe extern "C" fn(*mut c_void)>) -> i32;
-    fn pthread_getspecific(key: u32) -> *mut c_void;
-    fn pthread_setspecific(key: u32, value: *const c_void) -> i32;
 }
 
 const CLASSES: usize = 64;
@@ -45,10 +45,8 @@ const SPANS: usize = REGION / SPAN;
 const CACHE_MAX: u32 = 256;
 /// Blocks moved from the pool to a thread at a time.
 const BATCH: u32 = 32;
-/// The key value of a thread whose cache was cleaned up.
-const DEAD: *mut c_void = 1 as *mut c_void;
-/// glibc keeps keys below this in the thread descriptor: setting one never allocates.
-const KEY_2NDLEVEL: u32 = 32;
+/// The thread word of a thread whose cache was cleaned up.
+const DEAD: usize = 1;
 
 const RTLD_NEXT: *mut c_void = -1isize as *mut c_void;
 const PROT_RW: i32 = 0x1 | 0x2;
@@ -86,8 +84,6 @@ pub struct ThreadCacheHeap {
     pool: SpinLock<Pool>,
     /// Start of the reserved range; 0 before it is reserved, 1 if that failed.
     base: AtomicUsize,
-    /// The cache key plus one (0: not created yet).
-    key: AtomicUsize,
     glibc_usable_size: AtomicUsize,
 }
 
@@ -100,6 +96,13 @@ static SPAN_CLASS: [AtomicU8; SPANS] = {
 };
 
 alloc8::register!(ThreadCacheHeap = ThreadCacheHeap::new());
+
+/// NULL with errno = ENOMEM (the heap's promise, SETS_ENOMEM).
+#[cold]
+fn out_of_memory() -> *mut u8 {
+    os::set_errno(ENOMEM);
+    null_mut()
+}
 
 #[inline(always)]
 fn class_of(size: usize) -> usize {
@@ -116,7 +119,6 @@ impl ThreadCacheHeap {
         ThreadCacheHeap {
             pool: SpinLock::new(Pool { free: [EMPTY; CLASSES], carve: [(0, 0); CLASSES], next_span: 0 }),
             base: AtomicUsize::new(0),
-            key: AtomicUsize::new(0),
             glibc_usable_size: AtomicUsize::new(0),
         }
     }
@@ -222,50 +224,27 @@ impl ThreadCacheHeap {
         rest
     }
 
-    fn key(&self) -> Option<u32> {
-        match self.key.load(Acquire) {
-            0 => {
-                let mut key = 0u32;
-                // No destructor: the shim's thread_cleanup hook does the work.
-                if unsafe { pthread_key_create(&mut key, None) } != 0 || key >= KEY_2NDLEVEL {
-                    return None;
-                }
-                match self.key.compare_exchange(0, key as usize + 1, Release, Acquire) {
-                    Ok(_) => Some(key),
-                    Err(k) => Some(k as u32 - 1), // another thread won; ours stays unused
-                }
-            }
-            k => Some(k as u32 - 1),
-        }
-    }
-
     /// This thread's cache: created on first use, NULL once cleaned up (or if
-    /// no key could be had): the caller then uses the pool directly.
+    /// none could be had): the caller then uses the pool directly.
     #[inline(always)]
     fn cache(&self) -> *mut Cache {
-        let k = self.key.load(Relaxed);
-        if k != 0 {
-            let c = unsafe { pthread_getspecific(k as u32 - 1) };
-            if c as usize > DEAD as usize {
-                return c as *mut Cache;
-            }
-            if c == DEAD {
-                return null_mut();
-            }
+        match Local::get() {
+            c if c > DEAD => c as *mut Cache,
+            DEAD => null_mut(),
+            _ => self.new_cache(),
         }
-        self.new_cache()
     }
 
+    /// Also reached from free, which must leave errno as it was.
     #[cold]
     fn new_cache(&self) -> *mut Cache {
-        let key = match self.key() {
-            Some(k) => k,
-            None => return null_mut(),
-        };
-        let c = unsafe { __libc_calloc(1, core::mem::size_of::<Cache>()) } as *mut Cache;
-        if !c.is_null() {
-            unsafe { pthread_setspecific(key, c as *const c_void) };
+        let errno = os::errno();
+        let mut c = unsafe { __libc_calloc(1, core::mem::size_of::<Cache>()) } as *mut Cache;
+        if !c.is_null() && !Local::set(c as usize) {
+            unsafe { __libc_free(c as *mut c_void) };
+            c = null_mut();
         }
+        os::set_errno(errno);
         c
     }
 
@@ -273,13 +252,14 @@ impl ThreadCacheHeap {
     fn malloc_small(&self, class: usize) -> *mut u8 {
         let cache = self.cache();
         if cache.is_null() {
-            return self.take(class, 1).head as *mut u8;
+            return self.take_one(class);
         }
-        let list = unsafe { &mut (*cache).lists[class] };
+        // class < CLASSES: class_of of a size up to SMALL_MAX.
+        let list = unsafe { (*cache).lists.get_unchecked_mut(class) };
         if list.head.is_null() {
             *list = self.take(class, BATCH);
             if list.head.is_null() {
-                return null_mut();
+                return out_of_memory();
             }
         }
         let b = list.head;
@@ -288,21 +268,45 @@ impl ThreadCacheHeap {
         b as *mut u8
     }
 
+    /// The fast path is a leaf: a push on this thread's list; the rest is
+    /// out of line.
     #[inline(always)]
     fn free_small(&self, ptr: *mut u8, class: usize) {
         let b = ptr as *mut Block;
         let cache = self.cache();
         if cache.is_null() {
-            unsafe { (*b).next = null_mut() };
-            self.give(class, List { head: b, count: 1 }, 1);
-            return;
+            return self.free_to_pool(b, class);
         }
-        let list = unsafe { &mut (*cache).lists[class] };
+        // class < CLASSES: SPAN_CLASS holds only classes.
+        let list = unsafe { (*cache).lists.get_unchecked_mut(class) };
         unsafe { (*b).next = list.head };
         list.head = b;
         list.count += 1;
         if list.count > CACHE_MAX {
-            *list = self.give(class, *list, CACHE_MAX / 2);
+            self.spill(list, class);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn spill(&self, list: &mut List, class: usize) {
+        *list = self.give(class, *list, CACHE_MAX / 2);
+    }
+
+    /// A block of a thread without a cache.
+    #[cold]
+    #[inline(never)]
+    fn free_to_pool(&self, b: *mut Block, class: usize) {
+        unsafe { (*b).next = null_mut() };
+        self.give(class, List { head: b, count: 1 }, 1);
+    }
+
+    /// A block straight from the pool, for a thread without a cache.
+    #[cold]
+    fn take_one(&self, class: usize) -> *mut u8 {
+        match self.take(class, 1).head {
+            b if b.is_null() => out_of_memory(),
+            b => b as *mut u8,
         }
     }
 
@@ -322,6 +326,13 @@ impl ThreadCacheHeap {
 
 impl Heap for ThreadCacheHeap {
     const THREAD_HOOKS: bool = true;
+    // Nothing on the free path touches errno: the cache and the pool are
+    // plain memory, the spin lock yields with sched_yield (which succeeds),
+    // glibc's free keeps errno (2.33 and later), and creating a cache
+    // restores it. Every NULL from malloc comes with ENOMEM: ours from
+    // out_of_memory, glibc's own.
+    const PRESERVES_ERRNO: bool = true;
+    const SETS_ENOMEM: bool = true;
     // Small blocks live in the reserved range, so ownership is one
     // subtraction. Big and over-aligned blocks are the system allocator's
     // own: denying them sends them back to it, which is where they came from.
@@ -373,17 +384,14 @@ impl Heap for ThreadCacheHeap {
     }
 
     fn thread_cleanup(&self) {
-        let key = match self.key.load(Acquire) {
-            0 => return,
-            k => k as u32 - 1,
-        };
-        let cache = unsafe { pthread_getspecific(key) } as *mut Cache;
+        let cache = Local::get();
         // From here on this thread uses the pool: it may still free (glibc's
         // own TLS, later key destructors) and must not get a new cache.
-        unsafe { pthread_setspecific(key, DEAD) };
-        if cache.is_null() || cache as *mut c_void == DEAD {
+        Local::set(DEAD);
+        if cache <= DEAD {
             return;
         }
+        let cache = cache as *mut Cache;
         for class in 0..CLASSES {
             let list = unsafe { (*cache).lists[class] };
             self.give(class, list, list.count);

@@ -24,6 +24,9 @@ pub struct CargoBuild<'a> {
     /// any: a type that is no `Heap` fails every call the shim makes. Those
     /// are shown, the generated code's are counted (all shown with `verbose`).
     pub generated: &'a [&'a Path],
+    /// Arguments for rustc on the shim crate alone (`cargo rustc`); its
+    /// dependencies build as usual.
+    pub rustc_args: Vec<String>,
 }
 
 /// How a cargo run ended.
@@ -40,7 +43,8 @@ pub enum Outcome {
     CargoFailed,
 }
 
-/// Runs `cargo build --release`. rustc's diagnostics are printed to our
+/// Runs `cargo build --release` (`cargo rustc` with rustc arguments).
+/// rustc's diagnostics are printed to our
 /// stderr as rustc rendered them, so the user sees their own file and line;
 /// cargo's own errors (resolution, fetching) pass straight through, but for
 /// its closing "could not compile `alloc8_shim_...`" (our own error line
@@ -51,7 +55,7 @@ pub fn build(b: &CargoBuild) -> Result<Outcome> {
         None => std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()),
     };
     let mut cmd = Command::new(&cargo);
-    cmd.arg("build")
+    cmd.args(if b.rustc_args.is_empty() { &["build"][..] } else { &["rustc", "--lib"][..] })
         .arg("--release")
         .arg("--manifest-path")
         .arg(b.manifest)
@@ -68,6 +72,9 @@ pub fn build(b: &CargoBuild) -> Result<Outcome> {
     }
     if b.offline {
         cmd.arg("--offline");
+    }
+    if !b.rustc_args.is_empty() {
+        cmd.arg("--").args(&b.rustc_args);
     }
     // The outer cargo's settings (when alloc8 itself runs under cargo) must
     // not leak into the shim's build.

@@ -8,6 +8,7 @@ pub const ALLOC8_CRATE: &[(&str, &str)] = &[
     ("src/environ.rs", include_str!("../crates/alloc8/src/environ.rs")),
     ("src/heap.rs", include_str!("../crates/alloc8/src/heap.rs")),
     ("src/inherit.rs", include_str!("../crates/alloc8/src/inherit.rs")),
+    ("src/local.rs", include_str!("../crates/alloc8/src/local.rs")),
     ("src/macos/mod.rs", include_str!("../crates/alloc8/src/macos/mod.rs")),
     ("src/macos/fork.rs", include_str!("../crates/alloc8/src/macos/fork.rs")),
     ("src/macos/layout.rs", include_str!("../crates/alloc8/src/macos/layout.rs")),

@@ -106,3 +106,16 @@ fn threads_and_hooks_must_go_together() {
     let (err, _) = build_fails(&threadcache, &["--threads", "--mode", "prefixed", "--prefix", "tc"]);
     assert!(err.contains("--threads needs `--mode interpose`"), "{}", err);
 }
+
+/// threadcache finds its cache through `alloc8::threads::Local`: initial-exec
+/// TLS in the built library (DF_STATIC_TLS, set by the TPOFF relocation of
+/// Local's word), and nothing general-dynamic but Rust std's own.
+#[test]
+fn threadcache_reaches_its_cache_through_initial_exec_tls() {
+    let out = alloc8().args(["check", "--json"]).arg(shim("threadcache")).output().unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", report);
+    assert_eq!(report["elf"]["static_tls"], true, "{}", report["elf"]);
+    let tls = report["hazards"].as_array().unwrap().iter().find(|h| h["kind"] == "general-dynamic-tls").cloned().unwrap_or_default();
+    assert_eq!(tls["severity"], "info", "only std's thread-locals may be general-dynamic: {}", tls);
+}

@@ -477,3 +477,87 @@ fn a_c_heap_with_xxmalloc_stats_feeds_the_report_and_one_without_gets_c_advice()
     assert!(stderr.contains("this heap keeps no statistics: define `int xxmalloc_stats(struct alloc8_stats *)`"), "{}", stderr);
     assert!(!stderr.contains("Heap::stats"), "{}", stderr);
 }
+
+// How the heap's code is compiled.
+
+/// Whether `from`'s machine code in `lib` calls or jumps to `to` with a
+/// direct rel32 (not through the GOT or PLT).
+fn calls_directly(lib: &Path, from: &str, to: &str) -> bool {
+    use object::{Object, ObjectSection, ObjectSymbol};
+    let data = std::fs::read(lib).unwrap();
+    let file = object::File::parse(&*data).unwrap();
+    let find = |name: &str| file.symbols().find(|s| s.name() == Ok(name)).unwrap_or_else(|| panic!("no {} in {}", name, lib.display()));
+    let (caller, callee) = (find(from), find(to));
+    let text = file.section_by_index(caller.section_index().unwrap()).unwrap();
+    let start = (caller.address() - text.address()) as usize;
+    let code = &text.data().unwrap()[start..start + caller.size() as usize];
+    (0..code.len().saturating_sub(4)).any(|i| {
+        let rel = i32::from_le_bytes([code[i + 1], code[i + 2], code[i + 3], code[i + 4]]) as i64;
+        (code[i] == 0xe8 || code[i] == 0xe9) && (caller.address() + i as u64 + 5).wrapping_add(rel as u64) == callee.address()
+    })
+}
+
+fn check_json(lib: &Path) -> serde_json::Value {
+    let out = alloc8().args(["check", "--json"]).arg(lib).output().unwrap();
+    serde_json::from_str(&String::from_utf8_lossy(&out.stdout)).unwrap_or_else(|e| panic!("{}: {}", lib.display(), e))
+}
+
+fn tls_hazard(report: &serde_json::Value) -> serde_json::Value {
+    report["hazards"].as_array().unwrap().iter().find(|h| h["kind"] == "general-dynamic-tls").cloned().unwrap_or_default()
+}
+
+/// xx_bump with a 64 KiB `__thread` buffer touched by every xxmalloc (a
+/// -fPIC thread-local is general-dynamic by default). In an interposer alloc8
+/// makes it initial-exec (one %fs-relative access, allocated at start-up)
+/// and the wrappers call the heap directly; a prefixed library keeps it
+/// general-dynamic, so a program can still dlopen it (no static TLS block
+/// has 64 KiB to spare once the program runs).
+#[test]
+fn c_heaps_get_initial_exec_tls_in_interposers_and_stay_dlopen_safe_prefixed() {
+    let marker = "void *xxmalloc(size_t size) {";
+    assert!(XX_BUMP.contains(marker), "shims/xx_bump.c changed: update this test");
+    let text =
+        XX_BUMP.replace(marker, &format!("__thread volatile char xx_scratch[1 << 16];\n{}\n    xx_scratch[size & 0xffff]++;", marker));
+    let heap = heap_file("tls_bump.c", &text);
+
+    let out_dir = dir("tls-interpose");
+    let out = build(&heap, &[], &out_dir);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lib = out_dir.join("libtls_bump.so");
+    let report = check_json(&lib);
+    assert_eq!(report["elf"]["static_tls"], true, "initial-exec TLS sets DF_STATIC_TLS");
+    // What remains general-dynamic is Rust's standard library's own.
+    let hazard = tls_hazard(&report);
+    assert_eq!(hazard["severity"], "info", "{}", hazard);
+    assert!(strings(&hazard["names"]).iter().all(|n| n.starts_with("std::") || n.starts_with("core::")), "{}", hazard);
+    assert_eq!(report["verdict"]["warnings"], 0, "{}", report["hazards"]);
+    assert!(calls_directly(&lib, "malloc", "xxmalloc"), "malloc reaches xxmalloc through the GOT");
+    assert!(calls_directly(&lib, "free", "xxfree"));
+    let run = run_under(&lib, Command::new(program("conformance.c")));
+    run.assert_bound("conformance");
+    assert!(run.stdout().contains(", 0 failed"), "{}", run.stdout());
+
+    let out_dir = dir("tls-prefixed");
+    let out = build(&heap, &["--mode", "prefixed", "--prefix", "tb"], &out_dir);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lib = out_dir.join("libtb.so");
+    let report = check_json(&lib);
+    assert_eq!(report["elf"]["static_tls"], false);
+    let hazard = tls_hazard(&report);
+    assert_eq!(hazard["severity"], "info", "{}", hazard);
+    assert!(strings(&hazard["names"]).contains(&"xxmalloc".to_string()), "{}", hazard);
+    let exe = dir("tls-prefixed").join("prefixed_dlopen");
+    let cc = Command::new("gcc")
+        .args(["-std=gnu11", "-O2", "-o"])
+        .arg(&exe)
+        .arg(root().join("tests/programs/prefixed_dlopen.c"))
+        .output()
+        .unwrap();
+    assert!(cc.status.success(), "{}", String::from_utf8_lossy(&cc.stderr));
+    let run = Command::new(&exe).arg(&lib).arg("tb").env_remove("ALLOC8_REPORT").env_remove("LD_PRELOAD").output().unwrap();
+    assert!(run.status.success(), "{:?}\n{}", run.status, String::from_utf8_lossy(&run.stderr));
+}
+
+fn strings(v: &serde_json::Value) -> Vec<String> {
+    v.as_array().map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect()).unwrap_or_default()
+}

@@ -2,6 +2,8 @@
 //! allocation driver, and interleaved side-by-side timing.
 #![allow(dead_code)]
 
+pub mod mimalloc_override;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

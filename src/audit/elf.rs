@@ -23,6 +23,9 @@ pub struct ElfFacts {
     /// DTPMOD relocations: general-dynamic TLS, reached through `__tls_get_addr`.
     pub dtpmod_relocations: usize,
     pub imports_tls_get_addr: bool,
+    /// The functions that call `__tls_get_addr` (x86-64 with a symbol
+    /// table; None when they cannot be told).
+    pub tls_callers: Option<Vec<String>>,
     /// Names it defines that its own dynamic relocations refer to: its calls
     /// to them go through the dynamic linker. (Long, and in the hazards.)
     #[serde(skip)]
@@ -173,6 +176,9 @@ pub fn read<Elf: FileHeader<Endian = object::Endianness>>(file: &ElfFile<Elf>, l
     }
 
     facts.self_referenced = sorted_set(self_referenced);
+    if facts.imports_tls_get_addr {
+        facts.tls_callers = super::tls_callers::find(file);
+    }
 
     for header in file.elf_program_headers() {
         if header.p_type(endian) == elf::PT_TLS {

@@ -2,8 +2,10 @@
 //! malloc replacement fail in some processes, and the facts (glibc floor,
 //! NEEDED libraries) an author wants to see before shipping.
 
+use super::elf::ElfFacts;
 use super::library::Library;
 use super::mode::Detected;
+use super::tls_callers;
 use super::verdict::Severity;
 use super::Loading;
 use crate::contract;
@@ -121,8 +123,8 @@ pub fn find(lib: &Library, detected: &Detected, loading: Loading) -> Vec<Hazard>
     }
 
     if let Some(elf) = &lib.elf {
-        if !allocation.is_empty() && (elf.dtpmod_relocations > 0 || elf.imports_tls_get_addr) {
-            out.push(general_dynamic_tls(elf, loading));
+        if !allocation.is_empty() {
+            out.extend(general_dynamic_tls(elf, detected, loading));
         }
         let unbound: Vec<String> = elf.self_referenced.iter().filter(|n| allocation.contains(*n)).cloned().collect();
         if !elf.symbolic && !unbound.is_empty() {
@@ -170,40 +172,83 @@ pub fn find(lib: &Library, detected: &Detected, loading: Loading) -> Vec<Hazard>
     out
 }
 
-/// Thread-locals reached through `__tls_get_addr` (every Rust cdylib has
-/// them: std's own). What they cost depends on when the library is loaded.
-/// At start-up (preloaded or linked) ld.so places them in every thread's
-/// static TLS block: a first access allocates nothing. Only the table of
-/// blocks may grow, with the process's malloc, once the program dlopens more
-/// libraries with thread-locals. Loaded with dlopen, each thread's block is
-/// allocated with malloc at its first access, from wherever that happens.
-fn general_dynamic_tls(elf: &super::elf::ElfFacts, loading: Loading) -> Hazard {
-    let what = format!(
-        "general-dynamic TLS ({} DTPMOD relocation{}{})",
-        elf.dtpmod_relocations,
-        if elf.dtpmod_relocations == 1 { "" } else { "s" },
-        if elf.imports_tls_get_addr { ", imports __tls_get_addr" } else { "" }
-    );
-    let (severity, meaning) = match loading {
-        Loading::AtStart => (
+/// Thread-locals reached through `__tls_get_addr`. When the calls can be
+/// attributed (tls_callers), those of Rust's standard library alone (every
+/// Rust shim carries them: panics, thread-exit destructors) cost nothing in
+/// a library loaded at start-up (preloaded or linked, as an allocator is:
+/// ld.so places them in each thread's static TLS block and a first access
+/// allocates nothing); loaded with dlopen, each thread's block is allocated
+/// with malloc at its first access. Any other function's are the warning, by
+/// name, however the library is loaded: after the program dlopens libraries
+/// with thread-locals, `__tls_get_addr` grows its table with malloc, a
+/// recursion when the allocation path is what reads one. A prefixed
+/// library's are information: its malloc is not the process's, and a library
+/// that may be `dlopen`ed needs them.
+fn general_dynamic_tls(elf: &ElfFacts, detected: &Detected, loading: Loading) -> Option<Hazard> {
+    if elf.dtpmod_relocations == 0 && !elf.imports_tls_get_addr {
+        return None;
+    }
+    let risk = "a thread-local reached through __tls_get_addr can call malloc (ld.so grows its TLS table with malloc after a dlopen), \
+                recursion if the allocation path touches one";
+    let relocations = format!("{} DTPMOD relocation{}", elf.dtpmod_relocations, if elf.dtpmod_relocations == 1 { "" } else { "s" });
+    let hazard = |severity, detail: String, names| Some(Hazard { kind: HazardKind::GeneralDynamicTls, severity, detail, names });
+    if matches!(detected, Detected::Prefixed { .. }) {
+        return hazard(
             Severity::Info,
-            "preloaded or linked, as an allocator is, its thread-locals sit in each thread's static TLS block and a first \
-             access allocates nothing; only after the program dlopens libraries with thread-locals may __tls_get_addr grow \
-             its table with malloc, a recursion only if the allocation path itself reads a general-dynamic thread-local \
-             (`check --dlopen` judges it as loaded with dlopen)",
-        ),
-        Loading::Dlopen => (
-            Severity::Warning,
-            "loaded with dlopen, its thread-locals are allocated at each thread's first access, by __tls_get_addr calling \
-             the process's malloc from inside this library's functions when they touch one: wrong wherever malloc must not \
-             run (a signal handler, the child of a threaded program's fork), a recursion if that malloc reaches this \
-             library; use initial-exec TLS there, or load the library at start-up",
-        ),
+            format!("general-dynamic TLS ({}): safe to dlopen, and a prefixed malloc is not the one __tls_get_addr calls", relocations),
+            elf.tls_callers.iter().flatten().map(|n| tls_callers::readable(n)).collect(),
+        );
+    }
+    let callers = match &elf.tls_callers {
+        Some(callers) => callers,
+        None => {
+            return hazard(
+                Severity::Warning,
+                format!(
+                    "general-dynamic TLS ({}{}): {}; use initial-exec TLS there",
+                    relocations,
+                    if elf.imports_tls_get_addr { ", imports __tls_get_addr" } else { "" },
+                    risk
+                ),
+                if elf.imports_tls_get_addr { vec!["__tls_get_addr".to_string()] } else { Vec::new() },
+            )
+        }
     };
-    Hazard {
-        kind: HazardKind::GeneralDynamicTls,
-        severity,
-        detail: format!("{}: {}", what, meaning),
-        names: if elf.imports_tls_get_addr { vec!["__tls_get_addr".to_string()] } else { Vec::new() },
+    let (std, own): (Vec<&String>, Vec<&String>) = callers.iter().partition(|n| tls_callers::is_rust_std(n));
+    let mut names: Vec<String> = (if own.is_empty() { &std } else { &own }).iter().map(|n| tls_callers::readable(n)).collect();
+    names.dedup();
+    const SHOWN: usize = 6;
+    let listed =
+        if names.len() > SHOWN { format!("{}, and {} more", names[..SHOWN].join(", "), names.len() - SHOWN) } else { names.join(", ") };
+    if !own.is_empty() {
+        return hazard(
+            Severity::Warning,
+            format!("general-dynamic TLS ({}) in {}: {}; use initial-exec TLS there", relocations, listed, risk),
+            names,
+        );
+    }
+    match loading {
+        Loading::AtStart => hazard(
+            Severity::Info,
+            format!(
+                "general-dynamic TLS only in Rust's standard library ({}; called from {}): its panic and thread-exit machinery, \
+                 which an allocation path that does not call into std never reaches; preloaded or linked, as an allocator is, \
+                 these thread-locals sit in each thread's static TLS block and a first access allocates nothing \
+                 (`check --dlopen` judges it as loaded with dlopen)",
+                relocations, listed
+            ),
+            names,
+        ),
+        Loading::Dlopen => hazard(
+            Severity::Warning,
+            format!(
+                "general-dynamic TLS in Rust's standard library ({}; called from {}): loaded with dlopen, its thread-locals are \
+                 allocated at each thread's first access, by __tls_get_addr calling the process's malloc from inside this \
+                 library's functions when they touch one: wrong wherever malloc must not run (a signal handler, the child of a \
+                 threaded program's fork); use initial-exec TLS there, or load the library at start-up",
+                relocations, listed
+            ),
+            names,
+        ),
     }
 }

@@ -22,6 +22,7 @@ pub mod macho_interpose;
 pub mod mode;
 pub mod pe;
 pub mod report;
+pub mod tls_callers;
 pub mod verdict;
 
 pub use input::ReadError;

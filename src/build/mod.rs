@@ -11,7 +11,7 @@ use crate::cargo_build::{self, CargoBuild, Outcome};
 use crate::cli::BuildArgs;
 use crate::contract::{self, Mode, Platform};
 use crate::header;
-use crate::heap_source::{xx, HeapKind, HeapSource};
+use crate::heap_source::{codegen, xx, HeapKind, HeapSource};
 use crate::render::{self, ShimSpec};
 use crate::static_archive;
 use crate::target::{self, WindowsToolchain};
@@ -170,6 +170,13 @@ pub fn build(opts: &BuildOptions) -> Result<Built> {
     }
 
     let manifest = crate_dir.join("Cargo.toml");
+    let mut env = windows.as_ref().map(|w| w.env()).unwrap_or_default();
+    let mut rustc_args = Vec::new();
+    if platform == Platform::Linux {
+        let triple = opts.target.clone().unwrap_or_else(codegen::host_target);
+        env.extend(codegen::cc_env(opts.mode, &triple, |name| std::env::var(name).ok()));
+        rustc_args = codegen::direct_call_args(&heap);
+    }
     let outcome = cargo_build::build(&CargoBuild {
         manifest: &manifest,
         // Another rustc: its own target dir, so neither toolchain invalidates the other's.
@@ -177,10 +184,11 @@ pub fn build(opts: &BuildOptions) -> Result<Built> {
         target: opts.target.as_deref(),
         verbose: opts.verbose,
         cargo: windows.as_ref().map(|w| w.cargo.as_path()),
-        env: windows.as_ref().map(|w| w.env()).unwrap_or_default(),
+        env,
         offline: windows.is_some(),
         // rustc's errors in these are consequences of the user's, in their own files.
         generated: &[&crate_dir, &alloc8_dir],
+        rustc_args,
     })?;
     let files = match outcome {
         Outcome::Built(files) => files,

@@ -6,6 +6,7 @@
 //! the errors name the user's own files and lines instead of an unresolved
 //! `__ALLOC8_HEAP` deep in generated code.
 
+pub mod codegen;
 mod crate_dir;
 mod file;
 mod registration;

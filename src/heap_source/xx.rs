@@ -225,7 +225,9 @@ pub fn prepare(
     target: Option<&str>,
     verbose: bool,
 ) -> Result<Prepared, XxError> {
-    let archive = xx_compile::archive(input, dir, target, verbose).map_err(XxError::Compile)?;
+    // Initial-exec TLS and hidden visibility are ELF code generation: Linux only.
+    let codegen = if target.map_or(true, |t| t.contains("linux")) { super::codegen::c_flags(mode) } else { &[] };
+    let archive = xx_compile::archive(input, dir, target, codegen, verbose).map_err(XxError::Compile)?;
     let (provided, by_member) = xx_symbols::inspect(&archive, heap, mode, prefix).map_err(XxError::Symbols)?;
     let hooks = provided.thread_symbols();
     if threads && hooks.is_empty() {

@@ -65,7 +65,9 @@ impl cc::BuildMessageLogger for Messages {
 /// to be compiled and the archive holds exactly them, it is left as it is.
 /// `verbose` shows the compiler's warnings of a successful build too.
 /// `target`: the Rust target triple the shim is built for (None: this machine).
-pub fn archive(input: &XxInput, dir: &Path, target: Option<&str>, verbose: bool) -> Result<PathBuf, CompileError> {
+/// Sources are compiled with `codegen` before their own flags (see
+/// codegen::c_flags).
+pub fn archive(input: &XxInput, dir: &Path, target: Option<&str>, codegen: &[&str], verbose: bool) -> Result<PathBuf, CompileError> {
     let dest = dir.join(format!("lib{}.a", LIB_NAME));
     // Per process: two alloc8 runs may build the same heap at once.
     let work = dir.join(format!("work-{}", std::process::id()));
@@ -73,7 +75,7 @@ pub fn archive(input: &XxInput, dir: &Path, target: Option<&str>, verbose: bool)
     std::fs::create_dir_all(&work).map_err(|e| CompileError::Io(work.clone(), e.to_string()))?;
     let messages = Arc::new(Messages::default());
     let built = match input {
-        XxInput::Sources(sources) => match compile(sources, target, verbose)? {
+        XxInput::Sources(sources) => match compile(sources, target, codegen, verbose)? {
             Compiled { stamp, .. } if std::fs::read_to_string(stamp_path(dir)).ok() == Some(stamp.clone()) && dest.is_file() => {
                 let _ = std::fs::remove_dir_all(&work);
                 return Ok(dest);
@@ -124,7 +126,7 @@ struct Compiled {
 
 /// Each language's units with its compiler command (cc's flags for it),
 /// through the object cache; every unit that fails is reported at once.
-fn compile(sources: &Sources, target: Option<&str>, verbose: bool) -> Result<Compiled, CompileError> {
+fn compile(sources: &Sources, target: Option<&str>, codegen: &[&str], verbose: bool) -> Result<Compiled, CompileError> {
     let cache = crate::cache::dir().join("xx-objects");
     let mut objects = Vec::new();
     let mut failed = Vec::new();
@@ -135,14 +137,14 @@ fn compile(sources: &Sources, target: Option<&str>, verbose: bool) -> Result<Com
         let files: Vec<PathBuf> = sources.files.iter().filter(|f| super::xx::lang(f) == Some(l)).cloned().collect();
         // The target too: the same heap built for Windows gets mingw-w64.
         let settings = format!(
-            "{:?} {:?} {:?} {:?} {:?} {:?} {:?}",
-            target, l, sources.include, sources.defines, sources.flags, sources.c_std, sources.cxx_std
+            "{:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?}",
+            target, l, codegen, sources.include, sources.defines, sources.flags, sources.c_std, sources.cxx_std
         );
         let key = xx_cache::settings_key(&settings);
         let command = match xx_cache::remembered(&cache, &key) {
             Some(c) => c,
             None => {
-                let c = compiler_command(sources, l, target, &cache)?;
+                let c = compiler_command(sources, l, target, codegen, &cache)?;
                 xx_cache::remember(&cache, &key, &c);
                 c
             }
@@ -176,7 +178,13 @@ fn compile(sources: &Sources, target: Option<&str>, verbose: bool) -> Result<Com
 
 /// The compiler and flags cc chooses for the sources of language `l` (cc
 /// only assembles the command; the object cache runs it per unit).
-fn compiler_command(sources: &Sources, l: Lang, target: Option<&str>, scratch: &Path) -> Result<xx_cache::CompilerCommand, CompileError> {
+fn compiler_command(
+    sources: &Sources,
+    l: Lang,
+    target: Option<&str>,
+    codegen: &[&str],
+    scratch: &Path,
+) -> Result<xx_cache::CompilerCommand, CompileError> {
     let mut b = builder(scratch, target, &Arc::new(Messages::default()));
     b.cpp(l == Lang::Cxx);
     for i in &sources.include {
@@ -189,7 +197,8 @@ fn compiler_command(sources: &Sources, l: Lang, target: Option<&str>, scratch: &
     if let Some(std) = std {
         b.std(std);
     }
-    for flag in &sources.flags {
+    // alloc8's code generation first: the heap's own flags may override it.
+    for flag in codegen.iter().copied().chain(sources.flags.iter().map(String::as_str)) {
         b.flag(flag);
     }
     let tool = b.try_get_compiler().map_err(|e| CompileError::Tool(e.to_string()))?;

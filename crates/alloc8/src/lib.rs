@@ -15,6 +15,7 @@ pub mod environ;
 mod global;
 pub mod heap;
 pub mod inherit;
+mod local;
 /// macOS zone and interposition logic; plain Rust, tested on Linux (64-bit layouts).
 #[cfg(target_pointer_width = "64")]
 pub mod macos;

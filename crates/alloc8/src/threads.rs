@@ -8,6 +8,8 @@
 
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
+pub use crate::local::Local;
+
 static CREATED: AtomicBool = AtomicBool::new(false);
 static FLIPS: AtomicU64 = AtomicU64::new(0);
 static INITS: AtomicU64 = AtomicU64::new(0);

@@ -8,13 +8,31 @@ use libmimalloc_sys as mi;
 
 pub struct MiHeap;
 
-/// mimalloc serves a request from the size class that fits it, and classes of
-/// 8 and 24 bytes give 8-aligned blocks; the contract is 16 for every size.
-/// Asking for a multiple of 16 lands in a class of multiples of 16 (saturating:
-/// a huge request must still fail, not wrap to a tiny one).
+/// mimalloc's smallest class (8 bytes) gives 8-aligned blocks; every class
+/// above it is a multiple of 16 bytes (mimalloc rounds small sizes to two
+/// words, MI_ALIGN2W), so asking for at least 16 keeps the contract's
+/// alignment at the cost of one compare.
 #[inline(always)]
-fn round16(size: usize) -> usize {
-    size.saturating_add(15) & !15
+fn at_least16(size: usize) -> usize {
+    if size < 16 {
+        16
+    } else {
+        size
+    }
+}
+
+/// `mi_malloc_small` is mimalloc's fast path forced inline (mi_malloc's own
+/// inlining is left to the compiler's heuristics, which decline it in the
+/// crate's single-file build): the shim's one compare buys that.
+#[inline(always)]
+fn mi_alloc(size: usize) -> *mut u8 {
+    unsafe {
+        if size <= mi::MI_SMALL_SIZE_MAX {
+            mi::mi_malloc_small(size) as *mut u8
+        } else {
+            mi::mi_malloc(size) as *mut u8
+        }
+    }
 }
 
 alloc8::register!(MiHeap = MiHeap);
@@ -27,7 +45,7 @@ impl Heap for MiHeap {
 
     #[inline]
     fn malloc(&self, size: usize) -> *mut u8 {
-        unsafe { mi::mi_malloc(round16(size)) as *mut u8 }
+        mi_alloc(at_least16(size))
     }
 
     #[inline]
@@ -42,12 +60,12 @@ impl Heap for MiHeap {
 
     #[inline]
     unsafe fn realloc(&self, ptr: *mut u8, size: usize) -> *mut u8 {
-        mi::mi_realloc(ptr as *mut c_void, round16(size)) as *mut u8
+        mi::mi_realloc(ptr as *mut c_void, at_least16(size)) as *mut u8
     }
 
     #[inline]
     fn calloc(&self, size: usize) -> *mut u8 {
-        unsafe { mi::mi_zalloc(round16(size)) as *mut u8 }
+        unsafe { mi::mi_zalloc(at_least16(size)) as *mut u8 }
     }
 
     #[inline]

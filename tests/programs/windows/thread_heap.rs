@@ -1,16 +1,21 @@
 //! Test heap for `--threads` on Windows: shims/system.rs's heap, plus
-//! thread hooks that count, per thread, that init came before cleanup.
+//! thread hooks that count, per thread, that init came before cleanup, and
+//! that `alloc8::threads::Local` (read from the TEB) is the thread's own:
+//! zero at init, where init sets it to the thread's id, which cleanup finds.
 //! (The shim's own `threads` report counts the hook calls.)
 
 #[path = "../../../shims/system.rs"]
 mod system;
 
+use alloc8::threads::Local;
+use alloc8::win::GetCurrentThreadId;
 use alloc8::{Heap, Stats};
 use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 pub struct ThreadHeap {
     inner: system::SystemHeap,
-    /// Cleanups that found no init before them (must stay 0).
+    /// Cleanups that found no init before them, and thread words that were
+    /// not the thread's own (must stay 0).
     unmatched: AtomicU64,
     live_threads: AtomicU64,
 }
@@ -41,13 +46,17 @@ impl Heap for ThreadHeap {
     fn unlock(&self) {}
     fn thread_init(&self) {
         self.live_threads.fetch_add(1, Relaxed);
-    }
-    fn thread_cleanup(&self) {
-        if self.live_threads.fetch_sub(1, Relaxed) == 0 {
+        let me = unsafe { GetCurrentThreadId() } as usize;
+        if Local::get() != 0 || !Local::set(me) || Local::get() != me {
             self.unmatched.fetch_add(1, Relaxed);
         }
     }
-    /// `reallocs` carries the unmatched cleanups (the report has no field of its own for them).
+    fn thread_cleanup(&self) {
+        if self.live_threads.fetch_sub(1, Relaxed) == 0 || Local::get() != unsafe { GetCurrentThreadId() } as usize {
+            self.unmatched.fetch_add(1, Relaxed);
+        }
+    }
+    /// `reallocs` carries the unmatched count (the report has no field of its own for it).
     fn stats(&self) -> Option<Stats> {
         self.inner.stats().map(|s| Stats { reallocs: self.unmatched.load(Relaxed), ..s })
     }
