@@ -11,7 +11,7 @@
 //! Run: `cargo bench --bench check`.
 #![allow(dead_code)]
 
-#[path = "../src/audit/mod.rs"]
+#[path = "../src/check/mod.rs"]
 mod audit;
 mod common;
 #[path = "../src/contract.rs"]

@@ -1,11 +1,13 @@
 //! The command line: argument definitions and dispatch to each subcommand.
 
-use crate::audit;
+pub mod output;
+
 use crate::build::{self, BuildOptions};
+use crate::check;
 use crate::contract::Mode;
-use crate::output::{self, errln, outln};
 use anyhow::Context;
 use clap::{ArgGroup, Args, Parser, Subcommand};
+use output::{errln, outln};
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -189,8 +191,8 @@ fn print_built(built: &build::Built) -> std::io::Result<()> {
 
 /// Bad input is an answer too (exit 2, one line), not an error of alloc8's.
 fn check(args: &CheckArgs) -> ExitCode {
-    let loading = if args.dlopen { audit::Loading::Dlopen } else { audit::Loading::AtStart };
-    match audit::check(&args.lib, loading) {
+    let loading = if args.dlopen { check::Loading::Dlopen } else { check::Loading::AtStart };
+    match check::check(&args.lib, loading) {
         Ok(reports) => {
             let text = if !args.json {
                 let texts: Vec<String> = reports.iter().map(|r| r.to_text()).collect();

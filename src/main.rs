@@ -1,22 +1,11 @@
 //! alloc8: turn a heap written in Rust into a drop-in replacement for the system allocator.
 
-mod audit;
 mod build;
-mod cache;
-mod cargo_build;
+mod check;
 mod cli;
 mod contract;
-mod header;
-mod heap_source;
 mod new;
-mod output;
-mod render;
-mod render_macos;
-mod render_xx;
 mod run;
-mod static_archive;
-mod target;
-mod templates;
 
 use std::process::ExitCode;
 
@@ -27,7 +16,7 @@ fn main() -> ExitCode {
         Err(err) => {
             // One line, as cargo and ripgrep print theirs: the context, then its causes.
             let causes: Vec<String> = err.chain().map(|cause| cause.to_string()).collect();
-            output::errln!("error: {}", causes.join(": "));
+            cli::output::errln!("error: {}", causes.join(": "));
             // `run` ends with env(1)'s statuses when the program cannot start.
             match err.downcast_ref::<run::Exit>() {
                 Some(exit) => ExitCode::from(exit.code),

@@ -4,7 +4,7 @@
 //! `--crate` (with a copy of the alloc8 crate beside it, so it builds without
 //! a checkout or the network); a C file in the xxmalloc convention with `--c`.
 
-use crate::templates;
+use crate::build::templates;
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 

@@ -7,7 +7,7 @@
 //! a failure prints the seed and the mutation; ALLOC8_FUZZ_CASES=N runs more.
 #![allow(dead_code)]
 
-#[path = "../src/audit/mod.rs"]
+#[path = "../src/check/mod.rs"]
 mod audit;
 #[path = "../src/contract.rs"]
 mod contract;

@@ -6,7 +6,7 @@
 #![allow(dead_code)]
 
 // The reader itself, compiled in, for the mutation test (as tests/check_fuzz.rs).
-#[path = "../src/audit/mod.rs"]
+#[path = "../src/check/mod.rs"]
 mod audit;
 mod common;
 #[path = "../src/contract.rs"]

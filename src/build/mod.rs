@@ -2,25 +2,31 @@
 //! the output directory unless the whole build succeeds (staging.rs), and
 //! names that cannot work are refused before cargo runs (names.rs).
 
+pub mod cache;
+mod cargo_build;
+pub mod header;
+pub mod heap_source;
 mod names;
+pub mod render;
+mod render_macos;
+mod render_xx;
 mod staging;
+mod static_archive;
+pub mod target;
+pub mod templates;
 
-use crate::audit;
-use crate::cache;
-use crate::cargo_build::{self, CargoBuild, Outcome};
+use crate::check;
 use crate::cli::BuildArgs;
 use crate::contract::{self, Mode, Platform};
-use crate::header;
-use crate::heap_source::{codegen, xx, HeapKind, HeapSource};
-use crate::render::{self, ShimSpec};
-use crate::static_archive;
-use crate::target::{self, WindowsToolchain};
-use crate::templates;
 use anyhow::{bail, Context, Result};
+use cargo_build::{CargoBuild, Outcome};
+use heap_source::{codegen, xx, HeapKind, HeapSource};
 use names::StemSource;
+use render::ShimSpec;
 use staging::Staging;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use target::WindowsToolchain;
 
 /// The command a build runs for: its advice names that command's flags.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -302,7 +308,7 @@ fn advice_for(text: &str, invocation: Invocation) -> String {
 /// a heap without crates.io dependencies (Debian's cargo builds offline).
 fn windows_preflight(path: &Path, heap: &HeapSource) -> Result<WindowsToolchain> {
     let toolchain = WindowsToolchain::find()?;
-    if let crate::heap_source::HeapKind::File { dependencies, .. } = &heap.kind {
+    if let crate::build::heap_source::HeapKind::File { dependencies, .. } = &heap.kind {
         if !dependencies.trim().is_empty() {
             let names: Vec<&str> =
                 dependencies.lines().filter_map(|l| l.split('=').next()).map(str::trim).filter(|n| !n.is_empty()).collect();
@@ -327,8 +333,8 @@ fn finish_windows(opts: &BuildOptions, mut staging: Staging, files: &[PathBuf], 
         .with_context(|| format!("cargo produced no DLL for {}", opts.heap.display()))?;
     // A DLL that needs the mingw runtime's DLLs (a C++ heap's libstdc++)
     // would not load on a Windows without them: they are linked in instead.
-    if let Some(pe) = audit::Library::read(dll)?.pe {
-        let extra = audit::pe::non_system(&pe);
+    if let Some(pe) = check::Library::read(dll)?.pe {
+        let extra = check::pe::non_system(&pe);
         if !extra.is_empty() {
             bail!(
                 "{}.dll would import {}, which Windows does not have: link {} statically (the heap's build settings)",
@@ -374,7 +380,7 @@ fn finish_windows(opts: &BuildOptions, mut staging: Staging, files: &[PathBuf], 
 /// `lib` is the staged copy; errors name `cargos`, cargo's own in the cache,
 /// which stays for `alloc8 check` when the staged one is removed.
 fn verify_exports(lib: &Path, cargos: &Path, platform: Platform, mode: Mode, prefix: &str, threads: bool) -> Result<usize> {
-    let library = audit::Library::read(lib)?;
+    let library = check::Library::read(lib)?;
     let expected: BTreeSet<String> = contract::shim_exports(platform, mode, prefix, threads).into_iter().map(|(n, _)| n).collect();
     let missing: Vec<_> = expected.difference(&library.defined).cloned().collect();
     if !missing.is_empty() {
@@ -392,10 +398,10 @@ fn verify_exports(lib: &Path, cargos: &Path, platform: Platform, mode: Mode, pre
     if !stray.is_empty() {
         bail!("the built library ({}) exports allocator symbols its mode must not: {}", cargos.display(), stray.join(", "));
     }
-    let report = audit::audit(lib, &library);
+    let report = check::audit(lib, &library);
     let wanted = match mode {
-        Mode::Interpose => audit::mode::Detected::Interposer,
-        Mode::Prefixed => audit::mode::Detected::Prefixed { prefix: prefix.to_string() },
+        Mode::Interpose => check::mode::Detected::Interposer,
+        Mode::Prefixed => check::mode::Detected::Prefixed { prefix: prefix.to_string() },
     };
     if report.mode != wanted || !report.verdict.sound {
         bail!(
@@ -408,11 +414,11 @@ fn verify_exports(lib: &Path, cargos: &Path, platform: Platform, mode: Mode, pre
 }
 
 /// Every undefined symbol of the library resolves the way ld.so resolves it
-/// (audit::loadable); otherwise the error names each, demangled, with the
+/// (check::loadable); otherwise the error names each, demangled, with the
 /// heap sources that use it when the heap is C/C++.
 fn ensure_loads(so: &Path, soname: &str, xx: Option<&xx::Prepared>) -> Result<()> {
-    let library = audit::Library::read(so)?;
-    let Some(found) = audit::loadable::check(so, &library) else { return Ok(()) };
+    let library = check::Library::read(so)?;
+    let Some(found) = check::loadable::check(so, &library) else { return Ok(()) };
     if found.loads() {
         return Ok(());
     }
@@ -432,7 +438,7 @@ fn ensure_loads(so: &Path, soname: &str, xx: Option<&xx::Prepared>) -> Result<()
 /// could clash with, or be bound by, other code in the program.
 fn verify_archive(lib: &Path, sealed: &Path, keep: &[String]) -> Result<()> {
     // check's archive reader: the members' global definitions.
-    let defined = audit::Library::read(lib)?.defined;
+    let defined = check::Library::read(lib)?.defined;
     let expected: BTreeSet<String> = keep.iter().cloned().collect();
     if defined != expected {
         let extra: Vec<_> = defined.difference(&expected).cloned().collect();

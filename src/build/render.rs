@@ -1,10 +1,10 @@
 //! Renders the shim crate for one heap: the fixed templates with their few
 //! `@MARKER@` substitutions, and `exports.rs` generated from the contract table.
 
+use crate::build::heap_source::xx::Prepared;
+use crate::build::heap_source::{Alloc8Dependency, HeapKind, HeapSource};
+use crate::build::templates;
 use crate::contract::{self, Abi, Export, Family, Mode, Platform};
-use crate::heap_source::xx::Prepared;
-use crate::heap_source::{Alloc8Dependency, HeapKind, HeapSource};
-use crate::templates;
 use std::fmt::Write;
 use std::path::Path;
 
@@ -85,7 +85,7 @@ pub fn render(spec: &ShimSpec) -> Vec<(&'static str, String)> {
     );
     let mut files = vec![("Cargo.toml", cargo_toml), ("build.rs", build_rs(spec)), ("src/lib.rs", lib_rs)];
     if let Some(xx) = spec.xx {
-        files.push(("src/heap.rs", crate::render_xx::heap_rs(&xx.provided, xx.promises)));
+        files.push(("src/heap.rs", crate::build::render_xx::heap_rs(&xx.provided, xx.promises)));
     }
     if (spec.platform, spec.mode) == (Platform::Macos, Mode::Prefixed) {
         // The portable prefixed family, as on Linux and Windows.
@@ -96,7 +96,7 @@ pub fn render(spec: &ShimSpec) -> Vec<(&'static str, String)> {
     if spec.platform == Platform::Macos {
         files.push(("src/macos.rs", templates::SHIM_MACOS_RS.to_string()));
         files.push(("src/macos_cxx.rs", templates::SHIM_MACOS_CXX_RS.to_string()));
-        files.push(("src/exports.rs", crate::render_macos::exports_rs(spec.threads)));
+        files.push(("src/exports.rs", crate::build::render_macos::exports_rs(spec.threads)));
         return files;
     }
     if spec.platform == Platform::Windows {
@@ -130,7 +130,7 @@ fn build_rs(spec: &ShimSpec) -> String {
         Mode::Interpose => "// Inserted by path (DYLD_INSERT_LIBRARIES): its install name does not matter.".to_string(),
     };
     let link = match spec.xx {
-        Some(xx) => crate::render_xx::link_lines(xx),
+        Some(xx) => crate::build::render_xx::link_lines(xx),
         None => "// The heap is Rust: nothing native to link.".to_string(),
     };
     fill(templates::SHIM_BUILD_RS, &[("@SONAME@", soname), ("@INSTALL_NAME@", install_name), ("@LINK@", link)])
@@ -365,8 +365,8 @@ mod tests {
 
     #[test]
     fn a_c_heap_is_a_rendered_module_and_a_linked_archive() {
-        use crate::heap_source::xx::{Prepared, XxInput};
-        use crate::heap_source::xx_symbols::Provided;
+        use crate::build::heap_source::xx::{Prepared, XxInput};
+        use crate::build::heap_source::xx_symbols::Provided;
         let heap = HeapSource { name: "bump".into(), kind: HeapKind::Xx(XxInput::Prebuilt(PathBuf::from("/h/libbump.a"))) };
         let alloc8 = PathBuf::from("/cache/alloc8");
         for cxx in [false, true] {

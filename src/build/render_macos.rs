@@ -3,8 +3,8 @@
 //! with libSystem's `<name>`. The dylib never defines `<name>` itself: with
 //! both slots of a pair resolved to one definition, dyld drops the pair.
 
+use crate::build::render;
 use crate::contract::{self, Mode, Platform};
-use crate::render;
 use std::fmt::Write;
 
 pub fn exports_rs(threads: bool) -> String {

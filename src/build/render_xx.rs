@@ -2,10 +2,10 @@
 //! (templates/xx/heap.rs with the optional xx* functions the heap really
 //! has) and the build script lines that link its archive.
 
-use crate::heap_source::xx::{Prepared, Promises};
-use crate::heap_source::xx_symbols::Provided;
-use crate::render::fill;
-use crate::templates;
+use crate::build::heap_source::xx::{Prepared, Promises};
+use crate::build::heap_source::xx_symbols::Provided;
+use crate::build::render::fill;
+use crate::build::templates;
 
 /// `src/heap.rs`: `Heap` methods that call the heap's xx* functions.
 pub fn heap_rs(p: &Provided, promises: Promises) -> String {
@@ -85,7 +85,7 @@ pub fn heap_rs(p: &Provided, promises: Promises) -> String {
     fill(
         templates::XX_HEAP_RS,
         &[
-            ("@LIB_NAME@", crate::heap_source::xx::LIB_NAME.to_string()),
+            ("@LIB_NAME@", crate::build::heap_source::xx::LIB_NAME.to_string()),
             ("@OPTIONAL_EXTERNS@", externs),
             ("@THREAD_HOOKS@", (!p.thread_symbols().is_empty()).to_string()),
             ("@OWNS@", p.owns.to_string()),
@@ -103,14 +103,14 @@ fn method(signature: &str, body: &str) -> String {
 /// build.rs lines: link the heap's archive (and the C++ runtime it needs).
 pub fn link_lines(p: &Prepared) -> String {
     let dir = p.lib_dir.to_string_lossy();
-    let archive = p.lib_dir.join(format!("lib{}.a", crate::heap_source::xx::LIB_NAME));
+    let archive = p.lib_dir.join(format!("lib{}.a", crate::build::heap_source::xx::LIB_NAME));
     let mut out = format!(
         "// The C/C++ heap, compiled by alloc8 before this build.\n    \
          println!(\"cargo:rustc-link-search=native={{}}\", {dir:?});\n    \
          println!(\"cargo:rustc-link-lib=static={lib}\");\n    \
          println!(\"cargo:rerun-if-changed={{}}\", {archive:?});",
         dir = dir,
-        lib = crate::heap_source::xx::LIB_NAME,
+        lib = crate::build::heap_source::xx::LIB_NAME,
         archive = archive.to_string_lossy(),
     );
     if p.provided.cxx {

@@ -9,10 +9,10 @@
 //! whatever rustup puts first on PATH. `ALLOC8_WINDOWS_RUSTC` /
 //! `ALLOC8_WINDOWS_CARGO` point elsewhere.
 
+use crate::build::heap_source::{HeapKind, HeapSource};
+use crate::build::render::{self, ShimSpec};
+use crate::build::templates;
 use crate::contract::{Mode, Platform};
-use crate::heap_source::{HeapKind, HeapSource};
-use crate::render::{self, ShimSpec};
-use crate::templates;
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -122,7 +122,7 @@ pub fn emit_crate(dir: &Path, heap: &HeapSource, mode: Mode, prefix: &str, platf
     files.extend(render::render(&spec).into_iter().map(|(rel, text)| (rel.to_string(), text)));
     if mode == Mode::Prefixed {
         // What a C program includes; it does not depend on the build.
-        files.push((format!("{}.h", stem), crate::header::render(platform, prefix, stem, &heap.name)));
+        files.push((format!("{}.h", stem), crate::build::header::render(platform, prefix, stem, &heap.name)));
     }
     let written = files.iter().try_for_each(|(rel, text)| {
         let path = dir.join(rel);

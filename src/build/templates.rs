@@ -3,55 +3,55 @@
 
 /// The alloc8 crate (heap trait and contract logic) the shim depends on.
 pub const ALLOC8_CRATE: &[(&str, &str)] = &[
-    ("Cargo.toml", include_str!("../crates/alloc8/Cargo.toml")),
-    ("src/lib.rs", include_str!("../crates/alloc8/src/lib.rs")),
-    ("src/environ.rs", include_str!("../crates/alloc8/src/environ.rs")),
-    ("src/heap.rs", include_str!("../crates/alloc8/src/heap.rs")),
-    ("src/inherit.rs", include_str!("../crates/alloc8/src/inherit.rs")),
-    ("src/local.rs", include_str!("../crates/alloc8/src/local.rs")),
-    ("src/macos/mod.rs", include_str!("../crates/alloc8/src/macos/mod.rs")),
-    ("src/macos/fork.rs", include_str!("../crates/alloc8/src/macos/fork.rs")),
-    ("src/macos/layout.rs", include_str!("../crates/alloc8/src/macos/layout.rs")),
-    ("src/macos/replace.rs", include_str!("../crates/alloc8/src/macos/replace.rs")),
-    ("src/macos/threads.rs", include_str!("../crates/alloc8/src/macos/threads.rs")),
-    ("src/macos/zone.rs", include_str!("../crates/alloc8/src/macos/zone.rs")),
-    ("src/global.rs", include_str!("../crates/alloc8/src/global.rs")),
-    ("src/os.rs", include_str!("../crates/alloc8/src/os.rs")),
-    ("src/panic.rs", include_str!("../crates/alloc8/src/panic.rs")),
-    ("src/report.rs", include_str!("../crates/alloc8/src/report.rs")),
-    ("src/shim.rs", include_str!("../crates/alloc8/src/shim.rs")),
-    ("src/stats.rs", include_str!("../crates/alloc8/src/stats.rs")),
-    ("src/sync.rs", include_str!("../crates/alloc8/src/sync.rs")),
-    ("src/syscall.rs", include_str!("../crates/alloc8/src/syscall.rs")),
-    ("src/threads.rs", include_str!("../crates/alloc8/src/threads.rs")),
-    ("src/win.rs", include_str!("../crates/alloc8/src/win.rs")),
-    ("src/x86.rs", include_str!("../crates/alloc8/src/x86.rs")),
+    ("Cargo.toml", include_str!("../../crates/alloc8/Cargo.toml")),
+    ("src/lib.rs", include_str!("../../crates/alloc8/src/lib.rs")),
+    ("src/environ.rs", include_str!("../../crates/alloc8/src/environ.rs")),
+    ("src/heap.rs", include_str!("../../crates/alloc8/src/heap.rs")),
+    ("src/inherit.rs", include_str!("../../crates/alloc8/src/inherit.rs")),
+    ("src/local.rs", include_str!("../../crates/alloc8/src/local.rs")),
+    ("src/macos/mod.rs", include_str!("../../crates/alloc8/src/macos/mod.rs")),
+    ("src/macos/fork.rs", include_str!("../../crates/alloc8/src/macos/fork.rs")),
+    ("src/macos/layout.rs", include_str!("../../crates/alloc8/src/macos/layout.rs")),
+    ("src/macos/replace.rs", include_str!("../../crates/alloc8/src/macos/replace.rs")),
+    ("src/macos/threads.rs", include_str!("../../crates/alloc8/src/macos/threads.rs")),
+    ("src/macos/zone.rs", include_str!("../../crates/alloc8/src/macos/zone.rs")),
+    ("src/global.rs", include_str!("../../crates/alloc8/src/global.rs")),
+    ("src/os.rs", include_str!("../../crates/alloc8/src/os.rs")),
+    ("src/panic.rs", include_str!("../../crates/alloc8/src/panic.rs")),
+    ("src/report.rs", include_str!("../../crates/alloc8/src/report.rs")),
+    ("src/shim.rs", include_str!("../../crates/alloc8/src/shim.rs")),
+    ("src/stats.rs", include_str!("../../crates/alloc8/src/stats.rs")),
+    ("src/sync.rs", include_str!("../../crates/alloc8/src/sync.rs")),
+    ("src/syscall.rs", include_str!("../../crates/alloc8/src/syscall.rs")),
+    ("src/threads.rs", include_str!("../../crates/alloc8/src/threads.rs")),
+    ("src/win.rs", include_str!("../../crates/alloc8/src/win.rs")),
+    ("src/x86.rs", include_str!("../../crates/alloc8/src/x86.rs")),
 ];
 
 /// The alloc8 crate's version: the cache keeps one copy per version.
 pub const ALLOC8_VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// The shim crate's templates; `@NAME@` markers are filled in by `render`.
-pub const SHIM_CARGO_TOML: &str = include_str!("../templates/shim/Cargo.toml");
-pub const SHIM_BUILD_RS: &str = include_str!("../templates/shim/build.rs");
-pub const SHIM_LIB_RS: &str = include_str!("../templates/shim/src/lib.rs");
-pub const SHIM_RUNTIME_RS: &str = include_str!("../templates/shim/src/runtime.rs");
-pub const SHIM_CXX_RS: &str = include_str!("../templates/shim/src/cxx.rs");
-pub const SHIM_INERT_RS: &str = include_str!("../templates/shim/src/inert.rs");
-pub const SHIM_THREADS_RS: &str = include_str!("../templates/shim/src/threads.rs");
+pub const SHIM_CARGO_TOML: &str = include_str!("../../templates/shim/Cargo.toml");
+pub const SHIM_BUILD_RS: &str = include_str!("../../templates/shim/build.rs");
+pub const SHIM_LIB_RS: &str = include_str!("../../templates/shim/src/lib.rs");
+pub const SHIM_RUNTIME_RS: &str = include_str!("../../templates/shim/src/runtime.rs");
+pub const SHIM_CXX_RS: &str = include_str!("../../templates/shim/src/cxx.rs");
+pub const SHIM_INERT_RS: &str = include_str!("../../templates/shim/src/inert.rs");
+pub const SHIM_THREADS_RS: &str = include_str!("../../templates/shim/src/threads.rs");
 /// The Windows DLL's modules (rendered only for Windows targets).
 pub const SHIM_WINDOWS: &[(&str, &str)] = &[
-    ("src/windows/mod.rs", include_str!("../templates/shim/src/windows/mod.rs")),
-    ("src/windows/api.rs", include_str!("../templates/shim/src/windows/api.rs")),
-    ("src/windows/hooks.rs", include_str!("../templates/shim/src/windows/hooks.rs")),
-    ("src/windows/patch.rs", include_str!("../templates/shim/src/windows/patch.rs")),
+    ("src/windows/mod.rs", include_str!("../../templates/shim/src/windows/mod.rs")),
+    ("src/windows/api.rs", include_str!("../../templates/shim/src/windows/api.rs")),
+    ("src/windows/hooks.rs", include_str!("../../templates/shim/src/windows/hooks.rs")),
+    ("src/windows/patch.rs", include_str!("../../templates/shim/src/windows/patch.rs")),
 ];
-pub const SHIM_MACOS_RS: &str = include_str!("../templates/shim/src/macos.rs");
-pub const SHIM_MACOS_CXX_RS: &str = include_str!("../templates/shim/src/macos_cxx.rs");
+pub const SHIM_MACOS_RS: &str = include_str!("../../templates/shim/src/macos.rs");
+pub const SHIM_MACOS_CXX_RS: &str = include_str!("../../templates/shim/src/macos_cxx.rs");
 /// A macOS prefixed library's start-up and exit (no zone, no interposing).
-pub const SHIM_MACOS_PREFIXED_RS: &str = include_str!("../templates/shim/src/macos_prefixed.rs");
+pub const SHIM_MACOS_PREFIXED_RS: &str = include_str!("../../templates/shim/src/macos_prefixed.rs");
 /// The Rust heap around a C/C++ heap's xx* functions.
-pub const XX_HEAP_RS: &str = include_str!("../templates/xx/heap.rs");
+pub const XX_HEAP_RS: &str = include_str!("../../templates/xx/heap.rs");
 
 #[cfg(test)]
 mod tests {

@@ -3,9 +3,9 @@
 //! detection says whether it is an allocator at all; the full audit is
 //! `alloc8 check`.
 
-use crate::audit::{self, mode::Detected};
+use crate::build::cache;
 use crate::build::{self, BuildOptions, Invocation};
-use crate::cache;
+use crate::check::{self, mode::Detected};
 use crate::contract::Mode;
 use crate::run::Exit;
 use anyhow::{anyhow, bail, Result};
@@ -24,12 +24,12 @@ pub struct Library {
 
 pub fn from_lib(path: &Path) -> Result<Library> {
     // check's reader: a FIFO or a device is refused, not read forever.
-    let data = audit::input::read(path)?;
+    let data = check::input::read(path)?;
     let abs = path.canonicalize().map_err(|e| anyhow!("cannot use --lib {}: {}", path.display(), e))?;
-    let parsed = audit::Library::parse(&abs, &data)?;
+    let parsed = check::Library::parse(&abs, &data)?;
     // A library ld.so cannot load would only make every program fail: say
     // why before launching anything.
-    if let Some(found) = audit::loadable::check(&abs, &parsed).filter(|f| !f.loads()) {
+    if let Some(found) = check::loadable::check(&abs, &parsed).filter(|f| !f.loads()) {
         return Err(Exit::new(
             125,
             format!(
@@ -41,7 +41,7 @@ pub fn from_lib(path: &Path) -> Result<Library> {
         )
         .into());
     }
-    match audit::mode::detect(&parsed).0 {
+    match check::mode::detect(&parsed).0 {
         Detected::Interposer | Detected::CLibrary => {}
         // Preloading it would run the program on the system's malloc and
         // report a shim that came alive, bound, with nothing to show.

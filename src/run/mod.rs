@@ -16,8 +16,8 @@ mod table;
 mod wait;
 mod windows;
 
+use crate::cli::output::{self, errln};
 use crate::cli::RunArgs;
-use crate::output::{self, errln};
 use anyhow::{Context, Result};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
@@ -48,7 +48,7 @@ impl std::error::Error for Exit {}
 const NOT_ALIVE: u8 = 125;
 
 pub fn run(args: &RunArgs) -> Result<ExitCode> {
-    match crate::target::platform(args.target.as_deref())? {
+    match crate::build::target::platform(args.target.as_deref())? {
         crate::contract::Platform::Windows => return windows::run(args),
         crate::contract::Platform::Macos => {
             anyhow::bail!("`run --target` runs Windows programs under wine; macOS programs run only on a Mac")

@@ -7,12 +7,12 @@
 //! before the program's first allocation.
 
 use super::{emit, report, table, wait, Exit, NOT_ALIVE};
-use crate::audit::{self, mode::Detected};
+use crate::build::cache;
+use crate::build::target;
 use crate::build::{self, BuildOptions, Invocation};
-use crate::cache;
+use crate::check::{self, mode::Detected};
 use crate::cli::RunArgs;
 use crate::contract::Mode;
-use crate::target;
 use anyhow::{anyhow, bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -106,17 +106,17 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
         emit(args.output.as_deref(), &rendered)?;
     }
     if let Some(message) = failure {
-        crate::output::errln!("error: {}", message);
+        crate::cli::output::errln!("error: {}", message);
     }
     Ok(ExitCode::from(exit_code))
 }
 
 /// A DLL that exports the CRT's malloc family (an alloc8 redirect DLL or similar).
 fn dll_from_lib(lib: &Path) -> Result<PathBuf> {
-    let data = audit::input::read(lib)?;
+    let data = check::input::read(lib)?;
     let abs = lib.canonicalize().map_err(|e| anyhow!("cannot use --lib {}: {}", lib.display(), e))?;
-    let parsed = audit::Library::parse(lib, &data)?;
-    if parsed.format != audit::library::Format::Pe {
+    let parsed = check::Library::parse(lib, &data)?;
+    if parsed.format != check::library::Format::Pe {
         bail!(
             "--lib {} is not a Windows DLL; with --target {} give a DLL `alloc8 build --target {}` made",
             lib.display(),
@@ -124,7 +124,7 @@ fn dll_from_lib(lib: &Path) -> Result<PathBuf> {
             target::WINDOWS_GNU
         );
     }
-    match audit::mode::detect(&parsed).0 {
+    match check::mode::detect(&parsed).0 {
         Detected::Interposer => Ok(abs),
         Detected::Prefixed { prefix } => bail!(
             "{} only exports {}_malloc & co.: injecting it replaces nothing; build the heap with `--mode interpose`",

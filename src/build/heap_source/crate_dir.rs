@@ -54,7 +54,7 @@ fn check_version(package: &str, alloc8_dir: &Path) -> Result<(), HeapError> {
     let text = std::fs::read_to_string(&manifest).map_err(|e| HeapError::Unreadable(manifest.clone(), e.to_string()))?;
     let table: toml::Table = text.parse().map_err(|e: toml::de::Error| HeapError::Unreadable(manifest.clone(), e.message().to_string()))?;
     let found = table.get("package").and_then(|p| p.get("version")).and_then(|v| v.as_str()).unwrap_or("?");
-    let expected = crate::templates::ALLOC8_VERSION;
+    let expected = crate::build::templates::ALLOC8_VERSION;
     if found != expected {
         return Err(HeapError::Alloc8Version { package: package.to_string(), found: found.to_string(), expected: expected.to_string() });
     }

@@ -236,7 +236,7 @@ pub fn prepare(
     if !threads && !hooks.is_empty() {
         return Err(XxError::NeedsThreads(heap.to_path_buf(), hooks));
     }
-    if target == Some(crate::target::WINDOWS_GNU) && mode == Mode::Interpose && !provided.owns {
+    if target == Some(crate::build::target::WINDOWS_GNU) && mode == Mode::Interpose && !provided.owns {
         return Err(XxError::NeedsOwns(heap.to_path_buf()));
     }
     let cxx = provided.cxx || matches!(input, XxInput::Sources(s) if s.has(Lang::Cxx));

@@ -166,7 +166,7 @@ pub fn remember(dir: &Path, key: &str, command: &CompilerCommand) {
     let path = dir.join("commands").join(key);
     if let Ok(text) = serde_json::to_string(command) {
         // Best effort: without the record the next build asks cc again.
-        let _ = crate::cache::write_if_changed(&path, &text);
+        let _ = crate::build::cache::write_if_changed(&path, &text);
     }
 }
 

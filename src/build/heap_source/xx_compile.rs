@@ -96,7 +96,7 @@ pub fn archive(input: &XxInput, dir: &Path, target: Option<&str>, codegen: &[&st
     let lines = messages.lines.lock().unwrap();
     if built.is_err() || verbose {
         for line in lines.iter() {
-            crate::output::errln!("{}", line);
+            crate::cli::output::errln!("{}", line);
         }
     }
     let (built, stamp) = built?;
@@ -127,7 +127,7 @@ struct Compiled {
 /// Each language's units with its compiler command (cc's flags for it),
 /// through the object cache; every unit that fails is reported at once.
 fn compile(sources: &Sources, target: Option<&str>, codegen: &[&str], verbose: bool) -> Result<Compiled, CompileError> {
-    let cache = crate::cache::dir().join("xx-objects");
+    let cache = crate::build::cache::dir().join("xx-objects");
     let mut objects = Vec::new();
     let mut failed = Vec::new();
     for l in [Lang::C, Lang::Cxx] {
