@@ -7,7 +7,7 @@
 #![no_std]
 #![no_builtins]
 
-#[cfg(test)]
+#[cfg(any(test, feature = "testing"))]
 extern crate std;
 
 mod global;
@@ -20,6 +20,9 @@ pub mod os;
 pub mod report;
 pub mod shim;
 pub mod sync;
+/// In-process checks of a heap against the malloc contract (feature `testing`, needs std).
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod threads;
 #[cfg(windows)]
 pub mod win;
