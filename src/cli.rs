@@ -27,6 +27,9 @@ pub enum Command {
     /// Audit any allocator library (.so, .dylib, .dll) against the malloc contract.
     /// Exit status: 0 sound, 1 problems found, 2 could not read.
     Check(CheckArgs),
+    /// Test a heap or any malloc replacement against the malloc contract, in bounded time.
+    /// Exit status: 0 every check holds, 1 a rule is broken, 2 cannot be tested.
+    Test(crate::test::TestArgs),
 }
 
 #[derive(Args, Clone)]
@@ -130,6 +133,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Run(args) => crate::run::run(&args),
         Command::Check(args) => Ok(check(&args)),
+        Command::Test(args) => Ok(crate::test::main(&args)),
     }
 }
 

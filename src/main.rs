@@ -15,6 +15,7 @@ mod run;
 mod static_archive;
 mod target;
 mod templates;
+mod test;
 
 use std::process::ExitCode;
 

@@ -7,6 +7,10 @@
  * MAX_LINES_PER_RULE per rule, then one line saying how many more there were),
  * then "conformance: N checks, M failed". Exits 0 iff every check passed.
  *
+ * Part of `alloc8 test` (embedded in alloc8, compiled on demand), which runs
+ * each section in a child of its own: `conformance --list` names them,
+ * `conformance NAME...` runs those, no argument runs all.
+ *
  * Build: gcc -std=c11 -O2 -fno-builtin -Wall -Wextra -D_GNU_SOURCE conformance.c
  * Deterministic: every random choice comes from a fixed-seed LCG.
  */
@@ -984,22 +988,41 @@ static void test_interleaved(void) {
           misaligned);
 }
 
-int main(void) {
+static const struct {
+    const char *name;
+    void (*run)(void);
+} sections[] = {
+    {"malloc", test_malloc},
+    {"malloc_failure", test_malloc_failure},
+    {"free", test_free},
+    {"calloc", test_calloc},
+    {"realloc", test_realloc},
+    {"reallocarray", test_reallocarray},
+    {"posix_memalign", test_posix_memalign},
+    {"aligned_alloc", test_aligned_alloc},
+    {"memalign", test_memalign},
+    {"valloc_pvalloc", test_valloc_pvalloc},
+    {"usable_size", test_usable_size},
+    {"cfree", test_cfree},
+    {"many", test_many},
+    {"interleaved", test_interleaved},
+};
+#define SECTIONS (sizeof sections / sizeof sections[0])
+
+int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
-    test_malloc();
-    test_malloc_failure();
-    test_free();
-    test_calloc();
-    test_realloc();
-    test_reallocarray();
-    test_posix_memalign();
-    test_aligned_alloc();
-    test_memalign();
-    test_valloc_pvalloc();
-    test_usable_size();
-    test_cfree();
-    test_many();
-    test_interleaved();
+    if (argc > 1 && !strcmp(argv[1], "--list")) {
+        for (size_t i = 0; i < SECTIONS; i++)
+            printf("%s\n", sections[i].name);
+        return 0;
+    }
+    for (size_t i = 0; i < SECTIONS; i++) {
+        int wanted = argc == 1;
+        for (int a = 1; a < argc; a++)
+            wanted |= !strcmp(argv[a], sections[i].name);
+        if (wanted)
+            sections[i].run();
+    }
     flush_rule();
     printf("conformance: %lu checks, %lu failed\n", n_checks, n_failed);
     return n_failed ? 1 : 0;
