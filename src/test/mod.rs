@@ -53,6 +53,9 @@ pub struct TestArgs {
     /// Seconds of random traces (threads get half); the default run takes about a minute.
     #[arg(long, value_name = "SECONDS", default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=86400))]
     pub time: u64,
+    /// At most this many seconds to shrink a failing trace.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    pub shrink: u64,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -100,7 +103,8 @@ fn run(args: &TestArgs) -> Result<ExitCode> {
         header.push(format!("heap: {}", heap.canonicalize().unwrap_or_else(|_| heap.clone()).display()));
         header.push(format!("threads: {}", if args.threads { "yes" } else { "no" }));
     }
-    let settings = model::Settings { seed, random_time: random, gaps: &gaps, replay_header: header };
+    let settings =
+        model::Settings { seed, random_time: random, shrink_time: Duration::from_secs(args.shrink), gaps: &gaps, replay_header: header };
 
     let mut families = Vec::new();
     for family in Family::ALL {

@@ -96,6 +96,8 @@ pub struct Settings<'a> {
     pub seed: u64,
     /// How long to keep running new traces.
     pub random_time: Duration,
+    /// How long shrinking a failing trace may take.
+    pub shrink_time: Duration,
     pub gaps: &'a Gaps,
     /// Header lines for the replay file (library, heap).
     pub replay_header: Vec<String>,

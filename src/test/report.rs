@@ -183,6 +183,7 @@ impl TestReport {
                     if x.reproduction.len() > 40 {
                         let _ = writeln!(out, "    ... {} more (all in the replay file)", x.reproduction.len() - 40);
                     }
+                    let _ = writeln!(out, "    (then every block still live is checked and freed)");
                 }
                 if let Some(file) = &x.replay {
                     let _ = writeln!(out, "  replay:    alloc8 test --replay {}", file.display());

@@ -13,9 +13,6 @@ use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-/// At most this long for shrinking (and never past the run's budget).
-const SHRINK_TIME: Duration = Duration::from_secs(30);
-
 /// Shrinks, writes the replay file and returns the finding.
 pub fn finding(driver: &Driver, ops: Vec<Op>, failure: Failure, seed: u64, settings: &Settings, budget: &Budget) -> Result<Finding> {
     let mut finding = model::describe(&failure, &ops, seed);
@@ -25,7 +22,8 @@ pub fn finding(driver: &Driver, ops: Vec<Op>, failure: Failure, seed: u64, setti
     };
     // A hang costs its whole limit per try: try with a short one.
     let limit = if failure.rule == Rule::Hang { Duration::from_secs(2) } else { Duration::from_secs(10) };
-    let time = SHRINK_TIME.min(budget.left().saturating_sub(Duration::from_secs(5)));
+    // Never past the run's budget.
+    let time = settings.shrink_time.min(budget.left().saturating_sub(Duration::from_secs(5)));
     let runs = Runs { runs: 5000, deadline: Instant::now() + time };
     let mut errors = None;
     let shrunk = shrink::shrink(

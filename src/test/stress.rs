@@ -64,7 +64,10 @@ pub fn threads(launch: &Launch, gaps: &Gaps, seed: u64, time: Duration, hooks: b
     let out = child::run(&launch, &exe, &args, limit)?;
     let done = protocol::first(&out.stdout);
     let created: u64 = done.as_ref().and_then(|d| protocol::done_value(d, "threads")).and_then(|v| v.parse().ok()).unwrap_or(0);
-    result.summary = format!("{} threads in rounds of {} + a producer/consumer pair, seed {}", created, THREADS, seed);
+    result.summary = match created {
+        0 => format!("rounds of {} threads + a producer/consumer pair, seed {}", THREADS, seed),
+        n => format!("{} threads in rounds of {} + a producer/consumer pair, seed {}", n, THREADS, seed),
+    };
     if let Some(mut f) = finding(&out, limit, "the threads phase") {
         f.seed = Some(seed);
         result.fail(f);

@@ -216,6 +216,8 @@ static void allocate(const struct op *o) {
         must_fail(o->slot, p, err, call);
         return;
     }
+    if (o->kind == MALLOC || o->kind == CALLOC || o->kind == NEW)
+        align = fund_align(want);
     if (!p)
         violation("null-return", index_now, slot_list(o->slot, -1), "%s returned NULL (errno %d) with %zu blocks live", call, err,
                   live.n);
@@ -292,7 +294,7 @@ static void resize(const struct op *o, struct blk *b) {
         violation("realloc-copy", index_now, slot_list(o->slot, -1),
                   "%s = %p: byte %ld of the %zu bytes it must keep is %#04x, the old block held %#04x", call, (void *)r, bad,
                   keep, r[bad], pat_byte(old.id, (size_t)bad));
-    admit(o->slot, r, o->size, 16, old.kind, old.variant, call);
+    admit(o->slot, r, o->size, fund_align(o->size), old.kind, old.variant, call);
     pat_fill(b->p, b->usable, b->id);
 }
 

@@ -130,18 +130,18 @@ static void allocate(struct tblk *b, uint64_t *s) {
             long nz = p ? first_nonzero(p, size) : -1;
             if (nz >= 0)
                 violation("calloc-zero", -1, "", "%s = %p on a thread: byte %ld is %#04x", call, (void *)p, nz, p[nz]);
-            admit(b, p, size, 16, 0, call);
+            admit(b, p, size, fund_align(size), 0, call);
         }
         return;
     case 2:
         snprintf(call, sizeof call, "operator new(%zu)", size);
         doing("operator new");
-        admit(b, _Znwm(size), size, 16, 1, call);
+        admit(b, _Znwm(size), size, fund_align(size), 1, call);
         return;
     default:
         snprintf(call, sizeof call, "malloc(%zu)", size);
         doing("malloc");
-        admit(b, malloc(size), size, 16, 0, call);
+        admit(b, malloc(size), size, fund_align(size), 0, call);
     }
 }
 
@@ -168,7 +168,7 @@ static void move_on(struct tblk *b, uint64_t *s) {
         if (bad >= 0)
             violation("realloc-copy", -1, "", "%s = %p: kept byte %ld differs", call, (void *)r, bad);
     }
-    admit(b, r, size, 16, 0, call);
+    admit(b, r, size, fund_align(size), 0, call);
 }
 
 static void mail_put(const struct tblk *b) {
@@ -195,6 +195,30 @@ static int mail_take(struct tblk *out, uint64_t *s) {
     return got;
 }
 
+/* Small blocks as fast as the heap serves them, the way real programs hit
+ * one size class from every thread at once: no interval map (its lock would
+ * serialise the threads), only the pattern, checked before each free; a
+ * block handed to two threads holds the other's pattern by then. */
+static void burst(uint64_t *s) {
+    enum { N = 64 };
+    struct tblk b[N];
+    doing("small blocks in a burst on every thread");
+    for (int i = 0; i < N; i++) {
+        size_t n = 8 + (size_t)(rnd(s) % 121);
+        unsigned char *p = malloc(n);
+        if (!p)
+            violation("null-return", -1, "", "malloc(%zu) returned NULL on a thread", n);
+        if ((uintptr_t)p % fund_align(n))
+            violation("alignment", -1, "", "malloc(%zu) = %p on a thread: not aligned to %zu", n, (void *)p, fund_align(n));
+        b[i] = (struct tblk){p, n, n, 16, atomic_fetch_add(&next_id, 1), 0};
+        pat_fill(p, n, b[i].id);
+    }
+    for (int i = 0; i < N; i++) {
+        check_block(&b[i], "a small block checked before its free, while every thread allocates small blocks");
+        free(b[i].p);
+    }
+}
+
 struct worker_arg {
     int index;
     uint64_t seed;
@@ -208,7 +232,9 @@ static void *worker(void *v) {
     size_t n = 0;
     for (unsigned i = 0; i < ops_per_thread; i++) {
         uint64_t r = rnd(&s) % 100;
-        if (r < 45 || n == 0) {
+        if (r < 10) {
+            burst(&s);
+        } else if (r < 45 || n == 0) {
             if (n < PER_THREAD)
                 allocate(&mine[n++], &s);
         } else if (r < 80) {
