@@ -26,7 +26,7 @@ mod shrink;
 mod stress;
 
 use crate::run::library::{self, Library};
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use budget::Budget;
 use child::{End, Launch};
 use clap::{ArgGroup, Args};
@@ -154,7 +154,7 @@ fn run(args: &TestArgs) -> Result<ExitCode> {
 fn resolve(lib: Option<&Path>, heap: Option<&Path>, threads: bool, verbose: bool) -> Result<Library> {
     let lib = match (lib, heap) {
         (Some(lib), _) => library::from_lib(lib)?,
-        (None, Some(heap)) => library::from_heap(heap, threads, verbose).context("the heap cannot be tested: it does not build")?,
+        (None, Some(heap)) => library::from_heap(heap, threads, verbose)?,
         (None, None) => bail!("give the library to test: --lib LIB or --heap HEAP"),
     };
     if let Some(prefix) = &lib.prefixed_only {
