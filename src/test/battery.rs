@@ -56,9 +56,11 @@ const CXX_CALLS: &[&str] = &[
 pub fn contract(launch: &Launch, gaps: &Gaps, budget: &Budget) -> Result<FamilyResult> {
     let mut result = FamilyResult::new(Family::Contract);
     let exe = programs::CONFORMANCE.executable()?;
-    let list = child::run(launch, &exe, &["--list".to_string()], Duration::from_secs(10))?;
+    let list_limit = Duration::from_secs(10);
+    let list = child::run(launch, &exe, &["--list".to_string()], list_limit)?;
     if list.end != End::Exited(0) {
-        result.fail(ended_badly(&list, "conformance --list (a program that only prints)", None));
+        result.summary = "could not list its sections".into();
+        result.fail(ended_badly(&list, "`conformance --list` (a program that only prints its section names)", Some(list_limit)));
         return Ok(result);
     }
     let sections: Vec<String> = list.stdout.lines().map(|l| l.trim().to_string()).filter(|l| !l.is_empty()).collect();

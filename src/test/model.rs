@@ -129,7 +129,10 @@ pub fn run(launch: &Launch, settings: &Settings, budget: &Budget) -> Result<Fami
         }
     }
     let last = settings.seed.wrapping_add(traces.saturating_sub(1));
-    result.summary = format!("{} traces of {} operations, seeds {}..={}", traces, OPS_PER_TRACE, settings.seed, last);
+    result.summary = match traces {
+        1 => format!("1 trace of {} operations, seed {}", OPS_PER_TRACE, settings.seed),
+        n => format!("{} traces of {} operations, seeds {}..={}", n, OPS_PER_TRACE, settings.seed, last),
+    };
     if !settings.gaps.missing.is_empty() {
         let left_out: Vec<&str> = alloc8::testing::ops::KINDS.iter().filter(|k| !kinds.contains(k)).map(|k| k.name()).collect();
         if !left_out.is_empty() {
