@@ -34,6 +34,7 @@ pub use rules::Rule;
 
 use crate::Heap;
 use core::fmt;
+use std::boxed::Box;
 use std::string::String;
 use std::time::{Duration, Instant};
 use std::vec::Vec;
@@ -119,16 +120,20 @@ impl fmt::Display for Finding {
 /// failing trace is shrunk by rerunning parts of it on the same heap object,
 /// whose state carries over from run to run: for a reproduction that fails
 /// on a fresh heap, use [`check_new`].
-pub fn check<H: Heap>(heap: &H, options: Options) -> Result<Summary, Finding> {
+pub fn check<H: Heap>(heap: &H, options: Options) -> Result<Summary, Box<Finding>> {
     run_all(heap, options, |ops| exec::Executor::new(heap).run(ops))
 }
 
 /// [`check`] on `new()`, with every shrinking run on a heap of its own.
-pub fn check_new<H: Heap, F: Fn() -> H>(new: F, options: Options) -> Result<Summary, Finding> {
+pub fn check_new<H: Heap, F: Fn() -> H>(new: F, options: Options) -> Result<Summary, Box<Finding>> {
     run_all(&new(), options, |ops| exec::Executor::new(&new()).run(ops))
 }
 
-fn run_all<H: Heap, R: FnMut(&[Op]) -> Result<(), exec::Violation>>(heap: &H, options: Options, mut rerun: R) -> Result<Summary, Finding> {
+fn run_all<H: Heap, R: FnMut(&[Op]) -> Result<(), exec::Violation>>(
+    heap: &H,
+    options: Options,
+    mut rerun: R,
+) -> Result<Summary, Box<Finding>> {
     let plan = generate::Plan { max_size: options.max_size, ..generate::Plan::new(options.seed, options.ops) };
     let trace = generate::generate(&plan);
     if let Err(v) = exec::Executor::new(heap).run(&trace) {
@@ -140,7 +145,7 @@ fn run_all<H: Heap, R: FnMut(&[Op]) -> Result<(), exec::Violation>>(heap: &H, op
             let budget = shrink::Budget { runs: 2000, deadline: Instant::now() + options.shrink_time };
             reproduction = shrink::shrink(failing, &slots, |ops| matches!(rerun(ops), Err(w) if w.rule == v.rule), &budget);
         }
-        return Err(Finding {
+        return Err(Box::new(Finding {
             rule: v.rule,
             detail: v.detail,
             phase: "single-threaded trace",
@@ -148,16 +153,10 @@ fn run_all<H: Heap, R: FnMut(&[Op]) -> Result<(), exec::Violation>>(heap: &H, op
             op,
             index: Some(v.index),
             reproduction,
-        });
+        }));
     }
-    let found = |rule: Rule, detail: String, phase: &'static str| Finding {
-        rule,
-        detail,
-        phase,
-        seed: options.seed,
-        op: None,
-        index: None,
-        reproduction: Vec::new(),
+    let found = |rule: Rule, detail: String, phase: &'static str| {
+        Box::new(Finding { rule, detail, phase, seed: options.seed, op: None, index: None, reproduction: Vec::new() })
     };
     if options.threads > 0 {
         threads::run(heap, options.seed, options.threads, options.thread_ops, 4).map_err(|(r, d)| found(r, d, "threads"))?;

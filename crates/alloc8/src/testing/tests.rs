@@ -188,7 +188,7 @@ fn a_correct_heap_passes_everything() {
 fn finding(bug: Bug, opts: Options) -> Finding {
     match check_new(|| Arena::new(bug), opts) {
         Ok(_) => panic!("{:?} was not caught", bug),
-        Err(f) => f,
+        Err(f) => *f,
     }
 }
 
