@@ -208,10 +208,11 @@ fn clock_seed() -> u64 {
 fn replay(args: &TestArgs, file: &Path) -> Result<ExitCode> {
     let r = shrink::read_replay(file)?;
     let (lib_arg, heap_arg, threads) = match (&args.lib, &args.heap) {
-        (None, None) => match (&r.library, &r.heap) {
-            (Some(lib), _) if lib.exists() => (Some(lib.clone()), None, false),
-            (_, Some(heap)) => (None, Some(heap.clone()), r.threads),
-            (Some(lib), None) => bail!("{} names the library {}, which is gone: give --lib or --heap", file.display(), lib.display()),
+        // A heap is rebuilt (a no-op when unchanged), so a fixed heap is what runs.
+        (None, None) => match (&r.heap, &r.library) {
+            (Some(heap), _) => (None, Some(heap.clone()), r.threads),
+            (None, Some(lib)) if lib.exists() => (Some(lib.clone()), None, false),
+            (None, Some(lib)) => bail!("{} names the library {}, which is gone: give --lib or --heap", file.display(), lib.display()),
             (None, None) => bail!("{} names no library: give --lib or --heap", file.display()),
         },
         (lib, heap) => (lib.clone(), heap.clone(), args.threads),
