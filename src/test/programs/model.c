@@ -104,7 +104,7 @@ static void verify(const struct blk *b, unsigned slot, int every_byte, const cha
     }
     if (bad >= 0)
         violation("contents", index_now, slot_list(slot, -1),
-                  "byte %ld of the live %zu-byte block p%u = %p (%zu usable) is %#04x, %#04x was written (%s)", bad, b->size,
+                  "byte %ld of the live %zu-byte block p%u = %p (%zu usable) is 0x%02x, 0x%02x was written (%s)", bad, b->size,
                   slot, (void *)b->p, b->usable, b->p[bad], pat_byte(b->id, (size_t)bad), when);
 }
 
@@ -226,7 +226,7 @@ static void allocate(const struct op *o) {
     if (o->kind == CALLOC) {
         long nz = first_nonzero(b->p, want);
         if (nz >= 0)
-            violation("calloc-zero", index_now, slot_list(o->slot, -1), "%s = %p: byte %ld of %zu is %#04x", call, (void *)b->p,
+            violation("calloc-zero", index_now, slot_list(o->slot, -1), "%s = %p: byte %ld of %zu is 0x%02x", call, (void *)b->p,
                       nz, want, b->p[nz]);
     }
     pat_fill(b->p, b->usable, b->id);
@@ -292,7 +292,7 @@ static void resize(const struct op *o, struct blk *b) {
     long bad = pat_first_bad(r, 0, keep, old.id);
     if (bad >= 0)
         violation("realloc-copy", index_now, slot_list(o->slot, -1),
-                  "%s = %p: byte %ld of the %zu bytes it must keep is %#04x, the old block held %#04x", call, (void *)r, bad,
+                  "%s = %p: byte %ld of the %zu bytes it must keep is 0x%02x, the old block held 0x%02x", call, (void *)r, bad,
                   keep, r[bad], pat_byte(old.id, (size_t)bad));
     admit(o->slot, r, o->size, fund_align(o->size), old.kind, old.variant, call);
     pat_fill(b->p, b->usable, b->id);

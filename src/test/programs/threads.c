@@ -95,7 +95,7 @@ static void admit(struct tblk *b, void *ptr, size_t size, size_t align, int cxx,
 static void check_block(const struct tblk *b, const char *when) {
     long bad = pat_first_bad(b->p, 0, b->usable, b->id);
     if (bad >= 0)
-        violation("contents", -1, "", "byte %ld of the live %zu-byte block %p (%zu usable) is %#04x, %#04x was written (%s)", bad,
+        violation("contents", -1, "", "byte %ld of the live %zu-byte block %p (%zu usable) is 0x%02x, 0x%02x was written (%s)", bad,
                   b->size, (void *)b->p, b->usable, b->p[bad], pat_byte(b->id, (size_t)bad), when);
 }
 
@@ -129,7 +129,7 @@ static void allocate(struct tblk *b, uint64_t *s) {
             unsigned char *p = calloc(1, size);
             long nz = p ? first_nonzero(p, size) : -1;
             if (nz >= 0)
-                violation("calloc-zero", -1, "", "%s = %p on a thread: byte %ld is %#04x", call, (void *)p, nz, p[nz]);
+                violation("calloc-zero", -1, "", "%s = %p on a thread: byte %ld is 0x%02x", call, (void *)p, nz, p[nz]);
             admit(b, p, size, fund_align(size), 0, call);
         }
         return;
