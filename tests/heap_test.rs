@@ -207,8 +207,10 @@ fn thread_hooks_run_once_per_thread() {
 fn bad_input_is_exit_2_with_one_clear_line() {
     let replay = work_dir().join("not-a-replay.trace");
     std::fs::write(&replay, "hello\n").unwrap();
+    let dylib = root().join("tests/fixtures/macho/interpose-x86_64.dylib");
     for (args, says) in [
         (vec!["--lib", "/etc/hostname"], "not a library"),
+        (vec!["--lib", dylib.to_str().unwrap()], "Linux (ELF) libraries only"),
         (vec!["--heap", "/no/such/heap.rs"], "/no/such/heap.rs"),
         (vec!["--replay", replay.to_str().unwrap()], "not a replay file"),
     ] {

@@ -157,6 +157,10 @@ fn resolve(lib: Option<&Path>, heap: Option<&Path>, threads: bool, verbose: bool
         (None, Some(heap)) => library::from_heap(heap, threads, verbose)?,
         (None, None) => bail!("give the library to test: --lib LIB or --heap HEAP"),
     };
+    let format = crate::audit::Library::read(&lib.path)?.format;
+    if format != crate::audit::library::Format::Elf {
+        bail!("{} is a {} library: alloc8 test preloads Linux (ELF) libraries only", lib.path.display(), format.name());
+    }
     if let Some(prefix) = &lib.prefixed_only {
         bail!(
             "{} only exports {}_malloc & co.: preloading it replaces nothing, so there is nothing to test; build the heap with `--mode interpose`",
