@@ -36,8 +36,8 @@ pub struct Driver<'a> {
     pub usable: bool,
 }
 
-impl Driver<'_> {
-    pub fn new<'a>(launch: &'a Launch<'a>, usable: bool) -> Result<Driver<'a>> {
+impl<'a> Driver<'a> {
+    pub fn new(launch: &'a Launch<'a>, usable: bool) -> Result<Driver<'a>> {
         Ok(Driver { launch, exe: programs::MODEL.executable()?, usable })
     }
 

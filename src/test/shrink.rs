@@ -16,6 +16,11 @@ use std::time::{Duration, Instant};
 /// Shrinks, writes the replay file and returns the finding.
 pub fn finding(driver: &Driver, ops: Vec<Op>, failure: Failure, seed: u64, settings: &Settings, budget: &Budget) -> Result<Finding> {
     let mut finding = model::describe(&failure, &ops, seed);
+    // A crash or hang names no slots: the operation it happened in does.
+    let slots = match (failure.slots.is_empty(), failure.index.and_then(|i| ops.get(i))) {
+        (true, Some(op)) => vec![op.slot],
+        _ => failure.slots.clone(),
+    };
     let failing: Vec<Op> = match failure.index {
         Some(i) if i < ops.len() => ops[..=i].to_vec(),
         _ => ops,
@@ -27,8 +32,8 @@ pub fn finding(driver: &Driver, ops: Vec<Op>, failure: Failure, seed: u64, setti
     let runs = Runs { runs: 5000, deadline: Instant::now() + time };
     let mut errors = None;
     let shrunk = shrink::shrink(
-        failing.clone(),
-        &failure.slots,
+        failing,
+        &slots,
         |candidate| match driver.run(candidate, limit) {
             Ok(Some(f)) => same(&f, &failure),
             Ok(None) => false,

@@ -19,7 +19,8 @@ pub const THREADS: usize = 4;
 const FORK_THREADS: usize = 3;
 const FORKS: usize = 40;
 const FORK_CHILD_LIMIT: Duration = Duration::from_secs(10);
-const MEMORY_TIME: Duration = Duration::from_secs(30);
+/// The memory phase's time unless --time is longer.
+pub const DEFAULT_MEMORY_TIME: Duration = Duration::from_secs(30);
 
 /// A driver's outcome as a finding, if it is one.
 fn finding(out: &Outcome, limit: Duration, what: &str) -> Option<Finding> {
@@ -151,5 +152,3 @@ fn physical_memory() -> u64 {
         8 << 30
     }
 }
-
-pub const DEFAULT_MEMORY_TIME: Duration = MEMORY_TIME;
