@@ -58,11 +58,22 @@ pub fn focus(ops: &[Op], slots: &[u32]) -> Vec<Op> {
     ops.iter().copied().filter(|op| slots.contains(&op.slot) || op.kind == super::ops::Kind::Check).collect()
 }
 
-/// Trims a failing trace: first the focused cut if it still fails, then ddmin.
+/// Trims a failing trace: first the focused cut if it still fails, then
+/// every operation of one kind at a time (a dozen cheap tries that often
+/// halve a long trace), then ddmin.
 pub fn shrink<F: FnMut(&[Op]) -> bool>(ops: Vec<Op>, slots: &[u32], mut still_fails: F, budget: &Budget) -> Vec<Op> {
     let focused = focus(&ops, slots);
-    let start = if !slots.is_empty() && focused.len() < ops.len() && still_fails(&focused) { focused } else { ops };
-    ddmin(start, still_fails, budget)
+    let mut current = if !slots.is_empty() && focused.len() < ops.len() && still_fails(&focused) { focused } else { ops };
+    for kind in super::ops::KINDS.iter() {
+        if Instant::now() >= budget.deadline {
+            break;
+        }
+        let without: Vec<Op> = current.iter().copied().filter(|op| op.kind != *kind).collect();
+        if !without.is_empty() && without.len() < current.len() && still_fails(&without) {
+            current = without;
+        }
+    }
+    ddmin(current, still_fails, budget)
 }
 
 #[cfg(test)]
@@ -85,6 +96,21 @@ mod tests {
         let budget = Budget { runs: 10_000, deadline: Instant::now() + Duration::from_secs(10) };
         let out = ddmin(items, |s| s.iter().filter(|x| *x % 2 == 0).count() >= 5, &budget);
         assert_eq!(out.len(), 5);
+    }
+
+    #[test]
+    fn whole_kinds_go_first() {
+        use super::super::ops::Kind;
+        let mut ops = Vec::new();
+        for i in 0..300u32 {
+            ops.push(Op::new(Kind::Malloc, i % 7, 10, 0, 0));
+            ops.push(Op::new(Kind::Usable, i % 7, 0, 0, 0));
+        }
+        let budget = Budget { runs: 10_000, deadline: Instant::now() + Duration::from_secs(10) };
+        // Fails while at least 3 mallocs remain.
+        let out = shrink(ops, &[], |s| s.iter().filter(|o| o.kind == Kind::Malloc).count() >= 3, &budget);
+        assert_eq!(out.len(), 3);
+        assert!(out.iter().all(|o| o.kind == Kind::Malloc));
     }
 
     #[test]
