@@ -95,7 +95,8 @@ static void admit(struct tblk *b, void *ptr, size_t size, size_t align, int cxx,
 static void check_block(const struct tblk *b, const char *when) {
     long bad = pat_first_bad(b->p, 0, b->usable, b->id);
     if (bad >= 0)
-        violation("contents", -1, "", "byte %ld of the live %zu-byte block %p (%zu usable) is 0x%02x, 0x%02x was written (%s)", bad,
+        violation("contents", -1, "",
+                  "byte %ld of the live %zu-byte block %p (%zu usable) is 0x%02x, 0x%02x was written (checked on a thread: %s)", bad,
                   b->size, (void *)b->p, b->usable, b->p[bad], pat_byte(b->id, (size_t)bad), when);
 }
 
