@@ -23,6 +23,7 @@ pub const ALLOC8_CRATE: &[(&str, &str)] = &[
     ("src/testing/exec.rs", include_str!("../crates/alloc8/src/testing/exec.rs")),
     ("src/testing/fork.rs", include_str!("../crates/alloc8/src/testing/fork.rs")),
     ("src/testing/generate.rs", include_str!("../crates/alloc8/src/testing/generate.rs")),
+    ("src/testing/hooks.rs", include_str!("../crates/alloc8/src/testing/hooks.rs")),
     ("src/testing/ops.rs", include_str!("../crates/alloc8/src/testing/ops.rs")),
     ("src/testing/pattern.rs", include_str!("../crates/alloc8/src/testing/pattern.rs")),
     ("src/testing/rng.rs", include_str!("../crates/alloc8/src/testing/rng.rs")),

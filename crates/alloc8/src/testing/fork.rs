@@ -22,6 +22,7 @@ const SIGKILL: i32 = 9;
 
 pub fn run<H: Heap>(heap: &H, threads: usize, forks: usize, limit: Duration) -> Result<(), (Rule, String)> {
     let stop = AtomicBool::new(false);
+    super::hooks::before_threads(heap);
     std::thread::scope(|s| {
         for t in 0..threads {
             let stop = &stop;
@@ -37,6 +38,7 @@ pub fn run<H: Heap>(heap: &H, threads: usize, forks: usize, limit: Duration) -> 
 }
 
 fn churn<H: Heap>(heap: &H, stop: &AtomicBool, t: usize) {
+    let _hooks = super::hooks::Thread::start(heap);
     let mut ring = [core::ptr::null_mut::<u8>(); 64];
     let mut i = t;
     while !stop.load(Ordering::Relaxed) {

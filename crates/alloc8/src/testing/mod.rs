@@ -21,6 +21,7 @@ pub mod exec;
 #[cfg(unix)]
 pub mod fork;
 pub mod generate;
+pub mod hooks;
 pub mod ops;
 pub mod pattern;
 pub mod rng;

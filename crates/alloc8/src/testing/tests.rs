@@ -222,3 +222,49 @@ fn a_lock_that_does_nothing_deadlocks_a_fork_child() {
     assert_eq!(f.rule, Rule::ForkDeadlock, "{}", f);
     assert_eq!(f.phase, "fork");
 }
+
+/// A heap with thread hooks gets them around every thread the checks start.
+struct Hooked {
+    arena: Arena,
+    inits: std::sync::atomic::AtomicU64,
+    cleanups: std::sync::atomic::AtomicU64,
+}
+
+impl Heap for Hooked {
+    const THREAD_HOOKS: bool = true;
+    fn malloc(&self, size: usize) -> *mut u8 {
+        self.arena.malloc(size)
+    }
+    unsafe fn free(&self, ptr: *mut u8) {
+        self.arena.free(ptr)
+    }
+    fn memalign(&self, align: usize, size: usize) -> *mut u8 {
+        self.arena.memalign(align, size)
+    }
+    unsafe fn get_size(&self, ptr: *mut u8) -> usize {
+        self.arena.get_size(ptr)
+    }
+    fn lock(&self) {
+        self.arena.lock()
+    }
+    fn unlock(&self) {
+        self.arena.unlock()
+    }
+    fn thread_init(&self) {
+        self.inits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+    fn thread_cleanup(&self) {
+        self.cleanups.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+#[test]
+fn thread_hooks_run_around_every_thread() {
+    let heap = Hooked { arena: Arena::new(Bug::None), inits: Default::default(), cleanups: Default::default() };
+    let opts = Options { ops: 100, threads: 3, thread_ops: 200, forks: 2, ..options() };
+    check(&heap, opts.clone()).unwrap_or_else(|f| panic!("{}", f));
+    // 4 rounds of 3 workers, then 3 threads churning during the forks.
+    let threads = (opts.threads * 4 + opts.threads) as u64;
+    assert_eq!(heap.inits.load(std::sync::atomic::Ordering::Relaxed), threads);
+    assert_eq!(heap.cleanups.load(std::sync::atomic::Ordering::Relaxed), threads);
+}

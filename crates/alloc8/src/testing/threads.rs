@@ -6,6 +6,7 @@
 //! heap's own calls run unserialised.
 
 use super::generate;
+use super::hooks;
 use super::pattern;
 use super::rng::Rng;
 use super::rules::Rule;
@@ -38,6 +39,7 @@ impl Shared {
 /// each round's threads take what the previous round's left in the mailbox.
 pub fn run<H: Heap>(heap: &H, seed: u64, threads: usize, ops: usize, rounds: usize) -> Result<(), (Rule, String)> {
     let shared = Shared { live: Mutex::new(Intervals::default()), mailbox: Mutex::new(Vec::new()), failure: Mutex::new(None) };
+    hooks::before_threads(heap);
     for round in 0..rounds {
         std::thread::scope(|s| {
             for t in 0..threads {
@@ -63,6 +65,7 @@ pub fn run<H: Heap>(heap: &H, seed: u64, threads: usize, ops: usize, rounds: usi
 }
 
 fn worker<H: Heap>(heap: &H, shared: &Shared, seed: u64, ops: usize, id_base: u64) {
+    let _hooks = hooks::Thread::start(heap);
     let mut rng = Rng::new(seed);
     let mut mine: Vec<Block> = Vec::new();
     let mut next_id = id_base;
