@@ -10,7 +10,8 @@ mod common;
 use common::*;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::process::{Command, Output, Stdio};
+use std::sync::mpsc;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -58,8 +59,22 @@ fn alloc8_test(bug: Option<&str>, args: &[&str]) -> Tested {
         None => cmd.env_remove("ALLOC8_BROKEN"),
     };
     let start = Instant::now();
-    let output = cmd.output().unwrap();
-    Tested { output, elapsed: start.elapsed() }
+    Tested { output: bounded(cmd, args), elapsed: start.elapsed() }
+}
+
+/// alloc8 test promises to end within 120 s; past 150 s it is killed and the test fails.
+fn bounded(mut cmd: Command, args: &[&str]) -> Output {
+    let child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let pid = child.id() as i32;
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || tx.send(child.wait_with_output()));
+    match rx.recv_timeout(Duration::from_secs(150)) {
+        Ok(output) => output.unwrap(),
+        Err(_) => {
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            panic!("alloc8 test {:?} did not end in 150 s", args)
+        }
+    }
 }
 
 /// Runs one family against the heap with `bug`; returns its first finding.
