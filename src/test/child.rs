@@ -45,9 +45,9 @@ pub fn run(launch: &Launch, exe: &Path, args: &[String], limit: Duration) -> Res
     let mut child = cmd.spawn().with_context(|| format!("cannot run {}", exe.display()))?;
     let pid = child.id() as i32;
     let mut terminated: Option<Instant> = None;
-    let status = loop {
-        if let Some(status) = child.try_wait()? {
-            break status;
+    loop {
+        if exited(pid) {
+            break;
         }
         let elapsed = start.elapsed();
         match terminated {
@@ -61,15 +61,24 @@ pub fn run(launch: &Launch, exe: &Path, args: &[String], limit: Duration) -> Res
             _ => {}
         }
         std::thread::sleep(if elapsed < Duration::from_millis(50) { Duration::from_millis(1) } else { Duration::from_millis(10) });
-    };
-    // Whatever the driver's own children left running in its group.
+    }
+    // Whatever the driver's own children left running in its group, while
+    // the unreaped child still holds the group's id (no other group can have it).
     unsafe { libc::kill(-pid, libc::SIGKILL) };
+    let status = child.wait()?;
     let end = match (terminated, status.signal()) {
         (Some(_), _) => End::TimedOut,
         (None, Some(sig)) => End::Signaled(sig),
         (None, None) => End::Exited(status.code().unwrap_or(0)),
     };
     Ok(Outcome { end, stdout: read_all(&mut out)?, stderr: read_all(&mut err)?, pid })
+}
+
+/// Whether the child has ended, without reaping it.
+fn exited(pid: i32) -> bool {
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    let r = unsafe { libc::waitid(libc::P_PID, pid as libc::id_t, &mut info, libc::WEXITED | libc::WNOHANG | libc::WNOWAIT) };
+    r != 0 || unsafe { info.si_pid() } == pid
 }
 
 fn read_all(f: &mut std::fs::File) -> Result<String> {
