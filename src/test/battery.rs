@@ -132,6 +132,20 @@ fn count_checks(stdout: &str, prefix: &str) -> u64 {
     stdout.lines().filter_map(|l| l.strip_prefix(prefix)).filter_map(|l| l.split(' ').next()?.parse::<u64>().ok()).sum()
 }
 
+/// Rules of the battery that are glibc's behaviour, not C's or POSIX's: a
+/// replacement may differ, and a program written for glibc may not expect it.
+fn glibc_behaviour(rule: &str) -> Option<&'static str> {
+    match rule {
+        "realloc(p, 0) frees p and returns NULL" => {
+            Some("glibc's own behaviour: C17 leaves realloc(p, 0) to the implementation (C23 makes it undefined)")
+        }
+        "memalign rounds alignment up to a power of two" => {
+            Some("glibc's own behaviour: memalign is in neither C nor POSIX, and glibc rounds a non-power-of-two alignment up")
+        }
+        _ => None,
+    }
+}
+
 /// One finding per rule the battery names, with its first failure and how many there were.
 fn fail_lines(stdout: &str, what: &str) -> Vec<Finding> {
     let mut findings: Vec<(String, String, usize)> = Vec::new();
@@ -151,6 +165,7 @@ fn fail_lines(stdout: &str, what: &str) -> Vec<Finding> {
                 Rule::Contract,
                 format!("{}{} ({})", detail, if n > 1 { format!(" (and {} more)", n - 1) } else { String::new() }, what),
             );
+            f.glibc_behaviour = glibc_behaviour(&rule);
             f.rule_text = rule;
             f
         })

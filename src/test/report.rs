@@ -72,6 +72,9 @@ pub struct Finding {
     /// Set when a gap `alloc8 check` reports explains the finding.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub known_gap: Option<String>,
+    /// Set when the rule is glibc's own behaviour rather than C's or POSIX's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub glibc_behaviour: Option<&'static str>,
 }
 
 impl Finding {
@@ -85,6 +88,7 @@ impl Finding {
             reproduction: Vec::new(),
             replay: None,
             known_gap: None,
+            glibc_behaviour: None,
         }
     }
 }
@@ -174,6 +178,9 @@ impl TestReport {
                 }
                 if let Some(gap) = &x.known_gap {
                     let _ = writeln!(out, "  known gap: {}", gap);
+                }
+                if let Some(why) = x.glibc_behaviour {
+                    let _ = writeln!(out, "  glibc:     {}", why);
                 }
                 if !x.reproduction.is_empty() {
                     let _ = writeln!(out, "  shortest failing sequence ({} operations):", x.reproduction.len());
