@@ -60,10 +60,11 @@ static uint64_t rnd(uint64_t *s) {
     return z ^ (z >> 31);
 }
 
+/* 1 byte and up: zero-byte requests, which may return NULL, are the model's. */
 static size_t pick_size(uint64_t *s) {
     uint64_t r = rnd(s) % 1000;
     size_t cap = r < 500 ? 128 : r < 800 ? 1024 : r < 950 ? 16384 : 262144;
-    return (size_t)(rnd(s) % (cap + 1));
+    return 1 + (size_t)(rnd(s) % cap);
 }
 
 static void doing(const char *what) {
@@ -154,7 +155,7 @@ static void move_on(struct tblk *b, uint64_t *s) {
         return;
     }
     check_block(b, "checked before a realloc on another thread");
-    size_t size = pick_size(s) + 1;
+    size_t size = pick_size(s);
     pthread_mutex_lock(&map_lock);
     iv_remove(&live, (uintptr_t)b->p);
     pthread_mutex_unlock(&map_lock);
