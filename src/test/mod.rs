@@ -88,6 +88,9 @@ pub fn main(args: &TestArgs) -> ExitCode {
 const FIXED_BUDGET: Duration = Duration::from_secs(95);
 
 fn run(args: &TestArgs) -> Result<ExitCode> {
+    if !cfg!(target_os = "linux") {
+        bail!("alloc8 test runs on Linux: it preloads the library into its test programs with LD_PRELOAD");
+    }
     if let Some(file) = &args.replay {
         return replay(args, file);
     }
