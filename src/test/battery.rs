@@ -188,3 +188,24 @@ fn ended_badly(out: &Outcome, what: &str, limit: Option<Duration>) -> Finding {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_finding_per_rule_with_every_failure_counted() {
+        let out = "FAIL: calloc zeroes: calloc(7, 1): byte 3 is 0xa5\n\
+                   FAIL: calloc zeroes: calloc(16, 1): byte 0 is 0xa5\n\
+                   FAIL: realloc(p, 0) frees p and returns NULL: realloc(malloc(1), 0) = 0x10\n\
+                   FAIL: calloc zeroes: 12 more failures not shown\n\
+                   conformance: 154 checks, 15 failed\n";
+        let found = fail_lines(out, "section calloc");
+        assert_eq!(found.len(), 2);
+        assert_eq!(found[0].rule_text, "calloc zeroes");
+        assert_eq!(found[0].detail, "calloc(7, 1): byte 3 is 0xa5 (and 13 more) (section calloc)");
+        assert_eq!(found[0].glibc_behaviour, None);
+        assert!(found[1].glibc_behaviour.unwrap().contains("C17"));
+        assert_eq!(count_checks(out, "conformance: "), 154);
+    }
+}

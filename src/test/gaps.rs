@@ -83,3 +83,22 @@ pub fn functions(kind: Kind) -> &'static [&'static str] {
         Kind::Check => &[],
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_function_explains_and_leaves_the_trace() {
+        let gaps = Gaps { missing: vec!["pvalloc".into(), "cfree".into()] };
+        assert!(gaps.explain(&["malloc", "free"]).is_none());
+        let why = gaps.explain(&["valloc", "pvalloc"]).unwrap();
+        assert!(why.contains("does not export pvalloc") && why.contains("glibc's own"), "{}", why);
+        let kinds = gaps.model_kinds();
+        assert!(!kinds.contains(&Kind::Pvalloc) && kinds.contains(&Kind::Valloc) && kinds.contains(&Kind::Malloc));
+        assert!(gaps.has_usable_size());
+        let cxx = Gaps { missing: vec!["_ZnwmSt11align_val_t".into()] };
+        assert!(cxx.explain(&["_ZnwmSt11align_val_t"]).unwrap().contains("libstdc++"));
+        assert!(!cxx.model_kinds().contains(&Kind::NewAligned));
+    }
+}

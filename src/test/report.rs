@@ -210,3 +210,47 @@ impl TestReport {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_names_the_rule_the_call_the_seed_and_the_replay() {
+        let mut model = FamilyResult::new(Family::Model);
+        let mut f = Finding::new(Rule::Overlap, "malloc(24) = 0x10: overlaps p3".into());
+        f.operation = Some("#7: p5 = malloc(24)".into());
+        f.seed = Some(42);
+        f.reproduction = vec!["p3 = malloc(24)".into(), "p5 = malloc(24)".into()];
+        f.replay = Some(PathBuf::from("/tmp/x.trace"));
+        model.fail(f);
+        let mut memory = FamilyResult::new(Family::Memory);
+        memory.status = Status::NotRun;
+        let report = TestReport {
+            library: PathBuf::from("/lib/x.so"),
+            heap: None,
+            seed: 42,
+            gaps: vec![],
+            families: vec![model, memory],
+            seconds: 3.0,
+            exit_code: 1,
+        };
+        let text = report.to_text();
+        for want in [
+            "FAIL model",
+            "model: a live block overlaps no other live block",
+            "rule:      overlap",
+            "operation: #7: p5 = malloc(24)",
+            "seed:      42",
+            "shortest failing sequence (2 operations)",
+            "alloc8 test --replay /tmp/x.trace",
+            "---- memory",
+            "rules broken in model",
+        ] {
+            assert!(text.contains(want), "{:?} missing from:\n{}", want, text);
+        }
+        let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
+        assert_eq!(json["families"][0]["findings"][0]["rule"], "overlap");
+        assert_eq!(json["families"][1]["status"], "not_run");
+    }
+}
