@@ -33,6 +33,9 @@ pub enum Command {
     Check(CheckArgs),
     /// Write a heap skeleton that builds at once: a Rust file, a heap crate (--crate) or a C file (--c).
     New(NewArgs),
+    /// Test a heap or any malloc replacement against the malloc contract, in bounded time.
+    /// Exit status: 0 every check holds, 1 a rule is broken, 2 cannot be tested.
+    Test(crate::test::TestArgs),
 }
 
 #[derive(Args, Clone)]
@@ -168,6 +171,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             .context("cannot write to stdout")?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Test(args) => Ok(crate::test::main(&args)),
     }
 }
 

@@ -6,6 +6,7 @@ mod cli;
 mod contract;
 mod new;
 mod run;
+mod test;
 
 use std::process::ExitCode;
 

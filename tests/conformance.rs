@@ -1,5 +1,5 @@
-//! The malloc contract (tests/programs/conformance.c) and the C++ operator
-//! contract with threads and forks (tests/programs/cxx_stress.cpp), run under
+//! The malloc contract (src/test/programs/conformance.c) and the C++ operator
+//! contract with threads and forks (src/test/programs/cxx_stress.cpp), run under
 //! every shipped shim. Each program prints its own failures and exits 0 only
 //! if every check passed; the shim's report proves the checks ran on the shim.
 

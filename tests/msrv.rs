@@ -32,6 +32,12 @@ fn the_heap_crate_builds_and_passes_its_tests_with_rustc_1_63() {
     assert!(out.status.success(), "rustc 1.63 cannot compile the alloc8 crate's tests:\n{}", String::from_utf8_lossy(&out.stderr));
     let run = Command::new(&tests).output().unwrap();
     assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stdout));
+    // The in-process checks (feature `testing`, with std) too.
+    let testing = out_dir.join("alloc8-testing-tests");
+    let out = rustc_163().args(["--cfg", "feature=\"testing\"", "--test"]).arg(&lib).arg("-o").arg(&testing).output().unwrap();
+    assert!(out.status.success(), "rustc 1.63 cannot compile alloc8::testing:\n{}", String::from_utf8_lossy(&out.stderr));
+    let run = Command::new(&testing).arg("testing").output().unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stdout));
     for target in ["x86_64-unknown-linux-gnu", "x86_64-pc-windows-gnu"] {
         let out = rustc_163()
             .args(["--crate-type", "lib", "--target", target])

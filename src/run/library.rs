@@ -47,7 +47,7 @@ pub fn from_lib(path: &Path) -> Result<Library> {
         // report a shim that came alive, bound, with nothing to show.
         Detected::Prefixed { prefix } => bail!(
             "{} is a prefixed library ({}_malloc & co., beside the system's malloc): preloading it replaces nothing. \
-             `alloc8 run` needs an interposing library: build the heap with `--mode interpose` (the default), \
+             `alloc8 run` and `alloc8 test` need an interposing library: build the heap with `--mode interpose` (the default), \
              or link programs with this one and call {}_malloc",
             path.display(),
             prefix,

@@ -7,11 +7,11 @@
 //! or CI job must not mistake it for one that did. 127/126: the program was
 //! not found / could not be executed (as env(1) and shells do).
 
-mod library;
+pub mod library;
 mod preload;
 mod probe;
 mod program;
-mod report;
+pub mod report;
 mod table;
 mod wait;
 mod windows;

@@ -109,7 +109,8 @@ pub fn build_flags(heap: &str) -> &'static [&'static str] {
     }
 }
 
-/// Compiles tests/programs/<file> with gcc or g++ (by extension) once per test process.
+/// Compiles tests/programs/<file> (or src/test/programs/<file>: the programs
+/// `alloc8 test` embeds) with gcc or g++ (by extension) once per test process.
 pub fn program(file: &str) -> PathBuf {
     static BUILT: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
     let built = BUILT.get_or_init(Default::default);
@@ -117,7 +118,10 @@ pub fn program(file: &str) -> PathBuf {
     if let Some(path) = built.get(file) {
         return path.clone();
     }
-    let src = root().join("tests").join("programs").join(file);
+    let src = [root().join("tests/programs").join(file), root().join("src/test/programs").join(file)]
+        .into_iter()
+        .find(|p| p.exists())
+        .unwrap_or_else(|| panic!("no program {} in tests/programs or src/test/programs", file));
     let exe = work_dir().join("programs").join(Path::new(file).file_stem().unwrap());
     std::fs::create_dir_all(exe.parent().unwrap()).unwrap();
     let mut cmd = if file.ends_with(".c") {

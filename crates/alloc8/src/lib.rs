@@ -7,7 +7,7 @@
 #![no_std]
 #![no_builtins]
 
-#[cfg(test)]
+#[cfg(any(test, feature = "testing"))]
 extern crate std;
 
 #[cfg(unix)]
@@ -27,6 +27,9 @@ pub mod stats;
 pub mod sync;
 #[cfg(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64")))]
 mod syscall;
+/// In-process checks of a heap against the malloc contract (feature `testing`, needs std).
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod threads;
 #[cfg(windows)]
 pub mod win;

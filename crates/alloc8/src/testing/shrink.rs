@@ -1,0 +1,131 @@
+//! Delta debugging (Zeller's ddmin): the shortest subsequence of a failing
+//! trace that still fails, found by rerunning subsets. `still_fails` decides
+//! (in this process for [`super::check`], in a child for `alloc8 test`).
+//! A budget of runs and a deadline keep it bounded; the result always fails.
+
+use super::ops::Op;
+use std::time::Instant;
+use std::vec::Vec;
+
+pub struct Budget {
+    pub runs: usize,
+    pub deadline: Instant,
+}
+
+impl Budget {
+    fn spent(&self, runs: usize) -> bool {
+        runs >= self.runs || Instant::now() >= self.deadline
+    }
+}
+
+/// `items` fails; returns a subsequence that fails too, 1-minimal unless the budget ran out.
+pub fn ddmin<T: Clone, F: FnMut(&[T]) -> bool>(items: Vec<T>, mut still_fails: F, budget: &Budget) -> Vec<T> {
+    let mut current = items;
+    let mut runs = 0usize;
+    let mut n = 2usize;
+    while current.len() >= 2 && !budget.spent(runs) {
+        let chunk = (current.len() + n - 1) / n;
+        let mut reduced = false;
+        // Try each complement (drop one chunk); a subset alone rarely fails when order matters.
+        let mut start = 0;
+        while start < current.len() && !budget.spent(runs) {
+            let end = (start + chunk).min(current.len());
+            let mut candidate = Vec::with_capacity(current.len() - (end - start));
+            candidate.extend_from_slice(&current[..start]);
+            candidate.extend_from_slice(&current[end..]);
+            runs += 1;
+            if !candidate.is_empty() && still_fails(&candidate) {
+                current = candidate;
+                n = (n - 1).max(2);
+                reduced = true;
+                break;
+            }
+            start = end;
+        }
+        if !reduced {
+            if n >= current.len() {
+                break;
+            }
+            n = (n * 2).min(current.len());
+        }
+    }
+    current
+}
+
+/// The usual first cut for a trace: the operations on the slots the
+/// violation names, plus the checks (other slots rarely matter).
+pub fn focus(ops: &[Op], slots: &[u32]) -> Vec<Op> {
+    ops.iter().copied().filter(|op| slots.contains(&op.slot) || op.kind == super::ops::Kind::Check).collect()
+}
+
+/// Trims a failing trace: first the focused cut if it still fails, then
+/// every operation of one kind at a time (a dozen cheap tries that often
+/// halve a long trace), then ddmin.
+pub fn shrink<F: FnMut(&[Op]) -> bool>(ops: Vec<Op>, slots: &[u32], mut still_fails: F, budget: &Budget) -> Vec<Op> {
+    let focused = focus(&ops, slots);
+    let mut current = if !slots.is_empty() && focused.len() < ops.len() && still_fails(&focused) { focused } else { ops };
+    for kind in super::ops::KINDS.iter() {
+        if Instant::now() >= budget.deadline {
+            break;
+        }
+        let without: Vec<Op> = current.iter().copied().filter(|op| op.kind != *kind).collect();
+        if !without.is_empty() && without.len() < current.len() && still_fails(&without) {
+            current = without;
+        }
+    }
+    ddmin(current, still_fails, budget)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn finds_the_two_items_that_matter() {
+        let items: Vec<u32> = (0..1000).collect();
+        let budget = Budget { runs: 10_000, deadline: Instant::now() + Duration::from_secs(10) };
+        let out = ddmin(items, |s| s.contains(&17) && s.contains(&901), &budget);
+        assert_eq!(out, std::vec![17, 901]);
+    }
+
+    #[test]
+    fn a_count_that_matters_survives() {
+        // Fails once at least 5 even numbers are in: any 5 of them is minimal.
+        let items: Vec<u32> = (0..200).collect();
+        let budget = Budget { runs: 10_000, deadline: Instant::now() + Duration::from_secs(10) };
+        let out = ddmin(items, |s| s.iter().filter(|x| *x % 2 == 0).count() >= 5, &budget);
+        assert_eq!(out.len(), 5);
+    }
+
+    #[test]
+    fn whole_kinds_go_first() {
+        use super::super::ops::Kind;
+        let mut ops = Vec::new();
+        for i in 0..300u32 {
+            ops.push(Op::new(Kind::Malloc, i % 7, 10, 0, 0));
+            ops.push(Op::new(Kind::Usable, i % 7, 0, 0, 0));
+        }
+        let budget = Budget { runs: 10_000, deadline: Instant::now() + Duration::from_secs(10) };
+        // Fails while at least 3 mallocs remain.
+        let out = shrink(ops, &[], |s| s.iter().filter(|o| o.kind == Kind::Malloc).count() >= 3, &budget);
+        assert_eq!(out.len(), 3);
+        assert!(out.iter().all(|o| o.kind == Kind::Malloc));
+    }
+
+    #[test]
+    fn the_budget_bounds_the_runs() {
+        let items: Vec<u32> = (0..1000).collect();
+        let mut runs = 0;
+        let budget = Budget { runs: 7, deadline: Instant::now() + Duration::from_secs(10) };
+        let out = ddmin(
+            items,
+            |s| {
+                runs += 1;
+                s.contains(&3)
+            },
+            &budget,
+        );
+        assert!(runs <= 7 && out.contains(&3));
+    }
+}

@@ -1,0 +1,211 @@
+//! The contract batteries: conformance.c (every function of the C family,
+//! errno, alignment, overflow, usable size, glibc's rules), one child per
+//! section so a crash in one hides none of the others; and cxx_stress.cpp
+//! (the 20 C++ operators, new_handler, bad_alloc, 8 threads, fork).
+
+use super::child::{self, End, Launch, Outcome};
+use super::gaps::Gaps;
+use super::programs;
+use super::report::{Family, FamilyResult, Finding};
+use super::Budget;
+use alloc8::testing::Rule;
+use anyhow::Result;
+use std::time::Duration;
+
+const SECTION_LIMIT: Duration = Duration::from_secs(20);
+const CXX_LIMIT: Duration = Duration::from_secs(60);
+/// Operations per thread in cxx_stress (a heap making a system call per block must finish too).
+const CXX_OPS: &str = "20000";
+
+/// The functions each conformance section calls, to name a gap that explains a failure.
+fn section_calls(section: &str) -> &'static [&'static str] {
+    match section {
+        "free" => &["free", "memalign", "calloc"],
+        "calloc" => &["calloc"],
+        "realloc" => &["realloc", "malloc_usable_size"],
+        "reallocarray" => &["reallocarray", "realloc"],
+        "posix_memalign" => &["posix_memalign"],
+        "aligned_alloc" => &["aligned_alloc"],
+        "memalign" => &["memalign"],
+        "valloc_pvalloc" => &["valloc", "pvalloc", "malloc_usable_size"],
+        "usable_size" | "interleaved" => {
+            &["malloc_usable_size", "calloc", "realloc", "memalign", "aligned_alloc", "posix_memalign", "valloc", "pvalloc"]
+        }
+        "cfree" => &["cfree"],
+        _ => &["malloc", "free"],
+    }
+}
+
+const CXX_CALLS: &[&str] = &[
+    "_Znwm",
+    "_Znam",
+    "_ZnwmRKSt9nothrow_t",
+    "_ZnamRKSt9nothrow_t",
+    "_ZnwmSt11align_val_t",
+    "_ZnamSt11align_val_t",
+    "_ZdlPv",
+    "_ZdaPv",
+    "_ZdlPvm",
+    "_ZdaPvm",
+    "_ZdlPvSt11align_val_t",
+    "_ZdaPvSt11align_val_t",
+    "_ZdlPvmSt11align_val_t",
+    "_ZdaPvmSt11align_val_t",
+];
+
+pub fn contract(launch: &Launch, gaps: &Gaps, budget: &Budget) -> Result<FamilyResult> {
+    let mut result = FamilyResult::new(Family::Contract);
+    let exe = programs::CONFORMANCE.executable()?;
+    let list_limit = Duration::from_secs(10);
+    let list = child::run(launch, &exe, &["--list".to_string()], list_limit)?;
+    if list.end != End::Exited(0) {
+        result.summary = "could not list its sections".into();
+        result.fail(ended_badly(&list, "`conformance --list` (a program that only prints its section names)", Some(list_limit)));
+        return Ok(result);
+    }
+    let sections: Vec<String> = list.stdout.lines().map(|l| l.trim().to_string()).filter(|l| !l.is_empty()).collect();
+    let (mut checks, mut ran) = (0u64, 0usize);
+    for section in &sections {
+        let limit = match budget.limit(SECTION_LIMIT) {
+            Some(l) => l,
+            None => {
+                result.notes.push(format!("the time budget ran out before section {}", section));
+                break;
+            }
+        };
+        let out = child::run(launch, &exe, std::slice::from_ref(section), limit)?;
+        ran += 1;
+        checks += count_checks(&out.stdout, "conformance: ");
+        let gap = gaps.explain(section_calls(section));
+        match out.end {
+            End::Exited(0) => {}
+            End::Exited(1) if out.stdout.contains("FAIL: ") => {
+                for mut f in fail_lines(&out.stdout, &format!("section {}", section)) {
+                    f.known_gap = gap.clone();
+                    result.fail(f);
+                }
+            }
+            _ => {
+                let mut f = ended_badly(&out, &format!("conformance section `{}`", section), Some(limit));
+                f.known_gap = gap;
+                result.fail(f);
+            }
+        }
+    }
+    result.summary = format!("{} of {} sections, {} checks", ran, sections.len(), checks);
+    Ok(result)
+}
+
+pub fn cxx(launch: &Launch, gaps: &Gaps, budget: &Budget) -> Result<FamilyResult> {
+    let mut result = FamilyResult::new(Family::Cxx);
+    let exe = programs::CXX_STRESS.executable()?;
+    let limit = match budget.limit(CXX_LIMIT) {
+        Some(l) => l,
+        None => {
+            result.status = super::report::Status::NotRun;
+            return Ok(result);
+        }
+    };
+    let out = child::run(launch, &exe, &[CXX_OPS.to_string()], limit)?;
+    let checks = count_checks(&out.stdout, "cxx_stress: ");
+    result.summary = format!("{} checks, 8 threads x {} operations, 20 forks", checks, CXX_OPS);
+    let gap = gaps.explain(CXX_CALLS);
+    match out.end {
+        End::Exited(0) => {}
+        End::Exited(1) if out.stdout.contains("FAIL: ") => {
+            for mut f in fail_lines(&out.stdout, "cxx_stress") {
+                f.known_gap = gap.clone();
+                result.fail(f);
+            }
+        }
+        _ => {
+            let mut f = ended_badly(&out, "cxx_stress", Some(limit));
+            f.known_gap = gap;
+            result.fail(f);
+        }
+    }
+    Ok(result)
+}
+
+/// "conformance: 154 checks, 0 failed" -> 154.
+fn count_checks(stdout: &str, prefix: &str) -> u64 {
+    stdout.lines().filter_map(|l| l.strip_prefix(prefix)).filter_map(|l| l.split(' ').next()?.parse::<u64>().ok()).sum()
+}
+
+/// Rules of the battery that are glibc's behaviour, not C's or POSIX's: a
+/// replacement may differ, and a program written for glibc may not expect it.
+fn glibc_behaviour(rule: &str) -> Option<&'static str> {
+    match rule {
+        "realloc(p, 0) frees p and returns NULL" => {
+            Some("glibc's own behaviour: C17 leaves realloc(p, 0) to the implementation (C23 makes it undefined)")
+        }
+        "memalign rounds alignment up to a power of two" => {
+            Some("glibc's own behaviour: memalign is in neither C nor POSIX, and glibc rounds a non-power-of-two alignment up")
+        }
+        _ => None,
+    }
+}
+
+/// One finding per rule the battery names, with its first failure and how many there were.
+fn fail_lines(stdout: &str, what: &str) -> Vec<Finding> {
+    let mut findings: Vec<(String, String, usize)> = Vec::new();
+    for line in stdout.lines() {
+        let Some(rest) = line.strip_prefix("FAIL: ") else { continue };
+        let Some((rule, detail)) = rest.split_once(": ") else { continue };
+        let more = detail.strip_suffix(" more failures not shown").and_then(|n| n.parse::<usize>().ok());
+        match findings.iter_mut().find(|f| f.0 == rule) {
+            Some(f) => f.2 += more.unwrap_or(1),
+            None => findings.push((rule.to_string(), detail.to_string(), more.unwrap_or(1))),
+        }
+    }
+    findings
+        .into_iter()
+        .map(|(rule, detail, n)| {
+            let mut f = Finding::new(
+                Rule::Contract,
+                format!("{}{} ({})", detail, if n > 1 { format!(" (and {} more)", n - 1) } else { String::new() }, what),
+            );
+            f.glibc_behaviour = glibc_behaviour(&rule);
+            f.rule_text = rule;
+            f
+        })
+        .collect()
+}
+
+/// A battery program that crashed, hung or exited without its summary.
+fn ended_badly(out: &Outcome, what: &str, limit: Option<Duration>) -> Finding {
+    let fails: Vec<&str> = out.stdout.lines().filter(|l| l.starts_with("FAIL: ")).take(3).collect();
+    let before = if fails.is_empty() { String::new() } else { format!("; its last failures: {}", fails.join(" | ")) };
+    match out.end {
+        End::Signaled(sig) => Finding::new(Rule::Crash, format!("{} was killed by {}{}", what, child::signal_name(sig), before)),
+        End::TimedOut => {
+            Finding::new(Rule::Hang, format!("{} did not finish in {:.0} s{}", what, limit.unwrap_or_default().as_secs_f64(), before))
+        }
+        End::Exited(code) => {
+            let last = out.stderr.lines().last().unwrap_or("").trim();
+            let said = if last.is_empty() { String::new() } else { format!(" (its last words: {})", last) };
+            Finding::new(Rule::Crash, format!("{} exited with status {} without finishing{}{}", what, code, said, before))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_finding_per_rule_with_every_failure_counted() {
+        let out = "FAIL: calloc zeroes: calloc(7, 1): byte 3 is 0xa5\n\
+                   FAIL: calloc zeroes: calloc(16, 1): byte 0 is 0xa5\n\
+                   FAIL: realloc(p, 0) frees p and returns NULL: realloc(malloc(1), 0) = 0x10\n\
+                   FAIL: calloc zeroes: 12 more failures not shown\n\
+                   conformance: 154 checks, 15 failed\n";
+        let found = fail_lines(out, "section calloc");
+        assert_eq!(found.len(), 2);
+        assert_eq!(found[0].rule_text, "calloc zeroes");
+        assert_eq!(found[0].detail, "calloc(7, 1): byte 3 is 0xa5 (and 13 more) (section calloc)");
+        assert_eq!(found[0].glibc_behaviour, None);
+        assert!(found[1].glibc_behaviour.unwrap().contains("C17"));
+        assert_eq!(count_checks(out, "conformance: "), 154);
+    }
+}

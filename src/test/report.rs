@@ -1,0 +1,256 @@
+//! What `alloc8 test` found, as data (`--json`) and as text: per family of
+//! checks, whether it held, and the first violation of each with the rule it
+//! breaks in words, what was running, the seed and a reproduction.
+
+use alloc8::testing::Rule;
+use serde::Serialize;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+/// The families of checks, in the order they run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Family {
+    /// The C contract battery: every function of the malloc family, errno, alignment, overflow, usable size, glibc's rules.
+    Contract,
+    /// The C++ battery: the 20 operators, new_handler, bad_alloc, threads and fork.
+    Cxx,
+    /// The seeded random trace against a shadow model of every live block.
+    Model,
+    /// The model on several threads, blocks handed between them.
+    Threads,
+    /// fork() while threads allocate.
+    Fork,
+    /// Freed memory comes back.
+    Memory,
+}
+
+impl Family {
+    pub const ALL: [Family; 6] = [Family::Contract, Family::Cxx, Family::Model, Family::Threads, Family::Fork, Family::Memory];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Family::Contract => "contract",
+            Family::Cxx => "cxx",
+            Family::Model => "model",
+            Family::Threads => "threads",
+            Family::Fork => "fork",
+            Family::Memory => "memory",
+        }
+    }
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Family::Contract => "C contract battery",
+            Family::Cxx => "C++ operators, threads and fork",
+            Family::Model => "random trace against a shadow model",
+            Family::Threads => "threads handing blocks to each other",
+            Family::Fork => "fork while threads allocate",
+            Family::Memory => "freed memory comes back",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Finding {
+    /// alloc8::testing's rule id (`overlap`, `crash`, ... or `contract`).
+    pub rule: &'static str,
+    /// The rule in words (for `contract`: the battery's own rule name).
+    pub rule_text: String,
+    pub detail: String,
+    /// The operation that broke it, as a C call.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub operation: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+    /// The shortest failing sequence found, as C calls.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub reproduction: Vec<String>,
+    /// The file `alloc8 test --replay` runs again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replay: Option<PathBuf>,
+    /// Set when a gap `alloc8 check` reports explains the finding.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub known_gap: Option<String>,
+    /// Set when the rule is glibc's own behaviour rather than C's or POSIX's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub glibc_behaviour: Option<&'static str>,
+}
+
+impl Finding {
+    pub fn new(rule: Rule, detail: String) -> Finding {
+        Finding {
+            rule: rule.id(),
+            rule_text: rule.text().to_string(),
+            detail,
+            operation: None,
+            seed: None,
+            reproduction: Vec::new(),
+            replay: None,
+            known_gap: None,
+            glibc_behaviour: None,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Passed,
+    Failed,
+    /// Left out with --only.
+    Skipped,
+    /// The time budget ran out before it could start.
+    NotRun,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct FamilyResult {
+    pub family: Family,
+    pub status: Status,
+    /// What ran: "14 sections, 13928 checks", "200000 operations, seeds 1-4".
+    pub summary: String,
+    pub seconds: f64,
+    pub findings: Vec<Finding>,
+    /// Things to know that are not violations.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+}
+
+impl FamilyResult {
+    pub fn new(family: Family) -> FamilyResult {
+        FamilyResult { family, status: Status::Passed, summary: String::new(), seconds: 0.0, findings: Vec::new(), notes: Vec::new() }
+    }
+
+    pub fn fail(&mut self, finding: Finding) {
+        self.status = Status::Failed;
+        self.findings.push(finding);
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct TestReport {
+    pub library: PathBuf,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub heap: Option<PathBuf>,
+    pub seed: u64,
+    /// Functions the library lacks (from `alloc8 check`); the random phases leave them out.
+    pub gaps: Vec<String>,
+    pub families: Vec<FamilyResult>,
+    pub seconds: f64,
+    pub exit_code: u8,
+}
+
+impl TestReport {
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("the report is plain data")
+    }
+
+    pub fn to_text(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "alloc8 test: {} (seed {})", self.heap.as_ref().unwrap_or(&self.library).display(), self.seed);
+        if !self.gaps.is_empty() {
+            let _ = writeln!(out, "  gaps (alloc8 check): the library lacks {}; the random phases leave them out", self.gaps.join(", "));
+        }
+        for f in &self.families {
+            let mark = match f.status {
+                Status::Passed => "ok  ",
+                Status::Failed => "FAIL",
+                Status::Skipped => "skip",
+                Status::NotRun => "----",
+            };
+            let _ = writeln!(out, "  {} {:<9} {} ({}, {:.1} s)", mark, f.family.name(), f.family.title(), f.summary, f.seconds);
+            for n in &f.notes {
+                let _ = writeln!(out, "         note: {}", n);
+            }
+        }
+        for f in self.families.iter().filter(|f| !f.findings.is_empty()) {
+            for x in &f.findings {
+                out.push('\n');
+                let _ = writeln!(out, "{}: {}", f.family.name(), x.rule_text);
+                let _ = writeln!(out, "  rule:      {}", x.rule);
+                let _ = writeln!(out, "  found:     {}", x.detail);
+                if let Some(op) = &x.operation {
+                    let _ = writeln!(out, "  operation: {}", op);
+                }
+                if let Some(seed) = x.seed {
+                    let _ = writeln!(out, "  seed:      {}", seed);
+                }
+                if let Some(gap) = &x.known_gap {
+                    let _ = writeln!(out, "  known gap: {}", gap);
+                }
+                if let Some(why) = x.glibc_behaviour {
+                    let _ = writeln!(out, "  glibc:     {}", why);
+                }
+                if !x.reproduction.is_empty() {
+                    let _ = writeln!(out, "  shortest failing sequence ({} operations):", x.reproduction.len());
+                    for call in x.reproduction.iter().take(40) {
+                        let _ = writeln!(out, "    {}", call);
+                    }
+                    if x.reproduction.len() > 40 {
+                        let _ = writeln!(out, "    ... {} more (all in the replay file)", x.reproduction.len() - 40);
+                    }
+                    let _ = writeln!(out, "    (then every block still live is checked and freed)");
+                }
+                if let Some(file) = &x.replay {
+                    let _ = writeln!(out, "  replay:    alloc8 test --replay {}", file.display());
+                }
+            }
+        }
+        let failed: Vec<&str> = self.families.iter().filter(|f| f.status == Status::Failed).map(|f| f.family.name()).collect();
+        let not_run: Vec<&str> = self.families.iter().filter(|f| f.status == Status::NotRun).map(|f| f.family.name()).collect();
+        out.push('\n');
+        if !failed.is_empty() {
+            let _ = writeln!(out, "alloc8 test: rules broken in {} ({:.0} s)", failed.join(", "), self.seconds);
+        } else if !not_run.is_empty() {
+            let _ = writeln!(out, "alloc8 test: {} did not run: the time budget ran out ({:.0} s)", not_run.join(", "), self.seconds);
+        } else {
+            let _ = writeln!(out, "alloc8 test: every check holds ({:.0} s)", self.seconds);
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_names_the_rule_the_call_the_seed_and_the_replay() {
+        let mut model = FamilyResult::new(Family::Model);
+        let mut f = Finding::new(Rule::Overlap, "malloc(24) = 0x10: overlaps p3".into());
+        f.operation = Some("#7: p5 = malloc(24)".into());
+        f.seed = Some(42);
+        f.reproduction = vec!["p3 = malloc(24)".into(), "p5 = malloc(24)".into()];
+        f.replay = Some(PathBuf::from("/tmp/x.trace"));
+        model.fail(f);
+        let mut memory = FamilyResult::new(Family::Memory);
+        memory.status = Status::NotRun;
+        let report = TestReport {
+            library: PathBuf::from("/lib/x.so"),
+            heap: None,
+            seed: 42,
+            gaps: vec![],
+            families: vec![model, memory],
+            seconds: 3.0,
+            exit_code: 1,
+        };
+        let text = report.to_text();
+        for want in [
+            "FAIL model",
+            "model: a live block overlaps no other live block",
+            "rule:      overlap",
+            "operation: #7: p5 = malloc(24)",
+            "seed:      42",
+            "shortest failing sequence (2 operations)",
+            "alloc8 test --replay /tmp/x.trace",
+            "---- memory",
+            "rules broken in model",
+        ] {
+            assert!(text.contains(want), "{:?} missing from:\n{}", want, text);
+        }
+        let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
+        assert_eq!(json["families"][0]["findings"][0]["rule"], "overlap");
+        assert_eq!(json["families"][1]["status"], "not_run");
+    }
+}

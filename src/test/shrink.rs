@@ -1,0 +1,101 @@
+//! Shrinking a failing trace to the shortest one that still fails the same
+//! rule (alloc8::testing::shrink's delta debugging, every candidate run by
+//! the driver in a fresh child), writing it to a replay file, and running a
+//! replay file again (`alloc8 test --replay FILE`).
+
+use super::model::{self, Driver, Failure, Settings};
+use super::report::Finding;
+use super::Budget;
+use crate::build::cache;
+use alloc8::testing::shrink::{self, Budget as Runs};
+use alloc8::testing::{Op, Rule};
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Shrinks, writes the replay file and returns the finding.
+pub fn finding(driver: &Driver, ops: Vec<Op>, failure: Failure, seed: u64, settings: &Settings, budget: &Budget) -> Result<Finding> {
+    let mut finding = model::describe(&failure, &ops, seed);
+    // A crash or hang names no slots: the operation it happened in does.
+    let slots = match (failure.slots.is_empty(), failure.index.and_then(|i| ops.get(i))) {
+        (true, Some(op)) => vec![op.slot],
+        _ => failure.slots.clone(),
+    };
+    let failing: Vec<Op> = match failure.index {
+        Some(i) if i < ops.len() => ops[..=i].to_vec(),
+        _ => ops,
+    };
+    // A hang costs its whole limit per try: try with a short one.
+    let limit = if failure.rule == Rule::Hang { Duration::from_secs(2) } else { Duration::from_secs(10) };
+    // Never past the run's budget.
+    let time = settings.shrink_time.min(budget.left().saturating_sub(Duration::from_secs(5)));
+    let runs = Runs { runs: 5000, deadline: Instant::now() + time };
+    let mut errors = None;
+    let shrunk = shrink::shrink(
+        failing,
+        &slots,
+        |candidate| match driver.run(candidate, limit) {
+            Ok(Some(f)) => same(&f, &failure),
+            Ok(None) => false,
+            Err(e) => {
+                errors.get_or_insert(e);
+                false
+            }
+        },
+        &runs,
+    );
+    if let Some(e) = errors {
+        return Err(e.context("while shrinking a failing trace"));
+    }
+    finding.reproduction = shrunk.iter().map(|op| op.call()).collect();
+    let path = replay_path(seed, failure.rule)?;
+    let mut header = vec![
+        format!("alloc8 test replay: rule {} ({})", failure.rule.id(), failure.rule.text()),
+        format!("found: {}", failure.detail),
+        format!("seed: {}", seed),
+        format!("usable: {}", if driver.usable { "yes" } else { "no" }),
+    ];
+    header.extend(settings.replay_header.iter().cloned());
+    model::write_trace(&path, &shrunk, &header)?;
+    finding.replay = Some(path);
+    Ok(finding)
+}
+
+fn same(found: &Failure, wanted: &Failure) -> bool {
+    found.rule == wanted.rule
+}
+
+fn replay_path(seed: u64, rule: Rule) -> Result<PathBuf> {
+    let dir = cache::dir().join("test").join("replays");
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    Ok(dir.join(format!("{}-seed{}-{}.trace", rule.id(), seed, std::process::id())))
+}
+
+/// A replay file: its operations, and the `# key: value` lines of its header.
+pub struct Replay {
+    pub ops: Vec<Op>,
+    pub library: Option<PathBuf>,
+    pub heap: Option<PathBuf>,
+    pub threads: bool,
+    pub usable: bool,
+    pub rule: Option<String>,
+}
+
+pub fn read_replay(path: &Path) -> Result<Replay> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read the replay file {}", path.display()))?;
+    let ops = alloc8::testing::ops::parse_trace(&text)
+        .map_err(|e| anyhow::anyhow!("{} is not a replay file `alloc8 test` wrote: {}", path.display(), e))?;
+    if ops.is_empty() {
+        bail!("{} holds no operations: give a replay file `alloc8 test` wrote", path.display());
+    }
+    let header =
+        |key: &str| text.lines().filter_map(|l| l.strip_prefix("# ")).find_map(|l| l.strip_prefix(key)).map(|v| v.trim().to_string());
+    Ok(Replay {
+        ops,
+        library: header("library:").map(PathBuf::from),
+        heap: header("heap:").map(PathBuf::from),
+        threads: header("threads:").as_deref() == Some("yes"),
+        usable: header("usable:").as_deref() != Some("no"),
+        rule: header("alloc8 test replay: rule ").and_then(|r| r.split(' ').next().map(str::to_string)),
+    })
+}

@@ -1,0 +1,238 @@
+//! `alloc8 test` against heaps with one deliberate bug each
+//! (tests/fixtures/heaps/broken.rs, the bug chosen by ALLOC8_BROKEN, one
+//! build for all), the same heap without a bug, glibc, Debian's jemalloc
+//! (its missing pvalloc), a --threads shim, and bad input. Every run is
+//! bounded by alloc8's own time limits; the assertions on elapsed time
+//! check that they hold.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::mpsc;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+fn broken_heap() -> &'static Path {
+    static LIB: OnceLock<PathBuf> = OnceLock::new();
+    LIB.get_or_init(|| {
+        let out = work_dir().join("heap-test");
+        let built =
+            alloc8().args(["build", "--heap"]).arg(root().join("tests/fixtures/heaps/broken.rs")).arg("--out").arg(&out).output().unwrap();
+        assert!(built.status.success(), "{}", String::from_utf8_lossy(&built.stderr));
+        out.join("libbroken.so")
+    })
+}
+
+struct Tested {
+    output: Output,
+    elapsed: Duration,
+}
+
+impl Tested {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.output.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({}):\n{}\n{}", e, self.stdout(), String::from_utf8_lossy(&self.output.stderr)))
+    }
+    fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.output.stdout).into_owned()
+    }
+    fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.output.stderr).into_owned()
+    }
+    fn code(&self) -> Option<i32> {
+        self.output.status.code()
+    }
+    fn family(&self, name: &str) -> Value {
+        let doc = self.json();
+        doc["families"].as_array().unwrap().iter().find(|f| f["family"] == name).cloned().unwrap()
+    }
+}
+
+fn alloc8_test(bug: Option<&str>, args: &[&str]) -> Tested {
+    let mut cmd = alloc8();
+    cmd.arg("test").args(args);
+    match bug {
+        Some(b) => cmd.env("ALLOC8_BROKEN", b),
+        None => cmd.env_remove("ALLOC8_BROKEN"),
+    };
+    let start = Instant::now();
+    Tested { output: bounded(cmd, args), elapsed: start.elapsed() }
+}
+
+/// alloc8 test promises to end within 120 s; past 150 s it is killed and the test fails.
+fn bounded(mut cmd: Command, args: &[&str]) -> Output {
+    let child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let pid = child.id() as i32;
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || tx.send(child.wait_with_output()));
+    match rx.recv_timeout(Duration::from_secs(150)) {
+        Ok(output) => output.unwrap(),
+        Err(_) => {
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            panic!("alloc8 test {:?} did not end in 150 s", args)
+        }
+    }
+}
+
+/// Runs one family against the heap with `bug`; returns its first finding.
+fn caught(bug: &str, family: &str, rules: &[&str]) -> (Tested, Value) {
+    caught_within(bug, family, rules, "4")
+}
+
+/// `time`: alloc8 test's --time (the threads phase gets half).
+fn caught_within(bug: &str, family: &str, rules: &[&str], time: &str) -> (Tested, Value) {
+    let lib = broken_heap().display().to_string();
+    let t = alloc8_test(Some(bug), &["--lib", &lib, "--only", family, "--seed", "3", "--time", time, "--shrink", "5", "--json"]);
+    assert_eq!(t.code(), Some(1), "{} was not caught:\n{}\n{}", bug, t.stdout(), t.stderr());
+    let fam = t.family(family);
+    assert_eq!(fam["status"], "failed", "{}", fam);
+    let finding = fam["findings"][0].clone();
+    let rule = finding["rule"].as_str().unwrap();
+    assert!(rules.contains(&rule), "{}: rule {} (want one of {:?}): {}", bug, rule, rules, finding);
+    assert!(!finding["rule_text"].as_str().unwrap().is_empty());
+    assert!(!finding["detail"].as_str().unwrap().is_empty());
+    // Well inside the default run's 120 s, whatever the bug.
+    assert!(t.elapsed < Duration::from_secs(60), "{} took {:?}", bug, t.elapsed);
+    (t, finding)
+}
+
+/// A model finding comes with a seed, the operation, a shrunk reproduction
+/// and a replay file that fails again on the same heap.
+fn shrunk_and_replayable(bug: &str, rule: &str) {
+    let (_, f) = caught(bug, "model", &[rule]);
+    assert_eq!(f["seed"], 3);
+    assert!(f["operation"].as_str().unwrap().starts_with('#'), "{}", f);
+    let steps = f["reproduction"].as_array().unwrap();
+    assert!(!steps.is_empty() && steps.len() < 2000, "{} steps", steps.len());
+    let replay = f["replay"].as_str().unwrap();
+    let again = alloc8_test(Some(bug), &["--replay", replay]);
+    assert_eq!(again.code(), Some(1), "{}\n{}", again.stdout(), again.stderr());
+    assert!(again.stdout().contains(&format!("rule broken again: {}", rule)), "{}", again.stdout());
+}
+
+#[test]
+fn alignment_off_by_8() {
+    shrunk_and_replayable("alignment", "alignment");
+}
+
+#[test]
+fn usable_size_too_small() {
+    shrunk_and_replayable("usable-small", "usable-size");
+}
+
+#[test]
+fn usable_size_too_large() {
+    shrunk_and_replayable("usable-large", "overlap");
+}
+
+#[test]
+fn one_block_handed_out_twice_in_500_frees() {
+    let (_, f) = caught("double", "model", &["overlap"]);
+    assert!(f["detail"].as_str().unwrap().contains("handed out twice"), "{}", f);
+}
+
+#[test]
+fn realloc_copies_8_bytes_short() {
+    shrunk_and_replayable("realloc-short", "realloc-copy");
+}
+
+#[test]
+fn calloc_dirty_on_recycled_blocks() {
+    shrunk_and_replayable("dirty-calloc", "calloc-zero");
+}
+
+#[test]
+fn a_broken_errno_promise() {
+    shrunk_and_replayable("errno", "errno");
+}
+
+#[test]
+fn a_size_class_without_its_lock() {
+    // A race: seconds of threads for it to show (it takes well under one here).
+    let (_, f) = caught_within("unlocked", "threads", &["overlap", "contents", "crash", "realloc-copy"], "20");
+    assert!(f["detail"].as_str().unwrap().contains("thread"), "{}", f);
+}
+
+#[test]
+fn a_lock_that_does_nothing_deadlocks_fork_children() {
+    let (t, f) = caught("fork-lock", "fork", &["fork-deadlock"]);
+    assert!(f["detail"].as_str().unwrap().contains("did not finish in 10"), "{}", f);
+    assert!(t.elapsed < Duration::from_secs(30), "{:?}", t.elapsed);
+}
+
+#[test]
+fn memory_that_never_comes_back() {
+    caught("leak", "memory", &["memory-reuse"]);
+}
+
+#[test]
+fn the_same_heap_without_a_bug_passes_and_replays_clean() {
+    let lib = broken_heap().display().to_string();
+    let t = alloc8_test(None, &["--lib", &lib, "--only", "contract,cxx,model,threads,fork", "--seed", "5", "--time", "3"]);
+    assert_eq!(t.code(), Some(0), "{}\n{}", t.stdout(), t.stderr());
+    assert!(t.stdout().contains("every check holds"), "{}", t.stdout());
+    // A replay file of a bug does not fail on the heap without it.
+    let (_, f) = caught("alignment", "model", &["alignment"]);
+    let clean = alloc8_test(None, &["--replay", f["replay"].as_str().unwrap()]);
+    assert_eq!(clean.code(), Some(0), "{}", clean.stdout());
+    assert!(clean.stdout().contains("did not reproduce"), "{}", clean.stdout());
+}
+
+#[test]
+fn glibc_passes() {
+    let t = alloc8_test(None, &["--lib", "/lib/x86_64-linux-gnu/libc.so.6", "--only", "contract,model,threads", "--time", "2", "--json"]);
+    assert_eq!(t.code(), Some(0), "{}\n{}", t.stdout(), t.stderr());
+    let doc = t.json();
+    assert_eq!(doc["gaps"].as_array().unwrap().len(), 0);
+    assert_eq!(t.family("contract")["status"], "passed");
+}
+
+/// jemalloc lacks pvalloc: glibc's serves it, jemalloc's free crashes on the
+/// block. The finding says so.
+#[test]
+fn jemalloc_missing_pvalloc_is_a_known_gap() {
+    let t = alloc8_test(None, &["--lib", "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2", "--only", "contract", "--json"]);
+    assert_eq!(t.code(), Some(1), "{}\n{}", t.stdout(), t.stderr());
+    assert!(t.json()["gaps"].as_array().unwrap().iter().any(|g| g == "pvalloc"));
+    let fam = t.family("contract");
+    let crash = fam["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["detail"].as_str().unwrap().contains("valloc_pvalloc"))
+        .unwrap_or_else(|| panic!("no finding in the pvalloc section: {}", fam))
+        .clone();
+    assert_eq!(crash["rule"], "crash", "{}", crash);
+    assert!(crash["known_gap"].as_str().unwrap().contains("does not export pvalloc"), "{}", crash);
+}
+
+#[test]
+fn thread_hooks_run_once_per_thread() {
+    let heap = shim_source("threadcache").display().to_string();
+    let t = alloc8_test(None, &["--heap", &heap, "--threads", "--only", "threads", "--time", "2", "--json"]);
+    assert_eq!(t.code(), Some(0), "{}\n{}", t.stdout(), t.stderr());
+    let fam = t.family("threads");
+    assert!(fam["notes"][0].as_str().unwrap().starts_with("thread hooks: "), "{}", fam);
+}
+
+#[test]
+fn bad_input_is_exit_2_with_one_clear_line() {
+    let replay = work_dir().join("not-a-replay.trace");
+    std::fs::write(&replay, "hello\n").unwrap();
+    let dylib = root().join("tests/fixtures/macho/interpose-x86_64.dylib");
+    for (args, says) in [
+        (vec!["--lib", "/etc/hostname"], "not a library"),
+        (vec!["--lib", dylib.to_str().unwrap()], "Linux (ELF) libraries only"),
+        (vec!["--heap", "/no/such/heap.rs"], "/no/such/heap.rs"),
+        (vec!["--replay", replay.to_str().unwrap()], "not a replay file"),
+    ] {
+        let t = alloc8_test(None, &args);
+        assert_eq!(t.code(), Some(2), "{:?}: {}\n{}", args, t.stdout(), t.stderr());
+        let err = t.stderr();
+        assert!(err.starts_with("error: ") && err.contains(says), "{:?}: {}", args, err);
+        assert!(!err.contains("panicked"), "{}", err);
+    }
+}
