@@ -9,7 +9,8 @@
 //! measured beside it for scale.
 //!
 //! Run: `cargo bench --bench check`.
-#![allow(dead_code)]
+// The included modules' unit tests are compiled (cfg(test)) but not run by this harness.
+#![allow(dead_code, unused_imports)]
 
 #[path = "../src/check/mod.rs"]
 mod audit;

@@ -2,7 +2,7 @@
 //! private Win32 heap) and counts what the program does (calls, bytes, peak
 //! live bytes), reported at exit. The counts are per thread
 //! (`alloc8::stats::Counters`): no shared atomics on the hot path.
-//! The Rust take on the seed's SimpleHeap, and the baseline for measuring the
+//! The Rust take on Heap-Layers' simple system heap, and the baseline for measuring the
 //! shim's own cost.
 
 use alloc8::stats::Counters;

@@ -5,8 +5,44 @@
 //! a checkout or the network); a C file in the xxmalloc convention with `--c`.
 
 use crate::build::templates;
+use crate::output::outln;
 use anyhow::{bail, Context, Result};
+use clap::Args;
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(Args, Clone)]
+pub struct NewArgs {
+    /// The heap's name: the file (NAME.rs, NAME.c) or crate directory (NAME/).
+    #[arg(value_name = "NAME")]
+    pub name: String,
+    /// A heap crate (NAME/Cargo.toml, NAME/src/lib.rs) instead of one file.
+    #[arg(long = "crate", conflicts_with = "c")]
+    pub krate: bool,
+    /// A heap in C, in the xxmalloc convention.
+    #[arg(long)]
+    pub c: bool,
+    /// Where to write it.
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub dir: PathBuf,
+}
+
+pub fn main(args: NewArgs) -> Result<ExitCode> {
+    let skeleton = match (args.krate, args.c) {
+        (true, _) => Skeleton::RustCrate,
+        (_, true) => Skeleton::C,
+        _ => Skeleton::RustFile,
+    };
+    let written = new(&NewOptions { name: args.name, skeleton, dir: args.dir })?;
+    let heap = written.heap.display();
+    outln!(
+        "wrote {} ({} files)\nnext: alloc8 build --heap {heap}    # or: alloc8 run --heap {heap} -- PROG ARGS...",
+        heap,
+        written.files.len()
+    )
+    .context("cannot write to stdout")?;
+    Ok(ExitCode::SUCCESS)
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Skeleton {

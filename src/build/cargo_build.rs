@@ -1,6 +1,6 @@
 //! Drives cargo on a generated shim crate and finds what it produced.
 
-use crate::cli::output;
+use crate::output;
 use anyhow::{bail, Context, Result};
 use cargo_metadata::diagnostic::DiagnosticLevel;
 use cargo_metadata::{CompilerMessage, Message};

@@ -4,6 +4,7 @@
 
 pub mod cache;
 mod cargo_build;
+pub mod command;
 pub mod header;
 pub mod heap_source;
 mod names;
@@ -16,7 +17,6 @@ pub mod target;
 pub mod templates;
 
 use crate::check;
-use crate::cli::BuildArgs;
 use crate::contract::{self, Mode, Platform};
 use anyhow::{bail, Context, Result};
 use cargo_build::{CargoBuild, Outcome};
@@ -49,38 +49,6 @@ pub struct BuildOptions {
     pub emit_crate: Option<PathBuf>,
     pub verbose: bool,
     pub invocation: Invocation,
-}
-
-impl BuildOptions {
-    pub fn from_args(args: &BuildArgs) -> Result<BuildOptions> {
-        let prefix = match (args.mode, &args.prefix) {
-            (Mode::Prefixed, None) => bail!("prefixed mode needs a prefix: add `--prefix NAME` (gives NAME_malloc, NAME_free, ...)"),
-            (Mode::Prefixed, Some(p)) => {
-                names::check_prefix(p)?;
-                p.clone()
-            }
-            (Mode::Interpose, Some(_)) => bail!("--prefix only applies to `--mode prefixed`"),
-            (Mode::Interpose, None) => String::new(),
-        };
-        if args.threads && args.mode == Mode::Prefixed {
-            bail!(
-                "--threads needs `--mode interpose`: it interposes pthread_create, and a prefixed library \
-                 leaves everything of the system's alone"
-            );
-        }
-        Ok(BuildOptions {
-            heap: args.heap.clone(),
-            mode: args.mode,
-            prefix,
-            out: args.out.clone(),
-            name: args.name.clone(),
-            threads: args.threads,
-            target: args.target.clone(),
-            emit_crate: args.emit_crate.clone(),
-            verbose: args.verbose,
-            invocation: Invocation::Build,
-        })
-    }
 }
 
 pub struct Built {

@@ -7,6 +7,7 @@
 //! or CI job must not mistake it for one that did. 127/126: the program was
 //! not found / could not be executed (as env(1) and shells do).
 
+mod args;
 pub mod library;
 mod preload;
 mod probe;
@@ -14,10 +15,11 @@ mod program;
 pub mod report;
 mod table;
 mod wait;
+
+pub use args::RunArgs;
 mod windows;
 
-use crate::cli::output::{self, errln};
-use crate::cli::RunArgs;
+use crate::output::{self, errln};
 use anyhow::{Context, Result};
 use std::os::unix::process::CommandExt;
 use std::path::Path;

@@ -6,12 +6,12 @@
 //! into it with a remote LoadLibraryW, and resumes it, so the DLL is in place
 //! before the program's first allocation.
 
+use super::RunArgs;
 use super::{emit, report, table, wait, Exit, NOT_ALIVE};
 use crate::build::cache;
 use crate::build::target;
 use crate::build::{self, BuildOptions, Invocation};
 use crate::check::{self, mode::Detected};
-use crate::cli::RunArgs;
 use crate::contract::Mode;
 use anyhow::{anyhow, bail, Context, Result};
 use std::path::{Path, PathBuf};
@@ -106,7 +106,7 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
         emit(args.output.as_deref(), &rendered)?;
     }
     if let Some(message) = failure {
-        crate::cli::output::errln!("error: {}", message);
+        crate::output::errln!("error: {}", message);
     }
     Ok(ExitCode::from(exit_code))
 }

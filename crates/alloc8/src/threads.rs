@@ -3,7 +3,7 @@
 //! With `alloc8 build --threads` the shim interposes `pthread_create` and
 //! calls [`note_created`] before the first thread starts, so [`created`]
 //! is the cheap test a heap uses to skip locking while the program is still
-//! single-threaded (the seed's `xxthread_created_flag`). Without `--threads`
+//! single-threaded (the xxmalloc convention's `xxthread_created_flag`). Without `--threads`
 //! nothing sets the flag: it stays `false`.
 
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -96,7 +96,7 @@ pub fn archive(input: &XxInput, dir: &Path, target: Option<&str>, codegen: &[&st
     let lines = messages.lines.lock().unwrap();
     if built.is_err() || verbose {
         for line in lines.iter() {
-            crate::cli::output::errln!("{}", line);
+            crate::output::errln!("{}", line);
         }
     }
     let (built, stamp) = built?;

@@ -23,14 +23,14 @@ pub fn stderr(text: &str) {
 /// `println!` to stdout through [`stdout`]: evaluates to `io::Result<()>`.
 macro_rules! outln {
     ($($arg:tt)*) => {
-        $crate::cli::output::stdout(&format!("{}\n", format_args!($($arg)*)))
+        $crate::output::stdout(&format!("{}\n", format_args!($($arg)*)))
     };
 }
 
 /// `eprintln!` through [`stderr`]: never panics.
 macro_rules! errln {
     ($($arg:tt)*) => {
-        $crate::cli::output::stderr(&format!("{}\n", format_args!($($arg)*)))
+        $crate::output::stderr(&format!("{}\n", format_args!($($arg)*)))
     };
 }
 
