@@ -34,8 +34,8 @@ const EAGAIN: i32 = 11;
 static REAL: AtomicUsize = AtomicUsize::new(0);
 /// The key whose destructor runs `thread_cleanup`, plus one (0: none yet).
 static KEY: AtomicUsize = AtomicUsize::new(0);
-/// Hooks go live only once the shim's constructor has finished: before that,
-/// threads start untouched (threads that start before it are the program's own business).
+/// Hooks go live only once the shim's constructor has finished: threads
+/// created before then start without them.
 static READY: AtomicBool = AtomicBool::new(false);
 
 /// Called at the end of the shim's constructor.
