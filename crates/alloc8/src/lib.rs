@@ -10,6 +10,12 @@
 #[cfg(test)]
 extern crate std;
 
+/// `--checked`: the checking layer between the program and the heap (Linux).
+#[cfg(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64")))]
+pub mod checked;
+/// Crash diagnostics under `alloc8 run` (Linux).
+#[cfg(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64")))]
+pub mod crash;
 #[cfg(unix)]
 pub mod environ;
 mod global;
@@ -24,9 +30,11 @@ pub mod report;
 pub mod shim;
 pub mod stats;
 pub mod sync;
+pub mod text;
 #[cfg(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64")))]
 mod syscall;
 pub mod threads;
+pub mod trail;
 #[cfg(windows)]
 pub mod win;
 pub mod x86;
