@@ -22,6 +22,8 @@ pub struct BuildOptions {
     pub out: PathBuf,
     pub name: Option<String>,
     pub threads: bool,
+    /// `--checked`: the heap behind alloc8's checking layer.
+    pub checked: bool,
     /// `--target`: None builds for the host.
     pub target: Option<String>,
     /// `--emit-crate`: write the crate there instead of building it.
@@ -47,6 +49,12 @@ impl BuildOptions {
                  leaves everything of the system's alone"
             );
         }
+        if args.checked && args.mode == Mode::Prefixed {
+            bail!(
+                "--checked builds an interposing library (the checking layer sees every allocation of the program); \
+                 build it with `--mode interpose`"
+            );
+        }
         if let Some(name) = &args.name {
             if name.is_empty() || name.contains(['/', '\\']) {
                 bail!("--name {:?} must be a plain file name (the library becomes lib<NAME>.so)", name);
@@ -59,6 +67,7 @@ impl BuildOptions {
             out: args.out.clone(),
             name: args.name.clone(),
             threads: args.threads,
+            checked: args.checked,
             target: args.target.clone(),
             emit_crate: args.emit_crate.clone(),
             verbose: args.verbose,
@@ -90,12 +99,15 @@ pub fn build(opts: &BuildOptions) -> Result<Built> {
     if platform == Platform::Macos && opts.mode == Mode::Prefixed {
         bail!("prefixed mode is not available for macOS targets yet; build with `--mode interpose`");
     }
+    if opts.checked && (platform != Platform::Linux || !target::checked_arch(opts.target.as_deref())) {
+        bail!("--checked is available for Linux on x86-64 and AArch64 (the checking layer's stubs and index are written for them); build without it");
+    }
     let heap = HeapSource::open(&opts.heap)?;
     if matches!(heap.kind, HeapKind::Xx(_)) && platform != Platform::Linux {
         bail!("C/C++ heaps (the xxmalloc convention) are built for Linux only so far; build without --target");
     }
     if let Some(dir) = &opts.emit_crate {
-        target::emit_crate(dir, &heap, opts.mode, &opts.prefix, platform, opts.threads)?;
+        target::emit_crate(dir, &heap, opts.mode, &opts.prefix, platform, opts.threads, opts.checked)?;
         return Ok(Built { emitted: Some(dir.clone()), artifacts: Vec::new(), mode: opts.mode, symbols: 0, notes: Vec::new() });
     }
     // Windows: Debian's rustc 1.63 and cargo with mingw-w64 (src/target.rs).
@@ -118,6 +130,7 @@ pub fn build(opts: &BuildOptions) -> Result<Built> {
         &opts.prefix,
         if opts.threads { "threads" } else { "" },
         opts.target.as_deref().unwrap_or(""),
+        if opts.checked { "checked" } else { "" },
     ]);
     let crate_name = format!("alloc8_shim_{}_{}", sanitize(&heap.name), &key[..8]);
     let crate_dir = cache.join("shims").join(&crate_name);
@@ -147,6 +160,7 @@ pub fn build(opts: &BuildOptions) -> Result<Built> {
         soname: &soname,
         platform,
         threads: opts.threads,
+        checked: opts.checked,
         alloc8_path: &alloc8_dir,
         xx: xx.as_ref(),
     };

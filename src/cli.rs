@@ -53,6 +53,10 @@ pub struct RunArgs {
     /// With --heap: build with the heap's thread hooks (as `build --threads`).
     #[arg(long, requires = "heap")]
     pub threads: bool,
+    /// With --heap: put alloc8's checking layer between the program and the heap
+    /// (as `build --checked`); a finding is reported and ends the program (status 134).
+    #[arg(long, requires = "heap")]
+    pub checked: bool,
     /// Show cargo's progress when building --heap.
     #[arg(long, short)]
     pub verbose: bool,
@@ -94,6 +98,10 @@ pub struct BuildArgs {
     /// Run the heap's thread hooks (thread_init/thread_cleanup) in every thread: interposes pthread_create.
     #[arg(long)]
     pub threads: bool,
+    /// Put alloc8's checking layer between the program and the heap: headers, redzones,
+    /// quarantine, checks of the heap's answers; each finding is reported, then SIGABRT (docs/checked.md).
+    #[arg(long)]
+    pub checked: bool,
     /// Build for another target: aarch64-apple-darwin or x86_64-apple-darwin gives a
     /// macOS .dylib (needs that Rust target and Apple's SDK), a *-linux-gnu target a .so,
     /// x86_64-pc-windows-gnu a DLL (Debian's rustc 1.63 with its windows-gnu std, mingw-w64).

@@ -7,6 +7,7 @@
 //! or CI job must not mistake it for one that did. 127/126: the program was
 //! not found / could not be executed (as env(1) and shells do).
 
+mod crash;
 mod library;
 mod preload;
 mod program;
@@ -55,7 +56,7 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
     }
     let lib = match (&args.lib, &args.heap) {
         (Some(lib), _) => library::from_lib(lib)?,
-        (None, Some(heap)) => library::from_heap(heap, args.threads, args.verbose)?,
+        (None, Some(heap)) => library::from_heap(heap, args.threads, args.checked, args.verbose)?,
         (None, None) => unreachable!("clap requires --lib or --heap"),
     };
     let name = &args.command[0];
@@ -141,6 +142,7 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
                 if rows.iter().any(|r| r.end == report::End::Exit) && rows.iter().all(|r| r.stats.is_none()) {
                     out.push_str("  (this heap keeps no statistics: implement Heap::stats for calls and bytes)\n");
                 }
+                out.push_str(&crash::text(&rows));
             }
             out.push_str(&format!("alloc8: {} (pid {}) {}\n", shown, status.pid, ended));
             out

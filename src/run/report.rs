@@ -37,6 +37,9 @@ struct Event {
     inits: Option<u64>,
     #[serde(default)]
     cleanups: Option<u64>,
+    /// `crash` and `check` events (see crash.rs).
+    #[serde(flatten)]
+    diagnosis: super::crash::Fields,
 }
 
 /// Thread hooks that ran in a process (`--threads` shims).
@@ -72,6 +75,12 @@ pub struct Process {
     pub stats: Option<Stats>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub threads: Option<Threads>,
+    /// How it died, if a signal ended it under `alloc8 run` (see crash.rs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub crash: Option<super::crash::Crash>,
+    /// What the checking layer (`--checked`) found, if it stopped the process.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub check: Option<super::crash::Check>,
 }
 
 /// Rows in order of first appearance; unreadable lines (a process killed
@@ -94,6 +103,8 @@ pub fn processes(text: &str) -> Vec<Process> {
                     end: End::Unknown,
                     stats: None,
                     threads: None,
+                    crash: None,
+                    check: None,
                 };
                 match cur {
                     // A forked copy that exec'd: the new program takes its row.
@@ -123,6 +134,8 @@ pub fn processes(text: &str) -> Vec<Process> {
                     end: End::Unknown,
                     stats: None,
                     threads: None,
+                    crash: None,
+                    check: None,
                 });
                 current.insert(e.pid, rows.len() - 1);
             }
@@ -140,6 +153,8 @@ pub fn processes(text: &str) -> Vec<Process> {
                             end: End::Unknown,
                             stats: None,
                             threads: None,
+                            crash: None,
+                            check: None,
                         });
                         current.insert(e.pid, rows.len() - 1);
                         rows.len() - 1
@@ -155,6 +170,16 @@ pub fn processes(text: &str) -> Vec<Process> {
             "threads" => {
                 if let (Some(i), Some(inits), Some(cleanups)) = (cur, e.inits, e.cleanups) {
                     rows[i].threads = Some(Threads { inits, cleanups });
+                }
+            }
+            "crash" => {
+                if let Some(i) = cur {
+                    rows[i].crash = e.diagnosis.crash();
+                }
+            }
+            "check" => {
+                if let Some(i) = cur {
+                    rows[i].check = e.diagnosis.check();
                 }
             }
             _ => {}

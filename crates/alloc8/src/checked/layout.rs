@@ -119,6 +119,14 @@ pub unsafe fn first_other(ptr: usize, len: usize, byte: u8) -> Option<usize> {
     None
 }
 
+/// The offset of the last byte in `[ptr, ptr + len)` that is not `byte`.
+///
+/// # Safety
+/// The range is readable.
+pub unsafe fn last_other(ptr: usize, len: usize, byte: u8) -> Option<usize> {
+    (0..len).rev().find(|&i| *((ptr + i) as *const u8) != byte)
+}
+
 /// Fills `[ptr, ptr + len)` with `byte`.
 ///
 /// # Safety

@@ -230,17 +230,20 @@ impl<H: Heap> Checked<H> {
     unsafe fn release(&self, user: usize, site: usize, op: Op, expected: Option<usize>) {
         let h = self.live(user, op, site);
         if let Some(at) = layout::first_other(user + h.size, layout::tail(h.size), REDZONE_BYTE) {
+            let last = layout::last_other(user + h.size, layout::tail(h.size), REDZONE_BYTE).unwrap_or(at);
             let block = block_of(user, h);
             self.program_bug(
                 "a heap buffer overflow",
                 format_args!(
-                    "{}(0x{:x}): the {}-byte block was written past its end: byte {} (offset {} past the end) is 0x{:02x}",
+                    "{}(0x{:x}): the {}-byte block was written past its end: bytes {} to {} changed ({} to {} bytes past the end; the redzone covers {} bytes past it)",
                     op,
                     user,
                     h.size,
                     h.size + at,
-                    at,
-                    *((user + h.size + at) as *const u8)
+                    h.size + last,
+                    at + 1,
+                    last + 1,
+                    layout::tail(h.size)
                 ),
                 &[block],
             );
@@ -303,7 +306,7 @@ impl<H: Heap> Checked<H> {
             self.program_bug(
                 "a write after free",
                 format_args!(
-                    "the freed {}-byte block at 0x{:x} was written to: byte {} is 0x{:02x} (found when it left the quarantine; the write happened after the free below)",
+                    "the freed {}-byte block at 0x{:x} was written to: byte {} is 0x{:02x} (found when it left the quarantine; the write came after the free named below)",
                     h.size,
                     user,
                     at,

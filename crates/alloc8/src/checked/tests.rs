@@ -141,7 +141,7 @@ fn quarantined_blocks_go_back_to_the_heap_in_time() {
 /// (scenario, expected title, whose fault, a phrase of the detail)
 const SCENARIOS: &[(&str, &str, &str, &str)] = &[
     ("double_free", "double free (a bug in the program)", "program", "free(0x"),
-    ("overflow", "a heap buffer overflow (a bug in the program)", "program", "byte 40 (offset 16 past the end) is 0x41"),
+    ("overflow", "a heap buffer overflow (a bug in the program)", "program", "bytes 40 to 40 changed (17 to 17 bytes past the end"),
     ("interior", "a pointer into the middle of a block (a bug in the program)", "program", "the pointer is 16 bytes into the 64-byte block"),
     ("static", "a pointer the heap never returned (a bug in the program)", "program", "STATIC_BUFFER"),
     ("stack", "a pointer the heap never returned (a bug in the program)", "program", "no block of this heap starts there"),

@@ -1,0 +1,22 @@
+/* Dies by SIGSEGV after a few heap operations: `alloc8 run` must show
+ * status 139 and the crashing thread's last heap operations.
+ *   crash_null            a NULL dereference
+ *   crash_null abort      abort() instead */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void *(*volatile alloc)(size_t) = malloc;
+static int *volatile nothing;
+
+int main(int argc, char **argv) {
+    char *a = alloc(24);
+    char *b = alloc(1000);
+    strcpy(a, "crash");
+    free(a);
+    char *c = realloc(b, 3000);
+    printf("allocated %p\n", (void *)c);
+    fflush(stdout);
+    if (argc > 1 && !strcmp(argv[1], "abort")) abort();
+    return *nothing;
+}
