@@ -497,18 +497,90 @@ mod tests {
         assert_eq!(exports.matches("#[export_name").count(), n);
         assert!(exports.contains("#[export_name = \"_Znwm\"]\npub unsafe extern \"C-unwind\" fn alloc8__Znwm(size: usize) -> *mut u8"));
         assert!(exports.contains("static NEXT__Znwm: crate::inert::Next = crate::inert::Next::new(b\"_Znwm\\0\");"));
-        // Every row hands its call on, arguments unchanged, when the shim is inert.
-        assert_eq!(exports.matches("if crate::inert::inert() {").count(), n);
+        // Every row takes its out-of-line path when the shim is inert (it
+        // hands the call on, arguments unchanged) or recording.
+        assert_eq!(exports.matches("    if crate::inert::detour() {").count(), n);
+        assert_eq!(exports.matches("    if crate::inert::inert() {").count(), n);
         assert!(
-            exports.contains("    if crate::inert::inert() {\n        return forward__ZdlPvmSt11align_val_t(ptr, size, align);\n    }\n")
+            exports.contains("    if crate::inert::detour() {\n        return detour__ZdlPvmSt11align_val_t(ptr, size, align);\n    }\n")
         );
         assert!(exports.contains(
-            "unsafe extern \"C\" fn forward__ZdlPvmSt11align_val_t(ptr: *mut u8, size: usize, align: usize) {\n    \
-             let next: unsafe extern \"C\" fn(*mut u8, usize, usize) = core::mem::transmute(NEXT__ZdlPvmSt11align_val_t.get());\n    \
-             next(ptr, size, align)\n}"
+            "unsafe extern \"C\" fn detour__ZdlPvmSt11align_val_t(ptr: *mut u8, size: usize, align: usize) {\n    \
+             if crate::inert::inert() {\n        \
+             let next: unsafe extern \"C\" fn(*mut u8, usize, usize) = core::mem::transmute(NEXT__ZdlPvmSt11align_val_t.get());\n        \
+             return next(ptr, size, align);\n    }\n    \
+             let call = alloc8::trail::begin(b\"_ZdlPvmSt11align_val_t\\0\", alloc8::trail::Kind::Free, ptr as usize, size);\n    \
+             let result = { alloc8::shim::free_aligned_sized(&HEAP, ptr, size, align) };\n    \
+             alloc8::trail::end(call, 0);\n    result\n}"
         ));
+        // What the trail records: the block made, the one freed, a query's answer.
+        assert!(exports.contains("alloc8::trail::begin(b\"calloc\\0\", alloc8::trail::Kind::Alloc, 0, count.wrapping_mul(size));"));
+        assert!(exports.contains("alloc8::trail::begin(b\"realloc\\0\", alloc8::trail::Kind::Realloc, ptr as usize, size);"));
+        assert!(exports.contains("alloc8::trail::end(call, if result == 0 { *out as usize } else { 0 });"));
+        assert!(exports.contains("alloc8::trail::begin(b\"malloc_usable_size\\0\", alloc8::trail::Kind::Query, ptr as usize, 0);"));
+        assert!(exports.contains("pub const BLOCKS: Option<fn(usize) -> Option<(usize, usize, bool)>> = None;"));
         assert!(exports.contains("static NEXT_free: crate::inert::Next"));
         assert!(exports.contains("(b\"malloc\\0\", alloc8_malloc)"));
+    }
+
+    fn checked(threads: bool) -> Vec<(&'static str, String)> {
+        let alloc8 = PathBuf::from("/cache/alloc8");
+        render(&ShimSpec {
+            crate_name: "alloc8_shim_x",
+            heap: &file_heap(),
+            mode: Mode::Interpose,
+            prefix: "",
+            soname: "libx.so",
+            platform: Platform::Linux,
+            threads,
+            checked: true,
+            alloc8_path: &alloc8,
+            xx: None,
+        })
+    }
+
+    #[test]
+    fn unchecked_shims_contain_nothing_of_the_checking_layer() {
+        for files in [spec(Mode::Interpose, ""), spec(Mode::Prefixed, "foo"), windows(Mode::Interpose, "")] {
+            let lib = file(&files, "src/lib.rs");
+            assert!(lib.contains("\nuse heap::__ALLOC8_HEAP as HEAP;\n#[allow(dead_code)]\ntype Alloc8Heap = heap::__Alloc8Heap;\n"));
+            assert!(lib.contains(
+                "static GLOBAL: alloc8::GlobalHeap<heap::__Alloc8Heap> = alloc8::GlobalHeap::new(&HEAP, std::thread::panicking);"
+            ));
+            for (name, text) in &files {
+                assert!(!text.contains("alloc8::checked") && !text.contains("naked"), "{} mentions the checking layer", name);
+            }
+        }
+    }
+
+    #[test]
+    fn checked_shims_register_the_layer_and_pass_each_call_site() {
+        let files = checked(true);
+        let lib = file(&files, "src/lib.rs");
+        assert!(lib.contains(
+            "static HEAP: alloc8::checked::Checked<heap::__Alloc8Heap> = alloc8::checked::Checked::new(&heap::__ALLOC8_HEAP, HEAP_NAME);"
+        ));
+        assert!(lib.contains("static GLOBAL: alloc8::GlobalHeap<alloc8::checked::Checked<heap::__Alloc8Heap>> ="));
+        let exports = file(&files, "src/exports.rs");
+        // The stub puts its return address after the row's arguments and jumps to the wrapper.
+        assert!(exports.contains(
+            "#[cfg(target_arch = \"x86_64\")]\n#[export_name = \"malloc\"]\n#[unsafe(naked)]\n\
+             pub unsafe extern \"C\" fn alloc8_malloc(size: usize) -> *mut u8 {\n    \
+             core::arch::naked_asm!(\"mov rsi, qword ptr [rsp]\", \"jmp {f}\", f = sym checked_malloc)\n}"
+        ));
+        assert!(exports.contains("core::arch::naked_asm!(\"mov x1, x30\", \"b {f}\", f = sym checked_malloc)"));
+        assert!(exports.contains("core::arch::naked_asm!(\"mov rcx, qword ptr [rsp]\", \"jmp {f}\", f = sym checked_posix_memalign)"));
+        assert!(exports.contains("core::arch::naked_asm!(\"mov x3, x30\", \"b {f}\", f = sym checked__ZdlPvmSt11align_val_t)"));
+        assert!(exports.contains(
+            "unsafe extern \"C\" fn checked_malloc(size: usize, site: usize) -> *mut u8 {\n    alloc8::checked::site::enter(site);\n    \
+             if crate::inert::detour() {"
+        ));
+        assert!(exports.contains("unsafe extern \"C-unwind\" fn checked__Znwm(size: usize, site: usize) -> *mut u8 {"));
+        let rows = contract::shim_exports(Platform::Linux, Mode::Interpose, "", true).len();
+        // Two stubs (one per architecture) for every row but pthread_create, which stays as it was.
+        assert_eq!(exports.matches("#[unsafe(naked)]").count(), 2 * (rows - 1));
+        assert!(exports.contains("#[export_name = \"pthread_create\"]\npub unsafe extern \"C\" fn alloc8_pthread_create("));
+        assert!(exports.contains("pub const BLOCKS: Option<fn(usize) -> Option<(usize, usize, bool)>> = Some(alloc8::checked::describe);"));
     }
 
     #[test]

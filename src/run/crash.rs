@@ -194,7 +194,8 @@ mod tests {
     #[test]
     fn null_and_abort_and_nothing_recorded() {
         let null = Crash { signal: 11, addr: Some(0), ops: vec![op("malloc", "alloc", 0, 8, Some(0x10))], block: None };
-        assert!(crash_text(1, "p", &null).starts_with("alloc8: pid 1 (p) died of SIGSEGV (signal 11) at address 0x0: a NULL pointer dereference"));
+        assert!(crash_text(1, "p", &null)
+            .starts_with("alloc8: pid 1 (p) died of SIGSEGV (signal 11) at address 0x0: a NULL pointer dereference"));
         let wild = Crash { addr: Some(0xdead_0000), ..null };
         assert!(crash_text(1, "p", &wild).contains("at address 0xdead0000, in none of the blocks of the heap operations below\n"));
         let abort = Crash { signal: 6, addr: None, ops: vec![], block: None };

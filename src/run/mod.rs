@@ -54,6 +54,12 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
         }
         crate::contract::Platform::Linux => {}
     }
+    if args.checked && args.heap.is_none() {
+        anyhow::bail!(
+            "--checked builds the heap with alloc8's checking layer: give it with --heap HEAP \
+             (a library built by `alloc8 build --checked` runs with --lib, without --checked)"
+        );
+    }
     let lib = match (&args.lib, &args.heap) {
         (Some(lib), _) => library::from_lib(lib)?,
         (None, Some(heap)) => library::from_heap(heap, args.threads, args.checked, args.verbose)?,

@@ -178,9 +178,30 @@ pub fn processes(text: &str) -> Vec<Process> {
                 }
             }
             "check" => {
-                if let Some(i) = cur {
-                    rows[i].check = e.diagnosis.check();
-                }
+                // A finding may come before the shim's constructor wrote its
+                // load line (a heap bug in the program's first allocations):
+                // the shim served the call, so it was alive and bound.
+                let i = match cur {
+                    Some(i) => i,
+                    None => {
+                        rows.push(Process {
+                            pid: e.pid,
+                            parent: None,
+                            exe: e.exe.clone(),
+                            heap: e.heap.clone(),
+                            bound: Some(true),
+                            forked: false,
+                            end: End::Unknown,
+                            stats: None,
+                            threads: None,
+                            crash: None,
+                            check: None,
+                        });
+                        current.insert(e.pid, rows.len() - 1);
+                        rows.len() - 1
+                    }
+                };
+                rows[i].check = e.diagnosis.check();
             }
             _ => {}
         }

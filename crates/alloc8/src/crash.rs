@@ -130,7 +130,11 @@ pub fn describe(out: &mut Text, sig: i32, addr: Option<usize>, ops: &[Option<tra
             let _ = write!(out, ",\"block\":{{\"start\":{},\"size\":{},\"freed\":{},\"source\":\"checked\"}}", start, size, freed);
         } else if let Some((i, freed)) = trail::block_of(ops, a) {
             let op = ops[i].expect("block_of returns a recorded call");
-            let _ = write!(out, ",\"block\":{{\"start\":{},\"size\":{},\"freed\":{},\"source\":\"trail\",\"op\":{}}}", op.result, op.size, freed, i);
+            let _ = write!(
+                out,
+                ",\"block\":{{\"start\":{},\"size\":{},\"freed\":{},\"source\":\"trail\",\"op\":{}}}",
+                op.result, op.size, freed, i
+            );
         }
     }
     let _ = out.write_str("}\n");
@@ -148,7 +152,13 @@ mod tests {
         describe(&mut out, 11, Some(4100), &ops, None);
         let text = core::str::from_utf8(out.as_bytes()).unwrap();
         assert!(text.starts_with("{\"event\":\"crash\",\"pid\":"), "{}", text);
-        assert!(text.contains(",\"signal\":11,\"addr\":4100,\"ops\":[{\"op\":\"malloc\",\"kind\":\"alloc\",\"ptr\":0,\"size\":24,\"result\":4096},"), "{}", text);
+        assert!(
+            text.contains(
+                ",\"signal\":11,\"addr\":4100,\"ops\":[{\"op\":\"malloc\",\"kind\":\"alloc\",\"ptr\":0,\"size\":24,\"result\":4096},"
+            ),
+            "{}",
+            text
+        );
         assert!(text.contains("{\"op\":\"malloc\",\"kind\":\"alloc\",\"ptr\":0,\"size\":8,\"result\":null}]"), "{}", text);
         assert!(text.ends_with(",\"block\":{\"start\":4096,\"size\":24,\"freed\":true,\"source\":\"trail\",\"op\":0}}\n"), "{}", text);
         let mut out = Text::new();

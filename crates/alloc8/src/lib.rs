@@ -30,9 +30,9 @@ pub mod report;
 pub mod shim;
 pub mod stats;
 pub mod sync;
-pub mod text;
 #[cfg(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64")))]
 mod syscall;
+pub mod text;
 pub mod threads;
 pub mod trail;
 #[cfg(windows)]

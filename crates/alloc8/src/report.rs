@@ -200,20 +200,26 @@ pub fn threads(counts: crate::threads::Counts) {
 }
 
 /// A finding of the checking layer (`--checked`), just before it aborts the
-/// process (the report itself went to stderr): what and whose fault.
+/// process (the report itself went to stderr): what and whose fault. It may
+/// come before the shim's constructor read the variable: read it now.
 pub fn finding(heap: &str, what: &str, fault: &str) {
+    if MODE.load(Ordering::Relaxed) == OFF {
+        init();
+    }
     if MODE.load(Ordering::Relaxed) != JSON {
         return;
     }
     let mut line = Line::new();
     let _ = write!(
         line,
-        "{{\"event\":\"check\",\"pid\":{},\"heap\":{},\"what\":{},\"fault\":{}}}\n",
+        "{{\"event\":\"check\",\"pid\":{},\"heap\":{},\"what\":{},\"fault\":{}",
         os::pid(),
         Json(heap.as_bytes()),
         Json(what.as_bytes()),
         Json(fault.as_bytes())
     );
+    exe(&mut line);
+    let _ = line.write_str("}\n");
     emit(&line);
 }
 

@@ -157,9 +157,10 @@ pub fn block_of(ops: &[Option<Op>], addr: usize) -> Option<(usize, bool)> {
         };
         let made = matches!(op.kind, Kind::Alloc | Kind::Realloc) && op.result != 0 && op.result != PENDING;
         if made && addr >= op.result && addr - op.result < op.size.max(1) {
-            let freed = ops[i + 1..].iter().flatten().any(|later| {
-                later.ptr == op.result && (later.kind == Kind::Free || (later.kind == Kind::Realloc && later.result != 0))
-            });
+            let freed = ops[i + 1..]
+                .iter()
+                .flatten()
+                .any(|later| later.ptr == op.result && (later.kind == Kind::Free || (later.kind == Kind::Realloc && later.result != 0)));
             return Some((i, freed));
         }
     }

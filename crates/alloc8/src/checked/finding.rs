@@ -38,6 +38,8 @@ pub struct Block {
     /// The heap's pointer and usable size (reports of heap bugs show them).
     pub raw: usize,
     pub usable: usize,
+    /// Freed and waiting in quarantine.
+    pub freed: bool,
 }
 
 pub struct Finding<'a> {
@@ -80,13 +82,13 @@ pub fn report(finding: &Finding, detail: fmt::Arguments) -> ! {
     }
     let _ = write!(out, ")\n  {}\n", detail);
     for b in finding.blocks {
-        let _ = write!(out, "  block 0x{:x}: {} bytes", b.user, b.size);
+        let _ = write!(out, "  {} block 0x{:x}: {} bytes", if b.freed { "freed" } else { "live" }, b.user, b.size);
         if b.raw != 0 {
             let _ = write!(out, " (the heap's block 0x{:x}, usable size {})", b.raw, b.usable);
         }
         let _ = write!(out, ", allocated by ");
         site(&mut out, &mut symbols, b.alloc_site);
-        if b.free_site != 0 {
+        if b.freed {
             let _ = write!(out, ", freed by ");
             site(&mut out, &mut symbols, b.free_site);
         }

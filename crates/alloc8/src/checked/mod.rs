@@ -103,7 +103,10 @@ impl<H: Heap> Checked<H> {
         if raw % align != 0 {
             self.heap_bug(
                 "a misaligned block",
-                format_args!("{} of {} bytes (asked of the heap for {}) returned 0x{:x}, which is not {}-byte aligned", op, size, total, raw, align),
+                format_args!(
+                    "{} of {} bytes (asked of the heap for {}) returned 0x{:x}, which is not {}-byte aligned",
+                    op, size, total, raw, align
+                ),
                 &[],
             );
         }
@@ -117,7 +120,9 @@ impl<H: Heap> Checked<H> {
         }
         let end = match raw.checked_add(usable) {
             Some(end) => end,
-            None => self.heap_bug("an impossible usable size", format_args!("get_size(0x{:x}) = {}, past the end of memory", raw, usable), &[]),
+            None => {
+                self.heap_bug("an impossible usable size", format_args!("get_size(0x{:x}) = {}, past the end of memory", raw, usable), &[])
+            }
         };
         let user = raw + room;
         if let Err(refused) = index::insert(raw, end, user) {
@@ -127,7 +132,9 @@ impl<H: Heap> Checked<H> {
             if let Some(at) = unsafe { layout::first_other(user, size.min(ZERO_CHECKED), 0) } {
                 self.heap_bug(
                     "calloc memory that is not zero",
-                    format_args!("calloc of {} bytes returned 0x{:x} whose byte {} is 0x{:02x}", size, user, at, unsafe { *((user + at) as *const u8) }),
+                    format_args!("calloc of {} bytes returned 0x{:x} whose byte {} is 0x{:02x}", size, user, at, unsafe {
+                        *((user + at) as *const u8)
+                    }),
                     &[],
                 );
             }
@@ -182,13 +189,23 @@ impl<H: Heap> Checked<H> {
             if user >= start && user < start + h.size {
                 self.program_bug(
                     "a pointer into the middle of a block",
-                    format_args!("{}(0x{:x}): the pointer is {} bytes into the {}-byte block at 0x{:x}", op, user, user - start, h.size, start),
+                    format_args!(
+                        "{}(0x{:x}): the pointer is {} bytes into the {}-byte block at 0x{:x}",
+                        op,
+                        user,
+                        user - start,
+                        h.size,
+                        start
+                    ),
                     &[block],
                 );
             }
             self.program_bug(
                 "a pointer next to a block",
-                format_args!("{}(0x{:x}): the pointer is in the header or redzone of the block at 0x{:x}, not a block's start", op, user, start),
+                format_args!(
+                    "{}(0x{:x}): the pointer is in the header or redzone of the block at 0x{:x}, not a block's start",
+                    op, user, start
+                ),
                 &[block],
             );
         }
@@ -273,7 +290,11 @@ impl<H: Heap> Checked<H> {
         if !index::retire(user) {
             // Another thread freed it between the look and now.
             let block = block_of(user, h);
-            self.program_bug("double free", format_args!("{}(0x{:x}): another thread freed the block at the same time", op, user), &[block]);
+            self.program_bug(
+                "double free",
+                format_args!("{}(0x{:x}): another thread freed the block at the same time", op, user),
+                &[block],
+            );
         }
         h.free_site = site;
         h.tag = layout::tag(user, h, State::Freed);
@@ -319,7 +340,12 @@ impl<H: Heap> Checked<H> {
             let block = block_of(user, h);
             self.program_bug(
                 "a write after free",
-                format_args!("the redzone of the freed {}-byte block at 0x{:x} was written to at byte {} (found when it left the quarantine)", h.size, user, h.size + at),
+                format_args!(
+                    "the redzone of the freed {}-byte block at 0x{:x} was written to at byte {} (found when it left the quarantine)",
+                    h.size,
+                    user,
+                    h.size + at
+                ),
                 &[block],
             );
         }
@@ -345,11 +371,13 @@ impl<H: Heap> Checked<H> {
                     Some(b) => self.heap_bug(
                         "overlapping blocks",
                         format_args!(
-                            "{} got 0x{:x} from the heap, whose get_size says {} usable bytes, so it reaches 0x{:x}: over the live block 0x{:x}-0x{:x} (the heap's 0x{:x}, usable {})",
+                            "{} got 0x{:x} from the heap, whose get_size says {} usable bytes, so it reaches 0x{:x}: over the {} block 0x{:x}-0x{:x} (the heap's 0x{:x}, usable {}). \
+                             The heap handed out memory in use, or its get_size over-reports one of the two",
                             op,
                             raw,
                             usable,
                             raw + usable,
+                            if b.freed { "freed (in quarantine)" } else { "live" },
                             b.raw,
                             b.raw + b.usable,
                             b.raw,
@@ -398,7 +426,8 @@ impl<H: Heap> Checked<H> {
 const ZERO_CHECKED: usize = 64 * 1024;
 
 fn block_of(user: usize, h: &Header) -> Block {
-    Block { user, size: h.size, alloc_site: h.alloc_site, free_site: h.free_site, raw: h.raw, usable: h.usable }
+    let freed = index::field(user) == Field::Freed;
+    Block { user, size: h.size, alloc_site: h.alloc_site, free_site: h.free_site, raw: h.raw, usable: h.usable, freed }
 }
 
 /// The block (live or freed) whose heap extent holds `addr`, with its user start.

@@ -142,7 +142,12 @@ fn quarantined_blocks_go_back_to_the_heap_in_time() {
 const SCENARIOS: &[(&str, &str, &str, &str)] = &[
     ("double_free", "double free (a bug in the program)", "program", "free(0x"),
     ("overflow", "a heap buffer overflow (a bug in the program)", "program", "bytes 40 to 40 changed (17 to 17 bytes past the end"),
-    ("interior", "a pointer into the middle of a block (a bug in the program)", "program", "the pointer is 16 bytes into the 64-byte block"),
+    (
+        "interior",
+        "a pointer into the middle of a block (a bug in the program)",
+        "program",
+        "the pointer is 16 bytes into the 64-byte block",
+    ),
     ("static", "a pointer the heap never returned (a bug in the program)", "program", "STATIC_BUFFER"),
     ("stack", "a pointer the heap never returned (a bug in the program)", "program", "no block of this heap starts there"),
     ("underflow", "a block's header was overwritten (a bug in the program)", "program", "buffer underflow"),
@@ -151,7 +156,7 @@ const SCENARIOS: &[(&str, &str, &str, &str)] = &[
     ("realloc_freed", "realloc of a freed block (a bug in the program)", "program", "realloc(0x"),
     ("misaligned", "a misaligned block (a bug in the heap `test`)", "heap", "not 16-byte aligned"),
     ("small_usable", "a usable size smaller than asked (a bug in the heap `test`)", "heap", "its get_size says"),
-    ("large_usable", "overlapping blocks (a bug in the heap `test`)", "heap", "over the live block"),
+    ("large_usable", "overlapping blocks (a bug in the heap `test`)", "heap", "usable 4208). The heap handed out memory in use"),
     ("twice", "overlapping blocks (a bug in the heap `test`)", "heap", "over the live block"),
     ("dirty_calloc", "calloc memory that is not zero (a bug in the heap `test`)", "heap", "byte 0 is 0x41"),
 ];
