@@ -117,15 +117,26 @@ fn shift(addr: usize) -> u32 {
 fn words<F: FnMut(usize, u64) -> bool>(start: usize, end: usize, mut f: F) {
     let mut at = start;
     while at < end {
-        let span = at & !(32 * GRANULE - 1);
-        let first = (at - span) / GRANULE;
-        let last = if end - span >= 32 * GRANULE { 32 } else { (end - span) / GRANULE };
-        let count = last - first;
-        let mask = if count == 32 { !0u64 } else { ((1u64 << (2 * count)) - 1) << (2 * first) };
-        if !f(at, mask) {
+        if !f(at, word_mask(at, end)) {
             return;
         }
-        at = span + 32 * GRANULE;
+        at = (at & !(SPAN - 1)) + SPAN;
+    }
+}
+
+/// Bytes of address space one word describes.
+const SPAN: usize = 32 * GRANULE;
+
+/// The bits of the word holding `at` that describe `[at, end)`.
+fn word_mask(at: usize, end: usize) -> u64 {
+    let span = at & !(SPAN - 1);
+    let first = (at - span) / GRANULE;
+    let last = if end - span >= SPAN { 32 } else { (end - span) / GRANULE };
+    let count = last - first;
+    if count == 32 {
+        !0u64
+    } else {
+        ((1u64 << (2 * count)) - 1) << (2 * first)
     }
 }
 
@@ -139,6 +150,30 @@ pub fn insert(raw: usize, end: usize, user: usize) -> Result<(), Refused> {
         return Err(Refused::OutOfRange);
     }
     let (start, end) = (raw & !(GRANULE - 1), round_up(end));
+    let live = |at: usize, mask: u64| -> u64 {
+        let mut bits = BODY & mask;
+        if user >= at && user < (at & !(SPAN - 1)) + SPAN {
+            let s = shift(user);
+            bits = (bits & !(3 << s)) | (2 << s);
+        }
+        bits
+    };
+    // Most blocks are described by one word: one compare-and-swap.
+    if end - (start & !(SPAN - 1)) <= SPAN {
+        let w = word(start, true)?.expect("created");
+        let mask = word_mask(start, end);
+        let bits = live(start, mask);
+        let mut old = w.load(Ordering::Acquire);
+        loop {
+            if old & mask != 0 {
+                return Err(Refused::Overlap(first_set(start, old & mask)));
+            }
+            match w.compare_exchange_weak(old, old | bits, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => return Ok(()),
+                Err(now) => old = now,
+            }
+        }
+    }
     // First look without writing, so a refused block leaves the index as it was.
     let mut result = Ok(());
     words(start, end, |at, mask| match word(at, true) {
@@ -156,14 +191,6 @@ pub fn insert(raw: usize, end: usize, user: usize) -> Result<(), Refused> {
         }
     });
     result?;
-    let live = |at: usize, mask: u64| -> u64 {
-        let mut bits = BODY & mask;
-        if user >= at && user < (at & !(32 * GRANULE - 1)) + 32 * GRANULE {
-            let s = shift(user);
-            bits = (bits & !(3 << s)) | (2 << s);
-        }
-        bits
-    };
     // Then claim word by word; a word another thread claimed meanwhile means
     // the heap handed out overlapping blocks to two threads at once.
     let mut claimed_to = start;
@@ -181,7 +208,7 @@ pub fn insert(raw: usize, end: usize, user: usize) -> Result<(), Refused> {
                 Err(now) => old = now,
             }
         }
-        claimed_to = (at & !(32 * GRANULE - 1)) + 32 * GRANULE;
+        claimed_to = (at & !(SPAN - 1)) + SPAN;
         true
     });
     if result.is_err() {
@@ -193,6 +220,12 @@ pub fn insert(raw: usize, end: usize, user: usize) -> Result<(), Refused> {
 /// Forgets a block (it goes back to the heap).
 pub fn remove(raw: usize, end: usize) {
     let (start, end) = (raw & !(GRANULE - 1), round_up(end));
+    if end - (start & !(SPAN - 1)) <= SPAN {
+        if let Ok(Some(w)) = word(start, false) {
+            w.fetch_and(!word_mask(start, end), Ordering::AcqRel);
+        }
+        return;
+    }
     words(start, end, |at, mask| {
         if let Ok(Some(w)) = word(at, false) {
             w.fetch_and(!mask, Ordering::AcqRel);
@@ -256,7 +289,7 @@ fn round_up(addr: usize) -> usize {
 
 /// The address of the first granule whose bits are set in `bits` (a word's masked value).
 fn first_set(at: usize, bits: u64) -> usize {
-    let span = at & !(32 * GRANULE - 1);
+    let span = at & !(SPAN - 1);
     span + (bits.trailing_zeros() as usize / 2) * GRANULE
 }
 

@@ -301,7 +301,7 @@ impl<H: Heap> Checked<H> {
         if h.usable > quarantine::MAX_BLOCK {
             return self.give_back(user);
         }
-        layout::fill(user, h.size, POISON_BYTE);
+        layout::fill(user, h.size.min(layout::POISONED), POISON_BYTE);
         let mut out = [0; quarantine::EVICT_MAX];
         let n = self.quarantine.admit(user, h.usable, &mut out);
         for &old in &out[..n] {
@@ -322,7 +322,7 @@ impl<H: Heap> Checked<H> {
                 &[],
             );
         }
-        if let Some(at) = layout::first_other(user, h.size, POISON_BYTE) {
+        if let Some(at) = layout::first_other(user, h.size.min(layout::POISONED), POISON_BYTE) {
             let block = block_of(user, h);
             self.program_bug(
                 "a write after free",
