@@ -43,7 +43,16 @@ fn main() {
         _ => println!("(instruction counts need valgrind)"),
     }
     let (a, b) = best_pair(|| python(&system), || python(&checked));
-    println!("{:<34} {:>7}: {:>20} {:>6.0} ms      {:>20} {:>6.0} ms      ratio {:.3}", "python3 json round trip", "", "system shim", a, "system --checked", b, b / a);
+    println!(
+        "{:<34} {:>7}: {:>20} {:>6.0} ms      {:>20} {:>6.0} ms      ratio {:.3}",
+        "python3 json round trip",
+        "",
+        "system shim",
+        a,
+        "system --checked",
+        b,
+        b / a
+    );
 
     let report = work().join("trail-report.jsonl");
     for (mode, n) in [("pairs", 20_000_000), ("mixed", 5_000_000), ("threads", 2_000_000)] {

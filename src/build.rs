@@ -102,6 +102,9 @@ pub fn build(opts: &BuildOptions) -> Result<Built> {
     if opts.checked && (platform != Platform::Linux || !target::checked_arch(opts.target.as_deref())) {
         bail!("--checked is available for Linux on x86-64 and AArch64 (the checking layer's stubs and index are written for them); build without it");
     }
+    if opts.checked && opts.emit_crate.is_none() {
+        checked_toolchain()?;
+    }
     let heap = HeapSource::open(&opts.heap)?;
     if matches!(heap.kind, HeapKind::Xx(_)) && platform != Platform::Linux {
         bail!("C/C++ heaps (the xxmalloc convention) are built for Linux only so far; build without --target");
@@ -245,6 +248,27 @@ pub fn build(opts: &BuildOptions) -> Result<Built> {
         notes.push(format!("lib{}.a holds a C++ heap: link programs that use it with -lstdc++ too", stem));
     }
     Ok(Built { emitted: None, artifacts, mode: opts.mode, symbols, notes })
+}
+
+/// `--checked` exports are naked functions (stable since Rust 1.88): an
+/// older rustc is named before cargo runs, not left to fail on generated code.
+fn checked_toolchain() -> Result<()> {
+    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let out = std::process::Command::new(&rustc)
+        .arg("--version")
+        .output()
+        .with_context(|| format!("cannot run {:?}; is the Rust toolchain installed?", rustc))?;
+    let version = String::from_utf8_lossy(&out.stdout).into_owned();
+    // "rustc 1.95.0 (59807616e 2026-04-14)"
+    let minor = version.split_whitespace().nth(1).and_then(|v| v.split('.').nth(1)).and_then(|m| m.parse::<u32>().ok());
+    match minor {
+        Some(m) if m < 88 => bail!(
+            "--checked needs rustc 1.88 or newer (a checked shim's exports are naked functions); {:?} is {} (`rustup update`)",
+            rustc,
+            version.trim()
+        ),
+        _ => Ok(()),
+    }
 }
 
 /// Checks what a Windows build needs before cargo runs: the toolchain, and

@@ -191,6 +191,12 @@ fn checked_needs_a_heap_to_build_and_an_interposing_linux_library() {
     assert!(last.contains("--checked builds an interposing library"), "{}", last);
     let (last, _) = build_fails(&system, &["--checked", "--target", "x86_64-pc-windows-gnu"]);
     assert!(last.contains("--checked is available for Linux on x86-64 and AArch64"), "{}", last);
+    // Debian's rustc 1.63 (tests/run-all.sh installs it) has no naked functions.
+    let mut old = alloc8();
+    old.args(["build", "--checked", "--heap"]).arg(&system).arg("--out").arg(work_dir().join("never")).env("RUSTC", "/usr/bin/rustc");
+    let out = output_within(&mut old, LIMIT);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).starts_with("error: --checked needs rustc 1.88 or newer"), "{}", text(&out.stderr));
 }
 
 fn crash_json(args: &[&str]) -> (Output, Value) {

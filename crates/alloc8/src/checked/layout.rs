@@ -115,7 +115,7 @@ fn mix(mut x: u64) -> u64 {
 /// The range is readable.
 pub unsafe fn first_other(ptr: usize, len: usize, byte: u8) -> Option<usize> {
     // Whole 64-byte chunks without an early exit (the compiler vectorizes
-    // it); the first chunk with a difference, and the tail, byte by byte.
+    // it), then words, then bytes from the first word that differs.
     let word = u64::from_ne_bytes([byte; 8]);
     let mut i = 0;
     while i + 64 <= len {
@@ -127,6 +127,9 @@ pub unsafe fn first_other(ptr: usize, len: usize, byte: u8) -> Option<usize> {
             break;
         }
         i += 64;
+    }
+    while i + 8 <= len && core::ptr::read_unaligned((ptr + i) as *const u64) == word {
+        i += 8;
     }
     (i..len).find(|&j| *((ptr + j) as *const u8) != byte)
 }

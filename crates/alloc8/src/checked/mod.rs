@@ -266,7 +266,8 @@ impl<H: Heap> Checked<H> {
             );
         }
         if let Some(size) = expected {
-            if size != h.size {
+            // A 0-byte request reaches the heap as 1 byte (the shim's rule): its sized free says 0.
+            if size != h.size && !(size == 0 && h.size == 1) {
                 let block = block_of(user, h);
                 self.program_bug(
                     "a sized free with the wrong size",
