@@ -139,6 +139,10 @@ fn python_runs_clean_under_the_checked_system_heap() {
     assert_eq!(text(&out.stdout).trim(), "79997");
     let err = text(&out.stderr);
     assert!(!err.contains("alloc8 --checked") && err.contains(" yes "), "{}", err);
+    // The library run preloaded is the checked build: it carries the layer's reports.
+    let lib = err.split("alloc8: heap system (").nth(1).and_then(|r| r.split(") in ").next()).unwrap_or_else(|| panic!("{}", err));
+    let bytes = std::fs::read(lib).unwrap();
+    assert!(bytes.windows(18).any(|w| w == b"alloc8 --checked: "), "{} is not a checked build", lib);
 }
 
 #[test]

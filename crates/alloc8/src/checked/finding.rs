@@ -128,13 +128,14 @@ pub fn describe(out: &mut Text, symbols: &mut Symbolizer, shown: usize, lookup: 
     match symbols.lookup(lookup) {
         Some(sym) => {
             let module = core::str::from_utf8(sym.module).unwrap_or("?");
+            let file_address = sym.file_address + (shown - lookup);
             match sym.name {
                 Some(name) => {
-                    let name = core::str::from_utf8(name).unwrap_or("?");
-                    let _ = write!(out, "{}+0x{:x} ({})", name, sym.offset + (shown - lookup), module);
+                    let _ = out.write_str(core::str::from_utf8(name).unwrap_or("?"));
+                    let _ = write!(out, "+0x{:x} ({}+0x{:x})", sym.offset + (shown - lookup), module, file_address);
                 }
                 None => {
-                    let _ = write!(out, "({}+0x{:x})", module, sym.offset + (shown - lookup));
+                    let _ = write!(out, "({}+0x{:x})", module, file_address);
                 }
             }
         }

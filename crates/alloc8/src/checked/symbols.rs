@@ -38,6 +38,8 @@ pub struct Symbol<'a> {
     pub name: Option<&'a [u8]>,
     /// The address minus the symbol's start (or minus the object's base without a name).
     pub offset: usize,
+    /// The address as the object's file numbers it (what `addr2line -e <module>` takes).
+    pub file_address: usize,
 }
 
 struct Mapped {
@@ -79,15 +81,16 @@ impl Symbolizer {
         let file = self.files[slot].as_ref()?;
         let module = &file.path[..file.path_len];
         let elf = unsafe { core::slice::from_raw_parts(file.data as *const u8, file.len) };
-        if let Some((name, start)) = elf_symbol(elf, addr.wrapping_sub(file.bias)) {
-            return Some(Symbol { module, name: Some(name), offset: addr.wrapping_sub(file.bias).wrapping_sub(start) });
+        let file_address = addr.wrapping_sub(file.bias);
+        if let Some((name, start)) = elf_symbol(elf, file_address) {
+            return Some(Symbol { module, name: Some(name), offset: file_address.wrapping_sub(start), file_address });
         }
         // The dynamic symbol table, as the dynamic linker read it.
         if !info.sname.is_null() && info.saddr != 0 && info.saddr <= addr {
             let name = unsafe { c_str(info.sname) };
-            return Some(Symbol { module, name: Some(name), offset: addr - info.saddr });
+            return Some(Symbol { module, name: Some(name), offset: addr - info.saddr, file_address });
         }
-        Some(Symbol { module, name: None, offset: addr.wrapping_sub(info.fbase) })
+        Some(Symbol { module, name: None, offset: addr.wrapping_sub(info.fbase), file_address })
     }
 
     /// The mapped file of a loaded object (mapped now if not yet).
@@ -243,6 +246,9 @@ mod tests {
         let sym = s.lookup(f + 1).expect("the test binary is a loaded object");
         assert_eq!(sym.name, Some(&b"alloc8_symbols_test_target"[..]));
         assert_eq!(sym.offset, 1);
+        // The file address is the run-time one less the load bias, a whole number of pages.
+        assert_eq!((f + 1 - sym.file_address) % 4096, 0, "{:x} at run time is {:x} in the file", f + 1, sym.file_address);
+        assert!(sym.file_address < f + 1);
         let exe = std::env::current_exe().unwrap();
         assert_eq!(sym.module, exe.to_str().unwrap().as_bytes());
     }
