@@ -131,7 +131,9 @@ pub fn describe(out: &mut Text, symbols: &mut Symbolizer, shown: usize, lookup: 
             let file_address = sym.file_address + (shown - lookup);
             match sym.name {
                 Some(name) => {
-                    let _ = out.write_str(core::str::from_utf8(name).unwrap_or("?"));
+                    if !write_rust_name(out, name) {
+                        let _ = out.write_str(core::str::from_utf8(name).unwrap_or("?"));
+                    }
                     let _ = write!(out, "+0x{:x} ({}+0x{:x})", sym.offset + (shown - lookup), module, file_address);
                 }
                 None => {
@@ -143,6 +145,38 @@ pub fn describe(out: &mut Text, symbols: &mut Symbolizer, shown: usize, lookup: 
             let _ = write!(out, "0x{:x} (in no loaded object)", shown);
         }
     }
+}
+
+/// A Rust symbol in the legacy mangling (`_ZN4core3ptr8read17h0123456789abcdefE`)
+/// as a path (`core::ptr::read`), its hash left out; false (and nothing
+/// written) for any other name. `$`-escapes are kept as they are.
+fn write_rust_name(out: &mut Text, name: &[u8]) -> bool {
+    let mut rest = match name.strip_prefix(b"_ZN").and_then(|r| r.strip_suffix(b"E")) {
+        Some(r) if !r.is_empty() => r,
+        _ => return false,
+    };
+    // First pass: the name must parse whole.
+    let mut parts = [&b""[..]; 32];
+    let mut n = 0;
+    while !rest.is_empty() {
+        let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+        let len = match core::str::from_utf8(&rest[..digits]).ok().and_then(|d| d.parse::<usize>().ok()) {
+            Some(len) if len > 0 && digits + len <= rest.len() && n < parts.len() => len,
+            _ => return false,
+        };
+        parts[n] = &rest[digits..digits + len];
+        n += 1;
+        rest = &rest[digits + len..];
+    }
+    let is_hash = |p: &[u8]| p.len() == 17 && p[0] == b'h' && p[1..].iter().all(|b| b.is_ascii_hexdigit());
+    let shown = if n > 1 && is_hash(parts[n - 1]) { n - 1 } else { n };
+    for (i, part) in parts[..shown].iter().enumerate() {
+        if i > 0 {
+            let _ = out.write_str("::");
+        }
+        let _ = out.write_str(core::str::from_utf8(part).unwrap_or("?"));
+    }
+    true
 }
 
 /// The load bias of the object containing `addr` (None outside any).
@@ -168,6 +202,23 @@ fn module_of(addr: usize) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rust_names_read_as_paths_and_others_stay_as_they_are() {
+        let shown = |name: &[u8]| {
+            let mut t = Text::new();
+            let ok = write_rust_name(&mut t, name);
+            (ok, std::string::String::from_utf8(t.as_bytes().to_vec()).unwrap())
+        };
+        assert_eq!(
+            shown(b"_ZN6alloc87checked5tests13STATIC_BUFFER17ha81eec53a84c2caaE"),
+            (true, "alloc8::checked::tests::STATIC_BUFFER".into())
+        );
+        assert_eq!(shown(b"_ZN4main4work17hzzzzzzzzzzzzzzzzE"), (true, "main::work::hzzzzzzzzzzzzzzzz".into()), "not a hash");
+        assert_eq!(shown(b"_ZNSt6vectorIiSaIiEE9push_backERKi"), (false, "".into()), "C++ stays mangled");
+        assert_eq!(shown(b"main"), (false, "".into()));
+        assert_eq!(shown(b"_ZN99E"), (false, "".into()), "a length past the end");
+    }
 
     #[test]
     fn unknown_sites_and_stack_addresses_are_said_plainly() {
