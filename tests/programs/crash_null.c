@@ -2,6 +2,8 @@
  * status 139 and the crashing thread's last heap operations.
  *   crash_null            a NULL dereference
  *   crash_null abort      abort() instead
+ *   crash_null dangling   a read 8 bytes into a freed 100-byte block (a
+ *                         crash under heaps that unmap freed memory, as shims/mmap.rs)
  *   crash_null handler    no crash: prints whether SIGSEGV has a handler
  *                         (a shim only installs one when alloc8 run asks) */
 #include <signal.h>
@@ -27,5 +29,10 @@ int main(int argc, char **argv) {
     printf("allocated %p\n", (void *)c);
     fflush(stdout);
     if (argc > 1 && !strcmp(argv[1], "abort")) abort();
+    if (argc > 1 && !strcmp(argv[1], "dangling")) {
+        char *volatile d = alloc(100);
+        free(d);
+        return d[8];
+    }
     return *nothing;
 }

@@ -175,6 +175,11 @@ mod tests {
     #[test]
     fn a_segfault_is_reported_on_the_channel_and_still_kills() {
         if std::env::var_os("ALLOC8_TEST_CRASH").is_some() {
+            extern "C" {
+                fn alarm(seconds: u32) -> u32;
+            }
+            // A hang ends by SIGALRM, which the parent reports as not SIGSEGV.
+            unsafe { alarm(60) };
             crate::report::init();
             // std's own SIGSEGV handler (stack overflow detection) is not in a real shim.
             syscall::sigaction(SIGSEGV, Some(&[0; 4]), None);
