@@ -147,7 +147,7 @@ impl<H: Heap> Checked<H> {
     }
 
     /// The header of the live block at `user`, or a report of what `user` is instead.
-    unsafe fn live(&self, user: usize, op: Op, site: usize) -> &mut Header {
+    unsafe fn live(&self, user: usize, op: Op) -> &mut Header {
         if user % GRANULE == 0 {
             match index::field(user) {
                 Field::Live => {
@@ -177,13 +177,13 @@ impl<H: Heap> Checked<H> {
                 _ => {}
             }
         }
-        self.not_a_block(user, op, site)
+        self.not_a_block(user, op)
     }
 
     /// `user` is not the start of a block: an interior pointer, or none of the heap's.
     #[cold]
     #[inline(never)]
-    fn not_a_block(&self, user: usize, op: Op, _site: usize) -> ! {
+    fn not_a_block(&self, user: usize, op: Op) -> ! {
         if let Some((start, h)) = containing(user) {
             let block = block_of(start, h);
             if user >= start && user < start + h.size {
@@ -245,7 +245,7 @@ impl<H: Heap> Checked<H> {
     /// Checks and frees the live block at `user`: into quarantine, or
     /// straight back to the heap when too large for it.
     unsafe fn release(&self, user: usize, site: usize, op: Op, expected: Option<usize>) {
-        let h = self.live(user, op, site);
+        let h = self.live(user, op);
         if let Some(at) = layout::first_other(user + h.size, layout::tail(h.size), REDZONE_BYTE) {
             let last = layout::last_other(user + h.size, layout::tail(h.size), REDZONE_BYTE).unwrap_or(at);
             let block = block_of(user, h);
@@ -479,8 +479,10 @@ impl<H: Heap> Heap for Checked<H> {
     }
 
     unsafe fn get_size(&self, ptr: *mut u8) -> usize {
-        // The program may use what it asked for, not the redzone.
-        self.live(ptr as usize, Op::UsableSize, site::take()).size
+        // The program may use what it asked for, not the redzone. (The
+        // call's site is taken so no later call without one inherits it.)
+        site::take();
+        self.live(ptr as usize, Op::UsableSize).size
     }
 
     fn lock(&self) {
@@ -495,7 +497,7 @@ impl<H: Heap> Heap for Checked<H> {
 
     unsafe fn realloc(&self, ptr: *mut u8, size: usize) -> *mut u8 {
         let site = site::take();
-        let old = self.live(ptr as usize, Op::Realloc, site).size;
+        let old = self.live(ptr as usize, Op::Realloc).size;
         let new = self.allocate(GRANULE, size, false, site, Op::Realloc);
         if !new.is_null() {
             core::ptr::copy_nonoverlapping(ptr, new, old.min(size));
@@ -515,7 +517,7 @@ impl<H: Heap> Heap for Checked<H> {
     unsafe fn free_aligned_sized(&self, ptr: *mut u8, size: usize, align: usize) {
         let site = site::take();
         if ptr as usize % align != 0 {
-            self.live(ptr as usize, Op::SizedFree(size), site);
+            self.live(ptr as usize, Op::SizedFree(size));
             self.program_bug(
                 "an aligned free of a block not so aligned",
                 format_args!("a sized free with alignment {} of 0x{:x}, which is not {}-byte aligned", align, ptr as usize, align),
