@@ -52,9 +52,13 @@ pub struct Finding<'a> {
 }
 
 /// The thread writing a report (0: none). A second finding meanwhile, on
-/// another thread, waits for the abort; on the same thread it is the
-/// report's own doing and ends the process at once.
+/// another thread, waits for the abort (for a while: the reporter might
+/// itself wait for a lock that thread holds, the dynamic linker's in
+/// `dladdr`); on the same thread it is the report's own doing and ends the
+/// process at once.
 static REPORTER: AtomicUsize = AtomicUsize::new(0);
+/// How many times a second finding yields before it gives up waiting.
+const WAIT_YIELDS: u32 = 1 << 22;
 
 /// Writes the report and aborts. `detail` is the sentence that says what
 /// the call did wrong, e.g. "free(0x5555a2b0): the block was freed already".
@@ -66,9 +70,10 @@ pub fn report(finding: &Finding, detail: fmt::Arguments) -> ! {
         if holder == me {
             crate::panic::fatal(b"alloc8 --checked: another finding while writing a report; aborting\n");
         }
-        loop {
+        for _ in 0..WAIT_YIELDS {
             crate::os::yield_now();
         }
+        crate::panic::fatal(b"alloc8 --checked: a second finding while another thread was writing its report; aborting\n");
     }
     let mut symbols = Symbolizer::new();
     let mut out = Text::new();
