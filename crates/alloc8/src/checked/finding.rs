@@ -112,7 +112,7 @@ pub fn report(finding: &Finding, detail: fmt::Arguments) -> ! {
         describe(&mut out, &mut symbols, ip, ip.wrapping_sub(1));
         let _ = out.write_str("\n");
     }
-    let _ = write!(out, "alloc8 --checked: aborting (heap `{}`; docs/checked.md explains this report)\n", finding.heap);
+    let _ = writeln!(out, "alloc8 --checked: aborting (heap `{}`; docs/checked.md explains this report)", finding.heap);
     crate::os::write_all(2, out.as_bytes());
     crate::report::finding(finding.heap, finding.what, finding.fault.word());
     crate::os::abort()

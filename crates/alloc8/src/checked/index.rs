@@ -371,7 +371,7 @@ mod tests {
                     })
                 })
                 .collect();
-            let wins: std::vec::Vec<usize> = threads.into_iter().enumerate().filter_map(|(i, t)| t.join().unwrap().then(|| i)).collect();
+            let wins: std::vec::Vec<usize> = threads.into_iter().enumerate().filter_map(|(i, t)| t.join().unwrap().then_some(i)).collect();
             assert_eq!(wins.len(), 1, "exactly one of the overlapping blocks is indexed");
             let i = wins[0];
             assert_eq!(field(base + 64 + i * 16), Field::Live);

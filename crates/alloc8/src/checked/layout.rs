@@ -87,7 +87,7 @@ pub fn total(room: usize, size: usize) -> Option<usize> {
 /// forged value from another run does not pass). Each field is multiplied by
 /// its own odd constant before one final mix: any single change shows.
 pub fn tag(user: usize, h: &Header, state: State) -> usize {
-    let secret = tag as fn(usize, &Header, State) -> usize as u64;
+    let secret = tag as fn(usize, &Header, State) -> usize as usize as u64;
     let (free_site, state) = match state {
         State::Live => (0, 0x4c49_5645),
         State::Freed => (h.free_site as u64, 0x4652_4545),

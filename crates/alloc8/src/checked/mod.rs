@@ -146,8 +146,9 @@ impl<H: Heap> Checked<H> {
         user as *mut u8
     }
 
-    /// The header of the live block at `user`, or a report of what `user` is instead.
-    unsafe fn live(&self, user: usize, op: Op) -> &mut Header {
+    /// The header of the live block at `user`, or a report of what `user`
+    /// is instead. (The header is in the block's memory, not in `self`.)
+    unsafe fn live(&self, user: usize, op: Op) -> &'static mut Header {
         if user % GRANULE == 0 {
             match index::field(user) {
                 Field::Live => {
