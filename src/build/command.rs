@@ -33,6 +33,10 @@ pub struct BuildArgs {
     /// Run the heap's thread hooks (thread_init/thread_cleanup) in every thread: interposes pthread_create.
     #[arg(long)]
     pub threads: bool,
+    /// Put alloc8's checking layer between the program and the heap: headers, redzones,
+    /// quarantine, checks of the heap's answers; each finding is reported, then SIGABRT (docs/checked.md).
+    #[arg(long)]
+    pub checked: bool,
     /// Build for another target: aarch64-apple-darwin or x86_64-apple-darwin gives a
     /// macOS .dylib (needs that Rust target and Apple's SDK), a *-linux-gnu target a .so,
     /// x86_64-pc-windows-gnu a DLL (Debian's rustc 1.63 with its windows-gnu std, mingw-w64).
@@ -72,6 +76,12 @@ impl BuildArgs {
                  leaves everything of the system's alone"
             );
         }
+        if args.checked && args.mode == Mode::Prefixed {
+            bail!(
+                "--checked builds an interposing library (the checking layer sees every allocation of the program); \
+                 build it with `--mode interpose`"
+            );
+        }
         Ok(BuildOptions {
             heap: args.heap.clone(),
             mode: args.mode,
@@ -79,6 +89,7 @@ impl BuildArgs {
             out: args.out.clone(),
             name: args.name.clone(),
             threads: args.threads,
+            checked: args.checked,
             target: args.target.clone(),
             emit_crate: args.emit_crate.clone(),
             verbose: args.verbose,

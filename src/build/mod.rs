@@ -43,6 +43,8 @@ pub struct BuildOptions {
     pub out: PathBuf,
     pub name: Option<String>,
     pub threads: bool,
+    /// `--checked`: the heap behind alloc8's checking layer.
+    pub checked: bool,
     /// `--target`: None builds for the host.
     pub target: Option<String>,
     /// `--emit-crate`: write the crate there instead of building it.
@@ -72,6 +74,12 @@ impl Built {
 
 pub fn build(opts: &BuildOptions) -> Result<Built> {
     let platform = target::platform(opts.target.as_deref())?;
+    if opts.checked && (platform != Platform::Linux || !target::checked_arch(opts.target.as_deref())) {
+        bail!("--checked is available for Linux on x86-64 and AArch64 (the checking layer's stubs and index are written for them); build without it");
+    }
+    if opts.checked && opts.emit_crate.is_none() {
+        checked_toolchain()?;
+    }
     let heap = HeapSource::open(&opts.heap)?;
     if matches!(heap.kind, HeapKind::Xx(_)) && platform == Platform::Macos {
         bail!(
@@ -81,7 +89,7 @@ pub fn build(opts: &BuildOptions) -> Result<Built> {
         );
     }
     if let Some(dir) = &opts.emit_crate {
-        target::emit_crate(dir, &heap, opts.mode, &opts.prefix, platform, opts.threads)?;
+        target::emit_crate(dir, &heap, opts.mode, &opts.prefix, platform, opts.threads, opts.checked)?;
         return Ok(Built { emitted: Some(dir.clone()), artifacts: Vec::new(), mode: opts.mode, symbols: 0, notes: Vec::new() });
     }
     let (stem, stem_source) = match (&opts.name, opts.mode) {
@@ -111,6 +119,7 @@ pub fn build(opts: &BuildOptions) -> Result<Built> {
         &opts.prefix,
         if opts.threads { "threads" } else { "" },
         opts.target.as_deref().unwrap_or(""),
+        if opts.checked { "checked" } else { "" },
     ]);
     let crate_name = format!("alloc8_shim_{}_{}", sanitize(&heap.name), &key[..8]);
     let crate_dir = cache.join("shims").join(&crate_name);
@@ -136,6 +145,7 @@ pub fn build(opts: &BuildOptions) -> Result<Built> {
         soname: &soname,
         platform,
         threads: opts.threads,
+        checked: opts.checked,
         alloc8_path: &alloc8_dir,
         xx: xx.as_ref(),
     };
@@ -269,6 +279,27 @@ fn advice_for(text: &str, invocation: Invocation) -> String {
             .replace("alloc8 build --threads", "alloc8 run --threads")
             .replace("build it with", "run it with")
             .replace("build without --threads", "run without --threads"),
+    }
+}
+
+/// `--checked` exports are naked functions (stable since Rust 1.88): an
+/// older rustc is named before cargo runs, not left to fail on generated code.
+fn checked_toolchain() -> Result<()> {
+    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let out = std::process::Command::new(&rustc)
+        .arg("--version")
+        .output()
+        .with_context(|| format!("cannot run {:?}; is the Rust toolchain installed?", rustc))?;
+    let version = String::from_utf8_lossy(&out.stdout).into_owned();
+    // "rustc 1.95.0 (59807616e 2026-04-14)"
+    let minor = version.split_whitespace().nth(1).and_then(|v| v.split('.').nth(1)).and_then(|m| m.parse::<u32>().ok());
+    match minor {
+        Some(m) if m < 88 => bail!(
+            "--checked needs rustc 1.88 or newer (a checked shim's exports are naked functions); {:?} is {} (`rustup update`)",
+            rustc,
+            version.trim()
+        ),
+        _ => Ok(()),
     }
 }
 

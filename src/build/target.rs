@@ -48,6 +48,15 @@ pub fn platform(target: Option<&str>) -> Result<Platform> {
     }
 }
 
+/// Whether `--checked` can be built for the target: its export stubs and
+/// index are written for x86-64 and AArch64 (None is the host).
+pub fn checked_arch(target: Option<&str>) -> bool {
+    match target {
+        None => cfg!(any(target_arch = "x86_64", target_arch = "aarch64")),
+        Some(t) => t.starts_with("x86_64-") || t.starts_with("aarch64-"),
+    }
+}
+
 /// Fails with how to get the target if rustc has no standard library for it.
 pub fn require_installed(target: &str, platform: Platform) -> Result<()> {
     let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
@@ -74,7 +83,7 @@ pub fn require_installed(target: &str, platform: Platform) -> Result<()> {
 /// Writes a self-contained shim crate to `dir`: the alloc8 crate in
 /// `dir/alloc8`, a file heap copied to `dir/src/heap.rs` (a crate heap stays
 /// where it is, by absolute path), and `cargo build --release` there builds it.
-pub fn emit_crate(dir: &Path, heap: &HeapSource, mode: Mode, prefix: &str, platform: Platform, threads: bool) -> Result<()> {
+pub fn emit_crate(dir: &Path, heap: &HeapSource, mode: Mode, prefix: &str, platform: Platform, threads: bool, checked: bool) -> Result<()> {
     let existed = dir.exists();
     if existed && std::fs::read_dir(dir).map_or(true, |mut d| d.next().is_some()) {
         bail!("--emit-crate {}: the directory exists and is not empty; name a new or empty directory", dir.display());
@@ -116,6 +125,7 @@ pub fn emit_crate(dir: &Path, heap: &HeapSource, mode: Mode, prefix: &str, platf
         soname: &soname,
         platform,
         threads,
+        checked,
         alloc8_path: &alloc8,
         xx: None,
     };

@@ -31,6 +31,10 @@ pub struct RunArgs {
     /// With --heap: build with the heap's thread hooks (as `build --threads`).
     #[arg(long, requires = "heap")]
     pub threads: bool,
+    /// With --heap: put alloc8's checking layer between the program and the heap
+    /// (as `build --checked`); a finding is reported and ends the program (status 134).
+    #[arg(long, requires = "heap")]
+    pub checked: bool,
     /// Show cargo's progress when building --heap.
     #[arg(long, short)]
     pub verbose: bool,

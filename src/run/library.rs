@@ -64,14 +64,14 @@ pub fn from_lib(path: &Path) -> Result<Library> {
 
 /// Builds the heap as an interposing shim into the cache (cargo makes a
 /// rebuild with no change a no-op) and uses that.
-pub fn from_heap(heap: &Path, threads: bool, verbose: bool) -> Result<Library> {
+pub fn from_heap(heap: &Path, threads: bool, checked: bool, verbose: bool) -> Result<Library> {
     let source = heap.canonicalize().map_err(|e| anyhow!("cannot use --heap {}: {}", heap.display(), e))?;
     // The cached library's name: any file name gives a valid one.
     let stem: String = source
         .file_stem()
         .map(|s| s.to_string_lossy().chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect())
         .unwrap_or_else(|| "heap".into());
-    let key = cache::hash(&[&source.to_string_lossy(), if threads { "threads" } else { "" }]);
+    let key = cache::hash(&[&source.to_string_lossy(), if threads { "threads" } else { "" }, if checked { "checked" } else { "" }]);
     let opts = BuildOptions {
         heap: heap.to_path_buf(),
         mode: Mode::Interpose,
@@ -79,6 +79,7 @@ pub fn from_heap(heap: &Path, threads: bool, verbose: bool) -> Result<Library> {
         out: cache::dir().join("run"),
         name: Some(format!("{}-{}", stem, &key[..8])),
         threads,
+        checked,
         target: None,
         emit_crate: None,
         verbose,

@@ -8,6 +8,7 @@
 //! not found / could not be executed (as env(1) and shells do).
 
 mod args;
+mod crash;
 pub mod library;
 mod preload;
 mod probe;
@@ -57,9 +58,15 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
         }
         crate::contract::Platform::Linux => {}
     }
+    if args.checked && args.heap.is_none() {
+        anyhow::bail!(
+            "--checked builds the heap with alloc8's checking layer: give it with --heap HEAP \
+             (a library built by `alloc8 build --checked` runs with --lib, without --checked)"
+        );
+    }
     let lib = match (&args.lib, &args.heap) {
         (Some(lib), _) => library::from_lib(lib)?,
-        (None, Some(heap)) => library::from_heap(heap, args.threads, args.verbose)?,
+        (None, Some(heap)) => library::from_heap(heap, args.threads, args.checked, args.verbose)?,
         (None, None) => unreachable!("clap requires --lib or --heap"),
     };
     let name = &args.command[0];
@@ -141,6 +148,7 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
             if !rows.is_empty() {
                 let heap = top.or(rows.first()).and_then(|r| r.heap.clone()).unwrap_or_else(|| "?".into());
                 out.push_str(&table::text(&rows, args.all, &format!("heap {} ({})", heap, lib.path.display()), lib.c_heap));
+                out.push_str(&crash::text(&rows));
             }
             out.push_str(&format!("alloc8: {} (pid {}) {}\n", shown, status.pid, ended));
             out

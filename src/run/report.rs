@@ -36,6 +36,9 @@ struct Event {
     inits: Option<u64>,
     #[serde(default)]
     cleanups: Option<u64>,
+    /// `crash` and `check` events (see crash.rs).
+    #[serde(flatten)]
+    diagnosis: super::crash::Fields,
 }
 
 /// Thread hooks that ran in a process (`--threads` shims).
@@ -71,6 +74,12 @@ pub struct Process {
     pub stats: Option<Stats>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub threads: Option<Threads>,
+    /// How it died, if a signal ended it under `alloc8 run` (see crash.rs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub crash: Option<super::crash::Crash>,
+    /// What the checking layer (`--checked`) found, if it stopped the process.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub check: Option<super::crash::Check>,
 }
 
 /// Rows in order of first appearance; unreadable lines (a process killed
@@ -93,6 +102,8 @@ pub fn processes(text: &str) -> Vec<Process> {
                     end: End::Unknown,
                     stats: None,
                     threads: None,
+                    crash: None,
+                    check: None,
                 };
                 match cur {
                     // A forked copy that exec'd: the new program takes its row.
@@ -122,6 +133,8 @@ pub fn processes(text: &str) -> Vec<Process> {
                     end: End::Unknown,
                     stats: None,
                     threads: None,
+                    crash: None,
+                    check: None,
                 });
                 current.insert(e.pid, rows.len() - 1);
             }
@@ -139,6 +152,8 @@ pub fn processes(text: &str) -> Vec<Process> {
                             end: End::Unknown,
                             stats: None,
                             threads: None,
+                            crash: None,
+                            check: None,
                         });
                         current.insert(e.pid, rows.len() - 1);
                         rows.len() - 1
@@ -155,6 +170,37 @@ pub fn processes(text: &str) -> Vec<Process> {
                 if let (Some(i), Some(inits), Some(cleanups)) = (cur, e.inits, e.cleanups) {
                     rows[i].threads = Some(Threads { inits, cleanups });
                 }
+            }
+            "crash" => {
+                if let Some(i) = cur {
+                    rows[i].crash = e.diagnosis.crash();
+                }
+            }
+            "check" => {
+                // A finding may come before the shim's constructor wrote its
+                // load line (a heap bug in the program's first allocations):
+                // the shim served the call, so it was alive and bound.
+                let i = match cur {
+                    Some(i) => i,
+                    None => {
+                        rows.push(Process {
+                            pid: e.pid,
+                            parent: None,
+                            exe: e.exe.clone(),
+                            heap: e.heap.clone(),
+                            bound: Some(true),
+                            forked: false,
+                            end: End::Unknown,
+                            stats: None,
+                            threads: None,
+                            crash: None,
+                            check: None,
+                        });
+                        current.insert(e.pid, rows.len() - 1);
+                        rows.len() - 1
+                    }
+                };
+                rows[i].check = e.diagnosis.check();
             }
             _ => {}
         }

@@ -10,6 +10,12 @@
 #[cfg(any(test, feature = "testing"))]
 extern crate std;
 
+/// `--checked`: the checking layer between the program and the heap (Linux).
+#[cfg(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64")))]
+pub mod checked;
+/// Crash diagnostics under `alloc8 run` (Linux).
+#[cfg(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64")))]
+pub mod crash;
 #[cfg(unix)]
 pub mod environ;
 mod global;
@@ -30,7 +36,9 @@ mod syscall;
 /// In-process checks of a heap against the malloc contract (feature `testing`, needs std).
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod text;
 pub mod threads;
+pub mod trail;
 #[cfg(windows)]
 pub mod win;
 pub mod x86;

@@ -199,6 +199,43 @@ pub fn threads(counts: crate::threads::Counts) {
     emit(&line);
 }
 
+/// A finding of the checking layer (`--checked`), just before it aborts the
+/// process (the report itself went to stderr): what and whose fault. It may
+/// come before the shim's constructor read the variable: read it now.
+pub fn finding(heap: &str, what: &str, fault: &str) {
+    if MODE.load(Ordering::Relaxed) == OFF {
+        init();
+    }
+    if MODE.load(Ordering::Relaxed) != JSON {
+        return;
+    }
+    let mut line = Line::new();
+    let _ = write!(
+        line,
+        "{{\"event\":\"check\",\"pid\":{},\"heap\":{},\"what\":{},\"fault\":{}",
+        os::pid(),
+        Json(heap.as_bytes()),
+        Json(what.as_bytes()),
+        Json(fault.as_bytes())
+    );
+    exe(&mut line);
+    let _ = line.write_str("}\n");
+    emit(&line);
+}
+
+/// Whether reports go to a file as JSON lines: `alloc8 run`'s channel.
+pub fn to_file() -> bool {
+    MODE.load(Ordering::Relaxed) == JSON
+}
+
+/// Appends one JSON line formatted elsewhere (longer than a [`Line`]).
+#[cfg(unix)]
+pub fn emit_json(bytes: &[u8]) {
+    if MODE.load(Ordering::Relaxed) == JSON {
+        os::append_to(unsafe { &*PATH.0.get() }, bytes);
+    }
+}
+
 /// What a Windows redirect DLL did, written at exit before the exit line.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Redirect {

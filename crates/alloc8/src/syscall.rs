@@ -24,6 +24,8 @@ mod nr {
     pub const RT_SIGACTION: usize = 13;
     pub const RT_SIGPROCMASK: usize = 14;
     pub const FSTAT: usize = 5;
+    pub const MMAP: usize = 9;
+    pub const MUNMAP: usize = 11;
 }
 
 #[cfg(target_arch = "aarch64")]
@@ -40,6 +42,8 @@ mod nr {
     pub const RT_SIGACTION: usize = 134;
     pub const RT_SIGPROCMASK: usize = 135;
     pub const FSTAT: usize = 80;
+    pub const MMAP: usize = 222;
+    pub const MUNMAP: usize = 215;
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -56,6 +60,21 @@ unsafe fn call(n: usize, a: [usize; 4]) -> isize {
     ret
 }
 
+/// Six arguments (mmap).
+#[cfg(target_arch = "x86_64")]
+#[inline]
+unsafe fn call6(n: usize, a: [usize; 6]) -> isize {
+    let ret: isize;
+    core::arch::asm!(
+        "syscall",
+        inlateout("rax") n as isize => ret,
+        in("rdi") a[0], in("rsi") a[1], in("rdx") a[2], in("r10") a[3], in("r8") a[4], in("r9") a[5],
+        lateout("rcx") _, lateout("r11") _,
+        options(nostack)
+    );
+    ret
+}
+
 #[cfg(target_arch = "aarch64")]
 #[inline]
 unsafe fn call(n: usize, a: [usize; 4]) -> isize {
@@ -65,6 +84,21 @@ unsafe fn call(n: usize, a: [usize; 4]) -> isize {
         in("x8") n,
         inlateout("x0") a[0] as isize => ret,
         in("x1") a[1], in("x2") a[2], in("x3") a[3],
+        options(nostack)
+    );
+    ret
+}
+
+/// Six arguments (mmap).
+#[cfg(target_arch = "aarch64")]
+#[inline]
+unsafe fn call6(n: usize, a: [usize; 6]) -> isize {
+    let ret: isize;
+    core::arch::asm!(
+        "svc 0",
+        in("x8") n,
+        inlateout("x0") a[0] as isize => ret,
+        in("x1") a[1], in("x2") a[2], in("x3") a[3], in("x4") a[4], in("x5") a[5],
         options(nostack)
     );
     ret
@@ -116,6 +150,51 @@ pub fn identity(fd: i32) -> Option<(u64, u64)> {
     } else {
         Some((stat[0], stat[1]))
     }
+}
+
+/// The size of an open file (None if `fd` is not open).
+pub fn file_size(fd: i32) -> Option<u64> {
+    // st_size is the seventh u64 of struct stat on x86-64 and the seventh on AArch64 too (byte 48).
+    let mut stat = [0u64; 24];
+    let r = unsafe { call(nr::FSTAT, [fd as usize, stat.as_mut_ptr() as usize, 0, 0]) };
+    if r < 0 {
+        None
+    } else {
+        Some(stat[6])
+    }
+}
+
+pub const PROT_READ: usize = 1;
+pub const PROT_WRITE: usize = 2;
+pub const MAP_PRIVATE: usize = 0x02;
+pub const MAP_ANONYMOUS: usize = 0x20;
+pub const MAP_NORESERVE: usize = 0x4000;
+
+/// mmap(2); a negative errno (as an address above -4096) on failure.
+pub fn mmap(addr: usize, len: usize, prot: usize, flags: usize, fd: i32, offset: usize) -> isize {
+    unsafe { call6(nr::MMAP, [addr, len, prot, flags, fd as usize, offset]) }
+}
+
+pub fn munmap(addr: usize, len: usize) -> isize {
+    unsafe { call(nr::MUNMAP, [addr, len, 0, 0]) }
+}
+
+/// The calling thread's kernel id.
+pub fn gettid() -> i32 {
+    unsafe { call(nr::GETTID, [0; 4]) as i32 }
+}
+
+/// Sends `sig` to one thread of this process.
+pub fn tgkill(tid: i32, sig: i32) -> isize {
+    unsafe { call(nr::TGKILL, [getpid() as usize, tid as usize, sig as usize, 0]) }
+}
+
+/// rt_sigaction(2) with the kernel's own `struct sigaction` (handler, flags,
+/// restorer, mask: the same layout on x86-64 and AArch64).
+pub fn sigaction(sig: i32, new: Option<&[usize; 4]>, old: Option<&mut [usize; 4]>) -> isize {
+    let new = new.map_or(0, |n| n.as_ptr() as usize);
+    let old = old.map_or(0, |o| o.as_mut_ptr() as usize);
+    unsafe { call(nr::RT_SIGACTION, [sig as usize, new, old, 8]) }
 }
 
 /// Ends the process with SIGABRT, as `abort()` does, whatever the program

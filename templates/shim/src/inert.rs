@@ -7,13 +7,19 @@
 //! forwards to the next definition of its name (the C library's, libstdc++'s)
 //! so that no block it did not allocate ever reaches the heap. The runtime
 //! decides once, in the constructor; before that (and in every preloaded,
-//! bound shim) the flag is false and the test is one predictable branch.
+//! bound shim) the flag is clear and the test is one predictable branch.
 //! Prefixed libraries have the module but never go inert: they sit beside
 //! the system allocator by design, and may be `dlopen`ed.
+//!
+//! The same test sends every call through its out-of-line path when
+//! `alloc8 run` asked for crash diagnostics (the report channel is a file):
+//! there each call is recorded in the thread's trail (`alloc8::trail`)
+//! around the call itself. Either way the fast path is one load and one
+//! branch, the same as with the flag alone.
 #![allow(dead_code)]
 
 use core::ffi::c_void;
-use core::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
+use core::sync::atomic::{AtomicPtr, AtomicU8, Ordering};
 
 extern "C" {
     fn dlsym(handle: *mut c_void, name: *const u8) -> *mut c_void;
@@ -21,17 +27,31 @@ extern "C" {
 
 const RTLD_NEXT: *mut c_void = -1isize as *mut c_void;
 
-static INERT: AtomicBool = AtomicBool::new(false);
+/// 0: the fast path; INERT or RECORD: each export's out-of-line path.
+static DETOUR: AtomicU8 = AtomicU8::new(0);
+const INERT: u8 = 1;
+const RECORD: u8 = 2;
+
+/// Whether calls take their out-of-line path (inert, or recording).
+#[inline(always)]
+pub fn detour() -> bool {
+    DETOUR.load(Ordering::Relaxed) != 0
+}
 
 /// Whether every export forwards to the next definition of its name.
 #[inline(always)]
 pub fn inert() -> bool {
-    INERT.load(Ordering::Relaxed)
+    DETOUR.load(Ordering::Relaxed) == INERT
 }
 
 /// Called by the constructor when the process's malloc is not ours.
 pub fn become_inert() {
-    INERT.store(true, Ordering::Relaxed);
+    DETOUR.store(INERT, Ordering::Relaxed);
+}
+
+/// Called by the constructor when `alloc8 run` asked for crash diagnostics.
+pub fn record_calls() {
+    let _ = DETOUR.compare_exchange(0, RECORD, Ordering::Relaxed, Ordering::Relaxed);
 }
 
 /// The next definition of an exported name (`dlsym(RTLD_NEXT)`), found on

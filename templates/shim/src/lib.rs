@@ -14,7 +14,7 @@
 mod exports;
 @PLATFORM_MODULES@
 
-use heap::__ALLOC8_HEAP as HEAP;
+@HEAP_STATIC@
 #[allow(dead_code)]
 type Alloc8Heap = heap::__Alloc8Heap;
 
@@ -43,7 +43,7 @@ const _: () = assert!(
 // otherwise they would call the exported malloc, which is ours, and recurse.
 // A panicking thread's go to a static emergency area instead.
 #[global_allocator]
-static GLOBAL: alloc8::GlobalHeap<heap::__Alloc8Heap> = alloc8::GlobalHeap::new(&HEAP, std::thread::panicking);
+static GLOBAL: alloc8::GlobalHeap<@SHIM_HEAP@> = alloc8::GlobalHeap::new(&HEAP, std::thread::panicking);
 
 /// A panic in the heap or the shim: one line on stderr and SIGABRT, without
 /// unwinding out of an `extern "C"` function and without allocating (the

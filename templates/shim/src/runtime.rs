@@ -66,12 +66,26 @@ extern "C" fn init() {
         }
     }
     alloc8::report::loaded(HEAP_NAME, bound);
+    keep_crash_reports(bound);
     // After the report channel has taken its copy of ALLOC8_REPORT.
     alloc8::inherit::apply();
     if crate::THREADS {
         crate::threads::ready();
     }
 }
+
+/// `alloc8 run` reads crash reports (its file is the report channel): keep
+/// each thread's last heap calls and report SIGSEGV, SIGBUS and SIGABRT there.
+#[cfg(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64")))]
+fn keep_crash_reports(bound: bool) {
+    if bound && !crate::exports::PREFIXED && alloc8::report::to_file() {
+        crate::inert::record_calls();
+        alloc8::crash::install(crate::exports::BLOCKS);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64"))))]
+fn keep_crash_reports(_bound: bool) {}
 
 extern "C" fn fini() {
     if crate::THREADS {

@@ -1,0 +1,109 @@
+//! What `--checked` costs, and what the crash diagnostics cost under `alloc8 run`,
+//! measured side by side in one run (interleaved, best of ROUNDS).
+//!
+//! 1. shims/system.rs built plainly vs with `--checked`: the churn driver
+//!    (malloc/free pairs, mixed sizes, two threads) and exact instructions
+//!    per malloc(32)/free pair (callgrind);
+//! 2. a real program: python3 (every object through malloc) under both;
+//! 3. the plain shim with the report channel off vs a report file (what
+//!    `alloc8 run` sets: each call is recorded in its thread's trail).
+//!
+//! Run: `cargo bench --bench checked`.
+
+mod common;
+
+use common::*;
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+const PYTHON_WORK: &str = "import json\n\
+    d = {str(i): [i] * (i % 7) for i in range(20000)}\n\
+    assert json.loads(json.dumps(d)) == d";
+
+fn main() {
+    if !common::asked_to_run() {
+        return;
+    }
+    let exe = driver();
+    let system = build_shim(&root().join("shims/system.rs"), "system", &[]);
+    let checked = build_shim(&root().join("shims/system.rs"), "system-checked", &["--checked"]);
+
+    println!("alloc8 --checked benchmark: best of {} interleaved runs; ratio = right / left", ROUNDS);
+    for (mode, n) in [("pairs", 2_000_000), ("mixed", 1_000_000), ("threads", 500_000)] {
+        compare(&exe, "checking layer (system heap)", ("system shim", Some(&system)), ("system --checked", Some(&checked)), mode, n);
+    }
+    match (instructions_per_pair(&exe, Some(&system)), instructions_per_pair(&exe, Some(&checked))) {
+        (Some(plain), Some(checked)) => println!(
+            "instructions per malloc(32)/free pair (callgrind, exact): system shim {:.1}, --checked {:.1} ({:.2}x)",
+            plain,
+            checked,
+            checked / plain
+        ),
+        _ => println!("(instruction counts need valgrind)"),
+    }
+    let (a, b) = best_pair(|| python(&system), || python(&checked));
+    println!(
+        "{:<34} {:>7}: {:>20} {:>6.0} ms      {:>20} {:>6.0} ms      ratio {:.3}",
+        "python3 json round trip",
+        "",
+        "system shim",
+        a,
+        "system --checked",
+        b,
+        b / a
+    );
+
+    let report = work().join("trail-report.jsonl");
+    for (mode, n) in [("pairs", 20_000_000), ("mixed", 5_000_000), ("threads", 2_000_000)] {
+        let (a, b) = best_pair(|| churn(&exe, &system, mode, n, None), || churn(&exe, &system, mode, n, Some(&report)));
+        println!(
+            "{:<34} {:>7}: {:>20} {:>6.2} ns/op   {:>20} {:>6.2} ns/op   ratio {:.3}",
+            "crash trail (alloc8 run's channel)",
+            mode,
+            "ALLOC8_REPORT off",
+            a,
+            "report file",
+            b,
+            b / a
+        );
+        let _ = std::fs::remove_file(&report);
+    }
+}
+
+/// Runs `a` and `b` alternately ROUNDS times; the best of each.
+fn best_pair(mut a: impl FnMut() -> f64, mut b: impl FnMut() -> f64) -> (f64, f64) {
+    let (mut x, mut y) = (Vec::new(), Vec::new());
+    for _ in 0..ROUNDS {
+        x.push(a());
+        y.push(b());
+    }
+    (best(x), best(y))
+}
+
+/// Milliseconds for python3 to build, dump and reload a 20000-key dict under `lib`.
+fn python(lib: &Path) -> f64 {
+    let t = Instant::now();
+    let out = Command::new("/usr/bin/python3")
+        .args(["-c", PYTHON_WORK])
+        .env("PYTHONMALLOC", "malloc")
+        .env("ALLOC8_REPORT", "off")
+        .env("LD_PRELOAD", lib)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    t.elapsed().as_secs_f64() * 1e3
+}
+
+/// ns/op of the churn driver under `lib`, with the report channel off or a file.
+fn churn(exe: &Path, lib: &Path, mode: &str, n: u64, report: Option<&Path>) -> f64 {
+    let mut cmd = Command::new(exe);
+    cmd.args([mode, &n.to_string()]).env("LD_PRELOAD", lib);
+    match report {
+        Some(file) => cmd.env("ALLOC8_REPORT", file),
+        None => cmd.env("ALLOC8_REPORT", "off"),
+    };
+    let out = cmd.output().unwrap();
+    assert!(out.status.success());
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}

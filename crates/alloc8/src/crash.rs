@@ -1,0 +1,208 @@
+//! Crash diagnostics under `alloc8 run`: when the program dies by SIGSEGV,
+//! SIGBUS or SIGABRT, one `crash` line on the report channel with the
+//! signal, the faulting address, the crashing thread's last heap operations
+//! ([`crate::trail`]) and whether the address lies inside one of their
+//! blocks, live or freed (under `--checked`, inside any block the checking
+//! layer knows). `alloc8 run` prints it after the program has ended.
+//!
+//! Installed by the shim's constructor only when reports go to a file (what
+//! `alloc8 run` sets), and only for signals whose disposition is still the
+//! default: a handler the program installs later replaces ours, as it
+//! should. The handler is installed with `SA_RESETHAND`: once it has written
+//! its line it sends the signal again and the process dies of it as it would have.
+//! Everything in it is async-signal-safe: raw system calls, stack buffers.
+//! A stack overflow cannot be reported (no alternate stack is installed).
+
+use crate::syscall;
+use crate::text::Text;
+use crate::trail::{self, Kind, DEPTH, PENDING};
+use core::fmt::Write;
+use core::sync::atomic::{AtomicUsize, Ordering};
+
+const SIGABRT: i32 = 6;
+const SIGBUS: i32 = 7;
+const SIGSEGV: i32 = 11;
+
+const SA_SIGINFO: usize = 4;
+const SA_RESTORER: usize = 0x0400_0000;
+const SA_RESETHAND: usize = 0x8000_0000;
+
+/// What the checking layer knows of an address: (block start, size, freed).
+pub type Blocks = fn(usize) -> Option<(usize, usize, bool)>;
+
+/// The checking layer's lookup, when the shim is checked (0: none).
+static BLOCKS: AtomicUsize = AtomicUsize::new(0);
+
+// x86-64 signal handlers return through a restorer that calls rt_sigreturn
+// (the C library supplies one to `sigaction`; raw callers bring their own).
+#[cfg(target_arch = "x86_64")]
+core::arch::global_asm!(
+    ".pushsection .text.alloc8_crash_restorer,\"ax\",@progbits",
+    ".globl alloc8_crash_restorer",
+    ".hidden alloc8_crash_restorer",
+    "alloc8_crash_restorer:",
+    "mov rax, 15",
+    "syscall",
+    ".popsection",
+);
+
+#[cfg(target_arch = "x86_64")]
+extern "C" {
+    fn alloc8_crash_restorer();
+}
+
+/// Installs the handler for SIGSEGV, SIGBUS and SIGABRT where their action is the default.
+pub fn install(blocks: Option<Blocks>) {
+    if let Some(f) = blocks {
+        BLOCKS.store(f as usize, Ordering::Relaxed);
+    }
+    #[cfg(target_arch = "x86_64")]
+    let (flags, restorer) = (SA_SIGINFO | SA_RESETHAND | SA_RESTORER, alloc8_crash_restorer as unsafe extern "C" fn() as usize);
+    // AArch64: the kernel returns through the vDSO's trampoline.
+    #[cfg(not(target_arch = "x86_64"))]
+    let (flags, restorer) = (SA_SIGINFO | SA_RESETHAND, 0);
+    for sig in [SIGSEGV, SIGBUS, SIGABRT] {
+        let mut old = [0usize; 4];
+        if syscall::sigaction(sig, None, Some(&mut old)) != 0 || old[0] != 0 {
+            continue;
+        }
+        let action = [handler as extern "C" fn(i32, *const u8, *mut u8) as usize, flags, restorer, 0];
+        syscall::sigaction(sig, Some(&action), None);
+    }
+}
+
+extern "C" fn handler(sig: i32, info: *const u8, _context: *mut u8) {
+    // siginfo_t: si_signo, si_errno, si_code, padding, then si_addr for faults.
+    let addr = if (sig == SIGSEGV || sig == SIGBUS) && !info.is_null() {
+        Some(unsafe { core::ptr::read_unaligned(info.add(16) as *const usize) })
+    } else {
+        None
+    };
+    let mut ops = [None; DEPTH];
+    let n = trail::recent(&mut ops);
+    let mut line = Text::new();
+    let blocks = BLOCKS.load(Ordering::Relaxed);
+    let blocks = if blocks == 0 { None } else { Some(unsafe { core::mem::transmute::<usize, Blocks>(blocks) }) };
+    describe(&mut line, sig, addr, &ops[..n], blocks);
+    crate::report::emit_json(line.as_bytes());
+    // The action is the default again (SA_RESETHAND): die of the signal.
+    syscall::tgkill(syscall::gettid(), sig);
+}
+
+/// The crash as one JSON line.
+pub fn describe(out: &mut Text, sig: i32, addr: Option<usize>, ops: &[Option<trail::Op>], blocks: Option<Blocks>) {
+    let _ = write!(out, "{{\"event\":\"crash\",\"pid\":{},\"signal\":{}", crate::os::pid(), sig);
+    match addr {
+        Some(a) => {
+            let _ = write!(out, ",\"addr\":{}", a);
+        }
+        None => {
+            let _ = out.write_str(",\"addr\":null");
+        }
+    }
+    let _ = out.write_str(",\"ops\":[");
+    for (i, op) in ops.iter().flatten().enumerate() {
+        let kind = match op.kind {
+            Kind::Alloc => "alloc",
+            Kind::Free => "free",
+            Kind::Realloc => "realloc",
+            Kind::Query => "query",
+        };
+        let _ = write!(
+            out,
+            "{}{{\"op\":{},\"kind\":\"{}\",\"ptr\":{},\"size\":{},\"result\":",
+            if i > 0 { "," } else { "" },
+            crate::report::Json(op.name),
+            kind,
+            op.ptr,
+            op.size
+        );
+        if op.result == PENDING {
+            let _ = out.write_str("null}");
+        } else {
+            let _ = write!(out, "{}}}", op.result);
+        }
+    }
+    let _ = out.write_str("]");
+    if let Some(a) = addr {
+        // The checking layer knows every block; the trail only this thread's last few.
+        if let Some((start, size, freed)) = blocks.and_then(|f| f(a)) {
+            let _ = write!(out, ",\"block\":{{\"start\":{},\"size\":{},\"freed\":{},\"source\":\"checked\"}}", start, size, freed);
+        } else if let Some((i, freed)) = trail::block_of(ops, a) {
+            let op = ops[i].expect("block_of returns a recorded call");
+            let _ = write!(
+                out,
+                ",\"block\":{{\"start\":{},\"size\":{},\"freed\":{},\"source\":\"trail\",\"op\":{}}}",
+                op.result, op.size, freed, i
+            );
+        }
+    }
+    let _ = out.write_str("}\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_crash_line_lists_the_calls_and_places_the_address() {
+        let op = |name: &'static [u8], kind, ptr, size, result| Some(trail::Op { name, kind, ptr, size, result });
+        let ops = [op(b"malloc", Kind::Alloc, 0, 24, 4096), op(b"free", Kind::Free, 4096, 0, 0), op(b"malloc", Kind::Alloc, 0, 8, PENDING)];
+        let mut out = Text::new();
+        describe(&mut out, 11, Some(4100), &ops, None);
+        let text = core::str::from_utf8(out.as_bytes()).unwrap();
+        assert!(text.starts_with("{\"event\":\"crash\",\"pid\":"), "{}", text);
+        assert!(
+            text.contains(
+                ",\"signal\":11,\"addr\":4100,\"ops\":[{\"op\":\"malloc\",\"kind\":\"alloc\",\"ptr\":0,\"size\":24,\"result\":4096},"
+            ),
+            "{}",
+            text
+        );
+        assert!(text.contains("{\"op\":\"malloc\",\"kind\":\"alloc\",\"ptr\":0,\"size\":8,\"result\":null}]"), "{}", text);
+        assert!(text.ends_with(",\"block\":{\"start\":4096,\"size\":24,\"freed\":true,\"source\":\"trail\",\"op\":0}}\n"), "{}", text);
+        let mut out = Text::new();
+        describe(&mut out, 6, None, &ops, Some(|_| Some((1, 2, false))));
+        let text = core::str::from_utf8(out.as_bytes()).unwrap();
+        assert!(text.contains("\"addr\":null") && !text.contains("block"), "an abort has no address: {}", text);
+        let mut out = Text::new();
+        describe(&mut out, 11, Some(0), &ops, Some(|a| if a == 0 { None } else { Some((a, 1, false)) }));
+        assert!(!core::str::from_utf8(out.as_bytes()).unwrap().contains("block"));
+    }
+
+    /// In a child process (this test binary again): a NULL dereference after
+    /// a few recorded calls leaves a crash line, and the process still dies of SIGSEGV.
+    #[test]
+    fn a_segfault_is_reported_on_the_channel_and_still_kills() {
+        if std::env::var_os("ALLOC8_TEST_CRASH").is_some() {
+            extern "C" {
+                fn alarm(seconds: u32) -> u32;
+            }
+            // A hang ends by SIGALRM, which the parent reports as not SIGSEGV.
+            unsafe { alarm(60) };
+            crate::report::init();
+            // std's own SIGSEGV handler (stack overflow detection) is not in a real shim.
+            syscall::sigaction(SIGSEGV, Some(&[0; 4]), None);
+            install(None);
+            let e = trail::begin(b"malloc\0", Kind::Alloc, 0, 24);
+            trail::end(e, 0x5000);
+            trail::begin(b"free\0", Kind::Free, 0x5000, 0);
+            unsafe { core::ptr::write_volatile(core::ptr::read_volatile(&(8 as *mut u64)), 1) };
+            unreachable!();
+        }
+        use std::os::unix::process::ExitStatusExt;
+        let file = std::env::temp_dir().join(std::format!("alloc8-crash-{}.jsonl", std::process::id()));
+        let _ = std::fs::remove_file(&file);
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["crash::tests::a_segfault_is_reported_on_the_channel_and_still_kills", "--exact", "--test-threads=1"])
+            .env("ALLOC8_TEST_CRASH", "1")
+            .env("ALLOC8_REPORT", &file)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.signal(), Some(11), "{:?}", out);
+        let text = std::fs::read_to_string(&file).unwrap();
+        std::fs::remove_file(&file).unwrap();
+        assert!(text.contains("\"signal\":11,\"addr\":8,\"ops\":[{\"op\":\"malloc\""), "{}", text);
+        assert!(text.contains("{\"op\":\"free\",\"kind\":\"free\",\"ptr\":20480,\"size\":0,\"result\":null}]"), "{}", text);
+    }
+}

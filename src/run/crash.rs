@@ -1,0 +1,214 @@
+//! What `alloc8 run` says about a process that died: the shim's `crash`
+//! line (the signal, the faulting address, the crashing thread's last heap
+//! operations and the block the address lies in; crates/alloc8/src/crash.rs)
+//! and the checking layer's `check` line (`--checked`: what it found; its
+//! full report went to the program's stderr).
+
+use super::report::Process;
+use super::wait;
+use serde::{Deserialize, Serialize};
+use std::fmt::Write as _;
+
+/// The fields of `crash` and `check` events, as read from the channel.
+#[derive(Debug, Default, Deserialize)]
+pub struct Fields {
+    #[serde(default)]
+    signal: Option<i32>,
+    #[serde(default)]
+    addr: Option<u64>,
+    #[serde(default)]
+    ops: Option<Vec<Op>>,
+    #[serde(default)]
+    block: Option<Block>,
+    #[serde(default)]
+    what: Option<String>,
+    #[serde(default)]
+    fault: Option<String>,
+}
+
+impl Fields {
+    pub fn crash(&self) -> Option<Crash> {
+        Some(Crash { signal: self.signal?, addr: self.addr, ops: self.ops.clone().unwrap_or_default(), block: self.block.clone() })
+    }
+
+    pub fn check(&self) -> Option<Check> {
+        Some(Check { what: self.what.clone()?, fault: self.fault.clone()? })
+    }
+}
+
+/// One heap call the crashing thread made (oldest first).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+pub struct Op {
+    /// The exported name called (`malloc`, `_ZdlPv`).
+    pub op: String,
+    /// alloc, free, realloc or query.
+    pub kind: String,
+    pub ptr: u64,
+    pub size: u64,
+    /// None: the call never returned (it crashed, or threw).
+    pub result: Option<u64>,
+}
+
+/// The block the faulting address lies in.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+pub struct Block {
+    pub start: u64,
+    pub size: u64,
+    pub freed: bool,
+    /// "trail": one of `ops` (`op` is its index); "checked": the checking layer's index.
+    pub source: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub op: Option<usize>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Crash {
+    pub signal: i32,
+    /// The faulting address (SIGSEGV, SIGBUS).
+    pub addr: Option<u64>,
+    pub ops: Vec<Op>,
+    pub block: Option<Block>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Check {
+    pub what: String,
+    /// "program" or "heap".
+    pub fault: String,
+}
+
+/// The text for every process that crashed or that the checking layer stopped.
+pub fn text(rows: &[Process]) -> String {
+    let mut out = String::new();
+    for row in rows {
+        let exe = row.exe.as_deref().unwrap_or("?");
+        if let Some(check) = &row.check {
+            let _ = writeln!(
+                out,
+                "alloc8: the checking layer stopped pid {} ({}): {} (a bug in the {}); its report is above, on the program's stderr",
+                row.pid, exe, check.what, check.fault
+            );
+        }
+        if let Some(crash) = &row.crash {
+            out.push_str(&crash_text(row.pid, exe, crash));
+        }
+    }
+    out
+}
+
+fn crash_text(pid: i32, exe: &str, crash: &Crash) -> String {
+    let mut out = format!("alloc8: pid {} ({}) died of {}", pid, exe, wait::signal_name(crash.signal));
+    if let Some(addr) = crash.addr {
+        let _ = write!(out, " at address 0x{:x}", addr);
+        match &crash.block {
+            Some(b) => {
+                let state = if b.freed { "freed" } else { "live" };
+                let _ = write!(out, ", {} bytes into the {} {}-byte block 0x{:x}", addr - b.start, state, b.size, b.start);
+                match b.op {
+                    Some(i) => {
+                        let _ = write!(out, " that call {} returned", i + 1);
+                    }
+                    None => out.push_str(" (the checking layer's index)"),
+                }
+            }
+            None if addr < 4096 => out.push_str(": a NULL pointer dereference (or a small offset from NULL), not a heap block"),
+            None if crash.ops.is_empty() => {}
+            None => out.push_str(", in none of the blocks of the heap operations below"),
+        }
+    }
+    out.push('\n');
+    if crash.ops.is_empty() {
+        out.push_str("  (no heap operation was recorded on the crashing thread)\n");
+        return out;
+    }
+    out.push_str("  the crashing thread's last heap operations, oldest first:\n");
+    for (i, op) in crash.ops.iter().enumerate() {
+        let _ = writeln!(out, "  {:>4}  {}", i + 1, call(op));
+    }
+    out
+}
+
+/// `malloc(24) = 0x55d0c1a0`, `free(0x55d0c1a0)`, `operator delete(0x...)`.
+fn call(op: &Op) -> String {
+    let name = cxx_name(&op.op).unwrap_or(&op.op);
+    let result = match op.result {
+        None => " (did not return)".to_string(),
+        Some(0) if op.kind == "alloc" || op.kind == "realloc" => " = NULL".to_string(),
+        Some(r) if op.kind == "alloc" || op.kind == "realloc" => format!(" = 0x{:x}", r),
+        Some(r) if op.kind == "query" => format!(" = {}", r),
+        Some(_) => String::new(),
+    };
+    let args = match op.kind.as_str() {
+        "alloc" => format!("{}", op.size),
+        "free" if op.size > 0 => format!("0x{:x}, {}", op.ptr, op.size),
+        "realloc" => format!("0x{:x}, {}", op.ptr, op.size),
+        _ => format!("0x{:x}", op.ptr),
+    };
+    format!("{}({}){}", name, args, result)
+}
+
+/// The C++ operator behind an Itanium-mangled export name.
+fn cxx_name(name: &str) -> Option<&'static str> {
+    Some(match name.get(..4)? {
+        "_Znw" => "operator new",
+        "_Zna" => "operator new[]",
+        "_Zdl" => "operator delete",
+        "_Zda" => "operator delete[]",
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn op(op: &str, kind: &str, ptr: u64, size: u64, result: Option<u64>) -> Op {
+        Op { op: op.into(), kind: kind.into(), ptr, size, result }
+    }
+
+    #[test]
+    fn a_crash_lists_the_calls_and_where_the_address_is() {
+        let crash = Crash {
+            signal: 11,
+            addr: Some(0x1008),
+            ops: vec![
+                op("malloc", "alloc", 0, 24, Some(0x1000)),
+                op("_ZdlPvm", "free", 0x1000, 24, Some(0)),
+                op("realloc", "realloc", 0x2000, 48, Some(0)),
+                op("free", "free", 0x3000, 0, None),
+            ],
+            block: Some(Block { start: 0x1000, size: 24, freed: true, source: "trail".into(), op: Some(0) }),
+        };
+        let text = crash_text(42, "/bin/prog", &crash);
+        assert_eq!(
+            text,
+            "alloc8: pid 42 (/bin/prog) died of SIGSEGV (signal 11) at address 0x1008, 8 bytes into the freed 24-byte block 0x1000 that call 1 returned\n\
+             \x20 the crashing thread's last heap operations, oldest first:\n\
+             \x20    1  malloc(24) = 0x1000\n\
+             \x20    2  operator delete(0x1000, 24)\n\
+             \x20    3  realloc(0x2000, 48) = NULL\n\
+             \x20    4  free(0x3000) (did not return)\n"
+        );
+    }
+
+    #[test]
+    fn null_and_abort_and_nothing_recorded() {
+        let null = Crash { signal: 11, addr: Some(0), ops: vec![op("malloc", "alloc", 0, 8, Some(0x10))], block: None };
+        assert!(crash_text(1, "p", &null)
+            .starts_with("alloc8: pid 1 (p) died of SIGSEGV (signal 11) at address 0x0: a NULL pointer dereference"));
+        let wild = Crash { addr: Some(0xdead_0000), ..null };
+        assert!(crash_text(1, "p", &wild).contains("at address 0xdead0000, in none of the blocks of the heap operations below\n"));
+        let abort = Crash { signal: 6, addr: None, ops: vec![], block: None };
+        assert_eq!(
+            crash_text(1, "p", &abort),
+            "alloc8: pid 1 (p) died of SIGABRT (signal 6)\n  (no heap operation was recorded on the crashing thread)\n"
+        );
+        let checked = Crash {
+            signal: 11,
+            addr: Some(0x5010),
+            ops: vec![],
+            block: Some(Block { start: 0x5000, size: 64, freed: false, source: "checked".into(), op: None }),
+        };
+        assert!(crash_text(1, "p", &checked).contains("16 bytes into the live 64-byte block 0x5000 (the checking layer's index)"));
+    }
+}

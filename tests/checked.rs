@@ -1,0 +1,290 @@
+//! `--checked` (the checking layer between the program and the heap) and
+//! the crash diagnostics of `alloc8 run`, on real programs: C programs with
+//! a bug each, python3 and git clean under the checked system heap, a heap
+//! with a bug of its own named as the heap's fault, a NULL dereference.
+//! Every child runs under a time limit.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+const PYTHON: &str = "/usr/bin/python3";
+/// Seconds any one child may take (a checked python is a few times slower).
+const LIMIT: u64 = 180;
+
+/// shims/system.rs built with `alloc8 build --checked`, once per test process.
+fn checked_system() -> PathBuf {
+    static LIB: OnceLock<PathBuf> = OnceLock::new();
+    LIB.get_or_init(|| {
+        let out = work_dir().join("shims").join("system-checked");
+        let mut cmd = alloc8();
+        cmd.args(["build", "--checked", "--heap"]).arg(shim_source("system")).args(["--name", "systemchecked", "--out"]).arg(&out);
+        let built = output_within(&mut cmd, Duration::from_secs(900));
+        assert!(built.status.success(), "{}", text(&built.stderr));
+        out.join("libsystemchecked.so")
+    })
+    .clone()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// `alloc8 run ARGS -- PROGRAM...` under the time limit.
+fn run(args: &[&str], program: &[&str]) -> Output {
+    let mut cmd = alloc8();
+    cmd.arg("run").args(args).arg("--").args(program).env("PYTHONMALLOC", "malloc");
+    output_within(&mut cmd, Duration::from_secs(LIMIT))
+}
+
+fn checked_run(program: &[&str]) -> Output {
+    let lib = checked_system();
+    run(&["--lib", lib.to_str().unwrap()], program)
+}
+
+/// The checking layer's report on stderr: from its title to its last line.
+fn report(out: &Output) -> String {
+    let err = text(&out.stderr);
+    let start = err.find("alloc8 --checked: ").unwrap_or_else(|| panic!("no report:\n{}", err));
+    let end = err.find("docs/checked.md explains this report)\n").unwrap_or_else(|| panic!("unfinished report:\n{}", err));
+    assert_eq!(err.matches("alloc8 --checked: ").count(), 2, "one report, one title and one last line:\n{}", err);
+    err[start..end].to_string()
+}
+
+/// A finding ends the program with SIGABRT (134 under run), and run says which.
+fn stopped(out: &Output, what: &str) -> String {
+    assert_eq!(out.status.code(), Some(134), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(err.contains("alloc8: the checking layer stopped pid ") && err.contains(&format!("): {} (a bug in the ", what)), "{}", err);
+    assert!(err.contains("was killed by SIGABRT (signal 6)"), "{}", err);
+    report(out)
+}
+
+/// The frame of the backtrace that is in the program: `#N 0x... function+0x...`.
+fn first_frame(report: &str) -> &str {
+    let at = report.find("  backtrace of this call:\n").unwrap_or_else(|| panic!("no backtrace:\n{}", report));
+    report[at..].lines().nth(1).unwrap()
+}
+
+#[test]
+fn a_double_free_is_named_with_the_function_that_did_it() {
+    let prog = program("checked_bugs.c");
+    let out = checked_run(&[prog.to_str().unwrap(), "double-free"]);
+    let r = stopped(&out, "double free");
+    assert!(r.starts_with("alloc8 --checked: double free (a bug in the program)\n  free(0x"), "{}", r);
+    assert!(first_frame(&r).contains(" free_twice+0x") && first_frame(&r).contains("/checked_bugs+0x"), "{}", r);
+    // The block's own history: who allocated it and who freed it the first time.
+    assert!(
+        r.contains(": 24 bytes (the heap's block 0x") && r.contains("allocated by free_twice+0x") && r.contains("freed by free_twice+0x"),
+        "{}",
+        r
+    );
+    assert!(!text(&out.stdout).contains("done"), "the program stopped at the bug");
+}
+
+#[test]
+fn a_write_16_bytes_past_a_24_byte_block_is_named() {
+    let prog = program("checked_bugs.c");
+    let out = checked_run(&[prog.to_str().unwrap(), "overflow"]);
+    let r = stopped(&out, "a heap buffer overflow");
+    assert!(r.contains("the 24-byte block was written past its end: bytes 24 to 39 changed (1 to 16 bytes past the end"), "{}", r);
+    assert!(first_frame(&r).contains(" write_past_the_end+0x"), "{}", r);
+    assert!(r.contains("allocated by write_past_the_end+0x"), "{}", r);
+}
+
+#[test]
+fn a_free_of_a_static_buffer_is_named_with_the_buffer() {
+    let prog = program("checked_bugs.c");
+    let out = checked_run(&[prog.to_str().unwrap(), "static-free"]);
+    let r = stopped(&out, "a pointer the heap never returned");
+    assert!(r.contains("the address is static_buffer+0 in ") && r.contains("static data of the program or a library"), "{}", r);
+    assert!(first_frame(&r).contains(" free_a_static_buffer+0x"), "{}", r);
+}
+
+#[test]
+fn a_write_after_free_is_found_when_the_block_leaves_quarantine() {
+    let prog = program("checked_bugs.c");
+    let out = checked_run(&[prog.to_str().unwrap(), "use-after-free"]);
+    let r = stopped(&out, "a write after free");
+    assert!(r.contains("the freed 100-byte block at 0x") && r.contains("byte 7 is 0x75"), "{}", r);
+    assert!(r.contains("allocated by write_after_free+0x") && r.contains("freed by write_after_free+0x"), "{}", r);
+}
+
+#[test]
+fn a_correct_program_runs_to_the_end() {
+    let prog = program("checked_bugs.c");
+    let out = checked_run(&[prog.to_str().unwrap(), "clean"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "done\n");
+    assert!(!text(&out.stderr).contains("alloc8 --checked"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn python_runs_clean_under_the_checked_system_heap() {
+    let script = "import json, re, threading\n\
+                  d = {str(i): [i] * (i % 7) for i in range(20000)}\n\
+                  s = json.dumps(d)\n\
+                  assert json.loads(s) == d\n\
+                  t = [threading.Thread(target=lambda: sorted(str(i) for i in range(20000))) for _ in range(4)]\n\
+                  [x.start() for x in t]; [x.join() for x in t]\n\
+                  print(len(re.findall(r'\\d+', s)))";
+    // Through `run --checked --heap`: the build path users take.
+    let heap = shim_source("system");
+    let out = run(&["--checked", "--heap", heap.to_str().unwrap()], &[PYTHON, "-c", script]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).trim(), "79997");
+    let err = text(&out.stderr);
+    assert!(!err.contains("alloc8 --checked") && err.contains(" yes "), "{}", err);
+    // The library run preloaded is the checked build: it carries the layer's reports.
+    let lib = err.split("alloc8: heap system (").nth(1).and_then(|r| r.split(") in ").next()).unwrap_or_else(|| panic!("{}", err));
+    let bytes = std::fs::read(lib).unwrap();
+    assert!(bytes.windows(18).any(|w| w == b"alloc8 --checked: "), "{} is not a checked build", lib);
+}
+
+#[test]
+fn git_runs_clean_under_the_checked_system_heap() {
+    let dir = work_dir().join("git-checked");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    for i in 0..20 {
+        std::fs::write(dir.join(format!("f{}.txt", i)), format!("line {}\n", i).repeat(i + 1)).unwrap();
+    }
+    let lib = checked_system();
+    let git = |args: &[&str]| {
+        let mut cmd = alloc8();
+        cmd.args(["run", "-q", "--lib", lib.to_str().unwrap(), "--", "git", "-C", dir.to_str().unwrap()])
+            .args(["-c", "user.name=t", "-c", "user.email=t@e", "-c", "init.defaultBranch=main"])
+            .args(args);
+        let out = output_within(&mut cmd, Duration::from_secs(LIMIT));
+        assert!(out.status.success(), "git {:?}: {}", args, text(&out.stderr));
+        text(&out.stdout)
+    };
+    git(&["init", "-q"]);
+    git(&["add", "."]);
+    git(&["commit", "-qm", "first"]);
+    std::fs::write(dir.join("f3.txt"), "changed\n").unwrap();
+    git(&["commit", "-qam", "second"]);
+    assert_eq!(git(&["log", "--format=%s"]), "second\nfirst\n");
+    assert!(git(&["diff", "HEAD~1", "--stat"]).contains("f3.txt"));
+}
+
+#[test]
+fn a_heap_that_over_reports_usable_size_is_named_as_the_fault() {
+    let heap = root().join("tests/fixtures/heaps/oversized.rs");
+    let out = run(&["--checked", "--heap", heap.to_str().unwrap()], &[PYTHON, "-c", "print(sum(range(1000)))"]);
+    let r = stopped(&out, "overlapping blocks");
+    assert!(r.starts_with("alloc8 --checked: overlapping blocks (a bug in the heap `oversized`)\n"), "{}", r);
+    assert!(r.contains("whose get_size says ") && r.contains("get_size over-reports one of the two"), "{}", r);
+}
+
+#[test]
+fn checked_needs_a_heap_to_build_and_an_interposing_linux_library() {
+    let out = run(&["--checked", "--lib", shim("system").to_str().unwrap()], &["true"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).starts_with("error: --checked builds the heap with alloc8's checking layer: give it with --heap"),
+        "{}",
+        text(&out.stderr)
+    );
+    let system = shim_source("system");
+    let (last, _) = build_fails(&system, &["--checked", "--mode", "prefixed", "--prefix", "foo"]);
+    assert!(last.contains("--checked builds an interposing library"), "{}", last);
+    let (last, _) = build_fails(&system, &["--checked", "--target", "x86_64-pc-windows-gnu"]);
+    assert!(last.contains("--checked is available for Linux on x86-64 and AArch64"), "{}", last);
+    // Debian's rustc 1.63 (tests/run-all.sh installs it) has no naked functions.
+    let mut old = alloc8();
+    old.args(["build", "--checked", "--heap"]).arg(&system).arg("--out").arg(work_dir().join("never")).env("RUSTC", "/usr/bin/rustc");
+    let out = output_within(&mut old, Duration::from_secs(LIMIT));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).starts_with("error: --checked needs rustc 1.88 or newer"), "{}", text(&out.stderr));
+}
+
+fn crash_json(args: &[&str]) -> (Output, Value) {
+    let file = work_dir().join("run-reports").join(format!("checked-{}-{}.json", std::process::id(), args.join("-")));
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    let prog = program("crash_null.c");
+    let lib = shim("system");
+    let mut program = vec![prog.to_str().unwrap()];
+    program.extend_from_slice(args);
+    let out = run(&["--lib", lib.to_str().unwrap(), "--json", "-o", file.to_str().unwrap()], &program);
+    let json = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    (out, json)
+}
+
+#[test]
+fn a_null_dereference_shows_status_139_and_the_last_heap_operations() {
+    let prog = program("crash_null.c");
+    let out = run(&["--lib", shim("system").to_str().unwrap()], &[prog.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(139), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(err.contains("died of SIGSEGV (signal 11) at address 0x0: a NULL pointer dereference"), "{}", err);
+    let ops: Vec<&str> = err
+        .lines()
+        .skip_while(|l| !l.contains("last heap operations, oldest first"))
+        .skip(1)
+        .take_while(|l| l.starts_with("    "))
+        .collect();
+    let calls: Vec<String> = ops.iter().map(|l| l.split_whitespace().nth(1).unwrap().split('(').next().unwrap().to_string()).collect();
+    // The program's own calls, in order (stdio's buffer may come after them).
+    assert_eq!(&calls[..4], ["malloc", "malloc", "free", "realloc"], "{}", err);
+    assert!(ops[0].contains(" malloc(24) = 0x"), "{}", err);
+    assert!(ops[3].contains(", 3000) = 0x"), "{}", err);
+    assert!(err.contains("was killed by SIGSEGV (signal 11)"), "{}", err);
+
+    // The same in the JSON report: the crash belongs to the process's row.
+    let (out, json) = crash_json(&[]);
+    assert_eq!(out.status.code(), Some(139));
+    let row = &json["processes"][0];
+    assert_eq!(row["crash"]["signal"], 11, "{}", json);
+    assert_eq!(row["crash"]["addr"], 0, "{}", json);
+    assert_eq!(row["crash"]["ops"][0]["op"], "malloc");
+    assert_eq!(row["crash"]["ops"][0]["size"], 24);
+    assert_eq!(row["crash"]["ops"][2]["kind"], "free");
+    assert_eq!(row["crash"]["ops"][2]["ptr"], row["crash"]["ops"][0]["result"], "free(a) frees malloc(24)'s block: {}", json);
+}
+
+#[test]
+fn an_abort_shows_the_last_heap_operations_too() {
+    let (out, json) = crash_json(&["abort"]);
+    assert_eq!(out.status.code(), Some(134));
+    let crash = &json["processes"][0]["crash"];
+    assert_eq!(crash["signal"], 6, "{}", json);
+    assert_eq!(crash["addr"], Value::Null);
+    assert_eq!(crash["ops"][3]["op"], "realloc", "{}", json);
+}
+
+#[test]
+fn crash_diagnostics_exist_only_when_run_asks() {
+    let prog = program("crash_null.c");
+    // A plain preload: no handler in the program, no word on stderr.
+    let mut plain = Command::new(&prog);
+    plain.arg("handler").env("LD_PRELOAD", shim("system")).env_remove("ALLOC8_REPORT");
+    let out = output_within(&mut plain, Duration::from_secs(LIMIT));
+    assert_eq!(text(&out.stdout), "SIGSEGV: default\n");
+    let mut crash = Command::new(&prog);
+    crash.env("LD_PRELOAD", shim("system")).env_remove("ALLOC8_REPORT");
+    let out = output_within(&mut crash, Duration::from_secs(LIMIT));
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(out.status.signal(), Some(11));
+    assert_eq!(text(&out.stderr), "", "a crash under a plain preload prints nothing of ours");
+    // Under run: the handler is there.
+    let out = run(&["-q", "--lib", shim("system").to_str().unwrap()], &[prog.to_str().unwrap(), "handler"]);
+    assert_eq!(text(&out.stdout), "SIGSEGV: handled\n");
+}
+
+#[test]
+fn a_crash_inside_a_freed_block_names_the_block_and_the_call_that_made_it() {
+    // shims/mmap.rs unmaps a block when it is freed: reading it again is a SIGSEGV inside it.
+    let prog = program("crash_null.c");
+    let out = run(&["--lib", shim("mmap").to_str().unwrap()], &[prog.to_str().unwrap(), "dangling"]);
+    assert_eq!(out.status.code(), Some(139), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    let line = err.lines().find(|l| l.contains("died of SIGSEGV")).unwrap_or_else(|| panic!("{}", err));
+    assert!(line.contains(", 8 bytes into the freed 100-byte block 0x") && line.ends_with(" that call 6 returned"), "{}", err);
+    assert!(err.contains("     6  malloc(100) = 0x") && err.contains("     7  free(0x"), "{}", err);
+}
