@@ -27,6 +27,12 @@ pub enum Command {
     /// Audit any allocator library (.so, .dylib, .dll) against the malloc contract.
     /// Exit status: 0 sound, 1 problems found, 2 could not read.
     Check(CheckArgs),
+    /// Time heaps side by side with glibc (and jemalloc, mimalloc, tcmalloc) on
+    /// allocation-heavy workloads and real programs: ratios, peak RSS, a plot.
+    ///
+    /// Exits 0 when every contender ran every workload, 1 when some cell failed
+    /// (crashed, wrong exit status, timed out: shown in the table).
+    Bench(BenchArgs),
 }
 
 #[derive(Args, Clone)]
@@ -72,6 +78,58 @@ pub struct CheckArgs {
     /// Print the findings as JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Args, Clone)]
+pub struct BenchArgs {
+    /// A heap to build (cached, as `alloc8 build --heap`) and compare; repeatable.
+    #[arg(long, value_name = "HEAP")]
+    pub heap: Vec<PathBuf>,
+    /// Build every --heap with its thread hooks (as `alloc8 build --threads`).
+    #[arg(long)]
+    pub thread_hooks: bool,
+    /// An allocator library to compare: a path, or glibc, jemalloc, mimalloc or
+    /// tcmalloc (the system's own, e.g. Debian's libjemalloc2); repeatable.
+    #[arg(long, value_name = "LIB")]
+    pub lib: Vec<PathBuf>,
+    /// Run only this workload (repeatable; `all`: every bundled one). Default: all
+    /// bundled workloads, or only the command after `--` when one is given.
+    #[arg(long, value_name = "NAME")]
+    pub workload: Vec<String>,
+    /// List the bundled workloads and what each one stresses, then exit.
+    #[arg(long)]
+    pub list: bool,
+    /// Threads for the multi-threaded workloads (default: the machine's cores, at least 2).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+    /// Rounds per workload and contender, interleaved across contenders (default 5; 1 with --quick).
+    #[arg(long, value_name = "R")]
+    pub rounds: Option<usize>,
+    /// Every workload once per contender at a tenth of its size: a first look in a few minutes.
+    #[arg(long)]
+    pub quick: bool,
+    /// Write every measured round and the summary as JSON to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// Write every measured round as CSV to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub csv: Option<PathBuf>,
+    /// Draw the time ratios and peak RSS as an SVG chart to FILE.
+    #[arg(long, value_name = "FILE.svg")]
+    pub plot: Option<PathBuf>,
+    /// Stop any one run after SECS (a run is also stopped at 100x glibc's time on
+    /// the same workload, but never before 30 s).
+    #[arg(long, value_name = "SECS", default_value_t = 600)]
+    pub timeout: u64,
+    /// Multiply every bundled workload's size (the tests' tiny runs).
+    #[arg(long, hide = true, default_value_t = 1.0)]
+    pub scale: f64,
+    /// Show cargo's progress when building --heap.
+    #[arg(long, short)]
+    pub verbose: bool,
+    /// A program of your own to time under every contender (after `--`).
+    #[arg(last = true, value_name = "PROG ARGS")]
+    pub command: Vec<OsString>,
 }
 
 #[derive(Args, Clone)]
@@ -130,6 +188,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Run(args) => crate::run::run(&args),
         Command::Check(args) => Ok(check(&args)),
+        Command::Bench(args) => crate::bench::run(&args),
     }
 }
 

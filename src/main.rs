@@ -1,6 +1,7 @@
 //! alloc8: turn a heap written in Rust into a drop-in replacement for the system allocator.
 
 mod audit;
+mod bench;
 mod build;
 mod cache;
 mod cargo_build;

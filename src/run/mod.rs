@@ -7,11 +7,11 @@
 //! or CI job must not mistake it for one that did. 127/126: the program was
 //! not found / could not be executed (as env(1) and shells do).
 
-mod library;
+pub mod library;
 mod preload;
-mod program;
+pub mod program;
 mod report;
-mod wait;
+pub mod wait;
 mod windows;
 
 use crate::cli::RunArgs;
