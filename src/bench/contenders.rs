@@ -54,7 +54,7 @@ pub fn resolve(heaps: &[PathBuf], thread_hooks: bool, libs: &[PathBuf], verbose:
         }
         let (name, path, from) = match KNOWN.iter().find(|k| k.0 == text) {
             Some(&(name, file, package)) => {
-                let path = find_installed(file).ok_or_else(|| not_installed(name, file, package))?;
+                let path = locate(name, file, package, &library_dirs())?;
                 (name.to_string(), path, format!("the system's {} (Debian package {})", file, package))
             }
             None if !text.contains('/') && !given.exists() => bail!(
@@ -117,13 +117,13 @@ fn library_dirs() -> Vec<PathBuf> {
     ]
 }
 
-fn find_installed(file: &str) -> Option<PathBuf> {
-    library_dirs().into_iter().map(|d| d.join(file)).find(|p| p.is_file())
-}
-
-fn not_installed(name: &str, file: &str, package: &str) -> anyhow::Error {
-    let dirs: Vec<String> = library_dirs().iter().map(|d| d.display().to_string()).collect();
-    anyhow::anyhow!(
+/// The first `dirs/file`; else an error naming the package that installs it.
+fn locate(name: &str, file: &str, package: &str, dirs: &[PathBuf]) -> Result<PathBuf> {
+    if let Some(found) = dirs.iter().map(|d| d.join(file)).find(|p| p.is_file()) {
+        return Ok(found);
+    }
+    let dirs: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+    bail!(
         "{} is not installed: no {} in {}; install Debian's package {} (`apt-get install {}`), \
          or give the library's path with `--lib PATH`",
         name,
@@ -149,5 +149,16 @@ mod tests {
         push(&mut out, "system".into(), "/a/libsystem.so".into(), String::new());
         let names: Vec<&str> = out.iter().map(|c| c.name.as_str()).collect();
         assert_eq!(names, ["system", "system-2"]);
+    }
+
+    #[test]
+    fn a_known_allocator_is_found_or_its_package_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let dirs = [dir.path().join("missing"), dir.path().to_path_buf()];
+        let err = locate("jemalloc", "libjemalloc.so.2", "libjemalloc2", &dirs).unwrap_err().to_string();
+        assert!(err.starts_with("jemalloc is not installed: no libjemalloc.so.2 in "), "{}", err);
+        assert!(err.contains("apt-get install libjemalloc2") && err.contains("--lib PATH"), "{}", err);
+        std::fs::write(dir.path().join("libjemalloc.so.2"), b"").unwrap();
+        assert_eq!(locate("jemalloc", "libjemalloc.so.2", "libjemalloc2", &dirs).unwrap(), dir.path().join("libjemalloc.so.2"));
     }
 }

@@ -220,3 +220,24 @@ fn failures(r: &Results, ran: &[usize], c: usize, n: usize, y: f64) -> Vec<Text<
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_axes_get_1_2_5_labels() {
+        assert_eq!(nice_points(0.03, 60.0), [0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0]);
+        assert_eq!(nice_points(0.6, 1.9), [1.0]);
+        let labels: Vec<String> = nice_points(0.01, 1.0).into_iter().map(axis_number).collect();
+        assert_eq!(labels, ["0.01", "0.02", "0.05", "0.1", "0.2", "0.5", "1"]);
+    }
+
+    #[test]
+    fn bars_of_a_group_sit_side_by_side_around_its_centre() {
+        let (a0, a1) = slot(3, 0, 2);
+        let (b0, b1) = slot(3, 1, 2);
+        assert!(a0 > 2.5 && a1 < b0 && b1 < 3.5, "{} {} {} {}", a0, a1, b0, b1);
+        assert!(((a0 + b1) / 2.0 - 3.0).abs() < 1e-9);
+    }
+}

@@ -66,12 +66,12 @@ pub fn render(r: &Results) -> String {
     out
 }
 
-/// "  *0.52x   3.6M": time (8) and RSS (6) with a space between.
-const CELL: usize = 15;
+/// "  *0.52x~  3.6M": time (8), the spread mark, a space, RSS (5); or "failed: SIGABRT".
+const CELL: usize = 16;
 
 fn cell_text(cell: &Cell, baseline: bool) -> String {
-    if cell.failed.is_some() {
-        return "FAILED".into();
+    if let Some(status) = &cell.failed {
+        return failed_text(status);
     }
     let time = match (baseline, cell.median_s, cell.ratio) {
         (true, Some(t), _) => seconds(t),
@@ -82,6 +82,16 @@ fn cell_text(cell: &Cell, baseline: bool) -> String {
     let marks = format!("{}{}", if cell.best { "*" } else { "" }, time);
     let rss = cell.peak_rss_kib.map(mib).unwrap_or_else(|| "-".into());
     format!("{:>8}{} {:>5}", marks, if cell.wide() { "~" } else { " " }, rss)
+}
+
+/// "failed: SIGABRT", "failed: exit 3", "timed out": the status up to its
+/// details (they are listed under the table).
+fn failed_text(status: &str) -> String {
+    if status.starts_with("timed out") {
+        return "timed out".into();
+    }
+    let short = status.split(':').next().unwrap_or(status);
+    format!("failed: {}", cut(short, 9))
 }
 
 pub fn ratio_text(r: f64) -> String {
@@ -144,5 +154,9 @@ mod tests {
         assert_eq!(mib(115_000), "112M");
         assert_eq!(mib(2 * 1024 * 1024), "2.0G");
         assert_eq!(cut("python3 a-very-long-script-name.py", 12), "python3 a-v…");
+        assert_eq!(failed_text("SIGABRT: malloc(): corrupted top size"), "failed: SIGABRT");
+        assert_eq!(failed_text("exit 3: workload failed: x"), "failed: exit 3");
+        assert_eq!(failed_text("timed out after 30 s"), "timed out");
+        assert_eq!(failed_text("cannot start: no such file"), "failed: cannot s…");
     }
 }

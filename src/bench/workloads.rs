@@ -197,7 +197,7 @@ mod tests {
         assert!(select(&[], true).unwrap().is_empty());
         assert_eq!(names(select(&["realloc".into(), "pairs".into(), "pairs".into()], false).unwrap()), ["pairs", "realloc"]);
         assert_eq!(select(&["all".into()], true).unwrap().len(), BUNDLED.len());
-        let err = select(&["nope".into()], false).unwrap_err().to_string();
+        let err = select(&["nope".into()], false).err().unwrap().to_string();
         assert!(err.contains("`nope`") && err.contains("pairs, mixed"), "{}", err);
     }
 
