@@ -12,7 +12,8 @@ const HEADER: &str = include_str!("programs/workload.h");
 
 /// -fno-builtin-*: the compiler may otherwise drop a malloc/free pair whose
 /// block is never used, and time nothing.
-const FLAGS: &[&str] = &["-std=gnu11", "-pthread", "-fno-builtin-malloc", "-fno-builtin-free", "-fno-builtin-realloc", "-fno-builtin-calloc"];
+const FLAGS: &[&str] =
+    &["-std=gnu11", "-pthread", "-fno-builtin-malloc", "-fno-builtin-free", "-fno-builtin-realloc", "-fno-builtin-calloc"];
 const LIBS: &[&str] = &["-lm", "-ldl"];
 
 /// The path of the executable built from `source` (a C file's text), named `name`.

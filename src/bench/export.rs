@@ -31,6 +31,8 @@ pub fn json(r: &Results) -> String {
                 "contender": r.contenders[c.contender].name,
                 "runs": c.runs,
                 "median_s": c.median_s,
+                "fastest_s": c.fastest_s,
+                "slowest_s": c.slowest_s,
                 "spread": c.spread,
                 "ratio": c.ratio,
                 "peak_rss_kib": c.peak_rss_kib,

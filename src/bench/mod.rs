@@ -115,13 +115,7 @@ fn settings(args: &BenchArgs) -> Result<Settings> {
     if !(args.scale.is_finite() && args.scale > 0.0) {
         bail!("--scale must be a positive number");
     }
-    Ok(Settings {
-        rounds,
-        quick: args.quick,
-        threads,
-        timeout_s: args.timeout,
-        scale: (args.scale != 1.0).then_some(args.scale),
-    })
+    Ok(Settings { rounds, quick: args.quick, threads, timeout_s: args.timeout, scale: (args.scale != 1.0).then_some(args.scale) })
 }
 
 /// An output file whose directory is missing is an error now, not after the runs.
@@ -168,7 +162,13 @@ fn verify_preloads(runner: &Path, contenders: &[Contender]) -> Result<()> {
     Ok(())
 }
 
-fn collect(machine: machine::Machine, settings: Settings, contenders: Vec<Contender>, list: &[workloads::Workload], records: Vec<Record>) -> Results {
+fn collect(
+    machine: machine::Machine,
+    settings: Settings,
+    contenders: Vec<Contender>,
+    list: &[workloads::Workload],
+    records: Vec<Record>,
+) -> Results {
     let workloads: Vec<WorkloadInfo> = list
         .iter()
         .map(|w| WorkloadInfo {

@@ -100,7 +100,6 @@ fn nice_points(lo: f64, hi: f64) -> Vec<f64> {
     out
 }
 
-
 /// 0.02, 0.5, 1, 20: no trailing zeros.
 fn axis_number(v: f64) -> String {
     let text = format!("{:.3}", v);
@@ -120,19 +119,39 @@ fn group_label(r: &Results, ran: &[usize], x: f64) -> String {
     }
 }
 
+/// One bar of the time panel: group, ratio, and the whisker's ends (the
+/// fastest and slowest rounds over glibc's median).
+struct Bar {
+    group: usize,
+    ratio: f64,
+    low: f64,
+    high: f64,
+}
+
+fn time_bars(r: &Results, ran: &[usize], c: usize) -> Vec<Bar> {
+    ran.iter()
+        .enumerate()
+        .filter_map(|(group, &w)| {
+            let cell = r.cell(w, c)?;
+            let base = r.cell(w, 0)?.median_s?;
+            Some(Bar { group, ratio: cell.ratio?, low: cell.fastest_s? / base, high: cell.slowest_s? / base })
+        })
+        .collect()
+}
+
 fn time_panel(r: &Results, ran: &[usize], area: &Area) -> Drawn {
     let n = r.contenders.len() - 1; // glibc is the line at 1
-    let ratios = ran.iter().flat_map(|&w| (1..r.contenders.len()).filter_map(move |c| r.cell(w, c).and_then(|cell| cell.ratio)));
-    let (lo, hi) = log_range(ratios, &[0.5, 2.0]);
+    let bars: Vec<Vec<Bar>> = (1..r.contenders.len()).map(|c| time_bars(r, ran, c)).collect();
+    let (lo, hi) = log_range(bars.iter().flatten().flat_map(|b| [b.low, b.high]), &[0.5, 2.0]);
     let mut chart = ChartBuilder::on(area)
-        .caption("time relative to glibc (log scale: below the line is faster)", ("sans-serif", 20))
+        .caption(
+            "time relative to glibc's median (log scale: below the line is faster; whiskers: fastest to slowest round)",
+            ("sans-serif", 20),
+        )
         .margin(12)
         .x_label_area_size(30)
         .y_label_area_size(60)
-        .build_cartesian_2d(
-            -0.5f64..(ran.len() as f64 - 0.5),
-            (lo..hi).log_scale().with_key_points(nice_points(lo, hi)),
-        )?;
+        .build_cartesian_2d(-0.5f64..(ran.len() as f64 - 0.5), (lo..hi).log_scale().with_key_points(nice_points(lo, hi)))?;
     chart
         .configure_mesh()
         .disable_x_mesh()
@@ -144,21 +163,24 @@ fn time_panel(r: &Results, ran: &[usize], area: &Area) -> Drawn {
         .y_label_formatter(&|y| format!("{}x", axis_number(*y)))
         .draw()?;
     chart.draw_series(std::iter::once(PathElement::new(vec![(-0.5, 1.0), (ran.len() as f64 - 0.5, 1.0)], GLIBC_GREY.stroke_width(2))))?;
-    // The ratio is written at the end of each bar when it fits beside its neighbours.
-    let bar_px = area.dim_in_pixel().0 as f64 / ran.len() as f64 * 0.8 / n as f64;
-    for c in 1..r.contenders.len() {
-        let col = colour(c);
-        let ratios: Vec<(usize, f64)> = ran.iter().enumerate().filter_map(|(i, &w)| Some((i, r.cell(w, c)?.ratio?))).collect();
-        chart.draw_series(ratios.iter().map(|&(i, ratio)| {
-            let (x0, x1) = slot(i, c - 1, n);
-            Rectangle::new([(x0, 1.0), (x1, ratio)], col.filled())
+    // The ratio is written beyond the whisker's end when it fits beside its neighbours.
+    let labelled = area.dim_in_pixel().0 as f64 / ran.len() as f64 * 0.8 / n as f64 >= 30.0;
+    for (j, bars) in bars.iter().enumerate() {
+        let c = j + 1;
+        let middle = |b: &Bar| {
+            let (x0, x1) = slot(b.group, j, n);
+            (x0 + x1) / 2.0
+        };
+        chart.draw_series(bars.iter().map(|b| {
+            let (x0, x1) = slot(b.group, j, n);
+            Rectangle::new([(x0, 1.0), (x1, b.ratio)], colour(c).filled())
         }))?;
-        if bar_px >= 30.0 {
-            chart.draw_series(ratios.iter().map(|&(i, ratio)| {
-                let (x0, x1) = slot(i, c - 1, n);
-                let v = if ratio >= 1.0 { VPos::Bottom } else { VPos::Top };
+        chart.draw_series(bars.iter().map(|b| PathElement::new(vec![(middle(b), b.low), (middle(b), b.high)], BLACK.mix(0.6))))?;
+        if labelled {
+            chart.draw_series(bars.iter().map(|b| {
+                let (v, y) = if b.ratio >= 1.0 { (VPos::Bottom, b.high.max(b.ratio)) } else { (VPos::Top, b.low.min(b.ratio)) };
                 let style = ("sans-serif", 13).into_font().color(&BLACK).pos(Pos::new(HPos::Center, v));
-                Text::new(ratio_text(ratio), ((x0 + x1) / 2.0, ratio), style)
+                Text::new(ratio_text(b.ratio), (middle(b), y), style)
             }))?;
         }
         chart.draw_series(failures(r, ran, c, n, 1.0))?;
@@ -176,10 +198,7 @@ fn rss_panel(r: &Results, ran: &[usize], area: &Area) -> Drawn {
         .margin(12)
         .x_label_area_size(30)
         .y_label_area_size(60)
-        .build_cartesian_2d(
-            -0.5f64..(ran.len() as f64 - 0.5),
-            (lo..hi).log_scale().with_key_points(nice_points(lo, hi)),
-        )?;
+        .build_cartesian_2d(-0.5f64..(ran.len() as f64 - 0.5), (lo..hi).log_scale().with_key_points(nice_points(lo, hi)))?;
     chart
         .configure_mesh()
         .disable_x_mesh()

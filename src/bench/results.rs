@@ -8,6 +8,9 @@ use super::measure::Record;
 use super::summary::{Cell, WIDE_SPREAD};
 use serde::Serialize;
 
+/// The noisy cells a warning names; the rest are counted.
+const WIDEST_NAMED: usize = 5;
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Settings {
     pub rounds: usize,
@@ -65,19 +68,29 @@ impl Results {
                     .into(),
             );
         }
-        let wide: Vec<String> = self
-            .cells
-            .iter()
-            .filter(|c| c.wide())
-            .map(|c| format!("{} under {} ({:.0}%)", self.workloads[c.workload].name, self.contenders[c.contender].name, c.spread.unwrap_or(0.0) * 100.0))
-            .collect();
+        let mut wide: Vec<&Cell> = self.cells.iter().filter(|c| c.wide()).collect();
         if !wide.is_empty() {
+            wide.sort_by(|a, b| b.spread.partial_cmp(&a.spread).unwrap());
+            let named: Vec<String> = wide
+                .iter()
+                .take(WIDEST_NAMED)
+                .map(|c| {
+                    format!(
+                        "{} under {} ({:.0}%)",
+                        self.workloads[c.workload].name,
+                        self.contenders[c.contender].name,
+                        c.spread.unwrap_or(0.0) * 100.0
+                    )
+                })
+                .collect();
             out.push(format!(
-                "spread over {:.0}% (slowest minus fastest round, of the median) in {} cell(s), marked ~: {}; \
-                 a ratio there is only as good as that spread (run more --rounds, on an idle machine)",
+                "spread over {:.0}% (slowest minus fastest round, of the median) in {} of {} cells, marked ~{}: {}; \
+                 a ratio there is only as good as that spread (more --rounds, an idle machine)",
                 WIDE_SPREAD * 100.0,
                 wide.len(),
-                wide.join(", ")
+                self.cells.len(),
+                if wide.len() > WIDEST_NAMED { "; the widest" } else { "" },
+                named.join(", ")
             ));
         }
         out

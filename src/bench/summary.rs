@@ -12,6 +12,8 @@ pub struct Cell {
     /// Rounds that ran to a clean exit.
     pub runs: usize,
     pub median_s: Option<f64>,
+    pub fastest_s: Option<f64>,
+    pub slowest_s: Option<f64>,
     /// (slowest - fastest) / median; None with fewer than two runs.
     pub spread: Option<f64>,
     /// median_s / glibc's median_s.
@@ -51,6 +53,8 @@ pub fn cells(records: &[Record], workloads: &[usize], contenders: usize) -> Vec<
                 contender: c,
                 runs: ok.len(),
                 median_s,
+                fastest_s: (!walls.is_empty()).then(|| min(&walls)),
+                slowest_s: (!walls.is_empty()).then(|| max(&walls)),
                 spread: match (walls.len() >= 2, median_s) {
                     (true, Some(m)) if m > 0.0 => Some((max(&walls) - min(&walls)) / m),
                     _ => None,
@@ -127,6 +131,7 @@ mod tests {
         ];
         let cells = cells(&records, &[0], 3);
         assert_eq!(cells[0].median_s, Some(1.0));
+        assert_eq!((cells[0].fastest_s, cells[0].slowest_s), (Some(0.9), Some(1.2)));
         assert!((cells[0].spread.unwrap() - 0.3).abs() < 1e-9);
         assert!(cells[0].wide());
         assert_eq!(cells[1].ratio, Some(0.5));

@@ -19,7 +19,9 @@ pub fn render(r: &Results) -> String {
         r.settings.threads,
         if r.settings.quick { "; --quick: a tenth of the full sizes" } else { "" }
     ));
-    out.push_str("time: median wall time, as a ratio to glibc's (under 1 is faster); RSS: peak resident memory; * fastest; ~ wide spread\n\n");
+    out.push_str(
+        "time: median wall time, as a ratio to glibc's (under 1 is faster); RSS: peak resident memory; * fastest; ~ wide spread\n\n",
+    );
 
     let names: Vec<String> = r.workloads.iter().map(|w| cut(&w.name, NAME_WIDTH)).collect();
     let name_width = names.iter().map(|n| n.chars().count()).max().unwrap_or(0).max("workload".len());
@@ -47,7 +49,9 @@ pub fn render(r: &Results) -> String {
     let failures: Vec<String> = r
         .cells
         .iter()
-        .filter_map(|c| c.failed.as_ref().map(|why| format!("  {} under {}: {}", r.workloads[c.workload].name, r.contenders[c.contender].name, why)))
+        .filter_map(|c| {
+            c.failed.as_ref().map(|why| format!("  {} under {}: {}", r.workloads[c.workload].name, r.contenders[c.contender].name, why))
+        })
         .collect();
     if !failures.is_empty() {
         out.push_str("\nfailed (not run again on that workload):\n");

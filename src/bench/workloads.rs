@@ -138,7 +138,11 @@ pub fn select(names: &[String], has_command: bool) -> Result<Vec<&'static Bundle
     }
     for name in names {
         if name != "all" && !BUNDLED.iter().any(|b| b.name == name) {
-            bail!("unknown workload `{}`; the bundled workloads are: {} (or `all`; `alloc8 bench --list` says what each does)", name, known());
+            bail!(
+                "unknown workload `{}`; the bundled workloads are: {} (or `all`; `alloc8 bench --list` says what each does)",
+                name,
+                known()
+            );
         }
     }
     let all = names.iter().any(|n| n == "all");
