@@ -85,7 +85,8 @@ fn a_heap_and_a_system_allocator_beside_glibc_in_the_table_json_csv_and_plot() {
     let header = table.lines().find(|l| l.starts_with("workload")).expect("a header row");
     assert_eq!(header.split_whitespace().collect::<Vec<_>>(), ["workload", "glibc", "system", "jemalloc"]);
     let workloads = doc["workloads"].as_array().unwrap();
-    let bundled = ["pairs", "mixed", "pareto", "realloc", "prodcons", "larson", "cache-scratch", "thread-churn", "python3", "sqlite3", "gcc", "git"];
+    let bundled =
+        ["pairs", "mixed", "pareto", "realloc", "prodcons", "larson", "cache-scratch", "thread-churn", "python3", "sqlite3", "gcc", "git"];
     assert_eq!(workloads.iter().map(|w| w["name"].as_str().unwrap()).collect::<Vec<_>>(), bundled);
     let mut ran = 0;
     for w in workloads {
@@ -135,7 +136,10 @@ fn a_heap_and_a_system_allocator_beside_glibc_in_the_table_json_csv_and_plot() {
 
     let svg = std::fs::read_to_string(&svg).unwrap();
     assert!(svg.starts_with("<svg"), "{}", &svg[..100]);
-    for name in contenders.iter().chain(workloads.iter().filter(|w| w["skipped"].is_null()).map(|w| w["name"].as_str().unwrap()).collect::<Vec<_>>().iter()) {
+    for name in contenders
+        .iter()
+        .chain(workloads.iter().filter(|w| w["skipped"].is_null()).map(|w| w["name"].as_str().unwrap()).collect::<Vec<_>>().iter())
+    {
         assert!(svg.contains(&format!("\n{}\n", name)) || svg.contains(&format!("\n{} (baseline)\n", name)), "{} not in the plot", name);
     }
     // A bar per contender and workload in the RSS panel, per non-baseline contender in the time panel.
@@ -182,8 +186,10 @@ fn a_contender_that_crashes_fails_its_cells_and_the_run_goes_on() {
     let src = common::root().join("tests/programs/bench_broken_realloc.c");
     let status = Command::new("gcc").args(["-O2", "-shared", "-fPIC", "-o"]).arg(&lib).arg(&src).status().unwrap();
     assert!(status.success());
-    let json = dir.join("c.json");
+    let (json, svg) = (dir.join("c.json"), dir.join("c.svg"));
     let out = bench(&[
+        "--plot",
+        svg.to_str().unwrap(),
         "--lib",
         lib.to_str().unwrap(),
         "--workload",
@@ -211,6 +217,8 @@ fn a_contender_that_crashes_fails_its_cells_and_the_run_goes_on() {
     assert_eq!(rounds(&doc, "pairs", "libbroken").len(), 2);
     let cell = doc["summary"].as_array().unwrap().iter().find(|s| s["workload"] == "realloc" && s["contender"] == "libbroken").unwrap();
     assert!(cell["ratio"].is_null() && cell["failed"] == "SIGABRT", "{}", cell);
+    // In both panels of the plot, where its bars would be.
+    assert_eq!(std::fs::read_to_string(&svg).unwrap().matches("\nfailed: SIGABRT\n").count(), 2);
 }
 
 #[test]

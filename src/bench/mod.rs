@@ -47,7 +47,7 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode> {
             writable(flag, path)?;
         }
     }
-    if args.plot.as_ref().map_or(false, |p| p.extension().map_or(true, |e| e != "svg")) {
+    if args.plot.as_ref().is_some_and(|p| p.extension().is_none_or(|e| e != "svg")) {
         bail!("--plot writes an SVG file: give a name ending in .svg");
     }
 

@@ -10,6 +10,8 @@
 use super::results::Results;
 use super::table::ratio_text;
 use anyhow::{anyhow, Result};
+use plotters::coord::combinators::{LogCoord, WithKeyPoints};
+use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
@@ -71,6 +73,37 @@ pub fn write(r: &Results, path: &Path) -> Result<()> {
 
 type Area<'a> = DrawingArea<SVGBackend<'a>, Shift>;
 type Drawn = std::result::Result<(), Box<dyn std::error::Error>>;
+/// A panel: workload groups across (centred on 0, 1, ...), a log scale up.
+type Grouped<'a, 'b> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, WithKeyPoints<LogCoord<f64>>>>;
+
+/// The frame both panels share: caption, axes, workload names, 1-2-5 labels ending in `unit`.
+fn grouped_chart<'a, 'b>(
+    area: &'a Area<'b>,
+    r: &Results,
+    ran: &[usize],
+    caption: &str,
+    (lo, hi): (f64, f64),
+    y_desc: &str,
+    unit: &str,
+) -> std::result::Result<Grouped<'a, 'b>, Box<dyn std::error::Error>> {
+    let mut chart = ChartBuilder::on(area)
+        .caption(caption, ("sans-serif", 20))
+        .margin(12)
+        .x_label_area_size(30)
+        .y_label_area_size(60)
+        .build_cartesian_2d(-0.5f64..(ran.len() as f64 - 0.5), (lo..hi).log_scale().with_key_points(nice_points(lo, hi)))?;
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(ran.len())
+        .x_label_formatter(&|x| group_label(r, ran, *x))
+        .x_label_style(("sans-serif", 15))
+        .y_label_style(("sans-serif", 14))
+        .y_desc(y_desc)
+        .y_label_formatter(&|y| format!("{}{}", axis_number(*y), unit))
+        .draw()?;
+    Ok(chart)
+}
 
 /// Group `i`, bar `j` of `n`: the bar's x extent, groups centred on integers.
 fn slot(i: usize, j: usize, n: usize) -> (f64, f64) {
@@ -143,25 +176,8 @@ fn time_panel(r: &Results, ran: &[usize], area: &Area) -> Drawn {
     let n = r.contenders.len() - 1; // glibc is the line at 1
     let bars: Vec<Vec<Bar>> = (1..r.contenders.len()).map(|c| time_bars(r, ran, c)).collect();
     let (lo, hi) = log_range(bars.iter().flatten().flat_map(|b| [b.low, b.high]), &[0.5, 2.0]);
-    let mut chart = ChartBuilder::on(area)
-        .caption(
-            "time relative to glibc's median (log scale: below the line is faster; whiskers: fastest to slowest round)",
-            ("sans-serif", 20),
-        )
-        .margin(12)
-        .x_label_area_size(30)
-        .y_label_area_size(60)
-        .build_cartesian_2d(-0.5f64..(ran.len() as f64 - 0.5), (lo..hi).log_scale().with_key_points(nice_points(lo, hi)))?;
-    chart
-        .configure_mesh()
-        .disable_x_mesh()
-        .x_labels(ran.len())
-        .x_label_formatter(&|x| group_label(r, ran, *x))
-        .x_label_style(("sans-serif", 15))
-        .y_label_style(("sans-serif", 14))
-        .y_desc("time / glibc's time")
-        .y_label_formatter(&|y| format!("{}x", axis_number(*y)))
-        .draw()?;
+    let caption = "time relative to glibc's median (log scale: below the line is faster; whiskers: fastest to slowest round)";
+    let mut chart = grouped_chart(area, r, ran, caption, (lo, hi), "time / glibc's time", "x")?;
     chart.draw_series(std::iter::once(PathElement::new(vec![(-0.5, 1.0), (ran.len() as f64 - 0.5, 1.0)], GLIBC_GREY.stroke_width(2))))?;
     // The ratio is written beyond the whisker's end when it fits beside its neighbours.
     let labelled = area.dim_in_pixel().0 as f64 / ran.len() as f64 * 0.8 / n as f64 >= 30.0;
@@ -193,22 +209,7 @@ fn rss_panel(r: &Results, ran: &[usize], area: &Area) -> Drawn {
     let mib = |kib: u64| kib as f64 / 1024.0;
     let values = ran.iter().flat_map(|&w| (0..n).filter_map(move |c| r.cell(w, c).and_then(|cell| cell.peak_rss_kib)).map(mib));
     let (lo, hi) = log_range(values, &[]);
-    let mut chart = ChartBuilder::on(area)
-        .caption("peak RSS in MiB (log scale)", ("sans-serif", 20))
-        .margin(12)
-        .x_label_area_size(30)
-        .y_label_area_size(60)
-        .build_cartesian_2d(-0.5f64..(ran.len() as f64 - 0.5), (lo..hi).log_scale().with_key_points(nice_points(lo, hi)))?;
-    chart
-        .configure_mesh()
-        .disable_x_mesh()
-        .x_labels(ran.len())
-        .x_label_formatter(&|x| group_label(r, ran, *x))
-        .x_label_style(("sans-serif", 15))
-        .y_label_style(("sans-serif", 14))
-        .y_desc("MiB")
-        .y_label_formatter(&|y| axis_number(*y))
-        .draw()?;
+    let mut chart = grouped_chart(area, r, ran, "peak RSS in MiB (log scale)", (lo, hi), "MiB", "")?;
     for c in 0..n {
         let col = colour(c);
         let bars: Vec<_> = ran
@@ -226,16 +227,20 @@ fn rss_panel(r: &Results, ran: &[usize], area: &Area) -> Drawn {
     Ok(())
 }
 
-/// A red "failed" in the slot of each failed cell of contender `c` (bar `c`
-/// of `n` in the panel; glibc is slot `c - 1` of the time panel).
+/// "failed: SIGABRT" (the status up to its details), written upwards in red
+/// in the slot of each failed cell of contender `c` (bar `c` of `n` in the
+/// panel; in the time panel, where glibc has no bar, bar `c - 1`).
 fn failures(r: &Results, ran: &[usize], c: usize, n: usize, y: f64) -> Vec<Text<'static, (f64, f64), String>> {
     let bar = if n == r.contenders.len() { c } else { c - 1 };
     ran.iter()
         .enumerate()
-        .filter(|(_, &w)| r.cell(w, c).map_or(false, |cell| cell.failed.is_some()))
-        .map(|(i, _)| {
-            let (x0, _) = slot(i, bar, n);
-            Text::new("failed".to_string(), (x0, y), ("sans-serif", 11).into_font().color(&RED).transform(FontTransform::Rotate270))
+        .filter_map(|(i, &w)| {
+            let status = r.cell(w, c)?.failed.as_ref()?;
+            let (x0, x1) = slot(i, bar, n);
+            let text = format!("failed: {}", status.split(':').next().unwrap_or(status));
+            let style =
+                ("sans-serif", 15).into_font().color(&RED).transform(FontTransform::Rotate270).pos(Pos::new(HPos::Left, VPos::Center));
+            Some(Text::new(text, ((x0 + x1) / 2.0, y), style))
         })
         .collect()
 }

@@ -29,7 +29,7 @@ impl Progress {
             self.workload = workload.to_string();
             return;
         }
-        let filled = if self.total == 0 { BAR } else { self.done * BAR / self.total };
+        let filled = (self.done * BAR).checked_div(self.total).unwrap_or(BAR);
         let secs = self.started.elapsed().as_secs();
         let line = format!(
             "[{}{}] {}/{}  {} · {} · round {}/{}  {}:{:02}",

@@ -21,9 +21,12 @@ pub enum RealProgram {
 
 const PYTHON_SCRIPT: &str = include_str!("programs/objects.py");
 
+/// Writes a program's input into its directory and says how to run it.
+type Setup = fn(PathBuf, u64, &Path) -> Result<Invocation, String>;
+
 /// `n` is the workload's size: records, rows, functions, commits.
 pub fn prepare(which: RealProgram, n: u64, dir: &Path) -> Result<Invocation, String> {
-    let (name, make): (&str, fn(PathBuf, u64, &Path) -> Result<Invocation, String>) = match which {
+    let (name, make): (&str, Setup) = match which {
         RealProgram::Python => ("python3", python),
         RealProgram::Sqlite => ("sqlite3", sqlite),
         RealProgram::Gcc => ("gcc", gcc),

@@ -31,7 +31,7 @@ pub const WIDE_SPREAD: f64 = 0.10;
 
 impl Cell {
     pub fn wide(&self) -> bool {
-        self.spread.map_or(false, |s| s > WIDE_SPREAD)
+        self.spread.is_some_and(|s| s > WIDE_SPREAD)
     }
 }
 
