@@ -1,6 +1,8 @@
 //! The machine the numbers come from: processor, cores, kernel, C library,
-//! the date, and the load before and after the runs (a busy machine's times
-//! are not an idle machine's: the output says so).
+//! the date, the load average before the runs, and how much of the machine
+//! other processes used while they went on (a busy machine's times are not an
+//! idle machine's: the output says so). The load average cannot tell the
+//! latter: the workloads' own threads count in it.
 
 use serde::Serialize;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -13,13 +15,36 @@ pub struct Machine {
     pub cores: usize,
     pub os: String,
     pub libc: String,
-    /// 1, 5 and 15 minute load averages.
+    /// 1, 5 and 15 minute load averages when the runs started.
     pub load_before: Option<[f64; 3]>,
-    pub load_after: Option<[f64; 3]>,
+    /// The share of all cores' time, while the runs went on, that went to
+    /// processes other than the workloads (and to the hypervisor's other guests).
+    pub others_cpu: Option<f64>,
+    #[serde(skip)]
+    cpu_at_start: Option<CpuTime>,
+    #[serde(skip)]
+    started: std::time::Instant,
 }
 
-/// A 1-minute load average above this (runnable processes beyond ours) is a busy machine.
-const BUSY_LOAD: f64 = 0.5;
+/// Others using more than this share of the machine make it a busy one.
+const BUSY_SHARE: f64 = 0.10;
+
+/// Busy and total time of all cores so far, in seconds (/proc/stat).
+#[derive(Debug, Clone, Copy)]
+struct CpuTime {
+    busy: f64,
+}
+
+impl CpuTime {
+    fn now() -> Option<CpuTime> {
+        let text = std::fs::read_to_string("/proc/stat").ok()?;
+        let fields: Vec<f64> = text.lines().next()?.split_whitespace().skip(1).map(|f| f.parse().ok()).collect::<Option<_>>()?;
+        // user nice system idle iowait irq softirq steal (guest time is inside user).
+        let busy: f64 = [0, 1, 2, 5, 6, 7].iter().filter_map(|&i| fields.get(i)).sum();
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+        Some(CpuTime { busy: busy / if hz > 0 { hz as f64 } else { 100.0 } })
+    }
+}
 
 impl Machine {
     pub fn now() -> Machine {
@@ -30,36 +55,50 @@ impl Machine {
             os: os(),
             libc: libc_version(),
             load_before: load(),
-            load_after: None,
+            others_cpu: None,
+            cpu_at_start: CpuTime::now(),
+            started: std::time::Instant::now(),
         }
     }
 
-    pub fn finished(&mut self) {
-        self.load_after = load();
+    /// At the end of the runs; `ours` is the CPU time the workloads used, in seconds.
+    pub fn finished(&mut self, ours: f64) {
+        let wall = self.started.elapsed().as_secs_f64();
+        if let (Some(start), Some(end)) = (self.cpu_at_start, CpuTime::now()) {
+            if wall > 0.0 {
+                self.others_cpu = Some(others_share(end.busy - start.busy, ours, wall, self.cores));
+            }
+        }
     }
 
-    /// One line: "2026-12-02 10:15 UTC; AMD EPYC, 2 cores; Linux 6.1.0 x86_64, glibc 2.36; load 0.10 before, 0.95 after".
+    /// One line: "2026-12-02 10:15 UTC; AMD EPYC, 2 cores; Linux 6.1.0 x86_64, glibc 2.36; load 0.10; others used 3% of the cores".
     pub fn note(&self) -> String {
         let mut s = format!("{}; {}, {} cores; {}, {}", self.date, self.cpu, self.cores, self.os, self.libc);
-        if let Some(before) = self.load_before {
-            s.push_str(&format!("; load {:.2} before", before[0]));
-            if let Some(after) = self.load_after {
-                s.push_str(&format!(", {:.2} after", after[0]));
-            }
+        if let Some(load) = self.load_before {
+            s.push_str(&format!("; load {:.2} at start", load[0]));
+        }
+        if let Some(share) = self.others_cpu {
+            s.push_str(&format!("; other processes used {:.0}% of the cores meanwhile", share * 100.0));
         }
         s
     }
 
     pub fn busy(&self) -> Option<String> {
-        let worst = [self.load_before, self.load_after].iter().flatten().map(|l| l[0]).fold(0.0, f64::max);
-        (worst > BUSY_LOAD).then(|| {
+        let share = self.others_cpu?;
+        (share > BUSY_SHARE).then(|| {
             format!(
-                "the machine was not idle (load average up to {:.2} on {} cores): other processes took turns with the workloads, \
-                 so times vary from run to run; for numbers to publish, run on an idle machine",
-                worst, self.cores
+                "the machine was not idle: other processes used {:.0}% of its {} cores while the workloads ran, and took turns with them, \
+                 so times vary from run to run (threaded workloads most); for numbers to publish, run on an idle machine",
+                share * 100.0,
+                self.cores
             )
         })
     }
+}
+
+/// The share of `cores` x `wall` seconds that was busy with anything but `ours`.
+fn others_share(busy: f64, ours: f64, wall: f64, cores: usize) -> f64 {
+    ((busy - ours) / (wall * cores as f64)).clamp(0.0, 1.0)
 }
 
 fn cpu_model() -> Option<String> {
@@ -123,13 +162,21 @@ mod tests {
     }
 
     #[test]
-    fn busy_when_loaded() {
+    fn busy_when_others_take_the_cores() {
+        // 10 s on 2 cores: 20 core-seconds; 15 busy, 12 of them ours.
+        assert!((others_share(15.0, 12.0, 10.0, 2) - 0.15).abs() < 1e-9);
+        assert_eq!(others_share(11.0, 12.0, 10.0, 2), 0.0, "tick rounding never goes below 0");
         let mut m = Machine::now();
         m.load_before = Some([0.1, 0.1, 0.1]);
-        m.load_after = Some([0.2, 0.1, 0.1]);
+        m.others_cpu = Some(0.05);
         assert!(m.busy().is_none());
-        m.load_after = Some([1.7, 0.1, 0.1]);
-        assert!(m.busy().unwrap().contains("1.70 on"));
-        assert!(m.note().contains("load 0.10 before, 1.70 after"), "{}", m.note());
+        m.others_cpu = Some(0.63);
+        assert!(m.busy().unwrap().contains("used 63% of its"));
+        assert!(m.note().contains("load 0.10 at start; other processes used 63% of the cores"), "{}", m.note());
+    }
+
+    #[test]
+    fn cpu_time_is_read() {
+        assert!(CpuTime::now().is_some_and(|t| t.busy > 0.0));
     }
 }

@@ -84,7 +84,7 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode> {
     let mut progress = progress::Progress::new(ready * settings.rounds * contenders.len());
     let records = measure::measure(&runner, &list, &contenders, settings.rounds, Duration::from_secs(settings.timeout_s), &mut progress);
     progress.finish();
-    machine.finished();
+    machine.finished(records.iter().map(|r| r.user_s + r.sys_s).sum());
 
     let results = collect(machine, settings, contenders, &list, records);
     print!("{}", table::render(&results));
