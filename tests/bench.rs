@@ -12,9 +12,17 @@ use std::time::{Duration, Instant};
 
 /// `alloc8 bench ARGS` under coreutils' timeout: a hang fails the test, it does not stall the suite.
 fn bench(args: &[&str]) -> Output {
-    let mut cmd = Command::new("timeout");
+    bench_with_path(args, None)
+}
+
+/// The same with PATH set to `path`.
+fn bench_with_path(args: &[&str], path: Option<&Path>) -> Output {
+    let mut cmd = Command::new("/usr/bin/timeout");
     cmd.args(["--kill-after=10", "600"]).arg(env!("CARGO_BIN_EXE_alloc8")).arg("bench").args(args);
     cmd.env("ALLOC8_CACHE_DIR", common::work_dir().join("cache")).env_remove("LD_PRELOAD");
+    if let Some(path) = path {
+        cmd.env("PATH", path);
+    }
     let out = cmd.output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_ne!(out.status.code(), Some(124), "alloc8 bench {:?} hung:\n{}", args, stderr);
@@ -240,6 +248,28 @@ fn a_hung_run_is_stopped_with_its_whole_process_group() {
         !Path::new(&format!("/proc/{}", pid)).exists()
     });
     assert!(gone, "sleep (pid {}) outlived the time-out", pid);
+}
+
+#[test]
+fn a_real_program_missing_from_the_machine_is_skipped_with_the_reason() {
+    // PATH: everything /usr/bin has but git.
+    let bin = scratch("nogit").join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    for entry in std::fs::read_dir("/usr/bin").unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_name() != "git" {
+            std::os::unix::fs::symlink(entry.path(), bin.join(entry.file_name())).unwrap();
+        }
+    }
+    let run = |args: &[&str]| bench_with_path(args, Some(&bin));
+    let out = run(&["--workload", "git", "--workload", "pairs", "--scale", "0.01"]);
+    let table = text(&out.stdout);
+    assert!(out.status.success(), "{}\n{}", table, text(&out.stderr));
+    assert!(row(&table, "git").contains("skipped: git is not installed (not found in PATH)"), "{}", table);
+    assert!(row(&table, "pairs").contains("ms"), "{}", table);
+    let out = run(&["--workload", "git"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("error: nothing to time: every workload chosen was skipped"), "{}", text(&out.stderr));
 }
 
 #[test]
