@@ -105,7 +105,7 @@ pub struct BenchArgs {
     /// Rounds per workload and contender, interleaved across contenders (default 5; 1 with --quick).
     #[arg(long, value_name = "R")]
     pub rounds: Option<usize>,
-    /// Every workload once per contender at a tenth of its size: a first look in a few minutes.
+    /// Every workload once per contender at a tenth of its size: a first look (about a minute on 2 cores).
     #[arg(long)]
     pub quick: bool,
     /// Write every measured round and the summary as JSON to FILE.
