@@ -54,6 +54,9 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode> {
     let selected = workloads::select(&args.workload, !args.command.is_empty())?;
     let user = if args.command.is_empty() { None } else { Some(workloads::user_command(&args.command)?) };
     let contenders = contenders::resolve(&args.heap, args.thread_hooks, &args.lib, args.verbose)?;
+    if contenders.len() == 1 {
+        eprintln!("alloc8 bench: note: glibc alone: add --heap or --lib for something to compare with it");
+    }
     let runner = compile::program("runner", RUNNER)?;
     verify_preloads(&runner, &contenders)?;
     if let Some(theirs) = std::env::var_os("LD_PRELOAD").filter(|v| !v.is_empty()) {
