@@ -35,6 +35,12 @@ pub enum Command {
     /// Test a heap or any malloc replacement against the malloc contract, in bounded time.
     /// Exit status: 0 every check holds, 1 a rule is broken, 2 cannot be tested.
     Test(crate::test::TestArgs),
+    /// Time heaps side by side with glibc (and jemalloc, mimalloc, tcmalloc) on
+    /// allocation-heavy workloads and real programs: ratios, peak RSS, a plot.
+    ///
+    /// Exits 0 when every contender ran every workload, 1 when some cell failed
+    /// (crashed, wrong exit status, timed out: shown in the table).
+    Bench(crate::bench::BenchArgs),
 }
 
 #[derive(Args, Clone)]
@@ -59,6 +65,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Check(args) => Ok(check(&args)),
         Command::New(args) => crate::new::main(args),
         Command::Test(args) => Ok(crate::test::main(&args)),
+        Command::Bench(args) => crate::bench::run(&args),
     }
 }
 

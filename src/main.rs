@@ -1,5 +1,6 @@
 //! alloc8: turn a heap written in Rust into a drop-in replacement for the system allocator.
 
+mod bench;
 mod build;
 mod check;
 mod cli;

@@ -8,7 +8,7 @@ use crate::build::{self, BuildOptions, Invocation};
 use crate::check::{self, mode::Detected};
 use crate::contract::Mode;
 use crate::run::Exit;
-use anyhow::{anyhow, bail, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use std::path::{Path, PathBuf};
 
 pub struct Library {
@@ -24,7 +24,7 @@ pub struct Library {
 
 pub fn from_lib(path: &Path) -> Result<Library> {
     // check's reader: a FIFO or a device is refused, not read forever.
-    let data = check::input::read(path)?;
+    let data = check::input::read(path).with_context(|| format!("cannot use --lib {}", path.display()))?;
     let abs = path.canonicalize().map_err(|e| anyhow!("cannot use --lib {}: {}", path.display(), e))?;
     let parsed = check::Library::parse(&abs, &data)?;
     // A library ld.so cannot load would only make every program fail: say

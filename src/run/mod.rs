@@ -12,10 +12,10 @@ mod crash;
 pub mod library;
 mod preload;
 mod probe;
-mod program;
+pub mod program;
 pub mod report;
 mod table;
-mod wait;
+pub mod wait;
 
 pub use args::RunArgs;
 mod windows;

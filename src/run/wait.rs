@@ -90,7 +90,7 @@ pub fn signal_name(sig: i32) -> String {
     }
 }
 
-fn abbrev(sig: i32) -> Option<&'static str> {
+pub fn abbrev(sig: i32) -> Option<&'static str> {
     Some(match sig {
         libc::SIGHUP => "SIGHUP",
         libc::SIGINT => "SIGINT",
