@@ -48,45 +48,7 @@ const PATH_CAP: usize = 4096;
 static PATH: PathSlot = PathSlot(UnsafeCell::new([0; PATH_CAP]));
 
 /// A line formatted on the stack; output past its capacity is dropped.
-pub struct Line {
-    buf: [u8; 1024],
-    len: usize,
-}
-
-impl Line {
-    pub const fn new() -> Self {
-        Line { buf: [0; 1024], len: 0 }
-    }
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.buf[..self.len]
-    }
-    /// Ends the line with a newline, overwriting the last byte if it is full.
-    pub fn terminate(&mut self) {
-        if self.len == self.buf.len() {
-            self.len -= 1;
-        }
-        if self.len == 0 || self.buf[self.len - 1] != b'\n' {
-            self.buf[self.len] = b'\n';
-            self.len += 1;
-        }
-    }
-}
-
-impl Default for Line {
-    fn default() -> Self {
-        Line::new()
-    }
-}
-
-impl Write for Line {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        let room = self.buf.len() - self.len;
-        let n = if s.len() < room { s.len() } else { room };
-        self.buf[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
-        self.len += n;
-        Ok(())
-    }
-}
+pub use crate::text::Line;
 
 /// A string written as a JSON string literal.
 pub struct Json<'a>(pub &'a [u8]);

@@ -1,32 +1,49 @@
-//! Text formatted on the stack for reports longer than a [`crate::report::Line`]
-//! (a finding with its backtrace, a crash with the last heap operations):
-//! nothing allocated, what does not fit is dropped.
+//! Text formatted on the stack: nothing allocated, what does not fit is
+//! dropped. A [`Line`] for one report line, a [`Text`] for reports longer
+//! than that (a finding with its backtrace, a crash with the last heap
+//! operations).
 
 use core::fmt::{self, Write};
 
-pub struct Text {
-    buf: [u8; 8192],
+/// `N` bytes of text on the stack.
+pub struct Buf<const N: usize> {
+    buf: [u8; N],
     len: usize,
 }
 
-impl Text {
+/// One report line.
+pub type Line = Buf<1024>;
+/// A report of several lines.
+pub type Text = Buf<8192>;
+
+impl<const N: usize> Buf<N> {
     pub const fn new() -> Self {
-        Text { buf: [0; 8192], len: 0 }
+        Buf { buf: [0; N], len: 0 }
     }
     pub fn as_bytes(&self) -> &[u8] {
         &self.buf[..self.len]
     }
-}
-
-impl Default for Text {
-    fn default() -> Self {
-        Text::new()
+    /// Ends the text with a newline, overwriting the last byte if it is full.
+    pub fn terminate(&mut self) {
+        if self.len == N {
+            self.len -= 1;
+        }
+        if self.len == 0 || self.buf[self.len - 1] != b'\n' {
+            self.buf[self.len] = b'\n';
+            self.len += 1;
+        }
     }
 }
 
-impl Write for Text {
+impl<const N: usize> Default for Buf<N> {
+    fn default() -> Self {
+        Buf::new()
+    }
+}
+
+impl<const N: usize> Write for Buf<N> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
-        let n = s.len().min(self.buf.len() - self.len);
+        let n = s.len().min(N - self.len);
         self.buf[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
         self.len += n;
         Ok(())
@@ -45,5 +62,20 @@ mod tests {
         }
         assert_eq!(t.as_bytes().len(), 8192);
         assert_eq!(&t.as_bytes()[..10], b"0123456789");
+    }
+
+    #[test]
+    fn terminate_ends_a_full_line_with_a_newline() {
+        let mut l = Line::new();
+        for _ in 0..200 {
+            l.write_str("0123456789").unwrap();
+        }
+        l.terminate();
+        assert_eq!(l.as_bytes().len(), 1024);
+        assert_eq!(l.as_bytes().last(), Some(&b'\n'));
+        let mut short = Line::new();
+        short.write_str("x\n").unwrap();
+        short.terminate();
+        assert_eq!(short.as_bytes(), b"x\n", "an ended line is left as it is");
     }
 }
