@@ -82,6 +82,34 @@ pub struct Process {
     pub check: Option<super::crash::Check>,
 }
 
+impl Process {
+    /// A row with nothing known yet but which program it is.
+    fn new(pid: i32, exe: Option<String>, heap: Option<String>, bound: Option<bool>) -> Process {
+        Process {
+            pid,
+            parent: None,
+            exe,
+            heap,
+            bound,
+            forked: false,
+            end: End::Unknown,
+            stats: None,
+            threads: None,
+            crash: None,
+            check: None,
+        }
+    }
+}
+
+/// The row of `pid`'s current program, made with `make` if it has none yet
+/// (its load line never came).
+fn row_of(rows: &mut Vec<Process>, current: &mut HashMap<i32, usize>, pid: i32, make: impl FnOnce() -> Process) -> usize {
+    *current.entry(pid).or_insert_with(|| {
+        rows.push(make());
+        rows.len() - 1
+    })
+}
+
 /// Rows in order of first appearance; unreadable lines (a process killed
 /// mid-write) are skipped.
 pub fn processes(text: &str) -> Vec<Process> {
@@ -92,19 +120,7 @@ pub fn processes(text: &str) -> Vec<Process> {
         let cur = current.get(&e.pid).copied();
         match e.event.as_str() {
             "load" => {
-                let row = Process {
-                    pid: e.pid,
-                    parent: cur.and_then(|i| rows[i].parent),
-                    exe: e.exe,
-                    heap: e.heap,
-                    bound: e.bound,
-                    forked: false,
-                    end: End::Unknown,
-                    stats: None,
-                    threads: None,
-                    crash: None,
-                    check: None,
-                };
+                let row = Process { parent: cur.and_then(|i| rows[i].parent), ..Process::new(e.pid, e.exe, e.heap, e.bound) };
                 match cur {
                     // A forked copy that exec'd: the new program takes its row.
                     Some(i) if rows[i].forked && rows[i].end == End::Unknown => rows[i] = row,
@@ -124,41 +140,19 @@ pub fn processes(text: &str) -> Vec<Process> {
             "fork" => {
                 let from = e.parent.and_then(|p| current.get(&p)).map(|&i| rows[i].clone());
                 rows.push(Process {
-                    pid: e.pid,
                     parent: e.parent,
-                    exe: from.as_ref().and_then(|p| p.exe.clone()),
-                    heap: e.heap.or_else(|| from.as_ref().and_then(|p| p.heap.clone())),
-                    bound: from.as_ref().and_then(|p| p.bound),
                     forked: true,
-                    end: End::Unknown,
-                    stats: None,
-                    threads: None,
-                    crash: None,
-                    check: None,
+                    ..Process::new(
+                        e.pid,
+                        from.as_ref().and_then(|p| p.exe.clone()),
+                        e.heap.or_else(|| from.as_ref().and_then(|p| p.heap.clone())),
+                        from.as_ref().and_then(|p| p.bound),
+                    )
                 });
                 current.insert(e.pid, rows.len() - 1);
             }
             "exit" => {
-                let i = match cur {
-                    Some(i) => i,
-                    None => {
-                        rows.push(Process {
-                            pid: e.pid,
-                            parent: None,
-                            exe: None,
-                            heap: e.heap.clone(),
-                            bound: None,
-                            forked: false,
-                            end: End::Unknown,
-                            stats: None,
-                            threads: None,
-                            crash: None,
-                            check: None,
-                        });
-                        current.insert(e.pid, rows.len() - 1);
-                        rows.len() - 1
-                    }
-                };
+                let i = row_of(&mut rows, &mut current, e.pid, || Process::new(e.pid, None, e.heap.clone(), None));
                 let row = &mut rows[i];
                 row.end = End::Exit;
                 row.stats = e.stats;
@@ -180,26 +174,7 @@ pub fn processes(text: &str) -> Vec<Process> {
                 // A finding may come before the shim's constructor wrote its
                 // load line (a heap bug in the program's first allocations):
                 // the shim served the call, so it was alive and bound.
-                let i = match cur {
-                    Some(i) => i,
-                    None => {
-                        rows.push(Process {
-                            pid: e.pid,
-                            parent: None,
-                            exe: e.exe.clone(),
-                            heap: e.heap.clone(),
-                            bound: Some(true),
-                            forked: false,
-                            end: End::Unknown,
-                            stats: None,
-                            threads: None,
-                            crash: None,
-                            check: None,
-                        });
-                        current.insert(e.pid, rows.len() - 1);
-                        rows.len() - 1
-                    }
-                };
+                let i = row_of(&mut rows, &mut current, e.pid, || Process::new(e.pid, e.exe.clone(), e.heap.clone(), Some(true)));
                 rows[i].check = e.diagnosis.check();
             }
             _ => {}
