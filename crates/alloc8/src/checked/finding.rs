@@ -104,8 +104,8 @@ pub fn report(finding: &Finding, detail: fmt::Arguments) -> ! {
     let frames = frames.as_slice();
     // Leave out the frames inside this library (the checking layer, the
     // shim's wrapper): the report starts at the program's call.
-    let ours = module_of(report as fn(&Finding, fmt::Arguments) -> ! as usize);
-    let first = frames.iter().position(|&ip| module_of(ip) != ours).unwrap_or(0);
+    let ours = super::symbols::module_base(report as fn(&Finding, fmt::Arguments) -> ! as usize);
+    let first = frames.iter().position(|&ip| super::symbols::module_base(ip) != ours).unwrap_or(0);
     for (i, &ip) in frames[first..].iter().enumerate() {
         let _ = write!(out, "    #{} 0x{:016x} ", i, ip);
         // A return address: the call is the instruction before it.
@@ -182,26 +182,6 @@ fn write_rust_name(out: &mut Text, name: &[u8]) -> bool {
         let _ = out.write_str(core::str::from_utf8(part).unwrap_or("?"));
     }
     true
-}
-
-/// The load bias of the object containing `addr` (None outside any).
-fn module_of(addr: usize) -> Option<usize> {
-    #[repr(C)]
-    struct DlInfo {
-        fname: *const u8,
-        fbase: usize,
-        sname: *const u8,
-        saddr: usize,
-    }
-    extern "C" {
-        fn dladdr(addr: *const core::ffi::c_void, info: *mut DlInfo) -> i32;
-    }
-    let mut info = DlInfo { fname: core::ptr::null(), fbase: 0, sname: core::ptr::null(), saddr: 0 };
-    if unsafe { dladdr(addr as *const core::ffi::c_void, &mut info) } == 0 {
-        None
-    } else {
-        Some(info.fbase)
-    }
 }
 
 #[cfg(test)]

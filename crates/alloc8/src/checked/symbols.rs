@@ -135,6 +135,17 @@ impl Drop for Symbolizer {
     }
 }
 
+/// The load bias of the object containing `addr` (None outside any).
+pub fn module_base(addr: usize) -> Option<usize> {
+    let mut info = DlInfo { fname: core::ptr::null(), fbase: 0, sname: core::ptr::null(), saddr: 0 };
+    let mut unused: *mut c_void = core::ptr::null_mut();
+    if unsafe { dladdr1(addr as *const c_void, &mut info, &mut unused, 0) } == 0 {
+        None
+    } else {
+        Some(info.fbase)
+    }
+}
+
 /// Maps a whole file read-only; `path` is NUL-terminated.
 fn map_file(path: &[u8]) -> Option<(usize, usize)> {
     const O_RDONLY_CLOEXEC: i32 = 0o2000000;
