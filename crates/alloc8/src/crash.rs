@@ -24,6 +24,7 @@ const SIGBUS: i32 = 7;
 const SIGSEGV: i32 = 11;
 
 const SA_SIGINFO: usize = 4;
+#[cfg(target_arch = "x86_64")]
 const SA_RESTORER: usize = 0x0400_0000;
 const SA_RESETHAND: usize = 0x8000_0000;
 
