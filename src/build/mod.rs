@@ -99,7 +99,7 @@ pub fn build(opts: &BuildOptions) -> Result<Built> {
     };
     names::check_stem(&stem, stem_source, opts.mode, platform)?;
     names::check_out_dir(&opts.out)?;
-    // Windows: Debian's rustc 1.63 and cargo with mingw-w64 (src/target.rs).
+    // Windows: Debian's rustc 1.63 and cargo with mingw-w64 (target.rs).
     let windows = match platform {
         Platform::Windows => Some(windows_preflight(&opts.heap, &heap)?),
         _ => None,
