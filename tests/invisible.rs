@@ -167,3 +167,24 @@ fn a_shim_loaded_late_says_so_and_serves_nothing() {
         assert!(stderr.contains(&format!("LD_PRELOAD={}", lib.display())), "{}", stderr);
     }
 }
+
+/// A program that defines write, open, close, getpid, getppid, sched_yield
+/// and readlink itself, each ending the run if called: every shim reaches
+/// the kernel without them, writing its report too (load, fork, exit).
+#[test]
+fn no_shim_calls_a_libc_name_the_program_defines() {
+    let prog = program("own_libc.c");
+    for heap in SHIPPED {
+        let run = run_under(&shim(heap), Command::new(&prog));
+        assert_eq!(run.stdout(), "child ok\n", "{}: {}", heap, run.stderr());
+        assert!(!run.stderr().contains("own "), "{} called the program's own function: {}", heap, run.stderr());
+        run.assert_bound("own_libc");
+        for event in ["load", "fork", "exit"] {
+            assert!(run.events.iter().any(|e| e.event == event), "{}: no {} line in the report:\n{}", heap, event, run.raw);
+        }
+        let mut text = Command::new(&prog);
+        text.env("LD_PRELOAD", shim(heap)).env("ALLOC8_REPORT", "stderr");
+        let out = output_within(&mut text, Duration::from_secs(60));
+        assert!(out.status.success() && !String::from_utf8_lossy(&out.stderr).contains("own "), "{}: {:?}", heap, out);
+    }
+}
