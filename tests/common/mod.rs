@@ -246,7 +246,8 @@ pub fn run_reported(mut cmd: Command) -> Run {
     std::fs::create_dir_all(report.parent().unwrap()).unwrap();
     let _ = std::fs::remove_file(&report);
     cmd.env("ALLOC8_REPORT", &report);
-    let output = cmd.output().unwrap_or_else(|e| panic!("cannot run {:?}: {}", cmd, e));
+    // Nothing may hang: a shim that deadlocks fails the test with the command named.
+    let output = output_within(&mut cmd, std::time::Duration::from_secs(600));
     let text = std::fs::read_to_string(&report).unwrap_or_default();
     let events = text.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad report line {:?}: {}", l, e))).collect();
     Run { output, events, raw: text }
