@@ -57,3 +57,27 @@ fn install_panic_hook() {
         alloc8::panic::abort_with(HEAP_NAME, message, info.location().map(|l| (l.file(), l.line(), l.column())))
     }));
 }
+
+/// Holds the heap's lock across `fork()`: without it, a child forked while
+/// another thread is inside the heap finds the lock held forever. The child
+/// handler also introduces the child in the report. Called from the
+/// constructor (pthread_atfork may allocate: never from malloc).
+#[cfg(unix)]
+#[allow(dead_code)]
+fn hold_the_heap_across_fork() {
+    use alloc8::Heap;
+    extern "C" {
+        fn pthread_atfork(prepare: Option<extern "C" fn()>, parent: Option<extern "C" fn()>, child: Option<extern "C" fn()>) -> i32;
+    }
+    extern "C" fn lock_heap() {
+        HEAP.lock()
+    }
+    extern "C" fn unlock_heap() {
+        HEAP.unlock()
+    }
+    extern "C" fn unlock_heap_in_child() {
+        HEAP.unlock();
+        alloc8::report::forked(HEAP_NAME);
+    }
+    unsafe { pthread_atfork(Some(lock_heap), Some(unlock_heap), Some(unlock_heap_in_child)) };
+}

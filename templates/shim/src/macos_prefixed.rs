@@ -9,11 +9,6 @@ use alloc8::Heap;
 use core::ffi::c_void;
 
 extern "C" {
-    fn pthread_atfork(
-        prepare: Option<extern "C" fn()>,
-        parent: Option<extern "C" fn()>,
-        child: Option<extern "C" fn()>,
-    ) -> i32;
     fn dlsym(handle: *mut c_void, name: *const u8) -> *mut c_void;
     fn __cxa_atexit(f: extern "C" fn(*mut c_void), arg: *mut c_void, dso: *const c_void) -> i32;
     /// This image's handle: exit handlers registered with it also run when
@@ -24,27 +19,12 @@ extern "C" {
 /// macOS's RTLD_DEFAULT: `((void *)-2)`.
 const RTLD_DEFAULT: *mut c_void = -2isize as *mut c_void;
 
-extern "C" fn lock_heap() {
-    HEAP.lock()
-}
-
-extern "C" fn unlock_heap() {
-    HEAP.unlock()
-}
-
-extern "C" fn unlock_heap_in_child() {
-    HEAP.unlock();
-    alloc8::report::forked(HEAP_NAME);
-}
-
 #[used]
 #[cfg_attr(target_os = "macos", link_section = "__DATA,__mod_init_func,mod_init_funcs")]
 static INIT: extern "C" fn() = init;
 
 extern "C" fn init() {
-    // A child forked while another thread is inside foo_malloc would find the
-    // heap's lock held forever.
-    unsafe { pthread_atfork(Some(lock_heap), Some(unlock_heap), Some(unlock_heap_in_child)) };
+    crate::hold_the_heap_across_fork();
     crate::install_panic_hook();
     alloc8::report::init();
     alloc8::report::loaded(HEAP_NAME, bound());

@@ -15,11 +15,6 @@ use core::ffi::c_void;
 use core::fmt::Write;
 
 extern "C" {
-    fn pthread_atfork(
-        prepare: Option<extern "C" fn()>,
-        parent: Option<extern "C" fn()>,
-        child: Option<extern "C" fn()>,
-    ) -> i32;
     fn dlsym(handle: *mut c_void, name: *const u8) -> *mut c_void;
     fn dlopen(file: *const u8, mode: i32) -> *mut c_void;
     fn dlclose(handle: *mut c_void) -> i32;
@@ -28,19 +23,6 @@ extern "C" {
 const RTLD_DEFAULT: *mut c_void = core::ptr::null_mut();
 const RTLD_LAZY: i32 = 1;
 const RTLD_NOLOAD: i32 = 4;
-
-extern "C" fn lock_heap() {
-    HEAP.lock()
-}
-
-extern "C" fn unlock_heap() {
-    HEAP.unlock()
-}
-
-extern "C" fn unlock_heap_in_child() {
-    HEAP.unlock();
-    alloc8::report::forked(HEAP_NAME);
-}
 
 #[used]
 #[cfg_attr(target_os = "linux", link_section = ".init_array")]
@@ -52,10 +34,7 @@ static FINI: extern "C" fn() = fini;
 
 extern "C" fn init() {
     crate::install_panic_hook();
-    // Without this, a child forked while another thread holds the heap lock
-    // deadlocks on its first malloc. (pthread_atfork may allocate: it is
-    // registered here, never from malloc.)
-    unsafe { pthread_atfork(Some(lock_heap), Some(unlock_heap), Some(unlock_heap_in_child)) };
+    crate::hold_the_heap_across_fork();
     alloc8::report::init();
     let bound = bound();
     if !bound && !crate::exports::PREFIXED {
