@@ -149,7 +149,9 @@ static SYSTEM: System = System {
     fork_child: sys_fork_child,
 };
 
-/// Tests that use the process-wide fork flag or the system counters run one at a time.
+/// Tests that use the process-wide fork flag or the system counters run one at a time,
+/// and so does every test that calls into a zone: a zone may hand a block to the
+/// system (and count it) while another test compares the counters.
 static SERIAL: Mutex<()> = Mutex::new(());
 
 fn serial() -> std::sync::MutexGuard<'static, ()> {
@@ -405,21 +407,25 @@ fn every_zone_field_up_to_its_version_is_set_and_none_after() {
 
 #[test]
 fn the_arena_zone_serves_the_malloc_family() {
+    let _g = serial();
     unsafe { exercise(&Calls(ARENA_ZONE.as_ptr())) }
 }
 
 #[test]
 fn the_threadcache_zone_serves_the_malloc_family() {
+    let _g = serial();
     unsafe { exercise(&Calls(TC_ZONE.as_ptr())) }
 }
 
 #[test]
 fn the_mmap_zone_serves_the_malloc_family() {
+    let _g = serial();
     unsafe { exercise(&Calls(MMAP_ZONE.as_ptr())) }
 }
 
 #[test]
 fn the_system_zone_serves_the_malloc_family_and_reports_its_statistics() {
+    let _g = serial();
     let c = Calls(SYS_ZONE.as_ptr());
     unsafe {
         let p = c.malloc(1000);
@@ -433,6 +439,7 @@ fn the_system_zone_serves_the_malloc_family_and_reports_its_statistics() {
 
 #[test]
 fn introspection_answers_without_crashing_and_honestly() {
+    let _g = serial();
     let c = Calls(ARENA_ZONE.as_ptr());
     unsafe {
         let i = c.i();
