@@ -3,8 +3,9 @@
 //!
 //! 1. glibc called by the program directly vs the same glibc behind an alloc8
 //!    shim (a passthrough heap with no bookkeeping): the shim's own cost.
-//! 2. glibc behind shims/system.rs, the heap `alloc8 run` reports with: what
-//!    its per-thread counting costs on top of the shim.
+//! 2. glibc behind shims/system.rs, the heap `alloc8 run` reports with:
+//!    silent (no report asked: nothing counted) and reporting (what its
+//!    per-thread counting costs on top of the shim).
 //! 3. `alloc8::sync::SpinLock`'s uncontended lock/unlock, which records its
 //!    holder, vs a plain flag lock: instructions and time.
 //! 4. mimalloc behind an alloc8 shim (shims/mimalloc) vs mimalloc's own
@@ -34,6 +35,8 @@ alloc8::register!(Passthrough = Passthrough);
 impl Heap for Passthrough {
     const PRESERVES_ERRNO: bool = true;
     const SETS_ENOMEM: bool = true;
+    const FREES_NULL: bool = true;
+    const ALLOCATES_ZERO: bool = true;
     #[inline] fn malloc(&self, size: usize) -> *mut u8 { unsafe { __libc_malloc(size) as *mut u8 } }
     #[inline] unsafe fn free(&self, ptr: *mut u8) { __libc_free(ptr as *mut c_void) }
     #[inline] fn memalign(&self, align: usize, size: usize) -> *mut u8 { unsafe { __libc_memalign(align, size) as *mut u8 } }
@@ -72,11 +75,25 @@ fn main() {
         ),
         _ => println!("(instruction counts need valgrind)"),
     }
+    // The system heap counts only when a report will carry the counts: silent
+    // (plain LD_PRELOAD) and reporting, side by side. The report goes to
+    // stderr: `alloc8 run`'s file channel also records each call for crash
+    // diagnostics (benches/checked.rs measures that).
+    let reporting = [("ALLOC8_REPORT", "stderr")];
     for (mode, n) in [("pairs", 20_000_000), ("mixed", 5_000_000), ("threads", 2_000_000)] {
-        compare(&exe, "counting heap (shims/system.rs)", ("glibc direct", None), ("system shim", Some(&system)), mode, n);
+        compare(&exe, "system heap, silent (no counting)", ("glibc direct", None), ("system shim", Some(&system)), mode, n);
+        compare_env(&exe, "system heap, reporting (counting)", ("glibc direct", None), ("system shim", Some(&system)), &reporting, mode, n);
     }
-    if let (Some(direct), Some(counted)) = (instructions_per_pair(&exe, None), instructions_per_pair(&exe, Some(&system))) {
-        println!("instructions per pair: glibc direct {:.1}, system shim (counting) {:.1}", direct, counted);
+    let counts = (
+        instructions_per_pair(&exe, None),
+        instructions_per_pair(&exe, Some(&system)),
+        instructions_per_pair_env(&exe, Some(&system), &reporting),
+    );
+    if let (Some(direct), Some(silent), Some(counted)) = counts {
+        println!(
+            "instructions per pair: glibc direct {:.1}, system shim silent {:.1}, reporting (counting) {:.1}",
+            direct, silent, counted
+        );
     }
     spin_lock_cost();
     let sources = mimalloc_override::sources_built_in(&work().join("cache").join("target"));

@@ -3,7 +3,7 @@
 //! `-Dmalloc=xxmalloc -Dfree=xxfree`), then runs unchanged with an xx_bump
 //! shim preloaded: as a plain file (the shim keeps errno across free and sets
 //! ENOMEM itself), and from a directory whose alloc8.toml makes xx_bump's
-//! promises (`free_preserves_errno`, `sets_enomem`), which leave the shim
+//! promises (`free_preserves_errno`, `sets_enomem`, `free_accepts_null`), which leave the shim
 //! only the contract's own checks.
 //!
 //! Run: `cargo bench --bench xxmalloc`.
@@ -24,7 +24,10 @@ fn main() {
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(
         dir.join("alloc8.toml"),
-        format!("sources = [{:?}]\nfree_preserves_errno = true\nsets_enomem = true\n", heap.display().to_string()),
+        format!(
+            "sources = [{:?}]\nfree_preserves_errno = true\nsets_enomem = true\nfree_accepts_null = true\n",
+            heap.display().to_string()
+        ),
     )
     .unwrap();
     let promised = build_shim(&dir, "xx_bump_promises", &[]);

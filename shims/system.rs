@@ -1,11 +1,13 @@
 //! The system heap: forwards to glibc's own allocator (on Windows, to a
 //! private Win32 heap) and counts what the program does (calls, bytes, peak
 //! live bytes), reported at exit. The counts are per thread
-//! (`alloc8::stats::Counters`): no shared atomics on the hot path.
+//! (`alloc8::stats::Counters`): no shared atomics on the hot path; and
+//! kept only when a report will carry them (`ALLOC8_REPORT` set, as under
+//! `alloc8 run`): a silent shim is glibc plus the shim's own few instructions.
 //! The Rust take on Heap-Layers' simple system heap, and the baseline for measuring the
 //! shim's own cost.
 
-use alloc8::stats::Counters;
+use alloc8::stats::{self, Counters};
 use alloc8::{Heap, Stats};
 
 /// glibc's allocator under names a preloaded malloc does not replace.
@@ -174,6 +176,21 @@ impl SystemHeap {
         }
         ptr
     }
+
+    // The counting paths, out of line: inline, the compiler would merge
+    // their call to glibc with the silent path's and lose its tail call.
+    #[inline(never)]
+    fn malloc_counted(&self, size: usize) -> *mut u8 {
+        self.allocated(sys::malloc(size), size)
+    }
+
+    #[inline(never)]
+    unsafe fn free_counted(&self, ptr: *mut u8) {
+        if !ptr.is_null() {
+            self.counts.freed(sys::usable_size(ptr));
+        }
+        sys::free(ptr)
+    }
 }
 
 impl Heap for SystemHeap {
@@ -181,32 +198,49 @@ impl Heap for SystemHeap {
     // functions set ENOMEM on failure; Win32 heap calls never touch the CRT's errno.
     const PRESERVES_ERRNO: bool = true;
     const SETS_ENOMEM: bool = cfg!(not(windows));
+    // glibc's free(NULL) does nothing (the Win32 side reads a header: no),
+    // and both sides give a unique block for 0 bytes.
+    const FREES_NULL: bool = cfg!(not(windows));
+    const ALLOCATES_ZERO: bool = true;
     /// Windows only: `owns` reads the tag before the block (see mmap.rs).
     const OWNS: bool = cfg!(windows);
 
+    // Silent (no report asked for): the test comes first, so the call to
+    // glibc is a tail call, as behind a heap that keeps no counts.
     #[inline(always)]
     fn malloc(&self, size: usize) -> *mut u8 {
-        self.allocated(sys::malloc(size), size)
+        if !stats::counting() {
+            return sys::malloc(size);
+        }
+        self.malloc_counted(size)
     }
 
     fn calloc(&self, size: usize) -> *mut u8 {
+        if !stats::counting() {
+            return sys::calloc(size);
+        }
         self.allocated(sys::calloc(size), size)
     }
 
     #[inline(always)]
     unsafe fn free(&self, ptr: *mut u8) {
-        self.counts.freed(sys::usable_size(ptr));
-        sys::free(ptr)
+        if !stats::counting() {
+            return sys::free(ptr);
+        }
+        self.free_counted(ptr)
     }
 
     fn memalign(&self, align: usize, size: usize) -> *mut u8 {
+        if !stats::counting() {
+            return sys::memalign(align, size);
+        }
         self.allocated(sys::memalign(align, size), size)
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, size: usize) -> *mut u8 {
-        let old = sys::usable_size(ptr);
+        let old = if stats::counting() { sys::usable_size(ptr) } else { 0 };
         let new = sys::realloc(ptr, size);
-        if !new.is_null() {
+        if !new.is_null() && stats::counting() {
             self.counts.reallocated(old, size, sys::usable_size(new));
         }
         new

@@ -44,8 +44,13 @@ pub fn driver() -> PathBuf {
 }
 
 pub fn time(exe: &Path, preload: Option<&Path>, mode: &str, n: u64) -> f64 {
+    time_env(exe, preload, &[], mode, n)
+}
+
+/// `time` with variables of its own (after `ALLOC8_REPORT=off`, so they may override it).
+pub fn time_env(exe: &Path, preload: Option<&Path>, env: &[(&str, &str)], mode: &str, n: u64) -> f64 {
     let mut cmd = Command::new(exe);
-    cmd.args([mode, &n.to_string()]).env("ALLOC8_REPORT", "off");
+    cmd.args([mode, &n.to_string()]).env("ALLOC8_REPORT", "off").envs(env.iter().copied());
     if let Some(lib) = preload {
         cmd.env("LD_PRELOAD", lib);
     }
@@ -61,10 +66,23 @@ pub fn best(v: Vec<f64>) -> f64 {
 
 /// Runs baseline and candidate alternately, ROUNDS times; prints the best of each and their ratio.
 pub fn compare(exe: &Path, label: &str, base: (&str, Option<&Path>), cand: (&str, Option<&Path>), mode: &str, n: u64) {
+    compare_env(exe, label, base, cand, &[], mode, n)
+}
+
+/// `compare` with variables of the candidate's own (say, a report asked for).
+pub fn compare_env(
+    exe: &Path,
+    label: &str,
+    base: (&str, Option<&Path>),
+    cand: (&str, Option<&Path>),
+    cand_env: &[(&str, &str)],
+    mode: &str,
+    n: u64,
+) {
     let (mut b, mut c) = (Vec::new(), Vec::new());
     for _ in 0..ROUNDS {
         b.push(time(exe, base.1, mode, n));
-        c.push(time(exe, cand.1, mode, n));
+        c.push(time_env(exe, cand.1, cand_env, mode, n));
     }
     let (b, c) = (best(b), best(c));
     println!("{:<34} {:>7}: {:>20} {:>6.2} ns/op   {:>20} {:>6.2} ns/op   ratio {:.3}", label, mode, base.0, b, cand.0, c, c / b);
@@ -73,10 +91,15 @@ pub fn compare(exe: &Path, label: &str, base: (&str, Option<&Path>), cand: (&str
 /// Instructions per malloc/free pair, from callgrind's exact counts: the
 /// difference between runs of 2N and N pairs cancels start-up and exit.
 pub fn instructions_per_pair(exe: &Path, preload: Option<&Path>) -> Option<f64> {
+    instructions_per_pair_env(exe, preload, &[])
+}
+
+/// `instructions_per_pair` with variables of its own.
+pub fn instructions_per_pair_env(exe: &Path, preload: Option<&Path>, env: &[(&str, &str)]) -> Option<f64> {
     let count = |n: u64| -> Option<f64> {
         let mut cmd = Command::new("valgrind");
         cmd.args(["--tool=callgrind", "--callgrind-out-file=/dev/null"]).arg(exe).args(["pairs", &n.to_string()]);
-        cmd.env("ALLOC8_REPORT", "off");
+        cmd.env("ALLOC8_REPORT", "off").envs(env.iter().copied());
         if let Some(lib) = preload {
             cmd.env("LD_PRELOAD", lib);
         }

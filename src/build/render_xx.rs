@@ -91,6 +91,8 @@ pub fn heap_rs(p: &Provided, promises: Promises) -> String {
             ("@OWNS@", p.owns.to_string()),
             ("@PRESERVES_ERRNO@", promises.free_preserves_errno.to_string()),
             ("@SETS_ENOMEM@", promises.sets_enomem.to_string()),
+            ("@FREES_NULL@", promises.free_accepts_null.to_string()),
+            ("@ALLOCATES_ZERO@", promises.malloc_accepts_zero.to_string()),
             ("@OPTIONAL_METHODS@", methods),
         ],
     )
@@ -153,7 +155,7 @@ mod tests {
                 created_flag: Some(4),
                 cxx: true,
             },
-            Promises { free_preserves_errno: true, sets_enomem: true },
+            Promises { free_preserves_errno: true, sets_enomem: true, free_accepts_null: true, malloc_accepts_zero: false },
         );
         for s in [
             "fn xxrealloc(",
@@ -170,6 +172,8 @@ mod tests {
         assert!(full.contains("const THREAD_HOOKS: bool = true;"));
         assert!(full.contains("const PRESERVES_ERRNO: bool = true;") && full.contains("const SETS_ENOMEM: bool = true;"));
         assert!(bare.contains("const PRESERVES_ERRNO: bool = false;") && bare.contains("const SETS_ENOMEM: bool = false;"));
+        assert!(full.contains("const FREES_NULL: bool = true;") && full.contains("const ALLOCATES_ZERO: bool = false;"));
+        assert!(bare.contains("const FREES_NULL: bool = false;") && bare.contains("const ALLOCATES_ZERO: bool = false;"));
     }
 
     #[test]

@@ -38,9 +38,12 @@ impl Heap for XxHeap {
     // macOS zone route the others back to the system).
     const OWNS: bool = @OWNS@;
     // The heap's own promises (alloc8.toml); without them the shim keeps
-    // errno across free and sets ENOMEM on NULL itself.
+    // errno across free, sets ENOMEM on NULL, tests for NULL before free
+    // and asks for 1 byte instead of 0 itself.
     const PRESERVES_ERRNO: bool = @PRESERVES_ERRNO@;
     const SETS_ENOMEM: bool = @SETS_ENOMEM@;
+    const FREES_NULL: bool = @FREES_NULL@;
+    const ALLOCATES_ZERO: bool = @ALLOCATES_ZERO@;
 
     #[inline(always)]
     fn malloc(&self, size: usize) -> *mut u8 {

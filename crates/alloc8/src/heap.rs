@@ -7,6 +7,8 @@
 /// `malloc` and `memalign` are never asked for 0 bytes, `memalign` only for a
 /// power-of-two alignment above 16 (smaller ones are served by `malloc`), and
 /// `free`/`get_size`/`realloc` only see non-NULL pointers this heap returned.
+/// A heap that handles 0 bytes or NULL itself says so ([`Heap::ALLOCATES_ZERO`],
+/// [`Heap::FREES_NULL`]) and the shim drops the test it would make.
 ///
 /// A heap must return memory aligned to 16 bytes from `malloc`, return NULL when
 /// it cannot allocate, and never panic or allocate through the Rust global
@@ -20,7 +22,18 @@ pub trait Heap: Sync {
     /// the heap's result as is, with no check of its own (a plain tail call).
     const SETS_ENOMEM: bool = false;
 
-    /// Allocates at least `size` (>= 1) bytes, 16-byte aligned, or returns NULL.
+    /// Set to `true` if `malloc(0)`, `calloc(0)` and `memalign(align, 0)`
+    /// return a unique block that can be freed (as mimalloc's do); the shim
+    /// then passes 0 on instead of asking for 1 byte.
+    const ALLOCATES_ZERO: bool = false;
+
+    /// Set to `true` if `free`, `free_sized` and `free_aligned_sized` take
+    /// NULL and do nothing (as C's `free` does); the shim then calls them
+    /// without a NULL test of its own.
+    const FREES_NULL: bool = false;
+
+    /// Allocates at least `size` (>= 1, or 0 with [`Heap::ALLOCATES_ZERO`])
+    /// bytes, 16-byte aligned, or returns NULL.
     fn malloc(&self, size: usize) -> *mut u8;
 
     /// Releases a block returned by this heap.

@@ -90,6 +90,11 @@ pub fn init() {
     unix::init();
     #[cfg(windows)]
     windows::init();
+    // Nobody will read counts no report carries. macOS keeps them: its
+    // zone answers `malloc_zone_statistics` to tools at any time.
+    if cfg!(not(target_os = "macos")) && MODE.load(Ordering::Relaxed) == OFF {
+        crate::stats::stop_counting();
+    }
 }
 
 /// The "alive" line: the shim's constructor ran in this process, and whether

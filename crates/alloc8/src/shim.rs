@@ -4,7 +4,8 @@
 //! a table of `#[export_name]` wrappers that call these with the registered heap.
 //! Everything is generic and `#[inline(always)]`, so the heap's own code is
 //! inlined into the exported symbol and the fast path adds no calls or branches
-//! beyond the contract's own (a NULL check on free, a zero-size fix-up on malloc).
+//! beyond the contract's own (a NULL check on free, a zero-size fix-up on
+//! malloc), and not those when the heap promises to handle NULL and 0 itself.
 //!
 //! Rules follow glibc 2.36 (see docs/contract.md): malloc(0) is a unique
 //! pointer, realloc(p, 0) frees and returns NULL, aligned_alloc takes any size,
@@ -40,9 +41,25 @@ fn nonzero(size: usize) -> usize {
     size | (size == 0) as usize
 }
 
+/// The size a heap is asked for: `nonzero` unless it takes 0 itself.
+#[inline(always)]
+fn asked<H: Heap>(size: usize) -> usize {
+    if H::ALLOCATES_ZERO {
+        size
+    } else {
+        nonzero(size)
+    }
+}
+
+/// Whether a free ends here: NULL, unless the heap takes NULL itself.
+#[inline(always)]
+fn null_free<H: Heap>(ptr: *mut u8) -> bool {
+    !H::FREES_NULL && ptr.is_null()
+}
+
 #[inline(always)]
 pub fn malloc<H: Heap>(heap: &H, size: usize) -> *mut u8 {
-    checked::<H>(heap.malloc(nonzero(size)))
+    checked::<H>(heap.malloc(asked::<H>(size)))
 }
 
 /// Runs a free with errno as it was before (free must not change it),
@@ -63,7 +80,7 @@ fn keeping_errno<H: Heap, F: FnOnce()>(free: F) {
 /// `ptr` is NULL or a live block of this heap.
 #[inline(always)]
 pub unsafe fn free<H: Heap>(heap: &H, ptr: *mut u8) {
-    if ptr.is_null() {
+    if null_free::<H>(ptr) {
         return;
     }
     keeping_errno::<H, _>(|| heap.free(ptr))
@@ -79,7 +96,7 @@ pub unsafe fn free_aligned_sized<H: Heap>(heap: &H, ptr: *mut u8, size: usize, a
     if align <= MIN_ALIGN {
         return free_sized(heap, ptr, size);
     }
-    if ptr.is_null() {
+    if null_free::<H>(ptr) {
         return;
     }
     keeping_errno::<H, _>(|| heap.free_aligned_sized(ptr, size, align))
@@ -91,7 +108,7 @@ pub unsafe fn free_aligned_sized<H: Heap>(heap: &H, ptr: *mut u8, size: usize, a
 /// `ptr` is NULL or a live block of this heap allocated with `size` bytes.
 #[inline(always)]
 pub unsafe fn free_sized<H: Heap>(heap: &H, ptr: *mut u8, size: usize) {
-    if ptr.is_null() {
+    if null_free::<H>(ptr) {
         return;
     }
     keeping_errno::<H, _>(|| heap.free_sized(ptr, size))
@@ -100,7 +117,7 @@ pub unsafe fn free_sized<H: Heap>(heap: &H, ptr: *mut u8, size: usize) {
 #[inline(always)]
 pub fn calloc<H: Heap>(heap: &H, count: usize, size: usize) -> *mut u8 {
     match count.checked_mul(size) {
-        Some(total) => checked::<H>(heap.calloc(nonzero(total))),
+        Some(total) => checked::<H>(heap.calloc(asked::<H>(total))),
         None => out_of_memory(),
     }
 }
@@ -135,9 +152,9 @@ pub unsafe fn reallocarray<H: Heap>(heap: &H, ptr: *mut u8, count: usize, size: 
 #[inline(always)]
 fn aligned<H: Heap>(heap: &H, align: usize, size: usize) -> *mut u8 {
     if align <= MIN_ALIGN {
-        heap.malloc(nonzero(size))
+        heap.malloc(asked::<H>(size))
     } else {
-        heap.memalign(align, nonzero(size))
+        heap.memalign(align, asked::<H>(size))
     }
 }
 

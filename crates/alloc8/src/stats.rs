@@ -14,6 +14,11 @@
 //! on in the same slot, which is right for process totals. When every slot
 //! is taken, further threads share one overflow slot with atomic updates.
 //!
+//! Counters count only when someone will read them: from start-up until
+//! the shim's constructor finds no report asked for (`ALLOC8_REPORT` unset
+//! or off), when [`stop_counting`] turns every update into one predictable
+//! branch. A silent shim pays for no statistics it never writes.
+//!
 //! Counts are exact (a signal handler that allocates on a thread in the
 //! middle of that thread's update may lose one). The peak of live bytes is
 //! exact for a program with one thread; with more, each thread's changes reach
@@ -21,12 +26,28 @@
 //! miss up to that much per thread.
 
 use crate::heap::Stats;
-use core::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use core::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering::Relaxed};
 
 /// Number of per-thread slots; threads beyond it share the overflow slot.
 pub const SLOTS: usize = 256;
 /// How far a thread's live bytes move before the shared peak hears of it.
 pub const PEAK_STEP: i64 = 64 * 1024;
+
+/// Whether [`Counters`] count (all of them: one switch for the process).
+static COUNTING: AtomicBool = AtomicBool::new(true);
+
+/// No report will be written: counters stop counting (for good; a process
+/// does not start reporting later). Called by `report::init`.
+pub fn stop_counting() {
+    COUNTING.store(false, Relaxed);
+}
+
+/// Whether counts are being kept. A heap whose counting needs work of its
+/// own (such as reading a block's size) tests this first to skip that too.
+#[inline(always)]
+pub fn counting() -> bool {
+    COUNTING.load(Relaxed)
+}
 
 /// One thread's counts, on a cache line of its own.
 ///
@@ -138,6 +159,9 @@ impl Counters {
     /// A block of `usable` bytes was handed out for a request of `requested`.
     #[inline(always)]
     pub fn allocated(&self, requested: usize, usable: usize) {
+        if !counting() {
+            return;
+        }
         let (s, shared) = self.slot();
         add_u(&s.mallocs, 1, shared);
         add_u(&s.bytes_allocated, requested as u64, shared);
@@ -148,6 +172,9 @@ impl Counters {
     /// A block of `usable` bytes was freed.
     #[inline(always)]
     pub fn freed(&self, usable: usize) {
+        if !counting() {
+            return;
+        }
         let (s, shared) = self.slot();
         add_u(&s.frees, 1, shared);
         let live = s.usable_in.load(Relaxed) - add_i(&s.usable_out, usable as i64, shared);
@@ -160,6 +187,9 @@ impl Counters {
     /// A block of `old_usable` bytes became one of `new_usable` for a request of `requested`.
     #[inline(always)]
     pub fn reallocated(&self, old_usable: usize, requested: usize, new_usable: usize) {
+        if !counting() {
+            return;
+        }
         let (s, shared) = self.slot();
         add_u(&s.reallocs, 1, shared);
         add_u(&s.bytes_allocated, requested as u64, shared);
@@ -216,6 +246,7 @@ impl Default for Counters {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::string::String;
     use std::sync::Barrier;
 
     #[test]
@@ -260,6 +291,32 @@ mod tests {
         let true_peak = threads as u64 * per * 48;
         assert!(s.peak_live_bytes <= true_peak, "{:?}", s);
         assert!(s.peak_live_bytes + threads as u64 * PEAK_STEP as u64 >= true_peak, "within a step per thread: {:?}", s);
+    }
+
+    /// Whether a report is asked for decides whether anything is counted:
+    /// in a child of its own, since the switch is process-wide.
+    #[test]
+    fn counters_count_only_while_a_report_may_read_them() {
+        if let Some(report) = std::env::var_os("ALLOC8_TEST_COUNTING") {
+            let c = Counters::new();
+            c.allocated(10, 16); // before the constructor: counted either way
+            crate::report::init();
+            c.allocated(10, 16);
+            c.freed(16);
+            c.reallocated(16, 20, 32);
+            let s = c.snapshot();
+            let expect = if report == "off" { (1, 0, 0, counting()) } else { (2, 1, 1, counting()) };
+            assert_eq!((s.mallocs, s.frees, s.reallocs, report != "off"), expect);
+            return;
+        }
+        for report in ["off", "stderr"] {
+            let mut child = std::process::Command::new(std::env::current_exe().unwrap());
+            child.args(["stats::tests::counters_count_only_while_a_report_may_read_them", "--exact", "--test-threads=1"]);
+            child.env("ALLOC8_TEST_COUNTING", report).env("ALLOC8_REPORT", report);
+            let out = child.output().unwrap();
+            assert!(out.status.success(), "ALLOC8_REPORT={}: {}", report, String::from_utf8_lossy(&out.stdout));
+            assert!(String::from_utf8_lossy(&out.stdout).contains("1 passed"), "{:?}", out);
+        }
     }
 
     #[test]

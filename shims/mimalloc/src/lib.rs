@@ -40,6 +40,11 @@ alloc8::register!(MiHeap = MiHeap);
 impl Heap for MiHeap {
     // mi_free never sets errno: the shim need not save it around free.
     const PRESERVES_ERRNO: bool = true;
+    // mi_free(NULL) does nothing (free.c: "page will be NULL if p==NULL"),
+    // and a request for 0 bytes becomes 16 here (`at_least16`) or a unique
+    // block in mi_malloc_aligned: the shim's own tests would be repeats.
+    const FREES_NULL: bool = true;
+    const ALLOCATES_ZERO: bool = true;
     // Not SETS_ENOMEM: mimalloc reports an oversized request through its
     // error callback and returns NULL with errno untouched; the shim sets it.
 
@@ -125,6 +130,19 @@ mod tests {
             std::alloc::System.dealloc(theirs, std::alloc::Layout::from_size_align(64, 16).unwrap());
             heap.free(ours);
             heap.free(big);
+            // The promises the shim relies on: 0 bytes and NULL handled here.
+            let (z1, z2) = (heap.malloc(0), heap.malloc(0));
+            let (a1, a2) = (heap.memalign(64, 0), heap.memalign(64, 0));
+            let c = heap.calloc(0);
+            let blocks = [z1, z2, a1, a2, c];
+            assert!(blocks.iter().all(|p| !p.is_null() && *p as usize % 16 == 0), "{:?}", blocks);
+            assert!(z1 != z2 && a1 != a2 && a1 as usize % 64 == 0 && a2 as usize % 64 == 0);
+            for p in blocks {
+                heap.free(p);
+            }
+            heap.free(core::ptr::null_mut());
+            heap.free_sized(core::ptr::null_mut(), 8);
+            heap.free_aligned_sized(core::ptr::null_mut(), 8, 64);
             for size in 1..=300 {
                 let p = heap.malloc(size);
                 assert_eq!(p as usize % 16, 0, "malloc({})", size);

@@ -35,15 +35,17 @@ pub struct Sources {
     pub flags: Vec<String>,
     pub c_std: Option<String>,
     pub cxx_std: Option<String>,
-    /// The manifest's promises about errno (see xx_manifest).
+    /// The manifest's promises (see xx_manifest).
     pub promises: Promises,
 }
 
-/// What a heap promises about errno, so the shim can leave it alone.
+/// What a heap promises about errno, NULL and 0, so the shim can leave them to it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Promises {
     pub free_preserves_errno: bool,
     pub sets_enomem: bool,
+    pub free_accepts_null: bool,
+    pub malloc_accepts_zero: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -154,7 +156,12 @@ pub fn open_dir(dir: &Path) -> Result<HeapSource, HeapError> {
     sources.flags = manifest.flags.clone();
     sources.c_std = manifest.c_std.clone();
     sources.cxx_std = manifest.cxx_std.clone();
-    sources.promises = Promises { free_preserves_errno: manifest.free_preserves_errno, sets_enomem: manifest.sets_enomem };
+    sources.promises = Promises {
+        free_preserves_errno: manifest.free_preserves_errno,
+        sets_enomem: manifest.sets_enomem,
+        free_accepts_null: manifest.free_accepts_null,
+        malloc_accepts_zero: manifest.malloc_accepts_zero,
+    };
     let name = manifest.name.clone().unwrap_or_else(|| stem(&dir));
     Ok(HeapSource { name, kind: HeapKind::Xx(XxInput::Sources(sources)) })
 }

@@ -10,11 +10,14 @@
 //! cxx_std = "c++17"            # -std= for the C++ sources
 //! free_preserves_errno = true  # promise: xxfree never changes errno
 //! sets_enomem = true           # promise: a NULL from xxmalloc/xxmemalign/xxrealloc comes with errno = ENOMEM
+//! free_accepts_null = true     # promise: xxfree (and xxfree_sized, xxfree_aligned_sized) take NULL and do nothing
+//! malloc_accepts_zero = true   # promise: xxmalloc(0), xxmemalign(a, 0) (and xxcalloc(1, 0)) give a unique block
 //! ```
 //!
-//! The two promises let the shim skip its own errno work (a save and restore
-//! around every free, a NULL check after every allocation); the conformance
-//! program checks both.
+//! The promises let the shim skip its own work (a save and restore of errno
+//! around every free, a NULL check after every allocation, a NULL test
+//! before every free, a zero-size fix-up before every allocation); the
+//! conformance program checks each rule, so `alloc8 test` finds a broken one.
 
 use serde::Deserialize;
 
@@ -35,6 +38,10 @@ pub struct Manifest {
     pub free_preserves_errno: bool,
     #[serde(default)]
     pub sets_enomem: bool,
+    #[serde(default)]
+    pub free_accepts_null: bool,
+    #[serde(default)]
+    pub malloc_accepts_zero: bool,
 }
 
 /// The manifest, or what is wrong with it in one line.
@@ -115,6 +122,11 @@ mod tests {
         assert_eq!(split_define(&m.define[0]), ("N".to_string(), Some("4".to_string())));
         assert_eq!(split_define(&m.define[1]), ("X".to_string(), None));
         assert_eq!(m.cxx_std.as_deref(), Some("c++17"));
+        assert!(!m.free_preserves_errno && !m.sets_enomem && !m.free_accepts_null && !m.malloc_accepts_zero, "no promise unless made");
+        let promised =
+            "sources = [\"a.c\"]\nfree_preserves_errno = true\nsets_enomem = true\nfree_accepts_null = true\nmalloc_accepts_zero = true\n";
+        let m = parse(promised).unwrap();
+        assert!(m.free_preserves_errno && m.sets_enomem && m.free_accepts_null && m.malloc_accepts_zero);
     }
 
     #[test]

@@ -259,3 +259,58 @@ fn the_default_realloc_copies_the_smaller_size() {
     }
     assert_eq!(h.live(), 0);
 }
+
+/// A heap that promises to take 0 bytes and NULL itself, over the recording heap.
+struct Promising(TestHeap);
+
+impl Heap for Promising {
+    const ALLOCATES_ZERO: bool = true;
+    const FREES_NULL: bool = true;
+    fn malloc(&self, size: usize) -> *mut u8 {
+        self.0.calls.borrow_mut().push(("asked", size, 0));
+        self.0.malloc(size.max(1))
+    }
+    unsafe fn free(&self, ptr: *mut u8) {
+        self.0.calls.borrow_mut().push(("free_null_ok", ptr as usize, 0));
+        if !ptr.is_null() {
+            self.0.free(ptr)
+        }
+    }
+    fn memalign(&self, align: usize, size: usize) -> *mut u8 {
+        self.0.calls.borrow_mut().push(("asked_aligned", size, 0));
+        self.0.memalign(align, size.max(1))
+    }
+    unsafe fn get_size(&self, ptr: *mut u8) -> usize {
+        self.0.get_size(ptr)
+    }
+    fn lock(&self) {}
+    fn unlock(&self) {}
+}
+
+#[test]
+fn a_heap_that_promises_zero_and_null_gets_them_as_they_come() {
+    let h = Promising(TestHeap::new());
+    let (a, c, m) = (malloc(&h, 0), calloc(&h, 0, 8), memalign(&h, 64, 0));
+    assert!(!a.is_null() && !c.is_null() && !m.is_null());
+    let asked: Vec<_> = h.0.calls().iter().filter(|c| c.0.starts_with("asked")).map(|c| (c.0, c.1)).collect();
+    // calloc's default is the heap's malloc: asked for 0 like the rest.
+    assert_eq!(asked, [("asked", 0), ("asked", 0), ("asked_aligned", 0)]);
+    h.0.calls.borrow_mut().clear();
+    unsafe {
+        free(&h, core::ptr::null_mut());
+        free_sized(&h, core::ptr::null_mut(), 8);
+        free_aligned_sized(&h, core::ptr::null_mut(), 8, 64);
+        free(&h, a);
+        free(&h, c);
+        free(&h, m);
+    }
+    let frees: Vec<_> = h.0.calls().iter().filter(|c| c.0 == "free_null_ok").map(|c| c.1).collect();
+    assert_eq!(frees, [0, 0, 0, a as usize, c as usize, m as usize], "every free reaches the heap, NULL included");
+    assert_eq!(h.0.live(), 0);
+    // The contract's own rules stay: pvalloc(0) is a page, realloc(p, 0) frees and gives NULL.
+    let page = os::page_size();
+    let p = pvalloc(&h, 0);
+    assert!(h.0.calls().contains(&("memalign", page, page)));
+    assert!(unsafe { realloc(&h, p, 0) }.is_null());
+    assert_eq!(h.0.live(), 0);
+}

@@ -109,7 +109,8 @@ impl<'h, H: Heap> Executor<'h, H> {
             Kind::Pvalloc => (PAGE, (size.max(1) + PAGE - 1) / PAGE * PAGE),
             _ => (16, size),
         };
-        let n = want.max(1);
+        // The shim asks for at least 1 byte, unless the heap promised to take 0.
+        let n = if H::ALLOCATES_ZERO { want } else { want.max(1) };
         if H::SETS_ENOMEM {
             os::set_errno(0);
         }
@@ -177,13 +178,18 @@ impl<'h, H: Heap> Executor<'h, H> {
         if H::PRESERVES_ERRNO {
             os::set_errno(ERRNO_SENTINEL);
         }
-        unsafe {
+        let free = |p: *mut u8| unsafe {
             match variant {
                 1 if b.align > 16 => self.heap.free_aligned_sized(p, b.size.max(1), b.align),
                 1 => self.heap.free_sized(p, b.size.max(1)),
                 _ => self.heap.free(p),
             }
+        };
+        // A heap that promised to take NULL gets it, as the shim would pass it on.
+        if H::FREES_NULL {
+            free(core::ptr::null_mut());
         }
+        free(p);
         if H::PRESERVES_ERRNO && os::errno() != ERRNO_SENTINEL {
             return Err((
                 Rule::Errno,
