@@ -179,13 +179,14 @@ impl SystemHeap {
 
     // The counting paths, out of line: inline, the compiler would merge
     // their call to glibc with the silent path's and lose its tail call.
+    // `extern "C"`: a call that cannot unwind, so both paths are jumps.
     #[inline(never)]
-    fn malloc_counted(&self, size: usize) -> *mut u8 {
+    extern "C" fn malloc_counted(&self, size: usize) -> *mut u8 {
         self.allocated(sys::malloc(size), size)
     }
 
     #[inline(never)]
-    unsafe fn free_counted(&self, ptr: *mut u8) {
+    unsafe extern "C" fn free_counted(&self, ptr: *mut u8) {
         if !ptr.is_null() {
             self.counts.freed(sys::usable_size(ptr));
         }
