@@ -149,6 +149,15 @@ fn a_broken_errno_promise() {
     shrunk_and_replayable("errno", "errno");
 }
 
+/// A heap that promises FREES_NULL gets NULL from the shim, and the finding
+/// names the call that crashed it.
+#[test]
+fn a_broken_null_free_promise() {
+    let (_, f) = caught("null-free", "contract", &["crash"]);
+    let detail = f["detail"].as_str().unwrap();
+    assert!(detail.contains("SIGSEGV in free(NULL)"), "{}", f);
+}
+
 #[test]
 fn a_size_class_without_its_lock() {
     // A race: seconds of threads for it to show (it takes well under one here).

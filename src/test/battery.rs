@@ -176,8 +176,10 @@ fn fail_lines(stdout: &str, what: &str) -> Vec<Finding> {
 fn ended_badly(out: &Outcome, what: &str, limit: Option<Duration>) -> Finding {
     let fails: Vec<&str> = out.stdout.lines().filter(|l| l.starts_with("FAIL: ")).take(3).collect();
     let before = if fails.is_empty() { String::new() } else { format!("; its last failures: {}", fails.join(" | ")) };
+    // conformance.c says where it was when a signal came ("CRASH: in free(NULL)").
+    let at = out.stdout.lines().rev().find_map(|l| l.strip_prefix("CRASH: ")).map(|w| format!(" {}", w)).unwrap_or_default();
     match out.end {
-        End::Signaled(sig) => Finding::new(Rule::Crash, format!("{} was killed by {}{}", what, child::signal_name(sig), before)),
+        End::Signaled(sig) => Finding::new(Rule::Crash, format!("{} was killed by {}{}{}", what, child::signal_name(sig), at, before)),
         End::TimedOut => {
             Finding::new(Rule::Hang, format!("{} did not finish in {:.0} s{}", what, limit.unwrap_or_default().as_secs_f64(), before))
         }

@@ -6,6 +6,9 @@
  * Prints one line "FAIL: <rule>: <detail>" per failed check (at most
  * MAX_LINES_PER_RULE per rule, then one line saying how many more there were),
  * then "conformance: N checks, M failed". Exits 0 iff every check passed.
+ * Killed by a signal, it first prints "CRASH: <where>": the call it was
+ * making (a NULL or 0 the heap may have promised to take itself), or the
+ * last check that passed.
  *
  * Part of `alloc8 test` (embedded in alloc8, compiled on demand), which runs
  * each section in a child of its own: `conformance --list` names them,
@@ -20,6 +23,7 @@
 
 #include <errno.h>
 #include <malloc.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -48,8 +52,46 @@ static void flush_rule(void) {
     cur_rule_failures = 0;
 }
 
+/* Where a crash happened: the call being made, if marked with DOING, else
+ * the rule of the last check made. Read by the crash handler. */
+static const char *volatile doing;
+static const char *volatile last_checked;
+#define DOING(call) (doing = (call))
+#define DONE() (doing = NULL)
+
+static void write_str(const char *s) {
+    ssize_t r = write(1, s, strlen(s));
+    (void)r;
+}
+
+/* Async-signal-safe: write(2) only, then the signal again with its default
+ * action, so the parent still sees the process killed by it. */
+static void on_crash(int sig) {
+    const char *call = doing, *rule = last_checked;
+    if (call) {
+        write_str("CRASH: in ");
+        write_str(call);
+    } else if (rule) {
+        write_str("CRASH: after the check \"");
+        write_str(rule);
+        write_str("\"");
+    } else {
+        write_str("CRASH: before the section's first check");
+    }
+    write_str("\n");
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+static void catch_crashes(void) {
+    static const int sigs[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT};
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+        signal(sigs[i], on_crash);
+}
+
 static void check_impl(int ok, const char *rule, const char *fmt, ...) {
     n_checks++;
+    last_checked = rule;
     if (ok)
         return;
     n_failed++;
@@ -196,8 +238,10 @@ static void test_malloc(void) {
     }
 
     /* malloc(0): non-NULL, unique, freeable. */
+    DOING("malloc(0)");
     void *a = launder(malloc(hide(0)));
     void *b = launder(malloc(hide(0)));
+    DONE();
     CHECK(a != NULL && b != NULL, "malloc(0) returns a unique pointer", "malloc(0) = %p, %p", a, b);
     CHECK(a != b || a == NULL, "malloc(0) returns a unique pointer", "two malloc(0) calls both returned %p", a);
         free(a);
@@ -240,7 +284,9 @@ static void test_malloc_failure(void) {
 
 static void test_free(void) {
     errno = 12345;
+    DOING("free(NULL)");
     free(NULL);
+    DONE();
     int e = errno;
     CHECK(e == 12345, "free preserves errno", "free(NULL) changed errno to %d", e);
 
@@ -383,7 +429,9 @@ static void test_calloc(void) {
 
 static void test_realloc(void) {
     /* realloc(NULL, n) is malloc(n). */
+    DOING("realloc(NULL, 100)");
     void *p = launder(realloc(NULL, 100));
+    DONE();
     CHECK(p != NULL, "realloc(NULL, n) acts as malloc", "realloc(NULL, 100) returned NULL");
     if (p) {
         CHECK(is_aligned(p, 16), "malloc alignment (16 bytes, or the size's below 16)", "realloc(NULL, 100) = %p", p);
@@ -393,7 +441,9 @@ static void test_realloc(void) {
         CHECK(verify(p, 100, 77) == 100, "realloc(NULL, n) acts as malloc", "realloc(NULL, 100): not writable");
         free(p);
     }
+    DOING("realloc(NULL, 0)");
     p = launder(realloc(NULL, hide(0)));
+    DONE();
     CHECK(p != NULL, "realloc(NULL, n) acts as malloc", "realloc(NULL, 0) returned NULL (malloc(0) would not)");
     free(p);
 
@@ -477,7 +527,9 @@ static void test_realloc(void) {
         if (!a)
             continue;
         memset(a, 3, zsizes[i]);
+        DOING("realloc(p, 0)");
         void *r = launder(realloc(a, hide(0)));
+        DONE();
         CHECK(r == NULL, "realloc(p, 0) frees p and returns NULL", "realloc(malloc(%zu), 0) = %p", zsizes[i], r);
         if (r)
             free(r); /* whatever it returned is a live block */
@@ -742,7 +794,9 @@ static void test_valloc_pvalloc(void) {
      * itself rounds with "& -(pagesize - 1)", which turns 0 into 1 byte, so a
      * usable size under a page is accepted here (reported on stderr) as long as
      * the block is page-aligned, non-NULL and freeable. */
+    DOING("pvalloc(0)");
     void *q = launder(pvalloc(hide(0)));
+    DONE();
     CHECK(q != NULL, "pvalloc(0) gives one page", "pvalloc(0) returned NULL");
     if (q) {
         size_t us = malloc_usable_size(q);
@@ -800,8 +854,10 @@ static void *alloc_kind(enum kind k, size_t n, size_t *align) {
 }
 
 static void test_usable_size(void) {
+    DOING("malloc_usable_size(NULL)");
     CHECK(malloc_usable_size(NULL) == 0, "malloc_usable_size(NULL) == 0", "malloc_usable_size(NULL) = %zu",
           malloc_usable_size(NULL));
+    DONE();
 
     /* Each block sits between two guards; writing the whole usable size of the
      * middle one must leave the guards alone. */
@@ -849,7 +905,9 @@ static void test_cfree(void) {
     }
     void *p = launder(memalign(256, 300));
     cfree(p);
+    DOING("cfree(NULL)");
     cfree(NULL);
+    DONE();
     /* The heap must still work afterwards. */
     void *q = launder(malloc(1000));
     CHECK(q != NULL, "cfree frees", "malloc after cfree returned NULL");
@@ -1021,6 +1079,7 @@ static const struct {
 
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
+    catch_crashes();
     if (argc > 1 && !strcmp(argv[1], "--list")) {
         for (size_t i = 0; i < SECTIONS; i++)
             printf("%s\n", sections[i].name);
