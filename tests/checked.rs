@@ -71,6 +71,37 @@ fn first_frame(report: &str) -> &str {
     report[at..].lines().nth(1).unwrap()
 }
 
+/// Under `alloc8 run`, a program built with -g gets file and line for the
+/// call that found the bug and for the block's allocation and first free.
+#[test]
+fn run_gives_file_and_line_for_a_program_with_debug_information() {
+    let dir = work_dir().join("checked-debug");
+    std::fs::create_dir_all(&dir).unwrap();
+    let prog = dir.join("checked_bugs");
+    let src = root().join("tests/programs/checked_bugs.c");
+    let built = Command::new("gcc").args(["-g", "-O1", "-o"]).arg(&prog).arg(&src).output().unwrap();
+    assert!(built.status.success(), "{}", text(&built.stderr));
+    let out = checked_run(&[prog.to_str().unwrap(), "double-free"]);
+    stopped(&out, "double free");
+    let err = text(&out.stderr);
+    let summary = &err[err.find("alloc8: the checking layer stopped pid ").unwrap()..];
+    let line_of = |role: &str| {
+        let l = summary.lines().find(|l| l.trim_start().starts_with(role)).unwrap_or_else(|| panic!("no {}:\n{}", role, summary));
+        l.to_string()
+    };
+    for role in ["the call:", "allocated at:", "freed at:"] {
+        let l = line_of(role);
+        assert!(l.contains("free_twice at ") && l.contains("checked_bugs.c:"), "{}:\n{}", role, summary);
+    }
+    assert!(line_of("called from:").contains("main at "), "{}", summary);
+    // The same program without -g: a hint instead.
+    let plain = program("checked_bugs.c");
+    let out = checked_run(&[plain.to_str().unwrap(), "double-free"]);
+    let hint = format!("no file and line in {} (build it with -g for them)", plain.display());
+    let err = text(&out.stderr);
+    assert!(err.lines().any(|l| l.trim_start().starts_with("the call: ") && l.ends_with(&hint)), "{}", err);
+}
+
 #[test]
 fn a_double_free_is_named_with_the_function_that_did_it() {
     let prog = program("checked_bugs.c");

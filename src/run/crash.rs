@@ -24,6 +24,8 @@ pub struct Fields {
     what: Option<String>,
     #[serde(default)]
     fault: Option<String>,
+    #[serde(default)]
+    places: Vec<Place>,
 }
 
 impl Fields {
@@ -32,8 +34,23 @@ impl Fields {
     }
 
     pub fn check(&self) -> Option<Check> {
-        Some(Check { what: self.what.clone()?, fault: self.fault.clone()? })
+        Some(Check { what: self.what.clone()?, fault: self.fault.clone()?, places: self.places.clone(), located: false })
     }
+}
+
+/// A code address the checking layer pointed at: the program's call that
+/// found the bug and its callers ("call"), or the calls that allocated and
+/// freed the block ("allocated", "freed").
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+pub struct Place {
+    pub role: String,
+    /// The object's path.
+    pub module: String,
+    /// The address as the object's file numbers it (a return address minus 1: in the call).
+    pub addr: u64,
+    /// "function at file:line", from the object's debug information.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
 }
 
 /// One heap call the crashing thread made (oldest first).
@@ -75,6 +92,26 @@ pub struct Check {
     pub what: String,
     /// "program" or "heap".
     pub fault: String,
+    pub places: Vec<Place>,
+    /// Whether `addr2line` was there to locate them.
+    #[serde(skip)]
+    pub located: bool,
+}
+
+/// Gives each place of each checking-layer finding its file and line.
+pub fn locate_checks(rows: &mut [Process]) {
+    let mut checks = rows.iter_mut().filter_map(|r| r.check.as_mut()).peekable();
+    if checks.peek().is_none() || !super::addr2line::installed() {
+        return;
+    }
+    for check in checks {
+        check.located = true;
+        let places: Vec<(&str, u64)> = check.places.iter().map(|p| (p.module.as_str(), p.addr)).collect();
+        let found = super::addr2line::locate(&places);
+        for (place, source) in check.places.iter_mut().zip(found) {
+            place.source = source;
+        }
+    }
 }
 
 /// The text for every process that crashed or that the checking layer stopped.
@@ -88,10 +125,42 @@ pub fn text(rows: &[Process]) -> String {
                 "alloc8: the checking layer stopped pid {} ({}): {} (a bug in the {}); its report is above, on the program's stderr",
                 row.pid, exe, check.what, check.fault
             );
+            if check.located {
+                out.push_str(&places_text(&check.places));
+            } else if !check.places.is_empty() {
+                out.push_str("  (file and line need binutils' addr2line, which is not installed)\n");
+            }
         }
         if let Some(crash) = &row.crash {
             out.push_str(&crash_text(row.pid, exe, crash));
         }
+    }
+    out
+}
+
+/// The located places, a line each ("  the call: f at x.c:12"); for the
+/// program's own call without debug information, a hint instead.
+fn places_text(places: &[Place]) -> String {
+    let mut out = String::new();
+    let mut last_role = "";
+    for (i, p) in places.iter().enumerate() {
+        let role = match p.role.as_str() {
+            "call" if last_role == "call" => "called from",
+            "call" => "the call",
+            "allocated" => "allocated at",
+            "freed" => "freed at",
+            other => other,
+        };
+        match &p.source {
+            Some(source) => {
+                let _ = writeln!(out, "  {:<13} {}", format!("{}:", role), source);
+            }
+            None if i == 0 => {
+                let _ = writeln!(out, "  {:<13} no file and line in {} (build it with -g for them)", format!("{}:", role), p.module);
+            }
+            None => {}
+        }
+        last_role = &p.role;
     }
     out
 }
@@ -189,6 +258,29 @@ mod tests {
              \x20    3  realloc(0x2000, 48) = NULL\n\
              \x20    4  free(0x3000) (did not return)\n"
         );
+    }
+
+    #[test]
+    fn a_findings_places_read_from_the_channel_and_shown_where_located() {
+        let line = r#"{"what":"double free","fault":"program","places":[{"role":"call","module":"/p","addr":4660},{"role":"call","module":"/lib/libc.so.6","addr":1},{"role":"call","module":"/p","addr":2},{"role":"allocated","module":"/p","addr":3},{"role":"freed","module":"/p","addr":5}]}"#;
+        let fields: Fields = serde_json::from_str(line).unwrap();
+        let mut check = fields.check().unwrap();
+        assert_eq!(check.places.len(), 5);
+        assert_eq!((check.places[0].module.as_str(), check.places[0].addr), ("/p", 0x1234));
+        let located = [Some("f at p.c:9"), None, Some("main at p.c:20"), Some("f at p.c:7"), None];
+        for (p, s) in check.places.iter_mut().zip(located) {
+            p.source = s.map(String::from);
+        }
+        assert_eq!(
+            places_text(&check.places),
+            "  the call:     f at p.c:9\n  called from:  main at p.c:20\n  allocated at: f at p.c:7\n",
+            "unlocated places after the first are left out"
+        );
+        check.places[0].source = None;
+        assert!(places_text(&check.places).starts_with("  the call:     no file and line in /p (build it with -g for them)\n"));
+        // An old shim's line without places still parses.
+        let old: Fields = serde_json::from_str(r#"{"what":"w","fault":"heap"}"#).unwrap();
+        assert!(old.check().unwrap().places.is_empty());
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! or CI job must not mistake it for one that did. 127/126: the program was
 //! not found / could not be executed (as env(1) and shells do).
 
+mod addr2line;
 mod args;
 mod crash;
 pub mod library;
@@ -95,7 +96,8 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
     })?;
 
     let text = std::fs::read_to_string(&report_path).unwrap_or_default();
-    let rows = report::processes(&text);
+    let mut rows = report::processes(&text);
+    crash::locate_checks(&mut rows);
     // The launched pid's last program image (it may have exec'd: env, sh -c exec).
     let top = rows.iter().filter(|r| r.pid == status.pid && !r.forked).last();
     let alive = top.is_some();

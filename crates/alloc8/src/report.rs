@@ -167,23 +167,27 @@ pub fn threads(counts: crate::threads::Counts) {
 }
 
 /// A finding of the checking layer (`--checked`), just before it aborts the
-/// process (the report itself went to stderr): what and whose fault. It may
-/// come before the shim's constructor read the variable: read it now.
-pub fn finding(heap: &str, what: &str, fault: &str) {
+/// process (the report itself went to stderr): what and whose fault, and
+/// `places`, the code addresses it points at (a JSON array of
+/// `{"role","module","addr"}`, addresses as the module's file numbers them)
+/// for `alloc8 run` to turn into file and line. It may come before the
+/// shim's constructor read the variable: read it now.
+pub fn finding(heap: &str, what: &str, fault: &str, places: &str) {
     if MODE.load(Ordering::Relaxed) == OFF {
         init();
     }
     if MODE.load(Ordering::Relaxed) != JSON {
         return;
     }
-    let mut line = Line::new();
+    let mut line = crate::text::Text::new();
     let _ = write!(
         line,
-        "{{\"event\":\"check\",\"pid\":{},\"heap\":{},\"what\":{},\"fault\":{}",
+        "{{\"event\":\"check\",\"pid\":{},\"heap\":{},\"what\":{},\"fault\":{},\"places\":{}",
         os::pid(),
         Json(heap.as_bytes()),
         Json(what.as_bytes()),
-        Json(fault.as_bytes())
+        Json(fault.as_bytes()),
+        if places.is_empty() { "[]" } else { places }
     );
     exe(&mut line);
     let _ = line.write_str("}\n");
@@ -252,7 +256,7 @@ impl fmt::Display for TextStats<'_> {
     }
 }
 
-fn emit(line: &Line) {
+fn emit<const N: usize>(line: &crate::text::Buf<N>) {
     // Reports run inside the program (constructor, fork child, exit): leave
     // its errno as it was.
     let saved = os::errno();
@@ -275,7 +279,7 @@ fn emit(line: &Line) {
     os::set_errno(saved);
 }
 
-fn exe(line: &mut Line) {
+fn exe<const N: usize>(line: &mut crate::text::Buf<N>) {
     #[cfg(target_os = "linux")]
     {
         let mut buf = [0u8; 256];

@@ -23,6 +23,16 @@ impl<const N: usize> Buf<N> {
     pub fn as_bytes(&self) -> &[u8] {
         &self.buf[..self.len]
     }
+    /// Bytes written so far (at most `N`: a full buffer may have dropped some).
+    pub fn len(&self) -> usize {
+        self.len
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+    pub const fn capacity(&self) -> usize {
+        N
+    }
     /// Ends the text with a newline, overwriting the last byte if it is full.
     pub fn terminate(&mut self) {
         if self.len == N {

@@ -6,7 +6,8 @@
 
 use super::backtrace;
 use super::symbols::Symbolizer;
-use crate::text::Text;
+use crate::report::Json;
+use crate::text::{Line, Text};
 use core::fmt::{self, Write};
 use core::sync::atomic::{AtomicUsize, Ordering};
 
@@ -114,8 +115,47 @@ pub fn report(finding: &Finding, detail: fmt::Arguments) -> ! {
     }
     let _ = writeln!(out, "alloc8 --checked: aborting (heap `{}`; docs/checked.md explains this report)", finding.heap);
     crate::os::write_all(2, out.as_bytes());
-    crate::report::finding(finding.heap, finding.what, finding.fault.word());
+    // For `alloc8 run`: the program's call, the frames above it, and each
+    // block's allocating and freeing calls, as module + file address.
+    let mut places = Line::new();
+    let _ = places.write_str("[");
+    let mut n = 0;
+    for &ip in frames[first..].iter().take(PLACES_CALLED) {
+        place(&mut places, &mut symbols, &mut n, "call", ip);
+    }
+    for b in finding.blocks {
+        place(&mut places, &mut symbols, &mut n, "allocated", b.alloc_site);
+        place(&mut places, &mut symbols, &mut n, "freed", b.free_site);
+    }
+    let _ = places.write_str("]");
+    // JSON escapes every byte outside ASCII: the text is ASCII.
+    let places = core::str::from_utf8(places.as_bytes()).unwrap_or("[]");
+    crate::report::finding(finding.heap, finding.what, finding.fault.word(), places);
     crate::os::abort()
+}
+
+/// Frames of the backtrace handed to `alloc8 run` for file and line.
+const PLACES_CALLED: usize = 4;
+/// One entry's most: a path of up to 512 bytes and the rest (a longer entry was cut).
+const PLACE_MAX: usize = 700;
+
+/// Appends `{"role":..,"module":..,"addr":..}` for a return address (the
+/// call before it), if it lies in an object; the whole entry or nothing.
+fn place(out: &mut Line, symbols: &mut Symbolizer, n: &mut usize, role: &str, ip: usize) {
+    if ip == 0 {
+        return;
+    }
+    if let Some(sym) = symbols.lookup(ip - 1) {
+        let mut one = Line::new();
+        let sep = if *n > 0 { "," } else { "" };
+        let _ = write!(one, "{}{{\"role\":\"{}\",\"module\":{},\"addr\":{}}}", sep, role, Json(sym.module), sym.file_address);
+        // Room for the closing bracket: an entry that does not fit is left out whole.
+        let fits = one.len() < PLACE_MAX && out.len() + one.len() < out.capacity();
+        if let (true, Ok(text)) = (fits, core::str::from_utf8(one.as_bytes())) {
+            let _ = out.write_str(text);
+            *n += 1;
+        }
+    }
 }
 
 /// "main+0x1e (/path/prog)", or "an unknown caller".

@@ -1,0 +1,86 @@
+//! File and line for code addresses, from the objects' debug information,
+//! by binutils' `addr2line` (one run per object, after the program ended:
+//! the crashing process only recorded object paths and file addresses).
+
+use std::collections::BTreeMap;
+use std::process::{Command, Stdio};
+
+/// Whether binutils' `addr2line` can be run here.
+pub fn installed() -> bool {
+    Command::new("addr2line").arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().map_or(false, |s| s.success())
+}
+
+/// `function at file:line` for each `(object, file address)`, in order;
+/// None where the object has no debug information for it, or `addr2line`
+/// is not installed.
+pub fn locate(places: &[(&str, u64)]) -> Vec<Option<String>> {
+    let mut by_object: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (i, (object, _)) in places.iter().enumerate() {
+        by_object.entry(object).or_default().push(i);
+    }
+    let mut found = vec![None; places.len()];
+    for (object, indexes) in by_object {
+        let addrs: Vec<String> = indexes.iter().map(|&i| format!("0x{:x}", places[i].1)).collect();
+        let out =
+            Command::new("addr2line").args(["-f", "-C", "-e", object]).args(&addrs).stdin(Stdio::null()).stderr(Stdio::null()).output();
+        let out = match out {
+            Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).into_owned(),
+            _ => continue,
+        };
+        // Two lines per address: the function, then file:line ("??:0" or
+        // "??:?" when unknown; "file:N (discriminator M)" at times).
+        let lines: Vec<&str> = out.lines().collect();
+        for (k, &i) in indexes.iter().enumerate() {
+            if let (Some(function), Some(source)) = (lines.get(2 * k), lines.get(2 * k + 1)) {
+                found[i] = source_line(function, source);
+            }
+        }
+    }
+    found
+}
+
+/// "main at prog.c:12" from addr2line's two lines, if the line is known.
+fn source_line(function: &str, source: &str) -> Option<String> {
+    let source = source.split(" (discriminator").next().unwrap_or(source).trim();
+    let (file, line) = source.rsplit_once(':')?;
+    if file.starts_with("??") || line.parse::<u32>().map_or(true, |n| n == 0) {
+        return None;
+    }
+    Some(if function.starts_with("??") { source.to_string() } else { format!("{} at {}", function.trim(), source) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addr2lines_answers_are_read_or_left_out() {
+        assert_eq!(source_line("main", "/tmp/p.c:12"), Some("main at /tmp/p.c:12".into()));
+        assert_eq!(source_line("f", "/tmp/p.c:7 (discriminator 2)"), Some("f at /tmp/p.c:7".into()));
+        assert_eq!(source_line("??", "/tmp/p.c:7"), Some("/tmp/p.c:7".into()));
+        assert_eq!(source_line("main", "??:0"), None);
+        assert_eq!(source_line("main", "??:?"), None);
+        assert_eq!(source_line("main", "/tmp/p.c:?"), None);
+    }
+
+    #[test]
+    fn a_program_built_with_debug_information_is_located() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("where.c");
+        std::fs::write(&src, "int twice(int x) {\n    return x * 2;\n}\nint main(void) { return twice(0); }\n").unwrap();
+        let exe = dir.path().join("where");
+        let built = Command::new("gcc").args(["-g", "-O0", "-o"]).arg(&exe).arg(&src).status().unwrap();
+        assert!(built.success());
+        // twice's address from the symbol table, as the checking layer records it.
+        let nm = Command::new("nm").arg(&exe).output().unwrap();
+        let nm = String::from_utf8_lossy(&nm.stdout);
+        let twice = nm.lines().find(|l| l.ends_with(" T twice")).unwrap();
+        let addr = u64::from_str_radix(twice.split(' ').next().unwrap(), 16).unwrap();
+        let exe = exe.to_str().unwrap();
+        let found = locate(&[(exe, addr + 4), ("/nonexistent/object", 0x1000), (exe, 0)]);
+        let first = found[0].as_deref().unwrap();
+        assert!(first.starts_with("twice at ") && first.contains("where.c:"), "{}", first);
+        assert_eq!(found[1], None);
+        assert_eq!(found[2], None);
+    }
+}
