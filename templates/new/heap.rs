@@ -17,7 +17,9 @@
 //! through Rust's allocator while holding the lock, and nothing panics.
 //! Where to go next: per-thread caches (`THREAD_HOOKS`, `--threads`),
 //! returning empty chunks to the system, statistics (`Heap::stats` with
-//! `alloc8::stats::Counters`).
+//! `alloc8::stats::Counters`), and the promises that let the shim skip its
+//! own checks once the heap does them (`PRESERVES_ERRNO`, `SETS_ENOMEM`,
+//! `FREES_NULL`, `ALLOCATES_ZERO`; `alloc8 test` holds the heap to them).
 
 use alloc8::sync::SpinLock;
 use alloc8::Heap;
