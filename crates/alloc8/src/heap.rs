@@ -39,10 +39,12 @@ pub trait Heap: Sync {
     /// Releases a block returned by this heap.
     ///
     /// # Safety
-    /// `ptr` is non-NULL and was returned by this heap and not freed since.
+    /// `ptr` is non-NULL (NULL too with [`Heap::FREES_NULL`]) and was
+    /// returned by this heap and not freed since.
     unsafe fn free(&self, ptr: *mut u8);
 
-    /// Allocates `size` (>= 1) bytes aligned to `align` (a power of two > 16), or NULL.
+    /// Allocates `size` (>= 1, or 0 with [`Heap::ALLOCATES_ZERO`]) bytes
+    /// aligned to `align` (a power of two > 16), or NULL.
     fn memalign(&self, align: usize, size: usize) -> *mut u8;
 
     /// The usable size of a live block (at least what was asked for).
@@ -73,7 +75,7 @@ pub trait Heap: Sync {
         new
     }
 
-    /// Allocates `size` (>= 1) zeroed bytes. The default is `malloc` + zeroing;
+    /// Allocates `size` (>= 1, or 0 with `ALLOCATES_ZERO`) zeroed bytes. The default is `malloc` + zeroing;
     /// a heap that knows its fresh memory is already zero can do better.
     fn calloc(&self, size: usize) -> *mut u8 {
         let p = self.malloc(size);
