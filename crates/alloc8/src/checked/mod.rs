@@ -1,6 +1,6 @@
 //! `alloc8 build --checked`: a checking layer between the program and any heap.
 //!
-//! [`Checked`] is itself a [`Heap`], wrapping the registered one; a checked
+//! `Checked` is itself a [`Heap`], wrapping the registered one; a checked
 //! shim registers it in the heap's place (the renderer does, only with
 //! `--checked`, so an unchecked shim contains none of this). Each block the
 //! program gets is carved out of a larger one asked of the heap: a header

@@ -2,7 +2,7 @@
 //! written as plain Rust over any [`Heap`] so it compiles, and is tested, on
 //! Linux. The generated shim (templates/shim/src/macos*.rs) adds only what
 //! needs a Mac: the `__DATA,__interpose` table, the libSystem declarations
-//! that fill [`System`], and the constructor.
+//! that fill `System`, and the constructor.
 //!
 //! Two policies, chosen by [`Heap::OWNS`]:
 //! - the heap can tell its blocks from others: the zone is registered with
