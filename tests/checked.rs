@@ -279,6 +279,40 @@ fn a_null_dereference_shows_status_139_and_the_last_heap_operations() {
     assert_eq!(row["crash"]["ops"][2]["ptr"], row["crash"]["ops"][0]["result"], "free(a) frees malloc(24)'s block: {}", json);
 }
 
+/// The faulting instruction's file and line: in the program (built with -g),
+/// and inside the shim when the heap itself faults (which `run` says is the heap's bug).
+#[test]
+fn a_fault_is_placed_in_the_program_or_in_the_heap() {
+    let dir = work_dir().join("crash-debug");
+    std::fs::create_dir_all(&dir).unwrap();
+    let prog = dir.join("crash_null");
+    let src = root().join("tests/programs/crash_null.c");
+    let built = Command::new("gcc").args(["-g", "-O1", "-o"]).arg(&prog).arg(&src).output().unwrap();
+    assert!(built.status.success(), "{}", text(&built.stderr));
+    let out = run(&["--lib", shim("system").to_str().unwrap()], &[prog.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(139), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    let line = err.lines().find(|l| l.starts_with("  the faulting instruction: ")).unwrap_or_else(|| panic!("{}", err));
+    assert!(line.contains("main at ") && line.contains("crash_null.c:"), "{}", err);
+    assert!(!err.contains("inside the shim library"), "{}", err);
+
+    // A heap that reads through NULL in free (tests/fixtures/heaps/broken.rs), under a
+    // program that frees NULL: the fault is in the shim.
+    let broken = work_dir().join("crash-broken");
+    let mut build = alloc8();
+    build.args(["build", "--heap"]).arg(root().join("tests/fixtures/heaps/broken.rs")).arg("--out").arg(&broken);
+    let b = output_within(&mut build, Duration::from_secs(900));
+    assert!(b.status.success(), "{}", text(&b.stderr));
+    let mut cmd = alloc8();
+    cmd.args(["run", "--lib"]).arg(broken.join("libbroken.so")).args(["--", "python3", "-c", "print(1)"]).env("ALLOC8_BROKEN", "null-free");
+    let out = output_within(&mut cmd, Duration::from_secs(LIMIT));
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(139), "{}", err);
+    assert!(err.contains("that is inside the shim library: a bug in the heap"), "{}", err);
+    // No line tables in a release shim: the heap's function, from the symbol table.
+    assert!(err.contains("::heap::Broken as alloc8::heap::Heap>::free+0x"), "{}", err);
+}
+
 #[test]
 fn an_abort_shows_the_last_heap_operations_too() {
     let (out, json) = crash_json(&["abort"]);

@@ -18,6 +18,7 @@ pub const ALLOC8_CRATE: &[(&str, &str)] = &[
     ("src/heap.rs", include_str!("../../crates/alloc8/src/heap.rs")),
     ("src/inherit.rs", include_str!("../../crates/alloc8/src/inherit.rs")),
     ("src/local.rs", include_str!("../../crates/alloc8/src/local.rs")),
+    ("src/maps.rs", include_str!("../../crates/alloc8/src/maps.rs")),
     ("src/macos/mod.rs", include_str!("../../crates/alloc8/src/macos/mod.rs")),
     ("src/macos/fork.rs", include_str!("../../crates/alloc8/src/macos/fork.rs")),
     ("src/macos/layout.rs", include_str!("../../crates/alloc8/src/macos/layout.rs")),

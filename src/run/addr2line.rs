@@ -5,6 +5,41 @@
 use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
 
+/// The address `addr2line` takes for a byte `offset` into an object file:
+/// the offset moved by the loadable segment that holds it (a crash report
+/// knows the file offset the faulting instruction was mapped from).
+pub fn file_address(object: &str, offset: u64) -> Option<u64> {
+    use object::{Object, ObjectSegment};
+    let data = std::fs::read(object).ok()?;
+    let file = object::File::parse(&*data).ok()?;
+    let found = file.segments().find_map(|s| {
+        let (start, size) = s.file_range();
+        (offset >= start && offset < start + size).then(|| s.address() + (offset - start))
+    });
+    found
+}
+
+/// The function an address of an object lies in, from its symbol tables
+/// (for objects without debug information): `name+0xoffset`, C++ and Rust
+/// names demangled, Rust's hash left out.
+pub fn symbol_at(object: &str, addr: u64) -> Option<String> {
+    use object::{Object, ObjectSymbol, SymbolKind};
+    let data = std::fs::read(object).ok()?;
+    let file = object::File::parse(&*data).ok()?;
+    let found = file
+        .symbols()
+        .chain(file.dynamic_symbols())
+        .filter(|s| s.kind() == SymbolKind::Text && s.size() > 0)
+        .find(|s| addr >= s.address() && addr < s.address() + s.size())?;
+    let raw = found.name().ok()?;
+    let name = crate::check::demangle::demangle(raw).unwrap_or_else(|| raw.to_string());
+    let name = match name.rsplit_once("::h") {
+        Some((path, hash)) if hash.len() == 16 && hash.bytes().all(|b| b.is_ascii_hexdigit()) => path.to_string(),
+        _ => name,
+    };
+    Some(format!("{}+0x{:x}", name, addr - found.address()))
+}
+
 /// Whether binutils' `addr2line` can be run here.
 pub fn installed() -> bool {
     Command::new("addr2line").arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().map_or(false, |s| s.success())
@@ -61,6 +96,36 @@ mod tests {
         assert_eq!(source_line("main", "??:0"), None);
         assert_eq!(source_line("main", "??:?"), None);
         assert_eq!(source_line("main", "/tmp/p.c:?"), None);
+    }
+
+    #[test]
+    fn a_file_offset_becomes_the_address_of_the_segment_that_maps_it() {
+        let exe = std::env::current_exe().unwrap();
+        let data = std::fs::read(&exe).unwrap();
+        use object::{Object, ObjectSegment};
+        let file = object::File::parse(&*data).unwrap();
+        let text = file.segments().find(|s| s.file_range().1 > 0x100 && s.address() != s.file_range().0).or_else(|| file.segments().nth(1));
+        let s = text.unwrap();
+        let (start, _) = s.file_range();
+        assert_eq!(file_address(exe.to_str().unwrap(), start + 0x10), Some(s.address() + 0x10));
+        assert_eq!(file_address(exe.to_str().unwrap(), u64::MAX / 2), None);
+        assert_eq!(file_address("/nonexistent/object", 0), None);
+    }
+
+    #[test]
+    fn a_function_is_named_from_the_symbol_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("named.c");
+        std::fs::write(&src, "__attribute__((noinline)) int twice(int x) { return x * 2; }\nint main(void) { return twice(0); }\n")
+            .unwrap();
+        let exe = dir.path().join("named");
+        assert!(Command::new("gcc").args(["-O1", "-o"]).arg(&exe).arg(&src).status().unwrap().success());
+        let nm = Command::new("nm").arg(&exe).output().unwrap();
+        let nm = String::from_utf8_lossy(&nm.stdout);
+        let twice = nm.lines().find(|l| l.ends_with(" T twice")).unwrap();
+        let addr = u64::from_str_radix(twice.split(' ').next().unwrap(), 16).unwrap();
+        assert_eq!(symbol_at(exe.to_str().unwrap(), addr + 2).as_deref(), Some("twice+0x2"));
+        assert_eq!(symbol_at(exe.to_str().unwrap(), 0), None);
     }
 
     #[test]

@@ -8,6 +8,7 @@ use super::report::Process;
 use super::wait;
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
+use std::path::Path;
 
 /// The fields of `crash` and `check` events, as read from the channel.
 #[derive(Debug, Default, Deserialize)]
@@ -26,11 +27,18 @@ pub struct Fields {
     fault: Option<String>,
     #[serde(default)]
     places: Vec<Place>,
+    #[serde(default)]
+    pc: Option<u64>,
+    #[serde(default)]
+    module: Option<String>,
+    #[serde(default)]
+    offset: Option<u64>,
 }
 
 impl Fields {
     pub fn crash(&self) -> Option<Crash> {
-        Some(Crash { signal: self.signal?, addr: self.addr, ops: self.ops.clone().unwrap_or_default(), block: self.block.clone() })
+        let at = self.pc.map(|pc| Faulted { pc, module: self.module.clone(), offset: self.offset, source: None, function: None });
+        Some(Crash { signal: self.signal?, addr: self.addr, at, ops: self.ops.clone().unwrap_or_default(), block: self.block.clone() })
     }
 
     pub fn check(&self) -> Option<Check> {
@@ -78,11 +86,28 @@ pub struct Block {
     pub op: Option<usize>,
 }
 
+/// The instruction that faulted, and the file it was mapped from.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Faulted {
+    pub pc: u64,
+    pub module: Option<String>,
+    /// The instruction's offset in `module`.
+    pub offset: Option<u64>,
+    /// "function at file:line", from the module's debug information.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// "function+0xN", from the module's symbol table, when there is no line.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub function: Option<String>,
+}
+
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Crash {
     pub signal: i32,
     /// The faulting address (SIGSEGV, SIGBUS).
     pub addr: Option<u64>,
+    /// Where it faulted (x86-64 Linux).
+    pub at: Option<Faulted>,
     pub ops: Vec<Op>,
     pub block: Option<Block>,
 }
@@ -96,6 +121,24 @@ pub struct Check {
     /// Whether `addr2line` was there to locate them.
     #[serde(skip)]
     pub located: bool,
+}
+
+/// Gives the faulting instruction of each crash its file and line.
+pub fn locate_crashes(rows: &mut [Process]) {
+    let mut crashes = rows.iter_mut().filter_map(|r| r.crash.as_mut()?.at.as_mut()).peekable();
+    if crashes.peek().is_none() || !super::addr2line::installed() {
+        return;
+    }
+    for at in crashes {
+        if let (Some(module), Some(offset)) = (&at.module, at.offset) {
+            if let Some(addr) = super::addr2line::file_address(module, offset) {
+                at.source = super::addr2line::locate(&[(module.as_str(), addr)]).pop().flatten();
+                if at.source.is_none() {
+                    at.function = super::addr2line::symbol_at(module, addr);
+                }
+            }
+        }
+    }
 }
 
 /// Gives each place of each checking-layer finding its file and line.
@@ -114,8 +157,10 @@ pub fn locate_checks(rows: &mut [Process]) {
     }
 }
 
-/// The text for every process that crashed or that the checking layer stopped.
-pub fn text(rows: &[Process]) -> String {
+/// The text for every process that crashed or that the checking layer
+/// stopped. `shim`: the library that was preloaded (a fault inside it is
+/// the heap's, or alloc8's).
+pub fn text(rows: &[Process], shim: &Path) -> String {
     let mut out = String::new();
     for row in rows {
         let exe = row.exe.as_deref().unwrap_or("?");
@@ -132,7 +177,7 @@ pub fn text(rows: &[Process]) -> String {
             }
         }
         if let Some(crash) = &row.crash {
-            out.push_str(&crash_text(row.pid, exe, crash));
+            out.push_str(&crash_text(row.pid, exe, crash, shim));
         }
     }
     out
@@ -165,7 +210,7 @@ fn places_text(places: &[Place]) -> String {
     out
 }
 
-fn crash_text(pid: i32, exe: &str, crash: &Crash) -> String {
+fn crash_text(pid: i32, exe: &str, crash: &Crash, shim: &Path) -> String {
     let mut out = format!("alloc8: pid {} ({}) died of {}", pid, exe, wait::signal_name(crash.signal));
     if let Some(addr) = crash.addr {
         let _ = write!(out, " at address 0x{:x}", addr);
@@ -186,6 +231,9 @@ fn crash_text(pid: i32, exe: &str, crash: &Crash) -> String {
         }
     }
     out.push('\n');
+    if let Some(at) = &crash.at {
+        out.push_str(&faulted_text(at, shim));
+    }
     if crash.ops.is_empty() {
         out.push_str("  (no heap operation was recorded on the crashing thread)\n");
         return out;
@@ -193,6 +241,31 @@ fn crash_text(pid: i32, exe: &str, crash: &Crash) -> String {
     out.push_str("  the crashing thread's last heap operations, oldest first:\n");
     for (i, op) in crash.ops.iter().enumerate() {
         let _ = writeln!(out, "  {:>4}  {}", i + 1, call(op));
+    }
+    out
+}
+
+/// Where the faulting instruction is, and whether that is inside the shim.
+fn faulted_text(at: &Faulted, shim: &Path) -> String {
+    let same = |m: &str| std::fs::canonicalize(m).ok().zip(std::fs::canonicalize(shim).ok()).map_or(false, |(a, b)| a == b);
+    let in_shim = at.module.as_deref().map_or(false, same);
+    let mut out = String::from("  the faulting instruction: ");
+    match (&at.source, &at.module, at.offset) {
+        (Some(source), _, _) => out.push_str(source),
+        (None, Some(module), Some(offset)) => {
+            if let Some(function) = &at.function {
+                let _ = write!(out, "{} in ", function);
+            }
+            let why = if in_shim { "the shim is built without debug information" } else { "build it with -g for them" };
+            let _ = write!(out, "{}+0x{:x} (no file and line: {})", module, offset, why);
+        }
+        _ => {
+            let _ = write!(out, "0x{:x}, in no file (generated code, or a jump to a wild address)", at.pc);
+        }
+    }
+    out.push('\n');
+    if in_shim {
+        out.push_str("  that is inside the shim library: a bug in the heap (or in alloc8's wrappers around it), not in the program\n");
     }
     out
 }
@@ -240,6 +313,7 @@ mod tests {
         let crash = Crash {
             signal: 11,
             addr: Some(0x1008),
+            at: None,
             ops: vec![
                 op("malloc", "alloc", 0, 24, Some(0x1000)),
                 op("_ZdlPvm", "free", 0x1000, 24, Some(0)),
@@ -248,7 +322,7 @@ mod tests {
             ],
             block: Some(Block { start: 0x1000, size: 24, freed: true, source: "trail".into(), op: Some(0) }),
         };
-        let text = crash_text(42, "/bin/prog", &crash);
+        let text = crash_text(42, "/bin/prog", &crash, Path::new("/shim.so"));
         assert_eq!(
             text,
             "alloc8: pid 42 (/bin/prog) died of SIGSEGV (signal 11) at address 0x1008, 8 bytes into the freed 24-byte block 0x1000 that call 1 returned\n\
@@ -285,22 +359,48 @@ mod tests {
 
     #[test]
     fn null_and_abort_and_nothing_recorded() {
-        let null = Crash { signal: 11, addr: Some(0), ops: vec![op("malloc", "alloc", 0, 8, Some(0x10))], block: None };
-        assert!(crash_text(1, "p", &null)
+        let null = Crash { signal: 11, addr: Some(0), at: None, ops: vec![op("malloc", "alloc", 0, 8, Some(0x10))], block: None };
+        assert!(crash_text(1, "p", &null, Path::new("/shim.so"))
             .starts_with("alloc8: pid 1 (p) died of SIGSEGV (signal 11) at address 0x0: a NULL pointer dereference"));
         let wild = Crash { addr: Some(0xdead_0000), ..null };
-        assert!(crash_text(1, "p", &wild).contains("at address 0xdead0000, in none of the blocks of the heap operations below\n"));
-        let abort = Crash { signal: 6, addr: None, ops: vec![], block: None };
+        assert!(crash_text(1, "p", &wild, Path::new("/shim.so"))
+            .contains("at address 0xdead0000, in none of the blocks of the heap operations below\n"));
+        let abort = Crash { signal: 6, addr: None, at: None, ops: vec![], block: None };
         assert_eq!(
-            crash_text(1, "p", &abort),
+            crash_text(1, "p", &abort, Path::new("/shim.so")),
             "alloc8: pid 1 (p) died of SIGABRT (signal 6)\n  (no heap operation was recorded on the crashing thread)\n"
         );
         let checked = Crash {
             signal: 11,
             addr: Some(0x5010),
+            at: None,
             ops: vec![],
             block: Some(Block { start: 0x5000, size: 64, freed: false, source: "checked".into(), op: None }),
         };
-        assert!(crash_text(1, "p", &checked).contains("16 bytes into the live 64-byte block 0x5000 (the checking layer's index)"));
+        assert!(crash_text(1, "p", &checked, Path::new("/shim.so"))
+            .contains("16 bytes into the live 64-byte block 0x5000 (the checking layer's index)"));
+    }
+
+    #[test]
+    fn the_faulting_instruction_is_placed_and_a_fault_in_the_shim_is_the_heaps() {
+        let line: Fields = serde_json::from_str(r#"{"signal":11,"addr":0,"pc":4096,"module":"/bin/sh","offset":4660,"ops":[]}"#).unwrap();
+        let mut at = line.crash().unwrap().at.unwrap();
+        assert_eq!((at.pc, at.module.as_deref(), at.offset), (4096, Some("/bin/sh"), Some(0x1234)));
+        assert_eq!(
+            faulted_text(&at, Path::new("/nonexistent.so")),
+            "  the faulting instruction: /bin/sh+0x1234 (no file and line: build it with -g for them)\n"
+        );
+        at.source = Some("f at f.c:3".into());
+        let in_shim = faulted_text(&at, Path::new("/bin/sh"));
+        assert!(in_shim.starts_with("  the faulting instruction: f at f.c:3\n  that is inside the shim library"), "{}", in_shim);
+        at.source = None;
+        at.function = Some("f+0x3".into());
+        let named = faulted_text(&at, Path::new("/bin/sh"));
+        assert!(named.starts_with("  the faulting instruction: f+0x3 in /bin/sh+0x1234 (no file and line: the shim is built"), "{}", named);
+        let wild = Faulted { pc: 0x10, module: None, offset: None, source: None, function: None };
+        assert!(faulted_text(&wild, Path::new("/x")).contains("0x10, in no file"));
+        // A line from a shim without the fields (an abort, another architecture) has no place.
+        let old: Fields = serde_json::from_str(r#"{"signal":6,"addr":null,"ops":[]}"#).unwrap();
+        assert!(old.crash().unwrap().at.is_none());
     }
 }

@@ -98,6 +98,7 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
     let text = std::fs::read_to_string(&report_path).unwrap_or_default();
     let mut rows = report::processes(&text);
     crash::locate_checks(&mut rows);
+    crash::locate_crashes(&mut rows);
     // The launched pid's last program image (it may have exec'd: env, sh -c exec).
     let top = rows.iter().filter(|r| r.pid == status.pid && !r.forked).last();
     let alive = top.is_some();
@@ -150,7 +151,7 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
             if !rows.is_empty() {
                 let heap = top.or(rows.first()).and_then(|r| r.heap.clone()).unwrap_or_else(|| "?".into());
                 out.push_str(&table::text(&rows, args.all, &format!("heap {} ({})", heap, lib.path.display()), lib.c_heap));
-                out.push_str(&crash::text(&rows));
+                out.push_str(&crash::text(&rows, &lib.path));
             }
             out.push_str(&format!("alloc8: {} (pid {}) {}\n", shown, status.pid, ended));
             out

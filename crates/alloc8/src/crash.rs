@@ -3,7 +3,9 @@
 //! signal, the faulting address, the crashing thread's last heap operations
 //! ([`crate::trail`]) and whether the address lies inside one of their
 //! blocks, live or freed (under `--checked`, inside any block the checking
-//! layer knows). `alloc8 run` prints it after the program has ended.
+//! layer knows); for a fault (x86-64), the faulting instruction and the file
+//! it lies in with its offset there ([`crate::maps`]), which `alloc8 run`
+//! turns into file and line. `alloc8 run` prints it after the program has ended.
 //!
 //! Installed by the shim's constructor only when reports go to a file (what
 //! `alloc8 run` sets), and only for signals whose disposition is still the
@@ -13,6 +15,7 @@
 //! Everything in it is async-signal-safe: raw system calls, stack buffers.
 //! A stack overflow cannot be reported (no alternate stack is installed).
 
+use crate::maps::{self, Mapped};
 use crate::syscall;
 use crate::text::Text;
 use crate::trail::{self, Kind, DEPTH, PENDING};
@@ -72,26 +75,48 @@ pub fn install(blocks: Option<Blocks>) {
     }
 }
 
-extern "C" fn handler(sig: i32, info: *const u8, _context: *mut u8) {
+/// The interrupted instruction's address, from the signal's `ucontext_t`
+/// (x86-64: `uc_mcontext.gregs[REG_RIP]`, 168 bytes in).
+#[cfg(target_arch = "x86_64")]
+fn faulting_pc(context: *mut u8) -> Option<usize> {
+    if context.is_null() {
+        return None;
+    }
+    Some(unsafe { core::ptr::read_unaligned(context.add(168) as *const usize) })
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn faulting_pc(_context: *mut u8) -> Option<usize> {
+    None
+}
+
+extern "C" fn handler(sig: i32, info: *const u8, context: *mut u8) {
     // siginfo_t: si_signo, si_errno, si_code, padding, then si_addr for faults.
-    let addr = if (sig == SIGSEGV || sig == SIGBUS) && !info.is_null() {
-        Some(unsafe { core::ptr::read_unaligned(info.add(16) as *const usize) })
-    } else {
-        None
-    };
+    let fault = (sig == SIGSEGV || sig == SIGBUS) && !info.is_null();
+    let addr = if fault { Some(unsafe { core::ptr::read_unaligned(info.add(16) as *const usize) }) } else { None };
+    // Where a fault happened (an abort's is always inside the C library's raise).
+    let pc = if fault { faulting_pc(context) } else { None };
+    let at = pc.map(|pc| (pc, maps::file_at(pc)));
     let mut ops = [None; DEPTH];
     let n = trail::recent(&mut ops);
     let mut line = Text::new();
     let blocks = BLOCKS.load(Ordering::Relaxed);
     let blocks = if blocks == 0 { None } else { Some(unsafe { core::mem::transmute::<usize, Blocks>(blocks) }) };
-    describe(&mut line, sig, addr, &ops[..n], blocks);
+    describe(&mut line, sig, addr, at.as_ref().map(|(pc, m)| (*pc, m.as_ref())), &ops[..n], blocks);
     crate::report::emit_json(line.as_bytes());
     // The action is the default again (SA_RESETHAND): die of the signal.
     syscall::tgkill(syscall::gettid(), sig);
 }
 
-/// The crash as one JSON line.
-pub fn describe(out: &mut Text, sig: i32, addr: Option<usize>, ops: &[Option<trail::Op>], blocks: Option<Blocks>) {
+/// The crash as one JSON line. `at`: the faulting instruction and the file it lies in.
+pub fn describe(
+    out: &mut Text,
+    sig: i32,
+    addr: Option<usize>,
+    at: Option<(usize, Option<&Mapped>)>,
+    ops: &[Option<trail::Op>],
+    blocks: Option<Blocks>,
+) {
     let _ = write!(out, "{{\"event\":\"crash\",\"pid\":{},\"signal\":{}", crate::os::pid(), sig);
     match addr {
         Some(a) => {
@@ -99,6 +124,12 @@ pub fn describe(out: &mut Text, sig: i32, addr: Option<usize>, ops: &[Option<tra
         }
         None => {
             let _ = out.write_str(",\"addr\":null");
+        }
+    }
+    if let Some((pc, file)) = at {
+        let _ = write!(out, ",\"pc\":{}", pc);
+        if let Some(m) = file {
+            let _ = write!(out, ",\"module\":{},\"offset\":{}", crate::report::Json(m.path()), m.offset);
         }
     }
     let _ = out.write_str(",\"ops\":[");
@@ -150,7 +181,7 @@ mod tests {
         let op = |name: &'static [u8], kind, ptr, size, result| Some(trail::Op { name, kind, ptr, size, result });
         let ops = [op(b"malloc", Kind::Alloc, 0, 24, 4096), op(b"free", Kind::Free, 4096, 0, 0), op(b"malloc", Kind::Alloc, 0, 8, PENDING)];
         let mut out = Text::new();
-        describe(&mut out, 11, Some(4100), &ops, None);
+        describe(&mut out, 11, Some(4100), None, &ops, None);
         let text = core::str::from_utf8(out.as_bytes()).unwrap();
         assert!(text.starts_with("{\"event\":\"crash\",\"pid\":"), "{}", text);
         assert!(
@@ -163,11 +194,11 @@ mod tests {
         assert!(text.contains("{\"op\":\"malloc\",\"kind\":\"alloc\",\"ptr\":0,\"size\":8,\"result\":null}]"), "{}", text);
         assert!(text.ends_with(",\"block\":{\"start\":4096,\"size\":24,\"freed\":true,\"source\":\"trail\",\"op\":0}}\n"), "{}", text);
         let mut out = Text::new();
-        describe(&mut out, 6, None, &ops, Some(|_| Some((1, 2, false))));
+        describe(&mut out, 6, None, None, &ops, Some(|_| Some((1, 2, false))));
         let text = core::str::from_utf8(out.as_bytes()).unwrap();
         assert!(text.contains("\"addr\":null") && !text.contains("block"), "an abort has no address: {}", text);
         let mut out = Text::new();
-        describe(&mut out, 11, Some(0), &ops, Some(|a| if a == 0 { None } else { Some((a, 1, false)) }));
+        describe(&mut out, 11, Some(0), None, &ops, Some(|a| if a == 0 { None } else { Some((a, 1, false)) }));
         assert!(!core::str::from_utf8(out.as_bytes()).unwrap().contains("block"));
     }
 
@@ -203,7 +234,14 @@ mod tests {
         assert_eq!(out.status.signal(), Some(11), "{:?}", out);
         let text = std::fs::read_to_string(&file).unwrap();
         std::fs::remove_file(&file).unwrap();
-        assert!(text.contains("\"signal\":11,\"addr\":8,\"ops\":[{\"op\":\"malloc\""), "{}", text);
+        assert!(text.contains("\"signal\":11,\"addr\":8,\"pc\":"), "{}", text);
+        // The faulting instruction is in this test program, at an offset in its file.
+        #[cfg(target_arch = "x86_64")]
+        {
+            let exe = std::fs::canonicalize(std::env::current_exe().unwrap()).unwrap();
+            assert!(text.contains(&std::format!(",\"module\":\"{}\",\"offset\":", exe.display())), "{}", text);
+        }
+        assert!(text.contains(",\"ops\":[{\"op\":\"malloc\""), "{}", text);
         assert!(text.contains("{\"op\":\"free\",\"kind\":\"free\",\"ptr\":20480,\"size\":0,\"result\":null}]"), "{}", text);
     }
 }

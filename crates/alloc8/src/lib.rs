@@ -25,6 +25,9 @@ mod local;
 /// macOS zone and interposition logic; plain Rust, tested on Linux (64-bit layouts).
 #[cfg(target_pointer_width = "64")]
 pub mod macos;
+/// Which mapped file an address lies in (Linux; crash reports).
+#[cfg(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64")))]
+pub mod maps;
 pub mod os;
 pub mod panic;
 pub mod report;

@@ -12,6 +12,7 @@
 
 #[cfg(target_arch = "x86_64")]
 mod nr {
+    pub const READ: usize = 0;
     pub const WRITE: usize = 1;
     pub const CLOSE: usize = 3;
     pub const SCHED_YIELD: usize = 24;
@@ -30,6 +31,7 @@ mod nr {
 
 #[cfg(target_arch = "aarch64")]
 mod nr {
+    pub const READ: usize = 63;
     pub const WRITE: usize = 64;
     pub const CLOSE: usize = 57;
     pub const SCHED_YIELD: usize = 124;
@@ -106,6 +108,10 @@ unsafe fn call6(n: usize, a: [usize; 6]) -> isize {
 
 const AT_FDCWD: isize = -100;
 pub const EINTR: isize = -4;
+
+pub fn read(fd: i32, buf: &mut [u8]) -> isize {
+    unsafe { call(nr::READ, [fd as usize, buf.as_mut_ptr() as usize, buf.len(), 0]) }
+}
 
 pub fn write(fd: i32, buf: &[u8]) -> isize {
     unsafe { call(nr::WRITE, [fd as usize, buf.as_ptr() as usize, buf.len(), 0]) }
