@@ -138,6 +138,48 @@ fn a_formatted_panic_without_the_lock_aborts_with_its_message() {
     assert!(line.contains("panicky.rs:") && line.ends_with(": deliberate panic for 12346 bytes; aborting\n"), "{}", line);
 }
 
+/// A panic before the shim's constructor has run (in another library's
+/// constructor, which runs first) reads the same: one line, SIGABRT.
+#[test]
+fn a_panic_before_the_shims_constructor_is_one_line_too() {
+    let dir = work_dir().join("early-alloc");
+    std::fs::create_dir_all(&dir).unwrap();
+    let lib_c = dir.join("early.c");
+    std::fs::write(
+        &lib_c,
+        "#include <stdlib.h>\n#include <stdio.h>\n\
+         __attribute__((constructor)) static void early(void) {\n\
+         \x20   const char *n = getenv(\"EARLY_SIZE\");\n\
+         \x20   if (n) { void *volatile p = malloc((size_t)atol(n)); free(p); }\n}\n\
+         int early_linked(void) { return 1; }\n",
+    )
+    .unwrap();
+    let prog_c = dir.join("main.c");
+    std::fs::write(&prog_c, "int early_linked(void);\nint main(void) { return early_linked() ? 0 : 1; }\n").unwrap();
+    let gcc = |args: &[&str]| {
+        let out = Command::new("gcc").args(args).current_dir(&dir).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    };
+    gcc(&["-shared", "-fPIC", "-o", "libearly.so", "early.c"]);
+    gcc(&["-o", "main", "main.c", "-L.", "-learly", "-Wl,-rpath,$ORIGIN"]);
+    for (size, message) in
+        [("12346", ": deliberate panic for 12346 bytes; aborting\n"), ("12345", ": deliberate panic with the lock held; aborting\n")]
+    {
+        let mut cmd = Command::new(dir.join("main"));
+        cmd.env("EARLY_SIZE", size).env("LD_PRELOAD", panicky()).env_remove("ALLOC8_REPORT");
+        let out = output_within(&mut cmd, Duration::from_secs(20));
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.signal(), Some(6), "SIGABRT for size {}: {:?} {}", size, out.status, stderr);
+        assert_eq!(stderr.lines().count(), 1, "one line, no std hook, no backtrace:\n{}", stderr);
+        assert!(stderr.starts_with("alloc8: panic in the panicky heap at ") && stderr.ends_with(message), "{}", stderr);
+    }
+    // Without the variable the program runs clean under the same shim.
+    let mut cmd = Command::new(dir.join("main"));
+    cmd.env("LD_PRELOAD", panicky());
+    let out = output_within(&mut cmd, Duration::from_secs(20));
+    assert!(out.status.success() && out.stderr.is_empty(), "{:?}", out);
+}
+
 #[test]
 fn a_signal_handler_that_allocates_inside_the_locked_heap_is_an_abort_not_a_hang() {
     let line = aborts_with_one_line("777");

@@ -297,12 +297,14 @@ fn detour(e: &Export) -> (String, String) {
         None => e.body.to_string(),
     };
     let detour = format!(
-        "\n#[cold]\n#[inline(never)]\nunsafe extern \"{abi}\" fn detour_{name}({params}){ret} {{\n    \
+        "\n#[cold]\n#[inline(never)]\n#[allow(unused_braces)]\nunsafe extern \"{abi}\" fn detour_{name}({params}){ret} {{\n    \
          if crate::inert::inert() {{\n        \
          let next: unsafe extern \"{abi}\" fn({types}){ret} = core::mem::transmute(NEXT_{name}.get());\n        \
-         return next({names});\n    }}\n    {served}\n}}\n",
+         return next({names});\n    }}\n    \
+         if crate::inert::first_call() {{\n        return {{ {body} }};\n    }}\n    {served}\n}}\n",
         name = e.name,
         params = e.params,
+        body = e.body,
     );
     (body, detour)
 }
@@ -514,6 +516,8 @@ mod tests {
         // hands the call on, arguments unchanged) or recording.
         assert_eq!(exports.matches("    if crate::inert::detour() {").count(), n);
         assert_eq!(exports.matches("    if crate::inert::inert() {").count(), n);
+        // ... and the first call into the shim (it installs the panic hook).
+        assert_eq!(exports.matches("    if crate::inert::first_call() {").count(), n);
         assert!(
             exports.contains("    if crate::inert::detour() {\n        return detour__ZdlPvmSt11align_val_t(ptr, size, align);\n    }\n")
         );
@@ -522,6 +526,7 @@ mod tests {
              if crate::inert::inert() {\n        \
              let next: unsafe extern \"C\" fn(*mut u8, usize, usize) = core::mem::transmute(NEXT__ZdlPvmSt11align_val_t.get());\n        \
              return next(ptr, size, align);\n    }\n    \
+             if crate::inert::first_call() {\n        return { alloc8::shim::free_aligned_sized(&HEAP, ptr, size, align) };\n    }\n    \
              let call = alloc8::trail::begin(b\"_ZdlPvmSt11align_val_t\\0\", alloc8::trail::Kind::Free, ptr as usize, size);\n    \
              let result = { alloc8::shim::free_aligned_sized(&HEAP, ptr, size, align) };\n    \
              alloc8::trail::end(call, 0);\n    result\n}"

@@ -16,6 +16,12 @@
 //! there each call is recorded in the thread's trail (`alloc8::trail`)
 //! around the call itself. Either way the fast path is one load and one
 //! branch, the same as with the flag alone.
+//!
+//! And it catches the very first call into the shim, which as a rule comes
+//! before the constructor (the C library and other libraries allocate while
+//! they start): that call installs the panic hook, so a heap that panics
+//! before the constructor ends with the shim's one line, not std's default
+//! hook (whose backtrace allocates, and can deadlock on its own lock).
 #![allow(dead_code)]
 
 use core::ffi::c_void;
@@ -27,10 +33,12 @@ extern "C" {
 
 const RTLD_NEXT: *mut c_void = -1isize as *mut c_void;
 
-/// 0: the fast path; INERT or RECORD: each export's out-of-line path.
-static DETOUR: AtomicU8 = AtomicU8::new(0);
+/// 0: the fast path; INERT or RECORD: each export's out-of-line path;
+/// FIRST until a call or the constructor has installed the panic hook.
+static DETOUR: AtomicU8 = AtomicU8::new(FIRST);
 const INERT: u8 = 1;
 const RECORD: u8 = 2;
+const FIRST: u8 = 3;
 
 /// Whether calls take their out-of-line path (inert, or recording).
 #[inline(always)]
@@ -42,6 +50,25 @@ pub fn detour() -> bool {
 #[inline(always)]
 pub fn inert() -> bool {
     DETOUR.load(Ordering::Relaxed) == INERT
+}
+
+/// On an out-of-line path: whether this is the first call into the shim.
+/// If so the panic hook is installed (it allocates nothing: its closure
+/// captures nothing) and calls take the fast path from now on.
+#[cold]
+#[inline(never)]
+pub fn first_call() -> bool {
+    if DETOUR.load(Ordering::Relaxed) != FIRST {
+        return false;
+    }
+    crate::install_panic_hook();
+    settle();
+    true
+}
+
+/// Leaves the first-call state (the constructor, which installs the hook itself).
+pub fn settle() {
+    let _ = DETOUR.compare_exchange(FIRST, 0, Ordering::Relaxed, Ordering::Relaxed);
 }
 
 /// Called by the constructor when the process's malloc is not ours.

@@ -47,8 +47,9 @@ static GLOBAL: alloc8::GlobalHeap<@SHIM_HEAP@> = alloc8::GlobalHeap::new(&HEAP, 
 
 /// A panic in the heap or the shim: one line on stderr and SIGABRT, without
 /// unwinding out of an `extern "C"` function and without allocating (the
-/// closure has no captures: its box allocates nothing). Installed first
-/// thing in the constructor.
+/// closure has no captures: its box allocates nothing). Installed by the
+/// first call into the shim on Linux (inert.rs), which as a rule comes
+/// before the constructor, and first thing in the constructor.
 #[allow(dead_code)]
 fn install_panic_hook() {
     std::panic::set_hook(Box::new(|info| {

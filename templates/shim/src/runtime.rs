@@ -34,6 +34,9 @@ static FINI: extern "C" fn() = fini;
 
 extern "C" fn init() {
     crate::install_panic_hook();
+    // Calls take the fast path from here, unless what follows says otherwise
+    // (a first call before now installed the hook already: see inert.rs).
+    crate::inert::settle();
     crate::hold_the_heap_across_fork();
     alloc8::report::init();
     let bound = bound();
