@@ -3,7 +3,34 @@
 //! the crashing process only recorded object paths and file addresses).
 
 use std::collections::BTreeMap;
+use std::io::Read;
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long one object's lookup may take (a huge object's debug
+/// information takes seconds; nothing waits forever).
+const LIMIT: Duration = Duration::from_secs(30);
+
+/// A successful command's standard output (a few lines: it fits the pipe
+/// while the command runs), or None if it failed or took longer than `limit`.
+fn stdout_within(mut cmd: Command, limit: Duration) -> Option<String> {
+    let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().ok()?;
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().ok()? {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let mut text = String::new();
+    child.stdout.take()?.read_to_string(&mut text).ok()?;
+    status.success().then_some(text)
+}
 
 /// The address `addr2line` takes for a byte `offset` into an object file:
 /// the offset moved by the loadable segment that holds it (a crash report
@@ -56,11 +83,11 @@ pub fn locate(places: &[(&str, u64)]) -> Vec<Option<String>> {
     let mut found = vec![None; places.len()];
     for (object, indexes) in by_object {
         let addrs: Vec<String> = indexes.iter().map(|&i| format!("0x{:x}", places[i].1)).collect();
-        let out =
-            Command::new("addr2line").args(["-f", "-C", "-e", object]).args(&addrs).stdin(Stdio::null()).stderr(Stdio::null()).output();
-        let out = match out {
-            Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).into_owned(),
-            _ => continue,
+        let mut cmd = Command::new("addr2line");
+        cmd.args(["-f", "-C", "-e", object]).args(&addrs);
+        let out = match stdout_within(cmd, LIMIT) {
+            Some(text) => text,
+            None => continue,
         };
         // Two lines per address: the function, then file:line ("??:0" or
         // "??:?" when unknown; "file:N (discriminator M)" at times).
@@ -96,6 +123,19 @@ mod tests {
         assert_eq!(source_line("main", "??:0"), None);
         assert_eq!(source_line("main", "??:?"), None);
         assert_eq!(source_line("main", "/tmp/p.c:?"), None);
+    }
+
+    #[test]
+    fn a_command_that_takes_too_long_is_ended() {
+        let mut slow = Command::new("sleep");
+        slow.arg("10");
+        let started = Instant::now();
+        assert_eq!(stdout_within(slow, Duration::from_millis(200)), None);
+        assert!(started.elapsed() < Duration::from_secs(5));
+        let mut quick = Command::new("echo");
+        quick.arg("hi");
+        assert_eq!(stdout_within(quick, LIMIT).as_deref(), Some("hi\n"));
+        assert_eq!(stdout_within(Command::new("false"), LIMIT), None);
     }
 
     #[test]
