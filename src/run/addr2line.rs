@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// How long one object's lookup may take (a huge object's debug
 /// information takes seconds; nothing waits forever).
@@ -15,18 +15,7 @@ const LIMIT: Duration = Duration::from_secs(30);
 /// while the command runs), or None if it failed or took longer than `limit`.
 fn stdout_within(mut cmd: Command, limit: Duration) -> Option<String> {
     let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().ok()?;
-    let deadline = Instant::now() + limit;
-    let status = loop {
-        if let Some(status) = child.try_wait().ok()? {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    };
+    let status = super::wait::exited_within(&mut child, limit)?;
     let mut text = String::new();
     child.stdout.take()?.read_to_string(&mut text).ok()?;
     status.success().then_some(text)
@@ -129,7 +118,7 @@ mod tests {
     fn a_command_that_takes_too_long_is_ended() {
         let mut slow = Command::new("sleep");
         slow.arg("10");
-        let started = Instant::now();
+        let started = std::time::Instant::now();
         assert_eq!(stdout_within(slow, Duration::from_millis(200)), None);
         assert!(started.elapsed() < Duration::from_secs(5));
         let mut quick = Command::new("echo");

@@ -6,7 +6,7 @@
 use std::io::Read;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// ld.so's own lines about `lib` (undefined symbol, missing library or
 /// version) when loading `exe` with it preloaded; None if it reports none,
@@ -26,15 +26,7 @@ pub fn load_errors(exe: &Path, lib: &Path) -> Option<Vec<String>> {
         .spawn()
         .ok()?;
     // Nothing hangs: the dynamic linker answers at once, or not at all.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while child.try_wait().ok()?.is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    super::wait::exited_within(&mut child, Duration::from_secs(10))?;
     let mut text = String::new();
     for pipe in [child.stdout.take().map(|p| Box::new(p) as Box<dyn Read>), child.stderr.take().map(|p| Box::new(p) as Box<dyn Read>)]
         .into_iter()

@@ -83,6 +83,25 @@ pub fn spawn_and_wait(cmd: &mut Command) -> std::io::Result<Status> {
 }
 
 /// "SIGSEGV (signal 11)".
+/// Waits for a helper command `alloc8 run` starts itself (ld.so's trace
+/// mode, addr2line) for at most `limit`: its status, or None if it could
+/// not be waited for or had to be killed. Its output must fit its pipes
+/// meanwhile (a few lines), as it is read after the exit.
+pub fn exited_within(child: &mut std::process::Child, limit: std::time::Duration) -> Option<std::process::ExitStatus> {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().ok()? {
+            return Some(status);
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
 pub fn signal_name(sig: i32) -> String {
     match abbrev(sig) {
         Some(name) => format!("{} (signal {})", name, sig),
