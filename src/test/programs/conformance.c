@@ -626,6 +626,26 @@ static void use_block(const char *rule, const char *what, void *p, size_t align,
     CHECK(verify(p, n, seed) == n, rule, "%s: memory not writable", what);
 }
 
+/* An allocator of memalign's shape: (alignment, size) -> block or NULL. */
+typedef void *(*aligned_fn)(size_t, size_t);
+
+/* Blocks of each size at alignment `a`, all live at once, then freed.
+ * `rule` is a string literal (the bookkeeping keeps the pointer). */
+static void use_aligned(const char *name, const char *rule, aligned_fn fn, size_t a, const size_t *sizes, size_t n) {
+    char what[96];
+    void *live[4];
+    for (size_t i = 0; i < n; i++) {
+        void *p = launder(fn(hide(a), sizes[i]));
+        live[i] = p;
+        snprintf(what, sizeof what, "%s(%zu, %zu)", name, a, sizes[i]);
+        CHECK(p != NULL, rule, "%s returned NULL", what);
+        if (p)
+            use_block(rule, what, p, a, sizes[i]);
+    }
+    for (size_t i = 0; i < n; i++)
+        free(live[i]);
+}
+
 static void test_posix_memalign(void) {
     static const size_t sizes[] = {1, 100, 5000};
     char what[96];
@@ -674,20 +694,9 @@ static void test_posix_memalign(void) {
 }
 
 static void test_aligned_alloc(void) {
-    char what[96];
     for (size_t a = 1; a <= ((size_t)1 << 20); a <<= 1) {
         const size_t sizes[] = {a, 3 * a, 1, 100};
-        void *live[4];
-        for (size_t i = 0; i < 4; i++) {
-            void *p = launder(aligned_alloc(hide(a), sizes[i]));
-            live[i] = p;
-            snprintf(what, sizeof what, "aligned_alloc(%zu, %zu)", a, sizes[i]);
-            CHECK(p != NULL, "aligned_alloc alignment", "%s returned NULL", what);
-            if (p)
-                use_block("aligned_alloc alignment", what, p, a, sizes[i]);
-        }
-        for (size_t i = 0; i < 4; i++)
-            free(live[i]);
+        use_aligned("aligned_alloc", "aligned_alloc alignment", aligned_alloc, a, sizes, 4);
     }
 
     /* C17 DR460: a size that is not a multiple of the alignment is accepted. */
@@ -735,17 +744,7 @@ static void test_memalign(void) {
     char what[96];
     for (size_t a = 1; a <= ((size_t)1 << 20); a <<= 1) {
         const size_t sizes[] = {1, a, 1000};
-        void *live[3];
-        for (size_t i = 0; i < 3; i++) {
-            void *p = launder(memalign(hide(a), sizes[i]));
-            live[i] = p;
-            snprintf(what, sizeof what, "memalign(%zu, %zu)", a, sizes[i]);
-            CHECK(p != NULL, "memalign alignment", "%s returned NULL", what);
-            if (p)
-                use_block("memalign alignment", what, p, a, sizes[i]);
-        }
-        for (size_t i = 0; i < 3; i++)
-            free(live[i]);
+        use_aligned("memalign", "memalign alignment", memalign, a, sizes, 3);
     }
     /* Not a power of two: rounded up to the next one. */
     static const struct { size_t a, pow2; } np[] = {{24, 32}, {48, 64}, {100, 128}, {3000, 4096}, {40000, 65536}};
