@@ -146,5 +146,9 @@ mod tests {
         assert!(parse("sources = [\"a.c\"]\ndefine = [\"1X\"]\n").unwrap_err().contains("NAME"));
         assert!(parse("sources = [\"a.c\"]\ncxx_std = \"-std=c++17\"\n").unwrap_err().contains("alone"));
         assert!(parse("sources = \"a.c\"\n").is_err());
+        // A promise is a yes or no, in one line that names what is wrong.
+        let err = parse("sources = [\"a.c\"]\nfree_accepts_null = \"yes\"\n").unwrap_err();
+        assert!(err.contains("expected a boolean") && !err.contains('\n'), "{}", err);
+        assert!(parse("sources = [\"a.c\"]\nfree_accept_null = true\n").unwrap_err().contains("unknown field `free_accept_null`"));
     }
 }
