@@ -43,7 +43,7 @@ pub fn resolve(heaps: &[PathBuf], thread_hooks: bool, libs: &[PathBuf], verbose:
     let mut out = vec![Contender { name: BASELINE.into(), library: None, from: "the C library (baseline: nothing preloaded)".into() }];
     for heap in heaps {
         eprintln!("alloc8 bench: building heap {} (cached)", heap.display());
-        let lib = library::from_heap(heap, thread_hooks, false, verbose).map_err(|e| {
+        let lib = library::from_heap(heap, thread_hooks, Default::default(), verbose).map_err(|e| {
             // build's advice names its own flag; here `--threads` is the workloads' thread count.
             if !thread_hooks && e.to_string().contains("THREAD_HOOKS = true") {
                 e.context(format!("heap {} has thread hooks: give `alloc8 bench --thread-hooks`", heap.display()))

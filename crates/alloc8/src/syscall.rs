@@ -27,6 +27,7 @@ mod nr {
     pub const FSTAT: usize = 5;
     pub const MMAP: usize = 9;
     pub const MUNMAP: usize = 11;
+    pub const MPROTECT: usize = 10;
 }
 
 #[cfg(target_arch = "aarch64")]
@@ -46,6 +47,7 @@ mod nr {
     pub const FSTAT: usize = 80;
     pub const MMAP: usize = 222;
     pub const MUNMAP: usize = 215;
+    pub const MPROTECT: usize = 226;
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -175,6 +177,8 @@ pub const PROT_WRITE: usize = 2;
 pub const MAP_PRIVATE: usize = 0x02;
 pub const MAP_ANONYMOUS: usize = 0x20;
 pub const MAP_NORESERVE: usize = 0x4000;
+pub const MAP_FIXED: usize = 0x10;
+pub const PROT_NONE: usize = 0;
 
 /// mmap(2); a negative errno (as an address above -4096) on failure.
 pub fn mmap(addr: usize, len: usize, prot: usize, flags: usize, fd: i32, offset: usize) -> isize {
@@ -183,6 +187,11 @@ pub fn mmap(addr: usize, len: usize, prot: usize, flags: usize, fd: i32, offset:
 
 pub fn munmap(addr: usize, len: usize) -> isize {
     unsafe { call(nr::MUNMAP, [addr, len, 0, 0]) }
+}
+
+/// mprotect(2): 0, or a negative errno.
+pub fn mprotect(addr: usize, len: usize, prot: usize) -> isize {
+    unsafe { call(nr::MPROTECT, [addr, len, prot, 0]) }
 }
 
 /// The calling thread's kernel id.
