@@ -536,7 +536,7 @@ mod tests {
         assert!(exports.contains("alloc8::trail::begin(b\"realloc\\0\", alloc8::trail::Kind::Realloc, ptr as usize, size);"));
         assert!(exports.contains("alloc8::trail::end(call, if result == 0 { *out as usize } else { 0 });"));
         assert!(exports.contains("alloc8::trail::begin(b\"malloc_usable_size\\0\", alloc8::trail::Kind::Query, ptr as usize, 0);"));
-        assert!(exports.contains("pub const BLOCKS: Option<fn(usize) -> Option<(usize, usize, bool)>> = None;"));
+        assert!(exports.contains("pub const LAYER: Option<alloc8::crash::Layer> = None;"));
         assert!(exports.contains("static NEXT_free: crate::inert::Next"));
         assert!(exports.contains("(b\"malloc\\0\", alloc8_malloc)"));
     }
