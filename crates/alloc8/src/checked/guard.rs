@@ -140,20 +140,31 @@ fn record<'a>(meta: usize, index: usize) -> &'a Record {
     unsafe { &*(meta as *const Record).add(index) }
 }
 
-/// The alignment a block of `size` bytes needs: `align` if above 16, else
-/// the largest power of two dividing the size, at most 16 (any object that
-/// fits in the block needs no more), so the block can end right at its guard page.
+/// The alignment a block of `size` bytes gets: `align` if above 16; else
+/// 16 for a multiple of 16, 8 from 8 bytes up (C code puts pointers in
+/// front of flexible arrays: a 37-byte object may hold them), the size's
+/// own power of two below that, and never less than `align`. So a block
+/// ends at its guard page, or less than 8 bytes before it.
 pub fn natural_alignment(size: usize, align: usize) -> usize {
+    let size = size.max(1);
+    let natural = if size % 16 == 0 {
+        16
+    } else if size >= 8 {
+        8
+    } else {
+        size.next_power_of_two()
+    };
     if align > 16 {
         align
     } else {
-        (1usize << size.max(1).trailing_zeros()).min(16).max(align)
+        natural.max(align)
     }
 }
 
 /// A guarded block of `size` bytes, or None when a limit is reached (the
 /// caller allocates elsewhere). Its memory is fresh from the kernel: zero.
-pub fn allocate(size: usize, align: usize, site: usize) -> Option<usize> {
+/// `site` (its allocating call) is asked only once the block has its pages.
+pub fn allocate(size: usize, align: usize, site: impl FnOnce() -> usize) -> Option<usize> {
     let page = page();
     let size = size.max(1);
     let align = natural_alignment(size, align);
@@ -204,7 +215,7 @@ pub fn allocate(size: usize, align: usize, site: usize) -> Option<usize> {
     let r = record(meta, first);
     r.user.store(user, Ordering::Relaxed);
     r.size.store(size, Ordering::Relaxed);
-    r.alloc_site.store(site, Ordering::Relaxed);
+    r.alloc_site.store(site(), Ordering::Relaxed);
     r.free_site.store(0, Ordering::Relaxed);
     r.state.store(LIVE, Ordering::Release);
     GUARDED.fetch_add(1, Ordering::Relaxed);
@@ -362,15 +373,16 @@ mod tests {
     fn blocks_end_as_close_to_the_guard_page_as_their_size_allows() {
         assert_eq!(natural_alignment(40, 16), 16, "malloc's own alignment is kept when asked for");
         assert_eq!(natural_alignment(40, 1), 8);
+        assert_eq!(natural_alignment(37, 1), 8, "pointers before a flexible array stay aligned");
         assert_eq!(natural_alignment(1, 1), 1);
         assert_eq!(natural_alignment(48, 1), 16);
-        assert_eq!(natural_alignment(3, 1), 1);
+        assert_eq!(natural_alignment(3, 1), 4);
         assert_eq!(natural_alignment(24, 64), 64);
     }
 
     #[test]
     fn a_guarded_block_is_usable_then_found_then_gone() {
-        let user = allocate(40, 1, 0x1234).expect("the pool reserves");
+        let user = allocate(40, 1, || 0x1234).expect("the pool reserves");
         let page = page();
         assert_eq!((user + 40) % page, 0, "the block ends at its guard page");
         assert!(contains(user) && !contains(0x1000));
@@ -384,7 +396,7 @@ mod tests {
         assert!(b.freed && b.free_site == 0x5678);
         assert_eq!(counts().freed, before.freed + 1);
         // Another block never reuses its pages.
-        let next = allocate(40, 1, 0).unwrap();
+        let next = allocate(40, 1, || 0).unwrap();
         assert!(next > user);
         release(next, 0, "t", &"free", Some(40));
     }

@@ -79,6 +79,24 @@ impl core::fmt::Display for Op {
     }
 }
 
+/// When a freed block is checked, for its report.
+#[derive(Clone, Copy)]
+enum When {
+    Evicted,
+    Exit,
+    Dying,
+}
+
+impl When {
+    fn found(self) -> &'static str {
+        match self {
+            When::Evicted => "found when it left the quarantine",
+            When::Exit => "found at exit, still in quarantine",
+            When::Dying => "found in quarantine as the process died",
+        }
+    }
+}
+
 /// How far back from a pointer reports look for the block around it.
 const SEARCH_GRANULES: usize = 1 << 20;
 
@@ -111,7 +129,10 @@ impl<H: Heap> Checked<H> {
                 break;
             }
             for &user in &out[..n] {
-                unsafe { self.evict(user) };
+                unsafe {
+                    self.verify_freed(user, When::Exit);
+                    self.give_back(user);
+                }
             }
         }
         if self.guard {
@@ -126,7 +147,7 @@ impl<H: Heap> Checked<H> {
     pub fn dying(&self) {
         self.quarantine.lock();
         unsafe {
-            self.quarantine.each(|user| self.verify_freed(user));
+            self.quarantine.each(|user| self.verify_freed(user, When::Dying));
             self.quarantine.unlock();
         }
     }
@@ -138,7 +159,7 @@ impl<H: Heap> Checked<H> {
             // Fresh pages: calloc's zeroes come with them. malloc's blocks end
             // right at the guard page (their size's own alignment, see guard).
             let align = if align <= GRANULE { 1 } else { align };
-            if let Some(user) = guard::allocate(size, align, site) {
+            if let Some(user) = guard::allocate(size, align, || site) {
                 return user as *mut u8;
             }
         }
@@ -409,19 +430,20 @@ impl<H: Heap> Checked<H> {
 
     /// A block leaves the quarantine: it must be as it was freed.
     unsafe fn evict(&self, user: usize) {
-        self.verify_freed(user);
+        self.verify_freed(user, When::Evicted);
         self.give_back(user)
     }
 
     /// A block in quarantine must be as it was freed.
-    unsafe fn verify_freed(&self, user: usize) {
+    unsafe fn verify_freed(&self, user: usize, when: When) {
         let h = layout::header(user);
         if h.tag != layout::tag(user, h, State::Freed) {
             self.program_bug(
                 "a write after free",
                 format_args!(
-                    "the header of the freed block at 0x{:x} was written over while it was in quarantine (found when it left; the write happened after its free)",
-                    user
+                    "the header of the freed block at 0x{:x} was written over while it was in quarantine ({}; the write happened after its free)",
+                    user,
+                    when.found()
                 ),
                 &[],
             );
@@ -431,11 +453,12 @@ impl<H: Heap> Checked<H> {
             self.program_bug(
                 "a write after free",
                 format_args!(
-                    "the freed {}-byte block at 0x{:x} was written to: byte {} is 0x{:02x} (found when it left the quarantine; the write came after the free named below)",
+                    "the freed {}-byte block at 0x{:x} was written to: byte {} is 0x{:02x} ({}; the write came after the free named below)",
                     h.size,
                     user,
                     at,
-                    *((user + at) as *const u8)
+                    *((user + at) as *const u8),
+                    when.found()
                 ),
                 &[block],
             );
@@ -445,10 +468,11 @@ impl<H: Heap> Checked<H> {
             self.program_bug(
                 "a write after free",
                 format_args!(
-                    "the redzone of the freed {}-byte block at 0x{:x} was written to at byte {} (found when it left the quarantine)",
+                    "the redzone of the freed {}-byte block at 0x{:x} was written to at byte {} ({})",
                     h.size,
                     user,
-                    h.size + at
+                    h.size + at,
+                    when.found()
                 ),
                 &[block],
             );

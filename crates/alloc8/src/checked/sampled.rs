@@ -71,7 +71,7 @@ impl<H: Heap> Sampled<H> {
     /// bytes before its guard page; those bytes are redzone, checked at free.
     fn guarded(&self, size: usize, align: usize) -> Option<*mut u8> {
         let align = if size >= 16 { align.max(16) } else { align };
-        guard::allocate(size, align, caller()).map(|p| p as *mut u8)
+        guard::allocate(size, align, caller).map(|p| p as *mut u8)
     }
 
     /// At exit: the pool's counts on `alloc8 run`'s channel.
