@@ -6,7 +6,11 @@
 //!    per malloc(32)/free pair (callgrind);
 //! 2. a real program: python3 (every object through malloc) under both;
 //! 3. the plain shim with the report channel off vs a report file (what
-//!    `alloc8 run` sets: each call is recorded in its thread's trail).
+//!    `alloc8 run` sets: each call is recorded in its thread's trail);
+//! 4. every mode side by side: plain, `--guard-sample` (default rate, the
+//!    production mode: at most 1.05x is the goal), `--checked`,
+//!    `--checked=guard`, on the churn driver, larson (2 threads, the
+//!    server churn of `alloc8 bench`) and python3.
 //!
 //! Run: `cargo bench --bench checked`.
 
@@ -54,6 +58,8 @@ fn main() {
         b / a
     );
 
+    modes(&exe, &system, &checked);
+
     let report = work().join("trail-report.jsonl");
     for (mode, n) in [("pairs", 20_000_000), ("mixed", 5_000_000), ("threads", 2_000_000)] {
         let (a, b) = best_pair(|| churn(&exe, &system, mode, n, None), || churn(&exe, &system, mode, n, Some(&report)));
@@ -69,6 +75,52 @@ fn main() {
         );
         let _ = std::fs::remove_file(&report);
     }
+}
+
+/// Each mode's cost against the plain shim, all of them interleaved in each round.
+fn modes(exe: &Path, system: &Path, checked: &Path) {
+    let sampled = build_shim(&root().join("shims/system.rs"), "system-sampled", &["--guard-sample"]);
+    let guard = build_shim(&root().join("shims/system.rs"), "system-guard", &["--checked=guard"]);
+    let libs: [(&str, &Path); 4] =
+        [("plain", system), ("--guard-sample 5000", &sampled), ("--checked", checked), ("--checked=guard", &guard)];
+    let larson = larson();
+    println!("\nevery mode against the plain system shim (best of {} interleaved rounds; ratio = mode / plain):", ROUNDS);
+    let workloads: [(&str, &dyn Fn(&Path) -> f64); 4] = [
+        ("churn mixed sizes (ns/op)", &|lib| churn(exe, lib, "mixed", 1_000_000, None)),
+        ("churn 2 threads (ns/op)", &|lib| churn(exe, lib, "threads", 500_000, None)),
+        ("larson 2 threads, 2M (ms)", &|lib| wall(Command::new(&larson).args(["2000000", "2"]), lib)),
+        ("python3 json round trip (ms)", &|lib| python(lib)),
+    ];
+    println!("{:<30} {}", "", libs.iter().map(|(n, _)| format!("{:>22}", n)).collect::<String>());
+    for (name, run) in workloads {
+        let mut times = vec![Vec::new(); libs.len()];
+        for _ in 0..ROUNDS {
+            for (i, (_, lib)) in libs.iter().enumerate() {
+                times[i].push(run(lib));
+            }
+        }
+        let best: Vec<f64> = times.into_iter().map(best).collect();
+        let cells: String = best.iter().map(|b| format!("{:>13.2} ({:>5.2}x)", b, b / best[0])).collect();
+        println!("{:<30} {}", name, cells);
+    }
+}
+
+/// src/bench/programs/larson.c, built as `alloc8 bench` builds it.
+fn larson() -> std::path::PathBuf {
+    let exe = work().join("larson");
+    let dir = root().join("src/bench/programs");
+    let status =
+        Command::new("gcc").args(["-O2", "-pthread", "-I"]).arg(&dir).arg("-o").arg(&exe).arg(dir.join("larson.c")).status().unwrap();
+    assert!(status.success());
+    exe
+}
+
+/// Milliseconds a program takes under `lib`.
+fn wall(cmd: &mut Command, lib: &Path) -> f64 {
+    let t = Instant::now();
+    let out = cmd.env("ALLOC8_REPORT", "off").env("LD_PRELOAD", lib).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    t.elapsed().as_secs_f64() * 1e3
 }
 
 /// Runs `a` and `b` alternately ROUNDS times; the best of each.

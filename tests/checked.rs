@@ -567,3 +567,23 @@ fn sampling_catches_a_planted_overflow_within_a_few_runs() {
     assert!(at.contains("off_by_one at "), "{}", err);
     assert_eq!(line_number(at, "guard_sample.c"), source_line("guard_sample.c", "sink = p[32];"), "{}", err);
 }
+
+/// A guarded build preloaded by hand (no `alloc8 run`) still says what the
+/// fault was, on stderr, and dies of it; a plain program sees nothing of ours.
+#[test]
+fn a_guarded_build_reports_a_fault_without_run() {
+    use std::os::unix::process::ExitStatusExt;
+    let prog = program("checked_bugs.c");
+    let mut cmd = Command::new(&prog);
+    cmd.arg("read-after-free").env("LD_PRELOAD", guard_system()).env_remove("ALLOC8_REPORT");
+    let out = output_within(&mut cmd, Duration::from_secs(LIMIT));
+    assert_eq!(out.status.signal(), Some(11), "{:?}", out);
+    let err = text(&out.stderr);
+    assert!(err.starts_with("alloc8 guard: a read of a freed 40-byte block (a bug in the program)\n  address 0x"), "{}", err);
+    assert!(err.contains("allocated by read_after_free+0x") && err.contains(", freed by read_after_free+0x"), "{}", err);
+    assert!(err.contains("  the faulting instruction: read_after_free+0x"), "{}", err);
+    let mut clean = Command::new(&prog);
+    clean.arg("clean").env("LD_PRELOAD", guard_system()).env_remove("ALLOC8_REPORT");
+    let out = output_within(&mut clean, Duration::from_secs(LIMIT));
+    assert!(out.status.success() && out.stderr.is_empty(), "{:?}", out);
+}

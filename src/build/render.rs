@@ -200,9 +200,12 @@ pub fn exports_rs(platform: Platform, mode: Mode, prefix: &str, threads: bool, c
              /// and what it checks at a signal death and at exit.\n\
              pub const LAYER: Option<alloc8::crash::Layer> = {};\n",
             if checked.is_on() {
-                "Some(alloc8::crash::Layer { blocks: alloc8::checked::describe, dying: || crate::HEAP.dying(), exiting: || crate::HEAP.exiting() })"
+                format!(
+                    "Some(alloc8::crash::Layer {{ blocks: alloc8::checked::describe, dying: || crate::HEAP.dying(), exiting: || crate::HEAP.exiting(), guards: {} }})",
+                    matches!(checked, Checking::Guard | Checking::Sample(_))
+                )
             } else {
-                "None"
+                "None".to_string()
             }
         );
     }
@@ -603,7 +606,7 @@ mod tests {
         assert_eq!(exports.matches("#[unsafe(naked)]").count(), 2 * (rows - 1));
         assert!(exports.contains("#[export_name = \"pthread_create\"]\npub unsafe extern \"C\" fn alloc8_pthread_create("));
         assert!(exports.contains(
-            "pub const LAYER: Option<alloc8::crash::Layer> = Some(alloc8::crash::Layer { blocks: alloc8::checked::describe, dying: || crate::HEAP.dying(), exiting: || crate::HEAP.exiting() });"
+            "pub const LAYER: Option<alloc8::crash::Layer> = Some(alloc8::crash::Layer { blocks: alloc8::checked::describe, dying: || crate::HEAP.dying(), exiting: || crate::HEAP.exiting(), guards: false });"
         ));
     }
 
@@ -619,7 +622,7 @@ mod tests {
         ));
         let exports = file(&files, "src/exports.rs");
         assert!(!exports.contains("naked"), "no stubs: the fast path is the plain shim's");
-        assert!(exports.contains("pub const LAYER: Option<alloc8::crash::Layer> = Some("));
+        assert!(exports.contains("exiting: || crate::HEAP.exiting(), guards: true });"));
     }
 
     #[test]

@@ -7,6 +7,7 @@ pub const ALLOC8_CRATE: &[(&str, &str)] = &[
     ("src/lib.rs", include_str!("../../crates/alloc8/src/lib.rs")),
     ("src/checked/mod.rs", include_str!("../../crates/alloc8/src/checked/mod.rs")),
     ("src/checked/backtrace.rs", include_str!("../../crates/alloc8/src/checked/backtrace.rs")),
+    ("src/checked/fault.rs", include_str!("../../crates/alloc8/src/checked/fault.rs")),
     ("src/checked/finding.rs", include_str!("../../crates/alloc8/src/checked/finding.rs")),
     ("src/checked/guard.rs", include_str!("../../crates/alloc8/src/checked/guard.rs")),
     ("src/checked/index.rs", include_str!("../../crates/alloc8/src/checked/index.rs")),

@@ -57,6 +57,9 @@ pub struct Layer {
     pub dying: fn(),
     /// At exit: check and give back what it holds; its counts on the channel.
     pub exiting: fn(),
+    /// Guarded blocks (`--checked=guard`, `--guard-sample`): a fault in one is
+    /// reported on stderr even outside `alloc8 run` (the user asked for it).
+    pub guards: bool,
 }
 
 /// The checking layer's lookup and its check at death, when the shim is checked (0: none).
@@ -140,11 +143,19 @@ extern "C" fn handler(sig: i32, info: *const u8, context: *mut u8) {
     let pc = if fault { faulting_pc(context) } else { None };
     let write = if fault { faulting_write(context) } else { None };
     let at = pc.map(|pc| (pc, maps::file_at(pc)));
+    let blocks = BLOCKS.load(Ordering::Relaxed);
+    let blocks = if blocks == 0 { None } else { Some(unsafe { core::mem::transmute::<usize, Blocks>(blocks) }) };
+    if !crate::report::to_file() {
+        // A guarded build preloaded by hand: its own report, on stderr.
+        if let Some(k) = addr.and_then(|a| blocks.and_then(|f| f(a))).filter(|k| k.guarded) {
+            crate::checked::fault::report(addr.unwrap_or(0), pc, write, &k);
+        }
+        syscall::tgkill(syscall::gettid(), sig);
+        return;
+    }
     let mut ops = [None; DEPTH];
     let n = trail::recent(&mut ops);
     let mut line = Text::new();
-    let blocks = BLOCKS.load(Ordering::Relaxed);
-    let blocks = if blocks == 0 { None } else { Some(unsafe { core::mem::transmute::<usize, Blocks>(blocks) }) };
     describe(&mut line, sig, addr, at.as_ref().map(|(pc, m)| (*pc, m.as_ref())), &ops[..n], blocks, write);
     crate::report::emit_json(line.as_bytes());
     // A checked shim's quarantine may hold the write after free that led here:

@@ -63,6 +63,9 @@ fn keep_crash_reports(bound: bool) {
     if bound && !crate::exports::PREFIXED && alloc8::report::to_file() {
         crate::inert::record_calls();
         alloc8::crash::install(crate::exports::LAYER);
+    } else if let Some(layer) = crate::exports::LAYER.filter(|l| bound && l.guards) {
+        // A guarded build reports a fault in a guarded block on stderr, without `alloc8 run` too.
+        alloc8::crash::install(Some(layer));
     }
 }
 

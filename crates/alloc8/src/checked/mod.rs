@@ -27,6 +27,7 @@
 //! in N on guarded pages.
 
 mod backtrace;
+pub mod fault;
 pub mod finding;
 pub mod guard;
 pub mod index;

@@ -115,7 +115,7 @@ fn seed() -> u64 {
     }
     let local = 0u8;
     let stack = &local as *const u8 as u64;
-    (stack.rotate_left(32) ^ (next_random as fn() -> u64 as u64) ^ crate::os::pid() as u64) | 1
+    (stack.rotate_left(32) ^ (next_random as fn() -> u64 as usize as u64) ^ crate::os::pid() as u64) | 1
 }
 
 /// The module this library is, for telling its frames from the program's.
