@@ -12,7 +12,7 @@
 //!    `--checked=guard`, on the churn driver, larson (2 threads, the
 //!    server churn of `alloc8 bench`) and python3.
 //!
-//! Run: `cargo bench --bench checked`.
+//! Run: `cargo bench --bench checked` (`-- modes`: only the last part).
 
 mod common;
 
@@ -32,6 +32,9 @@ fn main() {
     let exe = driver();
     let system = build_shim(&root().join("shims/system.rs"), "system", &[]);
     let checked = build_shim(&root().join("shims/system.rs"), "system-checked", &["--checked"]);
+    if std::env::args().any(|a| a == "modes") {
+        return modes(&exe, &system, &checked);
+    }
 
     println!("alloc8 --checked benchmark: best of {} interleaved runs; ratio = right / left", ROUNDS);
     for (mode, n) in [("pairs", 2_000_000), ("mixed", 1_000_000), ("threads", 500_000)] {
@@ -77,26 +80,32 @@ fn main() {
     }
 }
 
-/// Each mode's cost against the plain shim, all of them interleaved in each round.
+/// Each mode's cost against the plain shim, all of them interleaved in each
+/// round. Per operation, so that `--checked=guard` (system calls on every
+/// allocation and free) can run a fiftieth of the work in the same time.
 fn modes(exe: &Path, system: &Path, checked: &Path) {
     let sampled = build_shim(&root().join("shims/system.rs"), "system-sampled", &["--guard-sample"]);
     let guard = build_shim(&root().join("shims/system.rs"), "system-guard", &["--checked=guard"]);
-    let libs: [(&str, &Path); 4] =
-        [("plain", system), ("--guard-sample 5000", &sampled), ("--checked", checked), ("--checked=guard", &guard)];
+    // (name, library, share of the work it runs)
+    let libs: [(&str, &Path, u64); 4] =
+        [("plain", system, 1), ("--guard-sample 5000", &sampled, 1), ("--checked", checked, 1), ("--checked=guard", &guard, 50)];
     let larson = larson();
-    println!("\nevery mode against the plain system shim (best of {} interleaved rounds; ratio = mode / plain):", ROUNDS);
-    let workloads: [(&str, &dyn Fn(&Path) -> f64); 4] = [
-        ("churn mixed sizes (ns/op)", &|lib| churn(exe, lib, "mixed", 1_000_000, None)),
-        ("churn 2 threads (ns/op)", &|lib| churn(exe, lib, "threads", 500_000, None)),
-        ("larson 2 threads, 2M (ms)", &|lib| wall(Command::new(&larson).args(["2000000", "2"]), lib)),
-        ("python3 json round trip (ms)", &|lib| python(lib)),
+    println!("\nevery mode against the plain system shim (best of {} interleaved rounds; ratio = mode / plain):", MODE_ROUNDS);
+    let workloads: [(&str, &dyn Fn(&Path, u64) -> f64); 4] = [
+        ("churn mixed sizes (ns/op)", &|lib, div| churn(exe, lib, "mixed", 300_000 / div, None)),
+        ("churn 2 threads (ns/op)", &|lib, div| churn(exe, lib, "threads", 200_000 / div, None)),
+        ("larson 2 threads (ns/op)", &|lib, div| {
+            let n = 1_000_000 / div;
+            wall(Command::new(&larson).args([&n.to_string(), "2"]), lib) * 1e6 / (2 * n) as f64
+        }),
+        ("python3 json round trip (ms)", &|lib, _| python(lib)),
     ];
-    println!("{:<30} {}", "", libs.iter().map(|(n, _)| format!("{:>22}", n)).collect::<String>());
+    println!("{:<30} {}", "", libs.iter().map(|(n, _, _)| format!("{:>22}", n)).collect::<String>());
     for (name, run) in workloads {
         let mut times = vec![Vec::new(); libs.len()];
-        for _ in 0..ROUNDS {
-            for (i, (_, lib)) in libs.iter().enumerate() {
-                times[i].push(run(lib));
+        for _ in 0..MODE_ROUNDS {
+            for (i, (_, lib, div)) in libs.iter().enumerate() {
+                times[i].push(run(lib, *div));
             }
         }
         let best: Vec<f64> = times.into_iter().map(best).collect();
@@ -104,6 +113,9 @@ fn modes(exe: &Path, system: &Path, checked: &Path) {
         println!("{:<30} {}", name, cells);
     }
 }
+
+/// Rounds of the all-modes table (the guard mode's rounds take seconds each).
+const MODE_ROUNDS: usize = 5;
 
 /// src/bench/programs/larson.c, built as `alloc8 bench` builds it.
 fn larson() -> std::path::PathBuf {

@@ -336,7 +336,17 @@ pub fn release(user: usize, site: usize, heap: &str, op: &dyn fmt::Display, expe
 #[inline(never)]
 fn not_live(user: usize, found: Option<Block>, heap: &str, op: &dyn fmt::Display) -> ! {
     match found {
-        Some(b) if b.user == user => bug(heap, "double free", format_args!("{}(0x{:x}): the block was freed already", op, user), b),
+        Some(b) if b.user == user => {
+            // Named as the live layout names them (mod.rs `live`).
+            let mut name = crate::text::Line::new();
+            let _ = core::fmt::Write::write_fmt(&mut name, format_args!("{}", op));
+            let what = match name.as_bytes() {
+                b"free" | b"sized free" => "double free",
+                b"realloc" => "realloc of a freed block",
+                _ => "use of a freed block",
+            };
+            bug(heap, what, format_args!("{}(0x{:x}): the block was freed already", op, user), b)
+        }
         Some(b) if user > b.user && user < b.user + b.size => bug(
             heap,
             "a pointer into the middle of a block",

@@ -218,6 +218,7 @@ const SCENARIOS: &[(&str, &str, &str, &str)] = &[
     ),
     ("exit_after_write", "a write after free (a bug in the program)", "program", "byte 7 is 0x79"),
     ("guard_double_free", "double free (a bug in the program)", "program", "the block was freed already"),
+    ("guard_realloc_freed", "realloc of a freed block (a bug in the program)", "program", "realloc(0x"),
     ("guard_underflow", "a write before a block's start (a bug in the program)", "program", "written 1 bytes before its start"),
     (
         "guard_aligned_overflow",
@@ -325,6 +326,12 @@ fn play(scenario: &str) {
                 let p = c.malloc(40);
                 c.free(p);
                 c.free(p);
+            }
+            "guard_realloc_freed" => {
+                let c = guarded();
+                let p = c.malloc(40);
+                c.free(p);
+                c.realloc(p, 80);
             }
             "guard_underflow" => {
                 let c = guarded();
