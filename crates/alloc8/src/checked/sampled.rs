@@ -118,20 +118,23 @@ fn seed() -> u64 {
     (stack.rotate_left(32) ^ (next_random as fn() -> u64 as usize as u64) ^ crate::os::pid() as u64) | 1
 }
 
-/// The module this library is, for telling its frames from the program's.
-static OURS: AtomicUsize = AtomicUsize::new(0);
+/// Where this library is mapped, for telling its frames from the
+/// program's (found once: the loader's lookup per frame costs more than the rest).
+static OURS: [AtomicUsize; 2] = [AtomicUsize::new(0), AtomicUsize::new(0)];
 
 /// The return address of the program's call into the allocator: the first
 /// frame outside this library.
 #[inline(never)]
 fn caller() -> usize {
-    let mut ours = OURS.load(Ordering::Relaxed);
-    if ours == 0 {
-        ours = symbols::module_base(caller as fn() -> usize as usize).unwrap_or(1);
-        OURS.store(ours, Ordering::Relaxed);
+    let (mut start, mut end) = (OURS[0].load(Ordering::Relaxed), OURS[1].load(Ordering::Relaxed));
+    if end == 0 {
+        let (s, e) = symbols::module_range(caller as fn() -> usize as usize).unwrap_or((0, 1));
+        OURS[0].store(s, Ordering::Relaxed);
+        OURS[1].store(e, Ordering::Relaxed);
+        (start, end) = (s, e);
     }
     let frames = backtrace::capture();
-    let found = frames.as_slice().iter().copied().find(|&ip| symbols::module_base(ip) != Some(ours));
+    let found = frames.as_slice().iter().copied().find(|&ip| ip < start || ip >= end);
     found.unwrap_or(0)
 }
 
