@@ -217,3 +217,18 @@ pub fn read<Elf: FileHeader<Endian = object::Endianness>>(file: &ElfFile<Elf>, l
     lib.elf = Some(facts);
     Ok(())
 }
+
+/// A position-independent executable, ET_DYN like a library: DF_1_PIE in
+/// its dynamic section (binutils since 2.26, lld). An interpreter alone
+/// (PT_INTERP) does not make one: glibc's libc.so.6 and PAM modules such as
+/// pam_cap.so have one to be runnable, and are libraries.
+pub fn is_pie_executable<Elf: FileHeader<Endian = object::Endianness>>(file: &ElfFile<Elf>) -> bool {
+    let endian = file.endian();
+    file.elf_program_headers().iter().filter(|h| h.p_type(endian) == elf::PT_DYNAMIC).any(|header| {
+        let entries = header.dynamic(endian, file.data()).ok().flatten().unwrap_or(&[]);
+        entries
+            .iter()
+            .take_while(|e| e.tag32(endian) != Some(elf::DT_NULL))
+            .any(|e| e.tag32(endian) == Some(elf::DT_FLAGS_1) && e.d_val(endian).into() & u64::from(elf::DF_1_PIE) != 0)
+    })
+}

@@ -23,6 +23,7 @@ pub mod mode;
 pub mod pe;
 pub mod report;
 pub mod tls_callers;
+pub mod universal;
 pub mod verdict;
 
 pub use input::ReadError;
