@@ -293,9 +293,10 @@ fn a_library_head_in_a_sparse_64_gib_file_is_read_in_bounded_memory() {
         ("sparse.dylib", synthetic::macho_dylib(&names, true)),
         ("sparse.dll", synthetic::pe_dll(&names)),
     ];
-    let dir = hostile_dir();
+    // Removed even when an assertion fails: nothing 64 GiB long is left behind.
+    let dir = tempfile::tempdir_in(hostile_dir()).unwrap();
     for (name, bytes) in subjects {
-        let path = dir.join(name);
+        let path = dir.path().join(name);
         std::fs::write(&path, &bytes).unwrap();
         // The same bytes at their own length: an 8 KiB head whose headers
         // declare sections past its end is refused (exit 2), not read beyond it.
@@ -337,7 +338,6 @@ fn a_library_head_in_a_sparse_64_gib_file_is_read_in_bounded_memory() {
                 small.max_rss_kib
             );
         }
-        std::fs::remove_file(&path).unwrap();
     }
 }
 
