@@ -38,6 +38,9 @@ pub enum ReadError {
     Format(PathBuf, object::Error),
     /// A universal (fat) Mach-O where one library was wanted.
     Universal(PathBuf),
+    /// Symbol and relocation tables declared larger than any library's
+    /// (bytes): a hostile header, refused before they are walked.
+    Oversized(PathBuf, u64),
 }
 
 impl fmt::Display for ReadError {
@@ -64,6 +67,12 @@ impl fmt::Display for ReadError {
             ReadError::Text(p, None) => write!(f, "{} is a text file, not a library", p.display()),
             ReadError::NotShared(p, what) => write!(f, "{} is {}, not a shared library", p.display(), what),
             ReadError::Format(p, e) => write!(f, "{} is not a readable shared library ({})", p.display(), e),
+            ReadError::Oversized(p, bytes) => write!(
+                f,
+                "{} is not a readable shared library (its symbol and relocation tables declare {:.1} GiB, more than any library has)",
+                p.display(),
+                *bytes as f64 / (1u64 << 30) as f64
+            ),
             ReadError::Universal(p) => write!(
                 f,
                 "{} is a universal (fat) Mach-O, macOS libraries for several architectures: only `alloc8 check` reads it here",

@@ -82,11 +82,14 @@ impl Library {
         }
         let format_err = |e| ReadError::Format(path.to_path_buf(), e);
         let file = object::File::parse(data).map_err(format_err)?;
-        let pie = match &file {
-            object::File::Elf32(f) => elf::is_pie_executable(f),
-            object::File::Elf64(f) => elf::is_pie_executable(f),
-            _ => false,
+        let (pie, tables) = match &file {
+            object::File::Elf32(f) => (elf::is_pie_executable(f), elf::table_bytes(f)),
+            object::File::Elf64(f) => (elf::is_pie_executable(f), elf::table_bytes(f)),
+            _ => (false, 0),
         };
+        if tables > elf::TABLES_LIMIT {
+            return Err(ReadError::Oversized(path.to_path_buf(), tables));
+        }
         let what = match file.kind() {
             // A PIE is ET_DYN, as a library is: both kinds of program are programs.
             ObjectKind::Dynamic if pie => Some("an executable"),

@@ -250,6 +250,9 @@ fn read_dependency(path: &Path, needed_as: &str) -> Option<Dependency> {
 }
 
 fn read_elf<Elf: FileHeader<Endian = object::Endianness>>(file: &ElfFile<Elf>, needed_as: &str) -> Option<Dependency> {
+    if super::elf::table_bytes(file) > super::elf::TABLES_LIMIT {
+        return None;
+    }
     let endian = file.endian();
     let data = file.data();
     let sections = file.elf_section_table();
