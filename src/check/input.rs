@@ -38,8 +38,8 @@ pub enum ReadError {
     Format(PathBuf, object::Error),
     /// A universal (fat) Mach-O where one library was wanted.
     Universal(PathBuf),
-    /// Symbol and relocation tables declared larger than any library's
-    /// (bytes): a hostile header, refused before they are walked.
+    /// Symbol, string and relocation tables declared larger than any
+    /// library's (bytes): a hostile header, refused before they are walked.
     Oversized(PathBuf, u64),
 }
 
@@ -69,7 +69,7 @@ impl fmt::Display for ReadError {
             ReadError::Format(p, e) => write!(f, "{} is not a readable shared library ({})", p.display(), e),
             ReadError::Oversized(p, bytes) => write!(
                 f,
-                "{} is not a readable shared library (its symbol and relocation tables declare {:.1} GiB, more than any library has)",
+                "{} is not a readable shared library (its symbol, string and relocation tables declare {:.1} GiB, more than any library has)",
                 p.display(),
                 *bytes as f64 / (1u64 << 30) as f64
             ),

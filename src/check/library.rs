@@ -85,6 +85,8 @@ impl Library {
         let (pie, tables) = match &file {
             object::File::Elf32(f) => (elf::is_pie_executable(f), elf::table_bytes(f)),
             object::File::Elf64(f) => (elf::is_pie_executable(f), elf::table_bytes(f)),
+            object::File::MachO32(f) => (false, macho::table_bytes(f)),
+            object::File::MachO64(f) => (false, macho::table_bytes(f)),
             _ => (false, 0),
         };
         if tables > elf::TABLES_LIMIT {
