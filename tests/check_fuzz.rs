@@ -406,6 +406,12 @@ fn a_universal_header_with_no_architectures_is_not_a_library() {
         assert!(m.stderr.contains("a universal (fat) Mach-O with no architectures, not a shared library"), "{}", m.stderr);
         assert_eq!(m.stderr.lines().count(), 1, "{}", m.stderr);
     }
+    // Nor is one whose slice is itself universal.
+    let nested = hostile_dir().join("nested-fat.dylib");
+    std::fs::write(&nested, universal(&universal(&synthetic::macho_dylib(&["malloc", "free"], true), 1), 1)).unwrap();
+    let m = measured(alloc8().arg("check").arg(&nested));
+    assert_eq!(m.code, Some(2), "{}{}", m.stdout, m.stderr);
+    assert!(m.stderr.contains("a universal (fat) Mach-O nested in another, not a shared library"), "{}", m.stderr);
 }
 
 #[test]

@@ -63,7 +63,13 @@ impl Library {
     pub fn read_all(path: &Path) -> Result<Vec<Library>, ReadError> {
         let data = input::read(path)?;
         match universal::slices(path, &data) {
-            Some(slices) => slices?.into_iter().map(|slice| Library::parse(path, slice)).collect(),
+            Some(slices) => slices?
+                .into_iter()
+                .map(|slice| match Library::parse(path, slice) {
+                    Err(ReadError::Universal(p)) => Err(ReadError::NotShared(p, "a universal (fat) Mach-O nested in another")),
+                    read => read,
+                })
+                .collect(),
             None => Ok(vec![Library::parse(path, &data)?]),
         }
     }

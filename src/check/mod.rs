@@ -75,7 +75,7 @@ pub fn audit_loaded(path: &Path, lib: &Library, loading: Loading) -> Report {
     }
 }
 
-/// Reads and audits `path`: one report, or one per architecture of a
+/// Reads and audits `path`: one report, or one per distinct slice of a
 /// universal (fat) Mach-O.
 pub fn check(path: &Path, loading: Loading) -> Result<Vec<Report>, ReadError> {
     let mut reports = Vec::new();
