@@ -115,6 +115,17 @@ impl Digest {
     }
 }
 
+/// A file's size, modification and change times and inode number: equal
+/// only if nothing rewrote, replaced or restored the file since. The change
+/// time (ctime) is set by the kernel on every write, rename or time change,
+/// and no copy or archive tool (`cp -p`, `touch -d`, `tar x`, `rsync -a`) can
+/// set it back. Times are coarse (a clock tick): see xx_cache for files that
+/// may change twice within one.
+pub fn file_stamp(m: &std::fs::Metadata) -> String {
+    use std::os::unix::fs::MetadataExt;
+    format!("{}.{}{:09}.{}{:09}.{}", m.len(), m.mtime(), m.mtime_nsec(), m.ctime(), m.ctime_nsec(), m.ino())
+}
+
 /// The digest of a file's bytes; None if it cannot be read.
 pub fn file_digest(path: &Path) -> Option<String> {
     let mut bytes = Vec::new();

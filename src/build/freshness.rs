@@ -12,9 +12,11 @@
 //!   directories (sources, C files a build script compiles...);
 //! - an alloc8 crate a heap crate depends on by path.
 //!
-//! Each digest includes the toolchain (`rustc -vV`). The shim crate and the
-//! alloc8 copy in the cache are alloc8's own, rewritten only when their
-//! content changes (cache::write_if_changed), so their times move with it.
+//! The toolchain is cargo's to judge, and it does so by content: its
+//! fingerprints hold `rustc -vV` (version, commit hash, LLVM), so another
+//! compiler rebuilds everything. The shim crate and the alloc8 copy in the
+//! cache are alloc8's own, rewritten only when their content changes
+//! (cache::write_if_changed), so their times move with it.
 //! The stamps are per target directory, where the artifacts are: two shims of
 //! one heap crate (interpose and prefixed) share its compiled library.
 
@@ -32,10 +34,9 @@ pub struct Part {
 
 /// The parts of a build whose freshness cargo would judge by time.
 /// `stamps`: where their digests are kept (in the target directory).
-pub fn parts(heap: &HeapSource, shim_package: &str, stamps: &Path, toolchain: &str) -> Vec<Part> {
+pub fn parts(heap: &HeapSource, shim_package: &str, stamps: &Path) -> Vec<Part> {
     let part = |package: &str, key: &str, files: &[PathBuf]| {
         let mut d = cache::Digest::new();
-        d.update(toolchain.as_bytes());
         for file in files {
             d.update(file.to_string_lossy().as_bytes());
             // An unreadable file digests as empty: cargo will say why it cannot read it.
@@ -106,12 +107,6 @@ fn subdirs(dir: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
-/// The toolchain cargo builds with, as `rustc -vV` names it (version, commit,
-/// host, LLVM); empty if it cannot be run (cargo will say so).
-pub fn toolchain(rustc: &std::ffi::OsStr) -> String {
-    std::process::Command::new(rustc).arg("-vV").output().map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -147,15 +142,14 @@ mod tests {
         std::fs::write(&heap, "a").unwrap();
         let source = HeapSource { name: "h".into(), kind: HeapKind::File { path: heap.clone(), dependencies: String::new() } };
         let stamps = d.path().join("stamps");
-        let first = parts(&source, "shim", &stamps, "rustc 1");
+        let first = parts(&source, "shim", &stamps);
         assert!(stale(&first).is_empty(), "never built: nothing to clean");
         record(&first);
-        assert!(stale(&parts(&source, "shim", &stamps, "rustc 1")).is_empty());
+        assert!(stale(&parts(&source, "shim", &stamps)).is_empty());
         let time = std::fs::metadata(&heap).unwrap().modified().unwrap();
         std::fs::write(&heap, "b").unwrap();
         std::fs::File::options().write(true).open(&heap).unwrap().set_modified(time).unwrap();
-        let now = parts(&source, "shim", &stamps, "rustc 1");
+        let now = parts(&source, "shim", &stamps);
         assert_eq!(stale(&now).iter().map(|p| p.package.as_str()).collect::<Vec<_>>(), ["shim"]);
-        assert_eq!(stale(&parts(&source, "shim", &stamps, "rustc 2")).len(), 1, "another toolchain");
     }
 }

@@ -180,12 +180,6 @@ pub fn build(opts: &BuildOptions) -> Result<Built> {
     }
     // Another rustc: its own target dir, so neither toolchain invalidates the other's.
     let target_dir = cache.join(if windows.is_some() { "target-windows" } else { "target" });
-    let rustc = env
-        .iter()
-        .find(|(k, _)| k == "RUSTC")
-        .map(|(_, v)| v.into())
-        .or_else(|| std::env::var_os("RUSTC"))
-        .unwrap_or_else(|| "rustc".into());
     let cargo = CargoBuild {
         manifest: &manifest,
         target_dir: &target_dir,
@@ -201,7 +195,7 @@ pub fn build(opts: &BuildOptions) -> Result<Built> {
     // cargo judges the heap's files by their times: what changed by content
     // since they were last built here is cleaned first.
     let stamps = target_dir.join("alloc8-inputs").join(opts.target.as_deref().unwrap_or("host"));
-    let parts = freshness::parts(&heap, &crate_name, &stamps, &freshness::toolchain(&rustc));
+    let parts = freshness::parts(&heap, &crate_name, &stamps);
     let stale: Vec<&str> = freshness::stale(&parts).iter().map(|p| p.package.as_str()).collect();
     if !stale.is_empty() {
         cargo_build::clean(&cargo, &stale)?;
@@ -255,11 +249,14 @@ pub fn build(opts: &BuildOptions) -> Result<Built> {
                 let keep: Vec<String> =
                     contract::shim_exports(platform, opts.mode, &opts.prefix, opts.threads).into_iter().map(|(n, _)| n).collect();
                 // Sealing takes a second: keep the sealed archive beside
-                // cargo's, with the digest of the raw one it was made from,
-                // and redo it when that differs or the sealed one is damaged.
+                // cargo's, with the stamp of the raw one it was made from
+                // (cargo writes a new file when it rebuilds: a new inode and
+                // change time), and redo it when that differs or the sealed
+                // one is damaged.
                 let sealed = file.with_extension("sealed.a");
                 let from = file.with_extension("sealed.from");
-                let raw = cache::file_digest(file).with_context(|| format!("cannot read {}", file.display()))?;
+                let raw =
+                    std::fs::metadata(file).map(|m| cache::file_stamp(&m)).with_context(|| format!("cannot read {}", file.display()))?;
                 if std::fs::read_to_string(&from).ok().as_deref() != Some(raw.as_str()) || !artifact_readable(&sealed) {
                     let _ = std::fs::remove_file(&from);
                     static_archive::seal(file, &sealed, &keep, &opts.prefix)?;
@@ -344,9 +341,13 @@ fn built_files(outcome: Outcome, opts: &BuildOptions, windows: bool, cache: &Pat
 /// archive it claims to be, every member included.
 fn artifact_readable(file: &Path) -> bool {
     if file.extension().map_or(false, |e| e == "a") {
-        let Ok(data) = std::fs::read(file) else { return false };
-        let Ok(archive) = object::read::archive::ArchiveFile::parse(&*data) else { return false };
-        return archive.members().all(|m| m.and_then(|m| m.data(&*data).map(|_| ())).is_ok());
+        // The members' headers only, read where they are (cargo's archive is
+        // tens of MB): each member must lie within the file.
+        let Ok(f) = std::fs::File::open(file) else { return false };
+        let Ok(len) = f.metadata().map(|m| m.len()) else { return false };
+        let data = object::ReadCache::new(f);
+        let Ok(archive) = object::read::archive::ArchiveFile::parse(&data) else { return false };
+        return archive.members().all(|m| m.map_or(false, |m| m.file_range().0 + m.file_range().1 <= len));
     }
     check::Library::read(file).is_ok()
 }
@@ -535,4 +536,28 @@ fn verify_archive(lib: &Path, sealed: &Path, keep: &[String]) -> Result<()> {
 
 fn sanitize(name: &str) -> String {
     name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' }).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 27, item 10: a truncated archive or library is not whole.
+    #[test]
+    fn a_truncated_artifact_is_not_readable() {
+        let d = tempfile::tempdir().unwrap();
+        let (c, o, a) = (d.path().join("x.c"), d.path().join("x.o"), d.path().join("libx.a"));
+        std::fs::write(&c, "int x(void) { return 1; }\nint y[4096] = {1};\n").unwrap();
+        assert!(std::process::Command::new("gcc").arg("-c").arg(&c).arg("-o").arg(&o).status().unwrap().success());
+        assert!(std::process::Command::new("ar").arg("rcs").arg(&a).arg(&o).status().unwrap().success());
+        assert!(artifact_readable(&a));
+        let len = std::fs::metadata(&a).unwrap().len();
+        std::fs::File::options().write(true).open(&a).unwrap().set_len(len - 1000).unwrap();
+        assert!(!artifact_readable(&a));
+        let so = d.path().join("libx.so");
+        assert!(std::process::Command::new("gcc").arg("-shared").arg(&o).arg("-o").arg(&so).status().unwrap().success());
+        assert!(artifact_readable(&so));
+        std::fs::File::options().write(true).open(&so).unwrap().set_len(4096).unwrap();
+        assert!(!artifact_readable(&so));
+    }
 }

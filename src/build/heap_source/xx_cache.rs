@@ -128,15 +128,14 @@ fn mtime(m: &std::fs::Metadata) -> u128 {
     m.modified().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos())
 }
 
-/// A file's modification and change times and inode number: equal only if
-/// nothing rewrote, replaced or restored the file since (`mtime.ctime.ino`).
-/// None for a file changed in the last seconds: file times are coarse (a
-/// clock tick), so a second change within the same tick could look like
-/// none; such a file is compared by content next time (git's "racy" rule).
+/// cache::file_stamp, or None for a file changed in the last seconds: file
+/// times are coarse (a clock tick), so a second change within the same tick
+/// could look like none; such a file is compared by content next time
+/// (git's "racy" rule).
 fn inode(m: &std::fs::Metadata) -> Option<String> {
     use std::os::unix::fs::MetadataExt;
     let now = std::time::SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
-    (now - m.ctime() > 2).then(|| format!("{}.{}{:09}.{}", mtime(m), m.ctime(), m.ctime_nsec(), m.ino()))
+    (now - m.ctime() > 2).then(|| crate::build::cache::file_stamp(m))
 }
 
 /// The key under which a language's compiler command is remembered: the
