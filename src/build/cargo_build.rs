@@ -167,22 +167,32 @@ fn command(b: &CargoBuild, args: &[&str]) -> (Command, std::ffi::OsString) {
 
 /// Has cargo forget what it built of `packages` (`cargo clean -p`), so the
 /// next build compiles them again whatever their files' times say. If cargo
-/// cannot (a package name it finds ambiguous), every fingerprint of the
-/// target is removed instead: everything is rebuilt, nothing is trusted.
+/// cannot (a manifest it cannot read: the build will say why), their
+/// fingerprints are removed instead, which makes cargo rebuild them too; the
+/// target directory's other packages (other heaps' builds, maybe running)
+/// are left alone.
 pub fn clean(b: &CargoBuild, packages: &[&str]) -> Result<()> {
     let (mut cmd, _) = command(b, &["clean", "--quiet", "--offline"]);
     for p in packages {
         cmd.arg("-p").arg(p);
     }
     let cleaned = cmd.stdout(Stdio::null()).stderr(Stdio::null()).status().map_or(false, |s| s.success());
-    if !cleaned {
-        let mut release = b.target_dir.to_path_buf();
-        if let Some(t) = b.target {
-            release.push(t);
-        }
-        let fingerprints = release.join("release").join(".fingerprint");
-        if fingerprints.exists() {
-            std::fs::remove_dir_all(&fingerprints).with_context(|| format!("cannot remove {}", fingerprints.display()))?;
+    if cleaned {
+        return Ok(());
+    }
+    let mut release = b.target_dir.to_path_buf();
+    if let Some(t) = b.target {
+        release.push(t);
+    }
+    let fingerprints = release.join("release").join(".fingerprint");
+    let Ok(entries) = std::fs::read_dir(&fingerprints) else { return Ok(()) };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        // `<package>-<hash>`; the hash has no `-`.
+        let package = name.rsplit_once('-').map_or(name.as_str(), |(p, _)| p);
+        if packages.contains(&package) {
+            let path = entry.path();
+            std::fs::remove_dir_all(&path).with_context(|| format!("cannot remove {}", path.display()))?;
         }
     }
     Ok(())
@@ -273,6 +283,34 @@ fn shim_assertion(d: &cargo_metadata::diagnostic::Diagnostic) -> Option<String> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// When cargo cannot clean (its manifest is broken), only the named
+    /// packages' fingerprints go: other builds in the target dir go on.
+    #[test]
+    fn a_clean_cargo_cannot_do_forgets_only_the_named_packages() {
+        let d = tempfile::tempdir().unwrap();
+        let fingerprints = d.path().join("release/.fingerprint");
+        for name in ["heap-0123abcd", "heap-45ef6789", "heap_other-0123abcd", "alloc8-99aa"] {
+            std::fs::create_dir_all(fingerprints.join(name)).unwrap();
+        }
+        let manifest = d.path().join("missing/Cargo.toml");
+        let b = CargoBuild {
+            manifest: &manifest,
+            target_dir: d.path(),
+            target: None,
+            verbose: false,
+            cargo: None,
+            env: Vec::new(),
+            offline: true,
+            generated: &[],
+            rustc_args: Vec::new(),
+        };
+        clean(&b, &["heap"]).unwrap();
+        let mut left: Vec<String> =
+            std::fs::read_dir(&fingerprints).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        left.sort();
+        assert_eq!(left, ["alloc8-99aa", "heap_other-0123abcd"]);
+    }
 
     #[test]
     fn colour_escapes_are_stripped_for_matching() {
