@@ -328,9 +328,16 @@ fn built_files(outcome: Outcome, opts: &BuildOptions, windows: bool, cache: &Pat
             target::WINDOWS_GNU,
             cause.unwrap_or_else(|| "its error is above".into())
         ),
-        Outcome::CargoFailed { cause: Some(cause), .. } => {
-            bail!("cargo could not build the shim for heap {}: {}", opts.heap.display(), cause)
-        }
+        Outcome::CargoFailed { cause: Some(cause), .. } => bail!(
+            "cargo could not build the shim for heap {}: {}{}",
+            opts.heap.display(),
+            cause,
+            if ["crates.io", "registry", "download", "no matching package"].iter().any(|w| cause.contains(w)) {
+                " (without the network, only crates already in ~/.cargo can be used)"
+            } else {
+                ""
+            }
+        ),
         Outcome::CargoFailed { cause: None, .. } => {
             bail!("cargo could not build the shim for heap {} (its error is above)", opts.heap.display())
         }
