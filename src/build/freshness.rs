@@ -10,7 +10,9 @@
 //! - a one-file heap: the file (compiled into its shim crate);
 //! - a heap crate: its manifest, lockfile, build script and every file in its
 //!   directories (sources, C files a build script compiles...);
-//! - an alloc8 crate a heap crate depends on by path.
+//! - an alloc8 crate a heap crate depends on by path, and the crates either
+//!   kind of heap depends on by path (its own `[dependencies]` and
+//!   `[build-dependencies]`; theirs are cargo's to judge).
 //!
 //! The toolchain is cargo's to judge, and it does so by content: its
 //! fingerprints hold `rustc -vV` (version, commit hash, LLVM), so another
@@ -44,12 +46,24 @@ pub fn parts(heap: &HeapSource, shim_package: &str, stamps: &Path) -> Vec<Part> 
         }
         Part { package: package.to_string(), digest: d.finish(), stamp: stamps.join(cache::hash(&[package, key])) }
     };
+    let dependency = |(package, dir): (String, PathBuf)| part(&package, &dir.to_string_lossy(), &crate_files(&dir));
     match &heap.kind {
-        HeapKind::File { path, .. } => vec![part(shim_package, shim_package, std::slice::from_ref(path))],
+        HeapKind::File { path, dependencies } => {
+            let mut parts = vec![part(shim_package, shim_package, std::slice::from_ref(path))];
+            // The embedded manifest's paths are absolute already (file.rs).
+            let table = dependencies.parse::<toml::Table>().ok();
+            parts.extend(table.iter().flat_map(|t| path_dependencies(t, Path::new("/"))).map(dependency));
+            parts
+        }
         HeapKind::Crate { dir, package, alloc8 } => {
             let mut parts = vec![part(package, &dir.to_string_lossy(), &crate_files(dir))];
             if let Alloc8Dependency::Path(a) = alloc8 {
                 parts.push(part("alloc8", &a.to_string_lossy(), &crate_files(a)));
+            }
+            let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).ok().and_then(|t| t.parse::<toml::Table>().ok());
+            for section in ["dependencies", "build-dependencies"] {
+                let deps = manifest.as_ref().and_then(|m| m.get(section)).and_then(|d| d.as_table());
+                parts.extend(deps.into_iter().flat_map(|d| path_dependencies(d, dir)).filter(|(p, _)| p != "alloc8").map(dependency));
             }
             parts
         }
@@ -57,6 +71,19 @@ pub fn parts(heap: &HeapSource, shim_package: &str, stamps: &Path) -> Vec<Part> 
         // its content changes (xx_compile, by content: xx_cache).
         HeapKind::Xx(_) => Vec::new(),
     }
+}
+
+/// The (package, directory) of each `name = { path = "..." }` in a
+/// dependencies table; `package = "..."` renames.
+fn path_dependencies(deps: &toml::Table, base: &Path) -> Vec<(String, PathBuf)> {
+    deps.iter()
+        .filter_map(|(name, spec)| {
+            let spec = spec.as_table()?;
+            let path = spec.get("path")?.as_str()?;
+            let package = spec.get("package").and_then(|p| p.as_str()).unwrap_or(name);
+            Some((package.to_string(), base.join(path)))
+        })
+        .collect()
 }
 
 /// The parts built from other content than last time in this target
@@ -151,5 +178,20 @@ mod tests {
         std::fs::File::options().write(true).open(&heap).unwrap().set_modified(time).unwrap();
         let now = parts(&source, "shim", &stamps);
         assert_eq!(stale(&now).iter().map(|p| p.package.as_str()).collect::<Vec<_>>(), ["shim"]);
+    }
+
+    #[test]
+    fn path_dependencies_are_parts_of_their_own() {
+        let d = tempfile::tempdir().unwrap();
+        let mine = d.path().join("mine");
+        std::fs::create_dir_all(mine.join("src")).unwrap();
+        std::fs::write(mine.join("Cargo.toml"), "[package]\nname = \"mine-pkg\"\n").unwrap();
+        std::fs::write(mine.join("src/lib.rs"), "").unwrap();
+        let deps = format!("m = {{ path = \"{}\", package = \"mine-pkg\" }}\nlibc = \"0.2\"\n", mine.display());
+        let source = HeapSource { name: "h".into(), kind: HeapKind::File { path: d.path().join("h.rs"), dependencies: deps } };
+        let found = parts(&source, "shim", &d.path().join("stamps"));
+        assert_eq!(found.iter().map(|p| p.package.as_str()).collect::<Vec<_>>(), ["shim", "mine-pkg"]);
+        let table: toml::Table = "x = { path = \"../x\" }\n".parse().unwrap();
+        assert_eq!(path_dependencies(&table, Path::new("/h")), [("x".to_string(), PathBuf::from("/h/../x"))]);
     }
 }
