@@ -136,6 +136,35 @@ fn a_heap_crate_restored_with_an_old_time_is_rebuilt() {
     assert!(exports(&build("two"), "alloc8_crate_two"), "the heap crate was compiled again");
 }
 
+/// Item 1, for a heap crate: what cargo read (here a header its build script
+/// reads) is an input too; a library built before into the crate's own
+/// directory is not.
+#[test]
+fn a_heap_crate_s_inputs_are_what_cargo_read() {
+    let dir = scratch("crate-inputs");
+    let krate = dir.join("cfgheap");
+    std::fs::create_dir_all(krate.join("src")).unwrap();
+    std::fs::create_dir_all(krate.join("include")).unwrap();
+    let manifest = format!(
+        "[package]\nname = \"cfgheap\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\nalloc8 = {{ path = \"{}\" }}\n\n[workspace]\n",
+        root().join("crates/alloc8").display()
+    );
+    std::fs::write(krate.join("Cargo.toml"), manifest).unwrap();
+    std::fs::write(krate.join("build.rs"), "fn main() {\n    println!(\"cargo:rerun-if-changed=include/cfg.h\");\n}\n").unwrap();
+    std::fs::write(krate.join("include/cfg.h"), "/* the crate's own */\n").unwrap();
+    std::fs::write(krate.join("src/lib.rs"), include_str!("../shims/mmap.rs")).unwrap();
+    let build =
+        |out: &Path| run(alloc8().arg("build").arg("--heap").arg(&krate).args(["--mode", "prefixed", "--prefix", "cfg", "--out"]).arg(out));
+    let (o, stderr) = build(&krate.join("include"));
+    let err = error_line(&o, &stderr);
+    assert!(err.contains("cfg.h, which is a file the library is compiled from") && err.contains("--out"), "{}", err);
+    assert_eq!(std::fs::read_to_string(krate.join("include/cfg.h")).unwrap(), "/* the crate's own */\n");
+    for _ in 0..2 {
+        let (o, stderr) = build(&krate.join("dist"));
+        assert!(o.status.success(), "a second build into the crate's dist/ replaces the first: {}", stderr);
+    }
+}
+
 /// Item 9: a full disk half-way through `new --crate` left 31 entries, and a
 /// retry was refused. Here the disk is full at 16 KiB (RLIMIT_FSIZE: a write
 /// past it fails with EFBIG, as one past a full disk fails with ENOSPC).

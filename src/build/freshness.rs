@@ -105,8 +105,23 @@ pub fn record(parts: &[Part]) {
 /// entries or packages of their own (a nested Cargo.toml). Loose files at its
 /// root (a README, a library alloc8 built there) are not its inputs. Sorted.
 pub fn crate_files(dir: &Path) -> Vec<PathBuf> {
-    let mut out: Vec<PathBuf> = ["Cargo.toml", "Cargo.lock", "build.rs"].iter().map(|f| dir.join(f)).filter(|p| p.is_file()).collect();
-    let mut stack: Vec<PathBuf> = subdirs(dir).into_iter().filter(|d| !d.ends_with("target")).collect();
+    let mut out = root_files(dir);
+    for sub in subdirs(dir).into_iter().filter(|d| !d.ends_with("target")) {
+        out.extend(files_under(&sub));
+    }
+    out.sort();
+    out
+}
+
+/// The crate's manifest, lockfile and build script that exist.
+pub fn root_files(dir: &Path) -> Vec<PathBuf> {
+    ["Cargo.toml", "Cargo.lock", "build.rs"].iter().map(|f| dir.join(f)).filter(|p| p.is_file()).collect()
+}
+
+/// Every file below `dir`, less hidden entries and packages of their own.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
         if d.join("Cargo.toml").exists() {
             continue;
@@ -120,7 +135,6 @@ pub fn crate_files(dir: &Path) -> Vec<PathBuf> {
             }
         }
     }
-    out.sort();
     out
 }
 

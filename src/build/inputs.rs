@@ -8,6 +8,7 @@
 
 use super::freshness;
 use super::heap_source::xx::{XxInput, MANIFEST};
+use super::heap_source::xx_cache::parse_make_deps;
 use super::heap_source::{HeapKind, HeapSource};
 use crate::contract::{Mode, Platform};
 use anyhow::{bail, Result};
@@ -22,7 +23,13 @@ pub type Input = (PathBuf, &'static str);
 pub fn known(heap: &HeapSource, given: &Path) -> Vec<Input> {
     match &heap.kind {
         HeapKind::File { path, .. } => vec![(path.clone(), "the heap")],
-        HeapKind::Crate { dir, .. } => freshness::crate_files(dir).into_iter().map(|f| (f, "a file of the heap crate")).collect(),
+        // Its manifest and sources; what else cargo read is known once it
+        // has built (`read_by_cargo`).
+        HeapKind::Crate { dir, .. } => freshness::root_files(dir)
+            .into_iter()
+            .chain(freshness::files_under(&dir.join("src")))
+            .map(|f| (f, "a file of the heap crate"))
+            .collect(),
         HeapKind::Xx(XxInput::Prebuilt(path)) => vec![(path.clone(), "the heap")],
         HeapKind::Xx(XxInput::Sources(sources)) => {
             let mut inputs: Vec<Input> = sources.files.iter().map(|f| (f.clone(), "a source of the heap")).collect();
@@ -32,6 +39,14 @@ pub fn known(heap: &HeapSource, given: &Path) -> Vec<Input> {
             inputs
         }
     }
+}
+
+/// Every file cargo compiled the library `lib` from, by its dep-info file
+/// beside it (`lib<crate>.d`: the sources of every local package, and what
+/// build scripts said they read): a heap crate's inputs, exactly.
+pub fn read_by_cargo(lib: &Path) -> Vec<Input> {
+    let text = std::fs::read_to_string(lib.with_extension("d")).unwrap_or_default();
+    parse_make_deps(&text).into_iter().map(|p| (p, "a file the library is compiled from")).collect()
 }
 
 /// The names of the files a build writes to `--out`.
@@ -99,6 +114,12 @@ mod tests {
         std::fs::hard_link(&archive, &linked).unwrap();
         let err = refuse_overwrite(d.path(), &names, &[(linked.clone(), "the heap")]).unwrap_err().to_string();
         assert!(err.contains(&format!("({})", linked.display())), "{}", err);
+        // What cargo says it read counts as much.
+        std::fs::write(d.path().join("liballoc8_shim_x.d"), format!("/t/liballoc8_shim_x.so: /h/src/lib.rs {}\n", archive.display()))
+            .unwrap();
+        let read = read_by_cargo(&d.path().join("liballoc8_shim_x.so"));
+        assert_eq!(read.iter().map(|(p, _)| p.clone()).collect::<Vec<_>>(), [PathBuf::from("/h/src/lib.rs"), archive.clone()]);
+        assert!(refuse_overwrite(d.path(), &names, &read).unwrap_err().to_string().contains("a file the library is compiled from"));
         // Interpose mode writes no archive: nothing to refuse.
         assert!(refuse_overwrite(d.path(), &output_names(Platform::Linux, Mode::Interpose, "foo"), &[(archive, "the heap")]).is_ok());
     }

@@ -220,6 +220,10 @@ pub fn build(opts: &BuildOptions) -> Result<Built> {
         cleaned = true;
     };
     freshness::record(&parts);
+    // Now every file cargo read is known: none may be an output either.
+    if let Some(lib) = files.iter().find(|f| f.extension().map_or(false, |e| e == "so" || e == "dylib" || e == "dll")) {
+        inputs::refuse_overwrite(&opts.out, &outputs, &inputs::read_by_cargo(lib))?;
+    }
 
     // A library that cannot load is not built: check cargo's before anything
     // is written, and leave no older one of the same name behind.

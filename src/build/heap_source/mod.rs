@@ -11,7 +11,7 @@ mod crate_dir;
 mod file;
 mod registration;
 pub mod xx;
-mod xx_cache;
+pub(super) mod xx_cache;
 mod xx_compile;
 mod xx_manifest;
 pub mod xx_symbols;
