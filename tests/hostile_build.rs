@@ -285,6 +285,23 @@ fn cargo_failures_are_told_in_cargo_s_own_words() {
     let (o, stderr) = build(&killed);
     let err = error_line(&o, &stderr);
     assert!(err.contains("was killed by signal 9"), "{}", err);
+
+    // The real cargo, whose compiler is killed on the shim crate (a
+    // workspace wrapper named rustc: the crates it depends on build as usual).
+    let wrapper_dir = dir.join("bin");
+    std::fs::create_dir_all(&wrapper_dir).unwrap();
+    let rustc = fake_cargo(&dir, "case \"$*\" in *\"--crate-name alloc8_shim\"*) kill -9 $$ ;; esac\nexec \"$@\"");
+    std::fs::rename(&rustc, wrapper_dir.join("rustc")).unwrap();
+    let (o, stderr) = run(alloc8()
+        .arg("build")
+        .arg("--heap")
+        .arg(&heap)
+        .arg("--out")
+        .arg(dir.join("out"))
+        .env("RUSTC_WORKSPACE_WRAPPER", wrapper_dir.join("rustc")));
+    let err = error_line(&o, &stderr);
+    assert!(err.contains("rustc did not exit successfully") && err.contains("SIGKILL"), "{}", err);
+    assert!(!err.contains("does not compile") && !err.contains("--crate-name"), "{}", err);
 }
 
 /// Item 14: a heap crate's malformed manifest showed "failed to parse
