@@ -36,7 +36,7 @@ fn finding(out: &Outcome, limit: Duration, what: &str) -> Option<Finding> {
         )),
         (End::TimedOut, _) => Some(Finding::new(Rule::Hang, format!("{} did not finish in {:.0} s", what, limit.as_secs_f64()))),
         (End::Exited(0), Some(Line::Done(_))) => None,
-        (End::Signaled(sig), _) => Some(Finding::new(Rule::Crash, format!("{} was killed by {}", what, child::signal_name(sig)))),
+        (End::Signaled(sig), _) => Some(Finding::new(Rule::Crash, format!("{} was killed by {}", what, child::killer(out, sig)))),
         (End::Exited(code), _) => Some(Finding::new(
             Rule::Crash,
             format!("{} exited with status {} before finishing (stderr: {:?})", what, code, out.stderr.lines().last().unwrap_or("")),
