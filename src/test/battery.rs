@@ -110,7 +110,11 @@ pub fn cxx(launch: &Launch, gaps: &Gaps, budget: &Budget) -> Result<FamilyResult
             return Ok(result);
         }
     };
-    let out = child::run(launch, &exe, &[CXX_OPS.to_string()], limit)?;
+    // An alloc8 shim writes its crash line (signal, faulting instruction,
+    // the thread's last heap operations) here, as under `alloc8 run`.
+    let report = tempfile::Builder::new().prefix("alloc8-test-").suffix(".jsonl").tempfile()?;
+    let launch = Launch { lib: launch.lib, report: Some(report.path().to_path_buf()) };
+    let out = child::run(&launch, &exe, &[CXX_OPS.to_string()], limit)?;
     let checks = count_checks(&out.stdout, "cxx_stress: ");
     result.summary = format!("{} checks, 8 threads x {} operations, 20 forks", checks, CXX_OPS);
     let gap = gaps.explain(CXX_CALLS);
@@ -125,10 +129,27 @@ pub fn cxx(launch: &Launch, gaps: &Gaps, budget: &Budget) -> Result<FamilyResult
         _ => {
             let mut f = ended_badly(&out, "cxx_stress", Some(limit));
             f.known_gap = gap;
+            if let End::Signaled(_) = out.end {
+                f.detail.push_str(&crash_diagnostics(report.path(), launch.lib));
+            }
             result.fail(f);
         }
     }
     Ok(result)
+}
+
+/// What the shim said about the crash, as `alloc8 run` prints it (empty
+/// when the library is not an alloc8 shim, or the crash came too early).
+fn crash_diagnostics(report: &std::path::Path, lib: &std::path::Path) -> String {
+    let text = std::fs::read_to_string(report).unwrap_or_default();
+    let mut rows = crate::run::report::processes(&text);
+    crate::run::crash::locate_crashes(&mut rows);
+    let said = crate::run::crash::text(&rows, lib);
+    if said.trim().is_empty() {
+        String::new()
+    } else {
+        format!("\n{}", said.trim_end())
+    }
 }
 
 /// "conformance: 154 checks, 0 failed" -> 154.

@@ -131,6 +131,25 @@ pub fn generate(plan: &Plan) -> Vec<Op> {
                         continue;
                     }
                 }
+            } else if r == 26 && plan.allows(Kind::Realloc) && plan.allows(Kind::Malloc) {
+                // A growing buffer, as string builders and vectors do: malloc,
+                // then realloc of that newest block, doubling, up to a boundary.
+                let slot = rng.below(plan.slots as u64) as u32;
+                let room = plan.max_size.min(plan.max_live - live);
+                if full[slot as usize].is_none() && room >= 64 {
+                    // Up to a boundary of 64 KiB to 4 MiB (a file read into memory).
+                    let top = ((1usize << (16 + rng.below(7))) + edge_size(&mut rng, 64)).min(room).max(64);
+                    let mut n = 8 + rng.below(56) as usize;
+                    out.push(Op::new(Kind::Malloc, slot, n, 0, 0));
+                    order.push(slot);
+                    while n < top && out.len() < plan.ops {
+                        n = (n * 2).min(top);
+                        out.push(Op::new(Kind::Realloc, slot, n, 0, 0));
+                    }
+                    full[slot as usize] = Some((Kind::Malloc, n));
+                    live += n;
+                    continue;
+                }
             } else if r == 25 {
                 // A run of frees in allocation order, or in reverse.
                 let n = 1 + rng.below(order.len().min(64) as u64) as usize;
@@ -292,6 +311,11 @@ mod tests {
             // Boundary sizes: exactly a page, and a power of two plus one.
             assert!(ops.iter().any(|op| op.size == 4096), "seed {}", seed);
             assert!(ops.iter().any(|op| op.size > 16 && (op.size - 1).is_power_of_two()), "seed {}", seed);
+            // Growing buffers: malloc then 5 reallocs of it in a row.
+            let growing = ops
+                .windows(6)
+                .filter(|w| w[0].kind == Kind::Malloc && w[1..].iter().all(|o| o.kind == Kind::Realloc && o.slot == w[0].slot));
+            assert!(growing.count() >= 5, "seed {}", seed);
             // Runs of frees: at least 8 frees in a row somewhere.
             let longest = ops.iter().fold((0, 0), |(run, best), op| {
                 let run = if op.kind == Kind::Free { run + 1 } else { 0 };

@@ -89,12 +89,12 @@ pub fn bisect_suffix<T: Clone, F: FnMut(&[T]) -> bool>(items: Vec<T>, still_fail
     items[lo..].to_vec()
 }
 
-/// Trims a failing trace: the shortest failing prefix, then the shortest
-/// failing suffix of that (bisection, cheap on long traces), then the
-/// focused cut if it still fails, then every operation of one kind at a
-/// time (a dozen cheap tries that often halve a long trace), then ddmin.
+/// Trims a failing trace (already cut after the operation that failed; a
+/// caller that does not know it runs [`bisect_prefix`] first): the shortest
+/// failing suffix (bisection, cheap on long traces), then the focused cut
+/// if it still fails, then every operation of one kind at a time (a dozen
+/// cheap tries that often halve a long trace), then ddmin.
 pub fn shrink<F: FnMut(&[Op]) -> bool>(ops: Vec<Op>, slots: &[u32], mut still_fails: F, budget: &Budget) -> Vec<Op> {
-    let ops = bisect_prefix(ops, &mut still_fails, budget.deadline);
     let ops = bisect_suffix(ops, &mut still_fails, budget.deadline);
     let focused = focus(&ops, slots);
     let mut current = if !slots.is_empty() && focused.len() < ops.len() && still_fails(&focused) { focused } else { ops };
