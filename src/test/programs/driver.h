@@ -65,6 +65,9 @@ static volatile long drv_index = -1;
 #define DRV_THREADS 64
 static const char *volatile drv_doing[DRV_THREADS];
 static __thread int drv_thread = 0;
+/* Something that happened earlier and may explain a later failure (threads.c:
+ * an exiting thread allocated after the heap's thread cleanup). */
+static const char *volatile drv_before;
 
 static void put(char *buf, size_t *n, const char *s) {
     while (*s && *n < 900)
@@ -102,6 +105,10 @@ static void on_crash(int sig) {
             continue;
         put(buf, &n, t == 0 ? "; meanwhile the main thread: " : "; meanwhile a thread: ");
         put(buf, &n, other);
+    }
+    if (drv_before) {
+        put(buf, &n, "; before this, ");
+        put(buf, &n, drv_before);
     }
     buf[n++] = '\n';
     ssize_t w = write(1, buf, n);

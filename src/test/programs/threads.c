@@ -81,16 +81,12 @@ static void doing(const char *what) {
     drv_doing[drv_thread] = what;
 }
 
-/* The last thing an exiting thread did after the heap's thread cleanup:
- * a violation found later on another thread says so. */
-static const char *volatile last_exit_event;
-
 static void free_later(void);
 
 /* "; before this: ..." for a violation, or "". */
 static const char *before(void) {
     static __thread char buf[300];
-    const char *e = last_exit_event;
+    const char *e = drv_before;
     if (!e)
         return "";
     snprintf(buf, sizeof buf, "; before this, %s", e);
@@ -357,7 +353,7 @@ static pthread_once_t late_once = PTHREAD_ONCE_INIT;
 /* Allocates and frees a few sizes (8 bytes first: the smallest class) and
  * frees the block the thread left; each checked as it goes. */
 static void last_moments(void *left, const char *who) {
-    last_exit_event = who;
+    drv_before = who;
     doing(who);
     static const size_t sizes[] = {8, 24, 100, 1000, 5000};
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
