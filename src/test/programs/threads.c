@@ -569,9 +569,9 @@ int main(int argc, char **argv) {
          * consumers, then the other way round. */
         static const size_t one_size[] = {48}, few_sizes[] = {16, 48, 112, 400};
         if (rounds % 2 == 0)
-            imbalanced(3, 2, one_size, 1, 400);
+            imbalanced(3, 2, one_size, 1, 1200);
         else
-            imbalanced(2, 3, few_sizes, 4, 400);
+            imbalanced(2, 3, few_sizes, 4, 1200);
         rounds++;
     } while (now() < end);
     /* What the last threads left behind, freed by the main thread. */
