@@ -181,6 +181,17 @@ fn a_broken_null_free_promise() {
     assert!(detail.contains("SIGSEGV in free(NULL)"), "{}", f);
 }
 
+/// A crash in cxx_stress carries what `alloc8 run` says of a crash: the
+/// faulting instruction, whether it is inside the heap, the last heap operations.
+#[test]
+fn a_cxx_crash_carries_the_crash_diagnostics() {
+    let (_, f) = caught("null-free", "cxx", &["crash"]);
+    let detail = f["detail"].as_str().unwrap();
+    assert!(detail.contains("the faulting instruction"), "{}", detail);
+    assert!(detail.contains("inside the shim library"), "{}", detail);
+    assert!(detail.contains("last heap operations") && detail.contains("operator delete(0x0)"), "{}", detail);
+}
+
 #[test]
 fn a_size_class_without_its_lock() {
     // A race: seconds of threads for it to show (it takes well under one here).

@@ -148,7 +148,8 @@ fn crash_diagnostics(report: &std::path::Path, lib: &std::path::Path) -> String 
     if said.trim().is_empty() {
         String::new()
     } else {
-        format!("\n{}", said.trim_end())
+        // Under the finding's `found:` line, as `alloc8 run` prints it.
+        said.trim_end().lines().map(|l| format!("\n             {}", l)).collect()
     }
 }
 
