@@ -353,7 +353,8 @@ fn a_cache_that_spills_without_the_lock() {
 #[test]
 fn a_thread_cache_used_after_its_cleanup() {
     let (_, f) = caught_in(cached_heap(), "stale-cache", "threads", &["contents", "crash", "overlap", "null-return"], "6");
-    assert!(f["detail"].as_str().unwrap().contains("after the heap's thread cleanup"), "{}", f);
+    // The 8-byte free in the destructor corrupts the recycled cache's link: the crash comes in a destructor.
+    assert!(f["detail"].as_str().unwrap().contains("during an exiting thread's"), "{}", f);
 }
 
 /// realloc grows the newest block of a chunk in place past the chunk's end:

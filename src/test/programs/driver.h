@@ -66,7 +66,7 @@ static volatile long drv_index = -1;
 static const char *volatile drv_doing[DRV_THREADS];
 static __thread int drv_thread = 0;
 /* Something that happened earlier and may explain a later failure (threads.c:
- * an exiting thread allocated after the heap's thread cleanup). */
+ * exiting threads allocate after the heap's thread cleanup). */
 static const char *volatile drv_before;
 
 static void put(char *buf, size_t *n, const char *s) {

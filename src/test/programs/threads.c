@@ -353,7 +353,8 @@ static pthread_once_t late_once = PTHREAD_ONCE_INIT;
 /* Allocates and frees a few sizes (8 bytes first: the smallest class) and
  * frees the block the thread left; each checked as it goes. */
 static void last_moments(void *left, const char *who) {
-    drv_before = who;
+    /* For a failure found later: what exiting threads last did. */
+    drv_before = "the last thread to exit allocated and freed in its destructors, after the heap's thread cleanup";
     doing(who);
     static const size_t sizes[] = {8, 24, 100, 1000, 5000};
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
