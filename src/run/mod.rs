@@ -9,7 +9,7 @@
 
 mod addr2line;
 mod args;
-mod crash;
+pub mod crash;
 pub mod library;
 mod preload;
 mod probe;
