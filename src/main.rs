@@ -9,6 +9,7 @@ mod new;
 mod output;
 mod run;
 mod test;
+mod trace;
 
 use std::process::ExitCode;
 

@@ -1,0 +1,28 @@
+//! The one reader (and writer) of alloc8 traces (docs/trace.md): `profile`,
+//! `replay`, `bench` and the tests all go through here.
+//!
+//! [`Reader`] streams one process's trace in recorded order with blocks
+//! named; memory is bounded by the live blocks and the events a watermark
+//! has not yet released, not by the trace's length. [`Writer`] writes a file
+//! (`record`'s receiver, and tests that need bad traces).
+
+mod chunk;
+mod error;
+mod file;
+mod merge;
+mod message;
+mod reader;
+mod writer;
+
+pub use error::Error;
+pub use message::{Hello, Message};
+pub use reader::{Call, Event, Freed, Process, Reader, Summary};
+pub use writer::Writer;
+
+pub use alloc8::record::format::{self, OpSpec};
+
+/// The trace file extension: `<prog>.<pid>.a8t`.
+pub const EXTENSION: &str = "a8t";
+
+#[cfg(test)]
+mod tests;
