@@ -7,6 +7,8 @@ mod cli;
 mod contract;
 mod new;
 mod output;
+mod profile;
+mod record;
 mod run;
 mod test;
 mod trace;

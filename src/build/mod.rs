@@ -3,7 +3,7 @@
 //! names that cannot work are refused before cargo runs (names.rs).
 
 pub mod cache;
-mod cargo_build;
+pub mod cargo_build;
 pub mod command;
 pub mod header;
 pub mod heap_source;
@@ -108,10 +108,7 @@ pub fn build(opts: &BuildOptions) -> Result<Built> {
         target::require_installed(t, platform)?;
     }
     let cache = cache::dir();
-    let alloc8_dir = cache.join(format!("alloc8-{}", templates::ALLOC8_VERSION));
-    for (rel, text) in templates::ALLOC8_CRATE {
-        cache::write_if_changed(&alloc8_dir.join(rel), text)?;
-    }
+    let alloc8_dir = templates::write_alloc8_crate(&cache)?;
 
     let key = cache::hash(&[
         &opts.heap.canonicalize()?.to_string_lossy(),

@@ -10,6 +10,8 @@ pub struct Hello {
     pub pid: u32,
     pub ppid: u32,
     pub clock: (u64, u64),
+    /// One stack was sampled every this many bytes allocated (0: none).
+    pub stack_every: u64,
     pub program: String,
 }
 
@@ -51,13 +53,14 @@ impl<'a> Message<'a> {
         };
         match b[0] {
             kind::HELLO => {
-                need(28, "HELLO")?;
+                need(36, "HELLO")?;
                 Ok(Message::Hello(Hello {
                     origin: b[1],
                     pid: u32_at(b, 4),
                     ppid: u32_at(b, 8),
                     clock: (u64_at(b, 12), u64_at(b, 20)),
-                    program: String::from_utf8_lossy(&b[28..]).into_owned(),
+                    stack_every: u64_at(b, 28),
+                    program: String::from_utf8_lossy(&b[36..]).into_owned(),
                 }))
             }
             kind::CHUNK => {

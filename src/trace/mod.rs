@@ -19,10 +19,21 @@ pub use message::{Hello, Message};
 pub use reader::{Call, Event, Freed, Process, Reader, Summary};
 pub use writer::Writer;
 
-pub use alloc8::record::format::{self, OpSpec};
+pub use alloc8::record::format;
 
 /// The trace file extension: `<prog>.<pid>.a8t`.
 pub const EXTENSION: &str = "a8t";
 
 #[cfg(test)]
 mod tests;
+
+/// Calls in a chunk's events (RSS samples and stacks excluded); 0 if they do not decode.
+pub fn count_calls(events: &[u8]) -> u64 {
+    let mut n = 0;
+    let ok = chunk::decode(events, 0, &mut |raw: chunk::Raw| n += (raw.op != format::op::RSS) as u64);
+    if ok.is_ok() {
+        n
+    } else {
+        0
+    }
+}

@@ -20,6 +20,8 @@ pub struct Process {
     pub program: String,
     /// A copy made by fork (else launched or exec'd).
     pub forked: bool,
+    /// One stack was sampled every this many bytes allocated, per thread (0: none).
+    pub stack_every: u64,
 }
 
 /// One thread, in order of first appearance (`Event::thread` indexes these).
@@ -177,8 +179,13 @@ impl Reader {
             Message::Hello(h) => h,
             _ => return Err(Error::Corrupt("the first message is not HELLO".into())),
         };
-        let process =
-            Process { pid: hello.pid, ppid: hello.ppid, program: hello.program.clone(), forked: hello.origin == format::origin::FORK };
+        let process = Process {
+            pid: hello.pid,
+            ppid: hello.ppid,
+            program: hello.program.clone(),
+            forked: hello.origin == format::origin::FORK,
+            stack_every: hello.stack_every,
+        };
         Ok(Reader {
             records,
             buf,

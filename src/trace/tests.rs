@@ -29,7 +29,7 @@ fn free(e: &mut Events, b: &mut [u8], ptr: u64, t: u64) {
 
 fn hello() -> Vec<u8> {
     let mut buf = [0u8; 256];
-    let n = encode::hello(&mut buf, 0, 7, 1, (1000, 0), b"/bin/prog");
+    let n = encode::hello(&mut buf, 0, 7, 1, (1000, 0), 0, b"/bin/prog");
     buf[..n].to_vec()
 }
 

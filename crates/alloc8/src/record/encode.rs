@@ -76,7 +76,8 @@ pub fn chunk_header(buf: &mut [u8], flags: u8, pid: u32, tid: u32, seq: u32, wat
 }
 
 /// A HELLO message; returns its length (the path is cut to fit `buf`).
-pub fn hello(buf: &mut [u8], origin: u8, pid: u32, ppid: u32, clock: (u64, u64), path: &[u8]) -> usize {
+/// `stack_every`: the sampling period of stacks in bytes (0: none).
+pub fn hello(buf: &mut [u8], origin: u8, pid: u32, ppid: u32, clock: (u64, u64), stack_every: u64, path: &[u8]) -> usize {
     buf[0] = kind::HELLO;
     buf[1] = origin;
     buf[2] = 0;
@@ -85,6 +86,7 @@ pub fn hello(buf: &mut [u8], origin: u8, pid: u32, ppid: u32, clock: (u64, u64),
     at = le(buf, at, &ppid.to_le_bytes());
     at = le(buf, at, &clock.0.to_le_bytes());
     at = le(buf, at, &clock.1.to_le_bytes());
+    at = le(buf, at, &stack_every.to_le_bytes());
     let n = path.len().min(buf.len() - at);
     le(buf, at, &path[..n])
 }

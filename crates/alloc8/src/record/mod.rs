@@ -5,3 +5,8 @@
 
 pub mod encode;
 pub mod format;
+
+mod clock;
+mod maps;
+pub mod recorder;
+mod thread;
