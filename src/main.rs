@@ -9,6 +9,7 @@ mod new;
 mod output;
 mod profile;
 mod record;
+mod replay;
 mod run;
 mod test;
 mod trace;

@@ -88,7 +88,7 @@ pub fn main(args: &ReplayArgs) -> Result<ExitCode> {
     let scratch = tempfile::Builder::new().prefix("alloc8-replay-").tempdir().context("cannot create a scratch directory")?;
     let workload = workload::convert(&args.trace, scratch.path()).map_err(|e| anyhow::anyhow!("{}: {}", args.trace.display(), e))?;
     if let Some(why) = &workload.cut_short {
-        eprintln!("alloc8 replay: note: the trace stops early ({}); replaying what it holds", why);
+        eprintln!("alloc8 replay: note: the trace is cut short ({}); replaying what it holds", why);
     }
     let contenders = contenders::resolve(&args.heap, args.thread_hooks, &args.lib, args.verbose)?;
     let runner = compile::program("runner", crate::bench::RUNNER)?;

@@ -62,14 +62,14 @@ pub fn write(r: &Results, path: &Path) -> Result<()> {
         .draw()
         .map_err(|e| err(&e))?;
     chart
-        .draw_series(LineSeries::new(live, BLACK.stroke_width(2)))
+        .draw_series(std::iter::once(PathElement::new(live, BLACK.stroke_width(2))))
         .map_err(|e| err(&e))?
         .label("live bytes (the trace)")
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK.stroke_width(2)));
     for (c, points) in curves {
         let style = colour(c).stroke_width(2);
         chart
-            .draw_series(LineSeries::new(points, style))
+            .draw_series(std::iter::once(PathElement::new(points, style)))
             .map_err(|e| err(&e))?
             .label(format!("{}: resident", r.contenders[c].name))
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));

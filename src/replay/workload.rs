@@ -55,7 +55,12 @@ pub struct Workload {
 pub enum Error {
     Trace(trace::Error),
     /// A free (or realloc) of an address no allocation in the trace returned.
-    UnknownBlock { event: u64, thread: u32, op: &'static str, ptr: u64 },
+    UnknownBlock {
+        event: u64,
+        thread: u32,
+        op: &'static str,
+        ptr: u64,
+    },
     Io(std::io::Error),
 }
 
@@ -218,9 +223,9 @@ pub fn convert(path: &Path, dir: &Path) -> Result<Workload, Error> {
         let event = match reader.next() {
             Ok(Some(e)) => e,
             Ok(None) => break,
-            Err(e @ trace::Error::Truncated(_)) => {
+            Err(trace::Error::Truncated(what)) => {
                 // Replayed up to where it stops, and said so.
-                b.w.cut_short = Some(e.to_string());
+                b.w.cut_short = Some(what);
                 continue;
             }
             Err(e) => return Err(Error::Trace(e)),
