@@ -86,7 +86,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench(args) => crate::bench::run(&args),
         Command::Record(args) => crate::record::main(&args),
         Command::Profile(args) => Ok(crate::profile::main(&args)),
-        Command::Replay(args) => crate::replay::main(&args),
+        Command::Replay(args) => Ok(crate::replay::main(&args)),
     }
 }
 

@@ -58,7 +58,20 @@ pub struct ReplayArgs {
     pub verbose: bool,
 }
 
-pub fn main(args: &ReplayArgs) -> Result<ExitCode> {
+/// Exit 0 (every contender replayed the whole trace), 1 (one failed: in the
+/// table), 2 (nothing replayed: bad input, printed in one line).
+pub fn main(args: &ReplayArgs) -> ExitCode {
+    match replay(args) {
+        Ok(code) => code,
+        Err(err) => {
+            let causes: Vec<String> = err.chain().map(|cause| cause.to_string()).collect();
+            crate::output::errln!("error: {}", causes.join(": "));
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn replay(args: &ReplayArgs) -> Result<ExitCode> {
     if !cfg!(all(target_os = "linux", target_env = "gnu")) {
         bail!("alloc8 replay runs on Linux with glibc (its baseline) so far");
     }

@@ -257,12 +257,18 @@ pub fn convert(path: &Path, dir: &Path) -> Result<Workload, Error> {
                         Op { code: event.op, flags, slot, gen: f.block as u32, arg: align as u32, size: f.size, ..Op::default() }
                     }
                     None if ptr == 0 => Op { code: event.op, flags: NO_OLD, ..Op::default() },
+                    // After a cut the events still held are released without
+                    // what the lost chunks held: their allocations among them.
+                    None if b.w.cut_short.is_some() => {
+                        b.w.skipped += 1;
+                        continue;
+                    }
                     None => return Err(Error::UnknownBlock { event: index, thread: t, op: name(), ptr }),
                 };
                 b.emit(t, op)?;
             }
             Call::Realloc { old, size, ptr, freed, block, .. } => {
-                if old != 0 && freed.is_none() && block.is_some() {
+                if old != 0 && freed.is_none() && block.is_some() && b.w.cut_short.is_none() {
                     return Err(Error::UnknownBlock { event: index, thread: t, op: name(), ptr: old });
                 }
                 if block.is_none() && freed.is_none() {
