@@ -130,3 +130,15 @@ fn traces_that_cannot_be_replayed_are_one_line_and_exit_2() {
     assert_eq!(code, 2, "{}", stderr);
     assert!(stderr.contains("is the trace itself"), "{}", stderr);
 }
+
+/// `bench --trace`: the recorded trace is a workload with its own row.
+#[test]
+fn bench_times_a_trace_as_a_workload() {
+    let trace = handoff_trace();
+    let system = shim("system");
+    let out = output_within(alloc8().arg("bench").arg("--trace").arg(&trace).args(["--rounds", "1", "--lib"]).arg(&system), LIMIT);
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{}\n{}", stdout, stderr);
+    let row = stdout.lines().find(|l| l.contains("trace:handoff")).unwrap_or_else(|| panic!("no row for the trace:\n{}", stdout));
+    assert!(!row.contains("failed"), "{}", row);
+}

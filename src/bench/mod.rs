@@ -52,7 +52,7 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode> {
         bail!("--plot writes an SVG file: give a name ending in .svg");
     }
 
-    let selected = workloads::select(&args.workload, !args.command.is_empty())?;
+    let selected = workloads::select(&args.workload, !args.command.is_empty() || !args.trace.is_empty())?;
     let user = if args.command.is_empty() { None } else { Some(workloads::user_command(&args.command)?) };
     let contenders = contenders::resolve(&args.heap, args.thread_hooks, &args.lib, args.verbose)?;
     if contenders.len() == 1 {
@@ -67,6 +67,11 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode> {
     let scratch = tempfile::Builder::new().prefix("alloc8-bench-").tempdir().context("cannot create a scratch directory")?;
     let mut list = workloads::prepare(&selected, settings.quick, args.scale, settings.threads, scratch.path())?;
     list.extend(user);
+    for (i, trace) in args.trace.iter().enumerate() {
+        let dir = scratch.path().join(format!("trace-{}", i));
+        std::fs::create_dir(&dir).context("cannot create a scratch directory")?;
+        list.push(workloads::trace(trace, &dir)?);
+    }
     for w in &list {
         if let Err(why) = &w.ready {
             eprintln!("alloc8 bench: skipping {}: {}", w.name, why);

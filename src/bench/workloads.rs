@@ -190,6 +190,22 @@ pub fn user_command(command: &[OsString]) -> Result<Workload> {
     Ok(Workload { name, stresses: "your command".into(), ready: Ok(inv) })
 }
 
+/// A recorded trace as a workload: converted into `dir`, replayed by the
+/// replayer (alloc8 replay's) under each contender like any other program.
+pub fn trace(path: &std::path::Path, dir: &std::path::Path) -> Result<Workload> {
+    let replayer = crate::replay::replayer()?;
+    let w = crate::replay::workload::convert(path, dir).map_err(|e| anyhow::anyhow!("--trace {}: {}", path.display(), e))?;
+    if let Some(why) = &w.cut_short {
+        eprintln!("alloc8 bench: note: --trace {} is cut short ({}); replaying what it holds", path.display(), why);
+    }
+    let program = std::path::Path::new(&w.program).file_name().map_or(w.program.clone(), |f| f.to_string_lossy().into_owned());
+    Ok(Workload {
+        name: format!("trace:{}", program),
+        stresses: format!("{}'s recorded allocations ({} operations, {} thread(s))", program, w.operations, w.threads),
+        ready: Ok(Invocation::new(replayer, vec![dir.as_os_str().to_owned()])),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
