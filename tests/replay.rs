@@ -142,3 +142,32 @@ fn bench_times_a_trace_as_a_workload() {
     let row = stdout.lines().find(|l| l.contains("trace:handoff")).unwrap_or_else(|| panic!("no row for the trace:\n{}", stdout));
     assert!(!row.contains("failed"), "{}", row);
 }
+
+/// `test --trace`: the shadow model over the recorded sequence: a correct
+/// heap passes it, a heap that hands out a live block breaks `overlap`, with a
+/// shrunk reproduction and a replay file.
+#[test]
+fn test_checks_a_heap_over_a_real_programs_sequence() {
+    let trace = handoff_trace();
+    let system = shim("system");
+    let out = output_within(alloc8().args(["test", "--only", "model", "--lib"]).arg(&system).arg("--trace").arg(&trace), LIMIT);
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{}\n{}", stdout, stderr);
+    let line = stdout.lines().find(|l| l.contains(" model ")).unwrap();
+    assert!(line.contains("of the trace's") && line.contains("window(s)"), "{}", line);
+
+    let heap = common::root().join("tests/fixtures/heaps/broken.rs");
+    let out = output_within(
+        alloc8()
+            .env("ALLOC8_BROKEN", "double")
+            .args(["test", "--only", "model", "--shrink", "5", "--heap"])
+            .arg(&heap)
+            .arg("--trace")
+            .arg(&trace),
+        LIMIT,
+    );
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{}\n{}", stdout, stderr);
+    assert!(stdout.contains("overlap") && stdout.contains("in window"), "{}", stdout);
+    assert!(stdout.contains("alloc8 test --replay "), "{}", stdout);
+}
