@@ -171,3 +171,45 @@ fn test_checks_a_heap_over_a_real_programs_sequence() {
     assert!(stdout.contains("overlap") && stdout.contains("in window"), "{}", stdout);
     assert!(stdout.contains("alloc8 test --replay "), "{}", stdout);
 }
+
+/// Determinism: a single-threaded trace replayed twice makes the same calls,
+/// in the program's order (seen by a preloaded library logging every call).
+#[test]
+fn a_single_threaded_replay_makes_the_programs_calls_every_time() {
+    let dir = work_dir().join("replay-determinism");
+    let _ = std::fs::remove_dir_all(&dir);
+    let logs = dir.join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let lib = dir.join("libcall_log.so");
+    let status = std::process::Command::new("gcc")
+        .args(["-shared", "-fPIC", "-O1", "-o"])
+        .arg(&lib)
+        .arg(common::root().join("tests/programs/call_log.c"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = output_within(alloc8().arg("record").arg("-o").arg(dir.join("trace")).arg("--").arg(program("sizes.c")), LIMIT);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let trace =
+        std::fs::read_dir(dir.join("trace")).unwrap().map(|e| e.unwrap().path()).find(|p| p.to_string_lossy().contains("sizes.")).unwrap();
+
+    let out =
+        output_within(alloc8().env("CALL_LOG_DIR", &logs).arg("replay").arg(&trace).args(["--rounds", "2", "--lib"]).arg(&lib), LIMIT);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let mut expected = String::new();
+    for i in 0..300 {
+        expected += &format!("{} {}\n", if i % 5 == 4 { 'c' } else { 'm' }, i + 1);
+        if i % 3 == 2 {
+            expected += &format!("r {}\n", 2 * (i + 1));
+        }
+    }
+    expected += &"f\n".repeat(300);
+    let replays: Vec<String> = std::fs::read_dir(&logs)
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .filter(|log| log.contains(&expected))
+        .collect();
+    assert_eq!(replays.len(), 2, "both rounds under the logging library made the program's calls in its order");
+    assert_eq!(replays[0], replays[1], "the two replays made the same calls");
+}
