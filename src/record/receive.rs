@@ -16,7 +16,6 @@ use std::time::{Duration, Instant};
 /// One process image's trace.
 pub struct Written {
     pub pid: u32,
-    pub program: String,
     pub path: PathBuf,
     /// Calls recorded (events of the malloc family, samples excluded).
     pub calls: u64,
@@ -148,8 +147,7 @@ impl Receiver {
     fn open_for(&mut self, h: &trace::Hello, msg: &[u8]) -> Open {
         let name = Path::new(&h.program).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "program".into());
         let path = self.dir.join(format!("{}.{}.{}", name, h.pid, trace::EXTENSION));
-        let written =
-            Written { pid: h.pid, program: h.program.clone(), path, calls: 0, messages: 0, exited: false, failed: None, created: false };
+        let written = Written { pid: h.pid, path, calls: 0, messages: 0, exited: false, failed: None, created: false };
         Open { hello: msg.to_vec(), writer: None, written }
     }
 }
