@@ -6,6 +6,7 @@
 //! (or the --heap/--lib shim) never came alive in the launched program;
 //! 127/126 when the program cannot be started.
 
+mod agree;
 mod args;
 mod library;
 mod receive;
@@ -79,6 +80,7 @@ pub fn main(args: &RecordArgs) -> Result<ExitCode> {
         None => format!("exited with status {}", status.exit_code()),
     };
     let launched = written.iter().rev().find(|w| w.pid as i32 == status.pid);
+    let mut agreement = None;
     let failure = if launched.is_none() {
         let lib = heap.as_ref().map_or(recorder.as_path(), |l| l.path.as_path());
         let probed = run::probe::load_errors(&exe, lib)
@@ -95,7 +97,15 @@ pub fn main(args: &RecordArgs) -> Result<ExitCode> {
         let rows = report::processes(&std::fs::read_to_string(report_file.path()).unwrap_or_default());
         let top = rows.iter().filter(|r| r.pid == status.pid && !r.forked).last();
         match top.and_then(|r| r.bound) {
-            Some(true) => None,
+            Some(true) => {
+                // The same run seen twice: the shim's own counts and the trace's.
+                if let (Some(stats), Some(w)) = (top.and_then(|r| r.stats.as_ref()), launched.filter(|w| w.created)) {
+                    if let Ok(counts) = agree::count(&w.path) {
+                        agreement = Some(agree::line(stats, &counts));
+                    }
+                }
+                None
+            }
             _ => Some(format!(
                 "the heap's shim was not the malloc of {} (pid {}): the trace shows another allocator's calls. The program {}.",
                 shown, status.pid, ended
@@ -106,36 +116,55 @@ pub fn main(args: &RecordArgs) -> Result<ExitCode> {
     };
 
     if !args.quiet {
-        let mut out = String::new();
-        for w in &written {
-            let size = std::fs::metadata(&w.path).map(|m| m.len()).unwrap_or(0);
-            let per_call = if w.calls > 0 { format!(", {:.1} bytes/call", size as f64 / w.calls as f64) } else { String::new() };
-            let state = match (&w.failed, w.exited) {
-                (Some(why), _) => format!(" INCOMPLETE: {}", why),
-                (None, true) => String::new(),
-                (None, false) => " (no exit seen: killed, or _exit/exec: its last buffers are missing)".into(),
-            };
-            out.push_str(&format!(
-                "alloc8 record: {} (pid {}): {} calls, {}{}{}\n",
-                w.path.display(),
-                w.pid,
-                w.calls,
-                human_bytes(size),
-                per_call,
-                state
-            ));
+        let mut text = summary(&written, launched, &shown, status.pid, &ended);
+        if let Some(line) = &agreement {
+            text.push_str(line);
+            text.push('\n');
         }
-        out.push_str(&format!("alloc8 record: {} (pid {}) {}\n", shown, status.pid, ended));
-        if let Some(w) = launched {
-            out.push_str(&format!("alloc8 record: see it with `alloc8 profile {}`\n", w.path.display()));
-        }
-        crate::output::stderr(&out);
+        crate::output::stderr(&text);
     }
     if let Some(message) = &failure {
         errln!("error: {}", message);
     }
     let code = if failure.is_some() { NOT_ALIVE } else { status.exit_code() };
     Ok(ExitCode::from(code))
+}
+
+/// What was written: the launched program's traces and the largest others
+/// (a shell script starts dozens of processes), then how the program ended.
+fn summary(written: &[receive::Written], launched: Option<&receive::Written>, shown: &str, pid: i32, ended: &str) -> String {
+    let mut files: Vec<&receive::Written> = written.iter().filter(|w| w.created || w.failed.is_some()).collect();
+    files.sort_by_key(|w| (w.pid as i32 != pid, std::cmp::Reverse(w.calls)));
+    let mut out = String::new();
+    const SHOWN: usize = 8;
+    for w in files.iter().take(SHOWN) {
+        let size = std::fs::metadata(&w.path).map(|m| m.len()).unwrap_or(0);
+        let per_call = if w.calls > 0 { format!(", {:.1} bytes/call", size as f64 / w.calls as f64) } else { String::new() };
+        let state = match (&w.failed, w.exited) {
+            (Some(why), _) => format!(" INCOMPLETE: {}", why),
+            (None, true) => String::new(),
+            (None, false) => " (no exit seen: killed, or _exit/exec: its last buffers are missing)".into(),
+        };
+        out.push_str(&format!(
+            "alloc8 record: {} (pid {}): {} calls, {}{}{}\n",
+            w.path.display(),
+            w.pid,
+            w.calls,
+            human_bytes(size),
+            per_call,
+            state
+        ));
+    }
+    if files.len() > SHOWN {
+        let rest = &files[SHOWN..];
+        let calls: u64 = rest.iter().map(|w| w.calls).sum();
+        out.push_str(&format!("alloc8 record: and {} more traces ({} calls)\n", rest.len(), calls));
+    }
+    out.push_str(&format!("alloc8 record: {} (pid {}) {}\n", shown, pid, ended));
+    if let Some(w) = launched.filter(|w| w.created) {
+        out.push_str(&format!("alloc8 record: see it with `alloc8 profile {}`\n", w.path.display()));
+    }
+    out
 }
 
 /// $TMPDIR if a socket path fits under it, else /tmp.

@@ -16,7 +16,6 @@ use std::time::{Duration, Instant};
 /// One process image's trace.
 pub struct Written {
     pub pid: u32,
-    pub program: String,
     pub path: PathBuf,
     /// Calls recorded (events of the malloc family, samples excluded).
     pub calls: u64,
@@ -25,9 +24,12 @@ pub struct Written {
     pub exited: bool,
     /// Why the file is incomplete, if it is.
     pub failed: Option<String>,
+    /// A file was written (an image that made no call has none).
+    pub created: bool,
 }
 
 struct Open {
+    hello: Vec<u8>,
     writer: Option<Writer>,
     written: Written,
 }
@@ -91,9 +93,9 @@ impl Receiver {
                 if let Some(old) = self.open.remove(&h.pid) {
                     self.done.push(close(old));
                 }
-                let open = self.create(h);
+                let open = self.open_for(h, msg);
                 self.open.insert(h.pid, open);
-                (h.pid, 0)
+                return;
             }
             Message::Chunk(c) => (c.pid, trace::count_calls(c.events)),
             Message::Maps { pid, .. } => (*pid, 0),
@@ -113,6 +115,26 @@ impl Receiver {
             return;
         };
         open.written.calls += calls;
+        // The file is made at the first message after HELLO: a process
+        // image that exec'd before its first call leaves none.
+        if open.writer.is_none() && open.written.failed.is_none() {
+            let taken = &open.written.path;
+            let mut path = taken.clone();
+            let mut n = 2;
+            while self.done.iter().any(|w| w.path == path) {
+                path = taken.with_extension(format!("{}.{}", n, trace::EXTENSION));
+                n += 1;
+            }
+            open.written.path = path;
+            match Writer::create(&open.written.path).and_then(|mut w| w.message(&open.hello).map(|_| w)) {
+                Ok(w) => {
+                    open.writer = Some(w);
+                    open.written.messages = 1;
+                    open.written.created = true;
+                }
+                Err(e) => open.written.failed = Some(format!("cannot create {}: {}", open.written.path.display(), e)),
+            }
+        }
         if let Some(w) = open.writer.as_mut() {
             if let Err(e) = w.message(msg) {
                 open.written.failed = Some(format!("cannot write {}: {}", open.written.path.display(), e));
@@ -122,24 +144,11 @@ impl Receiver {
         open.written.messages += 1;
     }
 
-    fn create(&mut self, h: &trace::Hello) -> Open {
+    fn open_for(&mut self, h: &trace::Hello, msg: &[u8]) -> Open {
         let name = Path::new(&h.program).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "program".into());
-        let mut path = self.dir.join(format!("{}.{}.{}", name, h.pid, trace::EXTENSION));
-        let mut n = 2;
-        while self.done.iter().any(|w| w.path == path) {
-            path = self.dir.join(format!("{}.{}.{}.{}", name, h.pid, n, trace::EXTENSION));
-            n += 1;
-        }
-        let mut written =
-            Written { pid: h.pid, program: h.program.clone(), path: path.clone(), calls: 0, messages: 0, exited: false, failed: None };
-        let writer = match Writer::create(&path) {
-            Ok(w) => Some(w),
-            Err(e) => {
-                written.failed = Some(format!("cannot create {}: {}", path.display(), e));
-                None
-            }
-        };
-        Open { writer, written }
+        let path = self.dir.join(format!("{}.{}.{}", name, h.pid, trace::EXTENSION));
+        let written = Written { pid: h.pid, path, calls: 0, messages: 0, exited: false, failed: None, created: false };
+        Open { hello: msg.to_vec(), writer: None, written }
     }
 }
 

@@ -26,6 +26,8 @@ pub struct Chunk<'a> {
     pub events: &'a [u8],
 }
 
+/// Every field of the format is decoded, whether or not a reader uses it.
+#[allow(dead_code)]
 pub enum Message<'a> {
     Hello(Hello),
     Chunk(Chunk<'a>),

@@ -16,6 +16,8 @@ mod writer;
 
 pub use error::Error;
 pub use message::{Hello, Message};
+// Process, Summary: the reader's API for replay and bench as well as profile.
+#[allow(unused_imports)]
 pub use reader::{Call, Event, Freed, Process, Reader, Summary};
 pub use writer::Writer;
 

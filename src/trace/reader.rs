@@ -113,13 +113,6 @@ pub struct Summary {
     pub duration_ns: u64,
 }
 
-impl Summary {
-    /// Calls of the malloc family and the C++ operators (samples excluded).
-    pub fn total_calls(&self) -> u64 {
-        format::OPS.iter().filter(|s| s.code != op::RSS).map(|s| self.calls[s.code as usize]).sum()
-    }
-}
-
 struct Live {
     block: u64,
     size: u64,

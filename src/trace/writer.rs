@@ -52,9 +52,4 @@ impl Writer {
         out.get_ref().sync_data().ok();
         Ok(())
     }
-
-    /// Bytes of the compressed file so far (buffered bytes excluded).
-    pub fn file_len(&self) -> u64 {
-        self.encoder.as_ref().and_then(|e| e.get_ref().get_ref().metadata().ok()).map_or(0, |m| m.len())
-    }
 }

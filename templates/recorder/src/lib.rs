@@ -124,6 +124,11 @@ export!("C" _ZdlPvSt11align_val_tRKSt9nothrow_t(ptr: *mut u8, align: usize, nt: 
 export!("C" _ZdaPvSt11align_val_tRKSt9nothrow_t(ptr: *mut u8, align: usize, nt: *const u8),
     |next| rec::free(op::DELETE_ARRAY_ALIGNED_NOTHROW, ptr, None, Some(align), || next(ptr, align, nt)));
 
+/// The mark a shim behind the recorder looks for: its malloc is then the
+/// first definition after this library (templates/shim/src/runtime.rs).
+#[no_mangle]
+pub static __alloc8_recorder: u8 = 1;
+
 /// At `exit`: the calling thread's buffer goes out, then the EXIT message.
 #[used]
 #[link_section = ".fini_array"]
