@@ -196,6 +196,12 @@ impl Builder {
 
 /// Converts the trace at `path` into a workload in `dir` (which must exist).
 pub fn convert(path: &Path, dir: &Path) -> Result<Workload, Error> {
+    convert_prefix(path, dir, u64::MAX)
+}
+
+/// As [`convert`], stopping after `limit` operations (bench's smaller runs:
+/// any prefix of a trace is a workload; what it left live stays live).
+pub fn convert_prefix(path: &Path, dir: &Path, limit: u64) -> Result<Workload, Error> {
     let mut reader = Reader::open(path).map_err(Error::Trace)?;
     let mut b = Builder {
         dir: dir.to_path_buf(),
@@ -219,7 +225,7 @@ pub fn convert(path: &Path, dir: &Path) -> Result<Workload, Error> {
         },
     };
     let mut index = 0u64;
-    loop {
+    while b.w.operations < limit {
         let event = match reader.next() {
             Ok(Some(e)) => e,
             Ok(None) => break,
