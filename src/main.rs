@@ -7,8 +7,12 @@ mod cli;
 mod contract;
 mod new;
 mod output;
+mod profile;
+mod record;
+mod replay;
 mod run;
 mod test;
+mod trace;
 
 use std::process::ExitCode;
 

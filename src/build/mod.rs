@@ -5,7 +5,7 @@
 //! content, not file times (freshness.rs); docs/promises.md says it all.
 
 pub mod cache;
-mod cargo_build;
+pub mod cargo_build;
 mod cargo_errors;
 pub mod command;
 mod freshness;
@@ -116,10 +116,7 @@ pub fn build(opts: &BuildOptions) -> Result<Built> {
     if let (Some(t), None) = (&opts.target, &windows) {
         target::require_installed(t, platform)?;
     }
-    let alloc8_dir = cache.join(format!("alloc8-{}", templates::ALLOC8_VERSION));
-    for (rel, text) in templates::ALLOC8_CRATE {
-        cache::write_if_changed(&alloc8_dir.join(rel), text)?;
-    }
+    let alloc8_dir = templates::write_alloc8_crate(&cache)?;
 
     let key = cache::hash(&[
         &opts.heap.canonicalize()?.to_string_lossy(),
