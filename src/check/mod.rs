@@ -1,7 +1,7 @@
 //! Reading a library's symbol table and judging it against the contract:
 //! `alloc8 check` on any library, and `build` on every artifact it makes.
 //!
-//! One file per concern: input (bad input; the file mapped, never read
+//! One file per concern: input (bad input; a large file mapped, never read
 //! whole), library (format-neutral facts) with elf/macho/pe (the readers)
 //! and universal (a fat Mach-O's slices, each once), mode (what kind of allocator), families
 //! and hazards (the findings), loadable with ld_path (whether ld.so can
