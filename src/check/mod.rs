@@ -3,10 +3,10 @@
 //!
 //! One file per concern: input (bad input; a large file mapped, never read
 //! whole), library (format-neutral facts) with elf/macho/pe (the readers)
-//! and universal (a fat Mach-O's slices, each once), mode (what kind of allocator), families
-//! and hazards (the findings), loadable with ld_path (whether ld.so can
-//! load it here), verdict (severities, exit status), report
-//! (JSON and text).
+//! and universal (a fat Mach-O's slices, each once), mode (what kind of
+//! allocator), families and hazards (the findings), loadable with ld_path
+//! (whether ld.so can load it here), verdict (severities, exit status),
+//! report (JSON and text).
 
 pub mod archive;
 pub mod demangle;
