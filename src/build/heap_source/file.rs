@@ -74,7 +74,17 @@ fn dependencies(manifest: &str, base: &Path) -> Result<String, String> {
             }
         }
     }
-    toml::to_string(&deps).map_err(|e| e.to_string())
+    // One `name = value` line each, tables inline: the lines go under the
+    // shim's own [dependencies] header (a whole-table dump would open `[name]`).
+    let key = |name: &str| {
+        let bare = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if bare {
+            name.to_string()
+        } else {
+            toml::Value::String(name.to_string()).to_string()
+        }
+    };
+    Ok(deps.iter().map(|(name, spec)| format!("{} = {}\n", key(name), spec)).collect())
 }
 
 #[cfg(test)]
@@ -97,7 +107,10 @@ mod tests {
     #[test]
     fn relative_paths_become_absolute_and_other_tables_are_refused() {
         let deps = dependencies("[dependencies]\nmine = { path = \"../mine\" }\n", Path::new("/heaps")).unwrap();
-        assert!(deps.contains("path = \"/heaps/../mine\""), "{}", deps);
+        assert_eq!(deps, "mine = { path = \"/heaps/../mine\" }\n");
+        let features =
+            dependencies("[dependencies]\nrlsf = { version = \"0.2.3\", features = [\"unstable\"] }\n", Path::new("/h")).unwrap();
+        assert_eq!(features, "rlsf = { features = [\"unstable\"], version = \"0.2.3\" }\n", "a table stays on its line");
         assert!(dependencies("[package]\nname = \"x\"\n", Path::new("/")).unwrap_err().contains("only [dependencies]"));
         assert!(dependencies("[dependencies]\nalloc8 = \"1\"\n", Path::new("/")).unwrap_err().contains("alloc8"));
         assert!(dependencies("[dependencies\n", Path::new("/")).is_err());
