@@ -64,12 +64,12 @@ impl Own {
 #[cfg(not(all(target_os = "linux", target_arch = "x86_64")))]
 mod own {
     #[inline(always)]
-    pub fn get(_word: super::Own) -> usize {
+    pub(crate) fn get(_word: super::Own) -> usize {
         0
     }
 
     #[inline(always)]
-    pub fn set(_word: super::Own, _value: usize) {}
+    pub(crate) fn set(_word: super::Own, _value: usize) {}
 }
 
 impl Local {
@@ -138,7 +138,7 @@ mod imp {
 
     /// The offset of one of alloc8's own words (see `offset`).
     #[inline(always)]
-    pub(super) fn own_offset(word: super::Own) -> usize {
+    pub(crate) fn own_offset(word: super::Own) -> usize {
         let offset: usize;
         unsafe {
             match word {
@@ -193,12 +193,12 @@ mod own {
     use super::imp::{get_at, own_offset, set_at};
 
     #[inline(always)]
-    pub fn get(word: super::Own) -> usize {
+    pub(crate) fn get(word: super::Own) -> usize {
         get_at(own_offset(word))
     }
 
     #[inline(always)]
-    pub fn set(word: super::Own, value: usize) {
+    pub(crate) fn set(word: super::Own, value: usize) {
         set_at(own_offset(word), value)
     }
 }
