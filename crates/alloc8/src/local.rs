@@ -19,7 +19,7 @@
 //!   every such library); when that is gone, `dlopen` fails with "cannot
 //!   allocate memory in static TLS block". An interposer is preloaded, so it
 //!   always fits; a prefixed library that a program may `dlopen` late takes
-//!   8 of those bytes.
+//!   24 of those bytes (this word and alloc8's own two, `Own`).
 //! - macOS (x86-64, arm64): a pthread key, created on the first `set`, read
 //!   straight from the thread's TSD slots (`%gs` / `tpidrro_el0`): what
 //!   `pthread_getspecific` does, inline. A load and a test until a key
