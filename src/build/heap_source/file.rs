@@ -74,17 +74,10 @@ fn dependencies(manifest: &str, base: &Path) -> Result<String, String> {
             }
         }
     }
-    // One `name = value` line each, tables inline: the lines go under the
-    // shim's own [dependencies] header (a whole-table dump would open `[name]`).
-    let key = |name: &str| {
-        let bare = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-        if bare {
-            name.to_string()
-        } else {
-            toml::Value::String(name.to_string()).to_string()
-        }
-    };
-    Ok(deps.iter().map(|(name, spec)| format!("{} = {}\n", key(name), spec)).collect())
+    // One `name = value` line each, a table inline: `toml::to_string` would
+    // write `mine = { path = .. }` as a `[mine]` section, which lands outside
+    // [dependencies] in the shim's manifest and is dropped.
+    Ok(deps.iter().map(|(name, spec)| format!("{} = {}\n", name, spec)).collect())
 }
 
 #[cfg(test)]
