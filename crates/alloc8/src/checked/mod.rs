@@ -26,7 +26,7 @@
 //! `--guard-sample N` is [`Sampled`], no checking layer but one allocation
 //! in N on guarded pages.
 
-mod backtrace;
+pub(crate) mod backtrace;
 pub mod fault;
 pub mod finding;
 pub mod guard;
