@@ -69,7 +69,7 @@ fn the_crate_skeleton_passes_its_own_cargo_test_offline() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("2 passed"), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("3 passed"), "{}", String::from_utf8_lossy(&out.stdout));
 }
 
 #[test]

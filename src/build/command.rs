@@ -83,7 +83,7 @@ impl BuildArgs {
             );
         }
         Ok(BuildOptions {
-            heap: args.heap.clone(),
+            heap: super::ready::resolve(&args.heap)?,
             mode: args.mode,
             prefix,
             out: args.out.clone(),

@@ -8,6 +8,7 @@ pub mod command;
 pub mod header;
 pub mod heap_source;
 mod names;
+pub mod ready;
 pub mod render;
 mod render_macos;
 mod render_xx;

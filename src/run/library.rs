@@ -22,7 +22,9 @@ pub struct Library {
     pub c_heap: bool,
 }
 
+/// `path` may also name a known allocator (`jemalloc`: known_libs.rs).
 pub fn from_lib(path: &Path) -> Result<Library> {
+    let path = &crate::known_libs::resolve(path).map_err(|e| anyhow!("cannot use --lib {}", e))?.path;
     // check's reader: a FIFO or a device is refused, not read forever.
     let data = check::input::read(path).with_context(|| format!("cannot use --lib {}", path.display()))?;
     let abs = path.canonicalize().map_err(|e| anyhow!("cannot use --lib {}: {}", path.display(), e))?;
@@ -65,6 +67,7 @@ pub fn from_lib(path: &Path) -> Result<Library> {
 /// Builds the heap as an interposing shim into the cache (cargo makes a
 /// rebuild with no change a no-op) and uses that.
 pub fn from_heap(heap: &Path, threads: bool, checked: bool, verbose: bool) -> Result<Library> {
+    let heap = &build::ready::resolve(heap)?;
     let source = heap.canonicalize().map_err(|e| anyhow!("cannot use --heap {}: {}", heap.display(), e))?;
     // The cached library's name: any file name gives a valid one.
     let stem: String = source

@@ -136,6 +136,7 @@ fn dll_from_lib(lib: &Path) -> Result<PathBuf> {
 }
 
 fn dll_from_heap(heap: &Path, threads: bool, verbose: bool) -> Result<PathBuf> {
+    let heap = &build::ready::resolve(heap)?;
     let source = heap.canonicalize().map_err(|e| anyhow!("cannot use --heap {}: {}", heap.display(), e))?;
     // The cached library's name: any file name gives a valid one.
     let stem: String = source
