@@ -8,7 +8,7 @@ use crate::build;
 use crate::check;
 use crate::output::{self, errln};
 use anyhow::Context;
-use clap::{Args, CommandFactory, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -56,16 +56,11 @@ pub enum Command {
     ///
     /// bash: `alloc8 completions bash > ~/.local/share/bash-completion/completions/alloc8`;
     /// zsh: into a directory of your $fpath as `_alloc8`; fish: `~/.config/fish/completions/alloc8.fish`.
-    Completions(CompletionsArgs),
-    /// Print the man page (roff): `alloc8 man > ~/.local/share/man/man1/alloc8.1`, then `man alloc8`.
-    Man,
-}
-
-#[derive(Args, Clone)]
-pub struct CompletionsArgs {
-    /// The shell to complete for.
-    #[arg(value_enum, value_name = "SHELL")]
-    pub shell: clap_complete::Shell,
+    Completions(crate::shell::CompletionsArgs),
+    /// Print the man page (roff), or write every page with --out DIR.
+    ///
+    /// `alloc8 man --out ~/.local/share/man/man1`, then `man alloc8`, `man alloc8-test`.
+    Man(crate::shell::ManArgs),
 }
 
 #[derive(Args, Clone)]
@@ -95,18 +90,8 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             output::stdout(&build::ready::listing()).context("cannot write to stdout")?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Completions(args) => {
-            let mut text = Vec::new();
-            clap_complete::generate(args.shell, &mut Cli::command(), "alloc8", &mut text);
-            output::stdout(&String::from_utf8_lossy(&text)).context("cannot write to stdout")?;
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Man => {
-            let mut page = Vec::new();
-            clap_mangen::Man::new(Cli::command()).render(&mut page).context("cannot render the man page")?;
-            output::stdout(&String::from_utf8_lossy(&page)).context("cannot write to stdout")?;
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Completions(args) => crate::shell::completions(&args),
+        Command::Man(args) => crate::shell::man(&args),
     }
 }
 

@@ -9,6 +9,7 @@ mod known_libs;
 mod new;
 mod output;
 mod run;
+mod shell;
 mod test;
 
 use std::process::ExitCode;

@@ -96,22 +96,30 @@ pub fn listing() -> String {
     let width = READY.iter().map(|h| h.name.len()).max().unwrap_or(0);
     let mut out = String::new();
     for heap in READY {
-        let hooks = if heap.thread_hooks { " (build and run it with --threads)" } else { "" };
+        let hooks = if heap.thread_hooks { " (thread hooks: built with --threads when given by name)" } else { "" };
         out.push_str(&format!("{:width$}  {}{}\n", heap.name, heap.summary, hooks, width = width));
     }
     out.push_str("give one by name wherever a heap goes: alloc8 run --heap system -- PROG ARGS...\n");
     out
 }
 
+/// A heap as `--heap` named it.
+pub struct Resolved {
+    pub path: PathBuf,
+    /// A ready heap with thread hooks: built with them without being told
+    /// (`--heap threadcache` works as it is; a file's THREAD_HOOKS still needs `--threads`).
+    pub thread_hooks: bool,
+}
+
 /// What `--heap` names: a path that exists wins; else a ready heap's name,
 /// written out into the cache; else an error that lists the names.
-pub fn resolve(given: &Path) -> Result<PathBuf> {
-    if given.exists() || std::fs::symlink_metadata(given).is_ok() {
-        return Ok(given.to_path_buf());
+pub fn resolve(given: &Path) -> Result<Resolved> {
+    if std::fs::symlink_metadata(given).is_ok() {
+        return Ok(Resolved { path: given.to_path_buf(), thread_hooks: false });
     }
     let text = given.to_string_lossy();
     match READY.iter().find(|h| h.name == text) {
-        Some(heap) => write_out(heap, &cache::dir().join("heaps")),
+        Some(heap) => Ok(Resolved { path: write_out(heap, &cache::dir().join("heaps"))?, thread_hooks: heap.thread_hooks }),
         None => bail!(
             "heap {} does not exist, and is not the name of a ready heap ({}); give a heap's path, or one of these names (`alloc8 heaps` says what each is)",
             given.display(),
@@ -191,7 +199,7 @@ mod tests {
 
         let existing = dir.path().join("system");
         std::fs::write(&existing, "").unwrap();
-        assert_eq!(resolve(&existing).unwrap(), existing);
+        assert_eq!(resolve(&existing).unwrap().path, existing);
         let err = resolve(Path::new("no-such-heap")).unwrap_err().to_string();
         assert!(
             err.contains("not the name of a ready heap (system, mmap, dlmalloc, tlsf, mimalloc, threadcache, xx_bump, xx_cxx)"),

@@ -20,6 +20,8 @@ pub struct Library {
     /// An alloc8 shim around a C/C++ heap (xxmalloc in its symbol table):
     /// advice for the heap is given in its language.
     pub c_heap: bool,
+    /// Built with the heap's thread hooks (`--threads`, or a ready heap that has them).
+    pub thread_hooks: bool,
 }
 
 /// `path` may also name a known allocator (`jemalloc`: known_libs.rs).
@@ -61,13 +63,14 @@ pub fn from_lib(path: &Path) -> Result<Library> {
             path.display()
         ),
     }
-    Ok(Library { path: abs, reports: is_alloc8_shim(&data), c_heap: defines_xxmalloc(&data) })
+    Ok(Library { path: abs, reports: is_alloc8_shim(&data), c_heap: defines_xxmalloc(&data), thread_hooks: false })
 }
 
 /// Builds the heap as an interposing shim into the cache (cargo makes a
 /// rebuild with no change a no-op) and uses that.
 pub fn from_heap(heap: &Path, threads: bool, checked: bool, verbose: bool) -> Result<Library> {
-    let heap = &build::ready::resolve(heap)?;
+    let ready = build::ready::resolve(heap)?;
+    let (heap, threads) = (ready.path.as_path(), threads || ready.thread_hooks);
     let source = heap.canonicalize().map_err(|e| anyhow!("cannot use --heap {}: {}", heap.display(), e))?;
     // The cached library's name: any file name gives a valid one.
     let stem: String = source
@@ -91,7 +94,7 @@ pub fn from_heap(heap: &Path, threads: bool, checked: bool, verbose: bool) -> Re
     let built = build::build(&opts)?;
     let so = built.artifacts.iter().find(|p| p.extension().map_or(false, |e| e == "so"));
     match so {
-        Some(so) => from_lib(so),
+        Some(so) => Ok(Library { thread_hooks: threads, ..from_lib(so)? }),
         None => bail!("building heap {} produced no shared library", heap.display()),
     }
 }

@@ -104,7 +104,7 @@ fn run(args: &TestArgs) -> Result<ExitCode> {
     let mut header = vec![format!("library: {}", lib.path.display())];
     if let Some(heap) = &args.heap {
         header.push(format!("heap: {}", heap.canonicalize().unwrap_or_else(|_| heap.clone()).display()));
-        header.push(format!("threads: {}", if args.threads { "yes" } else { "no" }));
+        header.push(format!("threads: {}", if lib.thread_hooks { "yes" } else { "no" }));
     }
     let settings =
         model::Settings { seed, random_time: random, shrink_time: Duration::from_secs(args.shrink), gaps: &gaps, replay_header: header };
@@ -127,7 +127,7 @@ fn run(args: &TestArgs) -> Result<ExitCode> {
             Family::Cxx => battery::cxx(&launch, &gaps, &budget)?,
             Family::Model => model::run(&launch, &settings, &budget)?,
             Family::Threads => {
-                let hooks = args.threads && lib.reports;
+                let hooks = lib.thread_hooks && lib.reports;
                 stress::threads(&launch, &gaps, seed, (random / 2).max(Duration::from_secs(2)), hooks, &budget)?
             }
             Family::Fork => stress::fork(&launch, &budget)?,
