@@ -104,6 +104,7 @@ pub fn listing() -> String {
 }
 
 /// A heap as `--heap` named it.
+#[derive(Debug)]
 pub struct Resolved {
     pub path: PathBuf,
     /// A ready heap with thread hooks: built with them without being told
