@@ -30,8 +30,14 @@ pub const BASELINE: &str = "glibc";
 pub fn resolve(heaps: &[PathBuf], thread_hooks: bool, libs: &[PathBuf], verbose: bool) -> Result<Vec<Contender>> {
     let mut out = vec![Contender { name: BASELINE.into(), library: None, from: "the C library (baseline: nothing preloaded)".into() }];
     for heap in heaps {
-        eprintln!("alloc8 bench: building heap {} (cached)", heap.display());
+        eprintln!("alloc8 bench: building heap {}", heap.display());
+        let started = std::time::Instant::now();
         let lib = library::from_heap(heap, thread_hooks, false, verbose)?;
+        if lib.cached {
+            eprintln!("alloc8 bench: heap {}: unchanged (cached)", heap.display());
+        } else {
+            eprintln!("alloc8 bench: heap {}: built in {:.1} s", heap.display(), started.elapsed().as_secs_f64());
+        }
         let name = heap_name(heap);
         push(&mut out, name, lib.path, format!("--heap {}", heap.display()));
     }

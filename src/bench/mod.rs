@@ -101,6 +101,12 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode> {
     if let Some(path) = &args.plot {
         plot::write(&results, path)?;
     }
+    // Where the files are, last, where the eye ends up.
+    for (what, path) in [("every round as JSON", &args.json), ("every round as CSV", &args.csv), ("the plot", &args.plot)] {
+        if let Some(path) = path {
+            eprintln!("alloc8 bench: wrote {} to {}", what, path.display());
+        }
+    }
     Ok(if results.any_failed() { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }
 

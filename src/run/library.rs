@@ -22,6 +22,8 @@ pub struct Library {
     pub c_heap: bool,
     /// Built with the heap's thread hooks (`--threads`, or a ready heap that has them).
     pub thread_hooks: bool,
+    /// Built from a heap, and the library came out byte for byte as the cache had it.
+    pub cached: bool,
 }
 
 /// `path` may also name a known allocator (`jemalloc`: known_libs.rs).
@@ -63,7 +65,7 @@ pub fn from_lib(path: &Path) -> Result<Library> {
             path.display()
         ),
     }
-    Ok(Library { path: abs, reports: is_alloc8_shim(&data), c_heap: defines_xxmalloc(&data), thread_hooks: false })
+    Ok(Library { path: abs, reports: is_alloc8_shim(&data), c_heap: defines_xxmalloc(&data), thread_hooks: false, cached: false })
 }
 
 /// Builds the heap as an interposing shim into the cache (cargo makes a
@@ -91,10 +93,15 @@ pub fn from_heap(heap: &Path, threads: bool, checked: bool, verbose: bool) -> Re
         verbose,
         invocation: Invocation::Run,
     };
+    // Whether the build changed anything, by content: the library before and after.
+    let before = opts.name.as_ref().and_then(|n| std::fs::read(opts.out.join(format!("lib{}.so", n))).ok());
     let built = build::build(&opts)?;
     let so = built.artifacts.iter().find(|p| p.extension().map_or(false, |e| e == "so"));
     match so {
-        Some(so) => Ok(Library { thread_hooks: threads, ..from_lib(so)? }),
+        Some(so) => {
+            let cached = before.is_some() && std::fs::read(so).ok() == before;
+            Ok(Library { thread_hooks: threads, cached, ..from_lib(so)? })
+        }
         None => bail!("building heap {} produced no shared library", heap.display()),
     }
 }

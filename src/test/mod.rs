@@ -65,7 +65,7 @@ pub struct TestArgs {
     /// Run a replay file a finding wrote (against the library it names, or --lib/--heap).
     #[arg(long, value_name = "FILE")]
     pub replay: Option<PathBuf>,
-    /// Show cargo's progress when building --heap.
+    /// Show cargo's progress when building --heap, and every finding (not only the first under each rule).
     #[arg(long, short)]
     pub verbose: bool,
 }
@@ -149,7 +149,7 @@ fn run(args: &TestArgs) -> Result<ExitCode> {
     if args.json {
         println!("{}", report.to_json());
     } else {
-        print!("{}", report.to_text());
+        print!("{}", report.to_text(args.verbose));
     }
     Ok(ExitCode::from(report.exit_code))
 }
