@@ -282,12 +282,12 @@ fn severity(x: &Finding) -> u8 {
             let has = |keys: &[&str]| keys.iter().any(|k| words.contains(k));
             if has(&["crash", "deadlock", "hang"]) {
                 0
-            } else if has(&["overlap", "content", "keeps", "copy", "copies", "zero", "corrupt", "twice"]) {
-                1
-            } else if has(&["align", "size", "null", "overflow", "page"]) {
-                2
             } else if has(&["errno", "enomem", "einval"]) {
-                4
+                4 // "malloc failure: NULL + ENOMEM": what is wrong is errno
+            } else if has(&["overlap", "disjoint", "content", "intact", "zero", "corrupt", "broken", "many live", "aligned blocks"]) {
+                1
+            } else if has(&["align", "size", "null", "returns memory", "unique", "page"]) {
+                2
             } else {
                 3
             }
@@ -343,7 +343,7 @@ mod tests {
     fn findings_are_grouped_by_rule_most_severe_first_with_the_first_in_full() {
         let mut contract = FamilyResult::new(Family::Contract);
         let mut errno = Finding::new(Rule::Contract, "realloc(p, 2^62) = NULL, errno 0".into());
-        errno.rule_text = "a failed allocation sets errno to ENOMEM".into();
+        errno.rule_text = "realloc failure: NULL + ENOMEM, p intact".into();
         contract.fail(errno);
         for n in 0..3 {
             let mut f = Finding::new(Rule::Contract, format!("memalign(512, {}) = 0x...08", n));
@@ -367,7 +367,7 @@ mod tests {
         assert!(
             at("1. the heap does not crash a correct program (1 finding, in cxx)") < at("2. memalign aligns (3 findings, in contract)")
         );
-        assert!(at("2. memalign aligns") < at("3. a failed allocation sets errno to ENOMEM (1 finding"), "alignment before errno");
+        assert!(at("2. memalign aligns") < at("3. realloc failure: NULL + ENOMEM, p intact (1 finding"), "alignment before errno");
         assert!(text.contains("memalign(512, 0)") && !text.contains("memalign(512, 1)"), "{}", text);
         assert!(text.contains("... 2 more under this rule (--verbose lists them)"));
         let all = report.to_text(true);
