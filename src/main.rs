@@ -1,4 +1,4 @@
-//! alloc8: turn a heap written in Rust into a drop-in replacement for the system allocator.
+//! alloc8: turn a heap written in Rust, C or C++ into a drop-in replacement for the system allocator.
 
 mod bench;
 mod build;

@@ -306,3 +306,26 @@ fn every_command_that_does_not_run_says_why() {
     let readme = examples(&root().join("README.md"));
     assert!(readme.iter().any(|e| e.text.starts_with("cargo") || e.not_run.is_some()), "the install line is marked");
 }
+
+/// The commands that are not alloc8's and too long to run in the suite
+/// (`cargo bench --bench NAME`, `bash tests/run-all.sh`) name things that exist.
+#[test]
+fn the_other_commands_name_benches_and_scripts_that_exist() {
+    let manifest = std::fs::read_to_string(root().join("Cargo.toml")).unwrap();
+    let mut named = 0;
+    for path in doc_files() {
+        let text = std::fs::read_to_string(&path).unwrap();
+        for line in text.lines().filter_map(|l| l.strip_prefix("    ")).map(str::trim) {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            if let ["cargo", "bench", "--bench", name, ..] = words[..] {
+                assert!(manifest.contains(&format!("name = \"{}\"", name)), "{}: no bench `{}` in Cargo.toml", path.display(), name);
+                named += 1;
+            }
+            if let ["bash", script, ..] = words[..] {
+                assert!(root().join(script).is_file(), "{}: no script {}", path.display(), script);
+                named += 1;
+            }
+        }
+    }
+    assert!(named >= 7, "the README's and docs/benchmarks.md's commands were not found ({})", named);
+}
