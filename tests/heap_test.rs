@@ -144,6 +144,16 @@ fn calloc_dirty_on_recycled_blocks() {
     shrunk_and_replayable("dirty-calloc", "calloc-zero");
 }
 
+/// The battery's calloc finding says what it saw: a byte not zeroed (a NULL
+/// is its own rule, `calloc returns memory`), never "NULL or not zeroed".
+#[test]
+fn a_dirty_calloc_is_named_not_zeroed_by_the_battery() {
+    let (_, f) = caught("dirty-calloc", "contract", &["contract"]);
+    assert_eq!(f["rule_text"], "calloc zeroes", "{}", f);
+    let detail = f["detail"].as_str().unwrap();
+    assert!(detail.contains(" is 0x") && !detail.contains("NULL"), "{}", f);
+}
+
 #[test]
 fn a_broken_errno_promise() {
     shrunk_and_replayable("errno", "errno");
@@ -163,6 +173,7 @@ fn a_size_class_without_its_lock() {
     // A race: seconds of threads for it to show (it takes well under one here).
     let (_, f) = caught_within("unlocked", "threads", &["overlap", "contents", "crash", "realloc-copy"], "20");
     assert!(f["detail"].as_str().unwrap().contains("thread"), "{}", f);
+    assert!(f["detail"].as_str().unwrap().contains("does malloc/free hold the heap's lock?"), "points at locking: {}", f);
 }
 
 #[test]

@@ -395,7 +395,7 @@ static void test_calloc(void) {
             dirty++;
     }
     /* Which it was: a NULL is a failed allocation, a dirty block a missing memset. */
-    CHECK(null == 0, "calloc zeroes", "%d of %d small callocs over dirty memory returned NULL", null, K);
+    CHECK(null == 0, "calloc returns memory", "%d of %d small callocs over dirty memory returned NULL", null, K);
     CHECK(dirty == 0, "calloc zeroes", "%d of %d small callocs over dirty memory were not zeroed", dirty, K);
     for (int i = 0; i < K; i++)
         free(ps[i]);
