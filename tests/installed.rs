@@ -123,7 +123,7 @@ fn completions_and_man_pages_come_from_the_binary() {
     assert!(page.contains("C/C++") && page.contains("alloc8\\-test(1)"), "{}", page);
     assert!(installed(&bin, &work, &cache, &["man", "test"]).contains(".TH alloc8-test 1"));
     let wrote = installed(&bin, &work, &cache, &["man", "--out", "pages"]);
-    assert!(wrote.starts_with("wrote 10 man pages"), "{}", wrote);
+    assert!(wrote.starts_with("wrote ") && wrote.contains(" man pages to pages"), "{}", wrote);
     assert!(work.join("pages/alloc8.1").is_file() && work.join("pages/alloc8-bench.1").is_file());
     if Path::new("/usr/bin/man").exists() {
         let out = Command::new("man").arg("-l").arg(work.join("pages/alloc8-run.1")).env("MANWIDTH", "100").output().unwrap();
