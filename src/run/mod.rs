@@ -7,12 +7,12 @@
 //! or CI job must not mistake it for one that did. 127/126: the program was
 //! not found / could not be executed (as env(1) and shells do).
 
-mod addr2line;
+pub mod addr2line;
 mod args;
 pub mod crash;
 pub mod library;
-mod preload;
-mod probe;
+pub mod preload;
+pub mod probe;
 pub mod program;
 pub mod report;
 mod table;
