@@ -312,6 +312,7 @@ fn list_says_what_each_workload_stresses() {
     let out = bench(&["--list"]);
     assert!(out.status.success());
     let list = text(&out.stdout);
-    assert_eq!(list.lines().count(), 12, "{}", list);
+    assert_eq!(list.lines().count(), 15, "{}", list);
+    assert!(list.lines().any(|l| l.starts_with("python3-trace ") && l.contains("replayed")), "{}", list);
     assert!(list.lines().any(|l| l.starts_with("prodcons ") && l.contains("remote frees")), "{}", list);
 }
