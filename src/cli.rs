@@ -52,6 +52,13 @@ pub enum Command {
     ///
     /// Exit status: 0, or 2 if a trace cannot be read (cut short, corrupt, newer).
     Profile(crate::profile::ProfileArgs),
+    /// Replay a recorded program's allocations against heaps side by side
+    /// with glibc: time, time in calls, peak and final RSS, fragmentation.
+    ///
+    /// Exits 0 when every contender replayed the whole trace, 1 when one
+    /// failed (a wrong answer, a crash, a time-out: shown in the table), 2
+    /// when the trace cannot be replayed.
+    Replay(crate::replay::ReplayArgs),
 }
 
 #[derive(Args, Clone)]
@@ -79,6 +86,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench(args) => crate::bench::run(&args),
         Command::Record(args) => crate::record::main(&args),
         Command::Profile(args) => Ok(crate::profile::main(&args)),
+        Command::Replay(args) => Ok(crate::replay::main(&args)),
     }
 }
 

@@ -9,6 +9,7 @@ mod new;
 mod output;
 mod profile;
 mod record;
+mod replay;
 mod run;
 mod test;
 mod trace;
@@ -22,7 +23,7 @@ fn main() -> ExitCode {
         Err(err) => {
             // One line, as cargo and ripgrep print theirs: the context, then its causes.
             let causes: Vec<String> = err.chain().map(|cause| cause.to_string()).collect();
-            output::errln!("error: {}", causes.join(": "));
+            output::errln!("error: {}", output::one_line(&causes.join(": ")));
             // `run` ends with env(1)'s statuses when the program cannot start.
             match err.downcast_ref::<run::Exit>() {
                 Some(exit) => ExitCode::from(exit.code),

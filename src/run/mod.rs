@@ -9,7 +9,7 @@
 
 pub mod addr2line;
 mod args;
-mod crash;
+pub mod crash;
 pub mod library;
 pub mod preload;
 pub mod probe;

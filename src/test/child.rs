@@ -23,6 +23,8 @@ pub struct Outcome {
     pub stdout: String,
     pub stderr: String,
     pub pid: i32,
+    /// Killed by SIGKILL while the kernel's OOM-kill count rose: the machine ran out of memory.
+    pub oom_killed: bool,
 }
 
 /// How a child is started.
@@ -41,6 +43,7 @@ pub fn run(launch: &Launch, exe: &Path, args: &[String], limit: Duration) -> Res
         Some(path) => cmd.env("ALLOC8_REPORT", path),
         None => cmd.env("ALLOC8_REPORT", "off"),
     };
+    let oom_before = oom_kills();
     let start = Instant::now();
     let mut child = cmd.spawn().with_context(|| format!("cannot run {}", exe.display()))?;
     let pid = child.id() as i32;
@@ -71,7 +74,29 @@ pub fn run(launch: &Launch, exe: &Path, args: &[String], limit: Duration) -> Res
         (None, Some(sig)) => End::Signaled(sig),
         (None, None) => End::Exited(status.code().unwrap_or(0)),
     };
-    Ok(Outcome { end, stdout: read_all(&mut out)?, stderr: read_all(&mut err)?, pid })
+    let oom_killed = end == End::Signaled(libc::SIGKILL) && oom_kills() > oom_before;
+    Ok(Outcome { end, stdout: read_all(&mut out)?, stderr: read_all(&mut err)?, pid, oom_killed })
+}
+
+/// The kernel's count of processes its OOM killer ended (`oom_kill` in
+/// /proc/vmstat, Linux 4.13+); 0 where it cannot be read.
+fn oom_kills() -> u64 {
+    let text = std::fs::read_to_string("/proc/vmstat").unwrap_or_default();
+    parse_oom_kills(&text)
+}
+
+fn parse_oom_kills(vmstat: &str) -> u64 {
+    vmstat.lines().find_map(|l| l.strip_prefix("oom_kill ")).and_then(|v| v.trim().parse().ok()).unwrap_or(0)
+}
+
+/// Who killed the child: "SIGSEGV", or the OOM killer by name.
+pub fn killer(out: &Outcome, sig: i32) -> String {
+    if out.oom_killed && sig == libc::SIGKILL {
+        "the kernel's OOM killer (SIGKILL: the machine ran out of memory, most likely because the heap served more than it can back)"
+            .to_string()
+    } else {
+        signal_name(sig)
+    }
 }
 
 /// Whether the child has ended, without reaping it.
@@ -104,4 +129,13 @@ pub fn signal_name(sig: i32) -> String {
         _ => return format!("signal {}", sig),
     };
     name.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn oom_kill_count_from_vmstat() {
+        assert_eq!(super::parse_oom_kills("pgfault 10\noom_kill 3\nswap_ra 0\n"), 3);
+        assert_eq!(super::parse_oom_kills("pgfault 10\n"), 0);
+    }
 }
