@@ -68,7 +68,7 @@ fn a_heap_and_a_system_allocator_beside_glibc_in_the_table_json_csv_and_plot() {
         "--quick",
         "--scale",
         "0.02",
-        "--threads",
+        "--thread-count",
         "2",
         "--json",
         json.to_str().unwrap(),
@@ -312,6 +312,7 @@ fn list_says_what_each_workload_stresses() {
     let out = bench(&["--list"]);
     assert!(out.status.success());
     let list = text(&out.stdout);
-    assert_eq!(list.lines().count(), 12, "{}", list);
+    assert_eq!(list.lines().count(), 15, "{}", list);
+    assert!(list.lines().any(|l| l.starts_with("python3-trace ") && l.contains("replayed")), "{}", list);
     assert!(list.lines().any(|l| l.starts_with("prodcons ") && l.contains("remote frees")), "{}", list);
 }
