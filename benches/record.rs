@@ -71,11 +71,15 @@ fn main() {
     let heaptrack =
         Command::new("heaptrack").arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().map_or(false, |s| s.success());
     let objects = root().join("src/bench/programs/objects.py");
+    // The interpreter itself, not a wrapper script on PATH (pyenv's is a
+    // shell script: heaptrack would trace the shell).
+    let python = Command::new("python3").args(["-c", "import sys; print(sys.executable)"]).output().unwrap();
+    let python = String::from_utf8_lossy(&python.stdout).trim().to_string();
     let larson = larson();
     let workloads = [
         Workload {
             name: "python3 objects 200000",
-            command: vec!["python3".into(), objects.to_string_lossy().into(), "200000".into()],
+            command: vec![python, objects.to_string_lossy().into(), "200000".into()],
             env: vec![("PYTHONMALLOC", "malloc")],
         },
         Workload { name: "larson 5000000 2", command: vec![larson.to_string_lossy().into(), "5000000".into(), "2".into()], env: vec![] },

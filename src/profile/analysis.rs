@@ -74,7 +74,8 @@ impl Series {
 #[derive(Default)]
 pub struct Profile {
     pub classes: Vec<Class>,
-    pub calls_by_op: BTreeMap<u8, u64>,
+    /// Calls by operation code.
+    pub calls_by_op: Vec<u64>,
     pub alignments: BTreeMap<u64, u64>,
     pub failed: u64,
     /// realloc: to a larger / smaller / same size, moved or in place,
@@ -110,6 +111,7 @@ impl Profile {
     pub fn new(stack_every: u64) -> Profile {
         Profile {
             classes: vec![Class::default(); classes::COUNT],
+            calls_by_op: vec![0; 256],
             peak_classes: vec![0; classes::COUNT],
             stack_every,
             ..Profile::default()
@@ -167,7 +169,7 @@ impl Profile {
     }
 
     pub fn add(&mut self, e: &Event, live_now: u64) {
-        *self.calls_by_op.entry(e.op).or_default() += 1;
+        self.calls_by_op[e.op as usize] += 1;
         self.duration_ns = self.duration_ns.max(e.time_ns);
         match &e.call {
             Call::Alloc { size, align, block, stack, .. } => {
@@ -244,6 +246,6 @@ impl Profile {
     }
 
     pub fn calls(&self) -> u64 {
-        self.calls_by_op.iter().filter(|(&op, _)| op != format::op::RSS).map(|(_, &n)| n).sum()
+        self.calls_by_op.iter().enumerate().filter(|&(op, _)| op != format::op::RSS as usize).map(|(_, &n)| n).sum()
     }
 }

@@ -137,8 +137,7 @@ pub fn build(path: &str, reader: &Reader, p: &mut Profile, notes: Vec<String>) -
             lifetime_log2_ns[i] += n;
         }
     }
-    let reallocs =
-        p.calls_by_op.get(&format::op::REALLOC).copied().unwrap_or(0) + p.calls_by_op.get(&format::op::REALLOCARRAY).copied().unwrap_or(0);
+    let reallocs = p.calls_by_op[format::op::REALLOC as usize] + p.calls_by_op[format::op::REALLOCARRAY as usize];
     let realloc = serde_json::json!({
         "calls": reallocs,
         "from_null": p.realloc_from_null,
@@ -222,8 +221,9 @@ pub fn build(path: &str, reader: &Reader, p: &mut Profile, notes: Vec<String>) -
     let calls_by_function = p
         .calls_by_op
         .iter()
-        .filter(|(&op, _)| op != format::op::RSS)
-        .map(|(&op, &n)| (format::spec(op).map_or("?", |s| s.name).to_string(), n))
+        .enumerate()
+        .filter(|&(op, &n)| n > 0 && op != format::op::RSS as usize)
+        .map(|(op, &n)| (format::spec(op as u8).map_or("?", |s| s.name).to_string(), n))
         .collect();
 
     let mut r = Report {

@@ -62,14 +62,60 @@ pub fn program_frames<'a>(maps: &'a Maps, stack: &[u64], depth: usize) -> Vec<(O
     placed.into_iter().skip(first).take(depth).collect()
 }
 
+/// What naming needs of one object file, read once: its loadable segments
+/// (file range to address) and its function symbols, sorted by address.
+struct Object {
+    segments: Vec<(u64, u64, u64)>,
+    functions: Vec<(u64, u64, String)>,
+}
+
+fn load(path: &str) -> Option<Object> {
+    use object::{Object as _, ObjectSegment, ObjectSymbol, SymbolKind};
+    let data = std::fs::read(path).ok()?;
+    let file = object::File::parse(&*data).ok()?;
+    let segments = file.segments().map(|s| (s.file_range().0, s.file_range().1, s.address())).collect();
+    let mut functions: Vec<(u64, u64, String)> = file
+        .symbols()
+        .chain(file.dynamic_symbols())
+        .filter(|s| s.kind() == SymbolKind::Text && s.size() > 0)
+        .filter_map(|s| Some((s.address(), s.size(), s.name().ok()?.to_string())))
+        .collect();
+    functions.sort();
+    Some(Object { segments, functions })
+}
+
+impl Object {
+    fn address(&self, offset: u64) -> Option<u64> {
+        self.segments
+            .iter()
+            .find(|&&(start, size, _)| offset >= start && offset < start + size)
+            .map(|&(start, _, addr)| addr + (offset - start))
+    }
+
+    fn function(&self, addr: u64) -> Option<String> {
+        let i = self.functions.partition_point(|f| f.0 <= addr);
+        let (start, size, name) = self.functions[..i].iter().rev().find(|f| addr < f.0 + f.1)?;
+        let _ = size;
+        let name = crate::check::demangle::demangle(name).unwrap_or_else(|| name.clone());
+        let name = match name.rsplit_once("::h") {
+            Some((path, hash)) if hash.len() == 16 && hash.bytes().all(|b| b.is_ascii_hexdigit()) => path.to_string(),
+            _ => name,
+        };
+        Some(format!("{}+0x{:x}", name, addr - start))
+    }
+}
+
 /// Names for places (object, file offset): "function at file:line", else
-/// "symbol+0x..", else "object+0xoffset".
+/// "symbol+0x..", else "object+0xoffset". Each object is read once.
 pub fn name_all(places: &[(String, u64)]) -> Vec<String> {
-    let addrs: Vec<Option<u64>> = places.iter().map(|(obj, off)| addr2line::file_address(obj, *off)).collect();
+    let mut objects: HashMap<&str, Option<Object>> = HashMap::new();
+    for (obj, _) in places {
+        objects.entry(obj.as_str()).or_insert_with(|| load(obj));
+    }
+    let addrs: Vec<Option<u64>> = places.iter().map(|(obj, off)| objects[obj.as_str()].as_ref().and_then(|o| o.address(*off))).collect();
     let query: Vec<(&str, u64)> = places.iter().zip(&addrs).filter_map(|((obj, _), a)| a.map(|a| (obj.as_str(), a))).collect();
     let located = if addr2line::installed() { addr2line::locate(&query) } else { vec![None; query.len()] };
     let mut located = located.into_iter();
-    let mut symbols: HashMap<(String, u64), Option<String>> = HashMap::new();
     places
         .iter()
         .zip(&addrs)
@@ -79,9 +125,8 @@ pub fn name_all(places: &[(String, u64)]) -> Vec<String> {
             if let Some(Some(line)) = located.next() {
                 return line;
             }
-            let sym = symbols.entry((obj.clone(), *addr)).or_insert_with(|| addr2line::symbol_at(obj, *addr)).clone();
-            match sym {
-                Some(s) => format!("{} ({})", s, short),
+            match objects[obj.as_str()].as_ref().and_then(|o| o.function(*addr)) {
+                Some(f) => format!("{} ({})", f, short),
                 None => format!("{}+0x{:x}", short, off),
             }
         })

@@ -1,7 +1,20 @@
 //! A chunk's events decoded into absolute values, in the thread's order.
 
 use super::Error;
-use alloc8::record::format::{get, op, spec, unzigzag, Field};
+use alloc8::record::format::{get, op, unzigzag, Field, OpSpec, OPS};
+use std::sync::OnceLock;
+
+/// The operation of each code, by index (the table's linear search would cost per event).
+pub fn spec(code: u8) -> Option<&'static OpSpec> {
+    static TABLE: OnceLock<[Option<&'static OpSpec>; 256]> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        let mut t = [None; 256];
+        for s in OPS {
+            t[s.code as usize] = Some(s);
+        }
+        t
+    })[code as usize]
+}
 
 /// One call (or record) as the thread made it.
 #[derive(Clone, Debug, Default)]
@@ -21,6 +34,23 @@ pub struct Raw {
     pub usable: u64,
     pub kib: u64,
     pub stack: Option<Box<[u64]>>,
+}
+
+/// Calls in a chunk's events (RSS samples and stacks excluded), counted by
+/// skipping fields; None if they do not decode.
+pub fn count(bytes: &[u8]) -> Option<u64> {
+    let mut pos = 0;
+    let mut n = 0;
+    while pos < bytes.len() {
+        let code = bytes[pos];
+        pos += 1;
+        let fields = if code == op::STACK { get(bytes, &mut pos)? as usize } else { spec(code)?.fields.len() };
+        for _ in 0..fields {
+            get(bytes, &mut pos)?;
+        }
+        n += (code != op::STACK && code != op::RSS) as u64;
+    }
+    Some(n)
 }
 
 /// Decodes `bytes` (events of a chunk with base `base`) onto `out`.

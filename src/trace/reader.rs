@@ -368,7 +368,7 @@ impl Reader {
             t.first_ns = time_ns;
         }
         t.last_ns = time_ns;
-        let spec = format::spec(raw.op).expect("decoded ops are in the table");
+        let spec = super::chunk::spec(raw.op).expect("decoded ops are in the table");
         let sized = if raw.op == op::CALLOC || raw.op == op::REALLOCARRAY { raw.count.saturating_mul(raw.size) } else { raw.size };
         let stack = self.intern(raw.stack);
         let call = match spec.effect {

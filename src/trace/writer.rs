@@ -10,7 +10,10 @@ use std::path::Path;
 
 /// Input bytes per zstd frame.
 const FRAME: u64 = 4 << 20;
-const LEVEL: i32 = 3;
+/// zstd level 1: the receiver must keep up with a program making tens of
+/// millions of calls a second on one core (it sends faster than level 3
+/// compresses, and then waits).
+const LEVEL: i32 = 1;
 
 pub struct Writer {
     encoder: Option<zstd::stream::write::Encoder<'static, BufWriter<File>>>,

@@ -129,6 +129,15 @@ export!("C" _ZdaPvSt11align_val_tRKSt9nothrow_t(ptr: *mut u8, align: usize, nt: 
 #[no_mangle]
 pub static __alloc8_recorder: u8 = 1;
 
+/// At start-up (most programs have allocated before this runs).
+#[used]
+#[link_section = ".init_array"]
+static INIT: extern "C" fn() = init;
+
+extern "C" fn init() {
+    rec::loaded();
+}
+
 /// At `exit`: the calling thread's buffer goes out, then the EXIT message.
 #[used]
 #[link_section = ".fini_array"]

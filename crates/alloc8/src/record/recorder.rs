@@ -294,6 +294,13 @@ extern "C" fn forked() {
     hello(origin::FORK);
 }
 
+/// librecorder's constructor: a program that never allocates is still
+/// seen to have run under the recorder (its HELLO), and the recording
+/// starts here if no call started it before.
+pub fn loaded() {
+    start();
+}
+
 /// The process is exiting (librecorder's destructor): the calling thread's
 /// chunk goes out, then EXIT; calls made after this are sent one by one.
 pub fn exiting() {
