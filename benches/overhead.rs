@@ -3,15 +3,17 @@
 //!
 //! 1. glibc called by the program directly vs the same glibc behind an alloc8
 //!    shim (a passthrough heap with no bookkeeping): the shim's own cost.
-//! 2. glibc behind shims/system.rs, the heap `alloc8 run` reports with:
-//!    silent (no report asked: nothing counted) and reporting (what its
-//!    per-thread counting costs on top of the shim).
+//! 2. glibc, glibc behind shims/system.rs silent (no report asked: nothing
+//!    counted), and the same under `alloc8 run`'s report channel (a report
+//!    file: per-thread counts and the crash trail), side by side on
+//!    `alloc8 bench`'s pairs and larson (2 threads), with instructions per pair.
 //! 3. `alloc8::sync::SpinLock`'s uncontended lock/unlock, which records its
 //!    holder, vs a plain flag lock: instructions and time.
 //! 4. mimalloc behind an alloc8 shim (shims/mimalloc) vs mimalloc's own
 //!    override of the same version, built from the sources the shim was
 //!    compiled from with mimalloc's CMake shared-library flags
-//!    (common/mimalloc_override.rs): our yardstick.
+//!    (common/mimalloc_override.rs): our yardstick, on pairs, mixed and 2
+//!    threads, with instructions per malloc/free pair.
 //!
 //! Run: `cargo bench --bench overhead`.
 
@@ -75,26 +77,41 @@ fn main() {
         ),
         _ => println!("(instruction counts need valgrind)"),
     }
-    // The system heap counts only when a report will carry the counts: silent
-    // (plain LD_PRELOAD) and reporting, side by side. The report goes to
-    // stderr: `alloc8 run`'s file channel also records each call for crash
-    // diagnostics (benches/checked.rs measures that).
-    let reporting = [("ALLOC8_REPORT", "stderr")];
-    for (mode, n) in [("pairs", 20_000_000), ("mixed", 5_000_000), ("threads", 2_000_000)] {
-        compare(&exe, "system heap, silent (no counting)", ("glibc direct", None), ("system shim", Some(&system)), mode, n);
-        compare_env(&exe, "system heap, reporting (counting)", ("glibc direct", None), ("system shim", Some(&system)), &reporting, mode, n);
-    }
-    let counts = (
-        instructions_per_pair(&exe, None),
-        instructions_per_pair(&exe, Some(&system)),
-        instructions_per_pair_env(&exe, Some(&system), &reporting),
-    );
-    if let (Some(direct), Some(silent), Some(counted)) = counts {
-        println!(
-            "instructions per pair: glibc direct {:.1}, system shim silent {:.1}, reporting (counting) {:.1}",
-            direct, silent, counted
+    // The system heap counts only when a report will carry the counts. Side
+    // by side: glibc, the shim silent (plain LD_PRELOAD), and the shim under
+    // `alloc8 run`'s channel (ALLOC8_REPORT names a file: per-thread counts
+    // and the crash trail), on `alloc8 bench`'s own pairs and larson.
+    let report = work().join("overhead-report.jsonl");
+    let channel = [("ALLOC8_REPORT", report.to_str().unwrap())];
+    let observed = [
+        Setup { name: "glibc", preload: None, env: &[] },
+        Setup { name: "system.rs silent", preload: Some(&system), env: &[] },
+        Setup { name: "system.rs under alloc8 run", preload: Some(&system), env: &channel },
+    ];
+    println!("glibc, shims/system.rs silent, and under alloc8 run's report channel (ALLOC8_REPORT=file):");
+    for (name, n, threads, sample) in [("pairs", 20_000_000u64, 1u64, 200_000u64), ("larson", 10_000_000, 2, 40_000)] {
+        let exe = bench_workload(name);
+        let command = |n: u64| {
+            let mut cmd = std::process::Command::new(&exe);
+            cmd.args([n.to_string(), threads.to_string()]);
+            cmd
+        };
+        compare_setups(
+            &format!("{} ({} thread{})", name, threads, if threads > 1 { "s" } else { "" }),
+            &observed,
+            &|| command(n),
+            n * threads,
         );
+        let counts: Vec<String> = observed
+            .iter()
+            .map(|s| match instructions_per_op(s, &command, sample, threads) {
+                Some(i) => format!("{} {:.1}", s.name, i),
+                None => format!("{} (needs valgrind)", s.name),
+            })
+            .collect();
+        println!("{:<28} instructions per malloc/free pair (callgrind): {}", "", counts.join(", "));
     }
+    let _ = std::fs::remove_file(&report);
     spin_lock_cost();
     let sources = mimalloc_override::sources_built_in(&work().join("cache").join("target"));
     let own = sources.as_deref().and_then(|root| Some((root, mimalloc_override::build(root, &work())?)));
@@ -110,17 +127,30 @@ fn main() {
         mimalloc_override::version(root).unwrap_or_default(),
         root.display()
     );
-    for (mode, n) in [("pairs", 20_000_000), ("mixed", 5_000_000), ("threads", 2_000_000)] {
-        compare(&exe, "mimalloc: alloc8 shim vs own", ("own override", Some(&own)), ("alloc8 mimalloc", Some(&mimalloc)), mode, n);
-    }
-    match (instructions_per_pair(&exe, Some(&own)), instructions_per_pair(&exe, Some(&mimalloc))) {
-        (Some(own), Some(shim)) => println!(
-            "instructions per malloc(32)/free pair (callgrind, exact): mimalloc's own override {:.1}, alloc8 mimalloc {:.1}: {:+.1}",
-            own,
-            shim,
-            shim - own
-        ),
-        _ => println!("(instruction counts need valgrind)"),
+    let yardstick = [
+        Setup { name: "own override", preload: Some(&own), env: &[] },
+        Setup { name: "alloc8 mimalloc", preload: Some(&mimalloc), env: &[] },
+    ];
+    for (mode, n, threads) in [("pairs", 20_000_000u64, 1u64), ("mixed", 5_000_000, 1), ("threads", 2_000_000, 2)] {
+        let command = |n: u64| {
+            let mut cmd = std::process::Command::new(&exe);
+            cmd.args([mode.to_string(), n.to_string()]);
+            cmd
+        };
+        compare_setups(&format!("mimalloc {}", mode), &yardstick, &|| command(n), n * threads);
+        match (
+            instructions_per_op(&yardstick[0], &command, 200_000, threads),
+            instructions_per_op(&yardstick[1], &command, 200_000, threads),
+        ) {
+            (Some(own), Some(shim)) => println!(
+                "{:<28} instructions per malloc/free pair (callgrind): own override {:.1}, alloc8 mimalloc {:.1}: {:+.1}",
+                "",
+                own,
+                shim,
+                shim - own
+            ),
+            _ => println!("(instruction counts need valgrind)"),
+        }
     }
 }
 

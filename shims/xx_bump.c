@@ -7,7 +7,9 @@
  * bump-allocated from 1 MiB chunks; freed blocks go to a free list per class.
  * Larger blocks are mapped one by one. An aligned block is carved out of a
  * bigger ordinary one, its header pointing back at it. One mutex guards
- * everything; xxmalloc_lock/unlock take it around fork().
+ * everything; xxmalloc_lock/unlock take it around fork(). Statistics (calls,
+ * bytes, live and peak live bytes) are counted under the same lock and
+ * reported by xxmalloc_stats (`alloc8 run` shows them).
  *
  * All state is statically initialised: malloc is called before constructors run. */
 #include <errno.h>
@@ -35,9 +37,30 @@ struct block {
     struct block *next;
 };
 
+/* What xxmalloc_stats reports: six uint64_t in this order (docs/xxmalloc.md). */
+struct alloc8_stats {
+    uint64_t mallocs, frees, reallocs, bytes_allocated, live_bytes, peak_live_bytes;
+};
+
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static struct block *free_lists[CLASSES];
 static char *bump, *bump_end;
+static struct alloc8_stats counts; /* under the lock */
+
+/* Called with the lock held. */
+static void count_malloc(size_t requested, size_t usable) {
+    counts.mallocs++;
+    counts.bytes_allocated += requested;
+    counts.live_bytes += usable;
+    if (counts.live_bytes > counts.peak_live_bytes)
+        counts.peak_live_bytes = counts.live_bytes;
+}
+
+/* Called with the lock held. */
+static void count_free(size_t usable) {
+    counts.frees++;
+    counts.live_bytes -= usable;
+}
 
 static unsigned class_of(size_t size) {
     if (size <= SMALL_CLASSES * GRAIN)
@@ -82,6 +105,9 @@ static void *malloc_large(size_t size) {
         return NULL;
     h->size = len - sizeof(struct header);
     h->tag = TAG_LARGE;
+    pthread_mutex_lock(&lock);
+    count_malloc(size, h->size);
+    pthread_mutex_unlock(&lock);
     return h + 1;
 }
 
@@ -97,10 +123,13 @@ void *xxmalloc(size_t size) {
     struct block *b = free_lists[c];
     if (b) {
         free_lists[c] = b->next;
+        count_malloc(size, class_size(c));
         pthread_mutex_unlock(&lock);
         return b;
     }
     struct header *h = carve(sizeof(struct header) + class_size(c));
+    if (h)
+        count_malloc(size, class_size(c));
     pthread_mutex_unlock(&lock);
     if (!h)
         return NULL;
@@ -116,10 +145,15 @@ void xxfree(void *ptr) {
     if (h->tag & TAG_ALIGNED) {
         xxfree((char *)ptr - (h->tag & ~TAG_ALIGNED));
     } else if (h->tag & TAG_LARGE) {
-        munmap(h, sizeof(struct header) + h->size);
+        size_t usable = h->size;
+        munmap(h, sizeof(struct header) + usable);
+        pthread_mutex_lock(&lock);
+        count_free(usable);
+        pthread_mutex_unlock(&lock);
     } else {
         struct block *b = ptr;
         pthread_mutex_lock(&lock);
+        count_free(h->size);
         b->next = free_lists[h->tag];
         free_lists[h->tag] = b;
         pthread_mutex_unlock(&lock);
@@ -159,4 +193,12 @@ void xxmalloc_lock(void) {
 
 void xxmalloc_unlock(void) {
     pthread_mutex_unlock(&lock);
+}
+
+/* Called at exit and when `alloc8 run` asks for the report, never on the allocation path. */
+int xxmalloc_stats(struct alloc8_stats *s) {
+    pthread_mutex_lock(&lock);
+    *s = counts;
+    pthread_mutex_unlock(&lock);
+    return 1;
 }

@@ -7,12 +7,21 @@
 use crate::build;
 use crate::check;
 use crate::output::{self, errln};
+use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "alloc8", version, about = "Turn a heap written in Rust into a drop-in malloc replacement")]
+#[command(
+    name = "alloc8",
+    version,
+    about = "Turn a heap written in Rust, C or C++ into a drop-in malloc replacement, and test and time it",
+    long_about = "Turn a heap written in Rust, or in C/C++ in the xxmalloc convention (DieHard, Hoard), into a drop-in \
+                  malloc replacement (.so, .dylib, .dll); then run programs on it, audit it, test it against the malloc \
+                  contract and time it against glibc, jemalloc, mimalloc and tcmalloc.\n\n\
+                  Ready heaps go by name wherever a heap does (`alloc8 heaps` lists them): alloc8 run --heap system -- python3 -c 'print(1)'"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -59,11 +68,22 @@ pub enum Command {
     /// failed (a wrong answer, a crash, a time-out: shown in the table), 2
     /// when the trace cannot be replayed.
     Replay(crate::replay::ReplayArgs),
+    /// List the ready heaps, given by name to --heap (`--heap system`), one line each.
+    Heaps,
+    /// Print a shell completion script: bash, zsh, fish, elvish or powershell.
+    ///
+    /// bash: `alloc8 completions bash > ~/.local/share/bash-completion/completions/alloc8`;
+    /// zsh: into a directory of your $fpath as `_alloc8`; fish: `~/.config/fish/completions/alloc8.fish`.
+    Completions(crate::shell::CompletionsArgs),
+    /// Print the man page (roff), or write every page with --out DIR.
+    ///
+    /// `alloc8 man --out ~/.local/share/man/man1`, then `man alloc8`, `man alloc8-test`.
+    Man(crate::shell::ManArgs),
 }
 
 #[derive(Args, Clone)]
 pub struct CheckArgs {
-    /// The library to audit.
+    /// The library to audit: a path, or glibc, jemalloc, mimalloc or tcmalloc (the system's own).
     #[arg(value_name = "LIB")]
     pub lib: PathBuf,
     /// Print the findings as JSON instead of a table.
@@ -87,13 +107,26 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Record(args) => crate::record::main(&args),
         Command::Profile(args) => Ok(crate::profile::main(&args)),
         Command::Replay(args) => Ok(crate::replay::main(&args)),
+        Command::Heaps => {
+            output::stdout(&build::ready::listing()).context("cannot write to stdout")?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Completions(args) => crate::shell::completions(&args),
+        Command::Man(args) => crate::shell::man(&args),
     }
 }
 
 /// Bad input is an answer too (exit 2, one line), not an error of alloc8's.
 fn check(args: &CheckArgs) -> ExitCode {
     let loading = if args.dlopen { check::Loading::Dlopen } else { check::Loading::AtStart };
-    match check::check(&args.lib, loading) {
+    let lib = match crate::known_libs::resolve(&args.lib) {
+        Ok(resolved) => resolved.path,
+        Err(err) => {
+            errln!("error: {}", err);
+            return ExitCode::from(2);
+        }
+    };
+    match check::check(&lib, loading) {
         Ok(reports) => {
             let text = if !args.json {
                 let texts: Vec<String> = reports.iter().map(|r| r.to_text()).collect();

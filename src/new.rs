@@ -15,8 +15,11 @@ use std::process::ExitCode;
 #[derive(Args, Clone)]
 pub struct NewArgs {
     /// The heap's name: the file (NAME.rs, NAME.c) or crate directory (NAME/).
-    #[arg(value_name = "NAME")]
-    pub name: String,
+    #[arg(value_name = "NAME", required_unless_present = "list")]
+    pub name: Option<String>,
+    /// List the ready heaps instead (as `alloc8 heaps`): each can be given by name to --heap.
+    #[arg(long, conflicts_with_all = ["krate", "c"])]
+    pub list: bool,
     /// A heap crate (NAME/Cargo.toml, NAME/src/lib.rs) instead of one file.
     #[arg(long = "crate", conflicts_with = "c")]
     pub krate: bool,
@@ -29,19 +32,23 @@ pub struct NewArgs {
 }
 
 pub fn main(args: NewArgs) -> Result<ExitCode> {
+    let Some(name) = args.name.filter(|_| !args.list) else {
+        crate::output::stdout(&crate::build::ready::listing()).context("cannot write to stdout")?;
+        return Ok(ExitCode::SUCCESS);
+    };
     let skeleton = match (args.krate, args.c) {
         (true, _) => Skeleton::RustCrate,
         (_, true) => Skeleton::C,
         _ => Skeleton::RustFile,
     };
-    let written = new(&NewOptions { name: args.name, skeleton, dir: args.dir })?;
+    let written = new(&NewOptions { name, skeleton, dir: args.dir })?;
     let heap = written.heap.display();
-    outln!(
-        "wrote {} ({} files)\nnext: alloc8 build --heap {heap}    # or: alloc8 run --heap {heap} -- PROG ARGS...",
-        heap,
-        written.files.len()
-    )
-    .context("cannot write to stdout")?;
+    let files = match written.files.len() {
+        1 => "1 file".to_string(),
+        n => format!("{} files", n),
+    };
+    outln!("wrote {} ({})\nnext: alloc8 build --heap {heap}    # or: alloc8 run --heap {heap} -- PROG ARGS...", heap, files)
+        .context("cannot write to stdout")?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -105,6 +112,18 @@ pub fn new(opts: &NewOptions) -> Result<Written> {
 /// with a letter; a crate's name may not be one cargo or rustc refuse, nor
 /// that of the crate it depends on.
 fn check_name(name: &str, skeleton: Skeleton) -> Result<()> {
+    // `alloc8 new h.rs`: the name, and the extension the skeleton gives.
+    for (ext, flag) in [(".rs", ""), (".c", " --c"), (".cpp", " --c"), (".cc", " --c")] {
+        if let Some(stem) = name.strip_suffix(ext).filter(|s| check_name(s, Skeleton::RustFile).is_ok()) {
+            bail!(
+                "give the heap's name without an extension: `alloc8 new {}{}` writes {}{}",
+                stem,
+                flag,
+                stem,
+                if flag.is_empty() { ".rs" } else { ".c" }
+            );
+        }
+    }
     let ok = name.chars().next().map_or(false, |c| c.is_ascii_alphabetic())
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
     if !ok {
@@ -140,7 +159,8 @@ const RESERVED_CRATE_NAMES: &str = "abstract as async await become box break con
      false final fn for if impl in let loop macro match mod move mut override priv pub ref return self static struct \
      super trait true try type typeof unsafe unsized use virtual where while yield core std alloc proc_macro test";
 
-/// `my-heap` -> `MyHeap`; `bump` -> `BumpHeap`.
+/// `my-heap` -> `MyHeap`; `bump` -> `BumpHeap`; `myheap2` -> `Myheap2`: the
+/// name given, with `Heap` added only when it has no "heap" in it already.
 fn type_name(name: &str) -> String {
     let mut out: String = name
         .split(|c| c == '_' || c == '-')
@@ -150,7 +170,7 @@ fn type_name(name: &str) -> String {
             cs.next().map(|c| c.to_ascii_uppercase()).into_iter().chain(cs).collect::<String>()
         })
         .collect();
-    if !out.to_ascii_lowercase().ends_with("heap") {
+    if !out.to_ascii_lowercase().contains("heap") {
         out.push_str("Heap");
     }
     out
@@ -207,6 +227,8 @@ mod tests {
         assert_eq!(type_name("bump"), "BumpHeap");
         assert_eq!(type_name("my-heap"), "MyHeap");
         assert_eq!(type_name("size_class"), "SizeClassHeap");
+        assert_eq!(type_name("myheap2"), "Myheap2");
+        assert_eq!(type_name("heap_of_pages"), "HeapOfPages");
     }
 
     #[test]
@@ -215,6 +237,9 @@ mod tests {
             assert!(check_name(bad, Skeleton::RustFile).is_err(), "{:?}", bad);
         }
         check_name("my_heap-2", Skeleton::RustCrate).unwrap();
+        let err = check_name("h.rs", Skeleton::RustFile).unwrap_err().to_string();
+        assert!(err.contains("`alloc8 new h` writes h.rs"), "{}", err);
+        assert!(check_name("h.c", Skeleton::C).unwrap_err().to_string().contains("`alloc8 new h --c` writes h.c"));
     }
 
     /// Issue 27, item 15: `alloc8 new alloc8 --crate` wrote a crate cargo cannot build.

@@ -68,7 +68,7 @@ fn a_heap_and_a_system_allocator_beside_glibc_in_the_table_json_csv_and_plot() {
         "--quick",
         "--scale",
         "0.02",
-        "--threads",
+        "--thread-count",
         "2",
         "--json",
         json.to_str().unwrap(),

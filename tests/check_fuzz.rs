@@ -292,8 +292,9 @@ fn a_library_head_in_a_sparse_64_gib_file_is_read_in_bounded_memory() {
         ("libc-head.so", head(CORPUS[3])),
         ("sparse.dylib", synthetic::macho_dylib(&names, true)),
         ("sparse.dll", synthetic::pe_dll(&names)),
-        // A small library whose .dynsym is declared 24 GiB long, inside the file.
+        // Small libraries whose symbol tables are declared gigabytes long, inside the file.
         ("huge-dynsym.so", huge_dynsym(&std::fs::read(gcc("libtoyhuge.so", TOY_MALLOC, &["-shared", "-fPIC", "-nostdlib"])).unwrap())),
+        ("huge-symtab.dylib", huge_symtab(&std::fs::read(common::root().join("tests/fixtures/macho/interpose-x86_64.dylib")).unwrap())),
     ];
     // Removed even when an assertion fails: nothing 64 GiB long is left behind.
     let dir = tempfile::tempdir_in(hostile_dir()).unwrap();
@@ -355,6 +356,23 @@ fn huge_dynsym(elf: &[u8]) -> Vec<u8> {
     out
 }
 
+/// `macho` (64-bit) with its LC_SYMTAB moved to 1 GiB into the file and
+/// declaring 2^28 symbols (4 GiB).
+fn huge_symtab(macho: &[u8]) -> Vec<u8> {
+    let mut out = macho.to_vec();
+    let word = |out: &[u8], at: usize| u32::from_le_bytes(out[at..at + 4].try_into().unwrap()) as usize;
+    let mut at = 32;
+    for _ in 0..word(&out, 16) {
+        if word(&out, at) == 2 {
+            out[at + 8..at + 12].copy_from_slice(&(1u32 << 30).to_le_bytes());
+            out[at + 12..at + 16].copy_from_slice(&(1u32 << 28).to_le_bytes());
+            return out;
+        }
+        at += word(&out, at + 4);
+    }
+    panic!("no LC_SYMTAB");
+}
+
 /// A universal (fat) Mach-O listing `thin` `copies` times: one header entry
 /// each, all pointing at the one copy of its bytes.
 fn universal(thin: &[u8], copies: usize) -> Vec<u8> {
@@ -388,6 +406,12 @@ fn a_universal_header_with_no_architectures_is_not_a_library() {
         assert!(m.stderr.contains("a universal (fat) Mach-O with no architectures, not a shared library"), "{}", m.stderr);
         assert_eq!(m.stderr.lines().count(), 1, "{}", m.stderr);
     }
+    // Nor is one whose slice is itself universal.
+    let nested = hostile_dir().join("nested-fat.dylib");
+    std::fs::write(&nested, universal(&universal(&synthetic::macho_dylib(&["malloc", "free"], true), 1), 1)).unwrap();
+    let m = measured(alloc8().arg("check").arg(&nested));
+    assert_eq!(m.code, Some(2), "{}{}", m.stdout, m.stderr);
+    assert!(m.stderr.contains("a universal (fat) Mach-O nested in another, not a shared library"), "{}", m.stderr);
 }
 
 #[test]

@@ -69,7 +69,7 @@ fn the_crate_skeleton_passes_its_own_cargo_test_offline() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("2 passed"), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("3 passed"), "{}", String::from_utf8_lossy(&out.stdout));
 }
 
 #[test]
@@ -89,4 +89,36 @@ fn bad_names_and_existing_files_are_refused_clearly() {
     let out = alloc8().args(["new", "x", "--crate", "--c"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2), "clap refuses two skeletons at once");
     assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
+}
+
+/// The first `alloc8 run` of a new heap shows calls and bytes, not dashes:
+/// the Rust skeleton keeps statistics (alloc8::stats::Counters), and so does
+/// the C one (xx_bump.c's xxmalloc_stats, tests/xxmalloc.rs).
+#[test]
+fn a_new_heap_s_first_run_shows_its_statistics() {
+    let dir = tempfile::tempdir().unwrap();
+    // issue 30's example: `myheap2` gave `Myheap2Heap`; the type is the name given.
+    let heap = new(dir.path(), "myheap2", &[]);
+    let text = std::fs::read_to_string(&heap).unwrap();
+    assert!(
+        text.contains("pub struct Myheap2 {") && text.contains("alloc8::register!(Myheap2 = Myheap2::new());"),
+        "the type follows the name"
+    );
+    let out = output_within(
+        alloc8().args(["run", "--json", "--heap"]).arg(&heap).args(["--", "/usr/bin/python3", "-c", "print('counted')"]),
+        std::time::Duration::from_secs(300),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && String::from_utf8_lossy(&out.stdout) == "counted\n", "{}", stderr);
+    // The report is the last line on stderr: python's counts.
+    let report: serde_json::Value = serde_json::from_str(stderr.lines().last().unwrap()).unwrap();
+    let processes = report["processes"].as_array().unwrap();
+    let stats = &processes.iter().find(|p| p["end"] == "exit").unwrap_or_else(|| panic!("no process exited: {}", report))["stats"];
+    assert!(stats["mallocs"].as_u64().unwrap() > 0 && stats["bytes_allocated"].as_u64().unwrap() > 0, "{}", report);
+    assert!(stats["peak_live_bytes"].as_u64().unwrap() >= stats["live_bytes"].as_u64().unwrap(), "{}", report);
+
+    let out = alloc8().args(["new", "h.rs", "--dir"]).arg(dir.path()).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("`alloc8 new h` writes h.rs"));
+    let out = alloc8().args(["new", "one", "--dir"]).arg(dir.path()).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with(&format!("wrote {}/one.rs (1 file)", dir.path().display())));
 }

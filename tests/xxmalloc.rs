@@ -447,31 +447,18 @@ fn an_unchanged_heap_runs_no_compiler_and_a_changed_header_recompiles_what_inclu
 
 #[test]
 fn a_c_heap_with_xxmalloc_stats_feeds_the_report_and_one_without_gets_c_advice() {
-    let counted = XX_BUMP
-        .replace("void *xxmalloc(size_t size) {", "static unsigned long n_mallocs, n_frees;\nvoid *xxmalloc(size_t size) {\n    __atomic_add_fetch(&n_mallocs, 1, __ATOMIC_RELAXED);")
-        .replace("void xxfree(void *ptr) {", "void xxfree(void *ptr) {\n    __atomic_add_fetch(&n_frees, 1, __ATOMIC_RELAXED);");
-    let heap = heap_file(
-        "stats_bump.c",
-        &format!(
-            "{}\n#include <stdint.h>\n\
-             struct alloc8_stats {{ uint64_t mallocs, frees, reallocs, bytes_allocated, live_bytes, peak_live_bytes; }};\n\
-             int xxmalloc_stats(struct alloc8_stats *s) {{\n    \
-                 s->mallocs = __atomic_load_n(&n_mallocs, __ATOMIC_RELAXED);\n    \
-                 s->frees = __atomic_load_n(&n_frees, __ATOMIC_RELAXED);\n    \
-                 s->reallocs = 0; s->bytes_allocated = 4242; s->live_bytes = 0; s->peak_live_bytes = 0;\n    return 1;\n}}\n",
-            counted
-        ),
-    );
+    // xx_bump.c (and so `alloc8 new --c`) counts under its lock.
     let out_dir = dir("stats");
-    let out = build(&heap, &[], &out_dir);
+    let out = build(&shim_source("xx_bump"), &[], &out_dir);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let run = run_under(&out_dir.join("libstats_bump.so"), Command::new(program("conformance.c")));
+    let run = run_under(&out_dir.join("libxx_bump.so"), Command::new(program("conformance.c")));
     let stats = run.assert_bound("conformance").expect("the heap's own statistics in the exit report");
     assert!(stats.mallocs > 1000 && stats.frees > 1000, "{:?}", stats);
-    assert_eq!(stats.bytes_allocated, 4242, "as xxmalloc_stats said");
+    assert!(stats.bytes_allocated > 0 && stats.peak_live_bytes >= stats.live_bytes && stats.peak_live_bytes > 0, "{:?}", stats);
 
     // Without it, run's advice is in the heap's language.
-    let out = alloc8().args(["run", "--heap"]).arg(shim_source("xx_bump")).args(["--", "true"]).output().unwrap();
+    let heap = heap_file("unstated_bump.c", &XX_BUMP.replace("int xxmalloc_stats(", "int bump_stats("));
+    let out = alloc8().args(["run", "--heap"]).arg(&heap).args(["--", "true"]).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{}", stderr);
     assert!(stderr.contains("this heap keeps no statistics: define `int xxmalloc_stats(struct alloc8_stats *)`"), "{}", stderr);

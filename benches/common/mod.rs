@@ -117,3 +117,73 @@ pub fn instructions_per_pair_env(exe: &Path, preload: Option<&Path>, env: &[(&st
 pub fn asked_to_run() -> bool {
     std::env::args().any(|a| a == "--bench")
 }
+
+/// One of `alloc8 bench`'s C workloads (src/bench/programs/NAME.c), compiled
+/// once; it is run as `NAME N THREADS`.
+pub fn bench_workload(name: &str) -> PathBuf {
+    let programs = root().join("src/bench/programs");
+    let exe = work().join(format!("workload-{}", name));
+    let status = Command::new("gcc")
+        .args(["-O2", "-pthread", "-I"])
+        .arg(&programs)
+        .arg("-o")
+        .arg(&exe)
+        .arg(programs.join(format!("{}.c", name)))
+        .status()
+        .unwrap();
+    assert!(status.success(), "compiling the {} workload failed", name);
+    exe
+}
+
+/// One way to run a workload: a library preloaded (or none) and variables.
+pub struct Setup<'a> {
+    pub name: &'a str,
+    pub preload: Option<&'a Path>,
+    pub env: &'a [(&'a str, &'a str)],
+}
+
+impl Setup<'_> {
+    fn apply(&self, cmd: &mut Command) {
+        cmd.env("ALLOC8_REPORT", "off").envs(self.env.iter().copied());
+        if let Some(lib) = self.preload {
+            cmd.env("LD_PRELOAD", lib);
+        }
+    }
+}
+
+/// Runs the setups one after another, ROUNDS times over (interleaved, so
+/// the machine's load falls on all alike), timing each whole run; prints the
+/// best nanoseconds per operation of each and its ratio to the first setup.
+pub fn compare_setups(label: &str, setups: &[Setup], command: &dyn Fn() -> Command, ops: u64) {
+    let mut times = vec![Vec::new(); setups.len()];
+    for _ in 0..ROUNDS {
+        for (setup, t) in setups.iter().zip(&mut times) {
+            let mut cmd = command();
+            setup.apply(&mut cmd);
+            let started = std::time::Instant::now();
+            let out = cmd.output().unwrap();
+            assert!(out.status.success(), "{} under {}: {}", label, setup.name, String::from_utf8_lossy(&out.stderr));
+            t.push(started.elapsed().as_nanos() as f64 / ops as f64);
+        }
+    }
+    let best: Vec<f64> = times.into_iter().map(best).collect();
+    let cells: Vec<String> = setups.iter().zip(&best).map(|(s, b)| format!("{} {:.2} ns/op ({:.2}x)", s.name, b, b / best[0])).collect();
+    println!("{:<28} {}", label, cells.join("   "));
+}
+
+/// Instructions per operation under callgrind (exact): runs of `n` and `2n`
+/// (`command(n)`, doing `ops_per_n * n` operations), so that start-up and
+/// exit cancel out.
+pub fn instructions_per_op(setup: &Setup, command: &dyn Fn(u64) -> Command, n: u64, ops_per_n: u64) -> Option<f64> {
+    let count = |n: u64| -> Option<f64> {
+        let inner = command(n);
+        let mut cmd = Command::new("valgrind");
+        cmd.args(["--tool=callgrind", "--callgrind-out-file=/dev/null"]).arg(inner.get_program()).args(inner.get_args());
+        setup.apply(&mut cmd);
+        let out = cmd.output().ok()?;
+        let err = String::from_utf8_lossy(&out.stderr);
+        let line = err.lines().find(|l| l.contains("Collected :"))?;
+        line.rsplit(':').next()?.trim().parse().ok()
+    };
+    Some((count(2 * n)? - count(n)?) / (n * ops_per_n) as f64)
+}

@@ -10,8 +10,8 @@ pub struct BenchArgs {
     #[arg(long, value_name = "HEAP")]
     pub heap: Vec<PathBuf>,
     /// Build every --heap with its thread hooks (as `alloc8 build --threads`).
-    #[arg(long)]
-    pub thread_hooks: bool,
+    #[arg(long, alias = "thread-hooks")]
+    pub threads: bool,
     /// An allocator library to compare: a path, or glibc, jemalloc, mimalloc or
     /// tcmalloc (the system's own, e.g. Debian's libjemalloc2); repeatable.
     #[arg(long, value_name = "LIB")]
@@ -28,8 +28,8 @@ pub struct BenchArgs {
     #[arg(long)]
     pub list: bool,
     /// Threads for the multi-threaded workloads (default: the machine's cores, at least 2).
-    #[arg(long, value_name = "N")]
-    pub threads: Option<usize>,
+    #[arg(long, short = 'j', value_name = "N")]
+    pub thread_count: Option<usize>,
     /// Rounds per workload and contender, interleaved across contenders (default 5; 1 with --quick).
     #[arg(long, value_name = "R")]
     pub rounds: Option<usize>,
@@ -58,4 +58,42 @@ pub struct BenchArgs {
     /// A program of your own to time under every contender (after `--`).
     #[arg(last = true, value_name = "PROG ARGS")]
     pub command: Vec<OsString>,
+}
+
+/// `--threads N` was the workloads' thread count before `--threads` meant
+/// thread hooks in every command: when parsing fails on that spelling, the
+/// one line that says what it is now.
+pub fn old_spelling_hint(args: &[OsString]) -> Option<String> {
+    let args: Vec<&str> = args.iter().map(|a| a.to_str().unwrap_or("")).collect();
+    let end = args.iter().position(|a| *a == "--").unwrap_or(args.len());
+    let args = &args[..end];
+    if !args.contains(&"bench") {
+        return None;
+    }
+    let count = args.iter().enumerate().find_map(|(i, a)| match a.strip_prefix("--threads=") {
+        Some(n) => Some(n),
+        None if *a == "--threads" => args.get(i + 1).copied().filter(|n| n.parse::<usize>().is_ok()),
+        None => None,
+    })?;
+    Some(format!(
+        "`alloc8 bench --threads` builds heaps with their thread hooks, as in build, run and test; \
+         the workloads' thread count is `--thread-count {}` (or `-j {}`)",
+        count, count
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_old_thread_count_spelling_gets_a_hint() {
+        let argv = |s: &str| s.split(' ').map(OsString::from).collect::<Vec<_>>();
+        let hint = old_spelling_hint(&argv("alloc8 bench --threads 4 --quick")).unwrap();
+        assert!(hint.contains("--thread-count 4"), "{}", hint);
+        assert!(old_spelling_hint(&argv("alloc8 bench --quick --threads=8")).unwrap().contains("-j 8"));
+        assert_eq!(old_spelling_hint(&argv("alloc8 bench --threads --heap x.rs")), None);
+        assert_eq!(old_spelling_hint(&argv("alloc8 run --threads 4")), None);
+        assert_eq!(old_spelling_hint(&argv("alloc8 bench -- prog --threads 4")), None);
+    }
 }

@@ -20,7 +20,7 @@ mod table;
 pub(crate) mod workloads;
 
 use anyhow::{bail, Context, Result};
-pub use args::BenchArgs;
+pub use args::{old_spelling_hint, BenchArgs};
 use contenders::Contender;
 use measure::Record;
 use results::{Results, Settings, WorkloadInfo};
@@ -54,7 +54,7 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode> {
 
     let selected = workloads::select(&args.workload, !args.command.is_empty() || !args.trace.is_empty())?;
     let user = if args.command.is_empty() { None } else { Some(workloads::user_command(&args.command)?) };
-    let contenders = contenders::resolve(&args.heap, args.thread_hooks, &args.lib, args.verbose)?;
+    let contenders = contenders::resolve(&args.heap, args.threads, &args.lib, args.verbose)?;
     if contenders.len() == 1 {
         eprintln!("alloc8 bench: note: glibc alone: add --heap or --lib for something to compare with it");
     }
@@ -106,6 +106,12 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode> {
     if let Some(path) = &args.plot {
         plot::write(&results, path)?;
     }
+    // Where the files are, last, where the eye ends up.
+    for (what, path) in [("every round as JSON", &args.json), ("every round as CSV", &args.csv), ("the plot", &args.plot)] {
+        if let Some(path) = path {
+            eprintln!("alloc8 bench: wrote {} to {}", what, path.display());
+        }
+    }
     Ok(if results.any_failed() { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }
 
@@ -114,9 +120,9 @@ fn settings(args: &BenchArgs) -> Result<Settings> {
     if rounds == 0 {
         bail!("--rounds must be at least 1");
     }
-    let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).max(2));
+    let threads = args.thread_count.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).max(2));
     if threads == 0 || threads > 1024 {
-        bail!("--threads must be between 1 and 1024");
+        bail!("--thread-count must be between 1 and 1024");
     }
     if args.timeout == 0 {
         bail!("--timeout must be at least 1 second");

@@ -159,6 +159,8 @@ struct Bar {
     ratio: f64,
     low: f64,
     high: f64,
+    /// A spread too wide to trust (the table's `~`).
+    wide: bool,
 }
 
 fn time_bars(r: &Results, ran: &[usize], c: usize) -> Vec<Bar> {
@@ -167,7 +169,7 @@ fn time_bars(r: &Results, ran: &[usize], c: usize) -> Vec<Bar> {
         .filter_map(|(group, &w)| {
             let cell = r.cell(w, c)?;
             let base = r.cell(w, 0)?.median_s?;
-            Some(Bar { group, ratio: cell.ratio?, low: cell.fastest_s? / base, high: cell.slowest_s? / base })
+            Some(Bar { group, ratio: cell.ratio?, low: cell.fastest_s? / base, high: cell.slowest_s? / base, wide: cell.wide() })
         })
         .collect()
 }
@@ -176,8 +178,17 @@ fn time_panel(r: &Results, ran: &[usize], area: &Area) -> Drawn {
     let n = r.contenders.len() - 1; // glibc is the line at 1
     let bars: Vec<Vec<Bar>> = (1..r.contenders.len()).map(|c| time_bars(r, ran, c)).collect();
     let (lo, hi) = log_range(bars.iter().flatten().flat_map(|b| [b.low, b.high]), &[0.5, 2.0]);
-    let caption = "time relative to glibc's median (log scale: below the line is faster; whiskers: fastest to slowest round)";
+    let caption = "time relative to glibc's median (log scale: below the line is faster; whiskers: fastest to slowest round; \
+                   grey band: glibc's own spread; ~ wide spread)";
     let mut chart = grouped_chart(area, r, ran, caption, (lo, hi), "time / glibc's time", "x")?;
+    // glibc's own rounds, fastest to slowest over its median: a ratio inside the band is within the baseline's noise.
+    chart.draw_series(ran.iter().enumerate().filter_map(|(i, &w)| {
+        let base = r.cell(w, 0)?;
+        let (median, fastest, slowest) = (base.median_s?, base.fastest_s?, base.slowest_s?);
+        (slowest > fastest).then(|| {
+            Rectangle::new([(i as f64 - 0.45, fastest / median), (i as f64 + 0.45, slowest / median)], GLIBC_GREY.mix(0.25).filled())
+        })
+    }))?;
     chart.draw_series(std::iter::once(PathElement::new(vec![(-0.5, 1.0), (ran.len() as f64 - 0.5, 1.0)], GLIBC_GREY.stroke_width(2))))?;
     // The ratio is written beyond the whisker's end when it fits beside its neighbours.
     let labelled = area.dim_in_pixel().0 as f64 / ran.len() as f64 * 0.8 / n as f64 >= 30.0;
@@ -194,14 +205,26 @@ fn time_panel(r: &Results, ran: &[usize], area: &Area) -> Drawn {
         chart.draw_series(bars.iter().map(|b| PathElement::new(vec![(middle(b), b.low), (middle(b), b.high)], BLACK.mix(0.6))))?;
         if labelled {
             chart.draw_series(bars.iter().map(|b| {
-                let (v, y) = if b.ratio >= 1.0 { (VPos::Bottom, b.high.max(b.ratio)) } else { (VPos::Top, b.low.min(b.ratio)) };
+                let (v, y) = label_place(b, j);
                 let style = ("sans-serif", 13).into_font().color(&BLACK).pos(Pos::new(HPos::Center, v));
-                Text::new(ratio_text(b.ratio), (middle(b), y), style)
+                Text::new(format!("{}{}", ratio_text(b.ratio), if b.wide { "~" } else { "" }), (middle(b), y), style)
             }))?;
         }
         chart.draw_series(failures(r, ran, c, n, 1.0))?;
     }
     Ok(())
+}
+
+/// Where bar `j`'s label goes: beyond the whisker's end, away from glibc's
+/// line. Bars near 1.0 are short, so their labels would sit side by side on
+/// the line and run into each other: those are set out at staggered heights.
+fn label_place(b: &Bar, j: usize) -> (VPos, f64) {
+    let near = 1.0 + 0.12 * (1 + j % 2) as f64;
+    if b.ratio >= 1.0 {
+        (VPos::Bottom, b.high.max(b.ratio).max(near))
+    } else {
+        (VPos::Top, b.low.min(b.ratio).min(1.0 / near))
+    }
 }
 
 fn rss_panel(r: &Results, ran: &[usize], area: &Area) -> Drawn {
@@ -255,6 +278,16 @@ mod tests {
         assert_eq!(nice_points(0.6, 1.9), [1.0]);
         let labels: Vec<String> = nice_points(0.01, 1.0).into_iter().map(axis_number).collect();
         assert_eq!(labels, ["0.01", "0.02", "0.05", "0.1", "0.2", "0.5", "1"]);
+    }
+
+    #[test]
+    fn labels_near_one_are_staggered_and_away_from_the_line() {
+        let bar = |ratio: f64| Bar { group: 0, ratio, low: ratio, high: ratio, wide: false };
+        let (a, b) = (label_place(&bar(1.01), 0).1, label_place(&bar(1.02), 1).1);
+        assert!(a >= 1.12 && b >= 1.24 && (b - a).abs() > 0.1, "{} {}", a, b);
+        let (v, y) = label_place(&bar(0.99), 0);
+        assert!(matches!(v, VPos::Top) && y <= 1.0 / 1.12);
+        assert_eq!(label_place(&bar(3.0), 0).1, 3.0, "a long bar's label stays at its end");
     }
 
     #[test]

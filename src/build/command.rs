@@ -70,6 +70,9 @@ impl BuildArgs {
             (Mode::Interpose, Some(_)) => bail!("--prefix only applies to `--mode prefixed`"),
             (Mode::Interpose, None) => String::new(),
         };
+        let heap = super::ready::resolve(&args.heap)?;
+        // A ready heap with hooks gets them, unless it is built prefixed (no hooks there).
+        let threads = args.threads || (heap.thread_hooks && args.mode == Mode::Interpose);
         if args.threads && args.mode == Mode::Prefixed {
             bail!(
                 "--threads needs `--mode interpose`: it interposes pthread_create, and a prefixed library \
@@ -83,12 +86,12 @@ impl BuildArgs {
             );
         }
         Ok(BuildOptions {
-            heap: args.heap.clone(),
+            heap: heap.path,
             mode: args.mode,
             prefix,
             out: args.out.clone(),
             name: args.name.clone(),
-            threads: args.threads,
+            threads,
             checked: args.checked,
             target: args.target.clone(),
             emit_crate: args.emit_crate.clone(),

@@ -13,6 +13,7 @@ pub mod header;
 pub mod heap_source;
 mod inputs;
 mod names;
+pub mod ready;
 pub mod render;
 mod render_macos;
 mod render_xx;

@@ -288,20 +288,22 @@ fn detour(e: &Export) -> (String, String) {
                 _ => "0",
             };
             format!(
-                "let call = alloc8::trail::begin(b\"{name}\\0\", alloc8::trail::Kind::{kind}, {ptr}, {size});\n    \
-                 let result = {{ {body} }};\n    alloc8::trail::end(call, {result});\n    result",
+                "let call = alloc8::trail::begin(b\"{name}\\0\", alloc8::trail::Kind::{kind}, {ptr}, {size});\n        \
+                 let result = {{ {body} }};\n        alloc8::trail::end(call, {result});\n        return result;",
                 name = e.name,
                 body = e.body
             )
         }
-        None => e.body.to_string(),
+        None => format!("return {{ {} }};", e.body),
     };
+    // Recording first: under `alloc8 run` this is every call's path.
     let detour = format!(
         "\n#[cold]\n#[inline(never)]\n#[allow(unused_braces)]\nunsafe extern \"{abi}\" fn detour_{name}({params}){ret} {{\n    \
+         if crate::inert::recording() {{\n        {served}\n    }}\n    \
          if crate::inert::inert() {{\n        \
          let next: unsafe extern \"{abi}\" fn({types}){ret} = core::mem::transmute(NEXT_{name}.get());\n        \
          return next({names});\n    }}\n    \
-         if crate::inert::first_call() {{\n        return {{ {body} }};\n    }}\n    {served}\n}}\n",
+         crate::inert::first_call();\n    {{ {body} }}\n}}\n",
         name = e.name,
         params = e.params,
         body = e.body,
@@ -518,19 +520,22 @@ mod tests {
         assert_eq!(exports.matches("    if crate::inert::detour() {").count(), n);
         assert_eq!(exports.matches("    if crate::inert::inert() {").count(), n);
         // ... and the first call into the shim (it installs the panic hook).
-        assert_eq!(exports.matches("    if crate::inert::first_call() {").count(), n);
+        assert_eq!(exports.matches("    crate::inert::first_call();").count(), n);
+        // ... recording first: under `alloc8 run` it is every call's path.
+        assert_eq!(exports.matches("    if crate::inert::recording() {").count(), n);
         assert!(
             exports.contains("    if crate::inert::detour() {\n        return detour__ZdlPvmSt11align_val_t(ptr, size, align);\n    }\n")
         );
         assert!(exports.contains(
             "unsafe extern \"C\" fn detour__ZdlPvmSt11align_val_t(ptr: *mut u8, size: usize, align: usize) {\n    \
+             if crate::inert::recording() {\n        \
+             let call = alloc8::trail::begin(b\"_ZdlPvmSt11align_val_t\\0\", alloc8::trail::Kind::Free, ptr as usize, size);\n        \
+             let result = { alloc8::shim::free_aligned_sized(&HEAP, ptr, size, align) };\n        \
+             alloc8::trail::end(call, 0);\n        return result;\n    }\n    \
              if crate::inert::inert() {\n        \
              let next: unsafe extern \"C\" fn(*mut u8, usize, usize) = core::mem::transmute(NEXT__ZdlPvmSt11align_val_t.get());\n        \
              return next(ptr, size, align);\n    }\n    \
-             if crate::inert::first_call() {\n        return { alloc8::shim::free_aligned_sized(&HEAP, ptr, size, align) };\n    }\n    \
-             let call = alloc8::trail::begin(b\"_ZdlPvmSt11align_val_t\\0\", alloc8::trail::Kind::Free, ptr as usize, size);\n    \
-             let result = { alloc8::shim::free_aligned_sized(&HEAP, ptr, size, align) };\n    \
-             alloc8::trail::end(call, 0);\n    result\n}"
+             crate::inert::first_call();\n    { alloc8::shim::free_aligned_sized(&HEAP, ptr, size, align) }\n}"
         ));
         // What the trail records: the block made, the one freed, a query's answer.
         assert!(exports.contains("alloc8::trail::begin(b\"calloc\\0\", alloc8::trail::Kind::Alloc, 0, count.wrapping_mul(size));"));

@@ -234,7 +234,7 @@ pub fn is_pie_executable<Elf: FileHeader<Endian = object::Endianness>>(file: &El
 }
 
 /// The most the tables the audit walks (symbols, strings, relocations,
-/// versions, hash, dynamic) may declare in all: far beyond any real
+/// versions, hash, dynamic; a Mach-O's too, macho::table_bytes) may declare in all: far beyond any real
 /// library's, and a bound on what a hostile header inside a huge sparse
 /// file can make the audit touch.
 pub const TABLES_LIMIT: u64 = 1 << 30;

@@ -6,15 +6,19 @@
 //! (`/dev/zero`, a terminal), and its first bytes are screened before the
 //! format readers see it (a 4 GB file of zeros is refused after 4 KiB).
 //!
-//! The file is mapped, never read whole: the readers touch only what the
-//! headers point at, every offset is bounded by the file's real length (a
-//! size declared past the end is the readers' error), and memory use does
-//! not grow with the file (an 8 KiB library head in a 64 GiB sparse file, a
-//! core dump). A file truncated by another process while it is read would
-//! fault; that is the price every mapping reader (ripgrep, the linkers) pays.
+//! A file larger than READ_LIMIT is mapped, never read whole: the readers
+//! touch only what the headers point at, every offset is bounded by the
+//! file's real length (a size declared past the end is the readers' error),
+//! and memory use does not grow with the file (an 8 KiB library head in a
+//! 64 GiB sparse file, a core dump). A mapped file truncated by another
+//! process while it is read would fault, the price every mapping reader
+//! (ripgrep, the linkers) pays; so a file of a library's usual size is
+//! read into memory instead (an artifact cargo rewrites while `build`
+//! audits it gives a torn read, a format error, never a SIGBUS).
 
 use std::fmt;
 use std::fs::OpenOptions;
+use std::io::Read;
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -38,8 +42,8 @@ pub enum ReadError {
     Format(PathBuf, object::Error),
     /// A universal (fat) Mach-O where one library was wanted.
     Universal(PathBuf),
-    /// Symbol and relocation tables declared larger than any library's
-    /// (bytes): a hostile header, refused before they are walked.
+    /// Symbol, string and relocation tables declared larger than any
+    /// library's (bytes): a hostile header, refused before they are walked.
     Oversized(PathBuf, u64),
 }
 
@@ -69,7 +73,7 @@ impl fmt::Display for ReadError {
             ReadError::Format(p, e) => write!(f, "{} is not a readable shared library ({})", p.display(), e),
             ReadError::Oversized(p, bytes) => write!(
                 f,
-                "{} is not a readable shared library (its symbol and relocation tables declare {:.1} GiB, more than any library has)",
+                "{} is not a readable shared library (its symbol, string and relocation tables declare {:.1} GiB, more than any library has)",
                 p.display(),
                 *bytes as f64 / (1u64 << 30) as f64
             ),
@@ -84,19 +88,28 @@ impl fmt::Display for ReadError {
 
 impl std::error::Error for ReadError {}
 
-/// A candidate library's bytes: the file mapped read-only, pages read in
-/// only as the readers touch them.
-pub struct Bytes(memmap2::Mmap);
+/// Files up to this size are read; larger ones are mapped.
+const READ_LIMIT: u64 = 64 << 20;
+
+/// A candidate library's bytes: read, or for a large file mapped read-only,
+/// its pages read in only as the readers touch them.
+pub enum Bytes {
+    Read(Vec<u8>),
+    Mapped(memmap2::Mmap),
+}
 
 impl std::ops::Deref for Bytes {
     type Target = [u8];
 
     fn deref(&self) -> &[u8] {
-        &self.0
+        match self {
+            Bytes::Read(data) => data,
+            Bytes::Mapped(map) => map,
+        }
     }
 }
 
-/// The file, mapped, once its first bytes look like a library or an archive.
+/// The file's bytes, once its first bytes look like a library or an archive.
 pub fn read(path: &Path) -> Result<Bytes, ReadError> {
     let io = |e| ReadError::Io(path.to_path_buf(), e);
     // stat first: a socket cannot even be opened, and says so badly (ENXIO).
@@ -108,15 +121,32 @@ pub fn read(path: &Path) -> Result<Bytes, ReadError> {
     if meta.len() == 0 {
         return Err(ReadError::Empty(path.to_path_buf()));
     }
+    // The first bytes decide before anything else is read (a 4 GB file of
+    // zeros is refused after 4 KiB).
+    let mut data = Vec::new();
+    (&file).take(HEAD as u64).read_to_end(&mut data).map_err(io)?;
+    screen_head(path, &data)?;
+    if meta.len() <= READ_LIMIT {
+        // At most READ_LIMIT in all, even if the file grew meanwhile.
+        data.reserve((meta.len() as usize).saturating_sub(data.len()));
+        (&file).take(READ_LIMIT + 1 - data.len() as u64).read_to_end(&mut data).map_err(io)?;
+        return Ok(Bytes::Read(data));
+    }
     // SAFETY: the map is read-only and private to this process; its bytes
     // change only if another process rewrites the file while it is read
     // (see the module comment).
     let map = unsafe { memmap2::MmapOptions::new().map_copy_read_only(&file) }.map_err(io)?;
-    let head = &map[..map.len().min(HEAD)];
-    if !is_archive(head) {
-        screen(path, head)?;
+    Ok(Bytes::Mapped(map))
+}
+
+/// `screen` on the first bytes, unless they start an archive.
+fn screen_head(path: &Path, data: &[u8]) -> Result<(), ReadError> {
+    let head = &data[..data.len().min(HEAD)];
+    match head.is_empty() {
+        true => Err(ReadError::Empty(path.to_path_buf())),
+        false if is_archive(head) => Ok(()),
+        false => screen(path, head),
     }
-    Ok(Bytes(map))
 }
 
 /// Only a regular file is read: anything else is named.

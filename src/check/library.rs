@@ -63,7 +63,13 @@ impl Library {
     pub fn read_all(path: &Path) -> Result<Vec<Library>, ReadError> {
         let data = input::read(path)?;
         match universal::slices(path, &data) {
-            Some(slices) => slices?.into_iter().map(|slice| Library::parse(path, slice)).collect(),
+            Some(slices) => slices?
+                .into_iter()
+                .map(|slice| match Library::parse(path, slice) {
+                    Err(ReadError::Universal(p)) => Err(ReadError::NotShared(p, "a universal (fat) Mach-O nested in another")),
+                    read => read,
+                })
+                .collect(),
             None => Ok(vec![Library::parse(path, &data)?]),
         }
     }
@@ -85,6 +91,8 @@ impl Library {
         let (pie, tables) = match &file {
             object::File::Elf32(f) => (elf::is_pie_executable(f), elf::table_bytes(f)),
             object::File::Elf64(f) => (elf::is_pie_executable(f), elf::table_bytes(f)),
+            object::File::MachO32(f) => (false, macho::table_bytes(f)),
+            object::File::MachO64(f) => (false, macho::table_bytes(f)),
             _ => (false, 0),
         };
         if tables > elf::TABLES_LIMIT {

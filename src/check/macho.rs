@@ -47,3 +47,30 @@ pub fn read<Mach: MachHeader<Endian = object::Endianness>>(file: &MachOFile<Mach
     lib.macho = Some(MachoFacts { interpose_section, interpose });
     Ok(())
 }
+
+/// What the load commands declare for the tables the readers walk (symbols
+/// and strings, indirect symbols, dyld's rebase, bind and export info, the
+/// export trie and chained fixups), in bytes: each is bounded by the
+/// file's length, but only this sum bounds what a hostile header inside a
+/// huge sparse file makes the audit touch (elf::TABLES_LIMIT applies).
+pub fn table_bytes<Mach: MachHeader<Endian = object::Endianness>>(file: &MachOFile<Mach>) -> u64 {
+    use object::read::macho::LoadCommandVariant;
+    let endian = file.endian();
+    let nlist: u64 = if file.is_64() { 16 } else { 12 };
+    let Ok(mut commands) = file.macho_load_commands() else { return 0 };
+    let mut sum = 0u64;
+    while let Ok(Some(command)) = commands.next() {
+        let bytes = match command.variant() {
+            Ok(LoadCommandVariant::Symtab(s)) => u64::from(s.nsyms.get(endian)) * nlist + u64::from(s.strsize.get(endian)),
+            Ok(LoadCommandVariant::Dysymtab(d)) => u64::from(d.nindirectsyms.get(endian)) * 4,
+            Ok(LoadCommandVariant::DyldInfo(d)) => [d.rebase_size, d.bind_size, d.weak_bind_size, d.lazy_bind_size, d.export_size]
+                .iter()
+                .map(|size| u64::from(size.get(endian)))
+                .sum(),
+            Ok(LoadCommandVariant::LinkeditData(l)) => u64::from(l.datasize.get(endian)),
+            _ => 0,
+        };
+        sum = sum.saturating_add(bytes);
+    }
+    sum
+}

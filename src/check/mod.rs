@@ -1,12 +1,12 @@
 //! Reading a library's symbol table and judging it against the contract:
 //! `alloc8 check` on any library, and `build` on every artifact it makes.
 //!
-//! One file per concern: input (bad input; the file mapped, never read
+//! One file per concern: input (bad input; a large file mapped, never read
 //! whole), library (format-neutral facts) with elf/macho/pe (the readers)
-//! and universal (a fat Mach-O's slices, each once), mode (what kind of allocator), families
-//! and hazards (the findings), loadable with ld_path (whether ld.so can
-//! load it here), verdict (severities, exit status), report
-//! (JSON and text).
+//! and universal (a fat Mach-O's slices, each once), mode (what kind of
+//! allocator), families and hazards (the findings), loadable with ld_path
+//! (whether ld.so can load it here), verdict (severities, exit status),
+//! report (JSON and text).
 
 pub mod archive;
 pub mod demangle;
@@ -75,7 +75,7 @@ pub fn audit_loaded(path: &Path, lib: &Library, loading: Loading) -> Report {
     }
 }
 
-/// Reads and audits `path`: one report, or one per architecture of a
+/// Reads and audits `path`: one report, or one per distinct slice of a
 /// universal (fat) Mach-O.
 pub fn check(path: &Path, loading: Loading) -> Result<Vec<Report>, ReadError> {
     let mut reports = Vec::new();

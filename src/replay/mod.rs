@@ -34,8 +34,9 @@ pub struct ReplayArgs {
     /// A heap to build (cached, as `alloc8 build --heap`) and replay against; repeatable.
     #[arg(long, value_name = "HEAP")]
     pub heap: Vec<PathBuf>,
-    /// Build every --heap with its thread hooks (as `alloc8 build --threads`).
-    #[arg(long)]
+    /// Build every --heap with its thread hooks (as `alloc8 build --threads`;
+    /// one flag, one meaning in every command: `--thread-hooks` still works).
+    #[arg(long = "threads", alias = "thread-hooks")]
     pub thread_hooks: bool,
     /// An allocator library to replay against: a path, or glibc, jemalloc,
     /// mimalloc or tcmalloc; repeatable. glibc is always the baseline.

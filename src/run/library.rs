@@ -20,9 +20,15 @@ pub struct Library {
     /// An alloc8 shim around a C/C++ heap (xxmalloc in its symbol table):
     /// advice for the heap is given in its language.
     pub c_heap: bool,
+    /// Built with the heap's thread hooks (`--threads`, or a ready heap that has them).
+    pub thread_hooks: bool,
+    /// Built from a heap, and the library came out byte for byte as the cache had it.
+    pub cached: bool,
 }
 
+/// `path` may also name a known allocator (`jemalloc`: known_libs.rs).
 pub fn from_lib(path: &Path) -> Result<Library> {
+    let path = &crate::known_libs::resolve(path).map_err(|e| anyhow!("cannot use --lib {}", e))?.path;
     // check's reader: a FIFO or a device is refused, not read forever; the
     // file is mapped, not read whole.
     let data = check::input::read(path).with_context(|| format!("cannot use --lib {}", path.display()))?;
@@ -74,12 +80,14 @@ pub fn from_lib(path: &Path) -> Result<Library> {
             path.display()
         ),
     }
-    Ok(Library { path: abs, reports: is_alloc8_shim(&data), c_heap: defines_xxmalloc(&data) })
+    Ok(Library { path: abs, reports: is_alloc8_shim(&data), c_heap: defines_xxmalloc(&data), thread_hooks: false, cached: false })
 }
 
 /// Builds the heap as an interposing shim into the cache (cargo makes a
 /// rebuild with no change a no-op) and uses that.
 pub fn from_heap(heap: &Path, threads: bool, checked: bool, verbose: bool) -> Result<Library> {
+    let ready = build::ready::resolve(heap)?;
+    let (heap, threads) = (ready.path.as_path(), threads || ready.thread_hooks);
     let source = heap.canonicalize().map_err(|e| anyhow!("cannot use --heap {}: {}", heap.display(), e))?;
     // The cached library's name: any file name gives a valid one.
     let stem: String = source
@@ -100,10 +108,15 @@ pub fn from_heap(heap: &Path, threads: bool, checked: bool, verbose: bool) -> Re
         verbose,
         invocation: Invocation::Run,
     };
+    // Whether the build changed anything, by content: the library before and after.
+    let before = opts.name.as_ref().and_then(|n| std::fs::read(opts.out.join(format!("lib{}.so", n))).ok());
     let built = build::build(&opts)?;
     let so = built.artifacts.iter().find(|p| p.extension().map_or(false, |e| e == "so"));
     match so {
-        Some(so) => from_lib(so),
+        Some(so) => {
+            let cached = before.is_some() && std::fs::read(so).ok() == before;
+            Ok(Library { thread_hooks: threads, cached, ..from_lib(so)? })
+        }
         None => bail!("building heap {} produced no shared library", heap.display()),
     }
 }

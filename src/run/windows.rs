@@ -136,6 +136,8 @@ fn dll_from_lib(lib: &Path) -> Result<PathBuf> {
 }
 
 fn dll_from_heap(heap: &Path, threads: bool, verbose: bool) -> Result<PathBuf> {
+    let ready = build::ready::resolve(heap)?;
+    let (heap, threads) = (ready.path.as_path(), threads || ready.thread_hooks);
     let source = heap.canonicalize().map_err(|e| anyhow!("cannot use --heap {}: {}", heap.display(), e))?;
     // The cached library's name: any file name gives a valid one.
     let stem: String = source

@@ -116,7 +116,12 @@ pub fn cxx(launch: &Launch, gaps: &Gaps, budget: &Budget) -> Result<FamilyResult
     let launch = Launch { lib: launch.lib, report: Some(report.path().to_path_buf()) };
     let out = child::run(&launch, &exe, &[CXX_OPS.to_string()], limit)?;
     let checks = count_checks(&out.stdout, "cxx_stress: ");
-    result.summary = format!("{} checks, 8 threads x {} operations, 20 forks", checks, CXX_OPS);
+    result.summary = match (checks, out.end) {
+        (0, End::Signaled(sig)) => format!("killed by {} before its first check", child::signal_name(sig)),
+        (0, End::TimedOut) => "stopped at the time limit before its first check".to_string(),
+        (0, End::Exited(code)) if code != 0 => format!("exited with status {} before its first check", code),
+        _ => format!("{} checks, 8 threads x {} operations, 20 forks", checks, CXX_OPS),
+    };
     let gap = gaps.explain(CXX_CALLS);
     match out.end {
         End::Exited(0) => {}
@@ -128,6 +133,7 @@ pub fn cxx(launch: &Launch, gaps: &Gaps, budget: &Budget) -> Result<FamilyResult
         }
         _ => {
             let mut f = ended_badly(&out, "cxx_stress", Some(limit));
+            f.detail.push_str(LOCKING);
             f.known_gap = gap;
             if let End::Signaled(_) = out.end {
                 f.detail.push_str(&crash_diagnostics(report.path(), launch.lib));
@@ -138,6 +144,8 @@ pub fn cxx(launch: &Launch, gaps: &Gaps, budget: &Budget) -> Result<FamilyResult
     Ok(result)
 }
 
+/// Where a crash or corruption seen only with threads or fork points.
+pub const LOCKING: &str = "; it runs 8 threads and forks: does malloc/free hold the heap's lock, and lock() take it across fork?";
 /// What the shim said about the crash, as `alloc8 run` prints it (empty
 /// when the library is not an alloc8 shim, or the crash came too early).
 fn crash_diagnostics(report: &std::path::Path, lib: &std::path::Path) -> String {
@@ -184,7 +192,8 @@ fn fail_lines(stdout: &str, what: &str) -> Vec<Finding> {
     let mut findings: Vec<(String, String, usize)> = Vec::new();
     for line in stdout.lines() {
         let Some(rest) = line.strip_prefix("FAIL: ") else { continue };
-        let Some((rule, detail)) = rest.split_once(": ") else { continue };
+        // "FAIL: <rule> -- <detail>": a rule's name may hold ": " ("aligned blocks: realloc and free").
+        let Some((rule, detail)) = rest.split_once(" -- ") else { continue };
         let more = detail.strip_suffix(" more failures not shown").and_then(|n| n.parse::<usize>().ok());
         match findings.iter_mut().find(|f| f.0 == rule) {
             Some(f) => f.2 += more.unwrap_or(1),
@@ -230,10 +239,10 @@ mod tests {
 
     #[test]
     fn one_finding_per_rule_with_every_failure_counted() {
-        let out = "FAIL: calloc zeroes: calloc(7, 1): byte 3 is 0xa5\n\
-                   FAIL: calloc zeroes: calloc(16, 1): byte 0 is 0xa5\n\
-                   FAIL: realloc(p, 0) frees p and returns NULL: realloc(malloc(1), 0) = 0x10\n\
-                   FAIL: calloc zeroes: 12 more failures not shown\n\
+        let out = "FAIL: calloc zeroes -- calloc(7, 1): byte 3 is 0xa5\n\
+                   FAIL: calloc zeroes -- calloc(16, 1): byte 0 is 0xa5\n\
+                   FAIL: realloc(p, 0) frees p and returns NULL -- realloc(malloc(1), 0) = 0x10\n\
+                   FAIL: calloc zeroes -- 12 more failures not shown\n\
                    conformance: 154 checks, 15 failed\n";
         let found = fail_lines(out, "section calloc");
         assert_eq!(found.len(), 2);
@@ -242,5 +251,12 @@ mod tests {
         assert_eq!(found[0].glibc_behaviour, None);
         assert!(found[1].glibc_behaviour.unwrap().contains("C17"));
         assert_eq!(count_checks(out, "conformance: "), 154);
+    }
+
+    #[test]
+    fn a_rule_name_with_a_colon_is_kept_whole() {
+        let found = fail_lines("FAIL: aligned blocks: realloc and free -- round 1: 3 blocks corrupted\n", "section interleaved");
+        assert_eq!(found[0].rule_text, "aligned blocks: realloc and free");
+        assert_eq!(found[0].detail, "round 1: 3 blocks corrupted (section interleaved)");
     }
 }

@@ -70,7 +70,7 @@ pub struct TestArgs {
     /// Run a replay file a finding wrote (against the library it names, or --lib/--heap).
     #[arg(long, value_name = "FILE")]
     pub replay: Option<PathBuf>,
-    /// Show cargo's progress when building --heap.
+    /// Show cargo's progress when building --heap, and every finding (not only the first under each rule).
     #[arg(long, short)]
     pub verbose: bool,
 }
@@ -112,7 +112,7 @@ fn run(args: &TestArgs) -> Result<ExitCode> {
     }
     if let Some(heap) = &args.heap {
         header.push(format!("heap: {}", heap.canonicalize().unwrap_or_else(|_| heap.clone()).display()));
-        header.push(format!("threads: {}", if args.threads { "yes" } else { "no" }));
+        header.push(format!("threads: {}", if lib.thread_hooks { "yes" } else { "no" }));
     }
     let settings =
         model::Settings { seed, random_time: random, shrink_time: Duration::from_secs(args.shrink), gaps: &gaps, replay_header: header };
@@ -141,7 +141,7 @@ fn run(args: &TestArgs) -> Result<ExitCode> {
                 None => model::run(&launch, &settings, &budget)?,
             },
             Family::Threads => {
-                let hooks = args.threads && lib.reports;
+                let hooks = lib.thread_hooks && lib.reports;
                 stress::threads(&launch, &gaps, seed, (random / 2).max(Duration::from_secs(2)), hooks, &budget)?
             }
             Family::Fork => stress::fork(&launch, &budget)?,
@@ -163,7 +163,7 @@ fn run(args: &TestArgs) -> Result<ExitCode> {
     if args.json {
         println!("{}", report.to_json());
     } else {
-        print!("{}", report.to_text());
+        print!("{}", report.to_text(args.verbose));
     }
     Ok(ExitCode::from(report.exit_code))
 }

@@ -146,7 +146,25 @@ impl TestReport {
         serde_json::to_string_pretty(self).expect("the report is plain data")
     }
 
-    pub fn to_text(&self) -> String {
+    /// Findings grouped by rule (its id and words), most severe group first;
+    /// within a group, in the order found.
+    fn grouped(&self) -> Vec<Vec<(Family, &Finding)>> {
+        let mut groups: Vec<Vec<(Family, &Finding)>> = Vec::new();
+        for f in &self.families {
+            for x in &f.findings {
+                match groups.iter_mut().find(|g| g[0].1.rule == x.rule && g[0].1.rule_text == x.rule_text) {
+                    Some(g) => g.push((f.family, x)),
+                    None => groups.push(vec![(f.family, x)]),
+                }
+            }
+        }
+        // A stable sort: equally severe rules stay in the order they were found.
+        groups.sort_by_key(|g| severity(g[0].1));
+        groups
+    }
+
+    /// `all`: every finding, not the first of each rule (`--verbose`).
+    pub fn to_text(&self, all: bool) -> String {
         let mut out = String::new();
         let _ = writeln!(out, "alloc8 test: {} (seed {})", self.heap.as_ref().unwrap_or(&self.library).display(), self.seed);
         if !self.gaps.is_empty() {
@@ -164,37 +182,39 @@ impl TestReport {
                 let _ = writeln!(out, "         note: {}", n);
             }
         }
-        for f in self.families.iter().filter(|f| !f.findings.is_empty()) {
-            for x in &f.findings {
-                out.push('\n');
-                let _ = writeln!(out, "{}: {}", f.family.name(), x.rule_text);
-                let _ = writeln!(out, "  rule:      {}", x.rule);
-                let _ = writeln!(out, "  found:     {}", x.detail);
-                if let Some(op) = &x.operation {
-                    let _ = writeln!(out, "  operation: {}", op);
-                }
-                if let Some(seed) = x.seed {
-                    let _ = writeln!(out, "  seed:      {}", seed);
-                }
-                if let Some(gap) = &x.known_gap {
-                    let _ = writeln!(out, "  known gap: {}", gap);
-                }
-                if let Some(why) = x.glibc_behaviour {
-                    let _ = writeln!(out, "  glibc:     {}", why);
-                }
-                if !x.reproduction.is_empty() {
-                    let _ = writeln!(out, "  shortest failing sequence ({} operations):", x.reproduction.len());
-                    for call in x.reproduction.iter().take(40) {
-                        let _ = writeln!(out, "    {}", call);
-                    }
-                    if x.reproduction.len() > 40 {
-                        let _ = writeln!(out, "    ... {} more (all in the replay file)", x.reproduction.len() - 40);
-                    }
-                    let _ = writeln!(out, "    (then every block still live is checked and freed)");
-                }
-                if let Some(file) = &x.replay {
-                    let _ = writeln!(out, "  replay:    alloc8 test --replay {}", file.display());
-                }
+        // A list to act on: one group per rule, most severe first, each with
+        // its count and first instance in full (`all`: every instance).
+        let groups = self.grouped();
+        if !groups.is_empty() {
+            let total: usize = groups.iter().map(|g| g.len()).sum();
+            out.push('\n');
+            let _ = writeln!(
+                out,
+                "{} broken, {} finding{}, most severe first{}:",
+                plural(groups.len(), "rule", "rules"),
+                total,
+                if total == 1 { "" } else { "s" },
+                if all || total == groups.len() { "" } else { " (the first of each; --verbose lists every one)" }
+            );
+        }
+        for (i, group) in groups.iter().enumerate() {
+            let mut families: Vec<&str> = group.iter().map(|(f, _)| f.name()).collect();
+            families.dedup();
+            out.push('\n');
+            let _ = writeln!(
+                out,
+                "{}. {} ({}, in {})",
+                i + 1,
+                group[0].1.rule_text,
+                plural(group.len(), "finding", "findings"),
+                families.join(", ")
+            );
+            let shown = if all { group.len() } else { 1 };
+            for (family, x) in group.iter().take(shown) {
+                write_finding(&mut out, *family, x);
+            }
+            if shown < group.len() {
+                let _ = writeln!(out, "  ... {} more under this rule (--verbose lists them)", group.len() - shown);
             }
         }
         let failed: Vec<&str> = self.families.iter().filter(|f| f.status == Status::Failed).map(|f| f.family.name()).collect();
@@ -208,6 +228,71 @@ impl TestReport {
             let _ = writeln!(out, "alloc8 test: every check holds ({:.0} s)", self.seconds);
         }
         out
+    }
+}
+
+/// One finding in full: the rule in words, what was found, how to get it again.
+fn write_finding(out: &mut String, family: Family, x: &Finding) {
+    let _ = writeln!(out, "{}: {}", family.name(), x.rule_text);
+    let _ = writeln!(out, "  rule:      {}", x.rule);
+    let _ = writeln!(out, "  found:     {}", x.detail);
+    if let Some(op) = &x.operation {
+        let _ = writeln!(out, "  operation: {}", op);
+    }
+    if let Some(seed) = x.seed {
+        let _ = writeln!(out, "  seed:      {}", seed);
+    }
+    if let Some(gap) = &x.known_gap {
+        let _ = writeln!(out, "  known gap: {}", gap);
+    }
+    if let Some(why) = x.glibc_behaviour {
+        let _ = writeln!(out, "  glibc:     {}", why);
+    }
+    if !x.reproduction.is_empty() {
+        let _ = writeln!(out, "  shortest failing sequence ({} operations):", x.reproduction.len());
+        for call in x.reproduction.iter().take(40) {
+            let _ = writeln!(out, "    {}", call);
+        }
+        if x.reproduction.len() > 40 {
+            let _ = writeln!(out, "    ... {} more (all in the replay file)", x.reproduction.len() - 40);
+        }
+        let _ = writeln!(out, "    (then every block still live is checked and freed)");
+    }
+    if let Some(file) = &x.replay {
+        let _ = writeln!(out, "  replay:    alloc8 test --replay {}", file.display());
+    }
+}
+
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{} {}", n, if n == 1 { one } else { many })
+}
+
+/// 0 first: a crash or a hang (everything after it went unchecked), then
+/// wrong memory (overlap, contents: a program's data is corrupted), then
+/// alignment and sizes, then the rest, errno last. The battery's own rules
+/// (`contract`) are placed by their words.
+fn severity(x: &Finding) -> u8 {
+    match x.rule {
+        "crash" | "hang" | "fork-deadlock" | "fork-child" => 0,
+        "overlap" | "contents" | "realloc-copy" | "calloc-zero" => 1,
+        "alignment" | "usable-size" | "null-return" | "huge-request" => 2,
+        "errno" => 4,
+        "contract" => {
+            let words = x.rule_text.to_ascii_lowercase();
+            let has = |keys: &[&str]| keys.iter().any(|k| words.contains(k));
+            if has(&["crash", "deadlock", "hang"]) {
+                0
+            } else if has(&["errno", "enomem", "einval"]) {
+                4 // "malloc failure: NULL + ENOMEM": what is wrong is errno
+            } else if has(&["overlap", "disjoint", "content", "intact", "zero", "corrupt", "broken", "many live", "aligned blocks"]) {
+                1
+            } else if has(&["align", "size", "null", "returns memory", "unique", "page"]) {
+                2
+            } else {
+                3
+            }
+        }
+        _ => 3,
     }
 }
 
@@ -235,7 +320,7 @@ mod tests {
             seconds: 3.0,
             exit_code: 1,
         };
-        let text = report.to_text();
+        let text = report.to_text(false);
         for want in [
             "FAIL model",
             "model: a live block overlaps no other live block",
@@ -252,5 +337,40 @@ mod tests {
         let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
         assert_eq!(json["families"][0]["findings"][0]["rule"], "overlap");
         assert_eq!(json["families"][1]["status"], "not_run");
+    }
+
+    #[test]
+    fn findings_are_grouped_by_rule_most_severe_first_with_the_first_in_full() {
+        let mut contract = FamilyResult::new(Family::Contract);
+        let mut errno = Finding::new(Rule::Contract, "realloc(p, 2^62) = NULL, errno 0".into());
+        errno.rule_text = "realloc failure: NULL + ENOMEM, p intact".into();
+        contract.fail(errno);
+        for n in 0..3 {
+            let mut f = Finding::new(Rule::Contract, format!("memalign(512, {}) = 0x...08", n));
+            f.rule_text = "memalign aligns".into();
+            contract.fail(f);
+        }
+        let mut cxx = FamilyResult::new(Family::Cxx);
+        cxx.fail(Finding::new(Rule::Crash, "cxx_stress was killed by SIGSEGV".into()));
+        let report = TestReport {
+            library: PathBuf::from("/lib/x.so"),
+            heap: None,
+            seed: 1,
+            gaps: vec![],
+            families: vec![contract, cxx],
+            seconds: 3.0,
+            exit_code: 1,
+        };
+        let text = report.to_text(false);
+        let at = |s: &str| text.find(s).unwrap_or_else(|| panic!("{:?} missing from:\n{}", s, text));
+        assert!(text.contains("3 rules broken, 5 findings, most severe first (the first of each; --verbose lists every one)"), "{}", text);
+        assert!(
+            at("1. the heap does not crash a correct program (1 finding, in cxx)") < at("2. memalign aligns (3 findings, in contract)")
+        );
+        assert!(at("2. memalign aligns") < at("3. realloc failure: NULL + ENOMEM, p intact (1 finding"), "alignment before errno");
+        assert!(text.contains("memalign(512, 0)") && !text.contains("memalign(512, 1)"), "{}", text);
+        assert!(text.contains("... 2 more under this rule (--verbose lists them)"));
+        let all = report.to_text(true);
+        assert!(all.contains("memalign(512, 1)") && all.contains("memalign(512, 2)") && !all.contains("more under this rule"), "{}", all);
     }
 }

@@ -72,6 +72,9 @@ pub fn threads(launch: &Launch, gaps: &Gaps, seed: u64, time: Duration, hooks: b
         n => format!("{} threads in rounds of {} + producers and consumers, seed {}", n, THREADS, seed),
     };
     if let Some(mut f) = finding(&out, limit, "the threads phase") {
+        if matches!(f.rule, "overlap" | "contents" | "realloc-copy" | "calloc-zero" | "crash") {
+            f.detail.push_str("; blocks that go wrong only with threads point at locking: does malloc/free hold the heap's lock?");
+        }
         f.seed = Some(seed);
         result.fail(f);
         return Ok(result);
@@ -107,7 +110,12 @@ pub fn fork(launch: &Launch, budget: &Budget) -> Result<FamilyResult> {
     let out = child::run(launch, &exe, &args, limit)?;
     result.summary =
         format!("{} forks while {} threads allocate on every path, {:.0} s per child", FORKS, FORK_THREADS, child_limit.as_secs_f64());
-    if let Some(f) = finding(&out, limit, "the fork phase") {
+    if let Some(mut f) = finding(&out, limit, "the fork phase") {
+        if f.rule == "crash" {
+            f.detail.push_str(
+                "; a crash only around fork points at locking: does lock() take every lock the heap uses, and unlock() release them?",
+            );
+        }
         result.fail(f);
     }
     Ok(result)
@@ -130,11 +138,12 @@ pub fn memory(launch: &Launch, time: Duration, budget: &Budget) -> Result<Family
     let done = protocol::first(&out.stdout).expect("finding() saw a DONE line");
     let value = |k: &str| protocol::done_value(&done, k).unwrap_or_default();
     let total_gb = value("total_mb").parse::<f64>().unwrap_or(0.0) / 1024.0;
+    // What memory.c measures: resident memory after each round's frees.
     result.summary = format!(
-        "{:.1} GB allocated and freed, resident at most {} MB with {} MB live at once",
+        "{:.1} GB allocated and freed in rounds of up to {} MB live; resident after each round's frees: at most {} MB",
         total_gb,
-        value("rss_max_mb"),
-        value("peak_live_mb")
+        value("peak_live_mb"),
+        value("rss_max_mb")
     );
     if value("complete") != "1" {
         result.notes.push(format!(

@@ -15,14 +15,16 @@
 //! Rules alloc8 states for every heap (see `alloc8::Heap`): the state is a
 //! constant (malloc runs before any constructor), nothing here allocates
 //! through Rust's allocator while holding the lock, and nothing panics.
+//! Statistics (calls, bytes, peak live bytes, shown by `alloc8 run`) are
+//! kept per thread by `alloc8::stats::Counters`, only while a report is asked for.
 //! Where to go next: per-thread caches (`THREAD_HOOKS`, `--threads`),
-//! returning empty chunks to the system, statistics (`Heap::stats` with
-//! `alloc8::stats::Counters`), and the promises that let the shim skip its
+//! returning empty chunks to the system, and the promises that let the shim skip its
 //! own checks once the heap does them (`PRESERVES_ERRNO`, `SETS_ENOMEM`,
 //! `FREES_NULL`, `ALLOCATES_ZERO`; `alloc8 test` holds the heap to them).
 
+use alloc8::stats::Counters;
 use alloc8::sync::SpinLock;
-use alloc8::Heap;
+use alloc8::{Heap, Stats};
 use core::ptr::null_mut;
 
 /// Bytes before every block: `Header`.
@@ -61,13 +63,50 @@ unsafe impl Send for State {}
 
 pub struct @TYPE@ {
     state: SpinLock<State>,
+    /// What `stats` reports: per-thread counts, no shared atomics.
+    counts: Counters,
 }
 
 alloc8::register!(@TYPE@ = @TYPE@::new());
 
 impl @TYPE@ {
     pub const fn new() -> Self {
-        @TYPE@ { state: SpinLock::new(State { free: [null_mut(); CLASSES], bump: null_mut(), end: null_mut() }) }
+        @TYPE@ {
+            state: SpinLock::new(State { free: [null_mut(); CLASSES], bump: null_mut(), end: null_mut() }),
+            counts: Counters::new(),
+        }
+    }
+
+    /// A block of at least `size` usable bytes, or NULL (not counted).
+    fn allocate(&self, size: usize) -> *mut u8 {
+        if size > CLASS_MAX {
+            let len = match size.checked_add(HEADER + PAGE - 1) {
+                Some(n) => n & !(PAGE - 1),
+                None => return null_mut(),
+            };
+            let base = map(len);
+            if base.is_null() {
+                return null_mut();
+            }
+            let block = unsafe { base.add(HEADER) };
+            unsafe { header(block).write(Header { size: len - HEADER, kind: LARGE }) };
+            return block;
+        }
+        self.state.with(|s| s.take(class_of(size)))
+    }
+
+    /// Gives a block back (not counted).
+    unsafe fn release(&self, ptr: *mut u8) {
+        let h = &*header(ptr);
+        if h.kind & ALIGNED != 0 {
+            return self.release(ptr.sub(h.kind & !ALIGNED));
+        }
+        if h.kind == LARGE {
+            munmap(ptr.sub(HEADER), h.size + HEADER);
+            return;
+        }
+        let class = h.kind;
+        self.state.with(|s| s.give_back(ptr, class));
     }
 }
 
@@ -148,40 +187,23 @@ impl State {
 
 impl Heap for @TYPE@ {
     fn malloc(&self, size: usize) -> *mut u8 {
-        if size > CLASS_MAX {
-            let len = match size.checked_add(HEADER + PAGE - 1) {
-                Some(n) => n & !(PAGE - 1),
-                None => return null_mut(),
-            };
-            let base = map(len);
-            if base.is_null() {
-                return null_mut();
-            }
-            let block = unsafe { base.add(HEADER) };
-            unsafe { header(block).write(Header { size: len - HEADER, kind: LARGE }) };
-            return block;
+        let block = self.allocate(size);
+        if !block.is_null() {
+            self.counts.allocated(size, unsafe { (*header(block)).size });
         }
-        self.state.with(|s| s.take(class_of(size)))
+        block
     }
 
     unsafe fn free(&self, ptr: *mut u8) {
-        let h = &*header(ptr);
-        if h.kind & ALIGNED != 0 {
-            return self.free(ptr.sub(h.kind & !ALIGNED));
-        }
-        if h.kind == LARGE {
-            munmap(ptr.sub(HEADER), h.size + HEADER);
-            return;
-        }
-        let class = h.kind;
-        self.state.with(|s| s.give_back(ptr, class));
+        self.counts.freed((*header(ptr)).size);
+        self.release(ptr)
     }
 
     /// An ordinary block big enough to hold an aligned one, with a header of
     /// its own in front of the aligned address pointing back.
     fn memalign(&self, align: usize, size: usize) -> *mut u8 {
         let outer = match size.checked_add(align + HEADER) {
-            Some(n) => self.malloc(n),
+            Some(n) => self.allocate(n),
             None => return null_mut(),
         };
         if outer.is_null() {
@@ -193,6 +215,7 @@ impl Heap for @TYPE@ {
             let usable = (*header(outer)).size - back;
             header(inner).write(Header { size: usable, kind: ALIGNED | back });
         }
+        self.counts.allocated(size, unsafe { (*header(inner)).size });
         inner
     }
 
@@ -206,6 +229,10 @@ impl Heap for @TYPE@ {
 
     fn unlock(&self) {
         unsafe { self.state.unlock() }
+    }
+
+    fn stats(&self) -> Option<Stats> {
+        Some(self.counts.snapshot())
     }
 }
 
@@ -240,5 +267,18 @@ mod tests {
             assert!(p as usize % align == 0 && unsafe { heap.get_size(p) } >= 100);
             unsafe { heap.free(p) };
         }
+    }
+
+    #[test]
+    fn statistics_count_calls_bytes_and_live_blocks() {
+        let heap = @TYPE@::new();
+        let (a, b) = (heap.malloc(100), heap.memalign(64, 10));
+        unsafe { heap.free(a) };
+        let s = heap.stats().unwrap();
+        assert_eq!((s.mallocs, s.frees, s.bytes_allocated), (2, 1, 110));
+        assert_eq!(s.live_bytes, unsafe { heap.get_size(b) } as u64);
+        assert!(s.peak_live_bytes >= 100 + s.live_bytes);
+        unsafe { heap.free(b) };
+        assert_eq!(heap.stats().unwrap().live_bytes, 0);
     }
 }

@@ -36,7 +36,7 @@ unsafe impl<H: Heap> GlobalAlloc for GlobalHeap<H> {
 
     #[inline]
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        if layout.align() <= crate::shim::MIN_ALIGN && !(self.panicking)() {
+        if crate::shim::malloc_aligns::<H>(layout.align(), layout.size()) && !(self.panicking)() {
             crate::shim::calloc(self.heap, 1, layout.size())
         } else {
             let p = self.alloc(layout);
@@ -57,7 +57,7 @@ unsafe impl<H: Heap> GlobalAlloc for GlobalHeap<H> {
 
     #[inline]
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if layout.align() <= crate::shim::MIN_ALIGN && !self.emergency.contains(ptr) && !(self.panicking)() {
+        if crate::shim::malloc_aligns::<H>(layout.align(), new_size) && !self.emergency.contains(ptr) && !(self.panicking)() {
             return crate::shim::realloc(self.heap, ptr, new_size);
         }
         let new = self.alloc(Layout::from_size_align_unchecked(new_size, layout.align()));

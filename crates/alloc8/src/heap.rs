@@ -10,7 +10,8 @@
 /// A heap that handles 0 bytes or NULL itself says so ([`Heap::ALLOCATES_ZERO`],
 /// [`Heap::FREES_NULL`]) and the shim drops the test it would make.
 ///
-/// A heap must return memory aligned to 16 bytes from `malloc`, return NULL when
+/// A heap must return memory aligned to 16 bytes from `malloc` (or, with
+/// [`Heap::FUNDAMENTAL_ALIGNMENT`], to its size's largest power of two up to 16), return NULL when
 /// it cannot allocate, and never panic or allocate through the Rust global
 /// allocator while its own lock is held (the shim routes Rust's allocator to it).
 pub trait Heap: Sync {
@@ -32,8 +33,19 @@ pub trait Heap: Sync {
     /// without a NULL test of its own.
     const FREES_NULL: bool = false;
 
+    /// Set to `true` if `malloc`, `calloc` and `realloc` align each block
+    /// only as the C standard asks (C17 7.22.3, fundamental alignment): to
+    /// the largest power of two not above its size, up to 16. An 8-byte
+    /// block needs only 8-byte alignment, as mimalloc, jemalloc and tcmalloc
+    /// give, so such a heap can hand out an 8-byte class as it is. The shim
+    /// then asks `malloc` for at least `align` bytes when a caller wants a
+    /// smaller block aligned to 16 or less (memalign, aligned new, Rust's
+    /// allocator), and `alloc8 test` checks each block by its size. Without
+    /// it every block must be 16-byte aligned.
+    const FUNDAMENTAL_ALIGNMENT: bool = false;
+
     /// Allocates at least `size` (>= 1, or 0 with [`Heap::ALLOCATES_ZERO`])
-    /// bytes, 16-byte aligned, or returns NULL.
+    /// bytes, 16-byte aligned (see [`Heap::FUNDAMENTAL_ALIGNMENT`]), or returns NULL.
     fn malloc(&self, size: usize) -> *mut u8;
 
     /// Releases a block returned by this heap.

@@ -19,7 +19,7 @@
 //!   every such library); when that is gone, `dlopen` fails with "cannot
 //!   allocate memory in static TLS block". An interposer is preloaded, so it
 //!   always fits; a prefixed library that a program may `dlopen` late takes
-//!   8 of those bytes.
+//!   24 of those bytes (this word and alloc8's own two, `Own`).
 //! - macOS (x86-64, arm64): a pthread key, created on the first `set`, read
 //!   straight from the thread's TSD slots (`%gs` / `tpidrro_el0`): what
 //!   `pthread_getspecific` does, inline. A load and a test until a key
@@ -35,6 +35,42 @@
 /// The heap's word per thread. `Local::get()` is zero in a thread that has
 /// not called `Local::set`.
 pub struct Local;
+
+/// alloc8's own words per thread, beside the heap's: where the observer
+/// (`stats::Counters`, `trail`) keeps this thread's slot and ring, so that
+/// counting and recording a call find them in two instructions. Linux
+/// x86-64 only; elsewhere `get` is 0 and `set` keeps nothing, and the
+/// observer finds its slot by the thread pointer on every call instead.
+#[derive(Clone, Copy)]
+pub(crate) enum Own {
+    /// The address of this thread's `stats::Counters` slot.
+    Counters,
+    /// The address of this thread's `trail` ring.
+    Trail,
+}
+
+impl Own {
+    #[inline(always)]
+    pub(crate) fn get(self) -> usize {
+        own::get(self)
+    }
+
+    #[inline(always)]
+    pub(crate) fn set(self, value: usize) {
+        own::set(self, value)
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_arch = "x86_64")))]
+mod own {
+    #[inline(always)]
+    pub(crate) fn get(_word: super::Own) -> usize {
+        0
+    }
+
+    #[inline(always)]
+    pub(crate) fn set(_word: super::Own, _value: usize) {}
+}
 
 impl Local {
     /// This thread's word.
@@ -69,6 +105,18 @@ mod imp {
         ".size __alloc8_local_word,8",
         "__alloc8_local_word:",
         ".zero 8",
+        ".globl __alloc8_counters_word",
+        ".hidden __alloc8_counters_word",
+        ".type __alloc8_counters_word,@object",
+        ".size __alloc8_counters_word,8",
+        "__alloc8_counters_word:",
+        ".zero 8",
+        ".globl __alloc8_trail_word",
+        ".hidden __alloc8_trail_word",
+        ".type __alloc8_trail_word,@object",
+        ".size __alloc8_trail_word,8",
+        "__alloc8_trail_word:",
+        ".zero 8",
         ".popsection",
     );
 
@@ -88,14 +136,35 @@ mod imp {
         offset
     }
 
+    /// The offset of one of alloc8's own words (see `offset`).
     #[inline(always)]
-    pub fn get() -> usize {
+    pub(crate) fn own_offset(word: super::Own) -> usize {
+        let offset: usize;
+        unsafe {
+            match word {
+                super::Own::Counters => asm!(
+                    "mov {}, qword ptr [rip + __alloc8_counters_word@GOTTPOFF]",
+                    out(reg) offset,
+                    options(pure, nomem, nostack, preserves_flags)
+                ),
+                super::Own::Trail => asm!(
+                    "mov {}, qword ptr [rip + __alloc8_trail_word@GOTTPOFF]",
+                    out(reg) offset,
+                    options(pure, nomem, nostack, preserves_flags)
+                ),
+            }
+        };
+        offset
+    }
+
+    #[inline(always)]
+    pub(super) fn get_at(offset: usize) -> usize {
         let value: usize;
         unsafe {
             asm!(
                 "mov {}, qword ptr fs:[{}]",
                 out(reg) value,
-                in(reg) offset(),
+                in(reg) offset,
                 options(pure, readonly, nostack, preserves_flags)
             )
         };
@@ -103,9 +172,34 @@ mod imp {
     }
 
     #[inline(always)]
+    pub(super) fn set_at(offset: usize, value: usize) {
+        unsafe { asm!("mov qword ptr fs:[{}], {}", in(reg) offset, in(reg) value, options(nostack, preserves_flags)) };
+    }
+
+    #[inline(always)]
+    pub fn get() -> usize {
+        get_at(offset())
+    }
+
+    #[inline(always)]
     pub fn set(value: usize) -> bool {
-        unsafe { asm!("mov qword ptr fs:[{}], {}", in(reg) offset(), in(reg) value, options(nostack, preserves_flags)) };
+        set_at(offset(), value);
         true
+    }
+}
+
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+mod own {
+    use super::imp::{get_at, own_offset, set_at};
+
+    #[inline(always)]
+    pub(crate) fn get(word: super::Own) -> usize {
+        get_at(own_offset(word))
+    }
+
+    #[inline(always)]
+    pub(crate) fn set(word: super::Own, value: usize) {
+        set_at(own_offset(word), value)
     }
 }
 
@@ -323,6 +417,22 @@ mod tests {
         });
         // Threads started after the others set theirs still start at zero.
         std::thread::spawn(|| assert_eq!(Local::get(), 0)).join().unwrap();
+    }
+
+    #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+    #[test]
+    fn alloc8s_own_words_are_per_thread_and_apart_from_the_heaps() {
+        use super::Own;
+        std::thread::spawn(|| {
+            assert_eq!((Own::Counters.get(), Own::Trail.get(), Local::get()), (0, 0, 0));
+            Own::Counters.set(1);
+            Own::Trail.set(2);
+            assert!(Local::set(3));
+            assert_eq!((Own::Counters.get(), Own::Trail.get(), Local::get()), (1, 2, 3));
+            std::thread::spawn(|| assert_eq!((Own::Counters.get(), Own::Trail.get()), (0, 0))).join().unwrap();
+        })
+        .join()
+        .unwrap();
     }
 
     #[cfg(all(target_os = "linux", target_arch = "x86_64"))]

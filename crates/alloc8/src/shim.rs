@@ -14,8 +14,40 @@
 use crate::heap::Heap;
 use crate::os::{self, EINVAL, ENOMEM};
 
-/// Alignment every `malloc` result has (alignof(max_align_t) on 64-bit targets).
+/// Alignment every `malloc` result has (alignof(max_align_t) on 64-bit
+/// targets), or, from a heap that promises [`Heap::FUNDAMENTAL_ALIGNMENT`],
+/// every result of at least this many bytes.
 pub const MIN_ALIGN: usize = 16;
+
+/// The alignment the C standard asks of a `size`-byte block: the largest
+/// power of two not above it, up to [`MIN_ALIGN`] (1 for 0 bytes).
+pub const fn fundamental_alignment(size: usize) -> usize {
+    if size >= MIN_ALIGN {
+        MIN_ALIGN
+    } else if size == 0 {
+        1
+    } else {
+        1 << (usize::BITS - 1 - size.leading_zeros())
+    }
+}
+
+/// The size to ask `malloc` for when the caller wants `align` (at most
+/// [`MIN_ALIGN`]): a heap aligned by size gives `align` to a block of `align` bytes.
+#[inline(always)]
+fn enough_for<H: Heap>(align: usize, size: usize) -> usize {
+    if H::FUNDAMENTAL_ALIGNMENT && size < align {
+        align
+    } else {
+        size
+    }
+}
+
+/// Whether `malloc(size)` (and `calloc`, `realloc` to `size`) of this heap
+/// is aligned to `align`: what Rust's allocator asks before using them.
+#[inline(always)]
+pub fn malloc_aligns<H: Heap>(align: usize, size: usize) -> bool {
+    align <= MIN_ALIGN && (!H::FUNDAMENTAL_ALIGNMENT || size >= align)
+}
 
 /// Marks a NULL result: sets ENOMEM out of line, so the fast path stays a test and a return.
 #[cold]
@@ -94,7 +126,7 @@ pub unsafe fn free<H: Heap>(heap: &H, ptr: *mut u8) {
 #[inline(always)]
 pub unsafe fn free_aligned_sized<H: Heap>(heap: &H, ptr: *mut u8, size: usize, align: usize) {
     if align <= MIN_ALIGN {
-        return free_sized(heap, ptr, size);
+        return free_sized(heap, ptr, enough_for::<H>(align, size));
     }
     if null_free::<H>(ptr) {
         return;
@@ -152,7 +184,7 @@ pub unsafe fn reallocarray<H: Heap>(heap: &H, ptr: *mut u8, count: usize, size: 
 #[inline(always)]
 fn aligned<H: Heap>(heap: &H, align: usize, size: usize) -> *mut u8 {
     if align <= MIN_ALIGN {
-        heap.malloc(asked::<H>(size))
+        heap.malloc(asked::<H>(enough_for::<H>(align, size)))
     } else {
         heap.memalign(align, asked::<H>(size))
     }

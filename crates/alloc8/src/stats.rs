@@ -4,9 +4,11 @@
 //! Counting every call with `fetch_add` on counters all threads share makes
 //! each malloc and free a locked instruction on a contended cache line (the
 //! old `system` heap: 3-6x glibc's time per malloc/free pair). Here each
-//! thread counts into a slot of its own, found by hashing its thread pointer
-//! (`os::thread_id`: one load, no TLS lookup, no call), with plain loads and
-//! stores; [`Counters::snapshot`] sums the slots when a report is written.
+//! thread counts into a slot of its own with plain loads and stores; the
+//! slot's address waits in a word of the thread's own (`local::Own`: two
+//! instructions, no call), set on the thread's first count by hashing its
+//! thread pointer (`os::thread_id`); [`Counters::snapshot`] sums the slots
+//! when a report is written.
 //!
 //! A slot belongs to the first thread that hashes to it (or to the next free
 //! slot) for good: a thread that ends leaves its counts in place, and a later
@@ -26,6 +28,7 @@
 //! miss up to that much per thread.
 
 use crate::heap::Stats;
+use crate::local::Own;
 use core::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering::Relaxed};
 
 /// Number of per-thread slots; threads beyond it share the overflow slot.
@@ -129,13 +132,27 @@ impl Counters {
         Counters { slots: [EMPTY; SLOTS], overflow: Slot::new(), total: AtomicI64::new(0), total_peak: AtomicI64::new(0) }
     }
 
-    /// The calling thread's slot, and whether it is the shared overflow slot.
+    /// The calling thread's slot, when its word (`Own::Counters`) names one
+    /// of ours: the fast path, plain loads and stores.
     #[inline(always)]
-    fn slot(&self) -> (&Slot, bool) {
+    fn mine(&self) -> Option<&Slot> {
+        let mine = Own::Counters.get();
+        if mine.wrapping_sub(self.slots.as_ptr() as usize) < core::mem::size_of_val(&self.slots) {
+            Some(unsafe { &*(mine as *const Slot) })
+        } else {
+            None
+        }
+    }
+
+    /// A thread's first count here (or, without a word, every count): its
+    /// slot by its thread pointer, remembered in its word, and whether it
+    /// is the shared overflow slot.
+    fn find(&self) -> (&Slot, bool) {
         let me = crate::os::thread_id();
         let home = me.wrapping_mul(0x9E37_79B9_7F4A_7C15u64 as usize) >> (usize::BITS - SLOTS.trailing_zeros());
         let slot = &self.slots[home];
         if slot.owner.load(Relaxed) == me {
+            Own::Counters.set(slot as *const Slot as usize);
             return (slot, false);
         }
         self.claim(me, home)
@@ -150,6 +167,7 @@ impl Counters {
             let slot = &self.slots[(home + i) % SLOTS];
             let owner = slot.owner.load(Relaxed);
             if owner == me || (owner == 0 && slot.owner.compare_exchange(0, me, Relaxed, Relaxed).is_ok()) {
+                Own::Counters.set(slot as *const Slot as usize);
                 return (slot, false);
             }
         }
@@ -162,7 +180,21 @@ impl Counters {
         if !counting() {
             return;
         }
-        let (s, shared) = self.slot();
+        match self.mine() {
+            Some(s) => self.allocated_in(s, false, requested, usable),
+            None => self.allocated_found(requested, usable),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn allocated_found(&self, requested: usize, usable: usize) {
+        let (s, shared) = self.find();
+        self.allocated_in(s, shared, requested, usable)
+    }
+
+    #[inline(always)]
+    fn allocated_in(&self, s: &Slot, shared: bool, requested: usize, usable: usize) {
         add_u(&s.mallocs, 1, shared);
         add_u(&s.bytes_allocated, requested as u64, shared);
         let live = add_i(&s.usable_in, usable as i64, shared) - s.usable_out.load(Relaxed);
@@ -175,7 +207,21 @@ impl Counters {
         if !counting() {
             return;
         }
-        let (s, shared) = self.slot();
+        match self.mine() {
+            Some(s) => self.freed_in(s, false, usable),
+            None => self.freed_found(usable),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn freed_found(&self, usable: usize) {
+        let (s, shared) = self.find();
+        self.freed_in(s, shared, usable)
+    }
+
+    #[inline(always)]
+    fn freed_in(&self, s: &Slot, shared: bool, usable: usize) {
         add_u(&s.frees, 1, shared);
         let live = s.usable_in.load(Relaxed) - add_i(&s.usable_out, usable as i64, shared);
         // Only falls: the shared total hears of a thread that frees more than it allocates.
@@ -185,12 +231,14 @@ impl Counters {
     }
 
     /// A block of `old_usable` bytes became one of `new_usable` for a request of `requested`.
-    #[inline(always)]
     pub fn reallocated(&self, old_usable: usize, requested: usize, new_usable: usize) {
         if !counting() {
             return;
         }
-        let (s, shared) = self.slot();
+        let (s, shared) = match self.mine() {
+            Some(s) => (s, false),
+            None => self.find(),
+        };
         add_u(&s.reallocs, 1, shared);
         add_u(&s.bytes_allocated, requested as u64, shared);
         add_i(&s.usable_out, old_usable as i64, shared);
@@ -212,6 +260,7 @@ impl Counters {
     }
 
     #[cold]
+    #[inline(never)]
     fn publish(&self, s: &Slot, live: i64) {
         let unpublished = live - s.published.load(Relaxed);
         s.published.store(live, Relaxed);

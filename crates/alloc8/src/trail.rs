@@ -7,10 +7,12 @@
 //! records, and the exports' fast path is the same instructions as ever.
 //!
 //! One ring of [`DEPTH`] calls per thread, found like `stats::Counters`
-//! finds its slot (the thread pointer hashed, no TLS); every field is an
+//! finds its slot (a word of the thread's own, `local::Own`, set on the
+//! thread's first call from its thread pointer hashed); every field is an
 //! atomic word written with plain stores, so the crash handler, running on
 //! the crashing thread, reads what that thread last wrote.
 
+use crate::local::Own;
 use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 /// Calls kept per thread.
@@ -73,14 +75,27 @@ static RINGS: [Ring; THREADS] = [RING; THREADS];
 /// Threads beyond [`THREADS`] share this one (their entries may interleave).
 static SHARED: Ring = Ring::new();
 
-/// The calling thread's ring, claimed on first use.
+/// The calling thread's ring: the one its word (`Own::Trail`) names.
+#[inline(always)]
 fn ring() -> &'static Ring {
+    match Own::Trail.get() {
+        0 => find(),
+        mine => unsafe { &*(mine as *const Ring) },
+    }
+}
+
+/// A thread's first call (or, without a word, every call): its ring by its
+/// thread pointer, claimed if new, remembered in its word.
+#[cold]
+#[inline(never)]
+fn find() -> &'static Ring {
     let me = crate::os::thread_id();
     let home = me.wrapping_mul(0x9E37_79B9_7F4A_7C15u64 as usize) >> (usize::BITS - THREADS.trailing_zeros());
     for i in 0..THREADS {
         let ring = &RINGS[(home + i) % THREADS];
         let owner = ring.owner.load(Relaxed);
         if owner == me || (owner == 0 && ring.owner.compare_exchange(0, me, Relaxed, Relaxed).is_ok()) {
+            Own::Trail.set(ring as *const Ring as usize);
             return ring;
         }
     }
@@ -88,7 +103,8 @@ fn ring() -> &'static Ring {
 }
 
 /// Records the start of a call (`name` is NUL-terminated); pass the entry
-/// to [`end`] with the call's result.
+/// to [`end`] with the call's result. Plain stores into the thread's ring.
+#[inline(always)]
 pub fn begin(name: &'static [u8], kind: Kind, ptr: usize, size: usize) -> &'static Entry {
     let ring = ring();
     let n = ring.count.load(Relaxed);
@@ -103,6 +119,7 @@ pub fn begin(name: &'static [u8], kind: Kind, ptr: usize, size: usize) -> &'stat
 }
 
 /// The call returned `result` (a pointer, a size, or 0 for none).
+#[inline(always)]
 pub fn end(e: &Entry, result: usize) {
     e.result.store(result, Relaxed);
 }

@@ -8,19 +8,6 @@ use libmimalloc_sys as mi;
 
 pub struct MiHeap;
 
-/// mimalloc's smallest class (8 bytes) gives 8-aligned blocks; every class
-/// above it is a multiple of 16 bytes (mimalloc rounds small sizes to two
-/// words, MI_ALIGN2W), so asking for at least 16 keeps the contract's
-/// alignment at the cost of one compare.
-#[inline(always)]
-fn at_least16(size: usize) -> usize {
-    if size < 16 {
-        16
-    } else {
-        size
-    }
-}
-
 /// `mi_malloc_small` is mimalloc's fast path forced inline (mi_malloc's own
 /// inlining is left to the compiler's heuristics, which decline it in the
 /// crate's single-file build): the shim's one compare buys that.
@@ -130,16 +117,20 @@ impl Heap for MiHeap {
     // mi_free never sets errno: the shim need not save it around free.
     const PRESERVES_ERRNO: bool = true;
     // mi_free(NULL) does nothing (free.c: "page will be NULL if p==NULL"),
-    // and a request for 0 bytes becomes 16 here (`at_least16`) or a unique
-    // block in mi_malloc_aligned: the shim's own tests would be repeats.
+    // and a request for 0 bytes is a unique block (the 8-byte class): the
+    // shim's own tests would be repeats.
     const FREES_NULL: bool = true;
     const ALLOCATES_ZERO: bool = true;
+    // mimalloc's smallest class (8 bytes) gives 8-aligned blocks; every class
+    // above it is a multiple of 16 bytes (MI_ALIGN2W), 16-aligned: what C
+    // asks, and no more. The 8-byte class is handed out as it is.
+    const FUNDAMENTAL_ALIGNMENT: bool = true;
     // Not SETS_ENOMEM: mimalloc reports an oversized request through its
     // error callback and returns NULL with errno untouched; the shim sets it.
 
     #[inline]
     fn malloc(&self, size: usize) -> *mut u8 {
-        mi_alloc(at_least16(size))
+        mi_alloc(size)
     }
 
     #[inline]
@@ -160,7 +151,7 @@ impl Heap for MiHeap {
         if backing::beyond(size) {
             return core::ptr::null_mut();
         }
-        mi::mi_realloc(ptr as *mut c_void, at_least16(size)) as *mut u8
+        mi::mi_realloc(ptr as *mut c_void, size) as *mut u8
     }
 
     #[inline]
@@ -168,7 +159,7 @@ impl Heap for MiHeap {
         if backing::beyond(size) {
             return core::ptr::null_mut();
         }
-        unsafe { mi::mi_zalloc(at_least16(size)) as *mut u8 }
+        unsafe { mi::mi_zalloc(size) as *mut u8 }
     }
 
     #[inline]
@@ -233,7 +224,7 @@ mod tests {
             let (a1, a2) = (heap.memalign(64, 0), heap.memalign(64, 0));
             let c = heap.calloc(0);
             let blocks = [z1, z2, a1, a2, c];
-            assert!(blocks.iter().all(|p| !p.is_null() && *p as usize % 16 == 0), "{:?}", blocks);
+            assert!(blocks.iter().all(|p| !p.is_null()), "{:?}", blocks);
             assert!(z1 != z2 && a1 != a2 && a1 as usize % 64 == 0 && a2 as usize % 64 == 0);
             for p in blocks {
                 heap.free(p);
@@ -241,13 +232,18 @@ mod tests {
             heap.free(core::ptr::null_mut());
             heap.free_sized(core::ptr::null_mut(), 8);
             heap.free_aligned_sized(core::ptr::null_mut(), 8, 64);
+            // The promise (FUNDAMENTAL_ALIGNMENT): each block aligned as C asks of its size.
+            let fundamental = alloc8::shim::fundamental_alignment;
             for size in 1..=300 {
                 let p = heap.malloc(size);
-                assert_eq!(p as usize % 16, 0, "malloc({})", size);
+                assert_eq!(p as usize % fundamental(size), 0, "malloc({})", size);
                 let q = heap.realloc(p, size + 7);
-                assert_eq!(q as usize % 16, 0, "realloc to {}", size + 7);
+                assert_eq!(q as usize % fundamental(size + 7), 0, "realloc to {}", size + 7);
                 heap.free(q);
             }
+            let eight = heap.malloc(8);
+            assert!(heap.get_size(eight) < 16, "the 8-byte class is handed out as it is");
+            heap.free(eight);
         }
     }
 }

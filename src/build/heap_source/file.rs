@@ -101,6 +101,9 @@ mod tests {
     fn relative_paths_become_absolute_and_other_tables_are_refused() {
         let deps = dependencies("[dependencies]\nmine = { path = \"../mine\" }\n", Path::new("/heaps")).unwrap();
         assert_eq!(deps, "mine = { path = \"/heaps/../mine\" }\n");
+        let features =
+            dependencies("[dependencies]\nrlsf = { version = \"0.2.3\", features = [\"unstable\"] }\n", Path::new("/h")).unwrap();
+        assert_eq!(features, "rlsf = { features = [\"unstable\"], version = \"0.2.3\" }\n", "a table stays on its line");
         assert!(dependencies("[package]\nname = \"x\"\n", Path::new("/")).unwrap_err().contains("only [dependencies]"));
         assert!(dependencies("[dependencies]\nalloc8 = \"1\"\n", Path::new("/")).unwrap_err().contains("alloc8"));
         assert!(dependencies("[dependencies\n", Path::new("/")).is_err());

@@ -3,7 +3,7 @@
  * the project's malloc-contract notes, against whatever malloc the process is
  * running on (glibc's own, or a shim loaded with LD_PRELOAD).
  *
- * Prints one line "FAIL: <rule>: <detail>" per failed check (at most
+ * Prints one line "FAIL: <rule> -- <detail>" per failed check (a rule may hold ": ") (at most
  * MAX_LINES_PER_RULE per rule, then one line saying how many more there were),
  * then "conformance: N checks, M failed". Exits 0 iff every check passed.
  * Killed by a signal, it first prints "CRASH: <where>": the call it was
@@ -51,7 +51,7 @@ static unsigned long cur_rule_failures;
 
 static void flush_rule(void) {
     if (cur_rule && cur_rule_failures > MAX_LINES_PER_RULE)
-        printf("FAIL: %s: %lu more failures not shown\n", cur_rule, cur_rule_failures - MAX_LINES_PER_RULE);
+        printf("FAIL: %s -- %lu more failures not shown\n", cur_rule, cur_rule_failures - MAX_LINES_PER_RULE);
     cur_rule = NULL;
     cur_rule_failures = 0;
 }
@@ -105,7 +105,7 @@ static void check_impl(int ok, const char *rule, const char *fmt, ...) {
     }
     if (++cur_rule_failures > MAX_LINES_PER_RULE)
         return;
-    printf("FAIL: %s: ", rule);
+    printf("FAIL: %s -- ", rule);
     va_list ap;
     va_start(ap, fmt);
     vprintf(fmt, ap);
@@ -389,14 +389,18 @@ static void test_calloc(void) {
     }
     for (int i = 0; i < K; i++)
         free(ps[i]);
-    int bad = 0;
+    int null = 0, dirty = 0;
     for (int i = 0; i < K; i++) {
         size_t nmemb = 1 + rnd() % 64, size = 1 + rnd() % 8;
         ps[i] = launder(calloc(nmemb, size));
-        if (!ps[i] || first_nonzero(ps[i], nmemb * size) != nmemb * size)
-            bad++;
+        if (!ps[i])
+            null++;
+        else if (first_nonzero(ps[i], nmemb * size) != nmemb * size)
+            dirty++;
     }
-    CHECK(bad == 0, "calloc zeroes", "%d of %d small callocs over dirty memory were NULL or not zeroed", bad, K);
+    /* Which it was: a NULL is a failed allocation, a dirty block a missing memset. */
+    CHECK(null == 0, "calloc returns memory", "%d of %d small callocs over dirty memory returned NULL", null, K);
+    CHECK(dirty == 0, "calloc zeroes", "%d of %d small callocs over dirty memory were not zeroed", dirty, K);
     for (int i = 0; i < K; i++)
         free(ps[i]);
 

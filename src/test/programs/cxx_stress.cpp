@@ -17,7 +17,7 @@
 // a heap that makes a system call per allocation needs a smaller number to stay
 // within a few seconds.
 //
-// Prints "FAIL: <rule>: <detail>" per failure and "cxx_stress: N checks, M failed";
+// Prints "FAIL: <rule> -- <detail>" per failure and "cxx_stress: N checks, M failed";
 // exits 0 iff every check passed. Build: g++ -std=c++17 -O2 -Wall -Wextra -pthread
 
 #include <algorithm>
@@ -68,7 +68,7 @@ static void check_impl(bool ok, const char *rule, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(detail, sizeof detail, fmt, ap);
     va_end(ap);
-    std::printf("FAIL: %s: %s\n", rule, detail);
+    std::printf("FAIL: %s -- %s\n", rule, detail);
     std::fflush(stdout);
 }
 
@@ -78,7 +78,7 @@ static void report_suppressed() {
         return;
     for (const auto &rc : *fail_counts)
         if (rc.second > MAX_LINES_PER_RULE)
-            std::printf("FAIL: %s: %lu more failures not shown\n", rc.first.c_str(), rc.second - MAX_LINES_PER_RULE);
+            std::printf("FAIL: %s -- %lu more failures not shown\n", rc.first.c_str(), rc.second - MAX_LINES_PER_RULE);
 }
 
 // CHECK(cond, rule, fmt, ...): counts one check; prints a FAIL line if !cond.

@@ -61,36 +61,35 @@ static void touch(void *p, size_t n) {
 
 /* Sizes from every path a heap has: small classes, medium, large (past
  * glibc's mmap threshold, the mapping caches of others). */
-static size_t churn_size(unsigned i) {
+static size_t churn_size(unsigned i, int small) {
     unsigned r = (i * 2654435761u) >> 8;
-    switch (r % 8) {
-    case 0:
-    case 1:
-    case 2:
-        return 1 + r % 1024;
-    case 3:
-    case 4:
-        return 1024 + r % (63u << 10);
-    case 5:
+    switch (small ? r % 13 : r % 16) {
+    case 13:
+    case 14:
         return (64u << 10) + r % (192u << 10);
-    default:
+    case 15:
         return (256u << 10) + r % (4u << 20);
+    default:
+        return r % 16 < 9 ? 1 + r % 1024 : 1024 + r % (63u << 10);
     }
 }
 
 /* Walks every path of the contract in turn (malloc, calloc, realloc growing
  * and shrinking, memalign and its kin, the C++ operators, small to large
  * sizes), so that any lock the heap's lock() misses is likely held by one of
- * these threads when the main thread forks. */
+ * these threads when the main thread forks. The first thread keeps to small
+ * and medium sizes: large ones spend their time in system calls, outside
+ * the locks of the small paths. */
 static void *churn(void *v) {
     drv_thread = (int)(intptr_t)v;
     drv_doing[drv_thread] = "allocating while the main thread forks";
     struct held ring[64];
     memset(ring, 0, sizeof ring);
     unsigned i = (unsigned)(intptr_t)v * 7;
+    int small = drv_thread == 1;
     while (!atomic_load_explicit(&stop, memory_order_relaxed)) {
         struct held *slot = &ring[i % 64];
-        size_t n = churn_size(i);
+        size_t n = churn_size(i, small);
         size_t align = (size_t)64 << ((i / 13) % 11); /* 64 B .. 64 KiB */
         if (slot->p && (i % 13 != 3 || slot->how != 0))
             release(slot);
@@ -129,6 +128,10 @@ static void *churn(void *v) {
             slot->how = 3;
             break;
         case 10: /* grow from small to large, then shrink back */
+            if (small) {
+                slot->p = malloc(n);
+                break;
+            }
             slot->p = malloc(1 + n % 512);
             slot->p = realloc(slot->p, n + (1u << 20));
             touch(slot->p, n + (1u << 20));
@@ -169,7 +172,7 @@ static void child(void) {
     for (int i = 0; i < 100; i++)
         free(blocks[i]);
     for (unsigned i = 0; i < 16; i++) {
-        void *b = malloc(churn_size(i * 977));
+        void *b = malloc(churn_size(i * 977, 0));
         ok &= b != NULL;
         free(b);
     }

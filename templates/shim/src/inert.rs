@@ -52,6 +52,12 @@ pub fn inert() -> bool {
     DETOUR.load(Ordering::Relaxed) == INERT
 }
 
+/// Whether each call is recorded in the thread's trail (`alloc8 run`).
+#[inline(always)]
+pub fn recording() -> bool {
+    DETOUR.load(Ordering::Relaxed) == RECORD
+}
+
 /// On an out-of-line path: whether this is the first call into the shim.
 /// If so the panic hook is installed (it allocates nothing: its closure
 /// captures nothing) and calls take the fast path from now on.

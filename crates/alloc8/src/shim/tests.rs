@@ -314,3 +314,64 @@ fn a_heap_that_promises_zero_and_null_gets_them_as_they_come() {
     assert!(unsafe { realloc(&h, p, 0) }.is_null());
     assert_eq!(h.0.live(), 0);
 }
+
+/// The TestHeap, promising only C's fundamental alignment (an 8-byte block to 8).
+struct BySize(TestHeap);
+
+impl Heap for BySize {
+    const FUNDAMENTAL_ALIGNMENT: bool = true;
+    fn malloc(&self, size: usize) -> *mut u8 {
+        self.0.malloc(size)
+    }
+    unsafe fn free(&self, ptr: *mut u8) {
+        self.0.free(ptr)
+    }
+    unsafe fn free_sized(&self, ptr: *mut u8, size: usize) {
+        self.0.calls.borrow_mut().push(("free_sized", ptr as usize, size));
+        self.0.free(ptr)
+    }
+    fn memalign(&self, align: usize, size: usize) -> *mut u8 {
+        self.0.memalign(align, size)
+    }
+    unsafe fn get_size(&self, ptr: *mut u8) -> usize {
+        self.0.get_size(ptr)
+    }
+    fn lock(&self) {}
+    fn unlock(&self) {}
+}
+
+#[test]
+fn the_fundamental_alignment_is_the_sizes_largest_power_of_two_up_to_16() {
+    let got: Vec<usize> = [0, 1, 2, 3, 4, 7, 8, 9, 15, 16, 17, 100].iter().map(|&n| fundamental_alignment(n)).collect();
+    assert_eq!(got, [1, 1, 2, 2, 4, 4, 8, 8, 8, 16, 16, 16]);
+    assert!(malloc_aligns::<TestHeap>(16, 8), "a 16-byte heap aligns everything to 16");
+    assert!(!malloc_aligns::<BySize>(16, 8) && malloc_aligns::<BySize>(8, 8) && malloc_aligns::<BySize>(16, 16));
+    assert!(!malloc_aligns::<TestHeap>(32, 64));
+}
+
+#[test]
+fn a_heap_aligned_by_size_is_asked_for_a_block_as_large_as_the_alignment_wanted() {
+    let heap = BySize(TestHeap::new());
+    let p = malloc(&heap, 8);
+    let q = memalign(&heap, 16, 8);
+    let r = aligned_alloc(&heap, 8, 3);
+    let s = new_aligned(&heap, 16, 24);
+    let mut out = std::ptr::null_mut();
+    assert_eq!(unsafe { posix_memalign(&heap, &mut out, 16, 1) }, 0);
+    let calls = heap.0.calls();
+    let asked: Vec<usize> = calls.iter().map(|c| c.1).collect();
+    assert_eq!(asked, [8, 16, 8, 24, 16], "malloc(8) as it is; memalign(16, 8) and posix_memalign(16, 1) as 16 bytes: {:?}", calls);
+    unsafe {
+        free_aligned_sized(&heap, q, 8, 16);
+        let calls = heap.0.calls();
+        assert_eq!(calls[calls.len() - 2], ("free_sized", q as usize, 16), "freed with the size it was allocated with");
+        for b in [p, r, s, out] {
+            free(&heap, b);
+        }
+    }
+    assert_eq!(heap.0.live(), 0);
+    // A 16-byte heap is asked for the size itself.
+    let plain = TestHeap::new();
+    unsafe { free(&plain, memalign(&plain, 16, 8)) };
+    assert_eq!(plain.calls()[0], ("malloc", 8, 0));
+}

@@ -109,8 +109,12 @@ impl<'h, H: Heap> Executor<'h, H> {
             Kind::Pvalloc => (PAGE, (size.max(1) + PAGE - 1) / PAGE * PAGE),
             _ => (16, size),
         };
-        // The shim asks for at least 1 byte, unless the heap promised to take 0.
+        // The shim asks for at least 1 byte, unless the heap promised to take 0,
+        // and, of a heap aligned by size, for a block as large as the alignment.
         let n = if H::ALLOCATES_ZERO { want } else { want.max(1) };
+        let aligned = matches!(op.kind, Kind::Memalign | Kind::PosixMemalign | Kind::AlignedAlloc | Kind::NewAligned);
+        let n = if H::FUNDAMENTAL_ALIGNMENT && aligned && align <= 16 { n.max(op.align) } else { n };
+        let align = if align <= 16 { malloc_alignment::<H>(n) } else { align };
         if H::SETS_ENOMEM {
             os::set_errno(0);
         }
@@ -236,10 +240,20 @@ impl<'h, H: Heap> Executor<'h, H> {
                 format!("{} = {:p}: byte {} of the {} kept bytes differs from the old block", call, r, off, keep),
             ));
         }
-        let block = self.admit(r, size, 16, b.kind, false, &call)?;
+        let block = self.admit(r, size, malloc_alignment::<H>(size), b.kind, false, &call)?;
         unsafe { pattern::fill(r, block.usable, block.id) };
         self.slots[slot] = Some(block);
         Ok(())
+    }
+}
+
+/// The alignment a block from `malloc(n)` must have: 16, or with the
+/// heap's FUNDAMENTAL_ALIGNMENT promise, what the C standard asks of `n` bytes.
+pub(crate) fn malloc_alignment<H: Heap>(n: usize) -> usize {
+    if H::FUNDAMENTAL_ALIGNMENT {
+        crate::shim::fundamental_alignment(n)
+    } else {
+        16
     }
 }
 

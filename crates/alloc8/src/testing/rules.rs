@@ -86,7 +86,7 @@ impl Rule {
     /// The rule in words.
     pub fn text(self) -> &'static str {
         match self {
-            Rule::Alignment => "every block is aligned as promised: 16 bytes (malloc, calloc, realloc, new), the requested alignment (memalign & co., aligned new), a page (valloc, pvalloc)",
+            Rule::Alignment => "every block is aligned as promised: 16 bytes (malloc, calloc, realloc, new; with FUNDAMENTAL_ALIGNMENT the size's largest power of two up to 16), the requested alignment (memalign & co., aligned new), a page (valloc, pvalloc)",
             Rule::UsableSize => "the usable size is at least the size asked for, and stays the same while the block is live",
             Rule::Overlap => "a live block overlaps no other live block, up to its usable size",
             Rule::Contents => "the bytes of a live block, up to its usable size, keep what the program wrote",

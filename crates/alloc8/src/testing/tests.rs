@@ -33,6 +33,8 @@ enum Bug {
     DirtyCalloc,
     FreeClobbersErrno,
     LockDoesNothing,
+    /// Blocks of up to 8 bytes 8-byte aligned, as C allows (and mimalloc does).
+    Small8,
 }
 
 const CLASSES: usize = 32;
@@ -103,7 +105,7 @@ impl Heap for Arena {
         if p.is_null() {
             return p;
         }
-        if self.bug == Bug::Align8 && class >= 5 {
+        if (self.bug == Bug::Align8 && class >= 5) || (self.bug == Bug::Small8 && size <= 8) {
             return unsafe { p.add(8) };
         }
         p
@@ -134,6 +136,7 @@ impl Heap for Arena {
         let class_size = 1usize << self.class_of(ptr);
         match self.bug {
             Bug::Align8 if class_size >= 32 => class_size - 8,
+            Bug::Small8 => class_size - (ptr as usize & 15),
             Bug::UsableTooSmall if class_size >= 64 => class_size / 2,
             Bug::UsableTooLarge => class_size + 16,
             _ => class_size,
@@ -211,6 +214,51 @@ fn each_bug_is_caught_under_its_rule() {
         let again = exec::Executor::new(&Arena::new(bug)).run(&f.reproduction);
         assert_eq!(again.map_err(|v| v.rule).err(), Some(rule), "{:?}: the reproduction does not fail alone", bug);
         assert!(f.to_string().contains(rule.id()));
+    }
+}
+
+/// The Arena, promising C's fundamental alignment (FUNDAMENTAL_ALIGNMENT).
+struct BySize(Arena);
+
+impl Heap for BySize {
+    const PRESERVES_ERRNO: bool = true;
+    const FUNDAMENTAL_ALIGNMENT: bool = true;
+    fn malloc(&self, size: usize) -> *mut u8 {
+        self.0.malloc(size)
+    }
+    unsafe fn free(&self, ptr: *mut u8) {
+        self.0.free(ptr)
+    }
+    fn memalign(&self, align: usize, size: usize) -> *mut u8 {
+        self.0.memalign(align, size)
+    }
+    unsafe fn get_size(&self, ptr: *mut u8) -> usize {
+        self.0.get_size(ptr)
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, size: usize) -> *mut u8 {
+        self.0.realloc(ptr, size)
+    }
+    fn calloc(&self, size: usize) -> *mut u8 {
+        self.0.calloc(size)
+    }
+    fn lock(&self) {
+        self.0.lock()
+    }
+    fn unlock(&self) {
+        self.0.unlock()
+    }
+}
+
+#[test]
+fn small_blocks_aligned_by_size_pass_only_with_the_promise() {
+    let opts = Options { threads: 0, forks: 0, ..options() };
+    let f = finding(Bug::Small8, opts.clone());
+    assert_eq!(f.rule, Rule::Alignment, "without the promise every block is 16-byte aligned: {}", f);
+    check(&BySize(Arena::new(Bug::Small8)), opts.clone()).unwrap_or_else(|f| panic!("8-byte blocks at 8 with the promise: {}", f));
+    // The promise still wants 16 from a block of 16 bytes or more.
+    match check_new(|| BySize(Arena::new(Bug::Align8)), opts) {
+        Ok(_) => panic!("a 32-byte block at 8 passed"),
+        Err(f) => assert_eq!(f.rule, Rule::Alignment, "{}", f),
     }
 }
 
