@@ -28,7 +28,7 @@ fn actionlint() -> PathBuf {
         // actionlint's binary while it builds), else pip's own ERROR line.
         let why = stderr
             .lines()
-            .find(|l| l.contains("download failed"))
+            .find(|l| l.contains("download failed for http"))
             .or_else(|| stderr.lines().find(|l| l.starts_with("ERROR")))
             .unwrap_or("")
             .trim()
