@@ -20,15 +20,61 @@ const LIMIT: u64 = 180;
 /// shims/system.rs built with `alloc8 build --checked`, once per test process.
 fn checked_system() -> PathBuf {
     static LIB: OnceLock<PathBuf> = OnceLock::new();
-    LIB.get_or_init(|| {
-        let out = work_dir().join("shims").join("system-checked");
-        let mut cmd = alloc8();
-        cmd.args(["build", "--checked", "--heap"]).arg(shim_source("system")).args(["--name", "systemchecked", "--out"]).arg(&out);
-        let built = output_within(&mut cmd, Duration::from_secs(900));
-        assert!(built.status.success(), "{}", text(&built.stderr));
-        out.join("libsystemchecked.so")
-    })
-    .clone()
+    LIB.get_or_init(|| build_system("--checked", "systemchecked")).clone()
+}
+
+/// shims/system.rs built with `alloc8 build --checked=guard`.
+fn guard_system() -> PathBuf {
+    static LIB: OnceLock<PathBuf> = OnceLock::new();
+    LIB.get_or_init(|| build_system("--checked=guard", "systemguard")).clone()
+}
+
+/// shims/system.rs built with `alloc8 build --guard-sample` (one in 5000).
+fn sampled_system() -> PathBuf {
+    static LIB: OnceLock<PathBuf> = OnceLock::new();
+    LIB.get_or_init(|| build_system("--guard-sample", "systemsampled")).clone()
+}
+
+fn build_system(flag: &str, name: &str) -> PathBuf {
+    let out = work_dir().join("shims").join(name);
+    let mut cmd = alloc8();
+    cmd.args(["build", flag, "--heap"]).arg(shim_source("system")).args(["--name", name, "--out"]).arg(&out);
+    let built = output_within(&mut cmd, Duration::from_secs(900));
+    assert!(built.status.success(), "{}", text(&built.stderr));
+    out.join(format!("lib{}.so", name))
+}
+
+/// tests/programs/checked_bugs.c built with -g (file and line in reports).
+fn bugs_with_lines() -> PathBuf {
+    static PROG: OnceLock<PathBuf> = OnceLock::new();
+    PROG.get_or_init(|| debug_program("checked_bugs")).clone()
+}
+
+fn debug_program(name: &str) -> PathBuf {
+    let dir = work_dir().join("checked-debug");
+    std::fs::create_dir_all(&dir).unwrap();
+    let prog = dir.join(name);
+    let src = root().join("tests/programs").join(format!("{}.c", name));
+    let built = Command::new("gcc").args(["-g", "-O1", "-o"]).arg(&prog).arg(&src).output().unwrap();
+    assert!(built.status.success(), "{}", text(&built.stderr));
+    prog
+}
+
+/// The line of run's report that starts with `start` (after spaces).
+fn line_starting<'a>(err: &'a str, start: &str) -> &'a str {
+    err.lines().find(|l| l.trim_start().starts_with(start)).unwrap_or_else(|| panic!("no line {:?} in:\n{}", start, err))
+}
+
+/// The line number `file:N` names in `line`.
+fn line_number(line: &str, file: &str) -> u32 {
+    let at = line.find(&format!("{}:", file)).unwrap_or_else(|| panic!("no {} in {}", file, line)) + file.len() + 1;
+    line[at..].chars().take_while(|c| c.is_ascii_digit()).collect::<String>().parse().unwrap()
+}
+
+/// The 1-based line of `tests/programs/<file>` that contains `needle`.
+fn source_line(file: &str, needle: &str) -> u32 {
+    let src = std::fs::read_to_string(root().join("tests/programs").join(file)).unwrap();
+    src.lines().position(|l| l.contains(needle)).unwrap_or_else(|| panic!("no {:?} in {}", needle, file)) as u32 + 1
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -352,4 +398,192 @@ fn a_crash_inside_a_freed_block_names_the_block_and_the_call_that_made_it() {
     let line = err.lines().find(|l| l.contains("died of SIGSEGV")).unwrap_or_else(|| panic!("{}", err));
     assert!(line.contains(", 8 bytes into the freed 100-byte block 0x") && line.ends_with(" that call 6 returned"), "{}", err);
     assert!(err.contains("     6  malloc(100) = 0x") && err.contains("     7  free(0x"), "{}", err);
+}
+
+/// `--checked=guard`: a read past the end faults at the read, and run names
+/// the block, where it was allocated and the faulting line.
+#[test]
+fn guard_mode_turns_a_read_past_the_end_into_its_line() {
+    let prog = bugs_with_lines();
+    let out = run(&["--lib", guard_system().to_str().unwrap()], &[prog.to_str().unwrap(), "read-past-end"]);
+    assert_eq!(out.status.code(), Some(139), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    let died = line_starting(&err, "alloc8: pid ");
+    assert!(
+        died.contains(": a read past the end of a 40-byte block allocated at ")
+            && died.contains("(0 bytes past its end, in its guard page)"),
+        "{}",
+        err
+    );
+    let read = source_line("checked_bugs.c", "sink = p[40];");
+    assert_eq!(line_number(died, "checked_bugs.c"), read - 1, "{}", err);
+    let at = line_starting(&err, "the faulting instruction: ");
+    assert!(at.contains("read_past_the_end at "), "{}", err);
+    assert_eq!(line_number(at, "checked_bugs.c"), read, "{}", err);
+    assert!(line_starting(&err, "allocated at: ").contains("read_past_the_end at "), "{}", err);
+}
+
+#[test]
+fn guard_mode_turns_a_read_after_free_into_its_lines() {
+    let prog = bugs_with_lines();
+    let out = run(&["--lib", guard_system().to_str().unwrap()], &[prog.to_str().unwrap(), "read-after-free"]);
+    assert_eq!(out.status.code(), Some(139), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    let died = line_starting(&err, "alloc8: pid ");
+    let read = source_line("checked_bugs.c", "sink = p[8];");
+    assert!(died.contains(": a read of a block freed at ") && died.contains("(8 bytes into its 40; the 40-byte block 0x"), "{}", err);
+    assert_eq!(line_number(died, "checked_bugs.c"), read - 1, "the free: {}", err);
+    assert_eq!(line_number(line_starting(&err, "freed at: "), "checked_bugs.c"), read - 1, "{}", err);
+    assert_eq!(line_number(line_starting(&err, "allocated at: "), "checked_bugs.c"), read - 2, "{}", err);
+    assert_eq!(line_number(line_starting(&err, "the faulting instruction: "), "checked_bugs.c"), read, "{}", err);
+    // The same program under the redzone layout reads poison silently: reads need guarded pages.
+    let out = checked_run(&[prog.to_str().unwrap(), "read-after-free"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
+/// A write after free just before exit: caught at exit in the quarantine
+/// (plain --checked), or at the write itself (guard).
+#[test]
+fn a_write_after_free_then_exit_is_reported_at_exit_or_at_the_write() {
+    let prog = bugs_with_lines();
+    let out = checked_run(&[prog.to_str().unwrap(), "write-then-exit"]);
+    let r = stopped(&out, "a write after free");
+    assert!(r.contains("the freed 40-byte block at 0x") && r.contains("byte 7 is 0x79 (found at exit"), "{}", r);
+    let err = text(&out.stderr);
+    let freed = line_starting(&err, "freed at: ");
+    assert!(freed.contains("write_then_exit at "), "{}", err);
+    assert_eq!(line_number(freed, "checked_bugs.c"), source_line("checked_bugs.c", "p[7] = 'y';") - 1, "{}", err);
+    let out = run(&["--lib", guard_system().to_str().unwrap()], &[prog.to_str().unwrap(), "write-then-exit"]);
+    assert_eq!(out.status.code(), Some(139), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(line_starting(&err, "alloc8: pid ").contains(": a write of a block freed at "), "{}", err);
+    assert_eq!(
+        line_number(line_starting(&err, "the faulting instruction: "), "checked_bugs.c"),
+        source_line("checked_bugs.c", "p[7] = 'y';")
+    );
+}
+
+/// tests/fixtures/heaps/classheader.rs claims 16 bytes more than each
+/// block's class: the next block's header, which it rewrites on every malloc
+/// and free. Without --checked a program runs clean; with it, the first free
+/// after the next block's allocation names the heap.
+#[test]
+fn a_heap_whose_usable_size_covers_its_next_header_is_named() {
+    let heap = root().join("tests/fixtures/heaps/classheader.rs");
+    let prog = bugs_with_lines();
+    let plain = run(&["--heap", heap.to_str().unwrap()], &[prog.to_str().unwrap(), "two-blocks"]);
+    assert!(plain.status.success(), "{}", text(&plain.stderr));
+    let out = run(&["--checked", "--heap", heap.to_str().unwrap()], &[prog.to_str().unwrap(), "two-blocks"]);
+    let r = stopped(&out, "the heap wrote into bytes its get_size called usable");
+    assert!(
+        r.starts_with(
+            "alloc8 --checked: the heap wrote into bytes its get_size called usable (a bug in the heap `classheader`)\n  free(0x"
+        ),
+        "{}",
+        r
+    );
+    assert!(r.contains("the heap's get_size called usable") && r.contains("the program's redzone before them is intact"), "{}", r);
+    let err = text(&out.stderr);
+    let call = line_starting(&err, "the call: ");
+    assert!(call.contains("checked_bugs.c:"), "the program's free, with its line: {}", err);
+    // python3 too: the heap's bug shows within its first frees.
+    let out = run(&["--checked", "--heap", heap.to_str().unwrap()], &[PYTHON, "-c", "print(sum(range(1000)))"]);
+    stopped(&out, "the heap wrote into bytes its get_size called usable");
+}
+
+/// Frees waiting in quarantine at exit are checked, given back, and counted.
+#[test]
+fn frees_in_quarantine_count_as_frees() {
+    let prog = program("checked_bugs.c");
+    let out = run(&["--json", "--lib", checked_system().to_str().unwrap()], &[prog.to_str().unwrap(), "clean"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let json: Value = serde_json::from_str(&text(&out.stderr)).unwrap_or_else(|e| panic!("{}: {}", e, text(&out.stderr)));
+    let stats = &json["processes"][0]["stats"];
+    // 100 blocks of the program's and stdio's buffer; all but the buffer freed.
+    assert_eq!(stats["mallocs"].as_u64().unwrap(), stats["frees"].as_u64().unwrap() + 1, "{}", json);
+    assert!(stats["frees"].as_u64().unwrap() >= 100, "{}", json);
+}
+
+/// Every mode runs python3 and git to the end (guard and sampled: their counts in the report).
+#[test]
+fn python_and_git_run_clean_in_the_guard_modes() {
+    for (lib, mode) in [(guard_system(), "--checked=guard put "), (sampled_system(), "--guard-sample 5000 put ")] {
+        let out = run(
+            &["--lib", lib.to_str().unwrap()],
+            &[PYTHON, "-c", "import json; d = {str(i): [i] * 3 for i in range(3000)}; print(json.loads(json.dumps(d)) == d)"],
+        );
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        assert_eq!(text(&out.stdout), "True\n");
+        let err = text(&out.stderr);
+        assert!(err.contains(mode) && err.contains(" blocks on guarded pages"), "{}", err);
+        let dir = work_dir().join(format!("git-{}", lib.file_stem().unwrap().to_string_lossy()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        for i in 0..10 {
+            std::fs::write(dir.join(format!("f{}.txt", i)), format!("line {}\n", i).repeat(i + 1)).unwrap();
+        }
+        let git = |args: &[&str]| {
+            let mut cmd = alloc8();
+            cmd.args(["run", "-q", "--lib", lib.to_str().unwrap(), "--", "git", "-C", dir.to_str().unwrap()])
+                .args(["-c", "user.name=t", "-c", "user.email=t@e", "-c", "init.defaultBranch=main"])
+                .args(args);
+            let out = output_within(&mut cmd, Duration::from_secs(LIMIT));
+            assert!(out.status.success(), "git {:?}: {}", args, text(&out.stderr));
+            text(&out.stdout)
+        };
+        git(&["init", "-q"]);
+        git(&["add", "."]);
+        git(&["commit", "-qm", "first"]);
+        assert_eq!(git(&["log", "--format=%s"]), "first\n");
+    }
+}
+
+/// `--guard-sample`: a planted off-by-one read on one allocation in a
+/// thousand of a million is caught within a bounded number of runs. Each
+/// run's samples are fixed by ALLOC8_GUARD_SEED, so the count cannot flake.
+#[test]
+fn sampling_catches_a_planted_overflow_within_a_few_runs() {
+    let prog = debug_program("guard_sample");
+    let lib = sampled_system();
+    let mut caught = None;
+    for seed in 1..=20 {
+        let mut cmd = alloc8();
+        cmd.args(["run", "--lib", lib.to_str().unwrap(), "--", prog.to_str().unwrap()]).env("ALLOC8_GUARD_SEED", seed.to_string());
+        let out = output_within(&mut cmd, Duration::from_secs(LIMIT));
+        if out.status.code() == Some(0) {
+            assert!(text(&out.stdout).starts_with("done "), "{}", text(&out.stdout));
+            continue;
+        }
+        assert_eq!(out.status.code(), Some(139), "{}", text(&out.stderr));
+        caught = Some((seed, text(&out.stderr)));
+        break;
+    }
+    let (seed, err) = caught.expect("20 seeded runs caught nothing");
+    assert!(seed <= 20);
+    let died = line_starting(&err, "alloc8: pid ");
+    assert!(died.contains(": a read past the end of a 32-byte block allocated at ") && died.contains("guard_sample.c:"), "{}", err);
+    assert_eq!(line_number(died, "guard_sample.c"), source_line("guard_sample.c", "char *p = alloc(32);"), "{}", err);
+    let at = line_starting(&err, "the faulting instruction: ");
+    assert!(at.contains("off_by_one at "), "{}", err);
+    assert_eq!(line_number(at, "guard_sample.c"), source_line("guard_sample.c", "sink = p[32];"), "{}", err);
+}
+
+/// A guarded build preloaded by hand (no `alloc8 run`) still says what the
+/// fault was, on stderr, and dies of it; a plain program sees nothing of ours.
+#[test]
+fn a_guarded_build_reports_a_fault_without_run() {
+    use std::os::unix::process::ExitStatusExt;
+    let prog = program("checked_bugs.c");
+    let mut cmd = Command::new(&prog);
+    cmd.arg("read-after-free").env("LD_PRELOAD", guard_system()).env_remove("ALLOC8_REPORT");
+    let out = output_within(&mut cmd, Duration::from_secs(LIMIT));
+    assert_eq!(out.status.signal(), Some(11), "{:?}", out);
+    let err = text(&out.stderr);
+    assert!(err.starts_with("alloc8 guard: a read of a freed 40-byte block (a bug in the program)\n  address 0x"), "{}", err);
+    assert!(err.contains("allocated by read_after_free+0x") && err.contains(", freed by read_after_free+0x"), "{}", err);
+    assert!(err.contains("  the faulting instruction: read_after_free+0x"), "{}", err);
+    let mut clean = Command::new(&prog);
+    clean.arg("clean").env("LD_PRELOAD", guard_system()).env_remove("ALLOC8_REPORT");
+    let out = output_within(&mut clean, Duration::from_secs(LIMIT));
+    assert!(out.status.success() && out.stderr.is_empty(), "{:?}", out);
 }

@@ -32,7 +32,7 @@ pub fn resolve(heaps: &[PathBuf], thread_hooks: bool, libs: &[PathBuf], verbose:
     for heap in heaps {
         eprintln!("alloc8 bench: building heap {}", heap.display());
         let started = std::time::Instant::now();
-        let lib = library::from_heap(heap, thread_hooks, false, verbose)?;
+        let lib = library::from_heap(heap, thread_hooks, Default::default(), verbose)?;
         if lib.cached {
             eprintln!("alloc8 bench: heap {}: unchanged (cached)", heap.display());
         } else {

@@ -1,5 +1,6 @@
 //! `alloc8 build`: its arguments, their checks, and what it prints.
 
+use super::checking::{CheckedMode, Checking, DEFAULT_RATE};
 use super::{build, names, BuildOptions, Built, Invocation};
 use crate::contract::Mode;
 use crate::output::outln;
@@ -33,10 +34,16 @@ pub struct BuildArgs {
     /// Run the heap's thread hooks (thread_init/thread_cleanup) in every thread: interposes pthread_create.
     #[arg(long)]
     pub threads: bool,
-    /// Put alloc8's checking layer between the program and the heap: headers, redzones,
-    /// quarantine, checks of the heap's answers; each finding is reported, then SIGABRT (docs/checked.md).
-    #[arg(long)]
-    pub checked: bool,
+    /// Put alloc8's checking layer between the program and the heap: headers, redzones up to
+    /// the heap's usable size, quarantine, checks of the heap's answers; each finding is reported,
+    /// then SIGABRT. `--checked=guard`: blocks on guarded pages, so reads past the end and after
+    /// free fault where they happen (docs/checked.md).
+    #[arg(long, value_enum, value_name = "MODE", num_args = 0..=1, require_equals = true, default_missing_value = "redzone")]
+    pub checked: Option<CheckedMode>,
+    /// No checking layer, but one allocation in N (default 5000) on guarded pages: cheap
+    /// enough for production; a read or write past its end or after its free is reported.
+    #[arg(long, value_name = "N", num_args = 0..=1, default_missing_value = DEFAULT_RATE_STR, conflicts_with = "checked")]
+    pub guard_sample: Option<u32>,
     /// Build for another target: aarch64-apple-darwin or x86_64-apple-darwin gives a
     /// macOS .dylib (needs that Rust target and Apple's SDK), a *-linux-gnu target a .so,
     /// x86_64-pc-windows-gnu a DLL (Debian's rustc 1.63 with its windows-gnu std, mingw-w64).
@@ -50,6 +57,9 @@ pub struct BuildArgs {
     #[arg(long, short)]
     pub verbose: bool,
 }
+
+const DEFAULT_RATE_STR: &str = "5000";
+const _: () = assert!(DEFAULT_RATE == 5000, "DEFAULT_RATE_STR spells DEFAULT_RATE");
 
 pub fn main(args: &BuildArgs) -> Result<ExitCode> {
     let built = build(&args.options()?)?;
@@ -79,10 +89,12 @@ impl BuildArgs {
                  leaves everything of the system's alone"
             );
         }
-        if args.checked && args.mode == Mode::Prefixed {
+        let checked = Checking::from_flags(args.checked, args.guard_sample)?;
+        if checked.is_on() && args.mode == Mode::Prefixed {
             bail!(
-                "--checked builds an interposing library (the checking layer sees every allocation of the program); \
-                 build it with `--mode interpose`"
+                "{} builds an interposing library (the checking layer sees every allocation of the program); \
+                 build it with `--mode interpose`",
+                checked.flag()
             );
         }
         Ok(BuildOptions {
@@ -92,7 +104,7 @@ impl BuildArgs {
             out: args.out.clone(),
             name: args.name.clone(),
             threads,
-            checked: args.checked,
+            checked,
             target: args.target.clone(),
             emit_crate: args.emit_crate.clone(),
             verbose: args.verbose,

@@ -7,6 +7,7 @@
 pub mod cache;
 pub mod cargo_build;
 mod cargo_errors;
+pub mod checking;
 pub mod command;
 mod freshness;
 pub mod header;
@@ -49,8 +50,8 @@ pub struct BuildOptions {
     pub out: PathBuf,
     pub name: Option<String>,
     pub threads: bool,
-    /// `--checked`: the heap behind alloc8's checking layer.
-    pub checked: bool,
+    /// `--checked[=guard]`, `--guard-sample N`: what stands between the program and the heap.
+    pub checked: checking::Checking,
     /// `--target`: None builds for the host.
     pub target: Option<String>,
     /// `--emit-crate`: write the crate there instead of building it.
@@ -80,10 +81,13 @@ impl Built {
 
 pub fn build(opts: &BuildOptions) -> Result<Built> {
     let platform = target::platform(opts.target.as_deref())?;
-    if opts.checked && (platform != Platform::Linux || !target::checked_arch(opts.target.as_deref())) {
-        bail!("--checked is available for Linux on x86-64 and AArch64 (the checking layer's stubs and index are written for them); build without it");
+    if opts.checked.is_on() && (platform != Platform::Linux || !target::checked_arch(opts.target.as_deref())) {
+        bail!(
+            "{} is available for Linux on x86-64 and AArch64 (the checking layer's stubs, index and guard pages are written for them); build without it",
+            opts.checked.flag()
+        );
     }
-    if opts.checked && opts.emit_crate.is_none() {
+    if opts.checked.layered() && opts.emit_crate.is_none() {
         checked_toolchain()?;
     }
     let heap = HeapSource::open(&opts.heap)?;
@@ -125,7 +129,7 @@ pub fn build(opts: &BuildOptions) -> Result<Built> {
         &opts.prefix,
         if opts.threads { "threads" } else { "" },
         opts.target.as_deref().unwrap_or(""),
-        if opts.checked { "checked" } else { "" },
+        &opts.checked.key(),
     ]);
     let crate_name = format!("alloc8_shim_{}_{}", sanitize(&heap.name), &key[..8]);
     let crate_dir = cache.join("shims").join(&crate_name);

@@ -83,7 +83,15 @@ pub fn require_installed(target: &str, platform: Platform) -> Result<()> {
 /// Writes a self-contained shim crate to `dir`: the alloc8 crate in
 /// `dir/alloc8`, a file heap copied to `dir/src/heap.rs` (a crate heap stays
 /// where it is, by absolute path), and `cargo build --release` there builds it.
-pub fn emit_crate(dir: &Path, heap: &HeapSource, mode: Mode, prefix: &str, platform: Platform, threads: bool, checked: bool) -> Result<()> {
+pub fn emit_crate(
+    dir: &Path,
+    heap: &HeapSource,
+    mode: Mode,
+    prefix: &str,
+    platform: Platform,
+    threads: bool,
+    checked: crate::build::checking::Checking,
+) -> Result<()> {
     let existed = dir.exists();
     if existed && std::fs::read_dir(dir).map_or(true, |mut d| d.next().is_some()) {
         bail!("--emit-crate {}: the directory exists and is not empty; name a new or empty directory", dir.display());

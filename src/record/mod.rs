@@ -30,7 +30,7 @@ const NOT_ALIVE: u8 = 125;
 pub fn main(args: &RecordArgs) -> Result<ExitCode> {
     let heap = match (&args.lib, &args.heap) {
         (Some(lib), _) => Some(run::library::from_lib(lib)?),
-        (None, Some(heap)) => Some(run::library::from_heap(heap, false, false, args.verbose)?),
+        (None, Some(heap)) => Some(run::library::from_heap(heap, false, Default::default(), args.verbose)?),
         (None, None) => None,
     };
     let recorder = library::build(args.verbose)?;

@@ -32,9 +32,14 @@ pub struct RunArgs {
     #[arg(long, requires = "heap")]
     pub threads: bool,
     /// With --heap: put alloc8's checking layer between the program and the heap
-    /// (as `build --checked`); a finding is reported and ends the program (status 134).
-    #[arg(long, requires = "heap")]
-    pub checked: bool,
+    /// (as `build --checked`; `--checked=guard` puts blocks on guarded pages); a finding
+    /// is reported and ends the program (status 134).
+    #[arg(long, requires = "heap", value_enum, value_name = "MODE", num_args = 0..=1, require_equals = true, default_missing_value = "redzone")]
+    pub checked: Option<crate::build::checking::CheckedMode>,
+    /// With --heap: one allocation in N (default 5000) on guarded pages, nothing else
+    /// checked (as `build --guard-sample`); a bad access to one ends the program with a report.
+    #[arg(long, requires = "heap", value_name = "N", num_args = 0..=1, default_missing_value = "5000", conflicts_with = "checked")]
+    pub guard_sample: Option<u32>,
     /// Show cargo's progress when building --heap.
     #[arg(long, short)]
     pub verbose: bool,

@@ -2,7 +2,9 @@
 //! line (the signal, the faulting address, the crashing thread's last heap
 //! operations and the block the address lies in; crates/alloc8/src/crash.rs)
 //! and the checking layer's `check` line (`--checked`: what it found; its
-//! full report went to the program's stderr).
+//! full report went to the program's stderr). Under the guard modes a fault
+//! in a guarded block reads as what it was: "a read past the end of a
+//! 40-byte block allocated at x.c:12", "a write of a block freed at x.c:14".
 
 use super::report::Process;
 use super::wait;
@@ -33,12 +35,21 @@ pub struct Fields {
     module: Option<String>,
     #[serde(default)]
     offset: Option<u64>,
+    #[serde(default)]
+    access: Option<String>,
 }
 
 impl Fields {
     pub fn crash(&self) -> Option<Crash> {
         let at = self.pc.map(|pc| Faulted { pc, module: self.module.clone(), offset: self.offset, source: None, function: None });
-        Some(Crash { signal: self.signal?, addr: self.addr, at, ops: self.ops.clone().unwrap_or_default(), block: self.block.clone() })
+        Some(Crash {
+            signal: self.signal?,
+            addr: self.addr,
+            at,
+            ops: self.ops.clone().unwrap_or_default(),
+            block: self.block.clone(),
+            access: self.access.clone(),
+        })
     }
 
     pub fn check(&self) -> Option<Check> {
@@ -80,10 +91,43 @@ pub struct Block {
     pub start: u64,
     pub size: u64,
     pub freed: bool,
-    /// "trail": one of `ops` (`op` is its index); "checked": the checking layer's index.
+    /// "trail": one of `ops` (`op` is its index); "checked": the checking layer's index;
+    /// "guard": a block on guarded pages.
     pub source: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub op: Option<usize>,
+    /// The calls that allocated and freed it (the checking layer's blocks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allocated: Option<Site>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub freed_at: Option<Site>,
+}
+
+/// A call into the allocator: the file it is in and its offset there.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+pub struct Site {
+    pub module: String,
+    pub offset: u64,
+    /// "function at file:line", from the module's debug information.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+}
+
+/// What the guard pool did in a process (its exit line).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+pub struct Guard {
+    /// "guard" (`--checked=guard`) or "sample" (`--guard-sample`, with its rate).
+    pub mode: String,
+    #[serde(default)]
+    pub rate: u32,
+    /// Blocks placed on guarded pages, and of them freed.
+    pub guarded: u64,
+    pub freed: u64,
+    /// Blocks that went elsewhere because a limit was reached.
+    pub fell_back: u64,
+    /// The limits: guarded blocks and bytes live at once.
+    pub live_blocks: u64,
+    pub live_bytes: u64,
 }
 
 /// The instruction that faulted, and the file it was mapped from.
@@ -110,6 +154,9 @@ pub struct Crash {
     pub at: Option<Faulted>,
     pub ops: Vec<Op>,
     pub block: Option<Block>,
+    /// "read" or "write" (x86-64 page faults).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub access: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -123,12 +170,20 @@ pub struct Check {
     pub located: bool,
 }
 
-/// Gives the faulting instruction of each crash its file and line.
+/// Gives the faulting instruction of each crash, and the calls that
+/// allocated and freed its block, their file and line.
 pub fn locate_crashes(rows: &mut [Process]) {
-    let mut crashes = rows.iter_mut().filter_map(|r| r.crash.as_mut()?.at.as_mut()).peekable();
-    if crashes.peek().is_none() || !super::addr2line::installed() {
+    if !rows.iter().any(|r| r.crash.is_some()) || !super::addr2line::installed() {
         return;
     }
+    for block in rows.iter_mut().filter_map(|r| r.crash.as_mut()?.block.as_mut()) {
+        for site in [&mut block.allocated, &mut block.freed_at].into_iter().flatten() {
+            if let Some(addr) = super::addr2line::file_address(&site.module, site.offset) {
+                site.source = super::addr2line::locate(&[(site.module.as_str(), addr)]).pop().flatten();
+            }
+        }
+    }
+    let crashes = rows.iter_mut().filter_map(|r| r.crash.as_mut()?.at.as_mut());
     for at in crashes {
         if let (Some(module), Some(offset)) = (&at.module, at.offset) {
             if let Some(addr) = super::addr2line::file_address(module, offset) {
@@ -179,8 +234,66 @@ pub fn text(rows: &[Process], shim: &Path) -> String {
         if let Some(crash) = &row.crash {
             out.push_str(&crash_text(row.pid, exe, crash, shim));
         }
+        if let Some(guard) = &row.guard {
+            out.push_str(&guard_text(row.pid, exe, guard));
+        }
     }
     out
+}
+
+/// What the guard pool did, and whether its limits sent blocks elsewhere.
+fn guard_text(pid: i32, exe: &str, g: &Guard) -> String {
+    let mut out = match g.mode.as_str() {
+        "sample" => format!("alloc8: pid {} ({}): --guard-sample {} put {} blocks on guarded pages", pid, exe, g.rate, g.guarded),
+        _ => format!("alloc8: pid {} ({}): --checked=guard put {} blocks on guarded pages", pid, exe, g.guarded),
+    };
+    if g.fell_back > 0 {
+        let elsewhere = if g.mode == "sample" { "went to the heap unguarded" } else { "took the redzone layout instead" };
+        let _ = write!(
+            out,
+            "; its limit ({} guarded blocks or {} MiB live at once) was reached, and {} more {}",
+            g.live_blocks,
+            g.live_bytes >> 20,
+            g.fell_back,
+            elsewhere
+        );
+    }
+    out.push('\n');
+    out
+}
+
+/// "x.c:12" from addr2line's "f at /src/x.c:12"; the module and offset without one.
+fn site_text(site: Option<&Site>) -> Option<String> {
+    let site = site?;
+    Some(match &site.source {
+        Some(source) => source.rsplit(" at ").next().unwrap_or(source).to_string(),
+        None => format!("{}+0x{:x}", site.module, site.offset),
+    })
+}
+
+/// A fault in a guarded block, said as what the program did.
+fn guarded_text(addr: u64, b: &Block, access: Option<&str>) -> String {
+    let access = access.unwrap_or("an access");
+    let access = if access == "an access" { access.to_string() } else { format!("a {}", access) };
+    let end = b.start + b.size;
+    let allocated = site_text(b.allocated.as_ref()).map(|s| format!(" allocated at {}", s)).unwrap_or_default();
+    let freed = site_text(b.freed_at.as_ref()).map(|s| format!(" freed at {}", s)).unwrap_or_else(|| " freed".to_string());
+    if b.freed {
+        let (how, offset) = if addr < b.start {
+            ("before the start of", format!("{} bytes before it", b.start - addr))
+        } else if addr >= end {
+            ("past the end of", format!("{} bytes past its end", addr - end))
+        } else {
+            ("of", format!("{} bytes into its {}", addr - b.start, b.size))
+        };
+        format!("{} {} a block{} ({}; the {}-byte block 0x{:x} was{})", access, how, freed, offset, b.size, b.start, allocated)
+    } else if addr >= end {
+        format!("{} past the end of a {}-byte block{} ({} bytes past its end, in its guard page)", access, b.size, allocated, addr - end)
+    } else if addr < b.start {
+        format!("{} before the start of a {}-byte block{} ({} bytes before it)", access, b.size, allocated, b.start - addr)
+    } else {
+        format!("{} inside the live {}-byte block 0x{:x}{}", access, b.size, b.start, allocated)
+    }
 }
 
 /// The located places, a line each ("  the call: f at x.c:12"); for the
@@ -215,6 +328,9 @@ fn crash_text(pid: i32, exe: &str, crash: &Crash, shim: &Path) -> String {
     if let Some(addr) = crash.addr {
         let _ = write!(out, " at address 0x{:x}", addr);
         match &crash.block {
+            Some(b) if b.source == "guard" => {
+                let _ = write!(out, ": {}", guarded_text(addr, b, crash.access.as_deref()));
+            }
             Some(b) => {
                 let state = if b.freed { "freed" } else { "live" };
                 let _ = write!(out, ", {} bytes into the {} {}-byte block 0x{:x}", addr - b.start, state, b.size, b.start);
@@ -231,6 +347,13 @@ fn crash_text(pid: i32, exe: &str, crash: &Crash, shim: &Path) -> String {
         }
     }
     out.push('\n');
+    if let Some(b) = &crash.block {
+        for (role, site) in [("allocated at:", &b.allocated), ("freed at:", &b.freed_at)] {
+            if let Some(Site { source: Some(source), .. }) = site {
+                let _ = writeln!(out, "  {:<13} {}", role, source);
+            }
+        }
+    }
     if let Some(at) = &crash.at {
         out.push_str(&faulted_text(at, shim));
     }
@@ -320,7 +443,16 @@ mod tests {
                 op("realloc", "realloc", 0x2000, 48, Some(0)),
                 op("free", "free", 0x3000, 0, None),
             ],
-            block: Some(Block { start: 0x1000, size: 24, freed: true, source: "trail".into(), op: Some(0) }),
+            block: Some(Block {
+                start: 0x1000,
+                size: 24,
+                freed: true,
+                source: "trail".into(),
+                op: Some(0),
+                allocated: None,
+                freed_at: None,
+            }),
+            access: None,
         };
         let text = crash_text(42, "/bin/prog", &crash, Path::new("/shim.so"));
         assert_eq!(
@@ -359,13 +491,14 @@ mod tests {
 
     #[test]
     fn null_and_abort_and_nothing_recorded() {
-        let null = Crash { signal: 11, addr: Some(0), at: None, ops: vec![op("malloc", "alloc", 0, 8, Some(0x10))], block: None };
+        let null =
+            Crash { signal: 11, addr: Some(0), at: None, ops: vec![op("malloc", "alloc", 0, 8, Some(0x10))], block: None, access: None };
         assert!(crash_text(1, "p", &null, Path::new("/shim.so"))
             .starts_with("alloc8: pid 1 (p) died of SIGSEGV (signal 11) at address 0x0: a NULL pointer dereference"));
         let wild = Crash { addr: Some(0xdead_0000), ..null };
         assert!(crash_text(1, "p", &wild, Path::new("/shim.so"))
             .contains("at address 0xdead0000, in none of the blocks of the heap operations below\n"));
-        let abort = Crash { signal: 6, addr: None, at: None, ops: vec![], block: None };
+        let abort = Crash { signal: 6, addr: None, at: None, ops: vec![], block: None, access: None };
         assert_eq!(
             crash_text(1, "p", &abort, Path::new("/shim.so")),
             "alloc8: pid 1 (p) died of SIGABRT (signal 6)\n  (no heap operation was recorded on the crashing thread)\n"
@@ -375,10 +508,51 @@ mod tests {
             addr: Some(0x5010),
             at: None,
             ops: vec![],
-            block: Some(Block { start: 0x5000, size: 64, freed: false, source: "checked".into(), op: None }),
+            block: Some(Block {
+                start: 0x5000,
+                size: 64,
+                freed: false,
+                source: "checked".into(),
+                op: None,
+                allocated: None,
+                freed_at: None,
+            }),
+            access: None,
         };
         assert!(crash_text(1, "p", &checked, Path::new("/shim.so"))
             .contains("16 bytes into the live 64-byte block 0x5000 (the checking layer's index)"));
+    }
+
+    #[test]
+    fn a_fault_in_a_guarded_block_reads_as_what_the_program_did() {
+        let site = |line: u32| Some(Site { module: "/p".into(), offset: 0x10, source: Some(format!("f at /src/x.c:{}", line)) });
+        let block = Block { start: 0x1000, size: 40, freed: false, source: "guard".into(), op: None, allocated: site(12), freed_at: None };
+        let crash =
+            Crash { signal: 11, addr: Some(0x1028), at: None, ops: vec![], block: Some(block.clone()), access: Some("read".into()) };
+        let text = crash_text(7, "p", &crash, Path::new("/shim.so"));
+        assert!(
+            text.starts_with(
+                "alloc8: pid 7 (p) died of SIGSEGV (signal 11) at address 0x1028: a read past the end of a 40-byte block allocated at /src/x.c:12 (0 bytes past its end, in its guard page)\n  allocated at: f at /src/x.c:12\n"
+            ),
+            "{}",
+            text
+        );
+        let freed = Block { freed: true, freed_at: site(14), ..block };
+        let crash = Crash { addr: Some(0x1008), block: Some(freed), access: Some("write".into()), ..crash };
+        let text = crash_text(7, "p", &crash, Path::new("/shim.so"));
+        assert!(
+            text.contains(
+                ": a write of a block freed at /src/x.c:14 (8 bytes into its 40; the 40-byte block 0x1000 was allocated at /src/x.c:12)\n"
+            ),
+            "{}",
+            text
+        );
+        assert!(text.contains("\n  freed at:     f at /src/x.c:14\n"), "{}", text);
+        let g = Guard { mode: "guard".into(), rate: 0, guarded: 5, freed: 5, fell_back: 2, live_blocks: 8192, live_bytes: 256 << 20 };
+        assert_eq!(
+            guard_text(7, "p", &g),
+            "alloc8: pid 7 (p): --checked=guard put 5 blocks on guarded pages; its limit (8192 guarded blocks or 256 MiB live at once) was reached, and 2 more took the redzone layout instead\n"
+        );
     }
 
     #[test]

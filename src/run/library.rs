@@ -4,6 +4,7 @@
 //! `alloc8 check`.
 
 use crate::build::cache;
+use crate::build::checking::Checking;
 use crate::build::{self, BuildOptions, Invocation};
 use crate::check::{self, mode::Detected};
 use crate::contract::Mode;
@@ -85,7 +86,7 @@ pub fn from_lib(path: &Path) -> Result<Library> {
 
 /// Builds the heap as an interposing shim into the cache (cargo makes a
 /// rebuild with no change a no-op) and uses that.
-pub fn from_heap(heap: &Path, threads: bool, checked: bool, verbose: bool) -> Result<Library> {
+pub fn from_heap(heap: &Path, threads: bool, checked: Checking, verbose: bool) -> Result<Library> {
     let ready = build::ready::resolve(heap)?;
     let (heap, threads) = (ready.path.as_path(), threads || ready.thread_hooks);
     let source = heap.canonicalize().map_err(|e| anyhow!("cannot use --heap {}: {}", heap.display(), e))?;
@@ -94,7 +95,7 @@ pub fn from_heap(heap: &Path, threads: bool, checked: bool, verbose: bool) -> Re
         .file_stem()
         .map(|s| s.to_string_lossy().chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect())
         .unwrap_or_else(|| "heap".into());
-    let key = cache::hash(&[&source.to_string_lossy(), if threads { "threads" } else { "" }, if checked { "checked" } else { "" }]);
+    let key = cache::hash(&[&source.to_string_lossy(), if threads { "threads" } else { "" }, &checked.key()]);
     let opts = BuildOptions {
         heap: heap.to_path_buf(),
         mode: Mode::Interpose,

@@ -59,15 +59,18 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
         }
         crate::contract::Platform::Linux => {}
     }
-    if args.checked && args.heap.is_none() {
+    let checked = crate::build::checking::Checking::from_flags(args.checked, args.guard_sample)?;
+    if checked.is_on() && args.heap.is_none() {
         anyhow::bail!(
-            "--checked builds the heap with alloc8's checking layer: give it with --heap HEAP \
-             (a library built by `alloc8 build --checked` runs with --lib, without --checked)"
+            "{} builds the heap with alloc8's checking layer: give it with --heap HEAP \
+             (a library built by `alloc8 build {}` runs with --lib, without it)",
+            checked.flag(),
+            checked.flag()
         );
     }
     let lib = match (&args.lib, &args.heap) {
         (Some(lib), _) => library::from_lib(lib)?,
-        (None, Some(heap)) => library::from_heap(heap, args.threads, args.checked, args.verbose)?,
+        (None, Some(heap)) => library::from_heap(heap, args.threads, checked, args.verbose)?,
         (None, None) => unreachable!("clap requires --lib or --heap"),
     };
     let name = &args.command[0];

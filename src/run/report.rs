@@ -80,6 +80,9 @@ pub struct Process {
     /// What the checking layer (`--checked`) found, if it stopped the process.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub check: Option<super::crash::Check>,
+    /// What the guard pool did (`--checked=guard`, `--guard-sample`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub guard: Option<super::crash::Guard>,
 }
 
 impl Process {
@@ -97,6 +100,7 @@ impl Process {
             threads: None,
             crash: None,
             check: None,
+            guard: None,
         }
     }
 }
@@ -168,6 +172,11 @@ pub fn processes(text: &str) -> Vec<Process> {
             "crash" => {
                 if let Some(i) = cur {
                     rows[i].crash = e.diagnosis.crash();
+                }
+            }
+            "guard" => {
+                if let Some(i) = cur {
+                    rows[i].guard = serde_json::from_str(line).ok();
                 }
             }
             "check" => {

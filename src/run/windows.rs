@@ -152,7 +152,7 @@ fn dll_from_heap(heap: &Path, threads: bool, verbose: bool) -> Result<PathBuf> {
         out: cache::dir().join("run-windows"),
         name: Some(format!("{}-{}", stem, &key[..8])),
         threads,
-        checked: false,
+        checked: Default::default(),
         target: Some(target::WINDOWS_GNU.to_string()),
         emit_crate: None,
         verbose,

@@ -172,7 +172,7 @@ fn resolve(lib: Option<&Path>, heap: Option<&Path>, threads: bool, verbose: bool
     // A prefixed library is refused there: preloading it replaces nothing to test.
     let lib = match (lib, heap) {
         (Some(lib), _) => library::from_lib(lib)?,
-        (None, Some(heap)) => library::from_heap(heap, threads, false, verbose)?,
+        (None, Some(heap)) => library::from_heap(heap, threads, Default::default(), verbose)?,
         (None, None) => bail!("give the library to test: --lib LIB or --heap HEAP"),
     };
     let format = crate::check::Library::read(&lib.path)?.format;

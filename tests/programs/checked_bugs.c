@@ -1,5 +1,6 @@
 /* Program bugs the checking layer (alloc8 build --checked) must name.
- *   checked_bugs double-free | overflow | static-free | use-after-free | clean
+ *   checked_bugs double-free | overflow | static-free | use-after-free |
+ *                read-after-free | read-past-end | write-then-exit | two-blocks | clean
  * Each bug is in a function of its own, so a report's backtrace can name it.
  * The allocations go through a volatile function pointer: the compiler must
  * not see (and fold away, or warn about) the bugs. */
@@ -43,6 +44,42 @@ __attribute__((noinline)) void write_after_free(void) {
     finished++;
 }
 
+/* Reads are seen only under --checked=guard (the block's pages trap). */
+static volatile char sink;
+
+__attribute__((noinline)) void read_after_free(void) {
+    char *p = alloc(40);
+    release(p);
+    sink = p[8];
+    finished++;
+}
+
+__attribute__((noinline)) void read_past_the_end(void) {
+    char *p = alloc(40);
+    sink = p[40];
+    release(p);
+    finished++;
+}
+
+/* The write lands in quarantine; the program ends at once: found at exit. */
+__attribute__((noinline)) void write_then_exit(void) {
+    char *p = alloc(40);
+    release(p);
+    p[7] = 'y';
+    exit(0);
+}
+
+/* Correct: two blocks, the first freed after the second was allocated
+ * (a heap that keeps its next block's header in what it called the first
+ * one's usable size is caught at the first free). */
+__attribute__((noinline)) void two_blocks(void) {
+    char *p = alloc(40);
+    char *q = alloc(40);
+    release(p);
+    release(q);
+    finished++;
+}
+
 int main(int argc, char **argv) {
     const char *what = argc > 1 ? argv[1] : "clean";
     /* Some ordinary traffic first. */
@@ -53,6 +90,10 @@ int main(int argc, char **argv) {
     else if (!strcmp(what, "overflow")) write_past_the_end();
     else if (!strcmp(what, "static-free")) free_a_static_buffer();
     else if (!strcmp(what, "use-after-free")) write_after_free();
+    else if (!strcmp(what, "read-after-free")) read_after_free();
+    else if (!strcmp(what, "read-past-end")) read_past_the_end();
+    else if (!strcmp(what, "write-then-exit")) write_then_exit();
+    else if (!strcmp(what, "two-blocks")) two_blocks();
     else if (strcmp(what, "clean")) { fprintf(stderr, "unknown case %s\n", what); return 2; }
     puts("done");
     return 0;

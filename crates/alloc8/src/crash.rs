@@ -31,11 +31,40 @@ const SA_SIGINFO: usize = 4;
 const SA_RESTORER: usize = 0x0400_0000;
 const SA_RESETHAND: usize = 0x8000_0000;
 
-/// What the checking layer knows of an address: (block start, size, freed).
-pub type Blocks = fn(usize) -> Option<(usize, usize, bool)>;
+/// A block the checking layer knows, for a crash line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Known {
+    /// The program's pointer.
+    pub start: usize,
+    pub size: usize,
+    pub freed: bool,
+    /// Return addresses of the calls that allocated and freed it (0: unknown).
+    pub alloc_site: usize,
+    pub free_site: usize,
+    /// On guarded pages (`--checked=guard`, `--guard-sample`).
+    pub guarded: bool,
+}
 
-/// The checking layer's lookup, when the shim is checked (0: none).
+/// What the checking layer knows of an address.
+pub type Blocks = fn(usize) -> Option<Known>;
+
+/// What a checked (or guard-sampled) shim lends its start-up, exit and crash handler.
+#[derive(Clone, Copy)]
+pub struct Layer {
+    /// The block around an address.
+    pub blocks: Blocks,
+    /// At a signal death: check what the layer holds (its quarantine).
+    pub dying: fn(),
+    /// At exit: check and give back what it holds; its counts on the channel.
+    pub exiting: fn(),
+    /// Guarded blocks (`--checked=guard`, `--guard-sample`): a fault in one is
+    /// reported on stderr even outside `alloc8 run` (the user asked for it).
+    pub guards: bool,
+}
+
+/// The checking layer's lookup and its check at death, when the shim is checked (0: none).
 static BLOCKS: AtomicUsize = AtomicUsize::new(0);
+static DYING: AtomicUsize = AtomicUsize::new(0);
 
 // x86-64 signal handlers return through a restorer that calls rt_sigreturn
 // (the C library supplies one to `sigaction`; raw callers bring their own).
@@ -56,9 +85,10 @@ extern "C" {
 }
 
 /// Installs the handler for SIGSEGV, SIGBUS and SIGABRT where their action is the default.
-pub fn install(blocks: Option<Blocks>) {
-    if let Some(f) = blocks {
-        BLOCKS.store(f as usize, Ordering::Relaxed);
+pub fn install(layer: Option<Layer>) {
+    if let Some(layer) = layer {
+        BLOCKS.store(layer.blocks as usize, Ordering::Relaxed);
+        DYING.store(layer.dying as usize, Ordering::Relaxed);
     }
     #[cfg(target_arch = "x86_64")]
     let (flags, restorer) = (SA_SIGINFO | SA_RESETHAND | SA_RESTORER, alloc8_crash_restorer as unsafe extern "C" fn() as usize);
@@ -90,20 +120,50 @@ fn faulting_pc(_context: *mut u8) -> Option<usize> {
     None
 }
 
+/// Whether the fault was a write: bit 1 of the page fault's error code
+/// (x86-64: `uc_mcontext.gregs[REG_ERR]`, 192 bytes in).
+#[cfg(target_arch = "x86_64")]
+fn faulting_write(context: *mut u8) -> Option<bool> {
+    if context.is_null() {
+        return None;
+    }
+    Some(unsafe { core::ptr::read_unaligned(context.add(192) as *const usize) } & 2 != 0)
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn faulting_write(_context: *mut u8) -> Option<bool> {
+    None
+}
+
 extern "C" fn handler(sig: i32, info: *const u8, context: *mut u8) {
     // siginfo_t: si_signo, si_errno, si_code, padding, then si_addr for faults.
     let fault = (sig == SIGSEGV || sig == SIGBUS) && !info.is_null();
     let addr = if fault { Some(unsafe { core::ptr::read_unaligned(info.add(16) as *const usize) }) } else { None };
     // Where a fault happened (an abort's is always inside the C library's raise).
     let pc = if fault { faulting_pc(context) } else { None };
+    let write = if fault { faulting_write(context) } else { None };
     let at = pc.map(|pc| (pc, maps::file_at(pc)));
+    let blocks = BLOCKS.load(Ordering::Relaxed);
+    let blocks = if blocks == 0 { None } else { Some(unsafe { core::mem::transmute::<usize, Blocks>(blocks) }) };
+    if !crate::report::to_file() {
+        // A guarded build preloaded by hand: its own report, on stderr.
+        if let Some(k) = addr.and_then(|a| blocks.and_then(|f| f(a))).filter(|k| k.guarded) {
+            crate::checked::fault::report(addr.unwrap_or(0), pc, write, &k);
+        }
+        syscall::tgkill(syscall::gettid(), sig);
+        return;
+    }
     let mut ops = [None; DEPTH];
     let n = trail::recent(&mut ops);
     let mut line = Text::new();
-    let blocks = BLOCKS.load(Ordering::Relaxed);
-    let blocks = if blocks == 0 { None } else { Some(unsafe { core::mem::transmute::<usize, Blocks>(blocks) }) };
-    describe(&mut line, sig, addr, at.as_ref().map(|(pc, m)| (*pc, m.as_ref())), &ops[..n], blocks);
+    describe(&mut line, sig, addr, at.as_ref().map(|(pc, m)| (*pc, m.as_ref())), &ops[..n], blocks, write);
     crate::report::emit_json(line.as_bytes());
+    // A checked shim's quarantine may hold the write after free that led here:
+    // a finding is reported (and the process ends by SIGABRT) after this line.
+    let dying = DYING.load(Ordering::Relaxed);
+    if dying != 0 {
+        unsafe { core::mem::transmute::<usize, fn()>(dying)() };
+    }
     // The action is the default again (SA_RESETHAND): die of the signal.
     syscall::tgkill(syscall::gettid(), sig);
 }
@@ -116,6 +176,7 @@ pub fn describe(
     at: Option<(usize, Option<&Mapped>)>,
     ops: &[Option<trail::Op>],
     blocks: Option<Blocks>,
+    write: Option<bool>,
 ) {
     let _ = write!(out, "{{\"event\":\"crash\",\"pid\":{},\"signal\":{}", crate::os::pid(), sig);
     match addr {
@@ -156,10 +217,23 @@ pub fn describe(
         }
     }
     let _ = out.write_str("]");
+    if let Some(w) = write {
+        let _ = write!(out, ",\"access\":\"{}\"", if w { "write" } else { "read" });
+    }
     if let Some(a) = addr {
         // The checking layer knows every block; the trail only this thread's last few.
-        if let Some((start, size, freed)) = blocks.and_then(|f| f(a)) {
-            let _ = write!(out, ",\"block\":{{\"start\":{},\"size\":{},\"freed\":{},\"source\":\"checked\"}}", start, size, freed);
+        if let Some(k) = blocks.and_then(|f| f(a)) {
+            let _ = write!(
+                out,
+                ",\"block\":{{\"start\":{},\"size\":{},\"freed\":{},\"source\":\"{}\"",
+                k.start,
+                k.size,
+                k.freed,
+                if k.guarded { "guard" } else { "checked" }
+            );
+            site(out, "allocated", k.alloc_site);
+            site(out, "freed_at", k.free_site);
+            let _ = out.write_str("}");
         } else if let Some((i, freed)) = trail::block_of(ops, a) {
             let op = ops[i].expect("block_of returns a recorded call");
             let _ = write!(
@@ -172,6 +246,17 @@ pub fn describe(
     let _ = out.write_str("}\n");
 }
 
+/// `,"role":{"module":..,"offset":..}` for a return address (the call
+/// before it), if it lies in a file.
+fn site(out: &mut Text, role: &str, ip: usize) {
+    if ip == 0 {
+        return;
+    }
+    if let Some(m) = maps::file_at(ip - 1) {
+        let _ = write!(out, ",\"{}\":{{\"module\":{},\"offset\":{}}}", role, crate::report::Json(m.path()), m.offset);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -181,7 +266,7 @@ mod tests {
         let op = |name: &'static [u8], kind, ptr, size, result| Some(trail::Op { name, kind, ptr, size, result });
         let ops = [op(b"malloc", Kind::Alloc, 0, 24, 4096), op(b"free", Kind::Free, 4096, 0, 0), op(b"malloc", Kind::Alloc, 0, 8, PENDING)];
         let mut out = Text::new();
-        describe(&mut out, 11, Some(4100), None, &ops, None);
+        describe(&mut out, 11, Some(4100), None, &ops, None, None);
         let text = core::str::from_utf8(out.as_bytes()).unwrap();
         assert!(text.starts_with("{\"event\":\"crash\",\"pid\":"), "{}", text);
         assert!(
@@ -194,12 +279,25 @@ mod tests {
         assert!(text.contains("{\"op\":\"malloc\",\"kind\":\"alloc\",\"ptr\":0,\"size\":8,\"result\":null}]"), "{}", text);
         assert!(text.ends_with(",\"block\":{\"start\":4096,\"size\":24,\"freed\":true,\"source\":\"trail\",\"op\":0}}\n"), "{}", text);
         let mut out = Text::new();
-        describe(&mut out, 6, None, None, &ops, Some(|_| Some((1, 2, false))));
+        fn known(a: usize) -> Option<Known> {
+            Some(Known { start: a, size: 2, freed: false, alloc_site: 0, free_site: 0, guarded: false })
+        }
+        describe(&mut out, 6, None, None, &ops, Some(known), None);
         let text = core::str::from_utf8(out.as_bytes()).unwrap();
         assert!(text.contains("\"addr\":null") && !text.contains("block"), "an abort has no address: {}", text);
         let mut out = Text::new();
-        describe(&mut out, 11, Some(0), None, &ops, Some(|a| if a == 0 { None } else { Some((a, 1, false)) }));
+        describe(&mut out, 11, Some(0), None, &ops, Some(|a| if a == 0 { None } else { known(a) }), None);
         assert!(!core::str::from_utf8(out.as_bytes()).unwrap().contains("block"));
+        // A guarded block: the access, and where it was allocated (a function of this test program).
+        fn guarded(a: usize) -> Option<Known> {
+            let site = known as fn(usize) -> Option<Known> as usize;
+            Some(Known { start: a - 40, size: 40, freed: false, alloc_site: site + 1, free_site: 0, guarded: true })
+        }
+        let mut out = Text::new();
+        describe(&mut out, 11, Some(0x7000_0028), None, &[], Some(guarded), Some(false));
+        let text = core::str::from_utf8(out.as_bytes()).unwrap();
+        assert!(text.contains(",\"access\":\"read\",\"block\":{\"start\":1879048192,\"size\":40,\"freed\":false,\"source\":\"guard\",\"allocated\":{\"module\":\""), "{}", text);
+        assert!(!text.contains("freed_at"), "{}", text);
     }
 
     /// In a child process (this test binary again): a NULL dereference after

@@ -51,6 +51,12 @@ unsafe fn c_len(s: *const u8) -> usize {
     n
 }
 
+/// Whether the process's environment exists yet (not while the first
+/// libraries load, before the C library set it up).
+pub fn ready() -> bool {
+    !table().is_null()
+}
+
 /// The value of `name` (NUL-terminated, as C spells it; `alloc8 run` finds
 /// the shim's `ALLOC8_REPORT\0` in the library), as the environment's own writable
 /// bytes (without the NUL, which follows them), or None if unset.

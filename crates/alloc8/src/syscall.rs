@@ -27,6 +27,7 @@ mod nr {
     pub const FSTAT: usize = 5;
     pub const MMAP: usize = 9;
     pub const MUNMAP: usize = 11;
+    pub const MPROTECT: usize = 10;
     pub const SOCKET: usize = 41;
     pub const SENDTO: usize = 44;
     pub const CLOCK_GETTIME: usize = 228;
@@ -49,6 +50,7 @@ mod nr {
     pub const FSTAT: usize = 80;
     pub const MMAP: usize = 222;
     pub const MUNMAP: usize = 215;
+    pub const MPROTECT: usize = 226;
     pub const SOCKET: usize = 198;
     pub const SENDTO: usize = 206;
     pub const CLOCK_GETTIME: usize = 113;
@@ -181,6 +183,8 @@ pub const PROT_WRITE: usize = 2;
 pub const MAP_PRIVATE: usize = 0x02;
 pub const MAP_ANONYMOUS: usize = 0x20;
 pub const MAP_NORESERVE: usize = 0x4000;
+pub const MAP_FIXED: usize = 0x10;
+pub const PROT_NONE: usize = 0;
 
 /// mmap(2); a negative errno (as an address above -4096) on failure.
 pub fn mmap(addr: usize, len: usize, prot: usize, flags: usize, fd: i32, offset: usize) -> isize {
@@ -189,6 +193,11 @@ pub fn mmap(addr: usize, len: usize, prot: usize, flags: usize, fd: i32, offset:
 
 pub fn munmap(addr: usize, len: usize) -> isize {
     unsafe { call(nr::MUNMAP, [addr, len, 0, 0]) }
+}
+
+/// mprotect(2): 0, or a negative errno.
+pub fn mprotect(addr: usize, len: usize, prot: usize) -> isize {
+    unsafe { call(nr::MPROTECT, [addr, len, prot, 0]) }
 }
 
 /// A datagram to a Unix socket bound at `path` (no NUL needed; at most

@@ -62,7 +62,10 @@ extern "C" fn init() {
 fn keep_crash_reports(bound: bool) {
     if bound && !crate::exports::PREFIXED && alloc8::report::to_file() {
         crate::inert::record_calls();
-        alloc8::crash::install(crate::exports::BLOCKS);
+        alloc8::crash::install(crate::exports::LAYER);
+    } else if let Some(layer) = crate::exports::LAYER.filter(|l| bound && l.guards) {
+        // A guarded build reports a fault in a guarded block on stderr, without `alloc8 run` too.
+        alloc8::crash::install(Some(layer));
     }
 }
 
@@ -70,6 +73,11 @@ fn keep_crash_reports(bound: bool) {
 fn keep_crash_reports(_bound: bool) {}
 
 extern "C" fn fini() {
+    // `--checked`: blocks still in quarantine are checked (and counted as freed).
+    #[cfg(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64")))]
+    if let Some(layer) = crate::exports::LAYER {
+        (layer.exiting)();
+    }
     if crate::THREADS {
         crate::threads::report();
     }

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! raw (the heap's pointer)                     user (the program's pointer)
-//! | alignment slack | header (48 bytes)       | size bytes | redzone (pattern) |
+//! | alignment slack | header (64 bytes)       | size bytes | redzone (pattern) | slack |
 //! ```
 //!
 //! The header carries the requested size, the heap's own answers (its
@@ -14,6 +14,10 @@
 //! The redzone runs from the end of the requested size to at least
 //! [`REDZONE`] bytes past the next 16-byte boundary, so the 16-byte
 //! alignment of the next block's header never leaves a gap unguarded.
+//! The slack, from there to the end of what the heap's `get_size` called
+//! usable, is the heap's promise: the header keeps a hash of its bytes
+//! ([`slack_hash`]), so a heap that writes there (its next block's header)
+//! is caught, without the layer writing into memory the heap may be using.
 
 use super::index::GRANULE;
 
@@ -44,6 +48,10 @@ pub struct Header {
     pub alloc_site: usize,
     /// Return address of the call that freed it (0 while live).
     pub free_site: usize,
+    /// [`slack_hash`] of the slack at allocation.
+    pub slack: u64,
+    /// Keeps the header a multiple of 16 bytes.
+    pub spare: u64,
     /// [`tag`] of the above, the user address and the state.
     pub tag: usize,
 }
@@ -98,8 +106,29 @@ pub fn tag(user: usize, h: &Header, state: State) -> usize {
         .wrapping_add((h.size as u64).wrapping_mul(0x1656_67b1_9e37_79f9))
         .wrapping_add((h.alloc_site as u64).wrapping_mul(0x85eb_ca77_c2b2_ae63))
         .wrapping_add(free_site.wrapping_mul(0x27d4_eb2f_1656_67c5))
+        .wrapping_add(h.slack.wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(17))
         .wrapping_add(state);
     mix(x) as usize
+}
+
+/// A hash of `[ptr, ptr + len)`: any change of its bytes shows (but for a
+/// 2^-64 chance).
+///
+/// # Safety
+/// The range is readable.
+pub unsafe fn slack_hash(ptr: usize, len: usize) -> u64 {
+    let mut h = len as u64 ^ 0x5851_f42d_4c95_7f2d;
+    let mut i = 0;
+    while i + 8 <= len {
+        let w = core::ptr::read_unaligned((ptr + i) as *const u64);
+        h = (h ^ w).wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(29);
+        i += 8;
+    }
+    while i < len {
+        h = (h ^ *((ptr + i) as *const u8) as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(29);
+        i += 1;
+    }
+    mix(h)
 }
 
 /// splitmix64's finaliser.
@@ -175,19 +204,34 @@ mod tests {
 
     #[test]
     fn tags_tell_live_from_freed_and_notice_any_change() {
-        let mut h = Header { raw: 0x1000, usable: 120, size: 24, alloc_site: 0x4444, free_site: 0, tag: 0 };
+        let mut h = Header { raw: 0x1000, usable: 120, size: 24, alloc_site: 0x4444, free_site: 0, slack: 7, spare: 0, tag: 0 };
         let live = tag(0x1030, &h, State::Live);
         assert_ne!(live, tag(0x1030, &h, State::Freed));
         assert_ne!(live, tag(0x1040, &h, State::Live), "the tag ties the header to its address");
         h.size = 25;
         assert_ne!(live, tag(0x1030, &h, State::Live));
         h.size = 24;
+        h.slack = 8;
+        assert_ne!(live, tag(0x1030, &h, State::Live), "the slack's hash is the header's too");
+        h.slack = 7;
         h.free_site = 0x5555;
         assert_eq!(live, tag(0x1030, &h, State::Live), "the free site counts once freed");
         assert_ne!(tag(0x1030, &h, State::Freed), {
             h.free_site = 0x5556;
             tag(0x1030, &h, State::Freed)
         });
+    }
+
+    #[test]
+    fn the_slack_hash_sees_any_byte_change() {
+        let mut buf = [0u8; 21];
+        let before = unsafe { slack_hash(buf.as_ptr() as usize, 21) };
+        for i in 0..21 {
+            buf[i] = 1;
+            assert_ne!(unsafe { slack_hash(buf.as_ptr() as usize, 21) }, before, "byte {}", i);
+            buf[i] = 0;
+        }
+        assert_eq!(unsafe { slack_hash(buf.as_ptr() as usize, 21) }, before);
     }
 
     #[test]

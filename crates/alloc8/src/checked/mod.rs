@@ -18,12 +18,22 @@
 //! realloc always moves the block (allocate, copy, free into quarantine),
 //! so a pointer kept across a realloc is caught like any dangling pointer;
 //! the heap's own realloc is therefore not exercised under `--checked`.
+//!
+//! At exit every block still in quarantine is checked and given back
+//! ([`Checked::exiting`]); at a signal death under `alloc8 run`, checked
+//! ([`Checked::dying`]). `--checked=guard` ([`Checked::guarded`]) puts
+//! blocks on pages of their own instead (`guard`), up to its limits;
+//! `--guard-sample N` is [`Sampled`], no checking layer but one allocation
+//! in N on guarded pages.
 
 pub(crate) mod backtrace;
+pub mod fault;
 pub mod finding;
+pub mod guard;
 pub mod index;
 pub mod layout;
 pub mod quarantine;
+pub mod sampled;
 pub mod site;
 pub mod symbols;
 
@@ -32,6 +42,7 @@ use crate::os;
 use finding::{Block, Fault, Finding};
 use index::{Field, Refused, GRANULE};
 use layout::{Header, State, HEADER, POISON_BYTE, REDZONE_BYTE};
+pub use sampled::Sampled;
 
 /// The heap `H` behind the checking layer.
 pub struct Checked<H: 'static> {
@@ -39,6 +50,8 @@ pub struct Checked<H: 'static> {
     /// The heap's name, for reports.
     name: &'static str,
     quarantine: quarantine::Quarantine,
+    /// `--checked=guard`: blocks on guarded pages while the pool's limits allow.
+    guard: bool,
 }
 
 /// The call that reached the layer, for reports.
@@ -67,17 +80,90 @@ impl core::fmt::Display for Op {
     }
 }
 
+/// When a freed block is checked, for its report.
+#[derive(Clone, Copy)]
+enum When {
+    Evicted,
+    Exit,
+    Dying,
+}
+
+impl When {
+    fn found(self) -> &'static str {
+        match self {
+            When::Evicted => "found when it left the quarantine",
+            When::Exit => "found at exit, still in quarantine",
+            When::Dying => "found in quarantine as the process died",
+        }
+    }
+}
+
 /// How far back from a pointer reports look for the block around it.
 const SEARCH_GRANULES: usize = 1 << 20;
 
 impl<H: Heap> Checked<H> {
     pub const fn new(heap: &'static H, name: &'static str) -> Self {
-        Checked { heap, name, quarantine: quarantine::Quarantine::new() }
+        Checked { heap, name, quarantine: quarantine::Quarantine::new(), guard: false }
+    }
+
+    /// `--checked=guard`: each block on pages of its own against an
+    /// inaccessible page (see `guard`), the checked layout past the limits.
+    pub const fn guarded(heap: &'static H, name: &'static str) -> Self {
+        Checked { heap, name, quarantine: quarantine::Quarantine::new(), guard: true }
+    }
+
+    /// Whether `user` is a guarded block (or one of the pool's traps).
+    #[inline(always)]
+    fn is_guarded(&self, user: usize) -> bool {
+        self.guard && guard::contains(user)
+    }
+
+    /// At exit: every block still in quarantine is checked, as if it left
+    /// (a write after free just before exit is reported), and given back to
+    /// the heap, whose counts then see the frees. The guard pool's counts
+    /// go on the report channel.
+    pub fn exiting(&self) {
+        let mut out = [0; quarantine::EVICT_MAX];
+        loop {
+            let n = self.quarantine.take(&mut out);
+            if n == 0 {
+                break;
+            }
+            for &user in &out[..n] {
+                unsafe {
+                    self.verify_freed(user, When::Exit);
+                    self.give_back(user);
+                }
+            }
+        }
+        if self.guard {
+            guard_line("guard", 0);
+        }
+    }
+
+    /// At a signal death (under `alloc8 run`): the blocks in quarantine are
+    /// checked where they are, so a write after free that led to the crash is
+    /// reported with its block. Nothing is given back: the heap may be
+    /// mid-call on this very thread.
+    pub fn dying(&self) {
+        self.quarantine.lock();
+        unsafe {
+            self.quarantine.each(|user| self.verify_freed(user, When::Dying));
+            self.quarantine.unlock();
+        }
     }
 
     /// Asks the heap for a block with room for the header and redzone,
     /// checks its answers, and returns the user part.
     fn allocate(&self, align: usize, size: usize, zeroed: bool, site: usize, op: Op) -> *mut u8 {
+        if self.guard {
+            // Fresh pages: calloc's zeroes come with them. malloc's blocks end
+            // right at the guard page (their size's own alignment, see guard).
+            let align = if align <= GRANULE { 1 } else { align };
+            if let Some(user) = guard::allocate(size, align, || site) {
+                return user as *mut u8;
+            }
+        }
         let room = layout::room(align);
         let total = match layout::total(room, size) {
             Some(t) => t,
@@ -140,10 +226,38 @@ impl<H: Heap> Checked<H> {
             }
         }
         let h = unsafe { layout::header(user) };
-        *h = Header { raw, usable, size, alloc_site: site, free_site: 0, tag: 0 };
+        // The slack past the redzone is the heap's promise: hashed, not written.
+        let slack = unsafe { layout::slack_hash(raw + total, usable - total) };
+        *h = Header { raw, usable, size, alloc_site: site, free_site: 0, slack, spare: 0, tag: 0 };
         h.tag = layout::tag(user, h, State::Live);
         unsafe { layout::fill(user + size, layout::tail(size), REDZONE_BYTE) };
         user as *mut u8
+    }
+
+    /// The heap must leave alone what its get_size called usable: the slack
+    /// past the program's redzone, from `raw + total` to `raw + usable`.
+    /// (Checked after the redzone: a program's overflow reaches the redzone first.)
+    unsafe fn check_slack(&self, user: usize, h: &Header, op: &dyn core::fmt::Display) {
+        let total = layout::total(user - h.raw, h.size).unwrap_or(h.usable);
+        let slack = h.usable.saturating_sub(total);
+        if layout::slack_hash(h.raw + total, slack) != h.slack {
+            let block = block_of(user, h);
+            self.heap_bug(
+                "the heap wrote into bytes its get_size called usable",
+                format_args!(
+                    "{}(0x{:x}): the last {} of the {} bytes the heap's get_size called usable for its block 0x{:x} (to 0x{:x}) changed \
+                     while the block was the program's, and the program's redzone before them is intact: the heap keeps something there \
+                     (its next block's header?), or its get_size over-reports into another structure",
+                    op,
+                    user,
+                    slack,
+                    h.usable,
+                    h.raw,
+                    h.raw + h.usable,
+                ),
+                &[block],
+            );
+        }
     }
 
     /// The header of the live block at `user`, or a report of what `user`
@@ -246,6 +360,9 @@ impl<H: Heap> Checked<H> {
     /// Checks and frees the live block at `user`: into quarantine, or
     /// straight back to the heap when too large for it.
     unsafe fn release(&self, user: usize, site: usize, op: Op, expected: Option<usize>) {
+        if self.is_guarded(user) {
+            return guard::release(user, site, self.name, &op, expected);
+        }
         let h = self.live(user, op);
         if let Some(at) = layout::first_other(user + h.size, layout::tail(h.size), REDZONE_BYTE) {
             let last = layout::last_other(user + h.size, layout::tail(h.size), REDZONE_BYTE).unwrap_or(at);
@@ -266,6 +383,7 @@ impl<H: Heap> Checked<H> {
                 &[block],
             );
         }
+        self.check_slack(user, h, &op);
         if let Some(size) = expected {
             // A 0-byte request reaches the heap as 1 byte (the shim's rule): its sized free says 0.
             if size != h.size && !(size == 0 && h.size == 1) {
@@ -313,13 +431,20 @@ impl<H: Heap> Checked<H> {
 
     /// A block leaves the quarantine: it must be as it was freed.
     unsafe fn evict(&self, user: usize) {
+        self.verify_freed(user, When::Evicted);
+        self.give_back(user)
+    }
+
+    /// A block in quarantine must be as it was freed.
+    unsafe fn verify_freed(&self, user: usize, when: When) {
         let h = layout::header(user);
         if h.tag != layout::tag(user, h, State::Freed) {
             self.program_bug(
                 "a write after free",
                 format_args!(
-                    "the header of the freed block at 0x{:x} was written over while it was in quarantine (found when it left; the write happened after its free)",
-                    user
+                    "the header of the freed block at 0x{:x} was written over while it was in quarantine ({}; the write happened after its free)",
+                    user,
+                    when.found()
                 ),
                 &[],
             );
@@ -329,11 +454,12 @@ impl<H: Heap> Checked<H> {
             self.program_bug(
                 "a write after free",
                 format_args!(
-                    "the freed {}-byte block at 0x{:x} was written to: byte {} is 0x{:02x} (found when it left the quarantine; the write came after the free named below)",
+                    "the freed {}-byte block at 0x{:x} was written to: byte {} is 0x{:02x} ({}; the write came after the free named below)",
                     h.size,
                     user,
                     at,
-                    *((user + at) as *const u8)
+                    *((user + at) as *const u8),
+                    when.found()
                 ),
                 &[block],
             );
@@ -343,15 +469,16 @@ impl<H: Heap> Checked<H> {
             self.program_bug(
                 "a write after free",
                 format_args!(
-                    "the redzone of the freed {}-byte block at 0x{:x} was written to at byte {} (found when it left the quarantine)",
+                    "the redzone of the freed {}-byte block at 0x{:x} was written to at byte {} ({})",
                     h.size,
                     user,
-                    h.size + at
+                    h.size + at,
+                    when.found()
                 ),
                 &[block],
             );
         }
-        self.give_back(user)
+        self.check_slack(user, h, &"free");
     }
 
     /// Returns a freed block to the heap.
@@ -452,11 +579,46 @@ fn containing(addr: usize) -> Option<(usize, &'static Header)> {
     inside(start)
 }
 
-/// What the index knows of `addr`: (the block's user start, its size,
-/// whether it was freed). For crash reports under `--checked`.
-pub fn describe(addr: usize) -> Option<(usize, usize, bool)> {
+/// What the layer knows of `addr`: the block (live, or freed in
+/// quarantine) or guarded block around it. For crash reports.
+pub fn describe(addr: usize) -> Option<crate::crash::Known> {
+    let known = |b: Block, guarded| crate::crash::Known {
+        start: b.user,
+        size: b.size,
+        freed: b.freed,
+        alloc_site: b.alloc_site,
+        free_site: b.free_site,
+        guarded,
+    };
+    if guard::contains(addr) {
+        return guard::block_at(addr).map(|b| known(b, true));
+    }
     let (start, h) = containing(addr)?;
-    Some((start, h.size, index::field(start) == Field::Freed))
+    Some(known(block_of(start, h), false))
+}
+
+/// The guard pool's counts as a `guard` line on `alloc8 run`'s channel
+/// (`mode`: "guard" or "sample", with its rate).
+pub fn guard_line(mode: &str, rate: u32) {
+    use core::fmt::Write;
+    if !crate::report::to_file() {
+        return;
+    }
+    let c = guard::counts();
+    let mut line = crate::text::Line::new();
+    let _ = write!(
+        line,
+        "{{\"event\":\"guard\",\"pid\":{},\"mode\":\"{}\",\"rate\":{},\"guarded\":{},\"freed\":{},\"fell_back\":{},\"live_blocks\":{},\"live_bytes\":{}}}\n",
+        crate::os::pid(),
+        mode,
+        rate,
+        c.guarded,
+        c.freed,
+        c.fell_back,
+        guard::LIVE_BLOCKS,
+        guard::LIVE_BYTES
+    );
+    crate::report::emit_json(line.as_bytes());
 }
 
 impl<H: Heap> Heap for Checked<H> {
@@ -483,6 +645,9 @@ impl<H: Heap> Heap for Checked<H> {
         // The program may use what it asked for, not the redzone. (The
         // call's site is taken so no later call without one inherits it.)
         site::take();
+        if self.is_guarded(ptr as usize) {
+            return guard::live_size(ptr as usize, self.name, &Op::UsableSize);
+        }
         self.live(ptr as usize, Op::UsableSize).size
     }
 
@@ -498,7 +663,11 @@ impl<H: Heap> Heap for Checked<H> {
 
     unsafe fn realloc(&self, ptr: *mut u8, size: usize) -> *mut u8 {
         let site = site::take();
-        let old = self.live(ptr as usize, Op::Realloc).size;
+        let old = if self.is_guarded(ptr as usize) {
+            guard::live_size(ptr as usize, self.name, &Op::Realloc)
+        } else {
+            self.live(ptr as usize, Op::Realloc).size
+        };
         let new = self.allocate(GRANULE, size, false, site, Op::Realloc);
         if !new.is_null() {
             core::ptr::copy_nonoverlapping(ptr, new, old.min(size));
@@ -518,7 +687,11 @@ impl<H: Heap> Heap for Checked<H> {
     unsafe fn free_aligned_sized(&self, ptr: *mut u8, size: usize, align: usize) {
         let site = site::take();
         if ptr as usize % align != 0 {
-            self.live(ptr as usize, Op::SizedFree(size));
+            if self.is_guarded(ptr as usize) {
+                guard::live_size(ptr as usize, self.name, &Op::SizedFree(size));
+            } else {
+                self.live(ptr as usize, Op::SizedFree(size));
+            }
             self.program_bug(
                 "an aligned free of a block not so aligned",
                 format_args!("a sized free with alignment {} of 0x{:x}, which is not {}-byte aligned", align, ptr as usize, align),
@@ -541,7 +714,9 @@ impl<H: Heap> Heap for Checked<H> {
     }
 
     fn stats(&self) -> Option<Stats> {
-        self.heap.stats()
+        // Guarded blocks never reach the heap: count them as its calls.
+        let g = guard::counts();
+        self.heap.stats().map(|s| Stats { mallocs: s.mallocs + g.guarded, frees: s.frees + g.freed, ..s })
     }
 }
 

@@ -80,6 +80,42 @@ impl Quarantine {
         n
     }
 
+    /// Takes up to [`EVICT_MAX`] of the oldest blocks out of the first ring
+    /// that has any, into `out`; 0 when all are empty (exit drains it so).
+    pub fn take(&self, out: &mut [usize; EVICT_MAX]) -> usize {
+        for ring in &self.rings {
+            let n = ring.with(|ring| {
+                let mut n = 0;
+                while ring.len > 0 && n < EVICT_MAX {
+                    let (oldest, size) = ring.slots[ring.head];
+                    ring.head = (ring.head + 1) % SHARD_SLOTS;
+                    ring.len -= 1;
+                    ring.bytes -= size;
+                    out[n] = oldest;
+                    n += 1;
+                }
+                n
+            });
+            if n > 0 {
+                return n;
+            }
+        }
+        0
+    }
+
+    /// Calls `f` with every waiting block, leaving them in place.
+    ///
+    /// # Safety
+    /// The caller took [`Quarantine::lock`].
+    pub unsafe fn each(&self, mut f: impl FnMut(usize)) {
+        for ring in &self.rings {
+            let ring = &*ring.as_ptr();
+            for i in 0..ring.len {
+                f(ring.slots[(ring.head + i) % SHARD_SLOTS].0);
+            }
+        }
+    }
+
     /// Held across fork() (through `Heap::lock`), so a child never inherits a half-updated ring.
     pub fn lock(&self) {
         for ring in &self.rings {
@@ -143,5 +179,23 @@ mod tests {
             });
         });
         assert!(occupancy().0 <= SLOTS && occupancy().1 <= BUDGET);
+        // Every waiting block is seen, then taken out, oldest first per ring.
+        let waiting = occupancy().0;
+        let mut seen = 0;
+        q.lock();
+        unsafe {
+            q.each(|_| seen += 1);
+            q.unlock();
+        }
+        assert_eq!(seen, waiting);
+        let mut taken = 0;
+        loop {
+            let n = q.take(&mut out);
+            if n == 0 {
+                break;
+            }
+            taken += n;
+        }
+        assert_eq!((taken, occupancy()), (waiting, (0, 0)));
     }
 }

@@ -146,6 +146,36 @@ pub fn module_base(addr: usize) -> Option<usize> {
     }
 }
 
+/// The addresses the object containing `addr` occupies: from its load
+/// address to the end of its last loadable segment, read from its program
+/// headers in memory (an ELF object maps its header with its first segment).
+pub fn module_range(addr: usize) -> Option<(usize, usize)> {
+    let base = module_base(addr).filter(|&b| b != 0)?;
+    let header = base;
+    unsafe {
+        if core::ptr::read_unaligned(header as *const [u8; 4]) != *b"\x7fELF" {
+            return None;
+        }
+        let phoff = core::ptr::read_unaligned((header + 32) as *const u64) as usize;
+        let phentsize = core::ptr::read_unaligned((header + 54) as *const u16) as usize;
+        let phnum = core::ptr::read_unaligned((header + 56) as *const u16) as usize;
+        let mut end = 0;
+        for i in 0..phnum {
+            let ph = header + phoff + i * phentsize;
+            const PT_LOAD: u32 = 1;
+            if core::ptr::read_unaligned(ph as *const u32) == PT_LOAD {
+                let vaddr = core::ptr::read_unaligned((ph + 16) as *const u64) as usize;
+                let memsz = core::ptr::read_unaligned((ph + 40) as *const u64) as usize;
+                end = end.max(vaddr + memsz);
+            }
+        }
+        if end == 0 {
+            return None;
+        }
+        Some((base, base + end))
+    }
+}
+
 /// Maps a whole file read-only; `path` is NUL-terminated.
 fn map_file(path: &[u8]) -> Option<(usize, usize)> {
     const O_RDONLY_CLOEXEC: i32 = 0o2000000;
@@ -248,6 +278,15 @@ mod tests {
     #[no_mangle]
     pub extern "C" fn alloc8_symbols_test_target() -> usize {
         unsafe { core::ptr::read_volatile(&42usize) }
+    }
+
+    #[test]
+    fn a_module_range_holds_its_own_code() {
+        let f = a_module_range_holds_its_own_code as fn() as usize;
+        let (start, end) = module_range(f).expect("this test binary is an ELF object");
+        assert!(start <= f && f < end, "{:x} not in {:x}..{:x}", f, start, end);
+        let local = 7u8;
+        assert!(module_range(&local as *const u8 as usize).is_none(), "the stack is in no object");
     }
 
     #[test]

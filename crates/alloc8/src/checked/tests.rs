@@ -26,6 +26,9 @@ enum Flaw {
     Twice,
     /// calloc returns dirty memory.
     DirtyCalloc,
+    /// get_size claims 16 bytes more than asked, and each malloc writes a
+    /// word into the last of them in the block before (its "next header").
+    WritesSlack,
 }
 
 #[derive(Default)]
@@ -60,6 +63,15 @@ impl SysHeap {
 
 impl Heap for SysHeap {
     fn malloc(&self, size: usize) -> *mut u8 {
+        if self.flaw == Flaw::WritesSlack {
+            let previous = self.allocations.lock().unwrap().last().copied();
+            let p = self.take(16, size + 16);
+            if let Some(prev) = previous {
+                let usable = self.blocks.lock().unwrap()[&prev].size();
+                unsafe { *((prev + usable - 8) as *mut u64) = 0x4845_4144_4552 };
+            }
+            return p;
+        }
         self.take(16, size)
     }
     unsafe fn free(&self, ptr: *mut u8) {
@@ -121,6 +133,44 @@ fn blocks_carry_a_header_and_redzone_and_keep_their_contents() {
     }
 }
 
+fn guarded() -> std::boxed::Box<Checked<SysHeap>> {
+    std::boxed::Box::new(Checked::guarded(SysHeap::leaked(Flaw::None), "test"))
+}
+
+#[test]
+fn at_exit_the_quarantine_is_checked_and_given_back() {
+    let heap = SysHeap::leaked(Flaw::None);
+    let c = std::boxed::Box::new(Checked::new(heap, "test"));
+    for _ in 0..100 {
+        unsafe { c.free(c.malloc(32)) };
+    }
+    assert_eq!(heap.live(), 100);
+    c.exiting();
+    assert_eq!((heap.live(), c.quarantine.occupancy()), (0, (0, 0)));
+}
+
+#[test]
+fn guarded_blocks_end_at_their_guard_page_and_never_reach_the_heap() {
+    let heap = SysHeap::leaked(Flaw::None);
+    let c = std::boxed::Box::new(Checked::guarded(heap, "test"));
+    let page = crate::os::page_size();
+    unsafe {
+        let p = c.malloc(40);
+        assert_eq!((p as usize + 40) % page, 0);
+        assert_eq!(c.get_size(p), 40);
+        core::ptr::write_bytes(p, 1, 40);
+        let q = c.realloc(p, 100);
+        assert_eq!(std::slice::from_raw_parts(q, 40), &[1u8; 40][..]);
+        let b = describe(p as usize).expect("the freed block is known");
+        assert!(b.freed && b.guarded && b.size == 40);
+        let z = c.calloc(3000);
+        assert_eq!(layout::first_other(z as usize, 3000, 0), None);
+        c.free(z);
+        c.free(q);
+    }
+    assert_eq!(heap.live(), 0, "guarded blocks come from the pool");
+}
+
 #[test]
 fn quarantined_blocks_go_back_to_the_heap_in_time() {
     let heap = SysHeap::leaked(Flaw::None);
@@ -157,9 +207,25 @@ const SCENARIOS: &[(&str, &str, &str, &str)] = &[
     ("realloc_freed", "realloc of a freed block (a bug in the program)", "program", "realloc(0x"),
     ("misaligned", "a misaligned block (a bug in the heap `test`)", "heap", "not 16-byte aligned"),
     ("small_usable", "a usable size smaller than asked (a bug in the heap `test`)", "heap", "its get_size says"),
-    ("large_usable", "overlapping blocks (a bug in the heap `test`)", "heap", "usable 4208). The heap handed out memory in use"),
+    ("large_usable", "overlapping blocks (a bug in the heap `test`)", "heap", "usable 4224). The heap handed out memory in use"),
     ("twice", "overlapping blocks (a bug in the heap `test`)", "heap", "over the live block"),
     ("dirty_calloc", "calloc memory that is not zero (a bug in the heap `test`)", "heap", "byte 0 is 0x41"),
+    (
+        "slack_written",
+        "the heap wrote into bytes its get_size called usable (a bug in the heap `test`)",
+        "heap",
+        "the program's redzone before them is intact",
+    ),
+    ("exit_after_write", "a write after free (a bug in the program)", "program", "byte 7 is 0x79"),
+    ("guard_double_free", "double free (a bug in the program)", "program", "the block was freed already"),
+    ("guard_realloc_freed", "realloc of a freed block (a bug in the program)", "program", "realloc(0x"),
+    ("guard_underflow", "a write before a block's start (a bug in the program)", "program", "written 1 bytes before its start"),
+    (
+        "guard_aligned_overflow",
+        "a heap buffer overflow (a bug in the program)",
+        "program",
+        "byte 40 changed (1 bytes past the end, before its guard page)",
+    ),
 ];
 
 static STATIC_BUFFER: [u8; 64] = [0; 64];
@@ -241,6 +307,44 @@ fn play(scenario: &str) {
             }
             "dirty_calloc" => {
                 checked(Flaw::DirtyCalloc).calloc(100);
+            }
+            "slack_written" => {
+                let c = checked(Flaw::WritesSlack);
+                let p = c.malloc(24);
+                c.malloc(24);
+                c.free(p);
+            }
+            "exit_after_write" => {
+                let c = checked(Flaw::None);
+                let p = c.malloc(40);
+                c.free(p);
+                *p.add(7) = b'y';
+                c.exiting();
+            }
+            "guard_double_free" => {
+                let c = guarded();
+                let p = c.malloc(40);
+                c.free(p);
+                c.free(p);
+            }
+            "guard_realloc_freed" => {
+                let c = guarded();
+                let p = c.malloc(40);
+                c.free(p);
+                c.realloc(p, 80);
+            }
+            "guard_underflow" => {
+                let c = guarded();
+                let p = c.malloc(40);
+                *p.sub(1) = 1;
+                c.free(p);
+            }
+            "guard_aligned_overflow" => {
+                // memalign(16, 40): the block ends 8 bytes before its guard page; those bytes are redzone.
+                let c = guarded();
+                let p = c.memalign(32, 40);
+                *p.add(40) = 1;
+                c.free(p);
             }
             other => panic!("no scenario {}", other),
         }
