@@ -1,27 +1,16 @@
 //! The recipes in examples/ for heaps kept elsewhere: DieHard and Hoard built
-//! from their own sources (`ALLOC8_DIEHARD_SRC`, `ALLOC8_HOARD_SRC`, with
-//! `ALLOC8_HEAP_LAYERS_SRC` and, for DieHard, `ALLOC8_PRINTF_SRC`), then the
-//! conformance program, over-aligned new and python3 on each. The sources
-//! are not part of this repository and CI cannot fetch them, so the tests
-//! are opt-in: `cargo test --test recipes -- --ignored` with the variables
-//! set (a missing one fails the test, naming it).
+//! from their own sources, which the recipes fetch at pinned commits (or
+//! take from `ALLOC8_DIEHARD_SRC`, `ALLOC8_HOARD_SRC`, `ALLOC8_HEAP_LAYERS_SRC`,
+//! `ALLOC8_PRINTF_SRC` when set), then the conformance program, over-aligned
+//! new and python3 on each. Fetching needs the network, which tests never
+//! use, so these are opt-in: `cargo test --test recipes -- --ignored`
+//! (tests/git_sources.rs tests the fetching itself with local repositories).
 
 mod common;
 
 use common::*;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-/// The variables a recipe needs must name directories.
-fn sources_for(recipe: &str, vars: &[&str]) {
-    let missing: Vec<&str> = vars.iter().copied().filter(|v| std::env::var_os(v).map_or(true, |p| !PathBuf::from(p).is_dir())).collect();
-    assert!(
-        missing.is_empty(),
-        "the {} recipe needs {} set to checkouts of its sources (see docs/xxmalloc.md)",
-        recipe,
-        missing.join(", ")
-    );
-}
 
 fn build_recipe(recipe: &str, args: &[&str]) -> PathBuf {
     let out_dir = work_dir().join("recipes").join(recipe);
@@ -79,9 +68,8 @@ fn only_large_alignments_fail(out: &str) {
 }
 
 #[test]
-#[ignore = "needs DieHard's sources: ALLOC8_DIEHARD_SRC, ALLOC8_HEAP_LAYERS_SRC, ALLOC8_PRINTF_SRC (run with --ignored)"]
+#[ignore = "fetches DieHard, Heap-Layers, printf (network) unless ALLOC8_*_SRC are set (run with --ignored)"]
 fn diehard_from_its_sources() {
-    sources_for("DieHard", &["ALLOC8_DIEHARD_SRC", "ALLOC8_HEAP_LAYERS_SRC", "ALLOC8_PRINTF_SRC"]);
     let lib = build_recipe("diehard", &[]);
     let out = alloc8().arg("check").arg(&lib).output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
@@ -95,9 +83,8 @@ fn diehard_from_its_sources() {
 }
 
 #[test]
-#[ignore = "needs Hoard's sources: ALLOC8_HOARD_SRC, ALLOC8_HEAP_LAYERS_SRC (run with --ignored)"]
+#[ignore = "fetches Hoard, Heap-Layers (network) unless ALLOC8_*_SRC are set (run with --ignored)"]
 fn hoard_from_its_sources_with_the_glue() {
-    sources_for("Hoard", &["ALLOC8_HOARD_SRC", "ALLOC8_HEAP_LAYERS_SRC"]);
     let lib = build_recipe("hoard", &["--threads"]);
     runs_real_programs(&lib);
     // Hoard aborts where malloc must return NULL (here malloc(SIZE_MAX)): the

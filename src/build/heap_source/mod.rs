@@ -13,6 +13,7 @@ mod registration;
 pub mod xx;
 pub(super) mod xx_cache;
 mod xx_compile;
+mod xx_fetch;
 mod xx_manifest;
 pub mod xx_symbols;
 
@@ -59,6 +60,8 @@ pub enum HeapError {
     TwoRegistrations(Vec<(PathBuf, usize)>),
     BadManifest(PathBuf, String),
     BadXxManifest(PathBuf, String),
+    /// A `[repos.NAME]` source could not be checked out.
+    Fetch(String),
     NotACrate(PathBuf),
     Metadata(PathBuf, String),
     NoLibTarget(PathBuf, String),
@@ -96,6 +99,7 @@ impl fmt::Display for HeapError {
             }
             HeapError::BadManifest(p, e) => write!(f, "the embedded manifest (//! ```cargo block) of {} is not valid: {}", p.display(), e),
             HeapError::BadXxManifest(p, e) => write!(f, "{}: {}", p.display(), e),
+            HeapError::Fetch(e) => f.write_str(e),
             HeapError::NotACrate(p) => write!(
                 f,
                 "{} is a directory without a Cargo.toml or alloc8.toml; pass a heap file, a crate directory, or a C/C++ heap directory with an alloc8.toml",

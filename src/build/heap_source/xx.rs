@@ -4,6 +4,7 @@
 //! the input; compiling and inspecting the objects is `xx_objects`' job.
 
 use super::xx_compile::{self, CompileError};
+use super::xx_fetch;
 use super::xx_manifest;
 use super::xx_symbols::{self, Provided, SymbolError};
 use super::{HeapError, HeapKind, HeapSource};
@@ -102,8 +103,9 @@ pub fn open_dir(dir: &Path) -> Result<HeapSource, HeapError> {
     // Every missing file or directory is named in one error, not one per run.
     let mut problems = Vec::new();
     let mut unset: Vec<String> = Vec::new();
+    let mut repos = RepoDirs { manifest: &manifest, dirs: BTreeMap::new(), failed: None };
     let mut locate = |rel: &str, what: &str| -> Option<PathBuf> {
-        let expanded = match xx_manifest::expand(rel) {
+        let expanded = match xx_manifest::expand(rel, &mut |name| repos.lookup(name)) {
             Ok(e) => e,
             Err(xx_manifest::ExpandError::Unset(var)) => {
                 if !unset.contains(&var) {
@@ -141,6 +143,15 @@ pub fn open_dir(dir: &Path) -> Result<HeapSource, HeapError> {
             sources.include.push(d);
         }
     }
+    if let Some(e) = repos.failed {
+        return Err(HeapError::Fetch(e.to_string()));
+    }
+    if let Some(undeclared) = unset.iter().find_map(|v| v.strip_prefix("repos.")) {
+        return Err(HeapError::BadXxManifest(
+            path.clone(),
+            format!("its paths use ${{repos.{}}}, but it has no [repos.{}] table (git, rev) to fetch it from", undeclared, undeclared),
+        ));
+    }
     if !unset.is_empty() {
         let vars: Vec<String> = unset.iter().map(|v| format!("${{{}}}", v)).collect();
         let (is, them) = if vars.len() == 1 { ("is", "it") } else { ("are", "them") };
@@ -164,6 +175,40 @@ pub fn open_dir(dir: &Path) -> Result<HeapSource, HeapError> {
     };
     let name = manifest.name.clone().unwrap_or_else(|| stem(&dir));
     Ok(HeapSource { name, kind: HeapKind::Xx(XxInput::Sources(sources)) })
+}
+
+/// What `${repos.NAME}` and `${VAR}` stand for in a manifest's paths: each
+/// repository checked out (or found in the cache) once, on first use; the
+/// first failure is kept and ends the open.
+struct RepoDirs<'m> {
+    manifest: &'m xx_manifest::Manifest,
+    dirs: BTreeMap<String, PathBuf>,
+    failed: Option<xx_fetch::FetchError>,
+}
+
+impl RepoDirs<'_> {
+    fn lookup(&mut self, name: &str) -> Option<String> {
+        let Some(repo_name) = name.strip_prefix("repos.") else {
+            return std::env::var(name).ok();
+        };
+        let repo = self.manifest.repos.get(repo_name)?;
+        if self.failed.is_some() {
+            return None;
+        }
+        if !self.dirs.contains_key(repo_name) {
+            let mut tell = |what: &str| crate::output::errln!("alloc8: fetching {}", what);
+            match xx_fetch::checkout(repo_name, repo, &crate::build::cache::dir(), &mut tell) {
+                Ok(d) => {
+                    self.dirs.insert(repo_name.to_string(), d);
+                }
+                Err(e) => {
+                    self.failed = Some(e);
+                    return None;
+                }
+            }
+        }
+        Some(self.dirs[repo_name].to_string_lossy().into_owned())
+    }
 }
 
 /// A C/C++ heap made ready for the shim crate to link.

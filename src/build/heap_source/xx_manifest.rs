@@ -12,14 +12,24 @@
 //! sets_enomem = true           # promise: a NULL from xxmalloc/xxmemalign/xxrealloc comes with errno = ENOMEM
 //! free_accepts_null = true     # promise: xxfree (and xxfree_sized, xxfree_aligned_sized) take NULL and do nothing
 //! malloc_accepts_zero = true   # promise: xxmalloc(0), xxmemalign(a, 0) (and xxcalloc(1, 0)) give a unique block
+//!
+//! [repos.hoard]                # sources fetched by git, pinned (see xx_fetch)
+//! git = "https://github.com/emeryberger/Hoard"
+//! rev = "<40-hex commit>"
+//! env = "ALLOC8_HOARD_SRC"     # optional (this is the default): a local checkout instead
 //! ```
+//!
+//! Paths may use `${repos.NAME}` (the checkout of `[repos.NAME]`) and
+//! `${VAR}` (an environment variable).
 //!
 //! The promises let the shim skip its own work (a save and restore of errno
 //! around every free, a NULL check after every allocation, a NULL test
 //! before every free, a zero-size fix-up before every allocation); the
 //! conformance program checks each rule, so `alloc8 test` finds a broken one.
 
+use super::xx_fetch::Repo;
 use serde::Deserialize;
+use std::collections::BTreeMap;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -42,6 +52,8 @@ pub struct Manifest {
     pub free_accepts_null: bool,
     #[serde(default)]
     pub malloc_accepts_zero: bool,
+    #[serde(default)]
+    pub repos: BTreeMap<String, Repo>,
 }
 
 /// The manifest, or what is wrong with it in one line.
@@ -70,6 +82,9 @@ pub fn parse(text: &str) -> Result<Manifest, String> {
             }
         }
     }
+    for (name, repo) in &m.repos {
+        repo.check(name)?;
+    }
     Ok(m)
 }
 
@@ -81,9 +96,10 @@ pub enum ExpandError {
     Syntax(String),
 }
 
-/// `${NAME}` in a path replaced by the environment variable's value, so a
-/// recipe can point at sources kept elsewhere (`${ALLOC8_HOARD_SRC}/src`).
-pub fn expand(text: &str) -> Result<String, ExpandError> {
+/// `${NAME}` in a path replaced by what `lookup` gives for `NAME` (an
+/// environment variable's value, or a `repos.` checkout), so a recipe can
+/// point at sources kept elsewhere (`${repos.hoard}/src`).
+pub fn expand(text: &str, lookup: &mut dyn FnMut(&str) -> Option<String>) -> Result<String, ExpandError> {
     let mut out = String::new();
     let mut rest = text;
     while let Some(start) = rest.find("${") {
@@ -91,8 +107,8 @@ pub fn expand(text: &str) -> Result<String, ExpandError> {
         let after = &rest[start + 2..];
         let end = after.find('}').ok_or_else(|| ExpandError::Syntax(format!("`{}` has a `${{` without its `}}`", text)))?;
         let name = &after[..end];
-        match std::env::var(name) {
-            Ok(v) if !v.is_empty() => out.push_str(&v),
+        match lookup(name) {
+            Some(v) if !v.is_empty() => out.push_str(&v),
             _ => return Err(ExpandError::Unset(name.to_string())),
         }
         rest = &after[end + 1..];
@@ -131,11 +147,28 @@ mod tests {
 
     #[test]
     fn variables_in_paths_expand_and_unset_ones_are_named() {
-        std::env::set_var("ALLOC8_TEST_EXPAND_DIR", "/src/heap");
-        assert_eq!(expand("${ALLOC8_TEST_EXPAND_DIR}/include").unwrap(), "/src/heap/include");
-        assert_eq!(expand("plain/dir").unwrap(), "plain/dir");
-        assert_eq!(expand("${ALLOC8_TEST_NEVER_SET}/x"), Err(ExpandError::Unset("ALLOC8_TEST_NEVER_SET".into())));
-        assert!(matches!(expand("${OPEN"), Err(ExpandError::Syntax(e)) if e.contains("without its")));
+        let mut lookup = |name: &str| match name {
+            "ALLOC8_TEST_EXPAND_DIR" => Some("/src/heap".to_string()),
+            "repos.h" => Some("/cache/repos/h-1".to_string()),
+            _ => None,
+        };
+        assert_eq!(expand("${ALLOC8_TEST_EXPAND_DIR}/include", &mut lookup).unwrap(), "/src/heap/include");
+        assert_eq!(expand("${repos.h}/src", &mut lookup).unwrap(), "/cache/repos/h-1/src");
+        assert_eq!(expand("plain/dir", &mut lookup).unwrap(), "plain/dir");
+        assert_eq!(expand("${ALLOC8_TEST_NEVER_SET}/x", &mut lookup), Err(ExpandError::Unset("ALLOC8_TEST_NEVER_SET".into())));
+        assert!(matches!(expand("${OPEN", &mut lookup), Err(ExpandError::Syntax(e)) if e.contains("without its")));
+    }
+
+    #[test]
+    fn repositories_are_pinned_by_full_commit() {
+        let rev = "0123456789abcdef0123456789abcdef01234567";
+        let m = parse(&format!("sources = [\"${{repos.h}}/a.c\"]\n[repos.h]\ngit = \"file:///r\"\nrev = \"{}\"\n", rev)).unwrap();
+        assert_eq!(m.repos["h"].rev, rev);
+        assert_eq!(m.repos["h"].env_var("h"), "ALLOC8_H_SRC");
+        let short = parse("sources = [\"a.c\"]\n[repos.h]\ngit = \"file:///r\"\nrev = \"main\"\n").unwrap_err();
+        assert!(short.contains("40 hex digits"), "{}", short);
+        let unknown = parse(&format!("sources = [\"a.c\"]\n[repos.h]\ngit = \"u\"\nrev = \"{}\"\nbranch = \"x\"\n", rev)).unwrap_err();
+        assert!(unknown.contains("unknown field `branch`"), "{}", unknown);
     }
 
     #[test]
