@@ -1,14 +1,12 @@
 //! One timed run: alloc8 starts the runner (programs/runner.c) in a process
-//! group of its own, with a time limit after which the whole group is
-//! killed; the runner forks and execs the workload with the contender
+//! group of its own (crate::children: an interrupt kills it, and it dies
+//! with alloc8), with a time limit after which the whole group is killed; the runner forks and execs the workload with the contender
 //! preloaded and reports its wall time, CPU time and peak RSS (from wait4's
 //! rusage, which includes the children the workload waited for: gcc's cc1).
 //! The last line the workload wrote to stderr says why a run failed.
 
 use std::io::{Read, Seek, SeekFrom};
-use std::os::unix::process::CommandExt;
 use std::process::Command;
-use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
@@ -30,44 +28,16 @@ pub enum Ending {
     TimedOut(Duration),
 }
 
-/// The process group of the run in progress, for the signal handler.
-static RUNNING: AtomicI32 = AtomicI32::new(0);
-
-/// Ctrl-C or a SIGTERM to alloc8 ends the run in progress too: the child is
-/// in a process group of its own (so a time-out can kill all of it), which
-/// the terminal's signals do not reach.
-extern "C" fn end_with_us(sig: libc::c_int) {
-    let group = RUNNING.load(Ordering::SeqCst);
-    unsafe {
-        if group > 0 {
-            libc::kill(-group, libc::SIGKILL);
-        }
-        libc::signal(sig, libc::SIG_DFL);
-        libc::raise(sig);
-    }
-}
-
-fn install_handlers() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| unsafe {
-        let handler = end_with_us as extern "C" fn(libc::c_int) as libc::sighandler_t;
-        for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT] {
-            libc::signal(sig, handler);
-        }
-    });
-}
-
 /// Runs `cmd`, a runner command line (its stdin already set); the runner's
 /// report comes on stdout, the workload's stderr is kept for its last line.
 pub fn run(cmd: &mut Command, limit: Duration) -> std::io::Result<Finished> {
-    install_handlers();
     let mut stdout = tempfile::tempfile()?;
     let mut stderr = tempfile::tempfile()?;
-    cmd.stdout(stdout.try_clone()?).stderr(stderr.try_clone()?).process_group(0);
+    cmd.stdout(stdout.try_clone()?).stderr(stderr.try_clone()?);
     let start = Instant::now();
-    let child = cmd.spawn()?;
+    // A group of its own, registered for an interrupt (crate::children).
+    let child = crate::children::spawn(cmd)?;
     let pid = child.id() as i32;
-    RUNNING.store(pid, Ordering::SeqCst);
 
     let (done, wait_for_done) = mpsc::channel::<()>();
     let watchdog = std::thread::spawn(move || match wait_for_done.recv_timeout(limit) {
@@ -94,6 +64,7 @@ pub fn run(cmd: &mut Command, limit: Duration) -> std::io::Result<Finished> {
     let timed_out = watchdog.join().unwrap_or(false);
     // Whatever the program left running in its group ends with it.
     unsafe { libc::kill(-pid, libc::SIGKILL) };
+    crate::children::release(child.id());
     let mut status = 0;
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     while unsafe { libc::wait4(pid, &mut status, 0, &mut usage) } < 0 {
@@ -102,7 +73,6 @@ pub fn run(cmd: &mut Command, limit: Duration) -> std::io::Result<Finished> {
             return Err(err);
         }
     }
-    RUNNING.store(0, Ordering::SeqCst);
     drop(child);
 
     let stderr_tail = last_line(&mut stderr);

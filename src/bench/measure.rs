@@ -115,7 +115,9 @@ fn run(runner: &Path, inv: &Invocation, contender: &Contender, limit: Duration, 
 /// off so that Python's objects reach malloc.
 pub fn command(runner: &Path, inv: &Invocation, library: Option<&Path>) -> Command {
     let mut cmd = Command::new(runner);
-    cmd.arg(library.map_or(OsString::from("-"), |l| l.as_os_str().to_owned())).arg("--").arg(&inv.program).args(&inv.args);
+    // A path ld.so cannot split (its link was made, or the path refused, before any run).
+    let preload = |l: &Path| crate::run::preload::unsplittable(l).map_or_else(|_| l.as_os_str().to_owned(), |p| p.into_os_string());
+    cmd.arg(library.map_or(OsString::from("-"), preload)).arg("--").arg(&inv.program).args(&inv.args);
     cmd.env_remove("LD_PRELOAD").env("ALLOC8_REPORT", "off");
     if std::env::var_os("PYTHONMALLOC").is_none() {
         cmd.env("PYTHONMALLOC", "malloc");

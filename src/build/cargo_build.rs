@@ -60,7 +60,8 @@ pub fn build(b: &CargoBuild) -> Result<Outcome> {
         .arg("--manifest-path")
         .arg(b.manifest)
         .arg("--target-dir")
-        .arg(b.target_dir)
+        // cargo puts it in a search path: a colon there (a home directory's) is refused; a link carries it.
+        .arg(crate::run::preload::unsplittable(b.target_dir).unwrap_or_else(|_| b.target_dir.to_path_buf()))
         .arg(if std::io::stderr().is_terminal() { "--message-format=json-diagnostic-rendered-ansi" } else { "--message-format=json" });
     if !b.verbose {
         cmd.arg("--quiet");

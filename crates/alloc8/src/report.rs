@@ -53,6 +53,21 @@ pub use crate::text::Line;
 /// A string written as a JSON string literal.
 pub struct Json<'a>(pub &'a [u8]);
 
+impl Json<'_> {
+    /// The length of the literal, quotes included.
+    pub fn encoded_len(&self) -> usize {
+        2 + self
+            .0
+            .iter()
+            .map(|&b| match b {
+                b'"' | b'\\' => 2,
+                0x20..=0x7e => 1,
+                _ => 6,
+            })
+            .sum::<usize>()
+    }
+}
+
 impl fmt::Display for Json<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_char('"')?;
@@ -103,7 +118,8 @@ pub fn loaded(heap: &str, bound: bool) {
     if MODE.load(Ordering::Relaxed) != JSON {
         return;
     }
-    let mut line = Line::new();
+    // A Text, not a Line: the program's path may be as long as PATH_MAX.
+    let mut line = crate::text::Text::new();
     let _ = write!(line, "{{\"event\":\"load\",\"pid\":{},\"heap\":{},\"bound\":{}", os::pid(), Json(heap.as_bytes()), bound);
     exe(&mut line);
     let _ = line.write_str("}\n");
@@ -124,7 +140,7 @@ pub fn forked(heap: &str) {
 
 /// The exit line, with the heap's statistics if it keeps any.
 pub fn exiting(heap: &str, stats: Option<Stats>) {
-    let mut line = Line::new();
+    let mut line = crate::text::Text::new();
     match MODE.load(Ordering::Relaxed) {
         JSON => {
             let _ = write!(line, "{{\"event\":\"exit\",\"pid\":{},\"heap\":{}", os::pid(), Json(heap.as_bytes()));
@@ -279,12 +295,18 @@ fn emit<const N: usize>(line: &crate::text::Buf<N>) {
     os::set_errno(saved);
 }
 
+/// The `exe` field, if it fits the line whole (a cut line would not parse).
 fn exe<const N: usize>(line: &mut crate::text::Buf<N>) {
     #[cfg(target_os = "linux")]
     {
-        let mut buf = [0u8; 256];
+        // PATH_MAX: a path is named in full, however deep.
+        let mut buf = [0u8; 4096];
         if let Some(path) = os::exe_path(&mut buf) {
-            let _ = write!(line, ",\"exe\":{}", Json(path));
+            // What is left after it: the stats and the closing brace.
+            const ROOM: usize = 256;
+            if line.len() + ",\"exe\":".len() + Json(path).encoded_len() + ROOM <= line.capacity() {
+                let _ = write!(line, ",\"exe\":{}", Json(path));
+            }
         }
     }
     #[cfg(windows)]
@@ -368,6 +390,7 @@ mod tests {
         let mut line = Line::new();
         write!(line, "{}", Json(b"a\"b\\c\n\xff")).unwrap();
         assert_eq!(line.as_bytes(), b"\"a\\\"b\\\\c\\u000a\\u00ff\"");
+        assert_eq!(Json(b"a\"b\\c\n\xff").encoded_len(), line.len());
     }
 
     #[test]

@@ -13,9 +13,11 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -35,6 +37,7 @@ int main(int argc, char **argv) {
         return 2;
     }
     const char *preload = argv[1];
+    pid_t runner = getpid();
     double start = now_ns();
     pid_t pid = fork();
     if (pid < 0) {
@@ -42,6 +45,9 @@ int main(int argc, char **argv) {
         return 1;
     }
     if (pid == 0) {
+        /* The workload dies with the runner (which dies with alloc8). */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != runner) _exit(127);
         if (strcmp(preload, "-") != 0) setenv("LD_PRELOAD", preload, 1);
         else unsetenv("LD_PRELOAD");
         int null = open("/dev/null", O_WRONLY);
