@@ -125,6 +125,7 @@ impl TempDir {
     pub fn new(prefix: &str) -> io::Result<TempDir> {
         let mut registry = registry();
         let dir = tempfile::Builder::new().prefix(prefix).tempdir()?;
+        std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
         let path = dir.path().to_path_buf();
         registry.temps.push(path.clone());
         Ok(TempDir { dir: Some(dir), path })
