@@ -182,12 +182,18 @@ fn bench_json_and_csv_naming_one_file_are_refused() {
 #[test]
 fn a_child_outliving_the_program_leaves_no_report_file_behind() {
     let tmp = fresh("report-tmp");
-    // The background sleep holds run's stdout: the output ends when it exits,
-    // after its exit line was written (or not) to the report.
-    let mut cmd = run_lib(&shim("system"), &[], &["sh", "-c", "sleep 2 & exit 0"]);
+    // The shell exits at once; the sleep it started in the background writes
+    // its exit line after run has removed the report. It prints its pid.
+    let mut cmd = run_lib(&shim("system"), &[], &["sh", "-c", "sleep 2 </dev/null >/dev/null 2>&1 & echo $!; exit 0"]);
     cmd.env("TMPDIR", &tmp);
     let out = output_within(&mut cmd, limit());
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let pid: i32 = text(&out.stdout).trim().parse().unwrap();
+    // Its exit handlers (the shim's exit line among them) have run once it is a zombie or gone.
+    wait_until("the background sleep to end", || {
+        std::fs::read_to_string(format!("/proc/{}/stat", pid))
+            .map_or(true, |s| s.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'))
+    });
     let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().map(|e| e.unwrap().path()).collect();
     assert!(left.is_empty(), "left behind in TMPDIR: {:?}", left);
 }
