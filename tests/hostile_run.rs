@@ -306,6 +306,43 @@ fn replay_refuses_a_library_whose_malloc_the_program_does_not_call() {
     assert!(!stdout.contains("every rule held"), "{}", stdout);
 }
 
+#[test]
+fn bench_fails_a_run_in_which_the_shim_was_not_the_malloc() {
+    // A program with its own malloc: the shim loads, but every run would
+    // time the program's allocator under the shim's name.
+    let exe = program("run_own_malloc.c");
+    let dir = fresh("own-malloc");
+    let json = dir.join("b.json");
+    let out = output_within(
+        alloc8()
+            .arg("bench")
+            .arg("--lib")
+            .arg(shim("system"))
+            .arg("--json")
+            .arg(&json)
+            .args(["--rounds", "1", "--"])
+            .arg(&exe)
+            .args(["exit", "0"]),
+        limit(),
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}
+{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let rounds = doc["rounds"].as_array().unwrap();
+    let status = |glibc: bool| {
+        let r = rounds.iter().find(|r| (r["contender"] == "glibc") == glibc).unwrap_or_else(|| panic!("{}", doc));
+        r["status"].as_str().unwrap().to_string()
+    };
+    assert_eq!(status(true), "ok");
+    assert!(status(false).starts_with("not live: the shim loaded, but the workload's malloc was not the shim's"), "{}", status(false));
+}
+
 // ---- item 7: interrupts end every child and remove every temp file ------
 
 /// Processes whose environment holds `mark` (alloc8's children inherit it).

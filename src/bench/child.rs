@@ -19,6 +19,8 @@ pub struct Finished {
     pub ending: Ending,
     /// The last line the child wrote to stderr (empty if none).
     pub stderr_tail: String,
+    /// The workload's pid (the runner's child); 0 if it timed out.
+    pub pid: i32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -78,7 +80,7 @@ pub fn run(cmd: &mut Command, limit: Duration) -> std::io::Result<Finished> {
     let stderr_tail = last_line(&mut stderr);
     if timed_out {
         let wall = wall.as_secs_f64();
-        return Ok(Finished { wall, user: 0.0, sys: 0.0, peak_rss_kib: 0, ending: Ending::TimedOut(limit), stderr_tail });
+        return Ok(Finished { wall, user: 0.0, sys: 0.0, peak_rss_kib: 0, ending: Ending::TimedOut(limit), stderr_tail, pid: 0 });
     }
     let mut report = String::new();
     let _ = stdout.seek(SeekFrom::Start(0));
@@ -97,10 +99,10 @@ pub fn run(cmd: &mut Command, limit: Duration) -> std::io::Result<Finished> {
     }
 }
 
-/// "exit 0 123456789 100000 2000 1536": ending, wall ns, user µs, system µs, peak RSS KiB.
+/// "exit 0 123456789 100000 2000 1536 4242": ending, wall ns, user µs, system µs, peak RSS KiB, pid.
 fn parse_report(line: &str) -> Option<Finished> {
     let f: Vec<&str> = line.split_whitespace().collect();
-    let [kind, code, wall, user, sys, rss] = f[..] else { return None };
+    let [kind, code, wall, user, sys, rss, pid] = f[..] else { return None };
     let code: i32 = code.parse().ok()?;
     let ending = match kind {
         "exit" => Ending::Exited(code),
@@ -114,6 +116,7 @@ fn parse_report(line: &str) -> Option<Finished> {
         peak_rss_kib: rss.parse().ok()?,
         ending,
         stderr_tail: String::new(),
+        pid: pid.parse().ok()?,
     })
 }
 
@@ -133,12 +136,13 @@ mod tests {
 
     #[test]
     fn runner_reports_are_read_or_refused() {
-        let f = parse_report("exit 3 1500000000 1200000 30000 2048\n").unwrap();
+        let f = parse_report("exit 3 1500000000 1200000 30000 2048 77\n").unwrap();
         assert_eq!(f.ending, Ending::Exited(3));
-        assert_eq!((f.wall, f.user, f.sys, f.peak_rss_kib), (1.5, 1.2, 0.03, 2048));
-        assert_eq!(parse_report("signal 11 1 0 0 0").unwrap().ending, Ending::Signaled(11));
+        assert_eq!((f.wall, f.user, f.sys, f.peak_rss_kib, f.pid), (1.5, 1.2, 0.03, 2048, 77));
+        assert_eq!(parse_report("signal 11 1 0 0 0 5").unwrap().ending, Ending::Signaled(11));
         assert!(parse_report("").is_none());
-        assert!(parse_report("exit x 1 0 0 0").is_none());
-        assert!(parse_report("quit 0 1 0 0 0").is_none());
+        assert!(parse_report("exit 0 1 0 0 0").is_none(), "no pid");
+        assert!(parse_report("exit x 1 0 0 0 5").is_none());
+        assert!(parse_report("quit 0 1 0 0 0 5").is_none());
     }
 }

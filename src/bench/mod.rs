@@ -93,7 +93,15 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode> {
         contenders.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ")
     );
     let mut progress = progress::Progress::new(ready * settings.rounds * contenders.len());
-    let records = measure::measure(&runner, &list, &contenders, settings.rounds, Duration::from_secs(settings.timeout_s), &mut progress);
+    let records = measure::measure(
+        &runner,
+        &list,
+        &contenders,
+        settings.rounds,
+        Duration::from_secs(settings.timeout_s),
+        &mut progress,
+        scratch.path(),
+    );
     progress.finish();
     machine.finished(records.iter().map(|r| r.user_s + r.sys_s).sum());
 

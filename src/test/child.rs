@@ -148,3 +148,28 @@ pub fn signal_name(sig: i32) -> String {
     };
     name.to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_clean_exit_passes_only_with_the_shims_word_that_it_was_live_and_bound() {
+        let launch = Launch { lib: Path::new("/l/libh.so"), reports: true, scratch: Path::new("/tmp") };
+        let outcome = |report: &str| Outcome {
+            end: End::Exited(0),
+            stdout: String::new(),
+            stderr: String::new(),
+            pid: 7,
+            shim: shim_report::processes(report),
+        };
+        let exe = Path::new("/c/model-1");
+        let live = outcome(r#"{"event":"load","pid":7,"heap":"h","bound":true,"exe":"/c/model-1"}"#);
+        assert!(prove_live(&launch, exe, &live).is_ok());
+        let unbound = outcome(r#"{"event":"load","pid":7,"heap":"h","bound":false}"#);
+        assert!(prove_live(&launch, exe, &unbound).unwrap_err().to_string().contains("was not the one called there"));
+        let other = outcome(r#"{"event":"load","pid":8,"heap":"h","bound":true}"#);
+        assert!(prove_live(&launch, exe, &other).unwrap_err().to_string().contains("never came alive in the test program model-1 (pid 7)"));
+        assert!(prove_live(&launch, exe, &outcome("")).is_err(), "no report at all is no proof");
+    }
+}

@@ -7,6 +7,10 @@
 //!   fd 2 if it is still the file it was at start-up (a program that closed
 //!   its stderr, as `ls` does, and opened something else there, is not
 //!   written into);
+//! - `alive:PATH`: only the `load` line, to the file PATH: whether the shim came
+//!   alive and bound in each process, and nothing else (no counting, no exit
+//!   line, no crash handler). `alloc8 bench` proves each timed run with it
+//!   without changing what it times;
 //! - any other value: a file path; one JSON object per line is appended at load,
 //!   in fork children and at exit, labelled by pid. This is the channel
 //!   `alloc8 run` reads. The path is copied at start-up and the file is opened
@@ -30,6 +34,8 @@ use core::sync::atomic::{AtomicU8, Ordering};
 const OFF: u8 = 0;
 const TEXT: u8 = 1;
 const JSON: u8 = 2;
+/// `alive:PATH`: the load line alone.
+const ALIVE: u8 = 3;
 
 static MODE: AtomicU8 = AtomicU8::new(OFF);
 /// TEXT on Unix: what fd 2 was at start-up (device, inode).
@@ -89,12 +95,15 @@ pub enum Destination<'a> {
     Off,
     Stderr,
     File(&'a [u8]),
+    /// `alive:PATH`: the load line alone, to PATH.
+    Alive(&'a [u8]),
 }
 
 pub fn destination(value: Option<&[u8]>) -> Destination<'_> {
     match value {
         None | Some(b"") | Some(b"off") | Some(b"0") | Some(b"none") => Destination::Off,
         Some(b"stderr") => Destination::Stderr,
+        Some(value) if value.starts_with(b"alive:") => Destination::Alive(&value[6..]),
         Some(path) => Destination::File(path),
     }
 }
@@ -107,7 +116,7 @@ pub fn init() {
     windows::init();
     // Nobody will read counts no report carries. macOS keeps them: its
     // zone answers `malloc_zone_statistics` to tools at any time.
-    if cfg!(not(target_os = "macos")) && MODE.load(Ordering::Relaxed) == OFF {
+    if cfg!(not(target_os = "macos")) && matches!(MODE.load(Ordering::Relaxed), OFF | ALIVE) {
         crate::stats::stop_counting();
     }
 }
@@ -115,7 +124,7 @@ pub fn init() {
 /// The "alive" line: the shim's constructor ran in this process, and whether
 /// the process's `malloc` really resolves to the shim.
 pub fn loaded(heap: &str, bound: bool) {
-    if MODE.load(Ordering::Relaxed) != JSON {
+    if !matches!(MODE.load(Ordering::Relaxed), JSON | ALIVE) {
         return;
     }
     // A Text, not a Line: the program's path may be as long as PATH_MAX.
@@ -287,7 +296,7 @@ fn emit<const N: usize>(line: &crate::text::Buf<N>) {
         #[cfg(windows)]
         TEXT => os::write_all(2, line.as_bytes()),
         #[cfg(unix)]
-        JSON => os::append_to(unsafe { &*PATH.0.get() }, line.as_bytes()),
+        JSON | ALIVE => os::append_to(unsafe { &*PATH.0.get() }, line.as_bytes()),
         #[cfg(windows)]
         JSON => crate::win::append_file(unsafe { &*PATH.0.get() }, line.as_bytes()),
         _ => {}
@@ -335,6 +344,8 @@ mod windows {
             Destination::Stderr => MODE.store(TEXT, Ordering::Relaxed),
             // The value is already in PATH, NUL-terminated.
             Destination::File(_) => MODE.store(JSON, Ordering::Relaxed),
+            // `alloc8 bench` runs on Linux only.
+            Destination::Alive(_) => {}
         }
     }
 }
@@ -342,6 +353,16 @@ mod windows {
 #[cfg(unix)]
 mod unix {
     use super::*;
+
+    /// Too long a path cannot be kept: no report rather than a wrong file.
+    fn keep(path: &[u8], mode: u8) {
+        if path.len() < PATH_CAP {
+            let slot = unsafe { &mut *PATH.0.get() };
+            slot[..path.len()].copy_from_slice(path);
+            slot[path.len()] = 0;
+            MODE.store(mode, Ordering::Relaxed);
+        }
+    }
 
     /// The variable's name as data of its own: `alloc8 run` tells an alloc8
     /// shim from other allocators by these bytes, and a constant compared
@@ -359,15 +380,8 @@ mod unix {
                     MODE.store(TEXT, Ordering::Relaxed);
                 }
             }
-            Destination::File(path) => {
-                // Too long a path cannot be kept: no report rather than a wrong file.
-                if path.len() < PATH_CAP {
-                    let slot = unsafe { &mut *PATH.0.get() };
-                    slot[..path.len()].copy_from_slice(path);
-                    slot[path.len()] = 0;
-                    MODE.store(JSON, Ordering::Relaxed);
-                }
-            }
+            Destination::File(path) => keep(path, JSON),
+            Destination::Alive(path) => keep(path, ALIVE),
         }
     }
 }
@@ -383,6 +397,7 @@ mod tests {
         assert_eq!(destination(Some(b"stderr")), Destination::Stderr);
         assert_eq!(destination(Some(b"off")), Destination::Off);
         assert_eq!(destination(Some(b"/tmp/r.jsonl")), Destination::File(b"/tmp/r.jsonl"));
+        assert_eq!(destination(Some(b"alive:/tmp/r.jsonl")), Destination::Alive(b"/tmp/r.jsonl"));
     }
 
     #[test]

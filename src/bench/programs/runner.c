@@ -3,7 +3,8 @@
  * Forks, and in the child sets LD_PRELOAD to PRELOAD (or removes it), sends
  * stdout to /dev/null and execs PROGRAM; waits with wait4 and prints one
  * line: "exit CODE" or "signal SIG", then wall nanoseconds, user and system
- * microseconds and peak RSS in KiB.
+ * microseconds, peak RSS in KiB and the workload's pid (whose shim report
+ * proves the contender was live in it).
  *
  * Why a separate process: Linux carries the peak RSS of the address space a
  * process had before exec into the rusage it reports, so a child started by
@@ -64,7 +65,7 @@ int main(int argc, char **argv) {
             return 1;
         }
     double wall = now_ns() - start;
-    printf("%s %d %.0f %ld %ld %ld\n", WIFSIGNALED(status) ? "signal" : "exit", WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status),
-           wall, micros(usage.ru_utime), micros(usage.ru_stime), usage.ru_maxrss);
+    printf("%s %d %.0f %ld %ld %ld %d\n", WIFSIGNALED(status) ? "signal" : "exit", WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status),
+           wall, micros(usage.ru_utime), micros(usage.ru_stime), usage.ru_maxrss, (int)pid);
     return 0;
 }
