@@ -130,7 +130,7 @@ pub fn loaded(heap: &str, bound: bool) {
     // A Text, not a Line: the program's path may be as long as PATH_MAX.
     let mut line = crate::text::Text::new();
     let _ = write!(line, "{{\"event\":\"load\",\"pid\":{},\"heap\":{},\"bound\":{}", os::pid(), Json(heap.as_bytes()), bound);
-    exe(&mut line);
+    exe_in_full(&mut line);
     let _ = line.write_str("}\n");
     emit(&line);
 }
@@ -149,7 +149,8 @@ pub fn forked(heap: &str) {
 
 /// The exit line, with the heap's statistics if it keeps any.
 pub fn exiting(heap: &str, stats: Option<Stats>) {
-    let mut line = crate::text::Text::new();
+    // A Line: exit may run on a thread with a small stack (the load line names the program in full).
+    let mut line = Line::new();
     match MODE.load(Ordering::Relaxed) {
         JSON => {
             let _ = write!(line, "{{\"event\":\"exit\",\"pid\":{},\"heap\":{}", os::pid(), Json(heap.as_bytes()));
@@ -304,20 +305,22 @@ fn emit<const N: usize>(line: &crate::text::Buf<N>) {
     os::set_errno(saved);
 }
 
-/// The `exe` field, if it fits the line whole (a cut line would not parse).
+/// The `exe` field of the load line: any path up to PATH_MAX (the
+/// constructor runs at start-up, on the main thread's stack).
+#[inline(never)]
+fn exe_in_full<const N: usize>(line: &mut crate::text::Buf<N>) {
+    #[cfg(target_os = "linux")]
+    exe_from(line, &mut [0u8; 4096]);
+    #[cfg(not(target_os = "linux"))]
+    exe(line);
+}
+
+/// The `exe` field of other lines (a path of up to 1023 bytes: they may be
+/// written on a thread with a small stack).
+#[inline(never)]
 fn exe<const N: usize>(line: &mut crate::text::Buf<N>) {
     #[cfg(target_os = "linux")]
-    {
-        // PATH_MAX: a path is named in full, however deep.
-        let mut buf = [0u8; 4096];
-        if let Some(path) = os::exe_path(&mut buf) {
-            // What is left after it: the stats and the closing brace.
-            const ROOM: usize = 256;
-            if line.len() + ",\"exe\":".len() + Json(path).encoded_len() + ROOM <= line.capacity() {
-                let _ = write!(line, ",\"exe\":{}", Json(path));
-            }
-        }
-    }
+    exe_from(line, &mut [0u8; 1024]);
     #[cfg(windows)]
     {
         let mut buf = [0u8; 256];
@@ -328,6 +331,19 @@ fn exe<const N: usize>(line: &mut crate::text::Buf<N>) {
     }
     #[cfg(not(any(target_os = "linux", windows)))]
     let _ = line;
+}
+
+/// The `exe` field read into `buf`, if the path fits it and the line whole
+/// (a cut line would not parse).
+#[cfg(target_os = "linux")]
+fn exe_from<const N: usize>(line: &mut crate::text::Buf<N>, buf: &mut [u8]) {
+    if let Some(path) = os::exe_path(buf) {
+        // What is left after it: the stats and the closing brace.
+        const ROOM: usize = 256;
+        if line.len() + ",\"exe\":".len() + Json(path).encoded_len() + ROOM <= line.capacity() {
+            let _ = write!(line, ",\"exe\":{}", Json(path));
+        }
+    }
 }
 
 /// Windows: the same channels; the text report goes to fd 2 of the C
