@@ -77,6 +77,10 @@ fn end_everything(sig: libc::c_int) -> ! {
     for path in &registry.temps {
         let _ = if path.is_dir() { std::fs::remove_dir_all(path) } else { std::fs::remove_file(path) };
     }
+    // A progress line on the terminal is left unfinished: end it.
+    if unsafe { libc::isatty(2) } == 1 {
+        unsafe { libc::write(2, b"\n".as_ptr().cast(), 1) };
+    }
     // _exit: the other threads may hold stdout's lock; what they printed
     // unflushed is the interrupted output.
     unsafe { libc::_exit(128 + sig) }
