@@ -148,6 +148,29 @@ impl Drop for TempDir {
     }
 }
 
+/// A file being made (a compiler's output before its rename into the
+/// cache): removed on drop if it is still there, or by an interrupt.
+pub struct TempPath(PathBuf);
+
+impl TempPath {
+    pub fn new(path: PathBuf) -> TempPath {
+        registry().temps.push(path.clone());
+        TempPath(path)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempPath {
+    fn drop(&mut self) {
+        let mut registry = registry();
+        registry.temps.retain(|p| p != &self.0);
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
