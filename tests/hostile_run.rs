@@ -423,12 +423,12 @@ fn interrupted(args: &[&str], running: &str, signal: i32) {
 
 #[test]
 fn ctrl_c_on_test_of_a_hanging_heap_ends_every_child_and_removes_the_trace() {
-    interrupted(&["test", "--only", "model"], "/trace-", libc::SIGINT);
+    interrupted(&["test", "--only", "model"], "/model-", libc::SIGINT);
 }
 
 #[test]
 fn sigterm_and_sighup_on_test_end_it_with_143_and_129() {
-    interrupted(&["test", "--only", "model"], "/trace-", libc::SIGTERM);
+    interrupted(&["test", "--only", "model"], "/model-", libc::SIGTERM);
     interrupted(&["test", "--only", "contract"], "conformance-", libc::SIGHUP);
 }
 
@@ -440,6 +440,6 @@ fn ctrl_c_on_bench_of_a_hanging_heap_ends_the_run_and_removes_the_scratch() {
 #[test]
 fn children_die_with_a_killed_alloc8() {
     // PR_SET_PDEATHSIG: the kernel ends the test's child and the bench's runner and workload.
-    interrupted(&["test", "--only", "model"], "/trace-", libc::SIGKILL);
+    interrupted(&["test", "--only", "model"], "/model-", libc::SIGKILL);
     interrupted(&["bench", "--workload", "mixed", "--quick", "--scale", "0.1"], "/mixed", libc::SIGKILL);
 }
