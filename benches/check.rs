@@ -6,7 +6,8 @@
 //! functions (~10 MB in all), a table of pointers to them (dynamic
 //! relocations against its own symbols, which the audit reads one by one)
 //! and the C malloc family, linked by `cc -shared`. Real libraries are
-//! measured beside it for scale.
+//! measured beside it for scale, and the mapped reader (what `check` uses)
+//! against reading the file whole, side by side.
 //!
 //! Run: `cargo bench --bench check`.
 // The included modules' unit tests are compiled (cfg(test)) but not run by this harness.
@@ -98,6 +99,35 @@ fn in_process(path: &Path) -> String {
     stats(times)
 }
 
+/// The audit of a file read whole into memory (as check did before issue 27)
+/// against the same audit of the file mapped (what it does now), rounds
+/// interleaved so both see the same machine: the mapped reader's cost as a ratio.
+fn read_against_map(path: &Path) -> String {
+    let (mut read, mut mapped) = (Vec::new(), Vec::new());
+    for _ in 0..ROUNDS {
+        let start = Instant::now();
+        let data = std::fs::read(path).unwrap();
+        let lib = audit::Library::parse(path, &data).unwrap();
+        std::hint::black_box(audit::audit(path, &lib).to_json());
+        read.push(start.elapsed());
+        let start = Instant::now();
+        let lib = audit::Library::read(path).unwrap();
+        std::hint::black_box(audit::audit(path, &lib).to_json());
+        mapped.push(start.elapsed());
+    }
+    let median = |mut t: Vec<Duration>| {
+        t.sort();
+        t[t.len() / 2]
+    };
+    let (read, mapped) = (median(read), median(mapped));
+    format!(
+        "mapped / read whole: {:.2} (medians {:.2} ms / {:.2} ms)",
+        mapped.as_secs_f64() / read.as_secs_f64(),
+        mapped.as_secs_f64() * 1e3,
+        read.as_secs_f64() * 1e3
+    )
+}
+
 fn whole_command(path: &Path) -> String {
     let times = (0..ROUNDS)
         .map(|_| {
@@ -124,11 +154,12 @@ fn main() {
     );
     println!("  audit in process      {}", in_process(&big));
     println!("  `alloc8 check --json` {}", whole_command(&big));
+    println!("  {}", read_against_map(&big));
     for real in ["libc.so.6", "libjemalloc.so.2", "libtcmalloc_minimal.so.4"] {
         let path = Path::new("/usr/lib/x86_64-linux-gnu").join(real);
         if path.exists() {
             let mb = std::fs::metadata(&path).unwrap().len() as f64 / 1e6;
-            println!("{} ({:.1} MB)\n  audit in process      {}", real, mb, in_process(&path));
+            println!("{} ({:.1} MB)\n  audit in process      {}\n  {}", real, mb, in_process(&path), read_against_map(&path));
         }
     }
 }

@@ -41,6 +41,24 @@ pub enum Command {
     /// Exits 0 when every contender ran every workload, 1 when some cell failed
     /// (crashed, wrong exit status, timed out: shown in the table).
     Bench(crate::bench::BenchArgs),
+    /// Run a program and record every allocation call it makes into a trace
+    /// (one per process; any heap, or the C library's malloc).
+    ///
+    /// Exits with the program's status (128+N if signal N killed it), or 125
+    /// if the recorder never came alive in the program.
+    Record(crate::record::RecordArgs),
+    /// What a program asks of its allocator, from traces `alloc8 record` wrote:
+    /// sizes, lifetimes, threads, live bytes and RSS over time, sites, leaks.
+    ///
+    /// Exit status: 0, or 2 if a trace cannot be read (cut short, corrupt, newer).
+    Profile(crate::profile::ProfileArgs),
+    /// Replay a recorded program's allocations against heaps side by side
+    /// with glibc: time, time in calls, peak and final RSS, fragmentation.
+    ///
+    /// Exits 0 when every contender replayed the whole trace, 1 when one
+    /// failed (a wrong answer, a crash, a time-out: shown in the table), 2
+    /// when the trace cannot be replayed.
+    Replay(crate::replay::ReplayArgs),
 }
 
 #[derive(Args, Clone)]
@@ -66,6 +84,9 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::New(args) => crate::new::main(args),
         Command::Test(args) => Ok(crate::test::main(&args)),
         Command::Bench(args) => crate::bench::run(&args),
+        Command::Record(args) => crate::record::main(&args),
+        Command::Profile(args) => Ok(crate::profile::main(&args)),
+        Command::Replay(args) => Ok(crate::replay::main(&args)),
     }
 }
 

@@ -8,8 +8,12 @@ mod cli;
 mod contract;
 mod new;
 mod output;
+mod profile;
+mod record;
+mod replay;
 mod run;
 mod test;
+mod trace;
 
 use std::process::ExitCode;
 
@@ -20,7 +24,7 @@ fn main() -> ExitCode {
         Err(err) => {
             // One line, as cargo and ripgrep print theirs: the context, then its causes.
             let causes: Vec<String> = err.chain().map(|cause| cause.to_string()).collect();
-            output::errln!("error: {}", causes.join(": "));
+            output::errln!("error: {}", output::one_line(&causes.join(": ")));
             // `run` ends with env(1)'s statuses when the program cannot start.
             match err.downcast_ref::<run::Exit>() {
                 Some(exit) => ExitCode::from(exit.code),

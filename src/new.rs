@@ -4,6 +4,7 @@
 //! `--crate` (with a copy of the alloc8 crate beside it, so it builds without
 //! a checkout or the network); a C file in the xxmalloc convention with `--c`.
 
+use crate::build::staging::Staging;
 use crate::build::templates;
 use crate::output::outln;
 use anyhow::{bail, Context, Result};
@@ -59,6 +60,7 @@ pub struct NewOptions {
 }
 
 /// What was written, and the path to give `--heap`.
+#[derive(Debug)]
 pub struct Written {
     pub heap: PathBuf,
     pub files: Vec<PathBuf>,
@@ -70,47 +72,73 @@ const HEAP_RS: &str = include_str!("../templates/new/heap.rs");
 const HEAP_C: &str = include_str!("../shims/xx_bump.c");
 
 pub fn new(opts: &NewOptions) -> Result<Written> {
-    check_name(&opts.name)?;
+    check_name(&opts.name, opts.skeleton)?;
     let type_name = type_name(&opts.name);
     match opts.skeleton {
         Skeleton::RustFile => {
-            let path = opts.dir.join(format!("{}.rs", opts.name));
-            let text = fill(HEAP_RS, &opts.name, &type_name, &path.display().to_string());
-            write_new(&[(path.clone(), text)])?;
-            Ok(Written { heap: path.clone(), files: vec![path] })
+            let name = format!("{}.rs", opts.name);
+            let text = fill(HEAP_RS, &opts.name, &type_name, &opts.dir.join(&name).display().to_string());
+            write_new(&opts.dir, &name, &[(PathBuf::new(), text)])
         }
         Skeleton::C => {
-            let path = opts.dir.join(format!("{}.c", opts.name));
-            let text = HEAP_C.replace("shims/xx_bump.c", &path.display().to_string());
-            write_new(&[(path.clone(), text)])?;
-            Ok(Written { heap: path.clone(), files: vec![path] })
+            let name = format!("{}.c", opts.name);
+            let text = HEAP_C.replace("shims/xx_bump.c", &opts.dir.join(&name).display().to_string());
+            write_new(&opts.dir, &name, &[(PathBuf::new(), text)])
         }
         Skeleton::RustCrate => {
             let root = opts.dir.join(&opts.name);
             let mut files = vec![
-                (root.join("Cargo.toml"), cargo_toml(&opts.name)),
-                (root.join("src/lib.rs"), fill(HEAP_RS, &opts.name, &type_name, &format!("{}/", root.display()))),
+                (PathBuf::from("Cargo.toml"), cargo_toml(&opts.name)),
+                (PathBuf::from("src/lib.rs"), fill(HEAP_RS, &opts.name, &type_name, &format!("{}/", root.display()))),
             ];
             // The alloc8 crate as this alloc8 embeds it: the heap builds
             // offline, and always against the version that builds its shims.
             for (rel, text) in templates::ALLOC8_CRATE {
-                files.push((root.join("alloc8").join(rel), text.to_string()));
+                files.push((Path::new("alloc8").join(rel), text.to_string()));
             }
-            write_new(&files)?;
-            Ok(Written { heap: root, files: files.into_iter().map(|(p, _)| p).collect() })
+            write_new(&opts.dir, &opts.name, &files)
         }
     }
 }
 
-/// A crate name and a C file name both: letters, digits, `_`, `-`, starting with a letter.
-fn check_name(name: &str) -> Result<()> {
+/// A crate name and a C file name both: letters, digits, `_`, `-`, starting
+/// with a letter; a crate's name may not be one cargo or rustc refuse, nor
+/// that of the crate it depends on.
+fn check_name(name: &str, skeleton: Skeleton) -> Result<()> {
     let ok = name.chars().next().map_or(false, |c| c.is_ascii_alphabetic())
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
     if !ok {
         bail!("`{}` cannot name a heap: use letters, digits, `_` and `-`, starting with a letter (e.g. `myheap`)", name);
     }
+    if skeleton != Skeleton::RustCrate {
+        return Ok(());
+    }
+    // Cargo compares crate names with `-` as `_`.
+    let crate_name = name.replace('-', "_");
+    if crate_name == "alloc8" {
+        bail!(
+            "`{}` cannot name a heap crate: it depends on the crate `alloc8`, and two packages of one name cannot build \
+             together; choose another name (e.g. `{}_heap`)",
+            name,
+            name
+        );
+    }
+    if RESERVED_CRATE_NAMES.split_whitespace().any(|n| n == crate_name) {
+        bail!(
+            "`{}` cannot name a heap crate: cargo refuses it (a Rust keyword or a crate of the standard library); \
+             choose another name (e.g. `{}_heap`)",
+            name,
+            name
+        );
+    }
     Ok(())
 }
+
+/// Names cargo will not give a package: Rust's keywords and the standard
+/// library's crates.
+const RESERVED_CRATE_NAMES: &str = "abstract as async await become box break const continue crate do dyn else enum extern \
+     false final fn for if impl in let loop macro match mod move mut override priv pub ref return self static struct \
+     super trait true try type typeof unsafe unsized use virtual where while yield core std alloc proc_macro test";
 
 /// `my-heap` -> `MyHeap`; `bump` -> `BumpHeap`.
 fn type_name(name: &str) -> String {
@@ -143,24 +171,31 @@ fn cargo_toml(name: &str) -> String {
     )
 }
 
-/// Writes every file, refusing to overwrite anything that exists.
-fn write_new(files: &[(PathBuf, String)]) -> Result<()> {
-    if let Some((existing, _)) = files.iter().find(|(p, _)| p.exists()) {
-        bail!("{} already exists: choose another name, or remove it first", existing.display());
+/// Writes `dir/entry` (one file, or a directory of `files`) as `build`
+/// writes its outputs: staged under a hidden name and renamed into place, so
+/// a failure (a full disk) leaves nothing behind and a retry starts clean.
+/// Never over anything that exists.
+fn write_new(dir: &Path, entry: &str, files: &[(PathBuf, String)]) -> Result<Written> {
+    let dest = dir.join(entry);
+    if dest.symlink_metadata().is_ok() {
+        bail!("{} already exists: choose another name, or remove it first", dest.display());
     }
-    if let Some((first, _)) = files.first() {
-        let top = first.parent().unwrap_or(Path::new("."));
-        if top.exists() && !top.is_dir() {
-            bail!("{} is not a directory", top.display());
+    if dir.exists() && !dir.is_dir() {
+        bail!("{} is not a directory", dir.display());
+    }
+    let mut staging = Staging::new(dir)?;
+    let single = matches!(files, [(rel, _)] if rel.as_os_str().is_empty());
+    let top = if single { staging.file(entry) } else { staging.directory(entry)? };
+    for (rel, text) in files {
+        let path = if single { top.clone() } else { top.join(rel) };
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", dest.join(rel).display()))?;
         }
+        std::fs::write(&path, text).with_context(|| format!("cannot write {}", dest.join(rel).display()))?;
     }
-    for (path, text) in files {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        }
-        std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
-    }
-    Ok(())
+    staging.commit_new()?;
+    let files = files.iter().map(|(rel, _)| if single { dest.clone() } else { dest.join(rel) }).collect();
+    Ok(Written { heap: dest, files })
 }
 
 #[cfg(test)]
@@ -177,9 +212,45 @@ mod tests {
     #[test]
     fn names_must_be_identifiers_and_file_names() {
         for bad in ["", "1heap", "a b", "../x", "x.rs", "é"] {
-            assert!(check_name(bad).is_err(), "{:?}", bad);
+            assert!(check_name(bad, Skeleton::RustFile).is_err(), "{:?}", bad);
         }
-        check_name("my_heap-2").unwrap();
+        check_name("my_heap-2", Skeleton::RustCrate).unwrap();
+    }
+
+    /// Issue 27, item 15: `alloc8 new alloc8 --crate` wrote a crate cargo cannot build.
+    #[test]
+    fn a_crate_may_not_take_the_name_of_its_dependency_or_one_cargo_refuses() {
+        for bad in ["alloc8", "std", "core", "fn", "test"] {
+            let err = check_name(bad, Skeleton::RustCrate).unwrap_err().to_string();
+            assert!(err.contains("cannot name a heap crate") && err.contains("choose another name"), "{}", err);
+        }
+        assert!(check_name("alloc8", Skeleton::RustCrate).unwrap_err().to_string().contains("the crate `alloc8`"));
+        // A file heap is a module of the shim, whatever its name.
+        check_name("alloc8", Skeleton::RustFile).unwrap();
+        check_name("alloc8-heap", Skeleton::RustCrate).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let opts = NewOptions { name: "alloc8".into(), skeleton: Skeleton::RustCrate, dir: dir.path().to_path_buf() };
+        assert!(new(&opts).is_err());
+        assert!(std::fs::read_dir(dir.path()).unwrap().next().is_none(), "nothing was written");
+    }
+
+    /// Issue 27, item 9: a failure half-way (here a file that cannot be
+    /// created where a directory should be) leaves nothing, and a retry works.
+    #[test]
+    fn a_failed_crate_leaves_nothing_and_a_retry_succeeds() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("deep/er");
+        let files = vec![
+            (PathBuf::from("Cargo.toml"), "[package]\n".to_string()),
+            (PathBuf::from("src/lib.rs"), "//\n".to_string()),
+            (PathBuf::from("src/lib.rs/mod.rs"), "//\n".to_string()),
+        ];
+        let err = format!("{:#}", write_new(&target, "heap", &files).unwrap_err());
+        assert!(err.contains("cannot create") && err.contains("heap/src/lib.rs/mod.rs"), "{}", err);
+        assert!(std::fs::read_dir(dir.path()).unwrap().next().is_none(), "nothing is left, not even the directories made for it");
+        let written = write_new(&target, "heap", &files[..2]).unwrap();
+        assert_eq!(written.files, [target.join("heap/Cargo.toml"), target.join("heap/src/lib.rs")]);
+        assert_eq!(std::fs::read_to_string(target.join("heap/src/lib.rs")).unwrap(), "//\n");
     }
 
     #[test]

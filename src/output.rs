@@ -20,6 +20,21 @@ pub fn stderr(text: &str) {
     let _ = io::stderr().lock().write_all(text.as_bytes());
 }
 
+/// `text` as one line: a control character (a newline in a file name, an
+/// escape sequence) is written as Rust escapes it (`\n`, `\u{1b}`), so an
+/// `error:` line stays one line and cannot drive the terminal.
+pub fn one_line(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() && c != '\t' {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// `println!` to stdout through [`stdout`]: evaluates to `io::Result<()>`.
 macro_rules! outln {
     ($($arg:tt)*) => {
@@ -36,3 +51,12 @@ macro_rules! errln {
 
 pub(crate) use errln;
 pub(crate) use outln;
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn control_characters_are_escaped_and_the_rest_kept() {
+        assert_eq!(super::one_line("cannot read /tmp/a\nb.rs: é\t"), "cannot read /tmp/a\\nb.rs: é\t");
+        assert_eq!(super::one_line("\u{1b}[31mred\r"), "\\u{1b}[31mred\\r");
+    }
+}

@@ -93,8 +93,23 @@ fn a_heap_and_a_system_allocator_beside_glibc_in_the_table_json_csv_and_plot() {
     let header = table.lines().find(|l| l.starts_with("workload")).expect("a header row");
     assert_eq!(header.split_whitespace().collect::<Vec<_>>(), ["workload", "glibc", "system", "jemalloc"]);
     let workloads = doc["workloads"].as_array().unwrap();
-    let bundled =
-        ["pairs", "mixed", "pareto", "realloc", "prodcons", "larson", "cache-scratch", "thread-churn", "python3", "sqlite3", "gcc", "git"];
+    let bundled = [
+        "pairs",
+        "mixed",
+        "pareto",
+        "realloc",
+        "prodcons",
+        "larson",
+        "cache-scratch",
+        "thread-churn",
+        "python3",
+        "sqlite3",
+        "gcc",
+        "git",
+        "python3-trace",
+        "sqlite3-trace",
+        "cc1-trace",
+    ];
     assert_eq!(workloads.iter().map(|w| w["name"].as_str().unwrap()).collect::<Vec<_>>(), bundled);
     let mut ran = 0;
     for w in workloads {
@@ -275,7 +290,7 @@ fn a_real_program_missing_from_the_machine_is_skipped_with_the_reason() {
 #[test]
 fn bad_input_is_a_clear_error_before_anything_runs() {
     let cases: &[(&[&str], &str)] = &[
-        (&["--workload", "nope"], "unknown workload `nope`; the bundled workloads are: pairs, mixed, pareto, realloc, prodcons, larson, cache-scratch, thread-churn, python3, sqlite3, gcc, git"),
+        (&["--workload", "nope"], "unknown workload `nope`; the bundled workloads are: pairs, mixed, pareto, realloc, prodcons, larson, cache-scratch, thread-churn, python3, sqlite3, gcc, git, python3-trace, sqlite3-trace, cc1-trace"),
         (&["--lib", "hoard"], "not an allocator alloc8 knows by name (glibc, jemalloc, mimalloc, tcmalloc)"),
         (&["--lib", "/no/such/libx.so"], "cannot use --lib /no/such/libx.so"),
         (&["--plot", "out.png"], "--plot writes an SVG file"),

@@ -20,6 +20,10 @@ pub struct BenchArgs {
     /// bundled workloads, or only the command after `--` when one is given.
     #[arg(long, value_name = "NAME")]
     pub workload: Vec<String>,
+    /// A trace `alloc8 record` wrote, replayed as a workload of its own (as
+    /// `alloc8 replay` does); repeatable.
+    #[arg(long, value_name = "TRACE")]
+    pub trace: Vec<PathBuf>,
     /// List the bundled workloads and what each one stresses, then exit.
     #[arg(long)]
     pub list: bool,

@@ -18,9 +18,14 @@ const LIBS: &[&str] = &["-lm", "-ldl"];
 
 /// The path of the executable built from `source` (a C file's text), named `name`.
 pub fn program(name: &str, source: &str) -> Result<PathBuf> {
+    program_linked(name, source, &[])
+}
+
+/// As [`program`], linked with `libs` too (the replayer calls the C++ operators).
+pub fn program_linked(name: &str, source: &str, libs: &[&str]) -> Result<PathBuf> {
     let compiler = compiler()?;
     let shown = format!("{:?}", compiler.to_command());
-    let key = cache::hash(&[HEADER, source, &shown, &FLAGS.join(" "), &LIBS.join(" ")]);
+    let key = cache::hash(&[HEADER, source, &shown, &FLAGS.join(" "), &LIBS.join(" "), &libs.join(" ")]);
     let dir = cache::dir().join("bench").join(&key[..16]);
     let exe = dir.join(name);
     if exe.is_file() {
@@ -34,7 +39,7 @@ pub fn program(name: &str, source: &str) -> Result<PathBuf> {
     let tmp = crate::children::TempPath::new(dir.join(format!(".{}.{}", name, std::process::id())));
     let tmp = tmp.path();
     let mut cmd = compiler.to_command();
-    cmd.args(FLAGS).arg("-I").arg(&dir).arg("-o").arg(tmp).arg(&src).args(LIBS);
+    cmd.args(FLAGS).arg("-I").arg(&dir).arg("-o").arg(tmp).arg(&src).args(libs).args(LIBS);
     let out = cmd.output().with_context(|| format!("cannot run the C compiler {}", compiler.path().display()))?;
     if !out.status.success() {
         bail!(

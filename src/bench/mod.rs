@@ -5,19 +5,19 @@
 //! glibc, peak RSS, a table, JSON/CSV and an SVG plot. See docs/bench.md.
 
 mod args;
-mod child;
-mod compile;
-mod contenders;
+pub(crate) mod child;
+pub(crate) mod compile;
+pub(crate) mod contenders;
 mod export;
 mod machine;
-mod measure;
+pub(crate) mod measure;
 mod plot;
 mod progress;
 mod real_programs;
 mod results;
 mod summary;
 mod table;
-mod workloads;
+pub(crate) mod workloads;
 
 use anyhow::{bail, Context, Result};
 pub use args::BenchArgs;
@@ -31,7 +31,7 @@ use std::time::Duration;
 /// Prints the file of the library whose malloc a program calls (stderr).
 const PROBE: &str = include_str!("programs/probe.c");
 /// Starts each timed run (why: see the file).
-const RUNNER: &str = include_str!("programs/runner.c");
+pub(crate) const RUNNER: &str = include_str!("programs/runner.c");
 const DEFAULT_ROUNDS: usize = 5;
 
 pub fn run(args: &BenchArgs) -> Result<ExitCode> {
@@ -55,7 +55,7 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode> {
         bail!("--plot writes an SVG file: give a name ending in .svg");
     }
 
-    let selected = workloads::select(&args.workload, !args.command.is_empty())?;
+    let selected = workloads::select(&args.workload, !args.command.is_empty() || !args.trace.is_empty())?;
     let user = if args.command.is_empty() { None } else { Some(workloads::user_command(&args.command)?) };
     let contenders = contenders::resolve(&args.heap, args.thread_hooks, &args.lib, args.verbose)?;
     if contenders.len() == 1 {
@@ -74,6 +74,11 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode> {
     let scratch = crate::children::TempDir::new("alloc8-bench-").context("cannot create a scratch directory")?;
     let mut list = workloads::prepare(&selected, settings.quick, args.scale, settings.threads, scratch.path())?;
     list.extend(user);
+    for (i, trace) in args.trace.iter().enumerate() {
+        let dir = scratch.path().join(format!("trace-{}", i));
+        std::fs::create_dir(&dir).context("cannot create a scratch directory")?;
+        list.push(workloads::trace(trace, &dir)?);
+    }
     for w in &list {
         if let Err(why) = &w.ready {
             eprintln!("alloc8 bench: skipping {}: {}", w.name, why);
@@ -138,7 +143,7 @@ fn settings(args: &BenchArgs) -> Result<Settings> {
 }
 
 /// An output file whose directory is missing is an error now, not after the runs.
-fn writable(flag: &str, path: &Path) -> Result<()> {
+pub(crate) fn writable(flag: &str, path: &Path) -> Result<()> {
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     if !dir.is_dir() {
         bail!("{} {}: the directory {} does not exist", flag, path.display(), dir.display());
@@ -171,7 +176,7 @@ fn distinct_outputs(outputs: &[(&str, &Option<std::path::PathBuf>)]) -> Result<(
 /// Each library must really replace malloc in a program it is preloaded
 /// into, or every number under it would be glibc's: a small program says
 /// whose malloc it calls.
-fn verify_preloads(runner: &Path, contenders: &[Contender]) -> Result<()> {
+pub(crate) fn verify_preloads(runner: &Path, contenders: &[Contender]) -> Result<()> {
     let probe = compile::program("probe", PROBE)?;
     for contender in contenders {
         let Some(lib) = &contender.library else { continue };

@@ -22,6 +22,9 @@ pub enum Source {
     /// A C program run as `prog N THREADS` (src/bench/programs/).
     C(&'static str),
     Real(RealProgram),
+    /// A trace `alloc8 record` wrote of a real program (src/bench/traces/),
+    /// replayed as `alloc8 replay` does; N is the operations replayed.
+    Trace(&'static [u8]),
 }
 
 /// In table order. Full sizes take about a second under glibc on one core of
@@ -99,6 +102,24 @@ pub const BUNDLED: &[Bundled] = &[
         source: Source::Real(RealProgram::Git),
         full: 6_000,
     },
+    Bundled {
+        name: "python3-trace",
+        stresses: "python3's recorded allocations (objects.py 4000, PYTHONMALLOC=malloc), replayed: only the allocator works",
+        source: Source::Trace(include_bytes!("traces/python3.a8t")),
+        full: 367_000,
+    },
+    Bundled {
+        name: "sqlite3-trace",
+        stresses: "sqlite3's recorded allocations (the sqlite3 workload at 20,000 rows), replayed",
+        source: Source::Trace(include_bytes!("traces/sqlite3.a8t")),
+        full: 135_000,
+    },
+    Bundled {
+        name: "cc1-trace",
+        stresses: "gcc's cc1 recorded compiling larson.c at -O2, replayed",
+        source: Source::Trace(include_bytes!("traces/cc1.a8t")),
+        full: 109_000,
+    },
 ];
 
 /// A ready command: what runs under each contender.
@@ -173,6 +194,7 @@ pub fn prepare(selected: &[&Bundled], quick: bool, scale: f64, threads: usize, d
         let ready = match &b.source {
             Source::C(text) => Ok(Invocation::new(compile::program(b.name, text)?, vec![n.to_string().into(), threads.to_string().into()])),
             Source::Real(real) => real_programs::prepare(*real, n, dir),
+            Source::Trace(bytes) => bundled_trace(b.name, bytes, n, dir),
         };
         out.push(Workload { name: b.name.to_string(), stresses: b.stresses.to_string(), ready });
     }
@@ -188,6 +210,33 @@ pub fn user_command(command: &[OsString]) -> Result<Workload> {
     let inv = Invocation::new(exe, command[1..].to_vec());
     let name = std::iter::once(&command[0]).chain(&command[1..]).map(|a| a.to_string_lossy().into_owned()).collect::<Vec<_>>().join(" ");
     Ok(Workload { name, stresses: "your command".into(), ready: Ok(inv) })
+}
+
+/// A bundled trace: written out, its first `n` operations converted.
+fn bundled_trace(name: &str, bytes: &[u8], n: u64, dir: &std::path::Path) -> Result<Invocation, String> {
+    let trace = dir.join(format!("{}.a8t", name));
+    let work = dir.join(name);
+    std::fs::create_dir_all(&work).map_err(|e| format!("cannot create {}: {}", work.display(), e))?;
+    std::fs::write(&trace, bytes).map_err(|e| format!("cannot write {}: {}", trace.display(), e))?;
+    let replayer = crate::replay::replayer().map_err(|e| format!("{:#}", e))?;
+    crate::replay::workload::convert_prefix(&trace, &work, n).map_err(|e| format!("the bundled trace does not convert: {}", e))?;
+    Ok(Invocation::new(replayer, vec![work.into()]))
+}
+
+/// A recorded trace as a workload: converted into `dir`, replayed by the
+/// replayer (alloc8 replay's) under each contender like any other program.
+pub fn trace(path: &std::path::Path, dir: &std::path::Path) -> Result<Workload> {
+    let replayer = crate::replay::replayer()?;
+    let w = crate::replay::workload::convert(path, dir).map_err(|e| anyhow::anyhow!("--trace {}: {}", path.display(), e))?;
+    if let Some(why) = &w.cut_short {
+        eprintln!("alloc8 bench: note: --trace {} is cut short ({}); replaying what it holds", path.display(), why);
+    }
+    let program = std::path::Path::new(&w.program).file_name().map_or(w.program.clone(), |f| f.to_string_lossy().into_owned());
+    Ok(Workload {
+        name: format!("trace:{}", program),
+        stresses: format!("{}'s recorded allocations ({} operations, {} thread(s))", program, w.operations, w.threads),
+        ready: Ok(Invocation::new(replayer, vec![dir.as_os_str().to_owned()])),
+    })
 }
 
 #[cfg(test)]

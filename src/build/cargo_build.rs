@@ -1,5 +1,6 @@
 //! Drives cargo on a generated shim crate and finds what it produced.
 
+use super::cargo_errors;
 use crate::output;
 use anyhow::{bail, Context, Result};
 use cargo_metadata::diagnostic::DiagnosticLevel;
@@ -38,9 +39,11 @@ pub enum Outcome {
     /// alloc8's messages to the user, not a bug in the heap's code; and how
     /// many errors in generated code were not shown.
     CompileErrors { shim_assertions: Vec<String>, hidden: usize },
-    /// cargo failed before compiling anything of ours: a manifest or
-    /// dependency problem (cargo's own error is already on stderr).
-    CargoFailed,
+    /// cargo failed before compiling anything of ours (a manifest or a
+    /// dependency, a lock, a killed compiler), or the disk is full (then
+    /// whatever it was doing). `cause`: cargo's own, as one line (None when
+    /// its stderr was not captured: `--verbose` shows it as it goes).
+    CargoFailed { cause: Option<String>, disk_full: bool },
 }
 
 /// Runs `cargo build --release` (`cargo rustc` with rustc arguments).
@@ -50,26 +53,12 @@ pub enum Outcome {
 /// its closing "could not compile `alloc8_shim_...`" (our own error line
 /// says it, with the count of what was shown).
 pub fn build(b: &CargoBuild) -> Result<Outcome> {
-    let cargo = match b.cargo {
-        Some(c) => c.as_os_str().to_owned(),
-        None => std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()),
-    };
-    let mut cmd = Command::new(&cargo);
-    cmd.args(if b.rustc_args.is_empty() { &["build"][..] } else { &["rustc", "--lib"][..] })
-        .arg("--release")
-        .arg("--manifest-path")
-        .arg(b.manifest)
-        .arg("--target-dir")
-        // cargo puts it in a search path: a colon there (a home directory's) is refused; a link carries it.
-        .arg(crate::run::preload::unsplittable(b.target_dir).unwrap_or_else(|_| b.target_dir.to_path_buf()))
-        .arg(if std::io::stderr().is_terminal() { "--message-format=json-diagnostic-rendered-ansi" } else { "--message-format=json" });
+    let (mut cmd, cargo) = command(b, if b.rustc_args.is_empty() { &["build"][..] } else { &["rustc", "--lib"][..] });
+    cmd.arg(if std::io::stderr().is_terminal() { "--message-format=json-diagnostic-rendered-ansi" } else { "--message-format=json" });
     if !b.verbose {
         cmd.arg("--quiet");
         // Its stderr goes through `pass_through`: keep cargo's colours.
         cmd.arg("--color").arg(if std::io::stderr().is_terminal() { "always" } else { "never" });
-    }
-    if let Some(t) = b.target {
-        cmd.arg("--target").arg(t);
     }
     if b.offline {
         cmd.arg("--offline");
@@ -77,18 +66,6 @@ pub fn build(b: &CargoBuild) -> Result<Outcome> {
     if !b.rustc_args.is_empty() {
         cmd.arg("--").args(&b.rustc_args);
     }
-    // The outer cargo's settings (when alloc8 itself runs under cargo) must
-    // not leak into the shim's build.
-    for var in ["CARGO_TARGET_DIR", "CARGO_BUILD_TARGET", "CARGO_ENCODED_RUSTFLAGS", "RUSTC_WRAPPER", "CARGO_MAKEFLAGS"] {
-        cmd.env_remove(var);
-    }
-    if b.cargo.is_some() {
-        // rustup's choices must not reach another toolchain's cargo.
-        for var in ["RUSTC", "RUSTDOC", "RUSTUP_TOOLCHAIN", "RUSTFLAGS", "CARGO_BUILD_RUSTC"] {
-            cmd.env_remove(var);
-        }
-    }
-    cmd.envs(b.env.iter().map(|(k, v)| (k, v)));
     cmd.stdout(Stdio::piped()).stderr(if b.verbose { Stdio::inherit() } else { Stdio::piped() });
     let mut child = cmd.spawn().with_context(|| format!("cannot run {:?}; is the Rust toolchain installed?", cargo))?;
     let stdout = child.stdout.take().expect("piped");
@@ -141,17 +118,93 @@ pub fn build(b: &CargoBuild) -> Result<Outcome> {
             show(msg);
         }
     }
-    if let Some(thread) = stderr {
-        let _ = thread.join();
-    }
+    let stderr = stderr.and_then(|thread| thread.join().ok());
     if !status.success() {
+        let said = stderr.as_deref().unwrap_or("");
+        let rustc_said: Vec<&str> = errors.iter().map(|(m, _)| m.message.message.as_str()).collect();
+        let disk_full = cargo_errors::disk_full(said) || rustc_said.iter().any(|m| cargo_errors::disk_full(m));
         let compile_errors = errors.iter().any(|(_, origin)| *origin != Origin::Note);
-        return Ok(if compile_errors { Outcome::CompileErrors { shim_assertions, hidden } } else { Outcome::CargoFailed });
+        if compile_errors && !disk_full {
+            return Ok(Outcome::CompileErrors { shim_assertions, hidden });
+        }
+        let cause = cargo_errors::cause(said)
+            .or_else(|| rustc_said.iter().find(|m| cargo_errors::disk_full(m)).map(|m| m.to_string()))
+            .or_else(|| killed(&status).map(|signal| format!("{:?} was killed by signal {}", cargo, signal)));
+        return Ok(Outcome::CargoFailed { cause, disk_full });
     }
     if files.is_empty() {
         bail!("cargo reported no library for {}", b.manifest.display());
     }
     Ok(Outcome::Built(files))
+}
+
+/// `cargo ARGS --release --manifest-path M --target-dir T [--target X]`
+/// in the environment of the shim's build; and the cargo it runs.
+fn command(b: &CargoBuild, args: &[&str]) -> (Command, std::ffi::OsString) {
+    let cargo = match b.cargo {
+        Some(c) => c.as_os_str().to_owned(),
+        None => std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()),
+    };
+    let mut cmd = Command::new(&cargo);
+    // cargo puts the target directory in a search path: a colon there (a
+    // home directory's) is refused; a link carries it (run::preload).
+    let target_dir = crate::run::preload::unsplittable(b.target_dir).unwrap_or_else(|_| b.target_dir.to_path_buf());
+    cmd.args(args).arg("--release").arg("--manifest-path").arg(b.manifest).arg("--target-dir").arg(target_dir);
+    if let Some(t) = b.target {
+        cmd.arg("--target").arg(t);
+    }
+    // The outer cargo's settings (when alloc8 itself runs under cargo) must
+    // not leak into the shim's build.
+    for var in ["CARGO_TARGET_DIR", "CARGO_BUILD_TARGET", "CARGO_ENCODED_RUSTFLAGS", "RUSTC_WRAPPER", "CARGO_MAKEFLAGS"] {
+        cmd.env_remove(var);
+    }
+    if b.cargo.is_some() {
+        // rustup's choices must not reach another toolchain's cargo.
+        for var in ["RUSTC", "RUSTDOC", "RUSTUP_TOOLCHAIN", "RUSTFLAGS", "CARGO_BUILD_RUSTC"] {
+            cmd.env_remove(var);
+        }
+    }
+    cmd.envs(b.env.iter().map(|(k, v)| (k, v)));
+    (cmd, cargo)
+}
+
+/// Has cargo forget what it built of `packages` (`cargo clean -p`), so the
+/// next build compiles them again whatever their files' times say. If cargo
+/// cannot (a manifest it cannot read: the build will say why), their
+/// fingerprints are removed instead, which makes cargo rebuild them too; the
+/// target directory's other packages (other heaps' builds, maybe running)
+/// are left alone.
+pub fn clean(b: &CargoBuild, packages: &[&str]) -> Result<()> {
+    let (mut cmd, _) = command(b, &["clean", "--quiet", "--offline"]);
+    for p in packages {
+        cmd.arg("-p").arg(p);
+    }
+    let cleaned = cmd.stdout(Stdio::null()).stderr(Stdio::null()).status().map_or(false, |s| s.success());
+    if cleaned {
+        return Ok(());
+    }
+    let mut release = b.target_dir.to_path_buf();
+    if let Some(t) = b.target {
+        release.push(t);
+    }
+    let fingerprints = release.join("release").join(".fingerprint");
+    let Ok(entries) = std::fs::read_dir(&fingerprints) else { return Ok(()) };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        // `<package>-<hash>`; the hash has no `-`.
+        let package = name.rsplit_once('-').map_or(name.as_str(), |(p, _)| p);
+        if packages.contains(&package) {
+            let path = entry.path();
+            std::fs::remove_dir_all(&path).with_context(|| format!("cannot remove {}", path.display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// The signal that ended a process, if one did.
+fn killed(status: &std::process::ExitStatus) -> Option<i32> {
+    use std::os::unix::process::ExitStatusExt;
+    status.signal()
 }
 
 /// Where an error rustc reported lies.
@@ -192,34 +245,26 @@ fn in_generated_code(msg: &CompilerMessage, generated: &[&Path]) -> bool {
 
 /// Copies cargo's stderr to ours, less its "could not compile
 /// `alloc8_shim_...`": the shim is ours, and our own error line follows.
-fn pass_through(stderr: impl Read) {
+/// Returns what cargo wrote (its last 64 KiB), for the cause of a failure.
+fn pass_through(stderr: impl Read) -> String {
+    const KEEP: usize = 64 * 1024;
     let mut lines = BufReader::new(stderr);
     let mut line = Vec::new();
+    let mut said = String::new();
     while matches!(lines.read_until(b'\n', &mut line), Ok(n) if n > 0) {
         let text = String::from_utf8_lossy(&line);
-        if !strip_ansi(&text).starts_with("error: could not compile `alloc8_shim_") {
+        if !cargo_errors::strip_ansi(&text).starts_with("error: could not compile `alloc8_shim_") {
             output::stderr(&text);
+        }
+        said.push_str(&text);
+        if said.len() > 2 * KEEP {
+            let cut = said.len() - KEEP;
+            let cut = (cut..said.len()).find(|&i| said.is_char_boundary(i)).unwrap_or(said.len());
+            said.drain(..cut);
         }
         line.clear();
     }
-}
-
-/// `text` without its colour escapes (`ESC [ ... m`).
-fn strip_ansi(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars();
-    while let Some(c) = chars.next() {
-        if c == '\x1b' {
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
+    said
 }
 
 /// A failed `const _: () = assert!(..)` of the shim's template, which checks
@@ -242,10 +287,38 @@ fn shim_assertion(d: &cargo_metadata::diagnostic::Diagnostic) -> Option<String> 
 mod tests {
     use super::*;
 
+    /// When cargo cannot clean (its manifest is broken), only the named
+    /// packages' fingerprints go: other builds in the target dir go on.
+    #[test]
+    fn a_clean_cargo_cannot_do_forgets_only_the_named_packages() {
+        let d = tempfile::tempdir().unwrap();
+        let fingerprints = d.path().join("release/.fingerprint");
+        for name in ["heap-0123abcd", "heap-45ef6789", "heap_other-0123abcd", "alloc8-99aa"] {
+            std::fs::create_dir_all(fingerprints.join(name)).unwrap();
+        }
+        let manifest = d.path().join("missing/Cargo.toml");
+        let b = CargoBuild {
+            manifest: &manifest,
+            target_dir: d.path(),
+            target: None,
+            verbose: false,
+            cargo: None,
+            env: Vec::new(),
+            offline: true,
+            generated: &[],
+            rustc_args: Vec::new(),
+        };
+        clean(&b, &["heap"]).unwrap();
+        let mut left: Vec<String> =
+            std::fs::read_dir(&fingerprints).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        left.sort();
+        assert_eq!(left, ["alloc8-99aa", "heap_other-0123abcd"]);
+    }
+
     #[test]
     fn colour_escapes_are_stripped_for_matching() {
         let coloured = "\x1b[1m\x1b[91merror\x1b[0m\x1b[1m: could not compile `alloc8_shim_x` (lib)\x1b[0m";
-        assert_eq!(strip_ansi(coloured), "error: could not compile `alloc8_shim_x` (lib)");
-        assert_eq!(strip_ansi("plain"), "plain");
+        assert_eq!(cargo_errors::strip_ansi(coloured), "error: could not compile `alloc8_shim_x` (lib)");
+        assert_eq!(cargo_errors::strip_ansi("plain"), "plain");
     }
 }

@@ -1,17 +1,22 @@
 //! `alloc8 build`: heap in, audited shim library out. Nothing is written to
-//! the output directory unless the whole build succeeds (staging.rs), and
-//! names that cannot work are refused before cargo runs (names.rs).
+//! the output directory unless the whole build succeeds (staging.rs), never
+//! over a file the build reads (inputs.rs), and names that cannot work are
+//! refused before cargo runs (names.rs). What cargo built is judged by
+//! content, not file times (freshness.rs); docs/promises.md says it all.
 
 pub mod cache;
-mod cargo_build;
+pub mod cargo_build;
+mod cargo_errors;
 pub mod command;
+mod freshness;
 pub mod header;
 pub mod heap_source;
+mod inputs;
 mod names;
 pub mod render;
 mod render_macos;
 mod render_xx;
-mod staging;
+pub mod staging;
 mod static_archive;
 pub mod target;
 pub mod templates;
@@ -98,7 +103,11 @@ pub fn build(opts: &BuildOptions) -> Result<Built> {
         (None, Mode::Interpose) => (heap.name.clone(), StemSource::Heap),
     };
     names::check_stem(&stem, stem_source, opts.mode, platform)?;
+    // Before --out: under `run --heap`, --out is in the cache.
+    let cache = cache::usable_dir()?;
     names::check_out_dir(&opts.out)?;
+    let outputs = inputs::output_names(platform, opts.mode, &stem);
+    inputs::refuse_overwrite(&opts.out, &outputs, &inputs::known(&heap, &opts.heap))?;
     // Windows: Debian's rustc 1.63 and cargo with mingw-w64 (target.rs).
     let windows = match platform {
         Platform::Windows => Some(windows_preflight(&opts.heap, &heap)?),
@@ -107,11 +116,7 @@ pub fn build(opts: &BuildOptions) -> Result<Built> {
     if let (Some(t), None) = (&opts.target, &windows) {
         target::require_installed(t, platform)?;
     }
-    let cache = cache::dir();
-    let alloc8_dir = cache.join(format!("alloc8-{}", templates::ALLOC8_VERSION));
-    for (rel, text) in templates::ALLOC8_CRATE {
-        cache::write_if_changed(&alloc8_dir.join(rel), text)?;
-    }
+    let alloc8_dir = templates::write_alloc8_crate(&cache)?;
 
     let key = cache::hash(&[
         &opts.heap.canonicalize()?.to_string_lossy(),
@@ -133,7 +138,16 @@ pub fn build(opts: &BuildOptions) -> Result<Built> {
     let xx = match &heap.kind {
         HeapKind::Xx(input) => {
             let native = crate_dir.join("native");
-            Some(xx::prepare(input, &opts.heap, &native, opts.mode, &opts.prefix, opts.threads, opts.target.as_deref(), opts.verbose)?)
+            let prepared =
+                xx::prepare(input, &opts.heap, &native, opts.mode, &opts.prefix, opts.threads, opts.target.as_deref(), opts.verbose)?;
+            // The headers the sources include are known now, before anything is written.
+            let read: Vec<inputs::Input> = prepared
+                .inputs
+                .iter()
+                .map(|p| (p.clone(), if xx::lang(p).is_some() { "a source of the heap" } else { "a file the heap's sources include" }))
+                .collect();
+            inputs::refuse_overwrite(&opts.out, &outputs, &read)?;
+            Some(prepared)
         }
         _ => None,
     };
@@ -161,10 +175,11 @@ pub fn build(opts: &BuildOptions) -> Result<Built> {
         env.extend(codegen::cc_env(opts.mode, &triple, |name| std::env::var(name).ok()));
         rustc_args = codegen::direct_call_args(&heap);
     }
-    let outcome = cargo_build::build(&CargoBuild {
+    // Another rustc: its own target dir, so neither toolchain invalidates the other's.
+    let target_dir = cache.join(if windows.is_some() { "target-windows" } else { "target" });
+    let cargo = CargoBuild {
         manifest: &manifest,
-        // Another rustc: its own target dir, so neither toolchain invalidates the other's.
-        target_dir: &cache.join(if windows.is_some() { "target-windows" } else { "target" }),
+        target_dir: &target_dir,
         target: opts.target.as_deref(),
         verbose: opts.verbose,
         cargo: windows.as_ref().map(|w| w.cargo.as_path()),
@@ -173,37 +188,39 @@ pub fn build(opts: &BuildOptions) -> Result<Built> {
         // rustc's errors in these are consequences of the user's, in their own files.
         generated: &[&crate_dir, &alloc8_dir],
         rustc_args,
-    })?;
-    let files = match outcome {
-        Outcome::Built(files) => files,
-        Outcome::CompileErrors { shim_assertions, hidden } => match shim_assertions.first() {
-            Some(text) => bail!("heap {}: {}", opts.heap.display(), advice_for(text, opts.invocation)),
-            None if windows.is_some() => bail!(
-                "heap {} does not compile for {} with Debian's rustc 1.63 (the compiler's errors are above): \
-                 a Windows heap must be edition 2021, 1.63-clean and get its memory from Windows (VirtualAlloc, HeapAlloc), not libc",
-                opts.heap.display(),
-                target::WINDOWS_GNU
-            ),
-            None if hidden > 0 => bail!(
-                "heap {} does not compile (the compiler's errors in it are above; the {} they cause in the generated shim \
-                 are not shown, `--verbose` shows them)",
-                opts.heap.display(),
-                if hidden == 1 { "1 error".to_string() } else { format!("{} errors", hidden) }
-            ),
-            None => bail!("heap {} does not compile (the compiler's errors are above)", opts.heap.display()),
-        },
-        Outcome::CargoFailed if windows.is_some() => bail!(
-            "cargo could not build the shim for heap {} for {}: Debian's cargo 1.65 builds offline and cannot fetch \
-             crates.io dependencies; vendor them (cargo vendor) or use a heap without dependencies (cargo's error is above)",
-            opts.heap.display(),
-            target::WINDOWS_GNU
-        ),
-        Outcome::CargoFailed => bail!(
-            "cargo could not build the shim for heap {}: a dependency could not be resolved or fetched, \
-             or a manifest is invalid (cargo's error is above; offline, only crates already in ~/.cargo can be used)",
-            opts.heap.display()
-        ),
     };
+    // cargo judges the heap's files by their times: what changed by content
+    // since they were last built here is cleaned first.
+    let stamps = target_dir.join("alloc8-inputs").join(opts.target.as_deref().unwrap_or("host"));
+    let parts = freshness::parts(&heap, &crate_name, &stamps);
+    let stale: Vec<&str> = freshness::stale(&parts).iter().map(|p| p.package.as_str()).collect();
+    if !stale.is_empty() {
+        cargo_build::clean(&cargo, &stale)?;
+    }
+    let mut cleaned = false;
+    let files = loop {
+        let files = built_files(cargo_build::build(&cargo)?, opts, windows.is_some(), &cache)?;
+        // A damaged artifact cargo takes as fresh (a truncated file) is
+        // rebuilt once from clean; if that does not mend it, the cache is
+        // the user's to clear.
+        let Some(bad) = files.iter().find(|f| !artifact_readable(f)) else { break files };
+        if cleaned {
+            bail!(
+                "cargo's library {} is damaged (not a complete {}) even after a clean rebuild: clear the build cache \
+                 (`rm -rf {}`) and build again",
+                bad.display(),
+                if bad.extension().map_or(false, |e| e == "a") { "archive" } else { "library" },
+                cache.display()
+            );
+        }
+        cargo_build::clean(&cargo, &[crate_name.as_str()])?;
+        cleaned = true;
+    };
+    freshness::record(&parts);
+    // Now every file cargo read is known: none may be an output either.
+    if let Some(lib) = files.iter().find(|f| f.extension().map_or(false, |e| e == "so" || e == "dylib" || e == "dll")) {
+        inputs::refuse_overwrite(&opts.out, &outputs, &inputs::read_by_cargo(lib))?;
+    }
 
     // A library that cannot load is not built: check cargo's before anything
     // is written, and leave no older one of the same name behind.
@@ -233,10 +250,18 @@ pub fn build(opts: &BuildOptions) -> Result<Built> {
                 let keep: Vec<String> =
                     contract::shim_exports(platform, opts.mode, &opts.prefix, opts.threads).into_iter().map(|(n, _)| n).collect();
                 // Sealing takes a second: keep the sealed archive beside
-                // cargo's and redo it only when cargo rebuilt the raw one.
+                // cargo's, with the stamp of the raw one it was made from
+                // (cargo writes a new file when it rebuilds: a new inode and
+                // change time), and redo it when that differs or the sealed
+                // one is damaged.
                 let sealed = file.with_extension("sealed.a");
-                if !is_newer(&sealed, file) {
+                let from = file.with_extension("sealed.from");
+                let raw =
+                    std::fs::metadata(file).map(|m| cache::file_stamp(&m)).with_context(|| format!("cannot read {}", file.display()))?;
+                if std::fs::read_to_string(&from).ok().as_deref() != Some(raw.as_str()) || !artifact_readable(&sealed) {
+                    let _ = std::fs::remove_file(&from);
                     static_archive::seal(file, &sealed, &keep, &opts.prefix)?;
+                    cache::write_if_changed(&from, &raw)?;
                 }
                 let staged = staging.copy(&sealed, &name)?;
                 verify_archive(&staged, &sealed, &keep)?;
@@ -268,6 +293,71 @@ pub fn build(opts: &BuildOptions) -> Result<Built> {
     }
     let artifacts = staging.commit()?;
     Ok(Built { emitted: None, artifacts, mode: opts.mode, symbols, notes })
+}
+
+/// The files cargo built, or the error that says why it did not.
+fn built_files(outcome: Outcome, opts: &BuildOptions, windows: bool, cache: &Path) -> Result<Vec<PathBuf>> {
+    Ok(match outcome {
+        Outcome::Built(files) => files,
+        Outcome::CompileErrors { shim_assertions, hidden } => match shim_assertions.first() {
+            Some(text) => bail!("heap {}: {}", opts.heap.display(), advice_for(text, opts.invocation)),
+            None if windows => bail!(
+                "heap {} does not compile for {} with Debian's rustc 1.63 (the compiler's errors are above): \
+                 a Windows heap must be edition 2021, 1.63-clean and get its memory from Windows (VirtualAlloc, HeapAlloc), not libc",
+                opts.heap.display(),
+                target::WINDOWS_GNU
+            ),
+            None if hidden > 0 => bail!(
+                "heap {} does not compile (the compiler's errors in it are above; the {} they cause in the generated shim \
+                 are not shown, `--verbose` shows them)",
+                opts.heap.display(),
+                if hidden == 1 { "1 error".to_string() } else { format!("{} errors", hidden) }
+            ),
+            None => bail!("heap {} does not compile (the compiler's errors are above)", opts.heap.display()),
+        },
+        Outcome::CargoFailed { cause, disk_full: true } => bail!(
+            "disk full: cargo could not build the shim for heap {}{}; free space on the disk that holds {} (the build \
+             cache) and build again",
+            opts.heap.display(),
+            cause.map(|c| format!(": {}", c)).unwrap_or_default(),
+            cache.display()
+        ),
+        Outcome::CargoFailed { cause, .. } if windows => bail!(
+            "cargo could not build the shim for heap {} for {}: {} (Debian's cargo 1.65 builds offline and cannot fetch \
+             crates.io dependencies; vendor them with cargo vendor, or use a heap without dependencies)",
+            opts.heap.display(),
+            target::WINDOWS_GNU,
+            cause.unwrap_or_else(|| "its error is above".into())
+        ),
+        Outcome::CargoFailed { cause: Some(cause), .. } => bail!(
+            "cargo could not build the shim for heap {}: {}{}",
+            opts.heap.display(),
+            cause,
+            if ["crates.io", "registry", "download", "no matching package"].iter().any(|w| cause.contains(w)) {
+                " (without the network, only crates already in ~/.cargo can be used)"
+            } else {
+                ""
+            }
+        ),
+        Outcome::CargoFailed { cause: None, .. } => {
+            bail!("cargo could not build the shim for heap {} (its error is above)", opts.heap.display())
+        }
+    })
+}
+
+/// Whether a library cargo made is whole: it parses as the library or
+/// archive it claims to be, every member included.
+fn artifact_readable(file: &Path) -> bool {
+    if file.extension().map_or(false, |e| e == "a") {
+        // The members' headers only, read where they are (cargo's archive is
+        // tens of MB): each member must lie within the file.
+        let Ok(f) = std::fs::File::open(file) else { return false };
+        let Ok(len) = f.metadata().map(|m| m.len()) else { return false };
+        let data = object::ReadCache::new(f);
+        let Ok(archive) = object::read::archive::ArchiveFile::parse(&data) else { return false };
+        return archive.members().all(|m| m.map_or(false, |m| m.file_range().0 + m.file_range().1 <= len));
+    }
+    check::Library::read(file).is_ok()
 }
 
 /// The shim's compile-time assertions name `alloc8 build`'s flags; under
@@ -452,12 +542,30 @@ fn verify_archive(lib: &Path, sealed: &Path, keep: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// Whether `a` exists and was written no earlier than `b`.
-fn is_newer(a: &Path, b: &Path) -> bool {
-    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-    matches!((modified(a), modified(b)), (Some(a), Some(b)) if a >= b)
-}
-
 fn sanitize(name: &str) -> String {
     name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' }).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 27, item 10: a truncated archive or library is not whole.
+    #[test]
+    fn a_truncated_artifact_is_not_readable() {
+        let d = tempfile::tempdir().unwrap();
+        let (c, o, a) = (d.path().join("x.c"), d.path().join("x.o"), d.path().join("libx.a"));
+        std::fs::write(&c, "int x(void) { return 1; }\nint y[4096] = {1};\n").unwrap();
+        assert!(std::process::Command::new("gcc").arg("-c").arg(&c).arg("-o").arg(&o).status().unwrap().success());
+        assert!(std::process::Command::new("ar").arg("rcs").arg(&a).arg(&o).status().unwrap().success());
+        assert!(artifact_readable(&a));
+        let len = std::fs::metadata(&a).unwrap().len();
+        std::fs::File::options().write(true).open(&a).unwrap().set_len(len - 1000).unwrap();
+        assert!(!artifact_readable(&a));
+        let so = d.path().join("libx.so");
+        assert!(std::process::Command::new("gcc").arg("-shared").arg(&o).arg("-o").arg(&so).status().unwrap().success());
+        assert!(artifact_readable(&so));
+        std::fs::File::options().write(true).open(&so).unwrap().set_len(4096).unwrap();
+        assert!(!artifact_readable(&so));
+    }
 }

@@ -480,6 +480,7 @@ mod tests {
                 provided: Provided { cxx, ..Provided::default() },
                 promises: Default::default(),
                 references: Default::default(),
+                inputs: Vec::new(),
             };
             let files = render(&ShimSpec {
                 crate_name: "alloc8_shim_bump",

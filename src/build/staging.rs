@@ -2,7 +2,8 @@
 //! file is written under a hidden temporary name in the output directory,
 //! checked there, and renamed into place only once every one is ready. A
 //! rename also replaces rather than rewrites a library a running program may
-//! have mapped.
+//! have mapped. `alloc8 new` stages a whole crate directory the same way and
+//! commits without replacing anything (`commit_new`).
 
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
@@ -46,6 +47,13 @@ impl Staging {
         self.out.join(format!(".{}.{}.tmp", name, std::process::id()))
     }
 
+    /// A directory to fill that becomes `out/name` on commit.
+    pub fn directory(&mut self, name: &str) -> Result<PathBuf> {
+        let tmp = self.file(name);
+        std::fs::create_dir(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+        Ok(tmp)
+    }
+
     /// Copies `from` to a staged `out/name`; returns the staged path.
     pub fn copy(&mut self, from: &Path, name: &str) -> Result<PathBuf> {
         let tmp = self.file(name);
@@ -65,13 +73,68 @@ impl Staging {
         self.committed = true;
         Ok(written)
     }
+
+    /// Moves every staged file or directory into place, none over anything
+    /// that exists (an existing one fails the commit, and what this commit
+    /// had already moved is removed again).
+    pub fn commit_new(mut self) -> Result<Vec<PathBuf>> {
+        let mut written: Vec<PathBuf> = Vec::new();
+        for (tmp, dest) in &self.files {
+            let Some(dest) = dest else { continue };
+            if let Err(e) = rename_new(tmp, dest) {
+                for done in &written {
+                    remove(done);
+                }
+                return Err(if e.kind() == std::io::ErrorKind::AlreadyExists {
+                    anyhow::anyhow!("{} already exists: choose another name, or remove it first", dest.display())
+                } else {
+                    anyhow::Error::new(e).context(format!("cannot write {}", dest.display()))
+                });
+            }
+            written.push(dest.clone());
+        }
+        self.committed = true;
+        Ok(written)
+    }
+}
+
+/// A file or a whole directory tree.
+fn remove(path: &Path) {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => drop(std::fs::remove_dir_all(path)),
+        _ => drop(std::fs::remove_file(path)),
+    }
+}
+
+/// `rename` that never replaces `to`: renameat2(RENAME_NOREPLACE) where the
+/// file system has it, else a check just before (a race only another
+/// process creating `to` in between could lose).
+fn rename_new(from: &Path, to: &Path) -> std::io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let c = |p: &Path| std::ffi::CString::new(p.as_os_str().as_bytes()).map_err(|_| std::io::ErrorKind::InvalidInput);
+        let (f, t) = (c(from)?, c(to)?);
+        let r = unsafe { libc::renameat2(libc::AT_FDCWD, f.as_ptr(), libc::AT_FDCWD, t.as_ptr(), libc::RENAME_NOREPLACE) };
+        if r == 0 {
+            return Ok(());
+        }
+        let e = std::io::Error::last_os_error();
+        if !matches!(e.raw_os_error(), Some(libc::EINVAL) | Some(libc::ENOSYS)) {
+            return Err(e);
+        }
+    }
+    if std::fs::symlink_metadata(to).is_ok() {
+        return Err(std::io::ErrorKind::AlreadyExists.into());
+    }
+    std::fs::rename(from, to)
 }
 
 impl Drop for Staging {
     fn drop(&mut self) {
         for (tmp, dest) in &self.files {
             if dest.is_none() || !self.committed {
-                let _ = std::fs::remove_file(tmp);
+                remove(tmp);
             }
         }
         if self.committed {
@@ -107,6 +170,29 @@ mod tests {
         assert_eq!(written, [out.join("libx.so"), out.join("x.h")]);
         let names: Vec<_> = std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names.len(), 2, "no temporary file is left: {:?}", names);
+    }
+
+    #[test]
+    fn a_new_directory_appears_whole_or_not_at_all() {
+        let root = tempfile::tempdir().unwrap();
+        let out = root.path().join("new");
+        {
+            let mut staging = Staging::new(&out).unwrap();
+            let dir = staging.directory("crate").unwrap();
+            std::fs::write(dir.join("Cargo.toml"), "x").unwrap();
+            // Dropped without commit: a failure half-way.
+        }
+        assert!(!out.exists(), "nothing is left of a directory that was not committed");
+
+        let mut staging = Staging::new(&out).unwrap();
+        std::fs::create_dir_all(out.join("crate")).unwrap();
+        let dir = staging.directory("crate").unwrap();
+        std::fs::write(dir.join("Cargo.toml"), "x").unwrap();
+        let err = staging.commit_new().unwrap_err().to_string();
+        assert!(err.contains("already exists"), "{}", err);
+        let names: Vec<_> = std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, ["crate"], "the existing directory stays, empty, and the staged one is gone");
+        assert!(std::fs::read_dir(out.join("crate")).unwrap().next().is_none());
     }
 
     #[test]

@@ -78,7 +78,9 @@ fn run(cmd: &mut Command, tool: &str) -> Result<()> {
         format!("cannot run `{}`: prefixed mode needs GNU binutils (ld, objcopy, ar) to make the static library; install binutils", tool)
     })?;
     if !output.status.success() {
-        bail!("`{}` failed while making the static library:\n{}", tool, String::from_utf8_lossy(&output.stderr).trim_end());
+        // The tool's own lines first, as it wrote them; ours stays one line.
+        crate::output::stderr(&String::from_utf8_lossy(&output.stderr));
+        bail!("`{}` failed while making the static library (its errors are above)", tool);
     }
     Ok(())
 }

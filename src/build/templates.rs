@@ -29,6 +29,13 @@ pub const ALLOC8_CRATE: &[(&str, &str)] = &[
     ("src/os.rs", include_str!("../../crates/alloc8/src/os.rs")),
     ("src/panic.rs", include_str!("../../crates/alloc8/src/panic.rs")),
     ("src/report.rs", include_str!("../../crates/alloc8/src/report.rs")),
+    ("src/record/mod.rs", include_str!("../../crates/alloc8/src/record/mod.rs")),
+    ("src/record/encode.rs", include_str!("../../crates/alloc8/src/record/encode.rs")),
+    ("src/record/format.rs", include_str!("../../crates/alloc8/src/record/format.rs")),
+    ("src/record/clock.rs", include_str!("../../crates/alloc8/src/record/clock.rs")),
+    ("src/record/maps.rs", include_str!("../../crates/alloc8/src/record/maps.rs")),
+    ("src/record/recorder.rs", include_str!("../../crates/alloc8/src/record/recorder.rs")),
+    ("src/record/thread.rs", include_str!("../../crates/alloc8/src/record/thread.rs")),
     ("src/shim.rs", include_str!("../../crates/alloc8/src/shim.rs")),
     ("src/stats.rs", include_str!("../../crates/alloc8/src/stats.rs")),
     ("src/sync.rs", include_str!("../../crates/alloc8/src/sync.rs")),
@@ -54,6 +61,16 @@ pub const ALLOC8_CRATE: &[(&str, &str)] = &[
 
 /// The alloc8 crate's version: the cache keeps one copy per version.
 pub const ALLOC8_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Writes the alloc8 crate into the cache (unchanged files are left alone)
+/// and returns its directory: what generated crates depend on.
+pub fn write_alloc8_crate(cache: &std::path::Path) -> anyhow::Result<std::path::PathBuf> {
+    let dir = cache.join(format!("alloc8-{}", ALLOC8_VERSION));
+    for (rel, text) in ALLOC8_CRATE {
+        super::cache::write_if_changed(&dir.join(rel), text)?;
+    }
+    Ok(dir)
+}
 
 /// The shim crate's templates; `@NAME@` markers are filled in by `render`.
 pub const SHIM_CARGO_TOML: &str = include_str!("../../templates/shim/Cargo.toml");

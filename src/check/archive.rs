@@ -23,6 +23,15 @@ pub fn read(data: &[u8]) -> Result<Option<Library>, object::Error> {
         if file.kind() != ObjectKind::Relocatable {
             continue;
         }
+        // A member whose tables no object file has (a hostile header) is not walked.
+        let tables = match &file {
+            object::File::Elf32(f) => super::elf::table_bytes(f),
+            object::File::Elf64(f) => super::elf::table_bytes(f),
+            _ => 0,
+        };
+        if tables > super::elf::TABLES_LIMIT {
+            continue;
+        }
         let member_format = match file.format() {
             object::BinaryFormat::Elf => Format::Elf,
             object::BinaryFormat::MachO => Format::Macho,

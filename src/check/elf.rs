@@ -217,3 +217,49 @@ pub fn read<Elf: FileHeader<Endian = object::Endianness>>(file: &ElfFile<Elf>, l
     lib.elf = Some(facts);
     Ok(())
 }
+
+/// A position-independent executable, ET_DYN like a library: DF_1_PIE in
+/// its dynamic section (binutils since 2.26, lld). An interpreter alone
+/// (PT_INTERP) does not make one: glibc's libc.so.6 and PAM modules such as
+/// pam_cap.so have one to be runnable, and are libraries.
+pub fn is_pie_executable<Elf: FileHeader<Endian = object::Endianness>>(file: &ElfFile<Elf>) -> bool {
+    let endian = file.endian();
+    file.elf_program_headers().iter().filter(|h| h.p_type(endian) == elf::PT_DYNAMIC).any(|header| {
+        let entries = header.dynamic(endian, file.data()).ok().flatten().unwrap_or(&[]);
+        entries
+            .iter()
+            .take_while(|e| e.tag32(endian) != Some(elf::DT_NULL))
+            .any(|e| e.tag32(endian) == Some(elf::DT_FLAGS_1) && e.d_val(endian).into() & u64::from(elf::DF_1_PIE) != 0)
+    })
+}
+
+/// The most the tables the audit walks (symbols, strings, relocations,
+/// versions, hash, dynamic) may declare in all: far beyond any real
+/// library's, and a bound on what a hostile header inside a huge sparse
+/// file can make the audit touch.
+pub const TABLES_LIMIT: u64 = 1 << 30;
+
+/// What the section headers declare for those tables, in bytes (each size
+/// is already bounded by the file's length).
+pub fn table_bytes<Elf: FileHeader<Endian = object::Endianness>>(file: &ElfFile<Elf>) -> u64 {
+    use object::read::elf::SectionHeader;
+    let endian = file.endian();
+    const TABLES: &[u32] = &[
+        elf::SHT_SYMTAB,
+        elf::SHT_STRTAB,
+        elf::SHT_RELA,
+        elf::SHT_HASH,
+        elf::SHT_DYNAMIC,
+        elf::SHT_REL,
+        elf::SHT_DYNSYM,
+        elf::SHT_RELR,
+        elf::SHT_GNU_HASH,
+        elf::SHT_GNU_VERSYM,
+        elf::SHT_GNU_VERDEF,
+        elf::SHT_GNU_VERNEED,
+    ];
+    file.elf_section_table()
+        .iter()
+        .filter(|s| TABLES.contains(&s.sh_type(endian)))
+        .fold(0u64, |sum, s| sum.saturating_add(s.sh_size(endian).into()))
+}

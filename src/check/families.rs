@@ -112,8 +112,9 @@ pub fn judge(lib: &Library, detected: &Detected) -> Vec<FamilyReport> {
             } else {
                 export_family(lib, detected, mode, platform, family, &members)
             };
-            // The C library leaves C++ to libstdc++ and runs hooks itself: not gaps.
-            if *detected == Detected::CLibrary && report.present.is_empty() {
+            // The C library leaves C++ to libstdc++ and runs hooks itself,
+            // the C++ runtime leaves C to the C library: not gaps.
+            if detected.is_system() && report.present.is_empty() {
                 return None;
             }
             Some(report)
@@ -133,6 +134,7 @@ fn export_family(lib: &Library, detected: &Detected, mode: Mode, platform: Platf
         let mut handled_by = None;
         let (severity, consequence) = match detected {
             Detected::CLibrary => (Severity::Info, "the C library is the system allocator: nothing replaces it here".to_string()),
+            Detected::CxxRuntime => (Severity::Info, "the C++ runtime's own operators call malloc: nothing replaces it here".to_string()),
             Detected::Prefixed { .. } => (
                 match e.need {
                     Need::Required => Severity::Problem,
@@ -202,7 +204,7 @@ fn hook_family(lib: &Library, detected: &Detected, family: Family, members: &[&E
     if present.is_empty() {
         let need = members[0].need;
         let (severity, consequence) = match (detected, need) {
-            (Detected::CLibrary, _) => (Severity::Info, "the C library runs these hooks itself".to_string()),
+            (Detected::CLibrary | Detected::CxxRuntime, _) => (Severity::Info, "the system's runtime runs these hooks itself".to_string()),
             (_, Need::Optional) => (Severity::Warning, family.consequence().to_string()),
             (_, Need::Seldom) => (Severity::Info, family.consequence().to_string()),
             _ => (Severity::Problem, family.consequence().to_string()),

@@ -59,7 +59,7 @@ pub fn find(lib: &Library, detected: &Detected, loading: Loading) -> Vec<Hazard>
     let mut out = Vec::new();
     // The names that make this library an allocator, as it exports them.
     let allocation: BTreeSet<String> = match detected.mode() {
-        Some(mode) if *detected != Detected::CLibrary => contract::checked(lib.format.platform(), mode)
+        Some(mode) if !detected.is_system() => contract::checked(lib.format.platform(), mode)
             .filter(|e| !e.family.is_hook())
             .map(|e| contract::exported_name(e, mode, detected.prefix()))
             .collect(),

@@ -4,11 +4,17 @@
 //! Nothing here may block or read without end: the file is opened with
 //! O_NONBLOCK (a FIFO), refused unless fstat says it is a regular file
 //! (`/dev/zero`, a terminal), and its first bytes are screened before the
-//! rest is read (a 4 GB file of zeros is refused after 4 KiB).
+//! format readers see it (a 4 GB file of zeros is refused after 4 KiB).
+//!
+//! The file is mapped, never read whole: the readers touch only what the
+//! headers point at, every offset is bounded by the file's real length (a
+//! size declared past the end is the readers' error), and memory use does
+//! not grow with the file (an 8 KiB library head in a 64 GiB sparse file, a
+//! core dump). A file truncated by another process while it is read would
+//! fault; that is the price every mapping reader (ripgrep, the linkers) pays.
 
 use std::fmt;
 use std::fs::OpenOptions;
-use std::io::Read;
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -30,6 +36,11 @@ pub enum ReadError {
     /// A binary, but not a shared library (object file, core dump, executable).
     NotShared(PathBuf, &'static str),
     Format(PathBuf, object::Error),
+    /// A universal (fat) Mach-O where one library was wanted.
+    Universal(PathBuf),
+    /// Symbol and relocation tables declared larger than any library's
+    /// (bytes): a hostile header, refused before they are walked.
+    Oversized(PathBuf, u64),
 }
 
 impl fmt::Display for ReadError {
@@ -56,14 +67,37 @@ impl fmt::Display for ReadError {
             ReadError::Text(p, None) => write!(f, "{} is a text file, not a library", p.display()),
             ReadError::NotShared(p, what) => write!(f, "{} is {}, not a shared library", p.display(), what),
             ReadError::Format(p, e) => write!(f, "{} is not a readable shared library ({})", p.display(), e),
+            ReadError::Oversized(p, bytes) => write!(
+                f,
+                "{} is not a readable shared library (its symbol and relocation tables declare {:.1} GiB, more than any library has)",
+                p.display(),
+                *bytes as f64 / (1u64 << 30) as f64
+            ),
+            ReadError::Universal(p) => write!(
+                f,
+                "{} is a universal (fat) Mach-O, macOS libraries for several architectures: only `alloc8 check` reads it here",
+                p.display()
+            ),
         }
     }
 }
 
 impl std::error::Error for ReadError {}
 
-/// The whole file, once its first bytes look like a library or an archive.
-pub fn read(path: &Path) -> Result<Vec<u8>, ReadError> {
+/// A candidate library's bytes: the file mapped read-only, pages read in
+/// only as the readers touch them.
+pub struct Bytes(memmap2::Mmap);
+
+impl std::ops::Deref for Bytes {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+/// The file, mapped, once its first bytes look like a library or an archive.
+pub fn read(path: &Path) -> Result<Bytes, ReadError> {
     let io = |e| ReadError::Io(path.to_path_buf(), e);
     // stat first: a socket cannot even be opened, and says so badly (ENXIO).
     regular(path, &std::fs::metadata(path).map_err(io)?)?;
@@ -71,17 +105,18 @@ pub fn read(path: &Path) -> Result<Vec<u8>, ReadError> {
     // fstat decides: the path may have been replaced since.
     let meta = file.metadata().map_err(io)?;
     regular(path, &meta)?;
-    let mut data = Vec::new();
-    (&file).take(HEAD as u64).read_to_end(&mut data).map_err(io)?;
-    if data.is_empty() {
+    if meta.len() == 0 {
         return Err(ReadError::Empty(path.to_path_buf()));
     }
-    if !is_archive(&data) {
-        screen(path, &data)?;
+    // SAFETY: the map is read-only and private to this process; its bytes
+    // change only if another process rewrites the file while it is read
+    // (see the module comment).
+    let map = unsafe { memmap2::MmapOptions::new().map_copy_read_only(&file) }.map_err(io)?;
+    let head = &map[..map.len().min(HEAD)];
+    if !is_archive(head) {
+        screen(path, head)?;
     }
-    data.reserve(usize::try_from(meta.len()).unwrap_or(0).saturating_sub(data.len()));
-    (&file).read_to_end(&mut data).map_err(io)?;
-    Ok(data)
+    Ok(Bytes(map))
 }
 
 /// Only a regular file is read: anything else is named.

@@ -2,7 +2,7 @@
 //! whatever the format, plus what only ELF or Mach-O can tell.
 
 use super::input::{self, ReadError};
-use super::{archive, elf, macho, pe};
+use super::{archive, elf, macho, pe, universal};
 use crate::contract::Platform;
 use object::{Object, ObjectKind};
 use serde::Serialize;
@@ -58,15 +58,12 @@ impl Library {
         Library::parse(path, &data)
     }
 
-    /// Every library in the file: one, or one per architecture of a
-    /// universal (fat) Mach-O.
+    /// Every library in the file: one, or one per distinct architecture of
+    /// a universal (fat) Mach-O.
     pub fn read_all(path: &Path) -> Result<Vec<Library>, ReadError> {
         let data = input::read(path)?;
-        match universal_slices(&data) {
-            Some(slices) => {
-                let slices = slices.map_err(|e| ReadError::Format(path.to_path_buf(), e))?;
-                slices.into_iter().map(|slice| Library::parse(path, slice)).collect()
-            }
+        match universal::slices(path, &data) {
+            Some(slices) => slices?.into_iter().map(|slice| Library::parse(path, slice)).collect(),
             None => Ok(vec![Library::parse(path, &data)?]),
         }
     }
@@ -80,12 +77,22 @@ impl Library {
             };
         }
         input::screen(path, data)?;
-        if universal_slices(data).is_some() {
-            return Err(ReadError::NotShared(path.to_path_buf(), "a universal (fat) Mach-O: read it with Library::read_all"));
+        if universal::is_universal(data) {
+            return Err(ReadError::Universal(path.to_path_buf()));
         }
         let format_err = |e| ReadError::Format(path.to_path_buf(), e);
         let file = object::File::parse(data).map_err(format_err)?;
+        let (pie, tables) = match &file {
+            object::File::Elf32(f) => (elf::is_pie_executable(f), elf::table_bytes(f)),
+            object::File::Elf64(f) => (elf::is_pie_executable(f), elf::table_bytes(f)),
+            _ => (false, 0),
+        };
+        if tables > elf::TABLES_LIMIT {
+            return Err(ReadError::Oversized(path.to_path_buf(), tables));
+        }
         let what = match file.kind() {
+            // A PIE is ET_DYN, as a library is: both kinds of program are programs.
+            ObjectKind::Dynamic if pie => Some("an executable"),
             ObjectKind::Dynamic => None,
             ObjectKind::Relocatable => Some("an object file (link it into a shared library first)"),
             ObjectKind::Core => Some("a core dump"),
@@ -126,14 +133,30 @@ impl Library {
     }
 }
 
-/// The architecture slices of a universal (fat) Mach-O; None if `data` is not one.
-fn universal_slices(data: &[u8]) -> Option<Result<Vec<&[u8]>, object::Error>> {
-    use object::read::macho::{FatArch, MachOFatFile32, MachOFatFile64};
-    let magic = data.get(..4)?;
-    let slices = match magic {
-        [0xca, 0xfe, 0xba, 0xbe] => MachOFatFile32::parse(data).and_then(|f| f.arches().iter().map(|a| a.data(data)).collect()),
-        [0xca, 0xfe, 0xba, 0xbf] => MachOFatFile64::parse(data).and_then(|f| f.arches().iter().map(|a| a.data(data)).collect()),
-        _ => return None,
-    };
-    Some(slices)
+/// At most this much of a library's data sections is searched for a string.
+const STRING_SEARCH_LIMIT: u64 = 64 << 20;
+
+/// Whether `needle` is a string in the library's data sections (where a
+/// program's string constants live: alloc8's shims hold `ALLOC8_REPORT\0`),
+/// reading no more than STRING_SEARCH_LIMIT bytes of them: never the whole
+/// file, which may be anything up to a sparse 64 GiB.
+pub fn holds_string<'data, O: Object<'data>>(file: &O, needle: &[u8]) -> bool {
+    use object::{ObjectSection, SectionKind};
+    let mut budget = STRING_SEARCH_LIMIT;
+    for section in file.sections() {
+        let data_kind = matches!(
+            section.kind(),
+            SectionKind::ReadOnlyData | SectionKind::ReadOnlyString | SectionKind::ReadOnlyDataWithRel | SectionKind::Data
+        );
+        if !data_kind || budget == 0 {
+            continue;
+        }
+        let Ok(bytes) = section.data() else { continue };
+        let bytes = &bytes[..bytes.len().min(usize::try_from(budget).unwrap_or(usize::MAX))];
+        budget -= bytes.len() as u64;
+        if bytes.windows(needle.len()).any(|w| w == needle) {
+            return true;
+        }
+    }
+    false
 }

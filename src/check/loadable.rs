@@ -9,7 +9,7 @@
 
 use super::elf::{ElfFacts, Undefined};
 use super::hazards::{Hazard, HazardKind};
-use super::library::Library;
+use super::library::{Format, Library};
 use super::verdict::Severity;
 use object::read::elf::{ElfFile, FileHeader};
 use object::{Object, ObjectSymbol};
@@ -92,7 +92,12 @@ pub fn check(path: &Path, lib: &Library) -> Option<LoadCheck> {
 
 /// This machine could load it: same ELF class and machine as alloc8 itself.
 fn native(elf: &ElfFacts) -> bool {
-    let machine = match std::env::consts::ARCH {
+    host_machine() == Some(elf.machine) && elf.is_64 == cfg!(target_pointer_width = "64")
+}
+
+/// This machine's e_machine (alloc8's own).
+fn host_machine() -> Option<u16> {
+    Some(match std::env::consts::ARCH {
         "x86_64" => object::elf::EM_X86_64,
         "x86" => object::elf::EM_386,
         "aarch64" => object::elf::EM_AARCH64,
@@ -100,9 +105,49 @@ fn native(elf: &ElfFacts) -> bool {
         "riscv64" => object::elf::EM_RISCV,
         "powerpc64" => object::elf::EM_PPC64,
         "s390x" => object::elf::EM_S390,
-        _ => return false,
+        _ => return None,
+    })
+}
+
+/// Why a universal (fat) Mach-O cannot be loaded here.
+pub const UNIVERSAL: &str =
+    "it is a universal (fat) Mach-O, macOS libraries for several architectures, and the dynamic linker here loads ELF shared libraries";
+
+/// Why the dynamic linker here cannot load `lib` at all, before any
+/// dependency is looked at: another format, a static archive, or an ELF of
+/// another class or machine (which ld.so skips with "wrong ELF class ...:
+/// ignored", running the program without it). None if it is this
+/// machine's kind of shared library.
+pub fn foreign(lib: &Library) -> Option<String> {
+    const HERE: &str = "the dynamic linker here loads ELF shared libraries";
+    if lib.archive {
+        return Some("it is a static archive: it is linked into programs, and only a shared library can be preloaded".to_string());
+    }
+    let elf = match (&lib.elf, lib.format) {
+        (Some(elf), _) => elf,
+        (None, Format::Macho) => return Some(format!("it is a Mach-O library (for macOS), and {}", HERE)),
+        (None, Format::Pe) => return Some(format!("it is a Windows DLL, and {}", HERE)),
+        (None, Format::Elf) => return None,
     };
-    elf.machine == machine && elf.is_64 == cfg!(target_pointer_width = "64")
+    let bits = |is_64: bool| if is_64 { "64-bit" } else { "32-bit" };
+    let host_64 = cfg!(target_pointer_width = "64");
+    if elf.is_64 != host_64 {
+        return Some(format!(
+            "it is a {} ELF library ({}) and this machine's programs are {} {}: the dynamic linker ignores it (wrong ELF class)",
+            bits(elf.is_64),
+            lib.arch,
+            bits(host_64),
+            std::env::consts::ARCH
+        ));
+    }
+    if host_machine() != Some(elf.machine) {
+        return Some(format!(
+            "it is built for {} and this machine is {}: the dynamic linker ignores it (wrong ELF machine)",
+            lib.arch,
+            std::env::consts::ARCH
+        ));
+    }
+    None
 }
 
 /// A dependency as far as symbol lookup needs it.
@@ -195,7 +240,8 @@ fn read_header(path: &Path) -> Option<(u16, bool)> {
 type Dependency = (Loaded, Vec<String>, Vec<String>, Vec<String>);
 
 fn read_dependency(path: &Path, needed_as: &str) -> Option<Dependency> {
-    let data = std::fs::read(path).ok()?;
+    // Mapped, as the library itself: a dependency found beside it may be as hostile.
+    let data = super::input::read(path).ok()?;
     match object::File::parse(&*data).ok()? {
         object::File::Elf64(f) => read_elf(&f, needed_as),
         object::File::Elf32(f) => read_elf(&f, needed_as),
@@ -204,6 +250,9 @@ fn read_dependency(path: &Path, needed_as: &str) -> Option<Dependency> {
 }
 
 fn read_elf<Elf: FileHeader<Endian = object::Endianness>>(file: &ElfFile<Elf>, needed_as: &str) -> Option<Dependency> {
+    if super::elf::table_bytes(file) > super::elf::TABLES_LIMIT {
+        return None;
+    }
     let endian = file.endian();
     let data = file.data();
     let sections = file.elf_section_table();

@@ -1,8 +1,9 @@
 //! Reading a library's symbol table and judging it against the contract:
 //! `alloc8 check` on any library, and `build` on every artifact it makes.
 //!
-//! One file per concern: input (bad input), library (format-neutral facts)
-//! with elf/macho/pe (the readers), mode (what kind of allocator), families
+//! One file per concern: input (bad input; the file mapped, never read
+//! whole), library (format-neutral facts) with elf/macho/pe (the readers)
+//! and universal (a fat Mach-O's slices, each once), mode (what kind of allocator), families
 //! and hazards (the findings), loadable with ld_path (whether ld.so can
 //! load it here), verdict (severities, exit status), report
 //! (JSON and text).
@@ -23,6 +24,7 @@ pub mod mode;
 pub mod pe;
 pub mod report;
 pub mod tls_callers;
+pub mod universal;
 pub mod verdict;
 
 pub use input::ReadError;

@@ -1,6 +1,6 @@
 //! Which kind of allocator library this is: one that replaces the process
 //! allocator (exports `malloc` & co.), one that offers a `<prefix>_malloc`
-//! family beside it, the C library itself, or none of these.
+//! family beside it, the C library or the C++ runtime itself, or none of these.
 
 use super::library::Library;
 use crate::contract::{self, Family, Mode, Need};
@@ -16,6 +16,9 @@ pub enum Detected {
     /// The system C library (it defines `__libc_start_main`): the allocator
     /// that replacements override.
     CLibrary,
+    /// The C++ runtime (libstdc++, libc++): its operator new and delete
+    /// call malloc, and a replacement overrides them.
+    CxxRuntime,
     NotAllocator,
 }
 
@@ -23,10 +26,16 @@ impl Detected {
     /// The contract mode whose rows apply.
     pub fn mode(&self) -> Option<Mode> {
         match self {
-            Detected::Interposer | Detected::CLibrary => Some(Mode::Interpose),
+            Detected::Interposer | Detected::CLibrary | Detected::CxxRuntime => Some(Mode::Interpose),
             Detected::Prefixed { .. } => Some(Mode::Prefixed),
             Detected::NotAllocator => None,
         }
+    }
+
+    /// A system runtime whose allocation functions the replacements
+    /// override: judged as what it is, never as a replacement.
+    pub fn is_system(&self) -> bool {
+        matches!(self, Detected::CLibrary | Detected::CxxRuntime)
     }
 
     pub fn prefix(&self) -> &str {
@@ -41,6 +50,9 @@ impl Detected {
             Detected::Interposer => "interposer (replaces malloc & co.)".to_string(),
             Detected::Prefixed { prefix } => format!("prefixed (the {}_malloc family, beside the system allocator)", prefix),
             Detected::CLibrary => "the C library itself (the allocator replacements override)".to_string(),
+            Detected::CxxRuntime => {
+                "the C++ runtime itself (its operator new and delete call malloc; replacements override them)".to_string()
+            }
             Detected::NotAllocator => "not an allocator".to_string(),
         }
     }
@@ -67,6 +79,8 @@ pub fn detect(lib: &Library) -> (Detected, Vec<PrefixedFamily>) {
         || lib.macho.as_ref().map_or(false, |m| m.interpose_section);
     let detected = if lib.defined.contains("__libc_start_main") {
         Detected::CLibrary
+    } else if is_cxx_runtime(lib) {
+        Detected::CxxRuntime
     } else if interposes {
         Detected::Interposer
     } else if let Some(best) = prefixed.first() {
@@ -75,6 +89,17 @@ pub fn detect(lib: &Library) -> (Detected, Vec<PrefixedFamily>) {
         Detected::NotAllocator
     };
     (detected, prefixed)
+}
+
+/// The C++ runtime: operator new and the C++ ABI's exception machinery
+/// (`__cxa_throw`, `std::terminate`) without malloc. A C++ heap that links
+/// libstdc++ statically exports both too, but replaces malloc as well.
+fn is_cxx_runtime(lib: &Library) -> bool {
+    const OPERATOR_NEW: &[&str] = &["_Znwm", "_Znwj", "_Znwy"];
+    const ABI: &[&str] = &["__cxa_throw", "__cxa_begin_catch", "_ZSt9terminatev"];
+    !required().any(|n| lib.defined.contains(n))
+        && OPERATOR_NEW.iter().any(|n| lib.defined.contains(*n))
+        && ABI.iter().any(|n| lib.defined.contains(*n))
 }
 
 /// Every prefix P with both P_malloc and P_free exported, most complete first.

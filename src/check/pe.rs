@@ -100,7 +100,7 @@ pub fn read<Pe: ImageNtHeaders>(file: &PeFile<Pe>, lib: &mut Library) -> object:
         dlls.insert(String::from_utf8_lossy(import.library()).to_ascii_lowercase());
     }
     let crt = dlls.iter().filter(|d| is_crt(d)).cloned().collect();
-    let has = |needle: &[u8]| file.data().windows(needle.len()).any(|w| w == needle);
+    let has = |needle: &[u8]| super::library::holds_string(file, needle);
     let alloc8_redirect = has(b"ALLOC8_REPORT\0") && has(b"LdrRegisterDllNotification\0");
     lib.pe = Some(PeFacts { crt, dlls: dlls.into_iter().collect(), alloc8_redirect });
     Ok(())

@@ -61,6 +61,9 @@ pub fn decide(detected: &Detected, families: &[FamilyReport], hazards: &[Hazard]
             "not an allocator: it exports neither malloc & co. nor a <prefix>_malloc family".to_string()
         }
         Detected::CLibrary => "the C library itself: the allocator replacements override, not a replacement".to_string(),
+        Detected::CxxRuntime => {
+            "the C++ runtime itself: its operator new and delete call malloc, which replacements override; not a replacement".to_string()
+        }
         _ if problems > 0 => format!(
             "not a sound malloc replacement: {} problem{}{}",
             problems,

@@ -23,26 +23,41 @@ pub struct Library {
 }
 
 pub fn from_lib(path: &Path) -> Result<Library> {
-    // check's reader: a FIFO or a device is refused, not read forever.
+    // check's reader: a FIFO or a device is refused, not read forever; the
+    // file is mapped, not read whole.
     let data = check::input::read(path).with_context(|| format!("cannot use --lib {}", path.display()))?;
     let abs = path.canonicalize().map_err(|e| anyhow!("cannot use --lib {}: {}", path.display(), e))?;
-    let parsed = check::Library::parse(&abs, &data)?;
-    // A library ld.so cannot load would only make every program fail: say
-    // why before launching anything.
-    if let Some(found) = check::loadable::check(&abs, &parsed).filter(|f| !f.loads()) {
-        return Err(Exit::new(
+    // A library ld.so cannot load would only make every program fail (or,
+    // of another class, be ignored with a warning): say why before
+    // launching anything.
+    let cannot_load = |why: String| {
+        Exit::new(
             125,
             format!(
                 "the library cannot load: {} (no program can run on {}; `alloc8 check {}` shows the rest)",
-                found.explain(&|_| None),
+                why,
                 path.display(),
                 path.display()
             ),
         )
-        .into());
+    };
+    if check::universal::is_universal(&data) {
+        return Err(cannot_load(check::loadable::UNIVERSAL.to_string()).into());
+    }
+    let parsed = check::Library::parse(&abs, &data)?;
+    if let Some(why) = check::loadable::foreign(&parsed) {
+        return Err(cannot_load(why).into());
+    }
+    if let Some(found) = check::loadable::check(&abs, &parsed).filter(|f| !f.loads()) {
+        return Err(cannot_load(found.explain(&|_| None)).into());
     }
     match check::mode::detect(&parsed).0 {
         Detected::Interposer | Detected::CLibrary => {}
+        Detected::CxxRuntime => bail!(
+            "{} is the C++ runtime, not an allocator: its operator new and delete call malloc, so preloading it replaces nothing; \
+             give a malloc replacement such as one `alloc8 build` made",
+            path.display()
+        ),
         // Preloading it would run the program on the system's malloc and
         // report a shim that came alive, bound, with nothing to show.
         Detected::Prefixed { prefix } => bail!(
@@ -100,8 +115,7 @@ pub fn reports(path: &Path) -> bool {
 
 /// Shims built by alloc8 read this variable; no other library has reason to.
 fn is_alloc8_shim(data: &[u8]) -> bool {
-    let needle = b"ALLOC8_REPORT\0";
-    data.windows(needle.len()).any(|w| w == needle)
+    object::File::parse(data).map_or(false, |f| check::library::holds_string(&f, b"ALLOC8_REPORT\0"))
 }
 
 /// The xxmalloc convention's entry point is in the (static) symbol table: a

@@ -7,13 +7,13 @@
 //! or CI job must not mistake it for one that did. 127/126: the program was
 //! not found / could not be executed (as env(1) and shells do).
 
-mod addr2line;
+pub mod addr2line;
 mod args;
-mod crash;
+pub mod crash;
 pub mod library;
 mod output_file;
 pub mod preload;
-mod probe;
+pub mod probe;
 pub mod program;
 pub mod report;
 mod table;

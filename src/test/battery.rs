@@ -32,6 +32,8 @@ fn section_calls(section: &str) -> &'static [&'static str] {
             &["malloc_usable_size", "calloc", "realloc", "memalign", "aligned_alloc", "posix_memalign", "valloc", "pvalloc"]
         }
         "cfree" => &["cfree"],
+        "huge_sizes" => &["malloc", "calloc", "memalign", "realloc", "malloc_usable_size"],
+        "unbackable" => &["malloc", "calloc", "memalign", "posix_memalign", "realloc"],
         _ => &["malloc", "free"],
     }
 }
@@ -76,6 +78,8 @@ pub fn contract(launch: &Launch, gaps: &Gaps, budget: &Budget) -> Result<FamilyR
         let out = child::run(launch, &exe, std::slice::from_ref(section), limit)?;
         ran += 1;
         checks += count_checks(&out.stdout, "conformance: ");
+        // A section this machine cannot run says why ("NOTE: huge_sizes skipped: ...").
+        result.notes.extend(out.stdout.lines().filter_map(|l| l.strip_prefix("NOTE: ")).map(str::to_string));
         let gap = gaps.explain(section_calls(section));
         match out.end {
             End::Exited(0) => {}
@@ -106,6 +110,9 @@ pub fn cxx(launch: &Launch, gaps: &Gaps, budget: &Budget) -> Result<FamilyResult
             return Ok(result);
         }
     };
+    // An alloc8 shim writes its crash line (signal, faulting instruction,
+    // the thread's last heap operations) to the child's report (out.shim),
+    // as under `alloc8 run`.
     let out = child::run(launch, &exe, &[CXX_OPS.to_string()], limit)?;
     let checks = count_checks(&out.stdout, "cxx_stress: ");
     result.summary = format!("{} checks, 8 threads x {} operations, 20 forks", checks, CXX_OPS);
@@ -121,10 +128,27 @@ pub fn cxx(launch: &Launch, gaps: &Gaps, budget: &Budget) -> Result<FamilyResult
         _ => {
             let mut f = ended_badly(&out, "cxx_stress", Some(limit));
             f.known_gap = gap;
+            if let End::Signaled(_) = out.end {
+                f.detail.push_str(&crash_diagnostics(&out.shim, launch.lib));
+            }
             result.fail(f);
         }
     }
     Ok(result)
+}
+
+/// What the shim said about the crash, as `alloc8 run` prints it (empty
+/// when the library is not an alloc8 shim, or the crash came too early).
+fn crash_diagnostics(rows: &[crate::run::report::Process], lib: &std::path::Path) -> String {
+    let mut rows = rows.to_vec();
+    crate::run::crash::locate_crashes(&mut rows);
+    let said = crate::run::crash::text(&rows, lib);
+    if said.trim().is_empty() {
+        String::new()
+    } else {
+        // Under the finding's `found:` line, as `alloc8 run` prints it.
+        said.trim_end().lines().map(|l| format!("\n             {}", l)).collect()
+    }
 }
 
 /// "conformance: 154 checks, 0 failed" -> 154.
@@ -141,6 +165,13 @@ fn glibc_behaviour(rule: &str) -> Option<&'static str> {
         }
         "memalign rounds alignment up to a power of two" => {
             Some("glibc's own behaviour: memalign is in neither C nor POSIX, and glibc rounds a non-power-of-two alignment up")
+        }
+        "requests the machine cannot back fail with NULL + ENOMEM" | "requests the machine cannot back leave resident memory unchanged" => {
+            Some(
+                "glibc's behaviour under Linux's default overcommit heuristic (vm.overcommit_memory=0): the kernel refuses one \
+                 mapping larger than RAM + swap, so malloc returns NULL; a heap that maps with MAP_NORESERVE serves it, and the \
+                 program that trusts it is killed by the OOM killer when it touches the memory",
+            )
         }
         _ => None,
     }
@@ -179,7 +210,7 @@ fn ended_badly(out: &Outcome, what: &str, limit: Option<Duration>) -> Finding {
     // conformance.c says where it was when a signal came ("CRASH: in free(NULL)").
     let at = out.stdout.lines().rev().find_map(|l| l.strip_prefix("CRASH: ")).map(|w| format!(" {}", w)).unwrap_or_default();
     match out.end {
-        End::Signaled(sig) => Finding::new(Rule::Crash, format!("{} was killed by {}{}{}", what, child::signal_name(sig), at, before)),
+        End::Signaled(sig) => Finding::new(Rule::Crash, format!("{} was killed by {}{}{}", what, child::killer(out, sig), at, before)),
         End::TimedOut => {
             Finding::new(Rule::Hang, format!("{} did not finish in {:.0} s{}", what, limit.unwrap_or_default().as_secs_f64(), before))
         }

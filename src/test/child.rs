@@ -33,6 +33,8 @@ pub struct Outcome {
     pub pid: i32,
     /// The shim's report of the child's processes (an alloc8 shim only).
     pub shim: Vec<shim_report::Process>,
+    /// Killed by SIGKILL while the kernel's OOM-kill count rose: the machine ran out of memory.
+    pub oom_killed: bool,
 }
 
 /// How a child is started.
@@ -56,6 +58,7 @@ pub fn run(launch: &Launch, exe: &Path, args: &[String], limit: Duration) -> Res
         true => cmd.env("ALLOC8_REPORT", &report),
         false => cmd.env("ALLOC8_REPORT", "off"),
     };
+    let oom_before = oom_kills();
     let start = Instant::now();
     let mut child = children::spawn(&mut cmd).with_context(|| format!("cannot run {}", exe.display()))?;
     let pid = child.id() as i32;
@@ -89,7 +92,8 @@ pub fn run(launch: &Launch, exe: &Path, args: &[String], limit: Duration) -> Res
     };
     let shim = if launch.reports { shim_report::processes(&std::fs::read_to_string(&report).unwrap_or_default()) } else { Vec::new() };
     let _ = std::fs::remove_file(&report);
-    let outcome = Outcome { end, stdout: read_all(&mut out)?, stderr: read_all(&mut err)?, pid, shim };
+    let oom_killed = end == End::Signaled(libc::SIGKILL) && oom_kills() > oom_before;
+    let outcome = Outcome { end, stdout: read_all(&mut out)?, stderr: read_all(&mut err)?, pid, shim, oom_killed };
     if launch.reports && outcome.end == End::Exited(0) {
         prove_live(launch, exe, &outcome)?;
     }
@@ -114,6 +118,27 @@ fn prove_live(launch: &Launch, exe: &Path, out: &Outcome) -> Result<()> {
             program,
             out.pid
         ),
+    }
+}
+
+/// The kernel's count of processes its OOM killer ended (`oom_kill` in
+/// /proc/vmstat, Linux 4.13+); 0 where it cannot be read.
+fn oom_kills() -> u64 {
+    let text = std::fs::read_to_string("/proc/vmstat").unwrap_or_default();
+    parse_oom_kills(&text)
+}
+
+fn parse_oom_kills(vmstat: &str) -> u64 {
+    vmstat.lines().find_map(|l| l.strip_prefix("oom_kill ")).and_then(|v| v.trim().parse().ok()).unwrap_or(0)
+}
+
+/// Who killed the child: "SIGSEGV", or the OOM killer by name.
+pub fn killer(out: &Outcome, sig: i32) -> String {
+    if out.oom_killed && sig == libc::SIGKILL {
+        "the kernel's OOM killer (SIGKILL: the machine ran out of memory, most likely because the heap served more than it can back)"
+            .to_string()
+    } else {
+        signal_name(sig)
     }
 }
 
@@ -162,6 +187,7 @@ mod tests {
             stderr: String::new(),
             pid: 7,
             shim: shim_report::processes(report),
+            oom_killed: false,
         };
         let exe = Path::new("/c/model-1");
         let live = outcome(r#"{"event":"load","pid":7,"heap":"h","bound":true,"exe":"/c/model-1"}"#);
@@ -171,5 +197,11 @@ mod tests {
         let other = outcome(r#"{"event":"load","pid":8,"heap":"h","bound":true}"#);
         assert!(prove_live(&launch, exe, &other).unwrap_err().to_string().contains("never came alive in the test program model-1 (pid 7)"));
         assert!(prove_live(&launch, exe, &outcome("")).is_err(), "no report at all is no proof");
+    }
+
+    #[test]
+    fn oom_kill_count_from_vmstat() {
+        assert_eq!(super::parse_oom_kills("pgfault 10\noom_kill 3\nswap_ra 0\n"), 3);
+        assert_eq!(super::parse_oom_kills("pgfault 10\n"), 0);
     }
 }

@@ -4,7 +4,7 @@
 //! (so the gap shows as a finding, labelled as predicted); the random
 //! phases leave them out, so they can test the rest.
 
-use crate::check::{self, mode::Detected};
+use crate::check;
 use alloc8::testing::Kind;
 use std::path::Path;
 
@@ -21,7 +21,7 @@ impl Gaps {
         };
         let mut missing = Vec::new();
         for report in &reports {
-            if report.mode == Detected::CLibrary {
+            if report.mode.is_system() {
                 continue;
             }
             for family in report.families.iter().filter(|f| !f.family.is_hook()) {

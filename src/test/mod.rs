@@ -24,6 +24,7 @@ mod protocol;
 pub mod report;
 mod shrink;
 mod stress;
+mod trace_model;
 
 use crate::run::library::{self, Library};
 use anyhow::{bail, Context, Result};
@@ -62,6 +63,10 @@ pub struct TestArgs {
     /// Run only these families (comma-separated or repeated).
     #[arg(long, value_enum, value_delimiter = ',', value_name = "FAMILY")]
     pub only: Vec<Family>,
+    /// Check the shadow model over a real program's sequence, a trace `alloc8
+    /// record` wrote, instead of random traces (the model family).
+    #[arg(long, value_name = "TRACE", conflicts_with = "replay")]
+    pub trace: Option<PathBuf>,
     /// Run a replay file a finding wrote (against the library it names, or --lib/--heap).
     #[arg(long, value_name = "FILE")]
     pub replay: Option<PathBuf>,
@@ -106,6 +111,9 @@ fn run(args: &TestArgs) -> Result<ExitCode> {
     let gaps = gaps::Gaps::of(&lib.path);
     let seed = args.seed.unwrap_or_else(clock_seed);
     let mut header = vec![format!("library: {}", lib.path.display())];
+    if let Some(trace) = &args.trace {
+        header.push(format!("trace: {}", trace.canonicalize().unwrap_or_else(|_| trace.clone()).display()));
+    }
     if let Some(heap) = &args.heap {
         header.push(format!("heap: {}", heap.canonicalize().unwrap_or_else(|_| heap.clone()).display()));
         header.push(format!("threads: {}", if args.threads { "yes" } else { "no" }));
@@ -129,7 +137,13 @@ fn run(args: &TestArgs) -> Result<ExitCode> {
         let mut result = match family {
             Family::Contract => battery::contract(&launch, &gaps, &budget)?,
             Family::Cxx => battery::cxx(&launch, &gaps, &budget)?,
-            Family::Model => model::run(&launch, &settings, &budget)?,
+            Family::Model => match &args.trace {
+                Some(trace) => {
+                    let driver = model::Driver::new(&launch, gaps.has_usable_size())?;
+                    trace_model::run(&driver, trace, gaps.model_kinds(), &settings, &budget)?
+                }
+                None => model::run(&launch, &settings, &budget)?,
+            },
             Family::Threads => {
                 let hooks = args.threads && lib.reports;
                 stress::threads(&launch, &gaps, seed, (random / 2).max(Duration::from_secs(2)), hooks, &budget)?

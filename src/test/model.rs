@@ -84,7 +84,7 @@ pub fn classify(out: &Outcome, limit: Duration) -> Option<Failure> {
         }
         (End::TimedOut, _) => failure(Rule::Hang, None, format!("did not finish in {:.0} s", limit.as_secs_f64())),
         (End::Exited(0), Some(Line::Done(_))) => None,
-        (End::Signaled(sig), _) => failure(Rule::Crash, None, format!("killed by {}", child::signal_name(sig))),
+        (End::Signaled(sig), _) => failure(Rule::Crash, None, format!("killed by {}", child::killer(out, sig))),
         (End::Exited(code), _) => {
             let last = out.stderr.lines().last().unwrap_or("").trim().to_string();
             failure(Rule::Crash, None, format!("exited with status {} before finishing (stderr: {:?})", code, last))

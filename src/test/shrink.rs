@@ -21,29 +21,27 @@ pub fn finding(driver: &Driver, ops: Vec<Op>, failure: Failure, seed: u64, setti
         (true, Some(op)) => vec![op.slot],
         _ => failure.slots.clone(),
     };
-    let failing: Vec<Op> = match failure.index {
-        Some(i) if i < ops.len() => ops[..=i].to_vec(),
-        _ => ops,
-    };
     // A hang costs its whole limit per try: try with a short one.
     let limit = if failure.rule == Rule::Hang { Duration::from_secs(2) } else { Duration::from_secs(10) };
     // Never past the run's budget.
     let time = settings.shrink_time.min(budget.left().saturating_sub(Duration::from_secs(5)));
     let runs = Runs { runs: 5000, deadline: Instant::now() + time };
     let mut errors = None;
-    let shrunk = shrink::shrink(
-        failing,
-        &slots,
-        |candidate| match driver.run(candidate, limit) {
-            Ok(Some(f)) => same(&f, &failure),
-            Ok(None) => false,
-            Err(e) => {
-                errors.get_or_insert(e);
-                false
-            }
-        },
-        &runs,
-    );
+    let mut still_fails = |candidate: &[Op]| match driver.run(candidate, limit) {
+        Ok(Some(f)) => same(&f, &failure),
+        Ok(None) => false,
+        Err(e) => {
+            errors.get_or_insert(e);
+            false
+        }
+    };
+    // The operation that failed ends the trace; a crash or hang that did
+    // not say which one it was in is found by bisecting prefixes.
+    let failing: Vec<Op> = match failure.index {
+        Some(i) if i < ops.len() => ops[..=i].to_vec(),
+        _ => shrink::bisect_prefix(ops, &mut still_fails, runs.deadline),
+    };
+    let shrunk = shrink::shrink(failing, &slots, still_fails, &runs);
     if let Some(e) = errors {
         return Err(e.context("while shrinking a failing trace"));
     }

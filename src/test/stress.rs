@@ -1,6 +1,8 @@
 //! The phases that are not a replayable trace: threads handing blocks to
-//! each other (programs/threads.c), fork while threads allocate
-//! (programs/fork.c) and memory coming back (programs/memory.c). Each runs
+//! each other, imbalanced producers and consumers, frees after the heap's
+//! thread cleanup (programs/threads.c), fork while threads allocate on every
+//! path (programs/fork.c) and memory coming back on every path and across
+//! thread waves (programs/memory.c). Each runs
 //! once in a child under a time limit; a violation, crash or hang is
 //! reported with the seed and what the threads were doing.
 
@@ -35,7 +37,7 @@ fn finding(out: &Outcome, limit: Duration, what: &str) -> Option<Finding> {
         )),
         (End::TimedOut, _) => Some(Finding::new(Rule::Hang, format!("{} did not finish in {:.0} s", what, limit.as_secs_f64()))),
         (End::Exited(0), Some(Line::Done(_))) => None,
-        (End::Signaled(sig), _) => Some(Finding::new(Rule::Crash, format!("{} was killed by {}", what, child::signal_name(sig)))),
+        (End::Signaled(sig), _) => Some(Finding::new(Rule::Crash, format!("{} was killed by {}", what, child::killer(out, sig)))),
         (End::Exited(code), _) => Some(Finding::new(
             Rule::Crash,
             format!("{} exited with status {} before finishing (stderr: {:?})", what, code, out.stderr.lines().last().unwrap_or("")),
@@ -63,8 +65,8 @@ pub fn threads(launch: &Launch, gaps: &Gaps, seed: u64, time: Duration, hooks: b
     let done = protocol::first(&out.stdout);
     let created: u64 = done.as_ref().and_then(|d| protocol::done_value(d, "threads")).and_then(|v| v.parse().ok()).unwrap_or(0);
     result.summary = match created {
-        0 => format!("rounds of {} threads + a producer/consumer pair, seed {}", THREADS, seed),
-        n => format!("{} threads in rounds of {} + a producer/consumer pair, seed {}", n, THREADS, seed),
+        0 => format!("rounds of {} threads + producers and consumers, seed {}", THREADS, seed),
+        n => format!("{} threads in rounds of {} + producers and consumers, seed {}", n, THREADS, seed),
     };
     if let Some(mut f) = finding(&out, limit, "the threads phase") {
         f.seed = Some(seed);
@@ -98,7 +100,8 @@ pub fn fork(launch: &Launch, budget: &Budget) -> Result<FamilyResult> {
     let child_limit = FORK_CHILD_LIMIT.min(limit.saturating_sub(Duration::from_secs(2)).max(Duration::from_secs(1)));
     let args = vec![FORK_THREADS.to_string(), FORKS.to_string(), child_limit.as_millis().to_string()];
     let out = child::run(launch, &exe, &args, limit)?;
-    result.summary = format!("{} forks while {} threads allocate, {:.0} s per child", FORKS, FORK_THREADS, child_limit.as_secs_f64());
+    result.summary =
+        format!("{} forks while {} threads allocate on every path, {:.0} s per child", FORKS, FORK_THREADS, child_limit.as_secs_f64());
     if let Some(f) = finding(&out, limit, "the fork phase") {
         result.fail(f);
     }

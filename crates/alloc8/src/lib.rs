@@ -30,6 +30,9 @@ pub mod macos;
 pub mod maps;
 pub mod os;
 pub mod panic;
+/// `alloc8 record`: the trace format and the in-process recorder (Linux).
+#[cfg(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64")))]
+pub mod record;
 pub mod report;
 pub mod shim;
 pub mod stats;

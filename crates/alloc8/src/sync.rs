@@ -4,8 +4,10 @@
 //! It records which thread holds it (the thread pointer, `os::thread_id`: one
 //! load, no call), so a thread that comes back for the lock it already holds
 //! is told so and the process aborts, instead of spinning forever: that is
-//! malloc called from a signal handler that interrupted malloc, or a heap
-//! that allocates through the global allocator while locked.
+//! a heap whose `unlock()` does not release what its `lock()` took (the
+//! shim's fork handlers call both), malloc called from a signal handler that
+//! interrupted malloc, or a heap that allocates through the global allocator
+//! while locked.
 
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicUsize, Ordering};
@@ -97,7 +99,8 @@ impl<T> SpinLock<T> {
 #[inline(never)]
 fn reentered() -> ! {
     crate::panic::fatal(
-        b"alloc8: a heap lock was taken again by the thread that holds it: malloc or free called from a signal \
+        b"alloc8: a heap lock was taken again by the thread that holds it: the heap's unlock() not releasing what \
+          its lock() took (fork() calls lock() before and unlock() after), malloc or free called from a signal \
           handler that interrupted the heap, or the heap allocating while it holds its lock; aborting\n",
     )
 }
@@ -147,6 +150,42 @@ mod tests {
         let stderr = std::string::String::from_utf8_lossy(&out.stderr);
         assert_eq!(stderr.matches("alloc8:").count(), 1, "{}", stderr);
         assert!(stderr.contains("taken again by the thread that holds it"), "{}", stderr);
+    }
+
+    /// Issue 27, item 17: a heap whose `unlock()` does nothing dies at the
+    /// first malloc after a fork (the shim's prepare handler took the lock
+    /// through `lock()`); the message names that cause first.
+    #[test]
+    fn an_unlock_that_releases_nothing_is_named_as_the_cause() {
+        struct Forgetful(SpinLock<()>);
+        impl Forgetful {
+            fn lock(&self) {
+                self.0.lock()
+            }
+            fn unlock(&self) {}
+            fn malloc(&self) {
+                self.0.with(|_| ())
+            }
+        }
+        if std::env::var_os("ALLOC8_TEST_FORGETFUL").is_some() {
+            let heap = Forgetful(SpinLock::new(()));
+            // What pthread_atfork's handlers do around fork().
+            heap.lock();
+            heap.unlock();
+            heap.malloc();
+            unreachable!("malloc returned with the lock still held");
+        }
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["sync::tests::an_unlock_that_releases_nothing_is_named_as_the_cause", "--exact", "--test-threads=1"])
+            .env("ALLOC8_TEST_FORGETFUL", "1")
+            .output()
+            .unwrap();
+        let stderr = std::string::String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("unlock() not releasing what its lock() took (fork() calls lock() before and unlock() after)"),
+            "{}",
+            stderr
+        );
     }
 
     #[test]

@@ -29,8 +29,97 @@ fn mi_alloc(size: usize) -> *mut u8 {
     unsafe {
         if size <= mi::MI_SMALL_SIZE_MAX {
             mi::mi_malloc_small(size) as *mut u8
+        } else if backing::beyond(size) {
+            core::ptr::null_mut()
         } else {
             mi::mi_malloc(size) as *mut u8
+        }
+    }
+}
+
+/// Requests the machine cannot back fail, as glibc's do under Linux's
+/// default overcommit heuristic: mimalloc maps with MAP_NORESERVE whenever
+/// the kernel overcommits, so it would serve `malloc(2 x RAM)`, and the
+/// program that trusts the memory (CPython's test_decimal expects
+/// MemoryError) dies of the OOM killer when it touches it.
+mod backing {
+    use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+
+    /// The largest request served; 0 until first needed.
+    static LIMIT: AtomicUsize = AtomicUsize::new(0);
+
+    /// Whether `size` is more than the machine can back (checked only
+    /// for requests of 4 GiB and more: below that, one compare).
+    #[inline(always)]
+    pub fn beyond(size: usize) -> bool {
+        size >= 1 << 32 && size > limit()
+    }
+
+    #[cold]
+    fn limit() -> usize {
+        match LIMIT.load(Relaxed) {
+            0 => {
+                let l = imp::limit();
+                LIMIT.store(l, Relaxed);
+                l
+            }
+            l => l,
+        }
+    }
+
+    #[cfg(target_os = "linux")]
+    mod imp {
+        /// struct sysinfo (Linux, 64-bit).
+        #[repr(C)]
+        struct SysInfo {
+            uptime: i64,
+            loads: [u64; 3],
+            totalram: u64,
+            freeram: u64,
+            sharedram: u64,
+            bufferram: u64,
+            totalswap: u64,
+            freeswap: u64,
+            procs: u16,
+            pad: u16,
+            totalhigh: u64,
+            freehigh: u64,
+            mem_unit: u32,
+            reserved: [u8; 256],
+        }
+
+        extern "C" {
+            fn sysinfo(info: *mut SysInfo) -> i32;
+            fn open(path: *const u8, flags: i32, ...) -> i32;
+            fn read(fd: i32, buf: *mut u8, n: usize) -> isize;
+            fn close(fd: i32) -> i32;
+        }
+
+        /// RAM + swap under the default heuristic (mode 0); no limit when
+        /// the kernel always overcommits (mode 1: glibc serves these too) or
+        /// refuses by itself (mode 2: mimalloc then maps without NORESERVE).
+        pub fn limit() -> usize {
+            let mut mode = [0u8; 4];
+            let fd = unsafe { open(b"/proc/sys/vm/overcommit_memory\0".as_ptr(), 0) };
+            if fd >= 0 {
+                unsafe {
+                    read(fd, mode.as_mut_ptr(), mode.len());
+                    close(fd);
+                }
+            }
+            let mut si: SysInfo = unsafe { core::mem::zeroed() };
+            if mode[0] != b'0' || unsafe { sysinfo(&mut si) } != 0 {
+                return usize::MAX;
+            }
+            let backing = (si.totalram + si.totalswap).saturating_mul(si.mem_unit.max(1) as u64);
+            usize::try_from(backing).unwrap_or(usize::MAX).max(1)
+        }
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    mod imp {
+        pub fn limit() -> usize {
+            usize::MAX
         }
     }
 }
@@ -60,16 +149,25 @@ impl Heap for MiHeap {
 
     #[inline]
     fn memalign(&self, align: usize, size: usize) -> *mut u8 {
+        if backing::beyond(size) {
+            return core::ptr::null_mut();
+        }
         unsafe { mi::mi_malloc_aligned(size, align) as *mut u8 }
     }
 
     #[inline]
     unsafe fn realloc(&self, ptr: *mut u8, size: usize) -> *mut u8 {
+        if backing::beyond(size) {
+            return core::ptr::null_mut();
+        }
         mi::mi_realloc(ptr as *mut c_void, at_least16(size)) as *mut u8
     }
 
     #[inline]
     fn calloc(&self, size: usize) -> *mut u8 {
+        if backing::beyond(size) {
+            return core::ptr::null_mut();
+        }
         unsafe { mi::mi_zalloc(at_least16(size)) as *mut u8 }
     }
 

@@ -16,7 +16,7 @@ pub fn open(dir: &Path) -> Result<HeapSource, HeapError> {
         .manifest_path(dir.join("Cargo.toml"))
         .no_deps()
         .exec()
-        .map_err(|e| HeapError::Metadata(dir.clone(), first_line(&e.to_string())))?;
+        .map_err(|e| HeapError::Metadata(dir.clone(), cargo_cause(&e)))?;
     let package = metadata
         .packages
         .iter()
@@ -80,6 +80,14 @@ fn rust_files(dir: &Path) -> Result<Vec<(PathBuf, String)>, HeapError> {
     Ok(out)
 }
 
-fn first_line(s: &str) -> String {
-    s.lines().find(|l| !l.trim().is_empty()).unwrap_or(s).trim().to_string()
+/// cargo's own cause, `Caused by:` lines and all (cargo_errors), else the
+/// error's first line.
+fn cargo_cause(e: &cargo_metadata::Error) -> String {
+    if let cargo_metadata::Error::CargoMetadata { stderr } = e {
+        if let Some(cause) = crate::build::cargo_errors::cause(stderr) {
+            return cause;
+        }
+    }
+    let s = e.to_string();
+    s.lines().find(|l| !l.trim().is_empty()).unwrap_or(&s).trim().to_string()
 }

@@ -74,7 +74,10 @@ fn dependencies(manifest: &str, base: &Path) -> Result<String, String> {
             }
         }
     }
-    toml::to_string(&deps).map_err(|e| e.to_string())
+    // One `name = value` line each, a table inline: `toml::to_string` would
+    // write `mine = { path = .. }` as a `[mine]` section, which lands outside
+    // [dependencies] in the shim's manifest and is dropped.
+    Ok(deps.iter().map(|(name, spec)| format!("{} = {}\n", name, spec)).collect())
 }
 
 #[cfg(test)]
@@ -97,7 +100,7 @@ mod tests {
     #[test]
     fn relative_paths_become_absolute_and_other_tables_are_refused() {
         let deps = dependencies("[dependencies]\nmine = { path = \"../mine\" }\n", Path::new("/heaps")).unwrap();
-        assert!(deps.contains("path = \"/heaps/../mine\""), "{}", deps);
+        assert_eq!(deps, "mine = { path = \"/heaps/../mine\" }\n");
         assert!(dependencies("[package]\nname = \"x\"\n", Path::new("/")).unwrap_err().contains("only [dependencies]"));
         assert!(dependencies("[dependencies]\nalloc8 = \"1\"\n", Path::new("/")).unwrap_err().contains("alloc8"));
         assert!(dependencies("[dependencies\n", Path::new("/")).is_err());

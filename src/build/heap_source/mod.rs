@@ -11,12 +11,10 @@ mod crate_dir;
 mod file;
 mod registration;
 pub mod xx;
-mod xx_cache;
+pub(super) mod xx_cache;
 mod xx_compile;
 mod xx_manifest;
 pub mod xx_symbols;
-
-pub use registration::registration_lines;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -150,12 +148,25 @@ impl HeapSource {
 }
 
 /// Exactly one registration across `files`, or the error naming them all.
+/// Registrations under `#[cfg]` may exclude each other: only unconditional
+/// ones can be two. A file syn cannot parse is left to rustc's error.
 fn one_registration(files: &[(PathBuf, String)], missing_in: &Path) -> Result<(), HeapError> {
-    let found: Vec<(PathBuf, usize)> =
-        files.iter().flat_map(|(path, text)| registration_lines(text).into_iter().map(move |l| (path.clone(), l))).collect();
-    match found.len() {
-        0 => Err(HeapError::NoRegistration(missing_in.to_path_buf())),
-        1 => Ok(()),
-        _ => Err(HeapError::TwoRegistrations(found)),
+    let mut unconditional = Vec::new();
+    let (mut any, mut unparsed) = (false, false);
+    for (path, text) in files {
+        match registration::registrations(text) {
+            Some(found) => {
+                any |= !found.is_empty();
+                unconditional.extend(found.iter().filter(|r| !r.conditional).map(|r| (path.clone(), r.line)));
+            }
+            None => unparsed = true,
+        }
     }
+    if unconditional.len() > 1 {
+        return Err(HeapError::TwoRegistrations(unconditional));
+    }
+    if !any && !unparsed {
+        return Err(HeapError::NoRegistration(missing_in.to_path_buf()));
+    }
+    Ok(())
 }

@@ -176,6 +176,9 @@ pub struct Prepared {
     /// Each name the heap uses but does not define -> where it is used (its
     /// sources, or the members of a prebuilt archive).
     pub references: BTreeMap<String, Vec<String>>,
+    /// Every file the archive was made from: sources, the headers the
+    /// compiler read, or the prebuilt archive or object.
+    pub inputs: Vec<PathBuf>,
 }
 
 #[derive(Debug)]
@@ -234,7 +237,7 @@ pub fn prepare(
 ) -> Result<Prepared, XxError> {
     // Initial-exec TLS and hidden visibility are ELF code generation: Linux only.
     let codegen = if target.map_or(true, |t| t.contains("linux")) { super::codegen::c_flags(mode) } else { &[] };
-    let archive = xx_compile::archive(input, dir, target, codegen, verbose).map_err(XxError::Compile)?;
+    let (archive, inputs) = xx_compile::archive(input, dir, target, codegen, verbose).map_err(XxError::Compile)?;
     let (provided, by_member) = xx_symbols::inspect(&archive, heap, mode, prefix).map_err(XxError::Symbols)?;
     let hooks = provided.thread_symbols();
     if threads && hooks.is_empty() {
@@ -252,7 +255,7 @@ pub fn prepare(
         XxInput::Prebuilt(_) => Promises::default(),
     };
     let references = by_member.into_iter().map(|(name, members)| (name, members.iter().map(|m| place(input, m)).collect())).collect();
-    Ok(Prepared { lib_dir: dir.to_path_buf(), provided: Provided { cxx, ..provided }, promises, references })
+    Ok(Prepared { lib_dir: dir.to_path_buf(), provided: Provided { cxx, ..provided }, promises, references, inputs })
 }
 
 /// Where an archive member came from: the source it was compiled from

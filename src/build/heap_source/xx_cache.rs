@@ -7,18 +7,20 @@
 //! its bytes. That command line is itself remembered per heap settings, so a
 //! build with nothing changed does not even ask cc (which runs the compiler
 //! to find out its family). It records every header the compiler read (its `-MD` dependency
-//! output) with the header's size, modification time and content digest: a
-//! header whose size and time are unchanged is taken as unchanged, one whose
-//! time moved is read again and compared by content, so touching a header
-//! costs a read, changing it costs a compile of every unit that includes it.
+//! output) with the header's size, its inode's times (modification and
+//! change) and number, and its content digest: a header whose size and inode
+//! are unchanged is taken as unchanged, any other is read again and compared
+//! by content, so touching a header costs a read, changing it costs a compile
+//! of every unit that includes it. The change time (ctime) is what no copy
+//! can set back: `cp -p`, `touch -d`, `tar x` and `rsync -a` restore a
+//! modification time, never a change time, so a header they put back with
+//! other bytes is read, not trusted.
 //!
 //! Entries live in `<cache>/xx-objects/<key>/` (`<stem>.o`, `deps`) and are
 //! written to a temporary directory and renamed into place, so two alloc8
 //! runs compiling the same unit never see half an entry.
 
-use std::collections::hash_map::DefaultHasher;
-use std::hash::{Hash, Hasher};
-use std::io::Read;
+pub use crate::build::cache::{digest, file_digest};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
@@ -32,6 +34,8 @@ pub struct Object {
     /// The cache key (names the entry; the archive's stamp is made of these).
     pub key: String,
     pub compiled: bool,
+    /// Every file the compiler read for it (the source, its headers).
+    pub read: Vec<PathBuf>,
 }
 
 /// What went wrong with one unit.
@@ -41,23 +45,6 @@ pub enum UnitError {
     Rejected { source: PathBuf, stderr: String },
     /// The compiler could not be run, or the cache not written.
     Tool(String),
-}
-
-/// A digest of bytes: 128 bits from two differently seeded SipHashes (std's
-/// hasher with fixed keys; a new alloc8 may hash differently, which only
-/// costs one rebuild).
-pub fn digest(parts: &[&[u8]]) -> String {
-    let mut out = String::new();
-    for seed in [0x9e37_79b9_u64, 0x85eb_ca6b] {
-        let mut h = DefaultHasher::new();
-        seed.hash(&mut h);
-        for p in parts {
-            p.len().hash(&mut h);
-            h.write(p);
-        }
-        out.push_str(&format!("{:016x}", h.finish()));
-    }
-    out
 }
 
 /// A compiler command as cc assembles it for one language of one heap, kept
@@ -141,6 +128,16 @@ fn mtime(m: &std::fs::Metadata) -> u128 {
     m.modified().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos())
 }
 
+/// cache::file_stamp, or None for a file changed in the last seconds: file
+/// times are coarse (a clock tick), so a second change within the same tick
+/// could look like none; such a file is compared by content next time
+/// (git's "racy" rule).
+fn inode(m: &std::fs::Metadata) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let now = std::time::SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+    (now - m.ctime() > 2).then(|| crate::build::cache::file_stamp(m))
+}
+
 /// The key under which a language's compiler command is remembered: the
 /// heap's settings for it (`settings`), this alloc8 (its own flags are in its
 /// code), and every variable cc reads to choose a compiler and its flags.
@@ -177,18 +174,13 @@ fn unit_key(identity: &str, source: &Path) -> Result<String, String> {
     Ok(digest(&[identity.as_bytes(), path.as_bytes(), &text]))
 }
 
-/// A header as recorded in an entry's `deps` file: `size mtime digest path` per line.
+/// A header as recorded in an entry's `deps` file: `size inode digest path`
+/// per line (`inode`: see [`inode`]).
 struct Dep {
     size: u64,
-    mtime: u128,
+    inode: String,
     digest: String,
     path: PathBuf,
-}
-
-fn file_digest(path: &Path) -> Option<String> {
-    let mut bytes = Vec::new();
-    std::fs::File::open(path).ok()?.read_to_end(&mut bytes).ok()?;
-    Some(digest(&[&bytes]))
 }
 
 fn read_deps(text: &str) -> Option<Vec<Dep>> {
@@ -197,7 +189,7 @@ fn read_deps(text: &str) -> Option<Vec<Dep>> {
             let mut parts = line.splitn(4, ' ');
             Some(Dep {
                 size: parts.next()?.parse().ok()?,
-                mtime: parts.next()?.parse().ok()?,
+                inode: parts.next()?.to_string(),
                 digest: parts.next()?.to_string(),
                 path: PathBuf::from(parts.next()?),
             })
@@ -208,7 +200,7 @@ fn read_deps(text: &str) -> Option<Vec<Dep>> {
 /// Every recorded header still has the same content.
 fn deps_unchanged(deps: &[Dep]) -> bool {
     deps.iter().all(|d| match std::fs::metadata(&d.path) {
-        Ok(m) if m.len() == d.size && mtime(&m) == d.mtime => true,
+        Ok(m) if m.len() == d.size && inode(&m).as_deref() == Some(d.inode.as_str()) => true,
         Ok(m) if m.len() == d.size => file_digest(&d.path).as_deref() == Some(d.digest.as_str()),
         _ => false,
     })
@@ -248,15 +240,17 @@ fn object_name(source: &Path) -> String {
     format!("{}.o", source.file_stem().map_or("unit".into(), |s| s.to_string_lossy()))
 }
 
-/// The cached object for `source` if its entry is still valid.
-fn lookup(entry: &Path, source: &Path) -> Option<PathBuf> {
+/// The cached object for `source` if its entry is still valid, and the
+/// files it was compiled from.
+fn lookup(entry: &Path, source: &Path) -> Option<(PathBuf, Vec<PathBuf>)> {
     let deps = read_deps(&std::fs::read_to_string(entry.join("deps")).ok()?)?;
     let object = entry.join(object_name(source));
-    (object.is_file() && deps_unchanged(&deps)).then_some(object)
+    (object.is_file() && deps_unchanged(&deps)).then(|| (object, deps.into_iter().map(|d| d.path).collect()))
 }
 
-/// Runs the compiler for one unit and stores the entry.
-fn compile_into(command: &CompilerCommand, source: &Path, entry: &Path, verbose: bool) -> Result<PathBuf, UnitError> {
+/// Runs the compiler for one unit and stores the entry; returns the object
+/// and the files the compiler read.
+fn compile_into(command: &CompilerCommand, source: &Path, entry: &Path, verbose: bool) -> Result<(PathBuf, Vec<PathBuf>), UnitError> {
     let parent = entry.parent().expect("entries live in a directory");
     let tmp = parent.join(format!(".{}.{}", entry.file_name().unwrap().to_string_lossy(), std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
@@ -273,15 +267,17 @@ fn compile_into(command: &CompilerCommand, source: &Path, entry: &Path, verbose:
     if verbose && !stderr.is_empty() {
         eprint!("{}", stderr);
     }
-    let headers = parse_make_deps(&std::fs::read_to_string(&dep).unwrap_or_default());
+    let read = parse_make_deps(&std::fs::read_to_string(&dep).unwrap_or_default());
     let mut deps = String::new();
-    for h in headers {
+    let mut headers = Vec::new();
+    for h in read {
         let (Ok(m), Some(d)) = (std::fs::metadata(&h), file_digest(&h)) else {
             // A header the compiler read but we cannot: never trust this entry.
-            return Ok(obj);
+            return Ok((obj, headers));
         };
         let abs = h.canonicalize().unwrap_or(h);
-        deps.push_str(&format!("{} {} {} {}\n", m.len(), mtime(&m), d, abs.display()));
+        deps.push_str(&format!("{} {} {} {}\n", m.len(), inode(&m).as_deref().unwrap_or("-"), d, abs.display()));
+        headers.push(abs);
     }
     let write =
         |p: PathBuf, text: &str| std::fs::write(&p, text).map_err(|e| UnitError::Tool(format!("cannot write {}: {}", p.display(), e)));
@@ -289,9 +285,9 @@ fn compile_into(command: &CompilerCommand, source: &Path, entry: &Path, verbose:
     let _ = std::fs::remove_file(&dep);
     let _ = std::fs::remove_dir_all(entry);
     match std::fs::rename(&tmp, entry) {
-        Ok(()) => Ok(entry.join(object_name(source))),
+        Ok(()) => Ok((entry.join(object_name(source)), headers)),
         // Another alloc8 stored the same entry meanwhile: use ours as it is.
-        Err(_) => Ok(obj),
+        Err(_) => Ok((obj, headers)),
     }
 }
 
@@ -308,7 +304,7 @@ pub fn compile(command: &CompilerCommand, sources: &[PathBuf], dir: &Path, verbo
             Ok(key) => {
                 let entry = dir.join(&key);
                 match lookup(&entry, source) {
-                    Some(path) => objects.push(Object { source: source.clone(), path, key, compiled: false }),
+                    Some((path, read)) => objects.push(Object { source: source.clone(), path, key, compiled: false, read }),
                     None => misses.push((source.clone(), key)),
                 }
             }
@@ -334,7 +330,7 @@ pub fn compile(command: &CompilerCommand, sources: &[PathBuf], dir: &Path, verbo
     });
     for (source, key, r) in results.into_inner().unwrap() {
         match r {
-            Ok(path) => objects.push(Object { source, path, key, compiled: true }),
+            Ok((path, read)) => objects.push(Object { source, path, key, compiled: true, read }),
             Err(e) => errors.push(e),
         }
     }
@@ -373,7 +369,7 @@ mod tests {
         let h = d.path().join("a.h");
         std::fs::write(&h, "int x;\n").unwrap();
         let m = std::fs::metadata(&h).unwrap();
-        let dep = Dep { size: m.len(), mtime: mtime(&m), digest: file_digest(&h).unwrap(), path: h.clone() };
+        let dep = Dep { size: m.len(), inode: inode(&m).unwrap_or("-".into()), digest: file_digest(&h).unwrap(), path: h.clone() };
         assert!(deps_unchanged(std::slice::from_ref(&dep)));
         // Same bytes, new time: read again, still the same.
         let f = std::fs::File::options().write(true).open(&h).unwrap();
@@ -382,6 +378,23 @@ mod tests {
         std::fs::write(&h, "int y;\n").unwrap();
         assert!(!deps_unchanged(std::slice::from_ref(&dep)));
         std::fs::remove_file(&h).unwrap();
+        assert!(!deps_unchanged(&[dep]));
+    }
+
+    /// Issue 27, item 2: other bytes of the same size put back with the old
+    /// modification time (`cp -p`, `touch -d`) are read, not trusted.
+    #[test]
+    fn a_header_restored_with_its_old_time_is_compared_by_content() {
+        let d = tempfile::tempdir().unwrap();
+        let h = d.path().join("a.h");
+        std::fs::write(&h, "int x = 1;\n").unwrap();
+        let m = std::fs::metadata(&h).unwrap();
+        let dep = Dep { size: m.len(), inode: inode(&m).unwrap_or("-".into()), digest: file_digest(&h).unwrap(), path: h.clone() };
+        std::fs::write(&h, "int x = 2;\n").unwrap();
+        let f = std::fs::File::options().write(true).open(&h).unwrap();
+        f.set_modified(m.modified().unwrap()).unwrap();
+        drop(f);
+        assert_eq!((std::fs::metadata(&h).unwrap().len(), mtime(&std::fs::metadata(&h).unwrap())), (m.len(), mtime(&m)));
         assert!(!deps_unchanged(&[dep]));
     }
 }

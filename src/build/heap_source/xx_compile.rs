@@ -66,32 +66,47 @@ impl cc::BuildMessageLogger for Messages {
 /// `verbose` shows the compiler's warnings of a successful build too.
 /// `target`: the Rust target triple the shim is built for (None: this machine).
 /// Sources are compiled with `codegen` before their own flags (see
-/// codegen::c_flags).
-pub fn archive(input: &XxInput, dir: &Path, target: Option<&str>, codegen: &[&str], verbose: bool) -> Result<PathBuf, CompileError> {
+/// codegen::c_flags). Returns the archive and every file it was made from
+/// (sources and the headers the compiler read, or the prebuilt file).
+pub fn archive(
+    input: &XxInput,
+    dir: &Path,
+    target: Option<&str>,
+    codegen: &[&str],
+    verbose: bool,
+) -> Result<(PathBuf, Vec<PathBuf>), CompileError> {
     let dest = dir.join(format!("lib{}.a", LIB_NAME));
     // Per process: two alloc8 runs may build the same heap at once.
     let work = dir.join(format!("work-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work).map_err(|e| CompileError::Io(work.clone(), e.to_string()))?;
     let messages = Arc::new(Messages::default());
+    let mut read = Vec::new();
     let built = match input {
         XxInput::Sources(sources) => match compile(sources, target, codegen, verbose)? {
-            Compiled { stamp, .. } if std::fs::read_to_string(stamp_path(dir)).ok() == Some(stamp.clone()) && dest.is_file() => {
+            Compiled { stamp, read, .. } if std::fs::read_to_string(stamp_path(dir)).ok() == Some(stamp.clone()) && dest.is_file() => {
                 let _ = std::fs::remove_dir_all(&work);
-                return Ok(dest);
+                return Ok((dest, read));
             }
-            Compiled { objects, stamp } => {
+            Compiled { objects, stamp, read: r } => {
+                read = r;
                 let _ = std::fs::remove_file(stamp_path(dir));
                 let archive =
                     builder(&work, target, &messages).try_create_archive(LIB_NAME, &objects).map_err(|e| CompileError::Tool(e.to_string()));
                 archive.map(|a| (a, Some(stamp)))
             }
         },
-        XxInput::Prebuilt(path) if path.extension().map_or(false, |e| e == "o") => builder(&work, target, &messages)
-            .try_create_archive(LIB_NAME, [path])
-            .map(|a| (a, None))
-            .map_err(|e| CompileError::Tool(e.to_string())),
-        XxInput::Prebuilt(path) => Ok((path.clone(), None)),
+        XxInput::Prebuilt(path) if path.extension().map_or(false, |e| e == "o") => {
+            read.push(path.clone());
+            builder(&work, target, &messages)
+                .try_create_archive(LIB_NAME, [path])
+                .map(|a| (a, None))
+                .map_err(|e| CompileError::Tool(e.to_string()))
+        }
+        XxInput::Prebuilt(path) => {
+            read.push(path.clone());
+            Ok((path.clone(), None))
+        }
     };
     let lines = messages.lines.lock().unwrap();
     if built.is_err() || verbose {
@@ -110,7 +125,7 @@ pub fn archive(input: &XxInput, dir: &Path, target: Option<&str>, codegen: &[&st
         std::fs::write(stamp_path(dir), stamp).map_err(|e| CompileError::Io(stamp_path(dir), e.to_string()))?;
     }
     let _ = std::fs::remove_dir_all(&work);
-    Ok(dest)
+    Ok((dest, read))
 }
 
 /// Names the objects the archive was last made of.
@@ -118,10 +133,12 @@ fn stamp_path(dir: &Path) -> PathBuf {
     dir.join(format!("lib{}.a.objects", LIB_NAME))
 }
 
-/// The heap's objects, and a stamp naming exactly them.
+/// The heap's objects, a stamp naming exactly them, and the files they were
+/// compiled from.
 struct Compiled {
     objects: Vec<PathBuf>,
     stamp: String,
+    read: Vec<PathBuf>,
 }
 
 /// Each language's units with its compiler command (cc's flags for it),
@@ -173,7 +190,11 @@ fn compile(sources: &Sources, target: Option<&str>, codegen: &[&str], verbose: b
         eprintln!("alloc8: compiled {} of {} source(s); the others' objects are unchanged in the cache", compiled, objects.len());
     }
     let keys: Vec<&[u8]> = objects.iter().map(|o| o.key.as_bytes()).collect();
-    Ok(Compiled { stamp: xx_cache::digest(&keys), objects: objects.into_iter().map(|o| o.path).collect() })
+    let stamp = xx_cache::digest(&keys);
+    let mut read: Vec<PathBuf> = objects.iter().flat_map(|o| std::iter::once(o.source.clone()).chain(o.read.iter().cloned())).collect();
+    read.sort();
+    read.dedup();
+    Ok(Compiled { stamp, objects: objects.into_iter().map(|o| o.path).collect(), read })
 }
 
 /// The compiler and flags cc chooses for the sources of language `l` (cc

@@ -14,6 +14,9 @@
  * each section in a child of its own: `conformance --list` names them,
  * `conformance NAME...` runs those, no argument runs all.
  *
+ * A section that cannot run on this machine (its overcommit settings forbid
+ * the requests) prints "NOTE: <section> skipped: <why>" and counts no check.
+ *
  * Build: gcc -std=c11 -O2 -fno-builtin -Wall -Wextra -D_GNU_SOURCE conformance.c
  * Deterministic: every random choice comes from a fixed-seed LCG.
  */
@@ -31,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/sysinfo.h>
 
 /* glibc 2.26+ no longer declares cfree; old binaries still bind it. Weak, so
  * the program links (and runs) whether or not anything provides it. */
@@ -1055,6 +1059,231 @@ static void test_interleaved(void) {
           misaligned);
 }
 
+
+/* ------------------------------------------------------------------------ */
+/* Sizes of 4 GiB and more, and requests the machine cannot back            */
+
+/* /proc/sys/vm/overcommit_memory: 0 heuristic (the default), 1 always, 2 strict; -1 unknown. */
+static int overcommit_mode(void) {
+    FILE *f = fopen("/proc/sys/vm/overcommit_memory", "r");
+    int mode = -1;
+    if (f) {
+        if (fscanf(f, "%d", &mode) != 1)
+            mode = -1;
+        fclose(f);
+    }
+    return mode;
+}
+
+/* A /proc/meminfo field in bytes, or 0. */
+static size_t meminfo(const char *key) {
+    FILE *f = fopen("/proc/meminfo", "r");
+    char line[256];
+    size_t v = 0, len = strlen(key);
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, key, len) && line[len] == ':') {
+            v = (size_t)strtoull(line + len + 1, NULL, 10) * 1024;
+            break;
+        }
+    if (f)
+        fclose(f);
+    return v;
+}
+
+static size_t resident_bytes(void) {
+    FILE *f = fopen("/proc/self/statm", "r");
+    unsigned long size = 0, resident = 0;
+    if (f) {
+        if (fscanf(f, "%lu %lu", &size, &resident) != 2)
+            resident = 0;
+        fclose(f);
+    }
+    return (size_t)resident * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+static size_t ram_plus_swap(void) {
+    struct sysinfo si;
+    if (sysinfo(&si) != 0)
+        return 0;
+    return ((size_t)si.totalram + (size_t)si.totalswap) * si.mem_unit;
+}
+
+/* Whether this machine lets one process map `need` bytes; else prints why not. */
+static int can_map(const char *section, size_t need) {
+    int mode = overcommit_mode();
+    size_t backing = ram_plus_swap();
+    if (mode == 2) {
+        size_t limit = meminfo("CommitLimit"), used = meminfo("Committed_AS");
+        if (limit < used + need) {
+            printf("NOTE: %s skipped: vm.overcommit_memory=2 (strict) and only %zu MB can still be committed, %zu MB "
+                   "are needed\n",
+                   section, limit > used ? (limit - used) >> 20 : 0, need >> 20);
+            return 0;
+        }
+    } else if (mode == 0 && backing < need + ((size_t)1 << 30)) {
+        printf("NOTE: %s skipped: RAM + swap is %zu MB, and the default overcommit heuristic refuses one mapping of %zu "
+               "MB\n",
+               section, backing >> 20, need >> 20);
+        return 0;
+    }
+    return 1;
+}
+
+/* Untouched pages cost nothing: each block gets its first and last byte (and
+ * the byte at each 4 GiB boundary) written, no more. A heap that keeps sizes
+ * in 32 bits shows here: a usable size far below the request, or a block
+ * that a small one handed out next lands inside. */
+static void huge_block(const char *call, unsigned char *p, size_t n, size_t align) {
+    CHECK(p != NULL, "sizes of 4 GiB and more are served", "%s returned NULL (errno %d)", call, errno);
+    if (!p)
+        return;
+    CHECK((uintptr_t)p % align == 0, "sizes of 4 GiB and more, alignment", "%s = %p: not aligned to %zu", call, (void *)p,
+          align);
+    size_t usable = malloc_usable_size(p);
+    CHECK(usable >= n, "sizes of 4 GiB and more, usable size", "%s = %p: malloc_usable_size %zu (%#zx) < %zu (%#zx)",
+          call, (void *)p, usable, usable, n, n);
+    p[0] = 0xA1;
+    p[n - 1] = 0xA2;
+    for (size_t at = (size_t)1 << 32; at < n; at += (size_t)1 << 32)
+        p[at] = 0xA3;
+    unsigned char *small = launder(malloc(100));
+    int inside = small && small >= p && small < p + n;
+    CHECK(!inside, "sizes of 4 GiB and more, disjoint", "%s = %p: malloc(100) after it returned %p, inside the block",
+          call, (void *)p, (void *)small);
+    if (small && !inside)
+        memset(small, 0x5A, 100);
+    CHECK(p[0] == 0xA1 && p[n - 1] == 0xA2, "sizes of 4 GiB and more, first and last byte writable",
+          "%s = %p: first byte 0x%02x (0xa1 written), last byte 0x%02x (0xa2 written)", call, (void *)p, p[0], p[n - 1]);
+    if (!inside)
+        free(small);
+}
+
+static void test_huge_sizes(void) {
+    const size_t k = 4096 + 17, g = (size_t)1 << 30, four = (size_t)1 << 32;
+    if (!can_map("huge_sizes", 5 * g + k))
+        return;
+    const size_t sizes[] = {2 * g - 16, 2 * g, 2 * g + k, four - 16, four, four + 16, four + k, 5 * g + k};
+    char call[96];
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        size_t n = hide(sizes[i]);
+        snprintf(call, sizeof call, "malloc(%zu)", n);
+        errno = 0;
+        DOING("malloc of 2 GiB or more");
+        unsigned char *p = launder(malloc(n));
+        DONE();
+        huge_block(call, p, n, 16);
+        free(p);
+    }
+    /* No calloc here: a heap that zeroes a fresh mapping would touch 4 GiB
+     * (slow and costly, but correct). */
+    size_t n = hide(four + k);
+    snprintf(call, sizeof call, "memalign(4096, %zu)", n);
+    unsigned char *m = launder(memalign(4096, n));
+    huge_block(call, m, n, 4096);
+    free(m);
+
+    /* realloc across 4 GiB both ways, copying 1 MiB, never 4 GiB. */
+    size_t small = (size_t)1 << 20;
+    unsigned char *r = launder(malloc(small));
+    CHECK(r != NULL, "sizes of 4 GiB and more are served", "malloc(%zu) returned NULL", small);
+    if (!r)
+        return;
+    fill(r, small, 77);
+    snprintf(call, sizeof call, "realloc(a 1 MiB block, %zu)", n);
+    unsigned char *grown = launder(realloc(r, n));
+    if (grown) {
+        CHECK(verify(grown, small, 77) == small, "sizes of 4 GiB and more, realloc keeps the contents",
+              "%s = %p: the first 1 MiB changed", call, (void *)grown);
+        huge_block(call, grown, n, 16);
+        fill(grown, small, 78);
+        unsigned char *shrunk = launder(realloc(grown, small));
+        CHECK(shrunk != NULL, "sizes of 4 GiB and more are served", "realloc(a %zu-byte block, %zu) returned NULL", n, small);
+        if (shrunk) {
+            CHECK(verify(shrunk, small, 78) == small, "sizes of 4 GiB and more, realloc keeps the contents",
+                  "realloc(a %zu-byte block, %zu) = %p: the first 1 MiB changed", n, small, (void *)shrunk);
+            free(shrunk);
+        } else {
+            free(grown);
+        }
+    } else {
+        huge_block(call, grown, n, 16);
+        free(r);
+    }
+}
+
+/* Requests between RAM + swap and 2^47: glibc asks the kernel, which under
+ * its default overcommit heuristic refuses a mapping larger than RAM + swap,
+ * so malloc returns NULL with ENOMEM. A heap that maps with MAP_NORESERVE (or
+ * reserves and commits later) serves them, and the program that trusted it
+ * dies of the OOM killer when it touches the memory. */
+#define UNBACKABLE "requests the machine cannot back fail with NULL + ENOMEM"
+#define UNBACKABLE_RSS "requests the machine cannot back leave resident memory unchanged"
+
+static void unbackable(const char *call, void *p, int e) {
+    CHECK(p == NULL, UNBACKABLE, "%s = %p: served (RAM + swap is %zu MB)", call, p, ram_plus_swap() >> 20);
+    CHECK(p != NULL || e == ENOMEM, UNBACKABLE, "%s: errno %d, want ENOMEM (%d)", call, e, ENOMEM);
+}
+
+static void test_unbackable(void) {
+    int mode = overcommit_mode();
+    size_t backing = ram_plus_swap();
+    if (mode == 1) {
+        printf("NOTE: unbackable skipped: vm.overcommit_memory=1 (always): the kernel maps any request, so glibc serves "
+               "them too\n");
+        return;
+    }
+    const size_t top = (size_t)1 << 47;
+    size_t beyond = backing + backing / 2 + ((size_t)1 << 30);
+    if (backing == 0 || beyond >= top >> 1) {
+        printf("NOTE: unbackable skipped: RAM + swap (%zu MB) is too close to 2^47\n", backing >> 20);
+        return;
+    }
+    const size_t sizes[] = {beyond, (beyond & ~(size_t)0xFFFFF) * 4 + 4096 + 17, top >> 1, top - ((size_t)1 << 32)};
+    size_t before = resident_bytes();
+    char call[96];
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        size_t n = hide(sizes[i]);
+        if (n <= backing || n >= top)
+            continue;
+        errno = 0;
+        snprintf(call, sizeof call, "malloc(%zu)", n);
+        void *p = launder(malloc(n));
+        unbackable(call, p, errno);
+        free(p);
+        errno = 0;
+        snprintf(call, sizeof call, "calloc(%zu, 16)", n / 16);
+        p = launder(calloc(n / 16, 16));
+        unbackable(call, p, errno);
+        free(p);
+        errno = 0;
+        snprintf(call, sizeof call, "memalign(4096, %zu)", n);
+        p = launder(memalign(4096, n));
+        unbackable(call, p, errno);
+        free(p);
+        p = NULL;
+        snprintf(call, sizeof call, "posix_memalign(&p, 64, %zu)", n);
+        int rc = posix_memalign(&p, 64, n);
+        unbackable(call, rc ? NULL : launder(p), rc);
+        if (!rc)
+            free(p);
+        unsigned char *q = launder(malloc(1000));
+        if (!q)
+            continue;
+        fill(q, 1000, 5);
+        errno = 0;
+        snprintf(call, sizeof call, "realloc(a 1000-byte block, %zu)", n);
+        void *r = launder(realloc(q, n));
+        unbackable(call, r, errno);
+        if (!r)
+            CHECK(verify(q, 1000, 5) == 1000, UNBACKABLE, "%s failed but changed the old block", call);
+        free(r ? r : q);
+    }
+    size_t after = resident_bytes();
+    CHECK(after < before + ((size_t)64 << 20), UNBACKABLE_RSS,
+          "resident memory grew from %zu MB to %zu MB across requests that failed (or were freed untouched)", before >> 20,
+          after >> 20);
+}
+
 static const struct {
     const char *name;
     void (*run)(void);
@@ -1073,6 +1302,8 @@ static const struct {
     {"cfree", test_cfree},
     {"many", test_many},
     {"interleaved", test_interleaved},
+    {"huge_sizes", test_huge_sizes},
+    {"unbackable", test_unbackable},
 };
 #define SECTIONS (sizeof sections / sizeof sections[0])
 

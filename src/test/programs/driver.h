@@ -65,6 +65,9 @@ static volatile long drv_index = -1;
 #define DRV_THREADS 64
 static const char *volatile drv_doing[DRV_THREADS];
 static __thread int drv_thread = 0;
+/* Something that happened earlier and may explain a later failure (threads.c:
+ * exiting threads allocate after the heap's thread cleanup). */
+static const char *volatile drv_before;
 
 static void put(char *buf, size_t *n, const char *s) {
     while (*s && *n < 900)
@@ -95,6 +98,18 @@ static void on_crash(int sig) {
     put(buf, &n, "\t");
     const char *doing = drv_doing[drv_thread];
     put(buf, &n, doing ? doing : "");
+    /* What the other threads were doing at that moment (threads.c, fork.c). */
+    for (int t = 0; t < DRV_THREADS; t++) {
+        const char *other = drv_doing[t];
+        if (t == drv_thread || !other)
+            continue;
+        put(buf, &n, t == 0 ? "; meanwhile the main thread: " : "; meanwhile a thread: ");
+        put(buf, &n, other);
+    }
+    if (drv_before) {
+        put(buf, &n, "; before this, ");
+        put(buf, &n, drv_before);
+    }
     buf[n++] = '\n';
     ssize_t w = write(1, buf, n);
     (void)w;
@@ -253,6 +268,14 @@ __attribute__((unused)) static const char *iv_how(uintptr_t start, const struct 
 }
 
 /* ---- sizes -------------------------------------------------------------- */
+
+/* What a usable size says when no block can be that big (above 2^47, the
+ * user address space): the heap read it from overwritten metadata. */
+__attribute__((unused)) static const char *usable_says(size_t usable) {
+    return usable > ((size_t)1 << 47) ? " (no block can be that big: the heap's metadata for this block was overwritten, or "
+                                        "the size was read from the wrong place)"
+                                      : "";
+}
 
 #define HUGE_REQUEST ((size_t)1 << 48)
 

@@ -1,7 +1,8 @@
 /*
- * fork.c: fork() again and again while other threads allocate. Each child
- * allocates and frees (malloc, calloc, realloc, memalign, operator new, a
- * thread of its own) and exits. A child that does not finish in time is
+ * fork.c: fork() again and again while other threads allocate on every path
+ * of the contract (small, medium and large sizes, calloc, realloc growing and
+ * shrinking, memalign and its kin, the C++ operators). Each child allocates
+ * and frees on every path too (and in a thread of its own) and exits. A child that does not finish in time is
  * deadlocked: some heap lock was held by another thread at the fork and never
  * released in the child (the heap's lock was not taken across fork, or not
  * every lock its malloc takes).
@@ -20,37 +21,132 @@
 
 void *_Znwm(size_t);
 void _ZdlPv(void *);
+void *_ZnwmSt11align_val_t(size_t, size_t);
+void _ZdlPvSt11align_val_t(void *, size_t);
+void *_Znam(size_t);
+void _ZdaPv(void *);
 
 static atomic_int stop;
 
+/* A block of the ring, with how it must be freed. */
+struct held {
+    void *p;
+    int how; /* 0 free, 1 operator delete, 2 aligned delete, 3 delete[] */
+    size_t align;
+};
+
+static void release(struct held *h) {
+    switch (h->how) {
+    case 1:
+        _ZdlPv(h->p);
+        break;
+    case 2:
+        _ZdlPvSt11align_val_t(h->p, h->align);
+        break;
+    case 3:
+        _ZdaPv(h->p);
+        break;
+    default:
+        free(h->p);
+    }
+    *h = (struct held){0};
+}
+
+static void touch(void *p, size_t n) {
+    if (p && n) {
+        ((volatile unsigned char *)p)[0] = 1;
+        ((volatile unsigned char *)p)[n - 1] = 2;
+    }
+}
+
+/* Sizes from every path a heap has: small classes, medium, large (past
+ * glibc's mmap threshold, the mapping caches of others). */
+static size_t churn_size(unsigned i) {
+    unsigned r = (i * 2654435761u) >> 8;
+    switch (r % 8) {
+    case 0:
+    case 1:
+    case 2:
+        return 1 + r % 1024;
+    case 3:
+    case 4:
+        return 1024 + r % (63u << 10);
+    case 5:
+        return (64u << 10) + r % (192u << 10);
+    default:
+        return (256u << 10) + r % (4u << 20);
+    }
+}
+
+/* Walks every path of the contract in turn (malloc, calloc, realloc growing
+ * and shrinking, memalign and its kin, the C++ operators, small to large
+ * sizes), so that any lock the heap's lock() misses is likely held by one of
+ * these threads when the main thread forks. */
 static void *churn(void *v) {
     drv_thread = (int)(intptr_t)v;
     drv_doing[drv_thread] = "allocating while the main thread forks";
-    void *ring[64] = {0};
+    struct held ring[64];
+    memset(ring, 0, sizeof ring);
     unsigned i = (unsigned)(intptr_t)v * 7;
     while (!atomic_load_explicit(&stop, memory_order_relaxed)) {
-        void **slot = &ring[i % 64];
-        size_t n = 16 + (i * 37) % 5000;
-        switch (i % 4) {
+        struct held *slot = &ring[i % 64];
+        size_t n = churn_size(i);
+        size_t align = (size_t)64 << ((i / 13) % 11); /* 64 B .. 64 KiB */
+        if (slot->p && (i % 13 != 3 || slot->how != 0))
+            release(slot);
+        switch (i % 13) {
         case 0:
-            free(*slot);
-            *slot = malloc(n);
-            break;
         case 1:
-            *slot = realloc(*slot, n);
+            slot->p = malloc(n);
             break;
         case 2:
-            free(*slot);
-            *slot = memalign(64, n);
+            slot->p = calloc(1, n);
+            break;
+        case 3: /* realloc: grows or shrinks whatever the slot holds */
+            slot->p = realloc(slot->p, n);
+            break;
+        case 4:
+            slot->p = memalign(align, n);
+            break;
+        case 5:
+            if (posix_memalign(&slot->p, align, n))
+                slot->p = NULL;
+            break;
+        case 6:
+            slot->p = aligned_alloc(align, (n + align - 1) & ~(align - 1));
+            break;
+        case 7:
+            slot->p = _Znwm(n);
+            slot->how = 1;
+            break;
+        case 8:
+            slot->p = _ZnwmSt11align_val_t(n, align);
+            slot->how = 2;
+            slot->align = align;
+            break;
+        case 9:
+            slot->p = _Znam(n);
+            slot->how = 3;
+            break;
+        case 10: /* grow from small to large, then shrink back */
+            slot->p = malloc(1 + n % 512);
+            slot->p = realloc(slot->p, n + (1u << 20));
+            touch(slot->p, n + (1u << 20));
+            n = 1 + n % 4096;
+            slot->p = realloc(slot->p, n);
+            break;
+        case 11:
+            slot->p = calloc(n / 16 + 1, 16);
             break;
         default:
-            free(*slot);
-            *slot = calloc(1, n);
+            slot->p = valloc(n);
         }
+        touch(slot->p, slot->p ? n : 0);
         i++;
     }
     for (int k = 0; k < 64; k++)
-        free(ring[k]);
+        if (ring[k].p)
+            release(&ring[k]);
     return NULL;
 }
 
@@ -58,10 +154,11 @@ static void *child_thread(void *v) {
     (void)v;
     for (int i = 1; i < 200; i++)
         free(malloc((size_t)i * 8));
+    free(malloc((size_t)3 << 20));
     return NULL;
 }
 
-/* In the child: allocation of every kind must work, then exit. */
+/* In the child: allocation on every path must work, then exit. */
 static void child(void) {
     int ok = 1;
     void *blocks[100];
@@ -71,15 +168,33 @@ static void child(void) {
     }
     for (int i = 0; i < 100; i++)
         free(blocks[i]);
+    for (unsigned i = 0; i < 16; i++) {
+        void *b = malloc(churn_size(i * 977));
+        ok &= b != NULL;
+        free(b);
+    }
     void *p = calloc(100, 10);
     ok &= p != NULL;
     p = realloc(p, 100000);
+    ok &= p != NULL;
+    p = realloc(p, (size_t)5 << 20);
+    ok &= p != NULL;
+    p = realloc(p, 100);
+    ok &= p != NULL;
+    free(p);
+    p = calloc(1, (size_t)2 << 20);
     ok &= p != NULL;
     free(p);
     p = memalign(4096, 100);
     ok &= p != NULL;
     free(p);
+    p = memalign(65536, (size_t)1 << 20);
+    ok &= p != NULL;
+    free(p);
     _ZdlPv(_Znwm(1000));
+    _ZdlPv(_Znwm((size_t)1 << 20));
+    _ZdlPvSt11align_val_t(_ZnwmSt11align_val_t(5000, 4096), 4096);
+    _ZdaPv(_Znam(300));
     pthread_t t;
     if (pthread_create(&t, NULL, child_thread, NULL) == 0)
         pthread_join(t, NULL);

@@ -121,9 +121,9 @@ static void admit(unsigned slot, void *ptr, size_t want, size_t align, int kind,
     const struct interval *old = iv_insert(&live, (uintptr_t)p, (uintptr_t)p + (usable ? usable : 1), slot);
     if (old)
         violation("overlap", index_now, slot_list(slot, old->owner),
-                  "%s = %p: [%p, %p) (%zu usable bytes) overlaps the live block p%ld = [%p, %p): %s", call, (void *)p,
-                  (void *)p, (void *)(p + usable), usable, old->owner, (void *)old->start, (void *)old->end,
-                  iv_how((uintptr_t)p, old));
+                  "%s = %p: [%p, %p) (%zu usable bytes%s) overlaps the live block p%ld = [%p, %p): %s", call, (void *)p,
+                  (void *)p, (void *)(p + usable), usable, usable_says(usable), old->owner, (void *)old->start,
+                  (void *)old->end, iv_how((uintptr_t)p, old));
     struct blk *b = &slots[slot];
     *b = (struct blk){p, want, usable, align, next_id++, kind, variant, 1};
 }
@@ -313,8 +313,8 @@ static void step(const struct op *o) {
             size_t now = malloc_usable_size(b->p);
             if (now != b->usable)
                 violation("usable-size", index_now, slot_list(o->slot, -1),
-                          "malloc_usable_size(p%u = %p) was %zu, is now %zu, with nothing done to the block", o->slot,
-                          (void *)b->p, b->usable, now);
+                          "malloc_usable_size(p%u = %p) was %zu, is now %zu%s, with nothing done to the block", o->slot,
+                          (void *)b->p, b->usable, now, usable_says(now));
         }
         return;
     case FREE:

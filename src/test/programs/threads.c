@@ -4,7 +4,14 @@
  * and frees its own blocks, hands some to the others through a mailbox
  * (freed or reallocated on another thread), and exits still owning blocks,
  * which the next round's threads (or the main thread) free. A producer and a
- * consumer thread pass blocks through a queue. One interval map for every
+ * consumer thread pass blocks through a queue. Imbalanced runs: several
+ * producers allocate blocks of one size (then of a few) in batches that
+ * several consumers check and free, so a per-thread cache's spill and refill
+ * paths run thousands of times. Every thread frees and allocates after the
+ * heap's thread cleanup: from pthread key destructors (a key created before
+ * the threads and one created later), from a C++ thread_local-style
+ * destructor (__cxa_thread_atexit_impl), and the main thread from an atexit
+ * handler. One interval map for every
  * thread catches a block handed to two threads at once; it is updated before
  * free and after malloc, so the heap's own calls run unserialised.
  *
@@ -21,6 +28,9 @@
 
 void *_Znwm(size_t);
 void _ZdlPv(void *);
+/* What a C++ thread_local's destructor is registered with. */
+int __cxa_thread_atexit_impl(void (*dtor)(void *), void *obj, void *dso);
+extern void *__dso_handle;
 
 struct tblk {
     unsigned char *p;
@@ -71,6 +81,18 @@ static void doing(const char *what) {
     drv_doing[drv_thread] = what;
 }
 
+static void free_later(void);
+
+/* "; before this: ..." for a violation, or "". */
+static const char *before(void) {
+    static __thread char buf[300];
+    const char *e = drv_before;
+    if (!e)
+        return "";
+    snprintf(buf, sizeof buf, "; before this, %s", e);
+    return buf;
+}
+
 static void admit(struct tblk *b, void *ptr, size_t size, size_t align, int cxx, const char *call) {
     unsigned char *p = ptr;
     if (!p)
@@ -85,9 +107,9 @@ static void admit(struct tblk *b, void *ptr, size_t size, size_t align, int cxx,
     if (old)
         violation("overlap", -1, "",
                   "%s = %p on a thread, while other threads allocate and free: [%p, %p) overlaps the live block [%p, %p) "
-                  "of %s: %s",
+                  "of %s: %s%s",
                   call, (void *)p, (void *)p, (void *)(p + usable), (void *)old->start, (void *)old->end,
-                  old->owner == drv_thread ? "the same thread" : "another thread", iv_how((uintptr_t)p, old));
+                  old->owner == drv_thread ? "the same thread" : "another thread", iv_how((uintptr_t)p, old), before());
     pthread_mutex_unlock(&map_lock);
     *b = (struct tblk){p, size, usable, align, atomic_fetch_add(&next_id, 1), cxx};
     pat_fill(p, usable, b->id);
@@ -97,8 +119,8 @@ static void check_block(const struct tblk *b, const char *when) {
     long bad = pat_first_bad(b->p, 0, b->usable, b->id);
     if (bad >= 0)
         violation("contents", -1, "",
-                  "byte %ld of the live %zu-byte block %p (%zu usable) is 0x%02x, 0x%02x was written (checked on a thread: %s)", bad,
-                  b->size, (void *)b->p, b->usable, b->p[bad], pat_byte(b->id, (size_t)bad), when);
+                  "byte %ld of the live %zu-byte block %p (%zu usable) is 0x%02x, 0x%02x was written (checked on a thread: %s%s)",
+                  bad, b->size, (void *)b->p, b->usable, b->p[bad], pat_byte(b->id, (size_t)bad), when, before());
 }
 
 static void release(struct tblk *b, const char *who) {
@@ -229,6 +251,7 @@ struct worker_arg {
 static void *worker(void *v) {
     struct worker_arg *a = v;
     drv_thread = a->index;
+    free_later();
     uint64_t s = a->seed;
     struct tblk mine[PER_THREAD];
     size_t n = 0;
@@ -276,6 +299,7 @@ static void *worker(void *v) {
 
 static void *producer(void *v) {
     drv_thread = (int)(intptr_t)v;
+    free_later();
     uint64_t s = 77;
     for (int i = 0; i < 5000; i++) {
         struct tblk b;
@@ -318,6 +342,175 @@ static void *consumer(void *v) {
     return NULL;
 }
 
+/* ---- frees after the heap's thread cleanup ---------------------------- */
+
+/* The shim runs the heap's thread_cleanup when the start routine returns;
+ * C++ thread_local destructors and then pthread key destructors run after
+ * it, on the same thread, and may allocate and free. */
+static pthread_key_t early_key, late_key;
+static pthread_once_t late_once = PTHREAD_ONCE_INIT;
+
+/* Allocates and frees a few sizes (8 bytes first: the smallest class) and
+ * frees the block the thread left; each checked as it goes. */
+static void last_moments(void *left, const char *who) {
+    /* For a failure found later: what exiting threads last did. */
+    drv_before = "the last thread to exit allocated and freed in its destructors, after the heap's thread cleanup";
+    doing(who);
+    static const size_t sizes[] = {8, 24, 100, 1000, 5000};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        unsigned char *p = malloc(sizes[i]);
+        if (!p)
+            violation("null-return", -1, "", "malloc(%zu) returned NULL in %s", sizes[i], who);
+        memset(p, 0x5A, sizes[i]);
+        free(p);
+    }
+    free(left);
+}
+
+static void early_key_dtor(void *v) {
+    last_moments(v, "an exiting thread's pthread key destructor (key created before the threads) allocated and freed after "
+                    "the heap's thread cleanup");
+}
+
+static void late_key_dtor(void *v) {
+    last_moments(v, "an exiting thread's pthread key destructor (key created by a thread) allocated and freed after the heap's "
+                    "thread cleanup");
+}
+
+static void tls_dtor(void *v) {
+    last_moments(v, "an exiting thread's C++ thread_local destructor allocated and freed after the heap's thread cleanup");
+}
+
+static void make_late_key(void) {
+    pthread_key_create(&late_key, late_key_dtor);
+}
+
+/* Called by every thread: blocks to free in its last moments. */
+static void free_later(void) {
+    pthread_once(&late_once, make_late_key);
+    pthread_setspecific(early_key, malloc(8));
+    pthread_setspecific(late_key, malloc(40));
+    __cxa_thread_atexit_impl(tls_dtor, malloc(8), &__dso_handle);
+}
+
+static void at_exit(void) {
+    last_moments(malloc(16), "the main thread's atexit handler allocated and freed after main returned");
+}
+
+/* ---- imbalanced producers and consumers --------------------------------- */
+
+#define BATCH 64
+#define BATCHES 16
+
+struct batch {
+    unsigned char *p[BATCH];
+    size_t n[BATCH];
+    uint64_t id[BATCH];
+};
+
+static pthread_mutex_t b_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t b_cond = PTHREAD_COND_INITIALIZER;
+static struct batch batches[BATCHES];
+static size_t b_head, b_len, b_left;
+static int b_producers;
+static size_t b_sizes[4];
+static int b_nsizes;
+
+static void *imb_producer(void *v) {
+    drv_thread = (int)(intptr_t)v;
+    free_later();
+    uint64_t s = (uint64_t)drv_thread * 7919;
+    for (;;) {
+        struct batch b;
+        doing("imbalanced: a producer allocating a batch (it frees none)");
+        for (int i = 0; i < BATCH; i++) {
+            size_t n = b_sizes[rnd(&s) % (uint64_t)b_nsizes];
+            unsigned char *p = malloc(n);
+            if (!p)
+                violation("null-return", -1, "", "malloc(%zu) returned NULL on a producer thread", n);
+            b.p[i] = p;
+            b.n[i] = n;
+            b.id[i] = atomic_fetch_add(&next_id, 1);
+            pat_fill(p, n, b.id[i]);
+        }
+        doing("imbalanced: a producer waiting for room");
+        pthread_mutex_lock(&b_lock);
+        while (b_len == BATCHES && b_left)
+            pthread_cond_wait(&b_cond, &b_lock);
+        if (!b_left) {
+            pthread_mutex_unlock(&b_lock);
+            for (int i = 0; i < BATCH; i++)
+                free(b.p[i]);
+            break;
+        }
+        b_left--;
+        batches[(b_head + b_len++) % BATCHES] = b;
+        pthread_cond_broadcast(&b_cond);
+        pthread_mutex_unlock(&b_lock);
+    }
+    pthread_mutex_lock(&b_lock);
+    b_producers--;
+    pthread_cond_broadcast(&b_cond);
+    pthread_mutex_unlock(&b_lock);
+    doing(NULL);
+    return NULL;
+}
+
+static void *imb_consumer(void *v) {
+    drv_thread = (int)(intptr_t)v;
+    for (;;) {
+        doing("imbalanced: a consumer waiting for a batch");
+        pthread_mutex_lock(&b_lock);
+        while (b_len == 0 && b_producers)
+            pthread_cond_wait(&b_cond, &b_lock);
+        if (b_len == 0) {
+            pthread_mutex_unlock(&b_lock);
+            break;
+        }
+        struct batch b = batches[b_head];
+        b_head = (b_head + 1) % BATCHES;
+        b_len--;
+        pthread_cond_broadcast(&b_cond);
+        pthread_mutex_unlock(&b_lock);
+        doing("imbalanced: a consumer checking and freeing a batch other threads allocated (it allocates none)");
+        for (int i = 0; i < BATCH; i++) {
+            long bad = pat_first_bad(b.p[i], 0, b.n[i], b.id[i]);
+            if (bad >= 0)
+                violation("contents", -1, "",
+                          "byte %ld of a %zu-byte block %p is 0x%02x, 0x%02x was written: checked before its free on a "
+                          "consumer thread, while %d producer threads only allocate blocks of %d size%s and consumers only "
+                          "free them (a cache's spill or refill path lost track of a block, or handed it out twice)",
+                          bad, b.n[i], (void *)b.p[i], b.p[i][bad], pat_byte(b.id[i], (size_t)bad), b_producers, b_nsizes,
+                          b_nsizes > 1 ? "s" : "");
+            free(b.p[i]);
+        }
+    }
+    doing(NULL);
+    return NULL;
+}
+
+static void start(pthread_t *t, void *(*fn)(void *), void *arg);
+
+/* Producers and consumers of one size or a few, `n` batches of 64 blocks. */
+static void imbalanced(int producers, int consumers, const size_t *sizes, int nsizes, size_t n) {
+    pthread_t t[DRV_THREADS];
+    int k = 0;
+    b_head = b_len = 0;
+    b_left = n;
+    b_producers = producers;
+    b_nsizes = nsizes;
+    memcpy(b_sizes, sizes, (size_t)nsizes * sizeof sizes[0]);
+    for (int i = 0; i < producers; i++, k++)
+        start(&t[k], imb_producer, (void *)(intptr_t)(k + 1));
+    for (int i = 0; i < consumers; i++, k++)
+        start(&t[k], imb_consumer, (void *)(intptr_t)(k + 1));
+    doing("waiting for producer and consumer threads");
+    for (int i = 0; i < k; i++)
+        pthread_join(t[i], NULL);
+    for (int i = 1; i <= k; i++)
+        drv_doing[i] = NULL;
+}
+
 static double now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -346,6 +539,8 @@ int main(int argc, char **argv) {
     if (nthreads > DRV_THREADS - 3)
         nthreads = DRV_THREADS - 3;
     drv_install_handlers();
+    pthread_key_create(&early_key, early_key_dtor);
+    atexit(at_exit);
     double end = now() + millis / 1000;
     int rounds = 0;
     do {
@@ -371,6 +566,13 @@ int main(int argc, char **argv) {
         }
         for (int i = 0; i < nthreads + 3; i++)
             drv_doing[i] = NULL;
+        /* Imbalanced: 48-byte blocks, then a few sizes; 3 producers and 2
+         * consumers, then the other way round. */
+        static const size_t one_size[] = {48}, few_sizes[] = {16, 48, 112, 400};
+        if (rounds % 2 == 0)
+            imbalanced(3, 2, one_size, 1, 1200);
+        else
+            imbalanced(2, 3, few_sizes, 4, 1200);
         rounds++;
     } while (now() < end);
     /* What the last threads left behind, freed by the main thread. */

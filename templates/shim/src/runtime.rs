@@ -106,6 +106,12 @@ fn bound() -> bool {
         if found as usize == ours {
             return true;
         }
+        // `alloc8 record`'s recorder, preloaded in front, forwards every
+        // call to the first definition after it: that one must be ours.
+        let found = match recorder_in_front(found, name.as_ptr()) {
+            Some(next) => return next as usize == ours,
+            None => found,
+        };
         if !is_plt_stub(found) {
             return false;
         }
@@ -116,7 +122,7 @@ fn bound() -> bool {
         let me = defined_in(ours as *mut c_void);
         let mut map = (*program).next;
         while !map.is_null() && map != me {
-            if !(*map).name.is_null() && *(*map).name != 0 {
+            if !(*map).name.is_null() && *(*map).name != 0 && !is_recorder(map) {
                 let handle = dlopen((*map).name, RTLD_LAZY | RTLD_NOLOAD);
                 if !handle.is_null() {
                     let theirs = dlsym(handle, name.as_ptr());
@@ -130,6 +136,47 @@ fn bound() -> bool {
         }
         map == me && !me.is_null()
     }
+}
+
+/// The recorder's marker (templates/recorder/src/lib.rs).
+const RECORDER_MARK: &[u8] = b"__alloc8_recorder\0";
+
+/// Whether a loaded object is `alloc8 record`'s recorder.
+unsafe fn is_recorder(map: *mut LinkMap) -> bool {
+    if (*map).name.is_null() || *(*map).name == 0 {
+        return false;
+    }
+    let handle = dlopen((*map).name, RTLD_LAZY | RTLD_NOLOAD);
+    if handle.is_null() {
+        return false;
+    }
+    let mark = dlsym(handle, RECORDER_MARK.as_ptr());
+    dlclose(handle);
+    !mark.is_null() && defined_in(mark) == map
+}
+
+/// If `found` is the recorder's definition of `name`, the definition it
+/// forwards to: the first after it in load order (what its `dlsym(RTLD_NEXT)` finds).
+unsafe fn recorder_in_front(found: *mut c_void, name: *const u8) -> Option<*mut c_void> {
+    let recorder = defined_in(found);
+    if recorder.is_null() || !is_recorder(recorder) {
+        return None;
+    }
+    let mut map = (*recorder).next;
+    while !map.is_null() {
+        if !(*map).name.is_null() && *(*map).name != 0 {
+            let handle = dlopen((*map).name, RTLD_LAZY | RTLD_NOLOAD);
+            if !handle.is_null() {
+                let theirs = dlsym(handle, name);
+                dlclose(handle);
+                if !theirs.is_null() && defined_in(theirs) == map {
+                    return Some(theirs);
+                }
+            }
+        }
+        map = (*map).next;
+    }
+    Some(core::ptr::null_mut())
 }
 
 /// Whether the shim came after the C library in load order: `dlopen`ed

@@ -19,7 +19,7 @@
 //! so a pointer kept across a realloc is caught like any dangling pointer;
 //! the heap's own realloc is therefore not exercised under `--checked`.
 
-mod backtrace;
+pub(crate) mod backtrace;
 pub mod finding;
 pub mod index;
 pub mod layout;

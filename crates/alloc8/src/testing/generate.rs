@@ -3,6 +3,12 @@
 //! The generator keeps its own idea of which slots are full (from the trace
 //! alone, never from what a heap returned), so a seed gives the same trace
 //! whatever heap runs it.
+//!
+//! Besides random operations it steers to the edges where heaps break, so
+//! a bug reachable in a handful of operations is found in every trace, not
+//! by luck: realloc of the most recent block (the one at the top of a chunk,
+//! that grows in place), sizes at size-class, page and chunk boundaries, and
+//! runs of frees in allocation order and in reverse.
 
 use super::ops::{Kind, Op, HUGE};
 use super::rng::Rng;
@@ -25,6 +31,8 @@ pub struct Plan {
     pub huge: bool,
     /// A `check` every this many operations (every tenth one checks every byte).
     pub check_every: usize,
+    /// Steer to the edges: boundary sizes, realloc of the newest block, runs of frees in order.
+    pub edges: bool,
 }
 
 impl Plan {
@@ -38,6 +46,7 @@ impl Plan {
             kinds: super::ops::KINDS.to_vec(),
             huge: true,
             check_every: 2000,
+            edges: true,
         }
     }
 
@@ -63,14 +72,104 @@ pub fn size(rng: &mut Rng, max: usize) -> usize {
     rng.below(cap.min(max) as u64 + 1) as usize
 }
 
+/// A size at a boundary heaps draw: a power of two, a page or chunk size,
+/// or a size-class edge, give or take a byte or a grain; at most `max`.
+pub fn edge_size(rng: &mut Rng, max: usize) -> usize {
+    let base = match rng.below(4) {
+        // Powers of two from 8 bytes to 4 MiB: classes, pages, chunks, mmap thresholds.
+        0 | 1 => 1usize << (3 + rng.below(20)),
+        // Multiples of a page.
+        2 => 4096 * (1 + rng.below(64) as usize),
+        // Small size classes: multiples of 16 up to 1 KiB.
+        _ => 16 * (1 + rng.below(64) as usize),
+    };
+    let n = match rng.below(6) {
+        0 => base - 1,
+        1 => base + 1,
+        2 => base.saturating_sub(16),
+        3 => base + 16,
+        _ => base,
+    };
+    n.min(max)
+}
+
+/// Removes `slot` from the allocation order.
+fn forget(order: &mut Vec<u32>, slot: u32) {
+    if let Some(i) = order.iter().position(|s| *s == slot) {
+        order.remove(i);
+    }
+}
+
 pub fn generate(plan: &Plan) -> Vec<Op> {
     let mut rng = Rng::new(plan.seed);
     // Per slot: the kind that allocated it and its size, if full.
     let mut full: Vec<Option<(Kind, usize)>> = std::vec![None; plan.slots as usize];
     let mut live = 0usize;
     let alloc_kinds: Vec<Kind> = plan.kinds.iter().copied().filter(|k| k.allocates()).collect();
+    // Full slots, oldest allocation first.
+    let mut order: Vec<u32> = Vec::new();
     let mut out = Vec::with_capacity(plan.ops);
     while out.len() < plan.ops && !alloc_kinds.is_empty() {
+        if plan.edges && !order.is_empty() {
+            let r = rng.below(1000);
+            if r < 25 && plan.allows(Kind::Realloc) {
+                // Realloc of the newest block, to a boundary size (or a plain random one).
+                let slot = *order.last().expect("not empty");
+                if let Some((kind, old)) = full[slot as usize] {
+                    if kind.is_c() {
+                        let room = plan.max_size.min(plan.max_live - live + old);
+                        let n = if rng.below(2) == 0 { edge_size(&mut rng, room) } else { size(&mut rng, room) };
+                        out.push(Op::new(Kind::Realloc, slot, n, 0, 0));
+                        if n == 0 {
+                            full[slot as usize] = None;
+                            live -= old;
+                            forget(&mut order, slot);
+                        } else {
+                            full[slot as usize] = Some((kind, n));
+                            live = live - old + n;
+                        }
+                        continue;
+                    }
+                }
+            } else if r == 26 && plan.allows(Kind::Realloc) && plan.allows(Kind::Malloc) {
+                // A growing buffer, as string builders and vectors do: malloc,
+                // then realloc of that newest block, doubling, up to a boundary.
+                let slot = rng.below(plan.slots as u64) as u32;
+                let room = plan.max_size.min(plan.max_live - live);
+                if full[slot as usize].is_none() && room >= 64 {
+                    // Up to a boundary of 64 KiB to 4 MiB (a file read into memory).
+                    let top = ((1usize << (16 + rng.below(7))) + edge_size(&mut rng, 64)).min(room).max(64);
+                    let mut n = 8 + rng.below(56) as usize;
+                    out.push(Op::new(Kind::Malloc, slot, n, 0, 0));
+                    order.push(slot);
+                    while n < top && out.len() < plan.ops {
+                        n = (n * 2).min(top);
+                        out.push(Op::new(Kind::Realloc, slot, n, 0, 0));
+                    }
+                    full[slot as usize] = Some((Kind::Malloc, n));
+                    live += n;
+                    continue;
+                }
+            } else if r == 25 {
+                // A run of frees in allocation order, or in reverse.
+                let n = 1 + rng.below(order.len().min(64) as u64) as usize;
+                let reverse = rng.below(2) == 0;
+                let run: Vec<u32> = if reverse { order.iter().rev().take(n).copied().collect() } else { order[..n].to_vec() };
+                for slot in run {
+                    if out.len() >= plan.ops {
+                        break;
+                    }
+                    if let Some((kind, old)) = full[slot as usize] {
+                        let variant = if kind.is_c() { 0 } else { rng.below(3) as u32 };
+                        out.push(Op::new(Kind::Free, slot, old, 0, variant));
+                        full[slot as usize] = None;
+                        live -= old;
+                        forget(&mut order, slot);
+                    }
+                }
+                continue;
+            }
+        }
         if plan.check_every > 0 && out.len() % plan.check_every == plan.check_every - 1 && plan.allows(Kind::Check) {
             let every_byte = (out.len() / plan.check_every) % 10 == 9;
             out.push(Op::new(Kind::Check, 0, 0, 0, every_byte as u32));
@@ -93,6 +192,7 @@ pub fn generate(plan: &Plan) -> Vec<Op> {
                             // realloc(p, 0) frees p (glibc).
                             full[slot as usize] = None;
                             live -= old;
+                            forget(&mut order, slot);
                         } else {
                             full[slot as usize] = Some((kind, n));
                             live = live - old + n;
@@ -105,12 +205,24 @@ pub fn generate(plan: &Plan) -> Vec<Op> {
                     out.push(Op::new(Kind::Free, slot, old, 0, variant));
                     full[slot as usize] = None;
                     live -= old;
+                    forget(&mut order, slot);
                 }
             }
             None => {
                 let kind = alloc_kinds[rng.below(alloc_kinds.len() as u64) as usize];
                 let room = plan.max_size.min(plan.max_live - live);
                 let mut op = alloc(&mut rng, kind, slot, room);
+                if plan.edges && rng.below(10) == 0 {
+                    // A boundary size (calloc: its count times a boundary size).
+                    let n = edge_size(&mut rng, room);
+                    op.size = if kind == Kind::Calloc {
+                        n / op.variant as usize
+                    } else if kind == Kind::Pvalloc {
+                        n.max(1)
+                    } else {
+                        n
+                    };
+                }
                 if plan.huge && rng.below(300) == 0 && kind != Kind::New && kind != Kind::NewAligned {
                     // Must fail: nothing goes live.
                     op.size = HUGE + rng.below(1 << 20) as usize;
@@ -124,6 +236,7 @@ pub fn generate(plan: &Plan) -> Vec<Op> {
                 let bytes = if kind == Kind::Calloc { op.size * op.variant as usize } else { op.size };
                 full[slot as usize] = Some((kind, bytes));
                 live += bytes;
+                order.push(slot);
                 out.push(op);
             }
         }
@@ -184,6 +297,32 @@ mod tests {
         }
         assert_eq!(kinds.len(), 13, "every kind appears: {:?}", kinds);
         assert!(a.iter().any(|op| op.is_huge()));
+    }
+
+    #[test]
+    fn edges_are_reached_in_every_trace() {
+        for seed in 0..5 {
+            let ops = generate(&Plan::new(seed, 40_000));
+            // Realloc of the block allocated just before, to a power of two of a MiB or more.
+            let newest_to_big = ops
+                .windows(2)
+                .filter(|w| w[0].kind.allocates() && w[1].kind == Kind::Realloc && w[1].slot == w[0].slot && w[1].size >= 1 << 20);
+            assert!(newest_to_big.count() >= 3, "seed {}", seed);
+            // Boundary sizes: exactly a page, and a power of two plus one.
+            assert!(ops.iter().any(|op| op.size == 4096), "seed {}", seed);
+            assert!(ops.iter().any(|op| op.size > 16 && (op.size - 1).is_power_of_two()), "seed {}", seed);
+            // Growing buffers: malloc then 5 reallocs of it in a row.
+            let growing = ops
+                .windows(6)
+                .filter(|w| w[0].kind == Kind::Malloc && w[1..].iter().all(|o| o.kind == Kind::Realloc && o.slot == w[0].slot));
+            assert!(growing.count() >= 5, "seed {}", seed);
+            // Runs of frees: at least 8 frees in a row somewhere.
+            let longest = ops.iter().fold((0, 0), |(run, best), op| {
+                let run = if op.kind == Kind::Free { run + 1 } else { 0 };
+                (run, best.max(run))
+            });
+            assert!(longest.1 >= 8, "seed {}: longest run of frees {}", seed, longest.1);
+        }
     }
 
     #[test]

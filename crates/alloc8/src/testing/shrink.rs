@@ -58,10 +58,44 @@ pub fn focus(ops: &[Op], slots: &[u32]) -> Vec<Op> {
     ops.iter().copied().filter(|op| slots.contains(&op.slot) || op.kind == super::ops::Kind::Check).collect()
 }
 
-/// Trims a failing trace: first the focused cut if it still fails, then
-/// every operation of one kind at a time (a dozen cheap tries that often
-/// halve a long trace), then ddmin.
+/// The shortest prefix that still fails, by bisection (about log2(n) runs;
+/// a failure needs everything up to the operation that shows it).
+pub fn bisect_prefix<T: Clone, F: FnMut(&[T]) -> bool>(items: Vec<T>, still_fails: &mut F, deadline: Instant) -> Vec<T> {
+    let (mut lo, mut hi) = (0usize, items.len()); // items[..hi] fails; items[..lo] is not known to
+    while hi - lo > 1 && Instant::now() < deadline {
+        let mid = lo + (hi - lo) / 2;
+        if still_fails(&items[..mid]) {
+            hi = mid;
+        } else {
+            lo = mid;
+        }
+    }
+    items[..hi].to_vec()
+}
+
+/// The shortest suffix that still fails, by bisection: a heap bug usually
+/// needs only the recent past (a crash at operation 16,000 rarely needs the
+/// first 15,000), and operations on slots the cut leaves empty are skipped.
+pub fn bisect_suffix<T: Clone, F: FnMut(&[T]) -> bool>(items: Vec<T>, still_fails: &mut F, deadline: Instant) -> Vec<T> {
+    let (mut lo, mut hi) = (0usize, items.len()); // items[lo..] fails; items[hi..] is not known to
+    while hi - lo > 1 && Instant::now() < deadline {
+        let mid = lo + (hi - lo) / 2;
+        if still_fails(&items[mid..]) {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    items[lo..].to_vec()
+}
+
+/// Trims a failing trace (already cut after the operation that failed; a
+/// caller that does not know it runs [`bisect_prefix`] first): the shortest
+/// failing suffix (bisection, cheap on long traces), then the focused cut
+/// if it still fails, then every operation of one kind at a time (a dozen
+/// cheap tries that often halve a long trace), then ddmin.
 pub fn shrink<F: FnMut(&[Op]) -> bool>(ops: Vec<Op>, slots: &[u32], mut still_fails: F, budget: &Budget) -> Vec<Op> {
+    let ops = bisect_suffix(ops, &mut still_fails, budget.deadline);
     let focused = focus(&ops, slots);
     let mut current = if !slots.is_empty() && focused.len() < ops.len() && still_fails(&focused) { focused } else { ops };
     for kind in super::ops::KINDS.iter() {
@@ -111,6 +145,22 @@ mod tests {
         let out = shrink(ops, &[], |s| s.iter().filter(|o| o.kind == Kind::Malloc).count() >= 3, &budget);
         assert_eq!(out.len(), 3);
         assert!(out.iter().all(|o| o.kind == Kind::Malloc));
+    }
+
+    #[test]
+    fn bisection_cuts_both_ends_in_few_runs() {
+        use super::super::ops::Kind;
+        // Fails when op 7000 and op 7003 are both in: a crash that needs its recent past only.
+        let ops: Vec<Op> = (0..20_000u32).map(|i| Op::new(Kind::Malloc, i, 10, 0, 0)).collect();
+        let mut runs = 0;
+        let mut fails = |s: &[Op]| {
+            runs += 1;
+            s.iter().any(|o| o.slot == 7000) && s.iter().any(|o| o.slot == 7003)
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let cut = bisect_suffix(bisect_prefix(ops, &mut fails, deadline), &mut fails, deadline);
+        assert_eq!(cut.iter().map(|o| o.slot).collect::<Vec<_>>(), std::vec![7000, 7001, 7002, 7003]);
+        assert!(runs <= 40, "{} runs", runs);
     }
 
     #[test]

@@ -1,0 +1,89 @@
+//! What a replay predicts and what the replayer itself costs, side by side
+//! in one run:
+//!
+//! 1. the bench's python3 objects workload (PYTHONMALLOC=malloc, the same
+//!    script `alloc8 bench` runs) recorded once with `alloc8 record`;
+//! 2. `alloc8 replay` of that trace against glibc, jemalloc and mimalloc:
+//!    replay-time ratios to glibc, and the replayer's own cost per operation
+//!    (replay time outside allocator calls, over operations, under glibc);
+//! 3. `alloc8 bench --workload python3` with the same contenders: the ratios
+//!    of running python3 itself, next to the replay's, so a user sees how well
+//!    a replay predicts the real program.
+//!
+//! Run: `cargo bench --bench replay` (a few minutes on 2 cores).
+
+mod common;
+
+use common::*;
+use std::process::Command;
+
+const ROUNDS: &str = "5";
+
+fn alloc8() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_alloc8"));
+    cmd.env("ALLOC8_CACHE_DIR", work().join("cache"));
+    cmd
+}
+
+fn main() {
+    if !common::asked_to_run() {
+        return;
+    }
+    let dir = work().join("replay");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let script = dir.join("objects.py");
+    std::fs::write(&script, include_str!("../src/bench/programs/objects.py")).unwrap();
+    let traces = dir.join("traces");
+    let status = alloc8()
+        .env("PYTHONMALLOC", "malloc")
+        .arg("record")
+        .arg("-o")
+        .arg(&traces)
+        .args(["--stacks", "0", "--", "/usr/bin/python3", "-s"])
+        .arg(&script)
+        .arg("100000")
+        .status()
+        .unwrap();
+    assert!(status.success(), "recording python3 failed");
+    let trace = std::fs::read_dir(&traces).unwrap().map(|e| e.unwrap().path()).find(|p| p.to_string_lossy().contains("python3")).unwrap();
+
+    let replay_json = dir.join("replay.json");
+    let out = alloc8()
+        .arg("replay")
+        .arg(&trace)
+        .args(["--lib", "jemalloc", "--lib", "mimalloc", "--rounds", ROUNDS, "--json"])
+        .arg(&replay_json)
+        .output()
+        .unwrap();
+    print!("{}", String::from_utf8_lossy(&out.stdout));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let replay: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&replay_json).unwrap()).unwrap();
+
+    let bench_json = dir.join("bench.json");
+    let out = alloc8()
+        .arg("bench")
+        .args(["--workload", "python3", "--lib", "jemalloc", "--lib", "mimalloc", "--rounds", ROUNDS, "--json"])
+        .arg(&bench_json)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let bench: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&bench_json).unwrap()).unwrap();
+
+    let ops = replay["workload"]["operations"].as_f64().unwrap();
+    let glibc = &replay["summary"][0];
+    let own = (glibc["replay_s"].as_f64().unwrap() - glibc["calls_s"].as_f64().unwrap()) / ops * 1e9;
+    println!("\nreplayer's own cost under glibc: {:.1} ns per operation ({} operations; target <= 20 ns)", own, ops);
+    println!("\n{:<10} {:>14} {:>14}", "contender", "replay ratio", "python3 ratio");
+    for s in replay["summary"].as_array().unwrap() {
+        let name = s["contender"].as_str().unwrap();
+        let real = bench_ratio(&bench, name).map_or("-".into(), |r| format!("{:.2}x", r));
+        let ratio = s["ratio"].as_f64().map_or("-".into(), |r| format!("{:.2}x", r));
+        println!("{:<10} {:>14} {:>14}", name, ratio, real);
+    }
+}
+
+/// The median time ratio `bench` measured for `name` on its one workload.
+fn bench_ratio(bench: &serde_json::Value, name: &str) -> Option<f64> {
+    bench["summary"].as_array()?.iter().find(|cell| cell["contender"] == name)?["ratio"].as_f64()
+}

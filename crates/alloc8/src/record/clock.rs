@@ -1,0 +1,40 @@
+//! The time-stamp counter: each event's stamp, read without a system call.
+//! (Invariant and synchronised between cores wherever Linux uses it as
+//! its clock source; docs/trace.md.)
+
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+pub fn ticks() -> u64 {
+    unsafe { core::arch::x86_64::_rdtsc() }
+}
+
+#[cfg(target_arch = "aarch64")]
+#[inline(always)]
+pub fn ticks() -> u64 {
+    let v: u64;
+    unsafe { core::arch::asm!("isb", "mrs {}, cntvct_el0", out(reg) v, options(nomem, nostack, preserves_flags)) };
+    v
+}
+
+/// A stamp no earlier than every memory access before it (the watermark
+/// protocol needs the order between a published stamp and the reads).
+#[inline]
+pub fn ticks_fenced() -> u64 {
+    core::sync::atomic::fence(core::sync::atomic::Ordering::SeqCst);
+    #[cfg(target_arch = "x86_64")]
+    unsafe {
+        core::arch::x86_64::_mm_lfence()
+    };
+    let t = ticks();
+    #[cfg(target_arch = "x86_64")]
+    unsafe {
+        core::arch::x86_64::_mm_lfence()
+    };
+    t
+}
+
+/// A (ticks, monotonic ns) pair: the reader turns ticks into time with these.
+pub fn pair() -> (u64, u64) {
+    let t = ticks_fenced();
+    (t, crate::syscall::monotonic_ns())
+}

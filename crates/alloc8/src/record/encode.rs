@@ -1,0 +1,114 @@
+//! Writing events and message headers (docs/trace.md): the recorder's hot
+//! path appends events with [`Events`]; the same code writes the test
+//! traces of `alloc8`'s reader, so there is one encoder.
+
+use super::format::{kind, put, zigzag};
+
+/// The most bytes one event takes (op byte, six 10-byte varints) bar stacks.
+pub const MAX_EVENT: usize = 64;
+
+/// Bytes of a CHUNK message before its events.
+pub const CHUNK_HEADER: usize = 48;
+
+/// A chunk's events being appended to a byte buffer: the position and the
+/// delta bases. `buf` must have [`MAX_EVENT`] bytes free before each event.
+#[derive(Clone, Copy)]
+pub struct Events {
+    pub pos: usize,
+    pub prev_time: u64,
+    pub prev_ptr: u64,
+}
+
+impl Events {
+    /// Events start after the chunk header, with times against `base`.
+    pub const fn new(base: u64) -> Events {
+        Events { pos: CHUNK_HEADER, prev_time: base, prev_ptr: 0 }
+    }
+
+    #[inline(always)]
+    pub fn op(&mut self, buf: &mut [u8], code: u8) {
+        buf[self.pos] = code;
+        self.pos += 1;
+    }
+
+    #[inline(always)]
+    pub fn num(&mut self, buf: &mut [u8], value: u64) {
+        self.pos = put(buf, self.pos, value);
+    }
+
+    #[inline(always)]
+    pub fn ptr(&mut self, buf: &mut [u8], ptr: u64) {
+        let delta = ptr.wrapping_sub(self.prev_ptr) as i64;
+        self.prev_ptr = ptr;
+        self.pos = put(buf, self.pos, zigzag(delta));
+    }
+
+    /// A timestamp; one earlier than the previous (another core's counter a
+    /// few ticks behind) is written as no later than it.
+    #[inline(always)]
+    pub fn time(&mut self, buf: &mut [u8], tsc: u64) {
+        let delta = tsc.saturating_sub(self.prev_time);
+        self.prev_time += delta;
+        self.pos = put(buf, self.pos, delta);
+    }
+}
+
+fn le(buf: &mut [u8], at: usize, bytes: &[u8]) -> usize {
+    buf[at..at + bytes.len()].copy_from_slice(bytes);
+    at + bytes.len()
+}
+
+/// A CHUNK header at `buf[..CHUNK_HEADER]`.
+#[allow(clippy::too_many_arguments)]
+pub fn chunk_header(buf: &mut [u8], flags: u8, pid: u32, tid: u32, seq: u32, watermark: u64, base: u64, clock: (u64, u64)) {
+    buf[0] = kind::CHUNK;
+    buf[1] = flags;
+    buf[2] = 0;
+    buf[3] = 0;
+    let mut at = le(buf, 4, &pid.to_le_bytes());
+    at = le(buf, at, &tid.to_le_bytes());
+    at = le(buf, at, &seq.to_le_bytes());
+    at = le(buf, at, &watermark.to_le_bytes());
+    at = le(buf, at, &base.to_le_bytes());
+    at = le(buf, at, &clock.0.to_le_bytes());
+    at = le(buf, at, &clock.1.to_le_bytes());
+    debug_assert_eq!(at, CHUNK_HEADER);
+}
+
+/// A HELLO message; returns its length (the path is cut to fit `buf`).
+/// `stack_every`: the sampling period of stacks in bytes (0: none).
+pub fn hello(buf: &mut [u8], origin: u8, pid: u32, ppid: u32, clock: (u64, u64), stack_every: u64, path: &[u8]) -> usize {
+    buf[0] = kind::HELLO;
+    buf[1] = origin;
+    buf[2] = 0;
+    buf[3] = 0;
+    let mut at = le(buf, 4, &pid.to_le_bytes());
+    at = le(buf, at, &ppid.to_le_bytes());
+    at = le(buf, at, &clock.0.to_le_bytes());
+    at = le(buf, at, &clock.1.to_le_bytes());
+    at = le(buf, at, &stack_every.to_le_bytes());
+    let n = path.len().min(buf.len() - at);
+    le(buf, at, &path[..n])
+}
+
+/// The 8-byte head of a MAPS message (its text follows).
+pub fn maps_header(buf: &mut [u8], pid: u32) -> usize {
+    buf[..4].copy_from_slice(&[kind::MAPS, 0, 0, 0]);
+    le(buf, 4, &pid.to_le_bytes())
+}
+
+/// An EXIT message; returns its length.
+pub fn exit(buf: &mut [u8], pid: u32, clock: (u64, u64)) -> usize {
+    buf[..4].copy_from_slice(&[kind::EXIT, 0, 0, 0]);
+    let mut at = le(buf, 4, &pid.to_le_bytes());
+    at = le(buf, at, &clock.0.to_le_bytes());
+    le(buf, at, &clock.1.to_le_bytes())
+}
+
+/// An END message; returns its length.
+pub fn end(buf: &mut [u8], status: u8, pid: u32, messages: u64, lost: u64) -> usize {
+    buf[..4].copy_from_slice(&[kind::END, status, 0, 0]);
+    let mut at = le(buf, 4, &pid.to_le_bytes());
+    at = le(buf, at, &messages.to_le_bytes());
+    le(buf, at, &lost.to_le_bytes())
+}

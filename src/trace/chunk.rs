@@ -1,0 +1,90 @@
+//! A chunk's events decoded into absolute values, in the thread's order.
+
+use super::Error;
+use alloc8::record::format::{get, op, spec, unzigzag, Field};
+
+/// One call (or record) as the thread made it.
+#[derive(Clone, Debug, Default)]
+pub struct Raw {
+    /// The merge key: when the call's effect is visible (after an
+    /// allocation, before a free, after a realloc).
+    pub key: u64,
+    pub op: u8,
+    /// Ticks at the first stamp (before for frees and reallocs).
+    pub time: u64,
+    pub ptr: u64,
+    pub result: u64,
+    pub size: u64,
+    pub count: u64,
+    pub align: u64,
+    pub status: u64,
+    pub usable: u64,
+    pub kib: u64,
+    pub stack: Option<Box<[u64]>>,
+}
+
+/// Decodes `bytes` (events of a chunk with base `base`) onto `out`.
+pub fn decode(bytes: &[u8], base: u64, out: &mut impl FnMut(Raw)) -> Result<(), Error> {
+    let mut pos = 0;
+    let mut time = base;
+    let mut ptr = 0u64;
+    let mut pending: Option<Raw> = None;
+    let bad = |what: &str, at: usize| Error::Corrupt(format!("{} at byte {} of a chunk", what, at));
+    while pos < bytes.len() {
+        let code = bytes[pos];
+        let at = pos;
+        pos += 1;
+        if code == op::STACK {
+            let n = get(bytes, &mut pos).ok_or_else(|| bad("a stack cut short", at))? as usize;
+            if n > 256 {
+                return Err(bad("a stack of impossible depth", at));
+            }
+            let mut frames = Vec::with_capacity(n);
+            let mut ip = 0u64;
+            for _ in 0..n {
+                ip = ip.wrapping_add(unzigzag(get(bytes, &mut pos).ok_or_else(|| bad("a stack cut short", at))?) as u64);
+                frames.push(ip);
+            }
+            match pending.as_mut() {
+                Some(raw) if raw.stack.is_none() => raw.stack = Some(frames.into_boxed_slice()),
+                _ => return Err(bad("a stack without an allocation before it", at)),
+            }
+            continue;
+        }
+        let spec = spec(code).ok_or_else(|| bad(&format!("unknown operation {:#04x}", code), at))?;
+        let mut raw = Raw { op: code, ..Raw::default() };
+        let mut took = 0;
+        for field in spec.fields {
+            let v = get(bytes, &mut pos).ok_or_else(|| bad("an event cut short", at))?;
+            match field {
+                Field::Time => {
+                    time = time.wrapping_add(v);
+                    raw.time = time;
+                }
+                Field::Took => took = v,
+                Field::Ptr | Field::Result => {
+                    ptr = ptr.wrapping_add(unzigzag(v) as u64);
+                    if *field == Field::Ptr {
+                        raw.ptr = ptr;
+                    } else {
+                        raw.result = ptr;
+                    }
+                }
+                Field::Size => raw.size = v,
+                Field::Count => raw.count = v,
+                Field::Align => raw.align = v,
+                Field::Status => raw.status = v,
+                Field::Usable => raw.usable = v,
+                Field::Kib => raw.kib = v,
+            }
+        }
+        raw.key = time.wrapping_add(took);
+        if let Some(prev) = pending.replace(raw) {
+            out(prev);
+        }
+    }
+    if let Some(prev) = pending {
+        out(prev);
+    }
+    Ok(())
+}

@@ -1,0 +1,154 @@
+//! The reader against traces written here with the recorder's own encoder.
+
+use super::*;
+use alloc8::record::encode::{self, Events};
+use alloc8::record::format::{op, CHUNK_THREAD_END};
+
+/// Builds a chunk: `events` writes into the buffer through the encoder.
+fn chunk(tid: u32, seq: u32, flags: u8, watermark: u64, base: u64, events: impl FnOnce(&mut Events, &mut [u8])) -> Vec<u8> {
+    let mut buf = vec![0u8; 1 << 16];
+    let mut e = Events::new(base);
+    events(&mut e, &mut buf);
+    encode::chunk_header(&mut buf, flags, 7, tid, seq, watermark, base, (base + 2_000_000, 1_000_000));
+    buf.truncate(e.pos);
+    buf
+}
+
+fn malloc(e: &mut Events, b: &mut [u8], size: u64, ptr: u64, t: u64) {
+    e.op(b, op::MALLOC);
+    e.num(b, size);
+    e.ptr(b, ptr);
+    e.time(b, t);
+}
+
+fn free(e: &mut Events, b: &mut [u8], ptr: u64, t: u64) {
+    e.op(b, op::FREE);
+    e.ptr(b, ptr);
+    e.time(b, t);
+}
+
+fn hello() -> Vec<u8> {
+    let mut buf = [0u8; 256];
+    let n = encode::hello(&mut buf, 0, 7, 1, (1000, 0), 0, b"/bin/prog");
+    buf[..n].to_vec()
+}
+
+fn write(path: &std::path::Path, messages: &[Vec<u8>], end: bool) {
+    let mut w = Writer::create(path).unwrap();
+    for m in messages {
+        w.message(m).unwrap();
+    }
+    if end {
+        let mut buf = [0u8; 64];
+        let n = encode::end(&mut buf, 0, 7, messages.len() as u64, 0);
+        w.message(&buf[..n]).unwrap();
+    }
+    w.finish().unwrap();
+}
+
+fn read_all(path: &std::path::Path) -> (Vec<Event>, Result<(), Error>) {
+    let mut r = Reader::open(path).unwrap();
+    let mut events = Vec::new();
+    let mut result = Ok(());
+    loop {
+        match r.next() {
+            Ok(Some(e)) => events.push(e),
+            Ok(None) => break,
+            Err(e) => result = Err(e),
+        }
+    }
+    (events, result)
+}
+
+/// Thread 2 frees what thread 1 allocated; its chunk arrives first, and the
+/// address is then reused by thread 1: the merge puts each free after its
+/// allocation and names the blocks.
+#[test]
+fn a_cross_thread_free_follows_its_allocation_and_reuse_is_a_new_block() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.a8t");
+    let t2 = chunk(22, 0, CHUNK_THREAD_END, 1000, 1000, |e, b| free(e, b, 0x5000, 1500));
+    let t1 = chunk(11, 0, 0, 1000, 1000, |e, b| {
+        malloc(e, b, 24, 0x5000, 1200);
+        malloc(e, b, 40, 0x5000, 1800);
+    });
+    write(&path, &[hello(), t2, t1], true);
+    let (events, result) = read_all(&path);
+    result.unwrap();
+    let ops: Vec<(u8, u32)> = events.iter().map(|e| (e.op, e.thread)).collect();
+    // Thread indexes follow first appearance: tid 22 is 0, tid 11 is 1.
+    assert_eq!(ops, vec![(op::MALLOC, 1), (op::FREE, 0), (op::MALLOC, 1)]);
+    match &events[1].call {
+        Call::Free { freed: Some(f), .. } => assert_eq!((f.block, f.size, f.thread), (0, 24, 1)),
+        other => panic!("{:?}", other),
+    }
+    assert!(matches!(events[2].call, Call::Alloc { block: Some(1), size: 40, .. }));
+}
+
+#[test]
+fn the_watermark_holds_back_what_an_earlier_chunk_may_precede() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.a8t");
+    // Thread 1's first chunk says nothing before 1000 is missing; thread 2's
+    // event at 1300 arrives later and still comes out first.
+    let a = chunk(1, 0, 0, 1000, 1000, |e, b| malloc(e, b, 8, 0x100, 1400));
+    let b = chunk(2, 0, 0, 2000, 1000, |e, b| malloc(e, b, 16, 0x200, 1300));
+    write(&path, &[hello(), a, b], true);
+    let (events, result) = read_all(&path);
+    result.unwrap();
+    assert_eq!(events.iter().map(|e| e.thread).collect::<Vec<_>>(), vec![1, 0]);
+}
+
+#[test]
+fn bad_files_are_typed_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let not = dir.path().join("not.a8t");
+    std::fs::write(&not, b"hello world").unwrap();
+    assert!(matches!(Reader::open(&not), Err(Error::NotATrace)));
+
+    let newer = dir.path().join("newer.a8t");
+    let mut bytes = format::MAGIC.to_vec();
+    bytes.extend_from_slice(&(format::VERSION + 1).to_le_bytes());
+    std::fs::write(&newer, &bytes).unwrap();
+    assert!(matches!(Reader::open(&newer), Err(Error::Newer { .. })));
+
+    // A long trace cut in the middle: the events before the cut are read.
+    let full = dir.path().join("full.a8t");
+    let mut messages = vec![hello()];
+    // Sizes from a generator, so the stream spans many zstd blocks.
+    let mut x = 0x2545F4914F6CDD1Du64;
+    for seq in 0..400u32 {
+        let base = 1000 + seq as u64 * 1000;
+        messages.push(chunk(1, seq, 0, base, base, |e, b| {
+            for i in 0..400u64 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                malloc(e, b, x % 4096, 0x10000 + (seq as u64 * 400 + i) * 16, base + i);
+            }
+        }));
+    }
+    write(&full, &messages, true);
+    let (events, result) = read_all(&full);
+    result.unwrap();
+    assert_eq!(events.len(), 160_000);
+    let data = std::fs::read(&full).unwrap();
+    let cut = dir.path().join("cut.a8t");
+    std::fs::write(&cut, &data[..data.len() / 2]).unwrap();
+    let (events, result) = read_all(&cut);
+    assert!(matches!(result, Err(Error::Truncated(_))), "{:?}", result);
+    assert!(!events.is_empty() && events.len() < 160_000, "{}", events.len());
+
+    // Flipped bytes inside the compressed stream.
+    let mut bad = data.clone();
+    for b in &mut bad[40..60] {
+        *b ^= 0x5a;
+    }
+    let corrupt = dir.path().join("corrupt.a8t");
+    std::fs::write(&corrupt, &bad).unwrap();
+    let result = Reader::open(&corrupt).and_then(|mut r| {
+        while r.next()?.is_some() {}
+        Ok(())
+    });
+    assert!(matches!(result, Err(Error::Corrupt(_)) | Err(Error::Truncated(_))), "{:?}", result.err());
+}
