@@ -3,6 +3,7 @@
 mod bench;
 mod build;
 mod check;
+mod children;
 mod cli;
 mod contract;
 mod known_libs;

@@ -1,14 +1,12 @@
 //! One timed run: alloc8 starts the runner (programs/runner.c) in a process
-//! group of its own, with a time limit after which the whole group is
-//! killed; the runner forks and execs the workload with the contender
+//! group of its own (crate::children: an interrupt kills it, and it dies
+//! with alloc8), with a time limit after which the whole group is killed; the runner forks and execs the workload with the contender
 //! preloaded and reports its wall time, CPU time and peak RSS (from wait4's
 //! rusage, which includes the children the workload waited for: gcc's cc1).
 //! The last line the workload wrote to stderr says why a run failed.
 
 use std::io::{Read, Seek, SeekFrom};
-use std::os::unix::process::CommandExt;
 use std::process::Command;
-use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
@@ -21,6 +19,8 @@ pub struct Finished {
     pub ending: Ending,
     /// The last line the child wrote to stderr (empty if none).
     pub stderr_tail: String,
+    /// The workload's pid (the runner's child); 0 if it timed out.
+    pub pid: i32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -30,44 +30,16 @@ pub enum Ending {
     TimedOut(Duration),
 }
 
-/// The process group of the run in progress, for the signal handler.
-static RUNNING: AtomicI32 = AtomicI32::new(0);
-
-/// Ctrl-C or a SIGTERM to alloc8 ends the run in progress too: the child is
-/// in a process group of its own (so a time-out can kill all of it), which
-/// the terminal's signals do not reach.
-extern "C" fn end_with_us(sig: libc::c_int) {
-    let group = RUNNING.load(Ordering::SeqCst);
-    unsafe {
-        if group > 0 {
-            libc::kill(-group, libc::SIGKILL);
-        }
-        libc::signal(sig, libc::SIG_DFL);
-        libc::raise(sig);
-    }
-}
-
-fn install_handlers() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| unsafe {
-        let handler = end_with_us as extern "C" fn(libc::c_int) as libc::sighandler_t;
-        for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT] {
-            libc::signal(sig, handler);
-        }
-    });
-}
-
 /// Runs `cmd`, a runner command line (its stdin already set); the runner's
 /// report comes on stdout, the workload's stderr is kept for its last line.
 pub fn run(cmd: &mut Command, limit: Duration) -> std::io::Result<Finished> {
-    install_handlers();
     let mut stdout = tempfile::tempfile()?;
     let mut stderr = tempfile::tempfile()?;
-    cmd.stdout(stdout.try_clone()?).stderr(stderr.try_clone()?).process_group(0);
+    cmd.stdout(stdout.try_clone()?).stderr(stderr.try_clone()?);
     let start = Instant::now();
-    let child = cmd.spawn()?;
+    // A group of its own, registered for an interrupt (crate::children).
+    let child = crate::children::spawn(cmd)?;
     let pid = child.id() as i32;
-    RUNNING.store(pid, Ordering::SeqCst);
 
     let (done, wait_for_done) = mpsc::channel::<()>();
     let watchdog = std::thread::spawn(move || match wait_for_done.recv_timeout(limit) {
@@ -94,6 +66,7 @@ pub fn run(cmd: &mut Command, limit: Duration) -> std::io::Result<Finished> {
     let timed_out = watchdog.join().unwrap_or(false);
     // Whatever the program left running in its group ends with it.
     unsafe { libc::kill(-pid, libc::SIGKILL) };
+    crate::children::release(child.id());
     let mut status = 0;
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     while unsafe { libc::wait4(pid, &mut status, 0, &mut usage) } < 0 {
@@ -102,13 +75,12 @@ pub fn run(cmd: &mut Command, limit: Duration) -> std::io::Result<Finished> {
             return Err(err);
         }
     }
-    RUNNING.store(0, Ordering::SeqCst);
     drop(child);
 
     let stderr_tail = last_line(&mut stderr);
     if timed_out {
         let wall = wall.as_secs_f64();
-        return Ok(Finished { wall, user: 0.0, sys: 0.0, peak_rss_kib: 0, ending: Ending::TimedOut(limit), stderr_tail });
+        return Ok(Finished { wall, user: 0.0, sys: 0.0, peak_rss_kib: 0, ending: Ending::TimedOut(limit), stderr_tail, pid: 0 });
     }
     let mut report = String::new();
     let _ = stdout.seek(SeekFrom::Start(0));
@@ -127,10 +99,10 @@ pub fn run(cmd: &mut Command, limit: Duration) -> std::io::Result<Finished> {
     }
 }
 
-/// "exit 0 123456789 100000 2000 1536": ending, wall ns, user µs, system µs, peak RSS KiB.
+/// "exit 0 123456789 100000 2000 1536 4242": ending, wall ns, user µs, system µs, peak RSS KiB, pid.
 fn parse_report(line: &str) -> Option<Finished> {
     let f: Vec<&str> = line.split_whitespace().collect();
-    let [kind, code, wall, user, sys, rss] = f[..] else { return None };
+    let [kind, code, wall, user, sys, rss, pid] = f[..] else { return None };
     let code: i32 = code.parse().ok()?;
     let ending = match kind {
         "exit" => Ending::Exited(code),
@@ -144,6 +116,7 @@ fn parse_report(line: &str) -> Option<Finished> {
         peak_rss_kib: rss.parse().ok()?,
         ending,
         stderr_tail: String::new(),
+        pid: pid.parse().ok()?,
     })
 }
 
@@ -163,12 +136,13 @@ mod tests {
 
     #[test]
     fn runner_reports_are_read_or_refused() {
-        let f = parse_report("exit 3 1500000000 1200000 30000 2048\n").unwrap();
+        let f = parse_report("exit 3 1500000000 1200000 30000 2048 77\n").unwrap();
         assert_eq!(f.ending, Ending::Exited(3));
-        assert_eq!((f.wall, f.user, f.sys, f.peak_rss_kib), (1.5, 1.2, 0.03, 2048));
-        assert_eq!(parse_report("signal 11 1 0 0 0").unwrap().ending, Ending::Signaled(11));
+        assert_eq!((f.wall, f.user, f.sys, f.peak_rss_kib, f.pid), (1.5, 1.2, 0.03, 2048, 77));
+        assert_eq!(parse_report("signal 11 1 0 0 0 5").unwrap().ending, Ending::Signaled(11));
         assert!(parse_report("").is_none());
-        assert!(parse_report("exit x 1 0 0 0").is_none());
-        assert!(parse_report("quit 0 1 0 0 0").is_none());
+        assert!(parse_report("exit 0 1 0 0 0").is_none(), "no pid");
+        assert!(parse_report("exit x 1 0 0 0 5").is_none());
+        assert!(parse_report("quit 0 1 0 0 0 5").is_none());
     }
 }

@@ -35,12 +35,13 @@ pub fn program_linked(name: &str, source: &str, libs: &[&str]) -> Result<PathBuf
     let src = dir.join(format!("{}.c", name));
     cache::write_if_changed(&src, source)?;
     // Another alloc8 may compile the same program at once: build aside, rename.
-    let tmp = dir.join(format!(".{}.{}", name, std::process::id()));
+    // Removed if the compiler fails or alloc8 is interrupted (crate::children).
+    let tmp = crate::children::TempPath::new(dir.join(format!(".{}.{}", name, std::process::id())));
+    let tmp = tmp.path();
     let mut cmd = compiler.to_command();
-    cmd.args(FLAGS).arg("-I").arg(&dir).arg("-o").arg(&tmp).arg(&src).args(libs).args(LIBS);
+    cmd.args(FLAGS).arg("-I").arg(&dir).arg("-o").arg(tmp).arg(&src).args(libs).args(LIBS);
     let out = cmd.output().with_context(|| format!("cannot run the C compiler {}", compiler.path().display()))?;
     if !out.status.success() {
-        let _ = std::fs::remove_file(&tmp);
         bail!(
             "the bundled workload {} does not compile with {} ({}):\n{}",
             name,
@@ -49,7 +50,7 @@ pub fn program_linked(name: &str, source: &str, libs: &[&str]) -> Result<PathBuf
             String::from_utf8_lossy(&out.stderr).trim_end()
         );
     }
-    std::fs::rename(&tmp, &exe).with_context(|| format!("cannot write {}", exe.display()))?;
+    std::fs::rename(tmp, &exe).with_context(|| format!("cannot write {}", exe.display()))?;
     Ok(exe)
 }
 

@@ -16,6 +16,9 @@ pub struct Contender {
     pub library: Option<PathBuf>,
     /// Where it came from, for the reader of the JSON.
     pub from: String,
+    /// An alloc8 shim: each run's own report proves it was live there.
+    #[serde(skip)]
+    pub reports: bool,
 }
 
 impl Contender {
@@ -28,7 +31,12 @@ pub const BASELINE: &str = "glibc";
 
 /// glibc first, then the heaps (built now, cached), then the libraries.
 pub fn resolve(heaps: &[PathBuf], thread_hooks: bool, libs: &[PathBuf], verbose: bool) -> Result<Vec<Contender>> {
-    let mut out = vec![Contender { name: BASELINE.into(), library: None, from: "the C library (baseline: nothing preloaded)".into() }];
+    let mut out = vec![Contender {
+        name: BASELINE.into(),
+        library: None,
+        from: "the C library (baseline: nothing preloaded)".into(),
+        reports: false,
+    }];
     for heap in heaps {
         eprintln!("alloc8 bench: building heap {}", heap.display());
         let started = std::time::Instant::now();
@@ -65,7 +73,8 @@ fn push(out: &mut Vec<Contender>, name: String, library: PathBuf, from: String) 
         unique = format!("{}-{}", name, n);
         n += 1;
     }
-    out.push(Contender { name: unique, library: Some(library), from });
+    let reports = library::reports(&library);
+    out.push(Contender { name: unique, library: Some(library), from, reports });
 }
 
 /// `shims/system.rs` → "system"; a crate directory → its directory name.

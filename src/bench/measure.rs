@@ -48,6 +48,7 @@ pub fn measure(
     rounds: usize,
     timeout: Duration,
     progress: &mut Progress,
+    scratch: &Path,
 ) -> Vec<Record> {
     let mut records = Vec::new();
     for (w, workload) in workloads.iter().enumerate() {
@@ -65,7 +66,7 @@ pub fn measure(
                     Some(t) => timeout.min(MIN_LIMIT.max(Duration::from_secs_f64(t * SLOWER_THAN_GLIBC))),
                     None => timeout,
                 };
-                let record = run(runner, inv, contender, limit, w, c, round);
+                let record = run(runner, inv, contender, limit, (w, c, round), scratch);
                 if !record.ok() {
                     failed[c] = true;
                 } else if contender.is_baseline() {
@@ -79,9 +80,22 @@ pub fn measure(
     records
 }
 
-fn run(runner: &Path, inv: &Invocation, contender: &Contender, limit: Duration, workload: usize, c: usize, round: usize) -> Record {
+fn run(runner: &Path, inv: &Invocation, contender: &Contender, limit: Duration, at: (usize, usize, usize), scratch: &Path) -> Record {
+    let (workload, c, round) = at;
     let mut cmd = command(runner, inv, contender.library.as_deref());
     let mut record = Record { workload, contender: c, round, wall_s: 0.0, user_s: 0.0, sys_s: 0.0, peak_rss_kib: 0, status: String::new() };
+    // An alloc8 shim proves it was live in this very run: its load line
+    // alone (no counting, nothing else written: what is timed is unchanged).
+    let alive = scratch.join(format!("alive-{}-{}-{}.jsonl", workload, c, round));
+    if contender.reports {
+        cmd.env("ALLOC8_REPORT", format!("alive:{}", alive.display()));
+        // Made now, so that the shim's open only appends: creating a file is
+        // not timed (on /bin/true the line then costs about 0.2% of its time).
+        if let Err(e) = std::fs::File::create(&alive) {
+            record.status = format!("cannot start: cannot create {}: {}", alive.display(), e);
+            return record;
+        }
+    }
     match &inv.stdin {
         Some(path) => match std::fs::File::open(path) {
             Ok(f) => {
@@ -104,9 +118,27 @@ fn run(runner: &Path, inv: &Invocation, contender: &Contender, limit: Duration, 
             record.sys_s = done.sys;
             record.peak_rss_kib = done.peak_rss_kib;
             record.status = status(done.ending, &done.stderr_tail);
+            if contender.reports && record.ok() {
+                let rows = crate::run::report::processes(&std::fs::read_to_string(&alive).unwrap_or_default());
+                if let Some(why) = not_live(&rows, done.pid) {
+                    record.status = why;
+                }
+            }
         }
     }
+    let _ = std::fs::remove_file(&alive);
     record
+}
+
+/// Why a run cannot count as the contender's: the shim's load line from the
+/// workload's pid is missing, or says malloc there was not the shim's.
+fn not_live(rows: &[crate::run::report::Process], pid: i32) -> Option<String> {
+    // The pid's last program image: a workload may exec (env, sh -c exec).
+    match rows.iter().filter(|r| r.pid == pid && !r.forked).last() {
+        Some(r) if r.bound == Some(true) => None,
+        Some(_) => Some("not live: the shim loaded, but the workload's malloc was not the shim's".into()),
+        None => Some("not live: the shim never came alive in the workload (a static program, or one that resets LD_PRELOAD?)".into()),
+    }
 }
 
 /// The runner's command line for one run. The runner preloads the contender
@@ -115,7 +147,9 @@ fn run(runner: &Path, inv: &Invocation, contender: &Contender, limit: Duration, 
 /// off so that Python's objects reach malloc.
 pub fn command(runner: &Path, inv: &Invocation, library: Option<&Path>) -> Command {
     let mut cmd = Command::new(runner);
-    cmd.arg(library.map_or(OsString::from("-"), |l| l.as_os_str().to_owned())).arg("--").arg(&inv.program).args(&inv.args);
+    // A path ld.so cannot split (its link was made, or the path refused, before any run).
+    let preload = |l: &Path| crate::run::preload::unsplittable(l).map_or_else(|_| l.as_os_str().to_owned(), |p| p.into_os_string());
+    cmd.arg(library.map_or(OsString::from("-"), preload)).arg("--").arg(&inv.program).args(&inv.args);
     cmd.env_remove("LD_PRELOAD").env("ALLOC8_REPORT", "off");
     if std::env::var_os("PYTHONMALLOC").is_none() {
         cmd.env("PYTHONMALLOC", "malloc");

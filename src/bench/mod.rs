@@ -42,12 +42,15 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode> {
     if !cfg!(all(target_os = "linux", target_env = "gnu")) {
         bail!("alloc8 bench runs on Linux with glibc (its baseline) so far");
     }
+    // Ctrl-C ends every run and removes the scratch directory (crate::children).
+    crate::children::guard();
     let settings = settings(args)?;
     for (flag, path) in [("--json", &args.json), ("--csv", &args.csv), ("--plot", &args.plot)] {
         if let Some(path) = path {
             writable(flag, path)?;
         }
     }
+    distinct_outputs(&[("--json", &args.json), ("--csv", &args.csv), ("--plot", &args.plot)])?;
     if args.plot.as_ref().is_some_and(|p| p.extension().is_none_or(|e| e != "svg")) {
         bail!("--plot writes an SVG file: give a name ending in .svg");
     }
@@ -58,13 +61,17 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode> {
     if contenders.len() == 1 {
         eprintln!("alloc8 bench: note: glibc alone: add --heap or --lib for something to compare with it");
     }
+    for lib in contenders.iter().filter_map(|c| c.library.as_deref()) {
+        // A path ld.so would split is preloaded through a link, or refused now.
+        crate::run::preload::unsplittable(lib)?;
+    }
     let runner = compile::program("runner", RUNNER)?;
     verify_preloads(&runner, &contenders)?;
     if let Some(theirs) = std::env::var_os("LD_PRELOAD").filter(|v| !v.is_empty()) {
         eprintln!("alloc8 bench: note: LD_PRELOAD={} is left out of the runs: each contender is preloaded alone", theirs.to_string_lossy());
     }
 
-    let scratch = tempfile::Builder::new().prefix("alloc8-bench-").tempdir().context("cannot create a scratch directory")?;
+    let scratch = crate::children::TempDir::new("alloc8-bench-").context("cannot create a scratch directory")?;
     let mut list = workloads::prepare(&selected, settings.quick, args.scale, settings.threads, scratch.path())?;
     list.extend(user);
     for (i, trace) in args.trace.iter().enumerate() {
@@ -91,7 +98,15 @@ pub fn run(args: &BenchArgs) -> Result<ExitCode> {
         contenders.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ")
     );
     let mut progress = progress::Progress::new(ready * settings.rounds * contenders.len());
-    let records = measure::measure(&runner, &list, &contenders, settings.rounds, Duration::from_secs(settings.timeout_s), &mut progress);
+    let records = measure::measure(
+        &runner,
+        &list,
+        &contenders,
+        settings.rounds,
+        Duration::from_secs(settings.timeout_s),
+        &mut progress,
+        scratch.path(),
+    );
     progress.finish();
     machine.finished(records.iter().map(|r| r.user_s + r.sys_s).sum());
 
@@ -141,6 +156,25 @@ pub(crate) fn writable(flag: &str, path: &Path) -> Result<()> {
     }
     if path.is_dir() {
         bail!("{} {}: that is a directory; give a file name", flag, path.display());
+    }
+    Ok(())
+}
+
+/// Two outputs naming one file: the second would silently overwrite the first.
+fn distinct_outputs(outputs: &[(&str, &Option<std::path::PathBuf>)]) -> Result<()> {
+    // The same file however it is spelled: its directory resolved, its name kept.
+    let key = |p: &Path| {
+        let dir = p.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        p.canonicalize()
+            .unwrap_or_else(|_| dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf()).join(p.file_name().unwrap_or_default()))
+    };
+    let given: Vec<(&str, &Path)> = outputs.iter().filter_map(|(flag, p)| p.as_deref().map(|p| (*flag, p))).collect();
+    for (i, (a, pa)) in given.iter().enumerate() {
+        for (b, pb) in &given[i + 1..] {
+            if key(pa) == key(pb) {
+                bail!("{} and {} both name {}: one would overwrite the other; give each its own file", a, b, pa.display());
+            }
+        }
     }
     Ok(())
 }

@@ -146,7 +146,10 @@ fn command(b: &CargoBuild, args: &[&str]) -> (Command, std::ffi::OsString) {
         None => std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()),
     };
     let mut cmd = Command::new(&cargo);
-    cmd.args(args).arg("--release").arg("--manifest-path").arg(b.manifest).arg("--target-dir").arg(b.target_dir);
+    // cargo puts the target directory in a search path: a colon there (a
+    // home directory's) is refused; a link carries it (run::preload).
+    let target_dir = crate::run::preload::unsplittable(b.target_dir).unwrap_or_else(|_| b.target_dir.to_path_buf());
+    cmd.args(args).arg("--release").arg("--manifest-path").arg(b.manifest).arg("--target-dir").arg(target_dir);
     if let Some(t) = b.target {
         cmd.arg("--target").arg(t);
     }

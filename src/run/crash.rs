@@ -19,6 +19,9 @@ pub struct Fields {
     signal: Option<i32>,
     #[serde(default)]
     addr: Option<u64>,
+    /// The pid that sent the signal (a kill, not a fault).
+    #[serde(default)]
+    sender: Option<i32>,
     #[serde(default)]
     ops: Option<Vec<Op>>,
     #[serde(default)]
@@ -42,9 +45,13 @@ pub struct Fields {
 impl Fields {
     pub fn crash(&self) -> Option<Crash> {
         let at = self.pc.map(|pc| Faulted { pc, module: self.module.clone(), offset: self.offset, source: None, function: None });
+        // A sent signal has no fault address (an old shim read the sender's pid as one).
+        let addr = if self.sender.is_some() { None } else { self.addr };
+        let at = if self.sender.is_some() { None } else { at };
         Some(Crash {
             signal: self.signal?,
-            addr: self.addr,
+            addr,
+            sender: self.sender,
             at,
             ops: self.ops.clone().unwrap_or_default(),
             block: self.block.clone(),
@@ -150,6 +157,10 @@ pub struct Crash {
     pub signal: i32,
     /// The faulting address (SIGSEGV, SIGBUS).
     pub addr: Option<u64>,
+    /// The pid that sent the signal (kill, sigqueue, tgkill, abort): it was
+    /// sent, not raised by a fault, and has no fault address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sender: Option<i32>,
     /// Where it faulted (x86-64 Linux).
     pub at: Option<Faulted>,
     pub ops: Vec<Op>,
@@ -325,6 +336,14 @@ fn places_text(places: &[Place]) -> String {
 
 fn crash_text(pid: i32, exe: &str, crash: &Crash, shim: &Path) -> String {
     let mut out = format!("alloc8: pid {} ({}) died of {}", pid, exe, wait::signal_name(crash.signal));
+    match crash.sender {
+        Some(from) if from == pid && crash.signal == libc::SIGABRT => out.push_str(", raised by the process itself (abort)"),
+        Some(from) if from == pid => out.push_str(", sent by the process itself (raise or kill), not a memory fault"),
+        Some(from) => {
+            let _ = write!(out, ", sent by pid {} (kill or sigqueue), not a memory fault", from);
+        }
+        None => {}
+    }
     if let Some(addr) = crash.addr {
         let _ = write!(out, " at address 0x{:x}", addr);
         match &crash.block {
@@ -436,6 +455,7 @@ mod tests {
         let crash = Crash {
             signal: 11,
             addr: Some(0x1008),
+            sender: None,
             at: None,
             ops: vec![
                 op("malloc", "alloc", 0, 24, Some(0x1000)),
@@ -491,14 +511,21 @@ mod tests {
 
     #[test]
     fn null_and_abort_and_nothing_recorded() {
-        let null =
-            Crash { signal: 11, addr: Some(0), at: None, ops: vec![op("malloc", "alloc", 0, 8, Some(0x10))], block: None, access: None };
+        let null = Crash {
+            signal: 11,
+            addr: Some(0),
+            sender: None,
+            at: None,
+            ops: vec![op("malloc", "alloc", 0, 8, Some(0x10))],
+            block: None,
+            access: None,
+        };
         assert!(crash_text(1, "p", &null, Path::new("/shim.so"))
             .starts_with("alloc8: pid 1 (p) died of SIGSEGV (signal 11) at address 0x0: a NULL pointer dereference"));
         let wild = Crash { addr: Some(0xdead_0000), ..null };
         assert!(crash_text(1, "p", &wild, Path::new("/shim.so"))
             .contains("at address 0xdead0000, in none of the blocks of the heap operations below\n"));
-        let abort = Crash { signal: 6, addr: None, at: None, ops: vec![], block: None, access: None };
+        let abort = Crash { signal: 6, addr: None, sender: None, at: None, ops: vec![], block: None, access: None };
         assert_eq!(
             crash_text(1, "p", &abort, Path::new("/shim.so")),
             "alloc8: pid 1 (p) died of SIGABRT (signal 6)\n  (no heap operation was recorded on the crashing thread)\n"
@@ -506,6 +533,7 @@ mod tests {
         let checked = Crash {
             signal: 11,
             addr: Some(0x5010),
+            sender: None,
             at: None,
             ops: vec![],
             block: Some(Block {
@@ -527,8 +555,15 @@ mod tests {
     fn a_fault_in_a_guarded_block_reads_as_what_the_program_did() {
         let site = |line: u32| Some(Site { module: "/p".into(), offset: 0x10, source: Some(format!("f at /src/x.c:{}", line)) });
         let block = Block { start: 0x1000, size: 40, freed: false, source: "guard".into(), op: None, allocated: site(12), freed_at: None };
-        let crash =
-            Crash { signal: 11, addr: Some(0x1028), at: None, ops: vec![], block: Some(block.clone()), access: Some("read".into()) };
+        let crash = Crash {
+            signal: 11,
+            addr: Some(0x1028),
+            sender: None,
+            at: None,
+            ops: vec![],
+            block: Some(block.clone()),
+            access: Some("read".into()),
+        };
         let text = crash_text(7, "p", &crash, Path::new("/shim.so"));
         assert!(
             text.starts_with(
@@ -553,6 +588,21 @@ mod tests {
             guard_text(7, "p", &g),
             "alloc8: pid 7 (p): --checked=guard put 5 blocks on guarded pages; its limit (8192 guarded blocks or 256 MiB live at once) was reached, and 2 more took the redzone layout instead\n"
         );
+    }
+
+    #[test]
+    fn a_signal_sent_by_kill_names_its_sender_and_no_fault_address() {
+        let line: Fields =
+            serde_json::from_str(r#"{"signal":11,"addr":17765,"sender":17765,"pc":4096,"module":"/bin/sh","offset":1,"ops":[]}"#).unwrap();
+        let crash = line.crash().unwrap();
+        assert_eq!((crash.addr, crash.sender, crash.at.is_none()), (None, Some(17765), true));
+        let text = crash_text(17766, "/bin/sh", &crash, Path::new("/shim.so"));
+        assert_eq!(
+            text,
+            "alloc8: pid 17766 (/bin/sh) died of SIGSEGV (signal 11), sent by pid 17765 (kill or sigqueue), not a memory fault\n  (no heap operation was recorded on the crashing thread)\n"
+        );
+        let own = crash_text(17765, "/bin/sh", &crash, Path::new("/shim.so"));
+        assert!(own.contains("SIGSEGV (signal 11), sent by the process itself (raise or kill), not a memory fault\n"), "{}", own);
     }
 
     #[test]

@@ -122,6 +122,11 @@ pub fn from_heap(heap: &Path, threads: bool, checked: Checking, verbose: bool) -
     }
 }
 
+/// Whether the library at `path` is an alloc8 shim (one that can report).
+pub fn reports(path: &Path) -> bool {
+    std::fs::read(path).is_ok_and(|data| is_alloc8_shim(&data))
+}
+
 /// Shims built by alloc8 read this variable; no other library has reason to.
 fn is_alloc8_shim(data: &[u8]) -> bool {
     object::File::parse(data).map_or(false, |f| check::library::holds_string(&f, b"ALLOC8_REPORT\0"))

@@ -11,6 +11,7 @@ pub mod addr2line;
 mod args;
 pub mod crash;
 pub mod library;
+mod output_file;
 pub mod preload;
 pub mod probe;
 pub mod program;
@@ -68,35 +69,41 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
             checked.flag()
         );
     }
+    // Outputs first: nothing is built or run for a report that cannot be written.
+    let mut output = args.output.as_deref().map(output_file::OutputFile::claim).transpose()?;
     let lib = match (&args.lib, &args.heap) {
         (Some(lib), _) => library::from_lib(lib)?,
         (None, Some(heap)) => library::from_heap(heap, args.threads, checked, args.verbose)?,
         (None, None) => unreachable!("clap requires --lib or --heap"),
     };
+    // ld.so splits its list at spaces and colons: a path it cannot split.
+    let preloaded = preload::unsplittable(&lib.path)?;
     let name = &args.command[0];
     let exe = program::resolve(name)?;
     let shown = Path::new(name).display().to_string();
+    if let Some(out) = &output {
+        out.refuse_input("the program", &exe)?;
+        out.refuse_input("the library", &lib.path)?;
+    }
     if !args.quiet {
         for note in notes(&lib) {
             errln!("alloc8: note: {}", note);
         }
     }
 
-    // The shim appends here (by path, O_APPEND, from every process); a temp
-    // file the program never holds open, removed when we are done.
-    let report_file =
-        tempfile::Builder::new().prefix("alloc8-run-").suffix(".jsonl").tempfile().context("cannot create the report file")?;
-    let report_path = report_file.path().canonicalize().context("cannot locate the report file")?;
+    // The shim appends here (by path, O_APPEND, from every process), a file
+    // the program never holds open, in a directory of its own removed when
+    // we are done: a process that outlives the program cannot create the
+    // file again (its open finds no directory).
+    let report_dir = tempfile::Builder::new().prefix("alloc8-run-").tempdir().context("cannot create the report's directory")?;
+    let report_path = report_dir.path().canonicalize().context("cannot locate the report's directory")?.join("report.jsonl");
 
     let mut cmd = Command::new(&exe);
     cmd.arg0(name).args(&args.command[1..]);
-    for (var, value) in preload::variables(&lib.path, &report_path, args.no_inherit) {
+    for (var, value) in preload::variables(&preloaded, &report_path, args.no_inherit) {
         cmd.env(var, value);
     }
-    let status = wait::spawn_and_wait(&mut cmd).map_err(|e| match e.kind() {
-        std::io::ErrorKind::PermissionDenied => Exit::new(126, format!("cannot run {}: {}", shown, e)),
-        _ => Exit::new(127, format!("cannot run {}: {}", shown, e)),
-    })?;
+    let status = wait::spawn_and_wait(&mut cmd).map_err(|e| program::exec_error(&exe, &shown, &e))?;
 
     let text = std::fs::read_to_string(&report_path).unwrap_or_default();
     let mut rows = report::processes(&text);
@@ -114,7 +121,7 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
     let failure = if !lib.reports {
         None
     } else if !alive {
-        let probed = probe::load_errors(&exe, &lib.path)
+        let probed = probe::load_errors(&exe, &preloaded)
             .map(|lines| format!("the library cannot load there (the dynamic linker says: {})", lines.join("; ")));
         let reason = program::ignores_preload(&exe).map(str::to_string).or(probed).unwrap_or_else(|| {
             "the dynamic linker did not load the library into it (a program that resets its environment, or not a dynamically linked program?)"
@@ -159,7 +166,7 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
             out.push_str(&format!("alloc8: {} (pid {}) {}\n", shown, status.pid, ended));
             out
         };
-        emit(args.output.as_deref(), &rendered)?;
+        emit(output.as_mut(), &rendered)?;
     }
     if let Some(message) = failure {
         errln!("error: {}", message);
@@ -177,9 +184,9 @@ fn notes(lib: &library::Library) -> Vec<String> {
 }
 
 /// The report goes to stderr (stdout is the program's) or to --output.
-fn emit(output: Option<&Path>, text: &str) -> Result<()> {
+fn emit(output: Option<&mut output_file::OutputFile>, text: &str) -> Result<()> {
     match output {
-        Some(path) => std::fs::write(path, text).with_context(|| format!("cannot write the report to {}", path.display())),
+        Some(file) => file.write(text),
         None => {
             output::stderr(text);
             Ok(())

@@ -44,6 +44,43 @@ pub fn resolve(name: &OsStr) -> Result<PathBuf, Exit> {
     }
 }
 
+/// Why exec failed for a program `resolve` found: 126 (found but cannot be
+/// executed, as shells say) for a format the kernel does not run or a `#!`
+/// interpreter or dynamic linker that is missing; 127 only if the file itself
+/// went away meanwhile.
+pub fn exec_error(exe: &Path, shown: &str, e: &std::io::Error) -> Exit {
+    let cannot = |why: String| Exit::new(126, format!("cannot run {}: {}", shown, why));
+    match e.raw_os_error() {
+        Some(libc::ENOEXEC) => cannot("not a program this system can execute (exec format error; a script needs a #! line)".into()),
+        Some(libc::ENOENT) if exe.exists() => match interpreter(exe) {
+            Some(interp) => cannot(format!("its interpreter {} does not exist", interp)),
+            None => cannot(format!("{} (its interpreter or a file it needs is missing)", e)),
+        },
+        Some(libc::EACCES) | Some(libc::EPERM) | Some(libc::EISDIR) | Some(libc::ETXTBSY) => cannot(e.to_string()),
+        Some(libc::ENOENT) | Some(libc::ENOTDIR) => Exit::new(127, format!("cannot run {}: {}", shown, e)),
+        _ => cannot(e.to_string()),
+    }
+}
+
+/// The program's `#!` interpreter (with the line's argument), or its ELF dynamic linker.
+fn interpreter(exe: &Path) -> Option<String> {
+    use std::io::Read;
+    let mut head = Vec::new();
+    std::fs::File::open(exe).ok()?.take(4096).read_to_end(&mut head).ok()?;
+    if let Some(rest) = head.strip_prefix(b"#!") {
+        let line = rest.split(|&b| b == b'\n').next().unwrap_or(rest);
+        let line = String::from_utf8_lossy(line).trim().to_string();
+        let program = line.split_whitespace().next().unwrap_or("").to_string();
+        return Some(format!("{} (the #! line)", program));
+    }
+    let data = std::fs::read(exe).ok()?;
+    use object::{Object, ObjectSection};
+    let file = object::File::parse(&*data).ok()?;
+    let interp = file.section_by_name(".interp")?.data().ok()?;
+    let interp = String::from_utf8_lossy(interp).trim_end_matches('\0').to_string();
+    Some(format!("{} (its dynamic linker)", interp))
+}
+
 /// Why the dynamic linker would ignore LD_PRELOAD for this executable, if
 /// its file says so: no dynamic linker at all, or a secure-execution program.
 pub fn ignores_preload(path: &Path) -> Option<&'static str> {

@@ -23,6 +23,7 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
     if args.no_inherit {
         bail!("--no-inherit does not apply on Windows: the DLL is injected into the launched program only");
     }
+    let mut output = args.output.as_deref().map(super::output_file::OutputFile::claim).transpose()?;
     let dll = match (&args.lib, &args.heap) {
         (Some(lib), _) => dll_from_lib(lib)?,
         (None, Some(heap)) => dll_from_heap(heap, args.threads, args.verbose)?,
@@ -40,9 +41,9 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
         _ => name.clone(),
     };
 
-    let report_file =
-        tempfile::Builder::new().prefix("alloc8-run-").suffix(".jsonl").tempfile().context("cannot create the report file")?;
-    let report_path = report_file.path().canonicalize().context("cannot locate the report file")?;
+    // In a directory of its own (see run/mod.rs): nothing can create it again.
+    let report_dir = tempfile::Builder::new().prefix("alloc8-run-").tempdir().context("cannot create the report's directory")?;
+    let report_path = report_dir.path().canonicalize().context("cannot locate the report's directory")?.join("report.jsonl");
     let mut cmd = Command::new("wine");
     cmd.arg(&injector).arg(win_path(&dll)).arg(&program).args(&args.command[1..]);
     cmd.env("ALLOC8_REPORT", win_path(&report_path));
@@ -103,7 +104,7 @@ pub fn run(args: &RunArgs) -> Result<ExitCode> {
             out.push_str(&format!("alloc8: {} {}\n", name, ended));
             out
         };
-        emit(args.output.as_deref(), &rendered)?;
+        emit(output.as_mut(), &rendered)?;
     }
     if let Some(message) = failure {
         crate::output::errln!("error: {}", message);

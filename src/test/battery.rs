@@ -111,10 +111,9 @@ pub fn cxx(launch: &Launch, gaps: &Gaps, budget: &Budget) -> Result<FamilyResult
         }
     };
     // An alloc8 shim writes its crash line (signal, faulting instruction,
-    // the thread's last heap operations) here, as under `alloc8 run`.
-    let report = tempfile::Builder::new().prefix("alloc8-test-").suffix(".jsonl").tempfile()?;
-    let launch = Launch { lib: launch.lib, report: Some(report.path().to_path_buf()) };
-    let out = child::run(&launch, &exe, &[CXX_OPS.to_string()], limit)?;
+    // the thread's last heap operations) to the child's report (out.shim),
+    // as under `alloc8 run`.
+    let out = child::run(launch, &exe, &[CXX_OPS.to_string()], limit)?;
     let checks = count_checks(&out.stdout, "cxx_stress: ");
     result.summary = match (checks, out.end) {
         (0, End::Signaled(sig)) => format!("killed by {} before its first check", child::signal_name(sig)),
@@ -136,7 +135,7 @@ pub fn cxx(launch: &Launch, gaps: &Gaps, budget: &Budget) -> Result<FamilyResult
             f.detail.push_str(LOCKING);
             f.known_gap = gap;
             if let End::Signaled(_) = out.end {
-                f.detail.push_str(&crash_diagnostics(report.path(), launch.lib));
+                f.detail.push_str(&crash_diagnostics(&out.shim, launch.lib));
             }
             result.fail(f);
         }
@@ -148,9 +147,8 @@ pub fn cxx(launch: &Launch, gaps: &Gaps, budget: &Budget) -> Result<FamilyResult
 pub const LOCKING: &str = "; it runs 8 threads and forks: does malloc/free hold the heap's lock, and lock() take it across fork?";
 /// What the shim said about the crash, as `alloc8 run` prints it (empty
 /// when the library is not an alloc8 shim, or the crash came too early).
-fn crash_diagnostics(report: &std::path::Path, lib: &std::path::Path) -> String {
-    let text = std::fs::read_to_string(report).unwrap_or_default();
-    let mut rows = crate::run::report::processes(&text);
+fn crash_diagnostics(rows: &[crate::run::report::Process], lib: &std::path::Path) -> String {
+    let mut rows = rows.to_vec();
     crate::run::crash::locate_crashes(&mut rows);
     let said = crate::run::crash::text(&rows, lib);
     if said.trim().is_empty() {

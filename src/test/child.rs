@@ -1,14 +1,22 @@
 //! Every check runs in a child process with the library preloaded and a time
 //! limit: a heap that crashes or hangs is a finding, never a hang of alloc8.
-//! The child gets a process group of its own, so a limit ends its forked
+//! The child gets a process group of its own (crate::children: registered
+//! for an interrupt, killed with alloc8), so a limit ends its forked
 //! children too: SIGTERM first (the drivers then say what they were doing),
 //! SIGKILL a second later.
+//!
+//! No pass without proof: an alloc8 shim reports to a file of the child's
+//! own, and a child that finished without the shim's word that it came
+//! alive in it, bound as its malloc, is an error, not a pass.
 
-use anyhow::{Context, Result};
+use crate::children;
+use crate::run::report as shim_report;
+use anyhow::{bail, Context, Result};
 use std::io::Read;
-use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::path::{Path, PathBuf};
+use std::os::unix::process::ExitStatusExt;
+use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -23,29 +31,36 @@ pub struct Outcome {
     pub stdout: String,
     pub stderr: String,
     pub pid: i32,
+    /// The shim's report of the child's processes (an alloc8 shim only).
+    pub shim: Vec<shim_report::Process>,
     /// Killed by SIGKILL while the kernel's OOM-kill count rose: the machine ran out of memory.
     pub oom_killed: bool,
 }
 
 /// How a child is started.
 pub struct Launch<'a> {
+    /// What LD_PRELOAD names (a path the dynamic linker cannot split).
     pub lib: &'a Path,
-    /// Where an alloc8 shim appends its report (hook counts, liveness).
-    pub report: Option<PathBuf>,
+    /// An alloc8 shim, which reports whether it came alive in each child.
+    pub reports: bool,
+    /// The run's temporary directory (removed at its end, or by an interrupt).
+    pub scratch: &'a Path,
 }
 
 pub fn run(launch: &Launch, exe: &Path, args: &[String], limit: Duration) -> Result<Outcome> {
+    static CHILDREN: AtomicUsize = AtomicUsize::new(0);
     let mut out = tempfile::tempfile().context("cannot create a temporary file")?;
     let mut err = tempfile::tempfile().context("cannot create a temporary file")?;
     let mut cmd = Command::new(exe);
-    cmd.args(args).env("LD_PRELOAD", launch.lib).stdin(Stdio::null()).stdout(out.try_clone()?).stderr(err.try_clone()?).process_group(0);
-    match &launch.report {
-        Some(path) => cmd.env("ALLOC8_REPORT", path),
-        None => cmd.env("ALLOC8_REPORT", "off"),
+    cmd.args(args).env("LD_PRELOAD", launch.lib).stdin(Stdio::null()).stdout(out.try_clone()?).stderr(err.try_clone()?);
+    let report = launch.scratch.join(format!("child-{}.jsonl", CHILDREN.fetch_add(1, Ordering::Relaxed)));
+    match launch.reports {
+        true => cmd.env("ALLOC8_REPORT", &report),
+        false => cmd.env("ALLOC8_REPORT", "off"),
     };
     let oom_before = oom_kills();
     let start = Instant::now();
-    let mut child = cmd.spawn().with_context(|| format!("cannot run {}", exe.display()))?;
+    let mut child = children::spawn(&mut cmd).with_context(|| format!("cannot run {}", exe.display()))?;
     let pid = child.id() as i32;
     let mut terminated: Option<Instant> = None;
     loop {
@@ -68,14 +83,42 @@ pub fn run(launch: &Launch, exe: &Path, args: &[String], limit: Duration) -> Res
     // Whatever the driver's own children left running in its group, while
     // the unreaped child still holds the group's id (no other group can have it).
     unsafe { libc::kill(-pid, libc::SIGKILL) };
+    children::release(child.id());
     let status = child.wait()?;
     let end = match (terminated, status.signal()) {
         (Some(_), _) => End::TimedOut,
         (None, Some(sig)) => End::Signaled(sig),
         (None, None) => End::Exited(status.code().unwrap_or(0)),
     };
+    let shim = if launch.reports { shim_report::processes(&std::fs::read_to_string(&report).unwrap_or_default()) } else { Vec::new() };
+    let _ = std::fs::remove_file(&report);
     let oom_killed = end == End::Signaled(libc::SIGKILL) && oom_kills() > oom_before;
-    Ok(Outcome { end, stdout: read_all(&mut out)?, stderr: read_all(&mut err)?, pid, oom_killed })
+    let outcome = Outcome { end, stdout: read_all(&mut out)?, stderr: read_all(&mut err)?, pid, shim, oom_killed };
+    if launch.reports && outcome.end == End::Exited(0) {
+        prove_live(launch, exe, &outcome)?;
+    }
+    Ok(outcome)
+}
+
+/// A child that finished cleanly must have run on the library: the shim's
+/// load line from its pid, with malloc bound to the shim.
+fn prove_live(launch: &Launch, exe: &Path, out: &Outcome) -> Result<()> {
+    let program = exe.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    match out.shim.iter().find(|r| r.pid == out.pid && !r.forked) {
+        Some(row) if row.bound == Some(true) => Ok(()),
+        Some(_) => bail!(
+            "{} loaded into the test program {} (pid {}) but its malloc was not the one called there: nothing it did can be judged",
+            launch.lib.display(),
+            program,
+            out.pid
+        ),
+        None => bail!(
+            "{} never came alive in the test program {} (pid {}): the dynamic linker did not load it, so nothing ran on it",
+            launch.lib.display(),
+            program,
+            out.pid
+        ),
+    }
 }
 
 /// The kernel's count of processes its OOM killer ended (`oom_kill` in
@@ -133,6 +176,29 @@ pub fn signal_name(sig: i32) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    #[test]
+    fn a_clean_exit_passes_only_with_the_shims_word_that_it_was_live_and_bound() {
+        let launch = Launch { lib: Path::new("/l/libh.so"), reports: true, scratch: Path::new("/tmp") };
+        let outcome = |report: &str| Outcome {
+            end: End::Exited(0),
+            stdout: String::new(),
+            stderr: String::new(),
+            pid: 7,
+            shim: shim_report::processes(report),
+            oom_killed: false,
+        };
+        let exe = Path::new("/c/model-1");
+        let live = outcome(r#"{"event":"load","pid":7,"heap":"h","bound":true,"exe":"/c/model-1"}"#);
+        assert!(prove_live(&launch, exe, &live).is_ok());
+        let unbound = outcome(r#"{"event":"load","pid":7,"heap":"h","bound":false}"#);
+        assert!(prove_live(&launch, exe, &unbound).unwrap_err().to_string().contains("was not the one called there"));
+        let other = outcome(r#"{"event":"load","pid":8,"heap":"h","bound":true}"#);
+        assert!(prove_live(&launch, exe, &other).unwrap_err().to_string().contains("never came alive in the test program model-1 (pid 7)"));
+        assert!(prove_live(&launch, exe, &outcome("")).is_err(), "no report at all is no proof");
+    }
+
     #[test]
     fn oom_kill_count_from_vmstat() {
         assert_eq!(super::parse_oom_kills("pgfault 10\noom_kill 3\nswap_ra 0\n"), 3);

@@ -27,7 +27,7 @@ mod stress;
 mod trace_model;
 
 use crate::run::library::{self, Library};
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use budget::Budget;
 use child::{End, Launch};
 use clap::{ArgGroup, Args};
@@ -96,13 +96,17 @@ fn run(args: &TestArgs) -> Result<ExitCode> {
     if !cfg!(target_os = "linux") {
         bail!("alloc8 test runs on Linux: it preloads the library into its test programs with LD_PRELOAD");
     }
+    // Ctrl-C ends every child and removes the scratch directory (crate::children).
+    crate::children::guard();
+    let scratch = crate::children::TempDir::new("alloc8-test-").context("cannot create a temporary directory")?;
     if let Some(file) = &args.replay {
-        return replay(args, file);
+        return replay(args, file, scratch.path());
     }
     let lib = resolve(args.lib.as_deref(), args.heap.as_deref(), args.threads, args.verbose)?;
     let random = Duration::from_secs(args.time);
     let budget = Budget::new(FIXED_BUDGET + random);
-    let launch = Launch { lib: &lib.path, report: None };
+    let preloaded = crate::run::preload::unsplittable(&lib.path)?;
+    let launch = Launch { lib: &preloaded, reports: lib.reports, scratch: scratch.path() };
     prove_bound(&launch, &lib)?;
     let gaps = gaps::Gaps::of(&lib.path);
     let seed = args.seed.unwrap_or_else(clock_seed);
@@ -220,7 +224,7 @@ fn clock_seed() -> u64 {
 }
 
 /// `--replay FILE`: the trace again, in one child, against the library it names.
-fn replay(args: &TestArgs, file: &Path) -> Result<ExitCode> {
+fn replay(args: &TestArgs, file: &Path, scratch: &Path) -> Result<ExitCode> {
     let r = shrink::read_replay(file)?;
     let (lib_arg, heap_arg, threads) = match (&args.lib, &args.heap) {
         // A heap is rebuilt (a no-op when unchanged), so a fixed heap is what runs.
@@ -233,7 +237,10 @@ fn replay(args: &TestArgs, file: &Path) -> Result<ExitCode> {
         (lib, heap) => (lib.clone(), heap.clone(), args.threads),
     };
     let lib = resolve(lib_arg.as_deref(), heap_arg.as_deref(), threads, args.verbose)?;
-    let launch = Launch { lib: &lib.path, report: None };
+    // As every run of `test`: no verdict on a library not proven to replace malloc.
+    let preloaded = crate::run::preload::unsplittable(&lib.path)?;
+    let launch = Launch { lib: &preloaded, reports: lib.reports, scratch };
+    prove_bound(&launch, &lib)?;
     let driver = model::Driver::new(&launch, r.usable)?;
     let limit = Duration::from_secs(30);
     let failure = driver.run(&r.ops, limit)?;

@@ -43,7 +43,7 @@ impl<'a> Driver<'a> {
 
     /// Runs `ops` in a child; None if every rule held.
     pub fn run(&self, ops: &[Op], limit: Duration) -> Result<Option<Failure>> {
-        let file = tempfile::Builder::new().prefix("alloc8-trace-").tempfile().context("cannot create a trace file")?;
+        let file = tempfile::Builder::new().prefix("trace-").tempfile_in(self.launch.scratch).context("cannot create a trace file")?;
         write_trace(file.path(), ops, &[])?;
         let mut args = vec![file.path().display().to_string()];
         if !self.usable {

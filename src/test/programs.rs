@@ -45,9 +45,11 @@ impl Program {
         let src_dir = dir.join(format!("src-{}", &key[..12]));
         cache::write_if_changed(&src_dir.join(self.file), self.source)?;
         cache::write_if_changed(&src_dir.join("driver.h"), DRIVER_H)?;
-        let tmp = exe.with_extension(format!("tmp{}", std::process::id()));
+        // Removed if the compiler fails or alloc8 is interrupted (crate::children).
+        let tmp = crate::children::TempPath::new(exe.with_extension(format!("tmp{}", std::process::id())));
+        let tmp = tmp.path();
         let mut cmd = compiler(self.cxx, &src_dir)?;
-        cmd.args(self.flags()).arg("-o").arg(&tmp).arg(src_dir.join(self.file));
+        cmd.args(self.flags()).arg("-o").arg(tmp).arg(src_dir.join(self.file));
         if !self.cxx {
             cmd.arg("-lstdc++");
         }
@@ -59,7 +61,7 @@ impl Program {
                 String::from_utf8_lossy(&out.stderr).trim()
             );
         }
-        std::fs::rename(&tmp, &exe).with_context(|| format!("cannot write {}", exe.display()))?;
+        std::fs::rename(tmp, &exe).with_context(|| format!("cannot write {}", exe.display()))?;
         Ok(exe)
     }
 }

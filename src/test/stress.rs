@@ -12,7 +12,6 @@ use super::programs;
 use super::protocol::{self, Line};
 use super::report::{Family, FamilyResult, Finding, Status};
 use super::Budget;
-use crate::run::report as shim_report;
 use alloc8::testing::Rule;
 use anyhow::Result;
 use std::time::Duration;
@@ -62,9 +61,7 @@ pub fn threads(launch: &Launch, gaps: &Gaps, seed: u64, time: Duration, hooks: b
     if !gaps.has_usable_size() {
         args.push("nousable".into());
     }
-    let report = tempfile::Builder::new().prefix("alloc8-test-").suffix(".jsonl").tempfile()?;
-    let launch = Launch { lib: launch.lib, report: hooks.then(|| report.path().to_path_buf()) };
-    let out = child::run(&launch, &exe, &args, limit)?;
+    let out = child::run(launch, &exe, &args, limit)?;
     let done = protocol::first(&out.stdout);
     let created: u64 = done.as_ref().and_then(|d| protocol::done_value(d, "threads")).and_then(|v| v.parse().ok()).unwrap_or(0);
     result.summary = match created {
@@ -80,9 +77,7 @@ pub fn threads(launch: &Launch, gaps: &Gaps, seed: u64, time: Duration, hooks: b
         return Ok(result);
     }
     if hooks {
-        let text = std::fs::read_to_string(report.path()).unwrap_or_default();
-        let rows = shim_report::processes(&text);
-        let counts = rows.iter().find(|r| r.pid == out.pid).and_then(|r| r.threads);
+        let counts = out.shim.iter().find(|r| r.pid == out.pid).and_then(|r| r.threads);
         match counts {
             Some(c) if c.inits == created && c.cleanups == created => result
                 .notes

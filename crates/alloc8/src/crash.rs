@@ -135,9 +135,25 @@ fn faulting_write(_context: *mut u8) -> Option<bool> {
     None
 }
 
+/// Who sent a signal that was sent rather than raised by a fault: a
+/// `si_code` <= 0 (SI_USER from kill, SI_QUEUE, SI_TKILL from tgkill and
+/// abort) carries the sender's pid where a fault carries its address.
+fn sender(info: *const u8) -> Option<i32> {
+    if info.is_null() {
+        return None;
+    }
+    // siginfo_t: si_signo, si_errno, si_code (ints), padding, then the union:
+    // si_pid first for a sent signal, si_addr for a fault.
+    let code = unsafe { core::ptr::read_unaligned(info.add(8) as *const i32) };
+    if code > 0 {
+        return None;
+    }
+    Some(unsafe { core::ptr::read_unaligned(info.add(16) as *const i32) })
+}
+
 extern "C" fn handler(sig: i32, info: *const u8, context: *mut u8) {
-    // siginfo_t: si_signo, si_errno, si_code, padding, then si_addr for faults.
-    let fault = (sig == SIGSEGV || sig == SIGBUS) && !info.is_null();
+    let sent_by = sender(info);
+    let fault = (sig == SIGSEGV || sig == SIGBUS) && !info.is_null() && sent_by.is_none();
     let addr = if fault { Some(unsafe { core::ptr::read_unaligned(info.add(16) as *const usize) }) } else { None };
     // Where a fault happened (an abort's is always inside the C library's raise).
     let pc = if fault { faulting_pc(context) } else { None };
@@ -156,7 +172,7 @@ extern "C" fn handler(sig: i32, info: *const u8, context: *mut u8) {
     let mut ops = [None; DEPTH];
     let n = trail::recent(&mut ops);
     let mut line = Text::new();
-    describe(&mut line, sig, addr, at.as_ref().map(|(pc, m)| (*pc, m.as_ref())), &ops[..n], blocks, write);
+    describe(&mut line, sig, addr, sent_by, at.as_ref().map(|(pc, m)| (*pc, m.as_ref())), &ops[..n], blocks, write);
     crate::report::emit_json(line.as_bytes());
     // A checked shim's quarantine may hold the write after free that led here:
     // a finding is reported (and the process ends by SIGABRT) after this line.
@@ -168,11 +184,13 @@ extern "C" fn handler(sig: i32, info: *const u8, context: *mut u8) {
     syscall::tgkill(syscall::gettid(), sig);
 }
 
-/// The crash as one JSON line. `at`: the faulting instruction and the file it lies in.
+/// The crash as one JSON line. `at`: the faulting instruction and the file
+/// it lies in; `sent_by`: the pid that sent the signal, if it was sent.
 pub fn describe(
     out: &mut Text,
     sig: i32,
     addr: Option<usize>,
+    sent_by: Option<i32>,
     at: Option<(usize, Option<&Mapped>)>,
     ops: &[Option<trail::Op>],
     blocks: Option<Blocks>,
@@ -186,6 +204,9 @@ pub fn describe(
         None => {
             let _ = out.write_str(",\"addr\":null");
         }
+    }
+    if let Some(pid) = sent_by {
+        let _ = write!(out, ",\"sender\":{}", pid);
     }
     if let Some((pc, file)) = at {
         let _ = write!(out, ",\"pc\":{}", pc);
@@ -266,7 +287,7 @@ mod tests {
         let op = |name: &'static [u8], kind, ptr, size, result| Some(trail::Op { name, kind, ptr, size, result });
         let ops = [op(b"malloc", Kind::Alloc, 0, 24, 4096), op(b"free", Kind::Free, 4096, 0, 0), op(b"malloc", Kind::Alloc, 0, 8, PENDING)];
         let mut out = Text::new();
-        describe(&mut out, 11, Some(4100), None, &ops, None, None);
+        describe(&mut out, 11, Some(4100), None, None, &ops, None, None);
         let text = core::str::from_utf8(out.as_bytes()).unwrap();
         assert!(text.starts_with("{\"event\":\"crash\",\"pid\":"), "{}", text);
         assert!(
@@ -282,11 +303,11 @@ mod tests {
         fn known(a: usize) -> Option<Known> {
             Some(Known { start: a, size: 2, freed: false, alloc_site: 0, free_site: 0, guarded: false })
         }
-        describe(&mut out, 6, None, None, &ops, Some(known), None);
+        describe(&mut out, 6, None, Some(77), None, &ops, Some(known), None);
         let text = core::str::from_utf8(out.as_bytes()).unwrap();
-        assert!(text.contains("\"addr\":null") && !text.contains("block"), "an abort has no address: {}", text);
+        assert!(text.contains("\"addr\":null,\"sender\":77") && !text.contains("block"), "an abort has no address: {}", text);
         let mut out = Text::new();
-        describe(&mut out, 11, Some(0), None, &ops, Some(|a| if a == 0 { None } else { known(a) }), None);
+        describe(&mut out, 11, Some(0), None, None, &ops, Some(|a| if a == 0 { None } else { known(a) }), None);
         assert!(!core::str::from_utf8(out.as_bytes()).unwrap().contains("block"));
         // A guarded block: the access, and where it was allocated (a function of this test program).
         fn guarded(a: usize) -> Option<Known> {
@@ -294,7 +315,7 @@ mod tests {
             Some(Known { start: a - 40, size: 40, freed: false, alloc_site: site + 1, free_site: 0, guarded: true })
         }
         let mut out = Text::new();
-        describe(&mut out, 11, Some(0x7000_0028), None, &[], Some(guarded), Some(false));
+        describe(&mut out, 11, Some(0x7000_0028), None, None, &[], Some(guarded), Some(false));
         let text = core::str::from_utf8(out.as_bytes()).unwrap();
         assert!(text.contains(",\"access\":\"read\",\"block\":{\"start\":1879048192,\"size\":40,\"freed\":false,\"source\":\"guard\",\"allocated\":{\"module\":\""), "{}", text);
         assert!(!text.contains("freed_at"), "{}", text);

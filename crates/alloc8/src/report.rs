@@ -7,6 +7,10 @@
 //!   fd 2 if it is still the file it was at start-up (a program that closed
 //!   its stderr, as `ls` does, and opened something else there, is not
 //!   written into);
+//! - `alive:PATH`: only the `load` line, to the file PATH: whether the shim came
+//!   alive and bound in each process, and nothing else (no counting, no exit
+//!   line, no crash handler). `alloc8 bench` proves each timed run with it
+//!   without changing what it times;
 //! - any other value: a file path; one JSON object per line is appended at load,
 //!   in fork children and at exit, labelled by pid. This is the channel
 //!   `alloc8 run` reads. The path is copied at start-up and the file is opened
@@ -30,6 +34,8 @@ use core::sync::atomic::{AtomicU8, Ordering};
 const OFF: u8 = 0;
 const TEXT: u8 = 1;
 const JSON: u8 = 2;
+/// `alive:PATH`: the load line alone.
+const ALIVE: u8 = 3;
 
 static MODE: AtomicU8 = AtomicU8::new(OFF);
 /// TEXT on Unix: what fd 2 was at start-up (device, inode).
@@ -53,6 +59,21 @@ pub use crate::text::Line;
 /// A string written as a JSON string literal.
 pub struct Json<'a>(pub &'a [u8]);
 
+impl Json<'_> {
+    /// The length of the literal, quotes included.
+    pub fn encoded_len(&self) -> usize {
+        2 + self
+            .0
+            .iter()
+            .map(|&b| match b {
+                b'"' | b'\\' => 2,
+                0x20..=0x7e => 1,
+                _ => 6,
+            })
+            .sum::<usize>()
+    }
+}
+
 impl fmt::Display for Json<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_char('"')?;
@@ -74,12 +95,15 @@ pub enum Destination<'a> {
     Off,
     Stderr,
     File(&'a [u8]),
+    /// `alive:PATH`: the load line alone, to PATH.
+    Alive(&'a [u8]),
 }
 
 pub fn destination(value: Option<&[u8]>) -> Destination<'_> {
     match value {
         None | Some(b"") | Some(b"off") | Some(b"0") | Some(b"none") => Destination::Off,
         Some(b"stderr") => Destination::Stderr,
+        Some(value) if value.starts_with(b"alive:") => Destination::Alive(&value[6..]),
         Some(path) => Destination::File(path),
     }
 }
@@ -92,7 +116,7 @@ pub fn init() {
     windows::init();
     // Nobody will read counts no report carries. macOS keeps them: its
     // zone answers `malloc_zone_statistics` to tools at any time.
-    if cfg!(not(target_os = "macos")) && MODE.load(Ordering::Relaxed) == OFF {
+    if cfg!(not(target_os = "macos")) && matches!(MODE.load(Ordering::Relaxed), OFF | ALIVE) {
         crate::stats::stop_counting();
     }
 }
@@ -100,12 +124,13 @@ pub fn init() {
 /// The "alive" line: the shim's constructor ran in this process, and whether
 /// the process's `malloc` really resolves to the shim.
 pub fn loaded(heap: &str, bound: bool) {
-    if MODE.load(Ordering::Relaxed) != JSON {
+    if !matches!(MODE.load(Ordering::Relaxed), JSON | ALIVE) {
         return;
     }
-    let mut line = Line::new();
+    // A Text, not a Line: the program's path may be as long as PATH_MAX.
+    let mut line = crate::text::Text::new();
     let _ = write!(line, "{{\"event\":\"load\",\"pid\":{},\"heap\":{},\"bound\":{}", os::pid(), Json(heap.as_bytes()), bound);
-    exe(&mut line);
+    exe_in_full(&mut line);
     let _ = line.write_str("}\n");
     emit(&line);
 }
@@ -124,6 +149,7 @@ pub fn forked(heap: &str) {
 
 /// The exit line, with the heap's statistics if it keeps any.
 pub fn exiting(heap: &str, stats: Option<Stats>) {
+    // A Line: exit may run on a thread with a small stack (the load line names the program in full).
     let mut line = Line::new();
     match MODE.load(Ordering::Relaxed) {
         JSON => {
@@ -271,7 +297,7 @@ fn emit<const N: usize>(line: &crate::text::Buf<N>) {
         #[cfg(windows)]
         TEXT => os::write_all(2, line.as_bytes()),
         #[cfg(unix)]
-        JSON => os::append_to(unsafe { &*PATH.0.get() }, line.as_bytes()),
+        JSON | ALIVE => os::append_to(unsafe { &*PATH.0.get() }, line.as_bytes()),
         #[cfg(windows)]
         JSON => crate::win::append_file(unsafe { &*PATH.0.get() }, line.as_bytes()),
         _ => {}
@@ -279,14 +305,22 @@ fn emit<const N: usize>(line: &crate::text::Buf<N>) {
     os::set_errno(saved);
 }
 
+/// The `exe` field of the load line: any path up to PATH_MAX (the
+/// constructor runs at start-up, on the main thread's stack).
+#[inline(never)]
+fn exe_in_full<const N: usize>(line: &mut crate::text::Buf<N>) {
+    #[cfg(target_os = "linux")]
+    exe_from(line, &mut [0u8; 4096]);
+    #[cfg(not(target_os = "linux"))]
+    exe(line);
+}
+
+/// The `exe` field of other lines (a path of up to 1023 bytes: they may be
+/// written on a thread with a small stack).
+#[inline(never)]
 fn exe<const N: usize>(line: &mut crate::text::Buf<N>) {
     #[cfg(target_os = "linux")]
-    {
-        let mut buf = [0u8; 256];
-        if let Some(path) = os::exe_path(&mut buf) {
-            let _ = write!(line, ",\"exe\":{}", Json(path));
-        }
-    }
+    exe_from(line, &mut [0u8; 1024]);
     #[cfg(windows)]
     {
         let mut buf = [0u8; 256];
@@ -297,6 +331,19 @@ fn exe<const N: usize>(line: &mut crate::text::Buf<N>) {
     }
     #[cfg(not(any(target_os = "linux", windows)))]
     let _ = line;
+}
+
+/// The `exe` field read into `buf`, if the path fits it and the line whole
+/// (a cut line would not parse).
+#[cfg(target_os = "linux")]
+fn exe_from<const N: usize>(line: &mut crate::text::Buf<N>, buf: &mut [u8]) {
+    if let Some(path) = os::exe_path(buf) {
+        // What is left after it: the stats and the closing brace.
+        const ROOM: usize = 256;
+        if line.len() + ",\"exe\":".len() + Json(path).encoded_len() + ROOM <= line.capacity() {
+            let _ = write!(line, ",\"exe\":{}", Json(path));
+        }
+    }
 }
 
 /// Windows: the same channels; the text report goes to fd 2 of the C
@@ -313,6 +360,8 @@ mod windows {
             Destination::Stderr => MODE.store(TEXT, Ordering::Relaxed),
             // The value is already in PATH, NUL-terminated.
             Destination::File(_) => MODE.store(JSON, Ordering::Relaxed),
+            // `alloc8 bench` runs on Linux only.
+            Destination::Alive(_) => {}
         }
     }
 }
@@ -320,6 +369,16 @@ mod windows {
 #[cfg(unix)]
 mod unix {
     use super::*;
+
+    /// Too long a path cannot be kept: no report rather than a wrong file.
+    fn keep(path: &[u8], mode: u8) {
+        if path.len() < PATH_CAP {
+            let slot = unsafe { &mut *PATH.0.get() };
+            slot[..path.len()].copy_from_slice(path);
+            slot[path.len()] = 0;
+            MODE.store(mode, Ordering::Relaxed);
+        }
+    }
 
     /// The variable's name as data of its own: `alloc8 run` tells an alloc8
     /// shim from other allocators by these bytes, and a constant compared
@@ -337,15 +396,8 @@ mod unix {
                     MODE.store(TEXT, Ordering::Relaxed);
                 }
             }
-            Destination::File(path) => {
-                // Too long a path cannot be kept: no report rather than a wrong file.
-                if path.len() < PATH_CAP {
-                    let slot = unsafe { &mut *PATH.0.get() };
-                    slot[..path.len()].copy_from_slice(path);
-                    slot[path.len()] = 0;
-                    MODE.store(JSON, Ordering::Relaxed);
-                }
-            }
+            Destination::File(path) => keep(path, JSON),
+            Destination::Alive(path) => keep(path, ALIVE),
         }
     }
 }
@@ -361,6 +413,7 @@ mod tests {
         assert_eq!(destination(Some(b"stderr")), Destination::Stderr);
         assert_eq!(destination(Some(b"off")), Destination::Off);
         assert_eq!(destination(Some(b"/tmp/r.jsonl")), Destination::File(b"/tmp/r.jsonl"));
+        assert_eq!(destination(Some(b"alive:/tmp/r.jsonl")), Destination::Alive(b"/tmp/r.jsonl"));
     }
 
     #[test]
@@ -368,6 +421,7 @@ mod tests {
         let mut line = Line::new();
         write!(line, "{}", Json(b"a\"b\\c\n\xff")).unwrap();
         assert_eq!(line.as_bytes(), b"\"a\\\"b\\\\c\\u000a\\u00ff\"");
+        assert_eq!(Json(b"a\"b\\c\n\xff").encoded_len(), line.len());
     }
 
     #[test]

@@ -3,7 +3,8 @@
  * Forks, and in the child sets LD_PRELOAD to PRELOAD (or removes it), sends
  * stdout to /dev/null and execs PROGRAM; waits with wait4 and prints one
  * line: "exit CODE" or "signal SIG", then wall nanoseconds, user and system
- * microseconds and peak RSS in KiB.
+ * microseconds, peak RSS in KiB and the workload's pid (whose shim report
+ * proves the contender was live in it).
  *
  * Why a separate process: Linux carries the peak RSS of the address space a
  * process had before exec into the rusage it reports, so a child started by
@@ -13,9 +14,11 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -35,6 +38,7 @@ int main(int argc, char **argv) {
         return 2;
     }
     const char *preload = argv[1];
+    pid_t runner = getpid();
     double start = now_ns();
     pid_t pid = fork();
     if (pid < 0) {
@@ -42,6 +46,9 @@ int main(int argc, char **argv) {
         return 1;
     }
     if (pid == 0) {
+        /* The workload dies with the runner (which dies with alloc8). */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != runner) _exit(127);
         if (strcmp(preload, "-") != 0) setenv("LD_PRELOAD", preload, 1);
         else unsetenv("LD_PRELOAD");
         int null = open("/dev/null", O_WRONLY);
@@ -58,7 +65,7 @@ int main(int argc, char **argv) {
             return 1;
         }
     double wall = now_ns() - start;
-    printf("%s %d %.0f %ld %ld %ld\n", WIFSIGNALED(status) ? "signal" : "exit", WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status),
-           wall, micros(usage.ru_utime), micros(usage.ru_stime), usage.ru_maxrss);
+    printf("%s %d %.0f %ld %ld %ld %d\n", WIFSIGNALED(status) ? "signal" : "exit", WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status),
+           wall, micros(usage.ru_utime), micros(usage.ru_stime), usage.ru_maxrss, (int)pid);
     return 0;
 }
