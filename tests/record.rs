@@ -220,3 +220,18 @@ fn a_static_program_cannot_be_recorded_and_says_why_with_125() {
     assert_eq!(out.status.code(), Some(125), "{}", err);
     assert!(err.contains("the recorder never came alive") && err.contains("dynamic"), "{}", err);
 }
+
+/// A library at a path the dynamic linker would split (a space, a colon) is
+/// preloaded behind the recorder all the same, and serves the program.
+#[test]
+fn a_library_at_a_path_with_spaces_and_colons_is_recorded_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let odd = dir.path().join("Jane Doe: libs");
+    std::fs::create_dir_all(&odd).unwrap();
+    let lib = odd.join("lib sys:tem.so");
+    std::fs::copy(shim("system"), &lib).unwrap();
+    let out = record(&dir.path().join("traces"), &["--lib", lib.to_str().unwrap()], &[program("record_threads.c").to_str().unwrap()], &[]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr);
+    assert!(stderr.contains("the trace holds the same"), "the shim was the program's malloc: {}", stderr);
+}

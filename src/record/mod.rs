@@ -57,8 +57,10 @@ pub fn main(args: &RecordArgs) -> Result<ExitCode> {
     let mut cmd = Command::new(&exe);
     cmd.arg0(name).args(&args.command[1..]);
     let existing = std::env::var_os(preload::PRELOAD_VAR);
+    // Paths with a space or a colon would be split by the dynamic linker (as under `run`).
+    let recorder = preload::unsplittable(&recorder)?;
     let list: OsString = match &heap {
-        Some(lib) => preload::compose(&recorder, Some(&preload::compose(&lib.path, existing.as_deref()))),
+        Some(lib) => preload::compose(&recorder, Some(&preload::compose(&preload::unsplittable(&lib.path)?, existing.as_deref()))),
         None => preload::compose(&recorder, existing.as_deref()),
     };
     cmd.env(preload::PRELOAD_VAR, list);
