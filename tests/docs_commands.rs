@@ -138,7 +138,8 @@ fn accepted_flags(command: &str) -> Vec<Vec<String>> {
             .split(|c: char| c == ',' || c.is_whitespace())
             .take_while(|w| w.is_empty() || w.starts_with('-'))
             .filter(|w| w.len() > 1 && w.starts_with('-') && w.as_bytes()[1] != b' ')
-            .map(String::from)
+            // `--checked[=<MODE>]`: a flag with an optional value is the flag.
+            .map(|w| w.split(['[', '=']).next().unwrap_or(w).to_string())
             .collect();
         // A line of a flag's own description may open with "- value: ...".
         let is_option = spellings.first().map_or(false, |f| f.trim_start_matches('-').starts_with(|c: char| c.is_ascii_alphanumeric()));
