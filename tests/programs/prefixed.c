@@ -49,6 +49,9 @@ static int intact(const unsigned char *p, size_t n, unsigned char seed) {
 }
 
 #define ALIGNED(p, a) (((uintptr_t)(p) & ((a) - 1)) == 0)
+/* C's fundamental alignment for an n-byte block: the largest power of two not
+ * above n, up to 16 (a heap may promise it instead of 16: FUNDAMENTAL_ALIGNMENT). */
+#define FUNDAMENTAL(n) ((n) >= 16 ? 16 : (n) >= 8 ? 8 : (n) >= 4 ? 4 : (n) >= 2 ? 2 : 1)
 
 /* One round of every entry point of a prefixed library; returns the number
  * of blocks it allocated. Expands for foo_ and bar_ alike. */
@@ -56,7 +59,7 @@ static int intact(const unsigned char *p, size_t n, unsigned char seed) {
     ({                                                                            \
         unsigned long made = 0;                                                   \
         unsigned char *a = P##_malloc(n);                                         \
-        CHECK(a && ALIGNED(a, 16) && P##_malloc_usable_size(a) >= (n));           \
+        CHECK(a && ALIGNED(a, FUNDAMENTAL(n)) && P##_malloc_usable_size(a) >= (n));           \
         fill(a, n, seed);                                                         \
         made++;                                                                   \
         unsigned char *r = P##_realloc(a, 2 * (n) + 1);                           \
