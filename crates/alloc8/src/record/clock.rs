@@ -16,6 +16,21 @@ pub fn ticks() -> u64 {
     v
 }
 
+/// An event's stamp: the counter read only once every instruction before it
+/// has completed (`lfence; rdtsc`). A bare rdtsc may run ahead of the load
+/// that gave this thread its pointer, so a free on one thread could be
+/// stamped before the allocation on another that handed it over (seen in
+/// tests/replay.rs's hand-off program: a free naming a block "never
+/// allocated"), or a reuse before the free that made it possible.
+#[inline(always)]
+pub fn stamp() -> u64 {
+    #[cfg(target_arch = "x86_64")]
+    unsafe {
+        core::arch::x86_64::_mm_lfence()
+    };
+    ticks()
+}
+
 /// A stamp no earlier than every memory access before it (the watermark
 /// protocol needs the order between a published stamp and the reads).
 #[inline]

@@ -350,7 +350,7 @@ pub fn alloc(code: u8, size: usize, call: impl FnOnce() -> *mut u8) -> *mut u8 {
         let p = call();
         drop(guard);
         begin(t);
-        let now = clock::ticks();
+        let now = clock::stamp();
         t.events.op(&mut t.buf, code);
         t.events.num(&mut t.buf, size as u64);
         t.events.ptr(&mut t.buf, p as u64);
@@ -369,7 +369,7 @@ pub fn alloc2(code: u8, first: usize, size: usize, call: impl FnOnce() -> *mut u
         let p = call();
         drop(guard);
         begin(t);
-        let now = clock::ticks();
+        let now = clock::stamp();
         t.events.op(&mut t.buf, code);
         t.events.num(&mut t.buf, first as u64);
         t.events.num(&mut t.buf, size as u64);
@@ -390,7 +390,7 @@ pub fn posix_memalign(out: *mut *mut u8, align: usize, size: usize, call: impl F
         t.nested = 0;
         let p = if r == 0 && !out.is_null() { unsafe { *out } } else { core::ptr::null_mut() };
         begin(t);
-        let now = clock::ticks();
+        let now = clock::stamp();
         t.events.op(&mut t.buf, op::POSIX_MEMALIGN);
         t.events.num(&mut t.buf, align as u64);
         t.events.num(&mut t.buf, size as u64);
@@ -407,7 +407,7 @@ pub fn posix_memalign(out: *mut *mut u8, align: usize, size: usize, call: impl F
 pub fn free(code: u8, ptr: *mut u8, size: Option<usize>, align: Option<usize>, call: impl FnOnce()) {
     with_thread!(call(), |t| {
         begin(t);
-        let now = clock::ticks();
+        let now = clock::stamp();
         t.nested = 1;
         call();
         t.nested = 0;
@@ -429,11 +429,11 @@ pub fn free(code: u8, ptr: *mut u8, size: Option<usize>, align: Option<usize>, c
 pub fn realloc(code: u8, ptr: *mut u8, count: Option<usize>, size: usize, call: impl FnOnce() -> *mut u8) -> *mut u8 {
     with_thread!(call(), |t| {
         begin(t);
-        let before = clock::ticks();
+        let before = clock::stamp();
         t.nested = 1;
         let p = call();
         t.nested = 0;
-        let after = clock::ticks();
+        let after = clock::stamp();
         t.events.op(&mut t.buf, code);
         t.events.ptr(&mut t.buf, ptr as u64);
         if let Some(c) = count {
@@ -457,7 +457,7 @@ pub fn usable_size(ptr: *mut u8, call: impl FnOnce() -> usize) -> usize {
         let n = call();
         t.nested = 0;
         begin(t);
-        let now = clock::ticks();
+        let now = clock::stamp();
         t.events.op(&mut t.buf, op::USABLE_SIZE);
         t.events.ptr(&mut t.buf, ptr as u64);
         t.events.num(&mut t.buf, n as u64);
