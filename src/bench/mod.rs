@@ -11,7 +11,7 @@ pub(crate) mod contenders;
 mod export;
 mod machine;
 pub(crate) mod measure;
-mod plot;
+pub(crate) mod plot;
 mod progress;
 mod real_programs;
 mod results;

@@ -30,7 +30,8 @@ const COLOURS: &[RGBColor] = &[
 const GLIBC_GREY: RGBColor = RGBColor(150, 150, 150);
 const LABEL_CHARS: usize = 14;
 
-fn colour(contender: usize) -> RGBColor {
+/// A contender's colour (glibc, the baseline, is contender 0); `replay`'s plot uses it too.
+pub(crate) fn colour(contender: usize) -> RGBColor {
     if contender == 0 {
         GLIBC_GREY
     } else {

@@ -5,28 +5,10 @@
 //! (text is left to the viewer: no font libraries).
 
 use super::report::Results;
+use crate::bench::plot::colour;
 use anyhow::{anyhow, Result};
 use plotters::prelude::*;
 use std::path::Path;
-
-/// Okabe and Ito's colour-blind safe palette (bench's); glibc is grey.
-const COLOURS: &[RGBColor] = &[
-    RGBColor(0, 114, 178),
-    RGBColor(230, 159, 0),
-    RGBColor(0, 158, 115),
-    RGBColor(204, 121, 167),
-    RGBColor(86, 180, 233),
-    RGBColor(213, 94, 0),
-];
-const GLIBC_GREY: RGBColor = RGBColor(150, 150, 150);
-
-fn colour(contender: usize) -> RGBColor {
-    if contender == 0 {
-        GLIBC_GREY
-    } else {
-        COLOURS[(contender - 1) % COLOURS.len()]
-    }
-}
 
 const MIB: f64 = (1u64 << 20) as f64;
 
