@@ -63,7 +63,6 @@ fn replay(args: &[&str], trace: &Path) -> (i32, String, String) {
 /// wild free and stops the program) the replay runs clean, and the blocks'
 /// contents check out at every free.
 #[test]
-#[ignore = "alloc8 record orders some cross-thread hand-offs wrongly on this VM (a free stamped before its allocation on another core, even with the whole trace sorted): the recorder's defect, open in issue 28; run with --ignored"]
 fn a_threaded_trace_replays_in_order_under_a_checking_heap() {
     let trace = handoff_trace();
     let checked = work_dir().join("replay-checked");

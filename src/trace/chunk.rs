@@ -34,6 +34,29 @@ pub struct Raw {
     pub usable: u64,
     pub kib: u64,
     pub stack: Option<Box<[u64]>>,
+    /// Only the first half of a realloc: its old block ends here, at the
+    /// stamp before the call (the reader splits reallocs; see [`Raw::release_half`]).
+    pub release_only: bool,
+}
+
+impl Raw {
+    /// A realloc's old block ends before the call and its new one begins
+    /// after it; another thread may reuse the old address (or free the new
+    /// one's previous owner) in between, so the two halves are ordered
+    /// apart. This is the first half, keyed by the stamp before the call.
+    pub fn release_half(&self) -> Raw {
+        Raw {
+            key: self.time,
+            op: self.op,
+            time: self.time,
+            ptr: self.ptr,
+            result: self.result,
+            size: self.size,
+            count: self.count,
+            release_only: true,
+            ..Raw::default()
+        }
+    }
 }
 
 /// Calls in a chunk's events (RSS samples and stacks excluded), counted by

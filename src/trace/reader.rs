@@ -156,6 +156,9 @@ pub struct Reader {
     stack_ids: HashMap<Box<[u64]>, u32>,
     maps: Vec<Vec<u8>>,
     summary: Summary,
+    /// Per thread: the block its realloc in progress released at the
+    /// realloc's first half (see `Raw::release_half`).
+    realloc_freed: Vec<Option<Freed>>,
     /// No more records (end of file or an error returned).
     done: bool,
     live_bytes: u64,
@@ -193,6 +196,7 @@ impl Reader {
             stack_ids: HashMap::new(),
             maps: Vec::new(),
             summary: Summary { calls: vec![0; 256], ..Summary::default() },
+            realloc_freed: Vec::new(),
             done: false,
             live_bytes: 0,
         })
@@ -238,7 +242,10 @@ impl Reader {
     pub fn next(&mut self) -> Result<Option<Event>, Error> {
         loop {
             if let Some((thread, raw)) = self.merge.pop(self.done) {
-                return Ok(Some(self.event(thread, raw)));
+                match self.event(thread, raw) {
+                    Some(event) => return Ok(Some(event)),
+                    None => continue,
+                }
             }
             if self.done {
                 return Ok(None);
@@ -285,6 +292,7 @@ impl Reader {
                 let (thread, expected) = *self.by_tid.entry(c.tid).or_insert((next_index, 0));
                 if thread == next_index {
                     self.threads.push(Thread { tid: c.tid, ..Thread::default() });
+                    self.realloc_freed.push(None);
                 }
                 if c.seq != expected {
                     self.summary.gaps += c.seq.saturating_sub(expected) as u64;
@@ -295,6 +303,9 @@ impl Reader {
                 let mut calls = 0u64;
                 chunk::decode(c.events, c.base, &mut |raw: Raw| {
                     calls += 1;
+                    if raw.ptr != 0 && chunk::spec(raw.op).map_or(false, |s| s.effect == Effect::Realloc) {
+                        merge.push(thread, raw.release_half());
+                    }
                     merge.push(thread, raw)
                 })?;
                 let t = &mut self.threads[thread as usize];
@@ -359,7 +370,17 @@ impl Reader {
         }
     }
 
-    fn event(&mut self, thread: u32, raw: Raw) -> Event {
+    /// The event of a call, or None for the first half of a realloc (which
+    /// only ends the old block; the event comes with the second half).
+    fn event(&mut self, thread: u32, raw: Raw) -> Option<Event> {
+        let sized = if raw.op == op::CALLOC || raw.op == op::REALLOCARRAY { raw.count.saturating_mul(raw.size) } else { raw.size };
+        if raw.release_only {
+            // The old block ends when a new one is returned, or when
+            // realloc(p, 0) returned NULL (glibc frees p).
+            let ends = raw.result != 0 || sized == 0;
+            self.realloc_freed[thread as usize] = if ends { self.release(raw.ptr) } else { None };
+            return None;
+        }
         self.summary.calls[raw.op as usize] += 1;
         let time_ns = self.ns(raw.key);
         self.summary.duration_ns = self.summary.duration_ns.max(time_ns);
@@ -369,7 +390,6 @@ impl Reader {
         }
         t.last_ns = time_ns;
         let spec = super::chunk::spec(raw.op).expect("decoded ops are in the table");
-        let sized = if raw.op == op::CALLOC || raw.op == op::REALLOCARRAY { raw.count.saturating_mul(raw.size) } else { raw.size };
         let stack = self.intern(raw.stack);
         let call = match spec.effect {
             Effect::Alloc => {
@@ -379,16 +399,13 @@ impl Reader {
             }
             Effect::Free => Call::Free { ptr: raw.ptr, freed: self.release(raw.ptr) },
             Effect::Realloc => {
-                // The old block ends when a new one is returned, or when
-                // realloc(p, 0) returned NULL (glibc frees p).
-                let ends = raw.ptr != 0 && (raw.result != 0 || sized == 0);
-                let freed = if ends { self.release(raw.ptr) } else { None };
+                let freed = if raw.ptr != 0 { self.realloc_freed[thread as usize].take() } else { None };
                 let block = (raw.result != 0).then(|| self.allocate(raw.result, sized, thread, raw.key, stack));
                 Call::Realloc { old: raw.ptr, size: sized, ptr: raw.result, freed, block, stack }
             }
             Effect::None if raw.op == op::RSS => Call::Rss { bytes: raw.kib * 1024 },
             Effect::None => Call::UsableSize { ptr: raw.ptr, usable: raw.usable },
         };
-        Event { time_ns, thread, op: raw.op, call }
+        Some(Event { time_ns, thread, op: raw.op, call })
     }
 }

@@ -85,6 +85,55 @@ fn a_cross_thread_free_follows_its_allocation_and_reuse_is_a_new_block() {
     assert!(matches!(events[2].call, Call::Alloc { block: Some(1), size: 40, .. }));
 }
 
+fn realloc(e: &mut Events, b: &mut [u8], ptr: u64, size: u64, result: u64, before: u64, after: u64) {
+    e.op(b, op::REALLOC);
+    e.ptr(b, ptr);
+    e.num(b, size);
+    e.ptr(b, result);
+    e.time(b, before);
+    e.num(b, after - before);
+}
+
+/// Thread 1's realloc moves its block from 0x5000 to 0x9000 between stamps
+/// 1200 and 1900; in that window the heap gives 0x5000 to thread 2 (stamped
+/// 1500, after the heap let it go and before the realloc returned), and
+/// thread 2 frees what was at 0x9000. Each half of the realloc is ordered by
+/// its own stamp, so no block is taken for another: no overlap, no unknown free.
+#[test]
+fn a_reuse_inside_a_realloc_is_a_new_block_not_the_old_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.a8t");
+    let t1 = chunk(11, 0, CHUNK_THREAD_END, 1000, 1000, |e, b| {
+        malloc(e, b, 24, 0x5000, 1100);
+        realloc(e, b, 0x5000, 4000, 0x9000, 1200, 1900);
+        free(e, b, 0x9000, 2500);
+    });
+    let t2 = chunk(22, 0, CHUNK_THREAD_END, 1000, 1000, |e, b| {
+        malloc(e, b, 100, 0x9000, 1050);
+        free(e, b, 0x9000, 1300);
+        malloc(e, b, 32, 0x5000, 1500);
+        free(e, b, 0x5000, 2000);
+    });
+    write(&path, &[hello(), t1, t2], true);
+    let mut r = Reader::open(&path).unwrap();
+    let mut events = Vec::new();
+    while let Some(e) = r.next().unwrap() {
+        events.push(e);
+    }
+    assert_eq!((r.summary().overlaps, r.summary().unknown_frees), (0, 0));
+    assert_eq!(events.len(), 7);
+    // The realloc ended block 1 (thread 1's 24 bytes) and began block 3.
+    let moved = events.iter().find(|e| e.op == op::REALLOC).unwrap();
+    match &moved.call {
+        Call::Realloc { freed: Some(f), block: Some(3), .. } => assert_eq!((f.block, f.size), (1, 24)),
+        other => panic!("{:?}", other),
+    }
+    // Thread 2's reuse of 0x5000 is its own block, freed as such.
+    let reuse_free = events.iter().filter(|e| e.op == op::FREE && e.thread == 1).last().unwrap();
+    assert!(matches!(reuse_free.call, Call::Free { freed: Some(Freed { block: 2, size: 32, .. }), .. }), "{:?}", reuse_free);
+    assert_eq!(r.live().count(), 0);
+}
+
 #[test]
 fn the_watermark_holds_back_what_an_earlier_chunk_may_precede() {
     let dir = tempfile::tempdir().unwrap();

@@ -19,9 +19,8 @@ pub fn ticks() -> u64 {
 /// An event's stamp: the counter read only once every instruction before it
 /// has completed (`lfence; rdtsc`). A bare rdtsc may run ahead of the load
 /// that gave this thread its pointer, so a free on one thread could be
-/// stamped before the allocation on another that handed it over (seen in
-/// tests/replay.rs's hand-off program: a free naming a block "never
-/// allocated"), or a reuse before the free that made it possible.
+/// stamped before the allocation on another that handed it over, or a reuse
+/// before the free that made it possible.
 #[inline(always)]
 pub fn stamp() -> u64 {
     #[cfg(target_arch = "x86_64")]
