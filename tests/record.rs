@@ -273,3 +273,27 @@ fn a_full_disk_leaves_the_program_unharmed_and_the_trace_marked_incomplete() {
     let calls = p[0]["calls"].as_u64().unwrap();
     assert!(calls > 1000 && calls < 160_000, "{}", calls);
 }
+
+/// `alloc8 run --record DIR` is `alloc8 record -o DIR` on the same heap:
+/// the same trace, the shim's counts checked against it; flags that only
+/// mean something to a report are refused with it.
+#[test]
+fn run_record_is_an_alias_of_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let exe = program("record_threads.c");
+    let lib = shim("system");
+    let mut cmd = alloc8();
+    cmd.args(["run", "--lib", lib.to_str().unwrap(), "--record"]).arg(dir.path()).arg("--").arg(&exe);
+    let out = output_within(&mut cmd, Duration::from_secs(240));
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr);
+    assert_eq!(text(&out.stdout), "done\n");
+    assert!(stderr.contains("the trace holds the same"), "{}", stderr);
+    let p = profile_json(&traces(dir.path(), "record_threads")[0]);
+    assert!(p["calls"].as_u64().unwrap() >= 160_400, "{}", p["calls"]);
+
+    let out =
+        alloc8().args(["run", "--lib", lib.to_str().unwrap(), "--json", "--record"]).arg(dir.path()).args(["--", "true"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("cannot be used with"), "{}", text(&out.stderr));
+}

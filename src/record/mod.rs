@@ -11,7 +11,7 @@ mod args;
 mod library;
 mod receive;
 
-pub use args::RecordArgs;
+pub use args::{RecordArgs, DEFAULT_STACKS};
 
 use crate::output::errln;
 use crate::run::{self, preload, program, report, wait, Exit};
