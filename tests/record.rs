@@ -291,6 +291,11 @@ fn run_record_is_an_alias_of_record() {
     assert!(stderr.contains("the trace holds the same"), "{}", stderr);
     let p = profile_json(&traces(dir.path(), "record_threads")[0]);
     assert!(p["calls"].as_u64().unwrap() >= 160_400, "{}", p["calls"]);
+    // The calls `record` counted as they arrived (from each chunk's header)
+    // are the calls the trace holds.
+    let said = stderr.lines().find(|l| l.contains("record_threads.") && l.contains(" calls, ")).unwrap();
+    let counted: u64 = said.split(" calls, ").next().unwrap().rsplit(' ').next().unwrap().parse().unwrap();
+    assert_eq!(counted, p["calls"].as_u64().unwrap(), "{}", said);
 
     let out =
         alloc8().args(["run", "--lib", lib.to_str().unwrap(), "--json", "--record"]).arg(dir.path()).args(["--", "true"]).output().unwrap();
