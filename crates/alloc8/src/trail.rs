@@ -66,7 +66,8 @@ struct Entry {
 
 /// A thread's entries, aligned to twice their size: the address after the
 /// last entry has the bit `RING_BYTES` set, and clearing it wraps to the first.
-#[repr(C, align(1024))]
+#[cfg_attr(target_pointer_width = "64", repr(C, align(1024)))]
+#[cfg_attr(not(target_pointer_width = "64"), repr(C, align(512)))]
 struct Ring {
     entries: [Entry; DEPTH],
     owner: AtomicUsize,
