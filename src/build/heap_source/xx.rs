@@ -47,6 +47,8 @@ pub struct Promises {
     pub sets_enomem: bool,
     pub free_accepts_null: bool,
     pub malloc_accepts_zero: bool,
+    /// `max_size`: the heap's own bound on a request (else the address space's).
+    pub max_size: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -172,6 +174,7 @@ pub fn open_dir(dir: &Path) -> Result<HeapSource, HeapError> {
         sets_enomem: manifest.sets_enomem,
         free_accepts_null: manifest.free_accepts_null,
         malloc_accepts_zero: manifest.malloc_accepts_zero,
+        max_size: manifest.max_size,
     };
     let name = manifest.name.clone().unwrap_or_else(|| stem(&dir));
     Ok(HeapSource { name, kind: HeapKind::Xx(XxInput::Sources(sources)) })
