@@ -613,3 +613,29 @@ fn a_heap_declaring_max_size_is_never_asked_for_more() {
     all_say(&beyond(&lib, (1 << 20) + 1), "NULL ENOMEM");
     all_say(&beyond(&lib, 1 << 20), "served");
 }
+
+/// A heap whose xxmalloc_lock is empty (Hoard's is) holds nothing across
+/// fork: the build says so, naming the heap; one whose lock takes its mutex
+/// builds without a word about it.
+#[test]
+fn a_heap_whose_fork_lock_does_nothing_is_named_at_build() {
+    let empty = XX_BUMP
+        .replace("void xxmalloc_lock(void) {\n    pthread_mutex_lock(&lock);\n}", "void xxmalloc_lock(void) {\n}")
+        .replace("void xxmalloc_unlock(void) {\n    pthread_mutex_unlock(&lock);\n}", "void xxmalloc_unlock(void) {\n}");
+    assert_ne!(empty, XX_BUMP);
+    let heap = heap_file("no_fork_lock.c", &empty);
+    let out = build(&heap, &[], &dir("no_fork_lock"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{}", err);
+    assert!(
+        err.contains(&format!(
+            "warning: heap {}: xxmalloc_lock does nothing, so no lock of the heap is held across fork()",
+            heap.display()
+        )),
+        "{}",
+        err
+    );
+    let out = build(&heap_file("fork_lock.c", XX_BUMP), &[], &dir("fork_lock"));
+    assert!(out.status.success());
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("xxmalloc_lock"), "{}", String::from_utf8_lossy(&out.stderr));
+}

@@ -155,6 +155,7 @@ mod tests {
                 thread_cleanup: true,
                 created_flag: Some(4),
                 cxx: true,
+                lock_does_nothing: false,
             },
             Promises {
                 free_preserves_errno: true,

@@ -297,6 +297,14 @@ pub fn prepare(
     if target == Some(crate::build::target::WINDOWS_GNU) && mode == Mode::Interpose && !provided.owns {
         return Err(XxError::NeedsOwns(heap.to_path_buf()));
     }
+    if provided.lock_does_nothing && mode == Mode::Interpose {
+        eprintln!(
+            "warning: heap {}: xxmalloc_lock does nothing, so no lock of the heap is held across fork(): a child \
+             forked while another thread is inside the heap can find a lock held forever (`alloc8 test --only fork` \
+             shows it; docs/xxmalloc.md, \"Fork\")",
+            heap.display()
+        );
+    }
     let cxx = provided.cxx || matches!(input, XxInput::Sources(s) if s.has(Lang::Cxx));
     let promises = match input {
         XxInput::Sources(s) => s.promises,
