@@ -235,3 +235,70 @@ fn a_library_at_a_path_with_spaces_and_colons_is_recorded_on() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr);
     assert!(stderr.contains("the trace holds the same"), "the shim was the program's malloc: {}", stderr);
 }
+
+/// A full disk while recording (here the file-size limit, which fails the
+/// write as a full disk does: EFBIG instead of ENOSPC): the program runs on
+/// unharmed to its own exit, `record` says the trace is incomplete and why,
+/// and what was written before the failure is still profiled with --partial.
+#[test]
+fn a_full_disk_leaves_the_program_unharmed_and_the_trace_marked_incomplete() {
+    let dir = tempfile::tempdir().unwrap();
+    let exe = program("record_threads.c");
+    // The recorder library is built (and cached) before the limit applies.
+    let warm = tempfile::tempdir().unwrap();
+    assert_eq!(record(warm.path(), &[], &["true"], &[]).status.code(), Some(0));
+    // 256 blocks of 512 bytes: far less than the trace of 160,000 calls.
+    let mut cmd = Command::new("sh");
+    cmd.env("ALLOC8_CACHE_DIR", work_dir().join("cache"))
+        .arg("-c")
+        .arg("trap '' XFSZ; ulimit -f 256; exec \"$0\" \"$@\"")
+        .arg(env!("CARGO_BIN_EXE_alloc8"))
+        .args(["record", "--stacks", "0", "-o"])
+        .arg(dir.path())
+        .arg("--")
+        .arg(&exe);
+    let out = output_within(&mut cmd, Duration::from_secs(240));
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr);
+    assert_eq!(text(&out.stdout), "done\n");
+    assert!(stderr.contains("INCOMPLETE: cannot write") && stderr.contains("File too large"), "{}", stderr);
+    assert!(stderr.contains("alloc8 profile --partial"), "{}", stderr);
+    let trace = &traces(dir.path(), "record_threads")[0];
+    assert!(std::fs::metadata(trace).unwrap().len() <= 256 * 512);
+    let cut = profile(&[trace.to_str().unwrap()]);
+    assert_eq!(cut.status.code(), Some(2), "{}", text(&cut.stderr));
+    let out = profile(&["--partial", "--json", trace.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let p: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let calls = p[0]["calls"].as_u64().unwrap();
+    assert!(calls > 1000 && calls < 160_000, "{}", calls);
+}
+
+/// `alloc8 run --record DIR` is `alloc8 record -o DIR` on the same heap:
+/// the same trace, the shim's counts checked against it; flags that only
+/// mean something to a report are refused with it.
+#[test]
+fn run_record_is_an_alias_of_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let exe = program("record_threads.c");
+    let lib = shim("system");
+    let mut cmd = alloc8();
+    cmd.args(["run", "--lib", lib.to_str().unwrap(), "--record"]).arg(dir.path()).arg("--").arg(&exe);
+    let out = output_within(&mut cmd, Duration::from_secs(240));
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr);
+    assert_eq!(text(&out.stdout), "done\n");
+    assert!(stderr.contains("the trace holds the same"), "{}", stderr);
+    let p = profile_json(&traces(dir.path(), "record_threads")[0]);
+    assert!(p["calls"].as_u64().unwrap() >= 160_400, "{}", p["calls"]);
+    // The calls `record` counted as they arrived (from each chunk's header)
+    // are the calls the trace holds.
+    let said = stderr.lines().find(|l| l.contains("record_threads.") && l.contains(" calls, ")).unwrap();
+    let counted: u64 = said.split(" calls, ").next().unwrap().rsplit(' ').next().unwrap().parse().unwrap();
+    assert_eq!(counted, p["calls"].as_u64().unwrap(), "{}", said);
+
+    let out =
+        alloc8().args(["run", "--lib", lib.to_str().unwrap(), "--json", "--record"]).arg(dir.path()).args(["--", "true"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("cannot be used with"), "{}", text(&out.stderr));
+}

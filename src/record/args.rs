@@ -4,6 +4,9 @@ use clap::Args;
 use std::ffi::OsString;
 use std::path::PathBuf;
 
+/// One stack every this many bytes allocated, per thread (jemalloc's default sampling rate).
+pub const DEFAULT_STACKS: u64 = 512 * 1024;
+
 #[derive(Args, Clone)]
 pub struct RecordArgs {
     /// A malloc library to record the program on (any: one `alloc8 build` made, jemalloc...).
@@ -17,7 +20,7 @@ pub struct RecordArgs {
     #[arg(long, short, value_name = "DIR", default_value = ".")]
     pub output: PathBuf,
     /// Take one call stack every N bytes allocated, per thread (0: none).
-    #[arg(long, value_name = "N", default_value_t = 512 * 1024)]
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_STACKS)]
     pub stacks: u64,
     /// Print nothing of our own (errors aside); the exit status still tells.
     #[arg(long, short)]

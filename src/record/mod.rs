@@ -11,7 +11,7 @@ mod args;
 mod library;
 mod receive;
 
-pub use args::RecordArgs;
+pub use args::{RecordArgs, DEFAULT_STACKS};
 
 use crate::output::errln;
 use crate::run::{self, preload, program, report, wait, Exit};
@@ -141,7 +141,9 @@ fn summary(written: &[receive::Written], launched: Option<&receive::Written>, sh
     const SHOWN: usize = 8;
     for w in files.iter().take(SHOWN) {
         let size = std::fs::metadata(&w.path).map(|m| m.len()).unwrap_or(0);
-        let per_call = if w.calls > 0 { format!(", {:.1} bytes/call", size as f64 / w.calls as f64) } else { String::new() };
+        // An incomplete file holds fewer calls than were received.
+        let per_call =
+            if w.calls > 0 && w.failed.is_none() { format!(", {:.1} bytes/call", size as f64 / w.calls as f64) } else { String::new() };
         let state = match (&w.failed, w.exited) {
             (Some(why), _) => format!(" INCOMPLETE: {}", why),
             (None, true) => String::new(),
@@ -163,8 +165,13 @@ fn summary(written: &[receive::Written], launched: Option<&receive::Written>, sh
         out.push_str(&format!("alloc8 record: and {} more traces ({} calls)\n", rest.len(), calls));
     }
     out.push_str(&format!("alloc8 record: {} (pid {}) {}\n", shown, pid, ended));
-    if let Some(w) = launched.filter(|w| w.created) {
-        out.push_str(&format!("alloc8 record: see it with `alloc8 profile {}`\n", w.path.display()));
+    match launched.filter(|w| w.created) {
+        Some(w) if w.failed.is_some() => out.push_str(&format!(
+            "alloc8 record: the calls written before the failure are read with `alloc8 profile --partial {}`\n",
+            w.path.display()
+        )),
+        Some(w) => out.push_str(&format!("alloc8 record: see it with `alloc8 profile {}`\n", w.path.display())),
+        None => {}
     }
     out
 }

@@ -97,6 +97,8 @@ impl Receiver {
                 self.open.insert(h.pid, open);
                 return;
             }
+            // The recorder counted them; a chunk that says 0 is counted here.
+            Message::Chunk(c) if c.calls > 0 => (c.pid, c.calls as u64),
             Message::Chunk(c) => (c.pid, trace::count_calls(c.events)),
             Message::Maps { pid, .. } => (*pid, 0),
             Message::Exit { pid, .. } => {

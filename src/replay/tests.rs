@@ -29,7 +29,7 @@ fn chunk(tid: u32, calls: &[(u8, u64, u64, u64)]) -> Vec<u8> {
             e.num(&mut buf, 1);
         }
     }
-    encode::chunk_header(&mut buf, CHUNK_THREAD_END, 7, tid, 0, 1_000_000, 1000, (3_000_000, 2_000_000));
+    encode::chunk_header(&mut buf, CHUNK_THREAD_END, e.calls, 7, tid, 0, 1_000_000, 1000, (3_000_000, 2_000_000));
     buf.truncate(e.pos);
     buf
 }

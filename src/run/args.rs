@@ -43,6 +43,10 @@ pub struct RunArgs {
     /// Show cargo's progress when building --heap.
     #[arg(long, short)]
     pub verbose: bool,
+    /// Record every allocation call into traces in DIR instead of reporting
+    /// (an alias of `alloc8 record --heap/--lib ... -o DIR`).
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["json", "output", "checked", "guard_sample", "threads", "target", "all", "no_inherit"])]
+    pub record: Option<PathBuf>,
     /// x86_64-pc-windows-gnu: run a Windows program under wine with the DLL injected.
     #[arg(long, value_name = "TRIPLE")]
     pub target: Option<String>,

@@ -53,6 +53,17 @@ impl std::error::Error for Exit {}
 const NOT_ALIVE: u8 = 125;
 
 pub fn run(args: &RunArgs) -> Result<ExitCode> {
+    if let Some(dir) = &args.record {
+        return crate::record::main(&crate::record::RecordArgs {
+            lib: args.lib.clone(),
+            heap: args.heap.clone(),
+            output: dir.clone(),
+            stacks: crate::record::DEFAULT_STACKS,
+            quiet: args.quiet,
+            verbose: args.verbose,
+            command: args.command.clone(),
+        });
+    }
     match crate::build::target::platform(args.target.as_deref())? {
         crate::contract::Platform::Windows => return windows::run(args),
         crate::contract::Platform::Macos => {

@@ -1,7 +1,7 @@
 //! A chunk's events decoded into absolute values, in the thread's order.
 
 use super::Error;
-use alloc8::record::format::{get, op, unzigzag, Field, OpSpec, OPS};
+use alloc8::record::format::{get, op, unzigzag, Effect, Field, OpSpec, OPS};
 use std::sync::OnceLock;
 
 /// The operation of each code, by index (the table's linear search would cost per event).
@@ -37,6 +37,8 @@ pub struct Raw {
     /// Only the first half of a realloc: its old block ends here, at the
     /// stamp before the call (the reader splits reallocs; see [`Raw::release_half`]).
     pub release_only: bool,
+    /// Times the reader put it back to follow another thread's event.
+    pub deferred: u8,
 }
 
 impl Raw {
@@ -45,6 +47,7 @@ impl Raw {
     /// one's previous owner) in between, so the two halves are ordered
     /// apart. This is the first half, keyed by the stamp before the call.
     pub fn release_half(&self) -> Raw {
+        // (`deferred` starts at 0 for both halves.)
         Raw {
             key: self.time,
             op: self.op,
@@ -140,4 +143,18 @@ pub fn decode(bytes: &[u8], base: u64, out: &mut impl FnMut(Raw)) -> Result<(), 
         out(prev);
     }
     Ok(())
+}
+
+/// What an event does to the address it names, for the reader's repair of
+/// stamps that disagree with the order of the calls (see `merge::WINDOW`).
+impl Raw {
+    /// It makes `p` live: an allocation, or a realloc's second half, returning `p`.
+    pub fn allocates(&self, p: u64) -> bool {
+        self.result == p && !self.release_only && spec(self.op).map_or(false, |s| matches!(s.effect, Effect::Alloc | Effect::Realloc))
+    }
+
+    /// It ends the block at `p`: a free, or a realloc's first half, of `p`.
+    pub fn releases(&self, p: u64) -> bool {
+        self.ptr == p && spec(self.op).map_or(false, |s| s.effect == Effect::Free || (s.effect == Effect::Realloc && self.release_only))
+    }
 }

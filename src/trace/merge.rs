@@ -6,6 +6,12 @@ use super::chunk::Raw;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 
+/// How far (in ticks, about 30 us) two threads' stamps may disagree with
+/// the order their calls really had: what [`Merge::find`] looks ahead.
+/// The stamps are read without a fence (a fence doubles the recorder's
+/// cost) and cores' counters may differ by a little on a virtual machine.
+pub const WINDOW: u64 = 100_000;
+
 #[derive(Default)]
 pub struct Merge {
     queues: Vec<VecDeque<Raw>>,
@@ -35,10 +41,12 @@ impl Merge {
         self.pending += 1;
     }
 
-    /// The next event in order, if the watermark (or `all`, at the end) lets it go.
+    /// The next event in order, if the watermark (or `all`, at the end) lets
+    /// it go: every event up to [`WINDOW`] ticks after it has arrived, so
+    /// [`Merge::find`] sees them.
     pub fn pop(&mut self, all: bool) -> Option<(u32, Raw)> {
         let Reverse((key, thread)) = *self.heads.peek()?;
-        if !all && key >= self.watermark {
+        if !all && key.saturating_add(WINDOW) >= self.watermark {
             return None;
         }
         self.heads.pop();
@@ -49,5 +57,35 @@ impl Merge {
         }
         self.pending -= 1;
         Some((thread, raw))
+    }
+
+    /// Puts back an event popped too early, to come out at `key` (after
+    /// the event it depends on, found with [`Merge::find`]).
+    pub fn defer(&mut self, thread: u32, mut raw: Raw, key: u64) {
+        let t = thread as usize;
+        raw.key = key;
+        if let Some(next) = self.queues[t].front() {
+            // The queue's head is in the heap under its old key: replaced.
+            let old = Reverse((next.key, thread));
+            self.heads = self.heads.drain().filter(|h| *h != old).collect();
+        }
+        self.heads.push(Reverse((key, thread)));
+        self.queues[t].push_front(raw);
+        self.pending += 1;
+    }
+
+    /// The key of the first queued event of another thread than `thread`,
+    /// no later than `until`, that `wanted` accepts.
+    pub fn find(&self, thread: u32, until: u64, wanted: impl Fn(&Raw) -> bool) -> Option<u64> {
+        let mut best: Option<u64> = None;
+        for (t, q) in self.queues.iter().enumerate() {
+            if t == thread as usize {
+                continue;
+            }
+            if let Some(raw) = q.iter().take_while(|r| r.key <= until).find(|r| wanted(r)) {
+                best = Some(best.map_or(raw.key, |b: u64| b.min(raw.key)));
+            }
+        }
+        best
     }
 }

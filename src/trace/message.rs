@@ -17,6 +17,8 @@ pub struct Hello {
 
 pub struct Chunk<'a> {
     pub flags: u8,
+    /// Calls among the events, as the recorder counted them (0: not counted).
+    pub calls: u16,
     pub pid: u32,
     pub tid: u32,
     pub seq: u32,
@@ -69,6 +71,7 @@ impl<'a> Message<'a> {
                 need(CHUNK_HEADER, "CHUNK")?;
                 Ok(Message::Chunk(Chunk {
                     flags: b[1],
+                    calls: u16::from_le_bytes([b[2], b[3]]),
                     pid: u32_at(b, 4),
                     tid: u32_at(b, 8),
                     seq: u32_at(b, 12),

@@ -4,7 +4,7 @@
 
 use super::chunk::{self, Raw};
 use super::file::Records;
-use super::merge::Merge;
+use super::merge::{self, Merge};
 use super::message::{Hello, Message};
 use super::Error;
 use alloc8::record::format::{self, op, Effect, CHUNK_AFTER_EXIT, CHUNK_THREAD_END};
@@ -135,7 +135,10 @@ impl Hasher for AddrHasher {
         }
     }
     fn write_u64(&mut self, v: u64) {
-        self.0 = (v ^ (v >> 29)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        // The product's high bits folded down: the table places by the low
+        // bits, and a 16-aligned address has none of its own there.
+        let x = v.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        self.0 = x ^ (x >> 32);
     }
 }
 
@@ -241,7 +244,12 @@ impl Reader {
     /// then None.
     pub fn next(&mut self) -> Result<Option<Event>, Error> {
         loop {
-            if let Some((thread, raw)) = self.merge.pop(self.done) {
+            if let Some((thread, mut raw)) = self.merge.pop(self.done) {
+                if let Some(key) = self.depends(thread, &raw) {
+                    raw.deferred += 1;
+                    self.merge.defer(thread, raw, key.saturating_add(1));
+                    continue;
+                }
                 match self.event(thread, raw) {
                     Some(event) => return Ok(Some(event)),
                     None => continue,
@@ -255,6 +263,28 @@ impl Reader {
                 return Err(e);
             }
         }
+    }
+
+    /// The key of another thread's event that must come before `raw` and
+    /// was stamped a little after it (within `merge::WINDOW`): the allocation
+    /// that returned the address `raw` frees, or the free of the address
+    /// `raw` returns while it is still live. Two threads' stamps can
+    /// disagree by that much with the order their calls really had.
+    fn depends(&self, thread: u32, raw: &Raw) -> Option<u64> {
+        if raw.deferred >= 4 {
+            return None;
+        }
+        let until = raw.key.saturating_add(merge::WINDOW);
+        let effect = chunk::spec(raw.op)?.effect;
+        let frees = effect == Effect::Free || (effect == Effect::Realloc && raw.release_only);
+        if frees && raw.ptr != 0 && !self.live.contains_key(&raw.ptr) {
+            return self.merge.find(thread, until, |r| r.allocates(raw.ptr));
+        }
+        let allocates = effect == Effect::Alloc || (effect == Effect::Realloc && !raw.release_only);
+        if allocates && raw.result != 0 && self.live.contains_key(&raw.result) {
+            return self.merge.find(thread, until, |r| r.releases(raw.result));
+        }
+        None
     }
 
     fn ns(&self, tsc: u64) -> u64 {

@@ -9,7 +9,7 @@ fn chunk(tid: u32, seq: u32, flags: u8, watermark: u64, base: u64, events: impl 
     let mut buf = vec![0u8; 1 << 16];
     let mut e = Events::new(base);
     events(&mut e, &mut buf);
-    encode::chunk_header(&mut buf, flags, 7, tid, seq, watermark, base, (base + 2_000_000, 1_000_000));
+    encode::chunk_header(&mut buf, flags, e.calls, 7, tid, seq, watermark, base, (base + 2_000_000, 1_000_000));
     buf.truncate(e.pos);
     buf
 }
@@ -132,6 +132,37 @@ fn a_reuse_inside_a_realloc_is_a_new_block_not_the_old_one() {
     let reuse_free = events.iter().filter(|e| e.op == op::FREE && e.thread == 1).last().unwrap();
     assert!(matches!(reuse_free.call, Call::Free { freed: Some(Freed { block: 2, size: 32, .. }), .. }), "{:?}", reuse_free);
     assert_eq!(r.live().count(), 0);
+}
+
+/// Stamps two threads disagree on by a little (read without a fence, or
+/// counters a few hundred ticks apart): thread 2 frees 0x7000 "before"
+/// thread 1 allocated it, and thread 1 gets 0x8000 "before" thread 2 freed
+/// it. The reader puts each after the call it depends on.
+#[test]
+fn stamps_slightly_out_of_order_across_threads_are_repaired() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.a8t");
+    let t1 = chunk(11, 0, CHUNK_THREAD_END, 1000, 1000, |e, b| {
+        malloc(e, b, 24, 0x7000, 1500);
+        malloc(e, b, 48, 0x8000, 3000);
+        free(e, b, 0x8000, 3500);
+    });
+    let t2 = chunk(22, 0, CHUNK_THREAD_END, 1000, 1000, |e, b| {
+        malloc(e, b, 16, 0x8000, 1100);
+        free(e, b, 0x7000, 1400);
+        free(e, b, 0x8000, 3100);
+    });
+    write(&path, &[hello(), t1, t2], true);
+    let mut r = Reader::open(&path).unwrap();
+    let mut events = Vec::new();
+    while let Some(e) = r.next().unwrap() {
+        events.push(e);
+    }
+    assert_eq!((r.summary().overlaps, r.summary().unknown_frees), (0, 0));
+    let order: Vec<(u8, u32)> = events.iter().map(|e| (e.op, e.thread)).collect();
+    assert_eq!(order, vec![(op::MALLOC, 1), (op::MALLOC, 0), (op::FREE, 1), (op::FREE, 1), (op::MALLOC, 0), (op::FREE, 0)]);
+    assert!(matches!(events[2].call, Call::Free { freed: Some(Freed { block: 1, size: 24, .. }), .. }), "{:?}", events[2]);
+    assert!(matches!(events[3].call, Call::Free { freed: Some(Freed { block: 0, size: 16, .. }), .. }), "{:?}", events[3]);
 }
 
 #[test]

@@ -15,6 +15,9 @@ pub const CHUNK_HEADER: usize = 48;
 #[derive(Clone, Copy)]
 pub struct Events {
     pub pos: usize,
+    /// Calls so far (the records of [`Events::record`] aside): the chunk
+    /// header carries it, so `alloc8 record` need not decode to count.
+    pub calls: u32,
     pub prev_time: u64,
     pub prev_ptr: u64,
 }
@@ -22,11 +25,20 @@ pub struct Events {
 impl Events {
     /// Events start after the chunk header, with times against `base`.
     pub const fn new(base: u64) -> Events {
-        Events { pos: CHUNK_HEADER, prev_time: base, prev_ptr: 0 }
+        Events { pos: CHUNK_HEADER, calls: 0, prev_time: base, prev_ptr: 0 }
     }
 
+    /// A call's operation code.
     #[inline(always)]
     pub fn op(&mut self, buf: &mut [u8], code: u8) {
+        buf[self.pos] = code;
+        self.pos += 1;
+        self.calls += 1;
+    }
+
+    /// A record that is not a call (a stack, an RSS sample).
+    #[inline(always)]
+    pub fn record(&mut self, buf: &mut [u8], code: u8) {
         buf[self.pos] = code;
         self.pos += 1;
     }
@@ -60,12 +72,13 @@ fn le(buf: &mut [u8], at: usize, bytes: &[u8]) -> usize {
 
 /// A CHUNK header at `buf[..CHUNK_HEADER]`.
 #[allow(clippy::too_many_arguments)]
-pub fn chunk_header(buf: &mut [u8], flags: u8, pid: u32, tid: u32, seq: u32, watermark: u64, base: u64, clock: (u64, u64)) {
+/// `calls`: the calls among its events (at most 65,535; 0 says "count them").
+pub fn chunk_header(buf: &mut [u8], flags: u8, calls: u32, pid: u32, tid: u32, seq: u32, watermark: u64, base: u64, clock: (u64, u64)) {
     buf[0] = kind::CHUNK;
     buf[1] = flags;
-    buf[2] = 0;
-    buf[3] = 0;
-    let mut at = le(buf, 4, &pid.to_le_bytes());
+    let calls = if calls > u16::MAX as u32 { 0 } else { calls as u16 };
+    let mut at = le(buf, 2, &calls.to_le_bytes());
+    at = le(buf, at, &pid.to_le_bytes());
     at = le(buf, at, &tid.to_le_bytes());
     at = le(buf, at, &seq.to_le_bytes());
     at = le(buf, at, &watermark.to_le_bytes());

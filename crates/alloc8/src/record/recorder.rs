@@ -154,7 +154,7 @@ fn register() -> *mut Thread {
 fn flush(t: &mut Thread, flags: u8) {
     let watermark = thread::watermark(t);
     let pid = PID.load(Ordering::Relaxed);
-    encode::chunk_header(&mut t.buf, flags, pid, t.tid, t.seq, watermark, t.base, clock::pair());
+    encode::chunk_header(&mut t.buf, flags, t.events.calls, pid, t.tid, t.seq, watermark, t.base, clock::pair());
     send(&t.buf[..t.events.pos]);
     t.reset();
 }
@@ -192,7 +192,7 @@ fn stack(t: &mut Thread, every: u64) {
     t.sample_left = (t.sample_left + every as i64).max(1);
     let frames = crate::checked::backtrace::capture();
     let ips = frames.as_slice();
-    t.events.op(&mut t.buf, op::STACK);
+    t.events.record(&mut t.buf, op::STACK);
     t.events.num(&mut t.buf, ips.len() as u64);
     let mut prev = 0u64;
     for &ip in ips {
@@ -233,7 +233,7 @@ fn tick(t: &mut Thread, now: u64) {
     let due = NEXT_RSS.load(Ordering::Relaxed);
     if now >= due && NEXT_RSS.compare_exchange(due, now + RSS_MS * per_ms, Ordering::Relaxed, Ordering::Relaxed).is_ok() {
         if let Some(kib) = resident_kib() {
-            t.events.op(&mut t.buf, op::RSS);
+            t.events.record(&mut t.buf, op::RSS);
             t.events.num(&mut t.buf, kib);
             t.events.time(&mut t.buf, clock::ticks());
         }
