@@ -3,9 +3,10 @@
 //!
 //! 1. the bench's python3 objects workload (PYTHONMALLOC=malloc, the same
 //!    script `alloc8 bench` runs) recorded once with `alloc8 record`;
-//! 2. `alloc8 replay` of that trace against glibc, jemalloc and mimalloc:
+//! 2. `alloc8 replay` of that trace against glibc, jemalloc, mimalloc and a
+//!    heap that costs next to nothing (benches/programs/noop_heap.c):
 //!    replay-time ratios to glibc, and the replayer's own cost per operation
-//!    (replay time outside allocator calls, over operations, under glibc);
+//!    (the whole replay against the no-op heap, over operations);
 //! 3. `alloc8 bench --workload python3` with the same contenders: the ratios
 //!    of running python3 itself, next to the replay's, so a user sees how well
 //!    a replay predicts the real program.
@@ -48,11 +49,24 @@ fn main() {
     assert!(status.success(), "recording python3 failed");
     let trace = std::fs::read_dir(&traces).unwrap().map(|e| e.unwrap().path()).find(|p| p.to_string_lossy().contains("python3")).unwrap();
 
+    // The replayer's own cost: the replay against a heap that costs next to nothing.
+    let noop = dir.join("libnoop.so");
+    let ok = Command::new("gcc")
+        .args(["-O2", "-shared", "-fPIC", "-o"])
+        .arg(&noop)
+        .arg(root().join("benches/programs/noop_heap.c"))
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "cannot compile benches/programs/noop_heap.c");
+
     let replay_json = dir.join("replay.json");
     let out = alloc8()
         .arg("replay")
         .arg(&trace)
-        .args(["--lib", "jemalloc", "--lib", "mimalloc", "--rounds", ROUNDS, "--json"])
+        .args(["--lib", "jemalloc", "--lib", "mimalloc", "--lib"])
+        .arg(&noop)
+        .args(["--rounds", ROUNDS, "--json"])
         .arg(&replay_json)
         .output()
         .unwrap();
@@ -71,9 +85,23 @@ fn main() {
     let bench: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&bench_json).unwrap()).unwrap();
 
     let ops = replay["workload"]["operations"].as_f64().unwrap();
+    let cell = |name: &str| {
+        replay["summary"].as_array().unwrap().iter().find(|s| s["contender"].as_str().map_or(false, |c| c.contains(name))).cloned()
+    };
     let glibc = &replay["summary"][0];
-    let own = (glibc["replay_s"].as_f64().unwrap() - glibc["calls_s"].as_f64().unwrap()) / ops * 1e9;
-    println!("\nreplayer's own cost under glibc: {:.1} ns per operation ({} operations; target <= 20 ns)", own, ops);
+    let outside = (glibc["replay_s"].as_f64().unwrap() - glibc["calls_s"].as_f64().unwrap()) / ops * 1e9;
+    match cell("noop") {
+        Some(noop) => {
+            let own = noop["replay_s"].as_f64().unwrap() / ops * 1e9;
+            let calls = noop["calls_s"].as_f64().unwrap() / ops * 1e9;
+            println!(
+                "\nreplayer's own cost (the replay against benches/programs/noop_heap.c): {:.1} ns per operation, {:.1} of them inside the no-op heap's calls and their timing ({} operations; target <= 20 ns)",
+                own, calls, ops
+            );
+        }
+        None => println!("\nthe no-op heap's replay failed: no own-cost figure"),
+    }
+    println!("replay time outside allocator calls under glibc: {:.1} ns per operation", outside);
     println!("\n{:<10} {:>14} {:>14}", "contender", "replay ratio", "python3 ratio");
     for s in replay["summary"].as_array().unwrap() {
         let name = s["contender"].as_str().unwrap();

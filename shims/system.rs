@@ -152,23 +152,26 @@ mod sys {
     }
 }
 
-pub struct SystemHeap {
-    /// Per-thread counts, summed for the report (no shared atomics on the hot path).
-    counts: Counters,
-}
+pub struct SystemHeap;
+
+/// Per-thread counts, summed for the report (no shared atomics on the hot
+/// path). A static rather than a field: the counting paths below reach it
+/// at a fixed address, with nothing to keep across the call to glibc.
+static COUNTS: Counters = Counters::new();
 
 alloc8::register!(SystemHeap = SystemHeap::new());
 
 impl SystemHeap {
     pub const fn new() -> Self {
-        SystemHeap { counts: Counters::new() }
+        SystemHeap
     }
 
     /// Counts a new block by its usable size, so frees can subtract exactly.
+    /// Called only once `stats::counting()` was seen true.
     #[inline(always)]
-    fn allocated(&self, ptr: *mut u8, requested: usize) -> *mut u8 {
+    fn allocated(ptr: *mut u8, requested: usize) -> *mut u8 {
         if !ptr.is_null() {
-            self.counts.allocated(requested, sys::usable_size(ptr));
+            COUNTS.allocated_while_counting(requested, sys::usable_size(ptr));
         }
         ptr
     }
@@ -177,14 +180,14 @@ impl SystemHeap {
     // their call to glibc with the silent path's and lose its tail call.
     // `extern "C"`: a call that cannot unwind, so both paths are jumps.
     #[inline(never)]
-    extern "C" fn malloc_counted(&self, size: usize) -> *mut u8 {
-        self.allocated(sys::malloc(size), size)
+    extern "C" fn malloc_counted(size: usize) -> *mut u8 {
+        Self::allocated(sys::malloc(size), size)
     }
 
     #[inline(never)]
-    unsafe extern "C" fn free_counted(&self, ptr: *mut u8) {
+    unsafe extern "C" fn free_counted(ptr: *mut u8) {
         if !ptr.is_null() {
-            self.counts.freed(sys::usable_size(ptr));
+            COUNTS.freed_while_counting(sys::usable_size(ptr));
         }
         sys::free(ptr)
     }
@@ -209,14 +212,14 @@ impl Heap for SystemHeap {
         if !stats::counting() {
             return sys::malloc(size);
         }
-        self.malloc_counted(size)
+        Self::malloc_counted(size)
     }
 
     fn calloc(&self, size: usize) -> *mut u8 {
         if !stats::counting() {
             return sys::calloc(size);
         }
-        self.allocated(sys::calloc(size), size)
+        Self::allocated(sys::calloc(size), size)
     }
 
     #[inline(always)]
@@ -224,21 +227,21 @@ impl Heap for SystemHeap {
         if !stats::counting() {
             return sys::free(ptr);
         }
-        self.free_counted(ptr)
+        Self::free_counted(ptr)
     }
 
     fn memalign(&self, align: usize, size: usize) -> *mut u8 {
         if !stats::counting() {
             return sys::memalign(align, size);
         }
-        self.allocated(sys::memalign(align, size), size)
+        Self::allocated(sys::memalign(align, size), size)
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, size: usize) -> *mut u8 {
         let old = if stats::counting() { sys::usable_size(ptr) } else { 0 };
         let new = sys::realloc(ptr, size);
         if !new.is_null() && stats::counting() {
-            self.counts.reallocated(old, size, sys::usable_size(new));
+            COUNTS.reallocated(old, size, sys::usable_size(new));
         }
         new
     }
@@ -256,6 +259,6 @@ impl Heap for SystemHeap {
     fn unlock(&self) {}
 
     fn stats(&self) -> Option<Stats> {
-        Some(self.counts.snapshot())
+        Some(COUNTS.snapshot())
     }
 }

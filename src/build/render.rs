@@ -291,9 +291,13 @@ fn detour(e: &Export) -> (String, String) {
                 _ => "0",
             };
             format!(
-                "let call = alloc8::trail::begin(b\"{name}\\0\", alloc8::trail::Kind::{kind}, {ptr}, {size});\n        \
+                "static CALL: alloc8::trail::Call = alloc8::trail::Call {{ name: b\"{name}\", kind: alloc8::trail::Kind::{kind}, \
+                 ptr: {has_ptr}, size: {has_size} }};\n        \
+                 let call = alloc8::trail::begin(&CALL, {ptr}, {size});\n        \
                  let result = {{ {body} }};\n        alloc8::trail::end(call, {result});\n        return result;",
                 name = e.name,
+                has_ptr = ptr != "0",
+                has_size = size != "0",
                 body = e.body
             )
         }
@@ -532,7 +536,9 @@ mod tests {
         assert!(exports.contains(
             "unsafe extern \"C\" fn detour__ZdlPvmSt11align_val_t(ptr: *mut u8, size: usize, align: usize) {\n    \
              if crate::inert::recording() {\n        \
-             let call = alloc8::trail::begin(b\"_ZdlPvmSt11align_val_t\\0\", alloc8::trail::Kind::Free, ptr as usize, size);\n        \
+             static CALL: alloc8::trail::Call = alloc8::trail::Call { name: b\"_ZdlPvmSt11align_val_t\", kind: alloc8::trail::Kind::Free, \
+             ptr: true, size: true };\n        \
+             let call = alloc8::trail::begin(&CALL, ptr as usize, size);\n        \
              let result = { alloc8::shim::free_aligned_sized(&HEAP, ptr, size, align) };\n        \
              alloc8::trail::end(call, 0);\n        return result;\n    }\n    \
              if crate::inert::inert() {\n        \
@@ -541,10 +547,19 @@ mod tests {
              crate::inert::first_call();\n    { alloc8::shim::free_aligned_sized(&HEAP, ptr, size, align) }\n}"
         ));
         // What the trail records: the block made, the one freed, a query's answer.
-        assert!(exports.contains("alloc8::trail::begin(b\"calloc\\0\", alloc8::trail::Kind::Alloc, 0, count.wrapping_mul(size));"));
-        assert!(exports.contains("alloc8::trail::begin(b\"realloc\\0\", alloc8::trail::Kind::Realloc, ptr as usize, size);"));
+        let call = |name: &str, kind: &str, ptr: bool, size: bool| {
+            std::format!(
+                "static CALL: alloc8::trail::Call = alloc8::trail::Call {{ name: b\"{}\", kind: alloc8::trail::Kind::{}, ptr: {}, size: {} }};",
+                name, kind, ptr, size
+            )
+        };
+        assert!(exports.contains(&call("calloc", "Alloc", false, true)));
+        assert!(exports.contains("alloc8::trail::begin(&CALL, 0, count.wrapping_mul(size));"));
+        assert!(exports.contains(&call("realloc", "Realloc", true, true)));
+        assert!(exports.contains("alloc8::trail::begin(&CALL, ptr as usize, size);"));
         assert!(exports.contains("alloc8::trail::end(call, if result == 0 { *out as usize } else { 0 });"));
-        assert!(exports.contains("alloc8::trail::begin(b\"malloc_usable_size\\0\", alloc8::trail::Kind::Query, ptr as usize, 0);"));
+        assert!(exports.contains(&call("malloc_usable_size", "Query", true, false)));
+        assert!(exports.contains(&call("free", "Free", true, false)));
         assert!(exports.contains("pub const LAYER: Option<alloc8::crash::Layer> = None;"));
         assert!(exports.contains("static NEXT_free: crate::inert::Next"));
         assert!(exports.contains("(b\"malloc\\0\", alloc8_malloc)"));

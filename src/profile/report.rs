@@ -62,6 +62,9 @@ pub struct Report {
     pub remote_frees: u64,
     /// (allocating thread, freeing thread, frees).
     pub remote_pairs: Vec<(u32, u32, u64)>,
+    /// Calls the reader put after another thread's slightly later-stamped
+    /// call they depend on (docs/trace.md, "Order without a shared counter").
+    pub reordered: u64,
     pub peak_live_bytes: u64,
     pub peak_live_s: f64,
     /// The classes holding most bytes at the peak.
@@ -243,6 +246,7 @@ pub fn build(path: &str, reader: &Reader, p: &mut Profile, notes: Vec<String>) -
         frees: p.frees,
         remote_frees,
         remote_pairs,
+        reordered: reader.summary().reordered,
         peak_live_bytes: p.peak_live,
         peak_live_s: secs(p.peak_live_ns),
         at_peak,

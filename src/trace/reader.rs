@@ -110,6 +110,9 @@ pub struct Summary {
     pub overlaps: u64,
     /// Frees of addresses never allocated in the trace (NULL excluded).
     pub unknown_frees: u64,
+    /// Events put after another thread's event stamped a little later, on
+    /// which they depend (see docs/trace.md, "Order without a shared counter").
+    pub reordered: u64,
     pub duration_ns: u64,
 }
 
@@ -247,6 +250,7 @@ impl Reader {
             if let Some((thread, mut raw)) = self.merge.pop(self.done) {
                 if let Some(key) = self.depends(thread, &raw) {
                     raw.deferred += 1;
+                    self.summary.reordered += 1;
                     self.merge.defer(thread, raw, key.saturating_add(1));
                     continue;
                 }

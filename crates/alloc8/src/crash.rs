@@ -335,9 +335,11 @@ mod tests {
             // std's own SIGSEGV handler (stack overflow detection) is not in a real shim.
             syscall::sigaction(SIGSEGV, Some(&[0; 4]), None);
             install(None);
-            let e = trail::begin(b"malloc\0", Kind::Alloc, 0, 24);
+            static MALLOC: trail::Call = trail::Call { name: b"malloc", kind: Kind::Alloc, ptr: false, size: true };
+            static FREE: trail::Call = trail::Call { name: b"free", kind: Kind::Free, ptr: true, size: false };
+            let e = trail::begin(&MALLOC, 0, 24);
             trail::end(e, 0x5000);
-            trail::begin(b"free\0", Kind::Free, 0x5000, 0);
+            trail::begin(&FREE, 0x5000, 0);
             unsafe { core::ptr::write_volatile(core::ptr::read_volatile(&(8 as *mut u64)), 1) };
             unreachable!();
         }

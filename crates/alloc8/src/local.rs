@@ -45,9 +45,12 @@ pub struct Local;
 pub(crate) enum Own {
     /// The address of this thread's `stats::Counters` slot.
     Counters,
-    /// The address of this thread's `trail` ring.
+    /// The address of the next entry of this thread's `trail` ring.
     Trail,
 }
+
+/// Whether threads have `Own` words here (Linux x86-64); elsewhere `get` is 0.
+pub(crate) const OWN_WORDS: bool = cfg!(all(target_os = "linux", target_arch = "x86_64"));
 
 impl Own {
     #[inline(always)]

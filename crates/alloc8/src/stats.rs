@@ -73,6 +73,12 @@ struct Slot {
     published: AtomicI64,
     /// The most live bytes this slot has seen (the exact peak of a one-thread program).
     peak: AtomicI64,
+    /// Live bytes above which an allocation has news (a new peak, or a
+    /// step to publish): `min(peak, published + PEAK_STEP)`; and below which
+    /// a free has (a step down to publish): `published - PEAK_STEP`. One
+    /// comparison on each fast path.
+    high: AtomicI64,
+    low: AtomicI64,
 }
 
 impl Slot {
@@ -87,6 +93,8 @@ impl Slot {
             usable_out: AtomicI64::new(0),
             published: AtomicI64::new(0),
             peak: AtomicI64::new(0),
+            high: AtomicI64::new(0),
+            low: AtomicI64::new(-PEAK_STEP),
         }
     }
 
@@ -177,9 +185,15 @@ impl Counters {
     /// A block of `usable` bytes was handed out for a request of `requested`.
     #[inline(always)]
     pub fn allocated(&self, requested: usize, usable: usize) {
-        if !counting() {
-            return;
+        if counting() {
+            self.allocated_while_counting(requested, usable)
         }
+    }
+
+    /// [`Counters::allocated`] without its test of [`counting`]: for a heap
+    /// that tested it already (before reading the block's size).
+    #[inline(always)]
+    pub fn allocated_while_counting(&self, requested: usize, usable: usize) {
         match self.mine() {
             Some(s) => self.allocated_in(s, false, requested, usable),
             None => self.allocated_found(requested, usable),
@@ -204,9 +218,15 @@ impl Counters {
     /// A block of `usable` bytes was freed.
     #[inline(always)]
     pub fn freed(&self, usable: usize) {
-        if !counting() {
-            return;
+        if counting() {
+            self.freed_while_counting(usable)
         }
+    }
+
+    /// [`Counters::freed`] without its test of [`counting`] (see
+    /// [`Counters::allocated_while_counting`]).
+    #[inline(always)]
+    pub fn freed_while_counting(&self, usable: usize) {
         match self.mine() {
             Some(s) => self.freed_in(s, false, usable),
             None => self.freed_found(usable),
@@ -225,7 +245,7 @@ impl Counters {
         add_u(&s.frees, 1, shared);
         let live = s.usable_in.load(Relaxed) - add_i(&s.usable_out, usable as i64, shared);
         // Only falls: the shared total hears of a thread that frees more than it allocates.
-        if live - s.published.load(Relaxed) < -PEAK_STEP {
+        if live < s.low.load(Relaxed) {
             self.publish(s, live);
         }
     }
@@ -243,20 +263,36 @@ impl Counters {
         add_u(&s.bytes_allocated, requested as u64, shared);
         add_i(&s.usable_out, old_usable as i64, shared);
         let live = add_i(&s.usable_in, new_usable as i64, shared) - s.usable_out.load(Relaxed);
+        // A realloc may shrink the block: live bytes may fall.
+        if live < s.low.load(Relaxed) {
+            self.publish(s, live);
+        }
         self.grew(s, live);
     }
 
     /// After an allocation: the slot's own peak, and the shared total when
-    /// the slot has moved a step (either way) since it last published.
+    /// the slot has moved a step up since it last published. (It cannot
+    /// have fallen a step: the free that took it there published.)
     #[inline(always)]
     fn grew(&self, s: &Slot, live: i64) {
+        if live <= s.high.load(Relaxed) {
+            return;
+        }
         if live > s.peak.load(Relaxed) {
             s.peak.store(live, Relaxed);
         }
-        let unpublished = live - s.published.load(Relaxed);
-        if !(-PEAK_STEP..=PEAK_STEP).contains(&unpublished) {
+        if live - s.published.load(Relaxed) > PEAK_STEP {
             self.publish(s, live);
         }
+        Self::bounds(s);
+    }
+
+    /// The slot's `high` and `low` after its peak or published count moved.
+    #[inline(always)]
+    fn bounds(s: &Slot) {
+        let published = s.published.load(Relaxed);
+        s.high.store(s.peak.load(Relaxed).min(published + PEAK_STEP), Relaxed);
+        s.low.store(published - PEAK_STEP, Relaxed);
     }
 
     #[cold]
@@ -264,6 +300,7 @@ impl Counters {
     fn publish(&self, s: &Slot, live: i64) {
         let unpublished = live - s.published.load(Relaxed);
         s.published.store(live, Relaxed);
+        Self::bounds(s);
         let total = self.total.fetch_add(unpublished, Relaxed) + unpublished;
         self.total_peak.fetch_max(total, Relaxed);
     }
@@ -310,6 +347,45 @@ mod tests {
         assert_eq!((s.mallocs, s.frees, s.reallocs, s.bytes_allocated), (2, 2, 1, 310));
         assert_eq!(s.live_bytes, 0);
         assert_eq!(s.peak_live_bytes, 208, "peak: 16+112, then 112, then 208");
+    }
+
+    /// Against a model: live bytes and their peak after every call of a
+    /// long pseudo-random run that crosses `PEAK_STEP` often, both ways.
+    #[test]
+    fn one_thread_peak_is_exact_across_steps_up_and_down() {
+        let c = Counters::new();
+        let (mut blocks, mut live, mut peak, mut seed) = (std::vec::Vec::new(), 0i64, 0i64, 0x2545_f491u64);
+        for i in 0..20_000 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let size = (seed % 40_000) as usize + 1;
+            match seed % 7 {
+                0..=2 if !blocks.is_empty() => {
+                    let b = blocks.swap_remove(i % blocks.len());
+                    c.freed(b);
+                    live -= b as i64;
+                }
+                3 if !blocks.is_empty() => {
+                    let at = i % blocks.len();
+                    c.reallocated(blocks[at], size, size);
+                    live += size as i64 - blocks[at] as i64;
+                    blocks[at] = size;
+                }
+                _ => {
+                    c.allocated(size, size);
+                    blocks.push(size);
+                    live += size as i64;
+                }
+            }
+            peak = peak.max(live);
+            if i % 997 == 0 {
+                let s = c.snapshot();
+                assert_eq!((s.live_bytes, s.peak_live_bytes), (live as u64, peak as u64), "after {} calls", i + 1);
+            }
+        }
+        let s = c.snapshot();
+        assert_eq!((s.live_bytes, s.peak_live_bytes), (live as u64, peak as u64));
     }
 
     #[test]

@@ -6,13 +6,22 @@
 //! (see templates/shim/src/inert.rs). With the variable unset nothing
 //! records, and the exports' fast path is the same instructions as ever.
 //!
-//! One ring of [`DEPTH`] calls per thread, found like `stats::Counters`
-//! finds its slot (a word of the thread's own, `local::Own`, set on the
-//! thread's first call from its thread pointer hashed); every field is an
-//! atomic word written with plain stores, so the crash handler, running on
-//! the crashing thread, reads what that thread last wrote.
+//! One ring of [`DEPTH`] entries per thread. A word of the thread's own
+//! (`local::Own::Trail`) holds the address of the entry the thread writes
+//! next: recording a call is that word read, moved on one entry (an add and
+//! an `and`: the ring is aligned to twice its size, so wrapping clears one
+//! bit), written back, and the entry's fields written with plain stores.
+//! What an export is (its name, its kind, which arguments it passes) is a
+//! static [`Call`] of its own, stored as one word. The crash handler, running
+//! on the crashing thread, reads what that thread last wrote.
+//!
+//! A thread's first call finds its ring by its thread pointer hashed, as
+//! `stats::Counters` finds its slot; a ring found again by a new thread with
+//! the same thread pointer (glibc reuses stacks) starts empty. Where there
+//! is no word of the thread's own (`local::Own` is Linux x86-64 only), every
+//! call finds the ring and the ring keeps the next entry's address itself.
 
-use crate::local::Own;
+use crate::local::{Own, OWN_WORDS};
 use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 /// Calls kept per thread.
@@ -34,39 +43,51 @@ pub enum Kind {
     Query = 4,
 }
 
-impl Kind {
-    fn from(n: usize) -> Kind {
-        match n {
-            1 => Kind::Alloc,
-            2 => Kind::Free,
-            3 => Kind::Realloc,
-            _ => Kind::Query,
-        }
-    }
+/// One export as its calls are recorded: a static per export, so an entry
+/// names it in one word, and only the arguments it has are stored.
+pub struct Call {
+    /// The export's name.
+    pub name: &'static [u8],
+    pub kind: Kind,
+    /// Whether it passes a block (`ptr`) and a size; an entry of a call
+    /// without one reads as 0 there.
+    pub ptr: bool,
+    pub size: bool,
 }
 
-/// One recorded call.
-pub struct Entry {
-    /// The export's name, NUL-terminated static bytes.
-    name: AtomicUsize,
-    kind: AtomicUsize,
+/// One recorded call: 4 words, so [`DEPTH`] of them fill the ring's half.
+struct Entry {
+    /// The `Call`; 0: never written.
+    call: AtomicUsize,
     ptr: AtomicUsize,
     size: AtomicUsize,
     result: AtomicUsize,
 }
 
+/// A thread's entries, aligned to twice their size: the address after the
+/// last entry has the bit `RING_BYTES` set, and clearing it wraps to the first.
+#[cfg_attr(target_pointer_width = "64", repr(C, align(1024)))]
+#[cfg_attr(not(target_pointer_width = "64"), repr(C, align(512)))]
 struct Ring {
-    owner: AtomicUsize,
-    /// Calls recorded so far; the next goes to `count % DEPTH`.
-    count: AtomicUsize,
     entries: [Entry; DEPTH],
+    owner: AtomicUsize,
+    /// The next entry's address, where the thread has no word of its own.
+    next: AtomicUsize,
 }
+
+const ENTRY_BYTES: usize = core::mem::size_of::<Entry>();
+const RING_BYTES: usize = DEPTH * ENTRY_BYTES;
+const _: () = assert!(RING_BYTES.is_power_of_two() && 2 * RING_BYTES == core::mem::align_of::<Ring>());
 
 impl Ring {
     const fn new() -> Self {
         const ZERO: AtomicUsize = AtomicUsize::new(0);
-        const EMPTY: Entry = Entry { name: ZERO, kind: ZERO, ptr: ZERO, size: ZERO, result: ZERO };
-        Ring { owner: ZERO, count: ZERO, entries: [EMPTY; DEPTH] }
+        const EMPTY: Entry = Entry { call: ZERO, ptr: ZERO, size: ZERO, result: ZERO };
+        Ring { entries: [EMPTY; DEPTH], owner: ZERO, next: ZERO }
+    }
+
+    fn first(&self) -> usize {
+        &self.entries[0] as *const Entry as usize
     }
 }
 
@@ -75,19 +96,13 @@ static RINGS: [Ring; THREADS] = [RING; THREADS];
 /// Threads beyond [`THREADS`] share this one (their entries may interleave).
 static SHARED: Ring = Ring::new();
 
-/// The calling thread's ring: the one its word (`Own::Trail`) names.
+/// The entry after `entry`, wrapping at the ring's end.
 #[inline(always)]
-fn ring() -> &'static Ring {
-    match Own::Trail.get() {
-        0 => find(),
-        mine => unsafe { &*(mine as *const Ring) },
-    }
+fn after(entry: usize) -> usize {
+    (entry + ENTRY_BYTES) & !RING_BYTES
 }
 
-/// A thread's first call (or, without a word, every call): its ring by its
-/// thread pointer, claimed if new, remembered in its word.
-#[cold]
-#[inline(never)]
+/// A thread's ring by its thread pointer: its own, or a free one it claims.
 fn find() -> &'static Ring {
     let me = crate::os::thread_id();
     let home = me.wrapping_mul(0x9E37_79B9_7F4A_7C15u64 as usize) >> (usize::BITS - THREADS.trailing_zeros());
@@ -95,33 +110,64 @@ fn find() -> &'static Ring {
         let ring = &RINGS[(home + i) % THREADS];
         let owner = ring.owner.load(Relaxed);
         if owner == me || (owner == 0 && ring.owner.compare_exchange(0, me, Relaxed, Relaxed).is_ok()) {
-            Own::Trail.set(ring as *const Ring as usize);
             return ring;
         }
     }
     &SHARED
 }
 
-/// Records the start of a call (`name` is NUL-terminated); pass the entry
-/// to [`end`] with the call's result. Plain stores into the thread's ring.
+/// The entry a call without a word yet writes, the word (or the ring) moved
+/// past it: the thread's first call (its ring starts empty), or every call
+/// where threads have no word.
+#[cold]
+#[inline(never)]
+fn first_entry() -> usize {
+    let ring = find();
+    if !OWN_WORDS {
+        let entry = match ring.next.load(Relaxed) {
+            0 => ring.first(),
+            next => next,
+        };
+        ring.next.store(after(entry), Relaxed);
+        return entry;
+    }
+    if !core::ptr::eq(ring, &SHARED) {
+        // What it holds is a finished thread's that had this thread pointer.
+        for e in &ring.entries {
+            e.call.store(0, Relaxed);
+        }
+    }
+    Own::Trail.set(after(ring.first()));
+    ring.first()
+}
+
+/// Records the start of a call; pass the entry to [`end`] with the call's
+/// result. `ptr` and `size` are kept if `call` says it has them.
 #[inline(always)]
-pub fn begin(name: &'static [u8], kind: Kind, ptr: usize, size: usize) -> &'static Entry {
-    let ring = ring();
-    let n = ring.count.load(Relaxed);
-    ring.count.store(n.wrapping_add(1), Relaxed);
-    let e = &ring.entries[n % DEPTH];
+pub fn begin(call: &'static Call, ptr: usize, size: usize) -> &'static AtomicUsize {
+    let entry = match Own::Trail.get() {
+        0 => first_entry(),
+        entry => {
+            Own::Trail.set(after(entry));
+            entry
+        }
+    };
+    let e = unsafe { &*(entry as *const Entry) };
+    e.call.store(call as *const Call as usize, Relaxed);
     e.result.store(PENDING, Relaxed);
-    e.name.store(name.as_ptr() as usize, Relaxed);
-    e.kind.store(kind as usize, Relaxed);
-    e.ptr.store(ptr, Relaxed);
-    e.size.store(size, Relaxed);
-    e
+    if call.ptr {
+        e.ptr.store(ptr, Relaxed);
+    }
+    if call.size {
+        e.size.store(size, Relaxed);
+    }
+    &e.result
 }
 
 /// The call returned `result` (a pointer, a size, or 0 for none).
 #[inline(always)]
-pub fn end(e: &Entry, result: usize) {
-    e.result.store(result, Relaxed);
+pub fn end(call: &AtomicUsize, result: usize) {
+    call.store(result, Relaxed);
 }
 
 /// A copy of one recorded call.
@@ -137,29 +183,38 @@ pub struct Op {
 
 /// The calling thread's last calls, oldest first, into `out`; returns how many.
 pub fn recent(out: &mut [Option<Op>; DEPTH]) -> usize {
-    let ring = ring();
-    let count = ring.count.load(Relaxed);
-    let n = count.min(DEPTH);
-    for (i, slot) in out.iter_mut().enumerate().take(n) {
-        let e = &ring.entries[(count - n + i) % DEPTH];
-        let name = e.name.load(Relaxed) as *const u8;
-        *slot = Some(Op {
-            name: if name.is_null() { b"?" } else { unsafe { c_str(name) } },
-            kind: Kind::from(e.kind.load(Relaxed)),
-            ptr: e.ptr.load(Relaxed),
-            size: e.size.load(Relaxed),
+    let next = if OWN_WORDS {
+        Own::Trail.get()
+    } else {
+        let ring = find();
+        match ring.next.load(Relaxed) {
+            0 => ring.first(),
+            next => next,
+        }
+    };
+    if next == 0 {
+        return 0;
+    }
+    let first = next & !(2 * RING_BYTES - 1);
+    let at = (next - first) / ENTRY_BYTES;
+    let mut n = 0;
+    for i in 0..DEPTH {
+        let e = unsafe { &*((first + (at + i) % DEPTH * ENTRY_BYTES) as *const Entry) };
+        let call = e.call.load(Relaxed);
+        if call == 0 {
+            continue;
+        }
+        let call = unsafe { &*(call as *const Call) };
+        out[n] = Some(Op {
+            name: call.name,
+            kind: call.kind,
+            ptr: if call.ptr { e.ptr.load(Relaxed) } else { 0 },
+            size: if call.size { e.size.load(Relaxed) } else { 0 },
             result: e.result.load(Relaxed),
         });
-    }
-    n
-}
-
-unsafe fn c_str(p: *const u8) -> &'static [u8] {
-    let mut n = 0;
-    while *p.add(n) != 0 {
         n += 1;
     }
-    core::slice::from_raw_parts(p, n)
+    n
 }
 
 /// Where `addr` lies among the blocks of `ops` (oldest first): the index of
@@ -188,22 +243,34 @@ pub fn block_of(ops: &[Option<Op>], addr: usize) -> Option<(usize, bool)> {
 mod tests {
     use super::*;
 
+    static MALLOC: Call = Call { name: b"malloc", kind: Kind::Alloc, ptr: false, size: true };
+    static FREE: Call = Call { name: b"free", kind: Kind::Free, ptr: true, size: false };
+    static REALLOC: Call = Call { name: b"realloc", kind: Kind::Realloc, ptr: true, size: true };
+
     #[test]
     fn a_thread_reads_back_its_own_last_calls_oldest_first() {
         std::thread::spawn(|| {
             let mut out = [None; DEPTH];
             assert_eq!(recent(&mut out), 0);
+            let e = begin(&REALLOC, 0x2000, 64);
+            end(e, 0x3000);
+            assert_eq!(recent(&mut out), 1);
+            let only = out[0].unwrap();
+            assert_eq!((only.name, only.kind, only.ptr, only.size, only.result), (&b"realloc"[..], Kind::Realloc, 0x2000, 64, 0x3000));
             for i in 0..DEPTH + 3 {
-                let e = begin(b"malloc\0", Kind::Alloc, 0, i);
+                let e = begin(&MALLOC, 0xdead, i);
                 end(e, 0x1000 + i);
             }
-            let pending = begin(b"free\0", Kind::Free, 0x1003, 0);
+            let pending = begin(&FREE, 0x1003, 0xdead);
             assert_eq!(recent(&mut out), DEPTH);
             let first = out[0].unwrap();
-            assert_eq!((first.name, first.size, first.result), (&b"malloc"[..], 4, 0x1004));
+            // Arguments a call does not have read as 0, whatever the entry held before.
+            assert_eq!((first.name, first.ptr, first.size, first.result), (&b"malloc"[..], 0, 4, 0x1004));
             let last = out[DEPTH - 1].unwrap();
-            assert_eq!((last.name, last.kind, last.ptr, last.result), (&b"free"[..], Kind::Free, 0x1003, PENDING));
+            assert_eq!((last.name, last.kind, last.ptr, last.size, last.result), (&b"free"[..], Kind::Free, 0x1003, 0, PENDING));
             end(pending, 0);
+            assert_eq!(recent(&mut out), DEPTH);
+            assert_eq!(out[DEPTH - 1].unwrap().result, 0);
             // Another thread has a ring of its own.
             std::thread::spawn(|| {
                 let mut out = [None; DEPTH];
@@ -211,6 +278,16 @@ mod tests {
             })
             .join()
             .unwrap();
+        })
+        .join()
+        .unwrap();
+        // A thread started after that one ended (glibc may give it the same
+        // thread pointer, and so the same ring) starts with an empty trail.
+        std::thread::spawn(|| {
+            let mut out = [None; DEPTH];
+            assert_eq!(recent(&mut out), 0);
+            end(begin(&FREE, 0x10, 0), 0);
+            assert_eq!(recent(&mut out), 1);
         })
         .join()
         .unwrap();
