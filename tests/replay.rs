@@ -179,6 +179,19 @@ fn test_checks_a_heap_over_a_real_programs_sequence() {
     assert_eq!(out.status.code(), Some(0), "{}\n{}", stdout, stderr);
     let line = stdout.lines().find(|l| l.contains(" model ")).unwrap();
     assert!(line.contains("of the trace's") && line.contains("window(s)"), "{}", line);
+    assert!(line.contains("then its 4 threads concurrently"), "{}", line);
+
+    // A bug on the cross-thread free path only: the one-sequence windows
+    // (one thread) pass it, the concurrent replay of the 4 threads does not.
+    let heap = common::root().join("tests/fixtures/heaps/broken.rs");
+    let out = output_within(
+        alloc8().env("ALLOC8_BROKEN", "remote-double").args(["test", "--only", "model", "--heap"]).arg(&heap).arg("--trace").arg(&trace),
+        LIMIT,
+    );
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{}\n{}", stdout, stderr);
+    assert!(stdout.contains("while replaying the trace's 4 threads concurrently"), "{}", stdout);
+    assert!(stdout.contains("alloc8 replay "), "the reproduction is the trace replayed: {}", stdout);
 
     let heap = common::root().join("tests/fixtures/heaps/broken.rs");
     let out = output_within(

@@ -11,15 +11,22 @@
 //! block from an earlier window is not freed in a later one), at most the
 //! driver's slot count of them live at once. The program's threads are
 //! replayed as one sequence in recorded order (the driver is
-//! single-threaded); `alloc8 replay` replays them concurrently.
+//! single-threaded); then, for a trace of several threads, the whole trace
+//! is replayed once more with its threads concurrent, by `alloc8 replay`'s
+//! replayer (each hand-off in recorded order, every block's first and last
+//! bytes verified, alignment, calloc's zeros, NULL where the program's heap
+//! gave a block), so the heap's cross-thread paths run as the program ran them.
 
+use super::child::{self, End, Launch};
 use super::model::{Driver, Settings, OPS_PER_TRACE};
-use super::report::{Family, FamilyResult, Status};
+use super::report::{Family, FamilyResult, Finding, Status};
 use super::shrink;
 use super::Budget;
+use crate::replay::workload;
 use crate::trace::{self, format::op, Call, Reader};
 use alloc8::testing::ops::{Kind, Op};
-use anyhow::{anyhow, Result};
+use alloc8::testing::Rule;
+use anyhow::{anyhow, Context, Result};
 use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
@@ -27,6 +34,8 @@ use std::time::Duration;
 /// The driver's slots (model.c's MAX_SLOTS).
 const SLOTS: u32 = 65536;
 const WINDOW_LIMIT: Duration = Duration::from_secs(30);
+/// The concurrent replay of the whole trace.
+const CONCURRENT_LIMIT: Duration = Duration::from_secs(120);
 
 /// The windows of a trace, converted one at a time (memory: one window and its live blocks).
 pub struct Windows {
@@ -48,6 +57,11 @@ struct Live {
 impl Windows {
     pub fn open(path: &Path, kinds: Vec<Kind>) -> Result<Windows, trace::Error> {
         Ok(Windows { reader: Reader::open(path)?, kinds, skipped: 0, calls: 0, cut_short: None, done: false })
+    }
+
+    /// The trace's threads seen so far (all of them once the windows are read).
+    pub fn threads(&self) -> usize {
+        self.reader.threads().len()
     }
 
     /// The next window's operations; None after the last.
@@ -124,6 +138,46 @@ impl Windows {
     }
 }
 
+/// The whole trace replayed with its threads concurrent under the library:
+/// a finding if the replayer says the heap answered wrongly, or it crashed
+/// or hung. (No shrinking: the trace is the reproduction, replayed again
+/// with `alloc8 replay TRACE --lib LIB`.)
+fn concurrent(launch: &Launch, path: &Path, limit: Duration) -> Result<Option<Finding>> {
+    let scratch = tempfile::Builder::new().prefix("concurrent-").tempdir_in(launch.scratch).context("cannot create a scratch directory")?;
+    let workload = workload::convert(path, scratch.path()).map_err(|e| anyhow!("--trace {}: {}", path.display(), e))?;
+    let replayer = crate::replay::replayer()?;
+    let out = child::run(launch, &replayer, &[scratch.path().display().to_string()], limit)?;
+    let during = format!("replaying the trace's {} threads concurrently ({} operations)", workload.threads, workload.operations);
+    let said = out.stderr.lines().find_map(|l| l.strip_prefix("replay: ")).unwrap_or("").to_string();
+    let finding = match out.end {
+        End::Exited(0) => return Ok(None),
+        End::Exited(3) => Finding::new(replayer_rule(&said), format!("{} while {}", said, during)),
+        End::Exited(code) => Finding::new(Rule::Crash, format!("the replayer exited with status {} while {}: {}", code, during, said)),
+        End::Signaled(sig) => Finding::new(Rule::Crash, format!("killed by {} while {}", child::signal_name(sig), during)),
+        End::TimedOut => Finding::new(Rule::Hang, format!("did not finish in {:.0} s while {}", limit.as_secs_f64(), during)),
+    };
+    let mut finding = finding;
+    finding.detail = format!("{}; again with `alloc8 replay {} --lib {} --rounds 1`", finding.detail, path.display(), launch.lib.display());
+    Ok(Some(finding))
+}
+
+/// The rule a replayer's complaint (replayer.c's `fail` lines) breaks.
+fn replayer_rule(said: &str) -> Rule {
+    if said.contains("not aligned") {
+        Rule::Alignment
+    } else if said.contains("not zeroed") {
+        Rule::CallocZero
+    } else if said.contains("did not keep the block's contents") {
+        Rule::ReallocCopy
+    } else if said.contains("returned NULL") {
+        Rule::NullReturn
+    } else if said.contains("smaller than the size asked") {
+        Rule::UsableSize
+    } else {
+        Rule::Contents
+    }
+}
+
 /// The driver's operation for an allocating op code, with its variant
 /// (C++: bit 0 array form, bit 1 nothrow).
 fn alloc_kind(code: u8) -> Option<(Kind, u32)> {
@@ -182,6 +236,16 @@ pub fn run(driver: &Driver, path: &Path, kinds: Vec<Kind>, settings: &Settings, 
     );
     if let Some(why) = &windows.cut_short {
         result.notes.push(format!("the trace is cut short ({}): checked up to there", why));
+    }
+    let threads = windows.threads();
+    if result.status == Status::Passed && threads > 1 {
+        match budget.limit(CONCURRENT_LIMIT) {
+            Some(limit) => match concurrent(driver.launch, path, limit)? {
+                Some(finding) => result.fail(finding),
+                None => result.summary.push_str(&format!("; then its {} threads concurrently", threads)),
+            },
+            None => result.notes.push("the time budget ended before the threads could run concurrently".into()),
+        }
     }
     if windows.skipped > 0 {
         result.notes.push(format!(
