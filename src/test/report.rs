@@ -316,6 +316,7 @@ mod tests {
         f.seed = Some(42);
         f.reproduction = vec!["p3 = malloc(24)".into(), "p5 = malloc(24)".into()];
         f.replay = Some(PathBuf::from("/tmp/x.trace"));
+        f.reproduction_shows = Some("contents in p5 = malloc(24): byte 3 changed".into());
         model.fail(f);
         let mut memory = FamilyResult::new(Family::Memory);
         memory.status = Status::NotRun;
@@ -336,6 +337,7 @@ mod tests {
             "operation: #7: p5 = malloc(24)",
             "seed:      42",
             "shortest failing sequence (2 operations)",
+            "(it shows as contents in p5 = malloc(24): byte 3 changed)",
             "alloc8 test --replay /tmp/x.trace",
             "---- memory",
             "rules broken in model",

@@ -248,6 +248,51 @@ mod tests {
     }
 
     #[test]
+    fn whole_slots_go_first_when_a_crash_names_one() {
+        use super::super::ops::Kind;
+        // 40 slots of 25 operations each, interleaved; the crash is slot 3's
+        // last operation, and needs slots 7 and 31 to have run before it.
+        let ops: Vec<Op> = (0..1000u32).map(|i| Op::new(Kind::Malloc, i % 40, i as _, 0, 0)).collect();
+        let crash = ops.iter().rposition(|o| o.slot == 3).unwrap();
+        let mut runs = 0;
+        let mut fails = |s: &[Op]| {
+            runs += 1;
+            let at = s.iter().position(|o| o.slot == 3 && o.size == crash as _)?;
+            (s[..at].iter().any(|o| o.slot == 7) && s[..at].iter().any(|o| o.slot == 31)).then(|| at + 1)
+        };
+        let budget = Budget { runs: 10_000, deadline: Instant::now() + Duration::from_secs(10) };
+        let out = shrink(ops[..=crash].to_vec(), &[3], &mut fails, &budget);
+        let mut slots: Vec<u32> = out.iter().map(|o| o.slot).collect();
+        assert_eq!(out.last().unwrap().size, crash as _);
+        slots.sort();
+        slots.dedup();
+        assert_eq!(slots, std::vec![3, 7, 31]);
+        assert_eq!(out.len(), 3, "{:?}", out);
+        assert!(runs <= 150, "{} runs", runs);
+    }
+
+    #[test]
+    fn a_failure_earlier_in_a_candidate_cuts_what_follows() {
+        // Fails at the first item >= 900 once 17 came before it: once a
+        // candidate failed there, no later candidate runs what follows 900.
+        let items: Vec<u32> = (0..1000).collect();
+        let (mut failed, mut longest_after) = (false, 0);
+        let mut fails = |s: &[u32]| {
+            if failed {
+                longest_after = longest_after.max(s.len());
+            }
+            let at = s.iter().position(|x| *x >= 900)?;
+            let needed = s[..at].contains(&17).then(|| at + 1);
+            failed |= needed.is_some();
+            needed
+        };
+        let budget = Budget { runs: 10_000, deadline: Instant::now() + Duration::from_secs(10) };
+        let out = reduce(items, &mut fails, &budget, false);
+        assert_eq!(out, std::vec![17, 900]);
+        assert!(failed && longest_after < 900, "{}", longest_after);
+    }
+
+    #[test]
     fn the_budget_bounds_the_runs() {
         let items: Vec<u32> = (0..1000).collect();
         let mut runs = 0;
