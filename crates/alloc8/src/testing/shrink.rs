@@ -28,6 +28,7 @@ pub fn ddmin<T: Clone, F: FnMut(&[T]) -> bool>(items: Vec<T>, mut still_fails: F
 /// once); with `subsets`, each chunk alone is tried before the complements
 /// (Zeller's full algorithm: worth it where a short candidate is a cheap run).
 fn reduce<T: Clone, F: FnMut(&[T]) -> Option<usize>>(items: Vec<T>, fails_within: &mut F, budget: &Budget, subsets: bool) -> Vec<T> {
+    let mut subsets = subsets;
     let mut current = items;
     let mut runs = 0usize;
     let mut n = 2usize;
@@ -62,6 +63,9 @@ fn reduce<T: Clone, F: FnMut(&[T]) -> Option<usize>>(items: Vec<T>, fails_within
             if let Some(needed) = if candidate.is_empty() { None } else { fails_within(&candidate) } {
                 candidate.truncate(needed);
                 current = candidate;
+                // Every subset passed where a complement failed: the failure
+                // needs much of what is left, so subsets are not tried again.
+                subsets &= n <= 2;
                 n = (n - 1).max(2);
                 reduced = true;
                 break;
