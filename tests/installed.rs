@@ -30,6 +30,18 @@ fn copy_of_the_binary(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf, st
     let bin = dir.join("bin").join("alloc8");
     std::fs::create_dir_all(bin.parent().unwrap()).unwrap();
     std::fs::copy(env!("CARGO_BIN_EXE_alloc8"), &bin).unwrap();
+    // A process another test thread forked while the copy was open for
+    // writing holds it until its exec: running the copy fails with "text
+    // file busy" until then.
+    for _ in 0..200 {
+        match Command::new(&bin).arg("--version").output() {
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) => std::thread::sleep(Duration::from_millis(25)),
+            other => {
+                assert!(other.unwrap().status.success());
+                break;
+            }
+        }
+    }
     let (work, cache) = (dir.join("work"), dir.join("cache"));
     std::fs::create_dir_all(&work).unwrap();
     (bin, work, cache)

@@ -548,3 +548,94 @@ fn c_heaps_get_initial_exec_tls_in_interposers_and_stay_dlopen_safe_prefixed() {
 fn strings(v: &serde_json::Value) -> Vec<String> {
     v.as_array().map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect()).unwrap_or_default()
 }
+
+// Requests no machine can back: the shim answers them, whatever the heap does.
+
+/// `beyond SIZE` under `lib`: each call's line, which must all be "NULL ENOMEM" or all "served".
+fn beyond(lib: &Path, size: u64) -> Vec<String> {
+    let mut cmd = Command::new(program("beyond.c"));
+    cmd.arg(size.to_string());
+    let run = run_under(lib, cmd);
+    run.assert_bound("beyond");
+    let lines: Vec<String> = run.stdout().lines().map(str::to_string).collect();
+    assert_eq!(lines.len(), 8, "{}\n{}", run.stdout(), run.stderr());
+    lines
+}
+
+fn all_say(lines: &[String], what: &str) {
+    for line in lines {
+        assert!(line.ends_with(what), "want every call to say {:?}: {:?}", what, lines);
+    }
+}
+
+/// The fixture wraps its header arithmetic near SIZE_MAX and aborts when mmap
+/// fails (as Hoard does): under the shim, sizes beyond the address space come
+/// back NULL with ENOMEM without reaching it, and CPython's decimal module,
+/// which asks for 4.2e17 bytes at its largest precision and expects
+/// MemoryError (test_decimal's test_maxcontext_exact_arith), works.
+#[test]
+fn requests_beyond_the_address_space_fail_with_enomem_before_the_heap_sees_them() {
+    let out_dir = dir("trusting");
+    let out = build(&root().join("tests/fixtures/heaps/xx_trusting.c"), &[], &out_dir);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lib = out_dir.join("libxx_trusting.so");
+    for size in [421052631578947584, u64::MAX, u64::MAX - 4095, 1 << 47] {
+        all_say(&beyond(&lib, size), "NULL ENOMEM");
+    }
+    all_say(&beyond(&lib, 1 << 20), "served");
+    let mut cmd = Command::new(program("conformance.c"));
+    cmd.args(["malloc_failure", "calloc", "realloc", "reallocarray", "posix_memalign", "aligned_alloc", "memalign"]);
+    let run = run_under(&lib, cmd);
+    run.assert_bound("conformance");
+    assert!(run.stdout().contains(", 0 failed"), "{}", run.stdout());
+
+    let script = "import _decimal as C\n\
+                  with C.localcontext(C.Context(prec=C.MAX_PREC, Emin=C.MIN_EMIN, Emax=C.MAX_EMAX)):\n    \
+                  assert C.Decimal(4).sqrt() == 2 and C.Decimal(10) // 3 == 3 and C.Decimal(400) ** -1 == C.Decimal('0.0025')\n\
+                  print('ok')\n";
+    let mut cmd = Command::new("timeout");
+    cmd.args(["60", "/usr/bin/python3", "-c", script]).env("PYTHONMALLOC", "malloc");
+    let run = run_under(&lib, cmd);
+    assert_eq!(run.stdout().trim(), "ok", "{}", run.stderr());
+}
+
+/// `max_size` in alloc8.toml: a heap that serves up to 1 MiB (and aborts
+/// beyond) is never asked for more; every larger request is NULL + ENOMEM.
+#[test]
+fn a_heap_declaring_max_size_is_never_asked_for_more() {
+    let d = dir("bounded");
+    std::fs::copy(root().join("tests/fixtures/heaps/xx_trusting.c"), d.join("heap.c")).unwrap();
+    std::fs::write(d.join("alloc8.toml"), "sources = [\"heap.c\"]\ndefine = [\"LIMIT=1048576\"]\nmax_size = 1048576\n").unwrap();
+    let out_dir = dir("bounded-out");
+    let out = build(&d, &[], &out_dir);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lib = out_dir.join("libbounded.so");
+    all_say(&beyond(&lib, (1 << 20) + 1), "NULL ENOMEM");
+    all_say(&beyond(&lib, 1 << 20), "served");
+}
+
+/// A heap whose xxmalloc_lock is empty (Hoard's is) holds nothing across
+/// fork: the build says so, naming the heap; one whose lock takes its mutex
+/// builds without a word about it.
+#[test]
+fn a_heap_whose_fork_lock_does_nothing_is_named_at_build() {
+    let empty = XX_BUMP
+        .replace("void xxmalloc_lock(void) {\n    pthread_mutex_lock(&lock);\n}", "void xxmalloc_lock(void) {\n}")
+        .replace("void xxmalloc_unlock(void) {\n    pthread_mutex_unlock(&lock);\n}", "void xxmalloc_unlock(void) {\n}");
+    assert_ne!(empty, XX_BUMP);
+    let heap = heap_file("no_fork_lock.c", &empty);
+    let out = build(&heap, &[], &dir("no_fork_lock"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{}", err);
+    assert!(
+        err.contains(&format!(
+            "warning: heap {}: xxmalloc_lock does nothing, so no lock of the heap is held across fork()",
+            heap.display()
+        )),
+        "{}",
+        err
+    );
+    let out = build(&heap_file("fork_lock.c", XX_BUMP), &[], &dir("fork_lock"));
+    assert!(out.status.success());
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("xxmalloc_lock"), "{}", String::from_utf8_lossy(&out.stderr));
+}

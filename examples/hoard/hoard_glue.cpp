@@ -5,15 +5,24 @@
 // together with pthread_create/pthread_exit wrappers, which alloc8's shim
 // defines itself; this file gives the thread-local part alone, and the
 // per-thread set-up and tear-down as the xxmalloc convention's thread hooks,
-// which the shim runs in every thread when built with --threads.
+// which the shim runs in every thread when built with --threads. It also
+// defines xxmalloc and xxmemalign, which return NULL with ENOMEM where
+// libhoard.cpp's abort (alloc8.toml renames those out of the way).
 //
 // The thread's heap lives in initial-exec TLS (a %fs-relative access, no
 // __tls_get_addr, no malloc): right for a preloaded library, which is loaded
 // before any thread exists.
 
+#include <cerrno>
+#include <cstdint>
 #include <new>
 
 #include "hoard/hoardtlab.h"
+
+// alloc8.toml renames libhoard.cpp's xxmalloc and xxmemalign (they abort
+// when Hoard has no memory); this file defines the real ones.
+#undef xxmalloc
+#undef xxmemalign
 
 extern Hoard::HoardHeapType *getMainHoardHeap();
 
@@ -46,6 +55,35 @@ TheCustomHeapType *getCustomHeap() {
 bool isCustomHeapInitialized() { return thread_heap != nullptr; }
 
 extern "C" {
+
+void xxfree(void *);
+
+// Hoard's heap answers nullptr when it cannot get memory from the system:
+// that is malloc's NULL with ENOMEM, not an abort.
+void *xxmalloc(size_t size) {
+  void *p = getCustomHeap()->malloc(size);
+  if (__builtin_expect(p == nullptr, 0)) {
+    errno = ENOMEM;
+  }
+  return p;
+}
+
+// What libhoard.cpp's xxmemalign does (Heap-Layers' generic memalign: Hoard
+// frees and sizes a pointer inside one of its blocks by the block), with
+// NULL and ENOMEM on failure. The shim passes a power of two above 16 and
+// sizes far below SIZE_MAX (docs/xxmalloc.md), so nothing here overflows.
+void *xxmemalign(size_t alignment, size_t size) {
+  void *p = xxmalloc(size);
+  if (p == nullptr || (reinterpret_cast<uintptr_t>(p) & (alignment - 1)) == 0) {
+    return p;
+  }
+  xxfree(p);
+  p = xxmalloc(size + 2 * alignment);
+  if (p == nullptr) {
+    return nullptr;
+  }
+  return reinterpret_cast<void *>((reinterpret_cast<uintptr_t>(p) + alignment - 1) & ~(uintptr_t)(alignment - 1));
+}
 
 // A new thread: its own heap, and one of Hoard's per-processor heaps that
 // no other thread is using, if there is one.

@@ -93,6 +93,7 @@ pub fn heap_rs(p: &Provided, promises: Promises) -> String {
             ("@SETS_ENOMEM@", promises.sets_enomem.to_string()),
             ("@FREES_NULL@", promises.free_accepts_null.to_string()),
             ("@ALLOCATES_ZERO@", promises.malloc_accepts_zero.to_string()),
+            ("@MAX_SIZE@", promises.max_size.map_or_else(|| "alloc8::shim::ADDRESS_SPACE_MAX".to_string(), |n| format!("{}", n))),
             ("@OPTIONAL_METHODS@", methods),
         ],
     )
@@ -154,8 +155,15 @@ mod tests {
                 thread_cleanup: true,
                 created_flag: Some(4),
                 cxx: true,
+                lock_does_nothing: false,
             },
-            Promises { free_preserves_errno: true, sets_enomem: true, free_accepts_null: true, malloc_accepts_zero: false },
+            Promises {
+                free_preserves_errno: true,
+                sets_enomem: true,
+                free_accepts_null: true,
+                malloc_accepts_zero: false,
+                max_size: Some(1 << 30),
+            },
         );
         for s in [
             "fn xxrealloc(",
@@ -174,6 +182,8 @@ mod tests {
         assert!(bare.contains("const PRESERVES_ERRNO: bool = false;") && bare.contains("const SETS_ENOMEM: bool = false;"));
         assert!(full.contains("const FREES_NULL: bool = true;") && full.contains("const ALLOCATES_ZERO: bool = false;"));
         assert!(bare.contains("const FREES_NULL: bool = false;") && bare.contains("const ALLOCATES_ZERO: bool = false;"));
+        assert!(full.contains("const MAX_SIZE: usize = 1073741824;"));
+        assert!(bare.contains("const MAX_SIZE: usize = alloc8::shim::ADDRESS_SPACE_MAX;"));
     }
 
     #[test]

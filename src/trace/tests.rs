@@ -60,6 +60,18 @@ fn read_all(path: &std::path::Path) -> (Vec<Event>, Result<(), Error>) {
     (events, result)
 }
 
+/// Every event of a trace whose every free found its block and whose every
+/// allocation found its address free.
+fn read_clean(path: &std::path::Path) -> (Reader, Vec<Event>) {
+    let mut r = Reader::open(path).unwrap();
+    let mut events = Vec::new();
+    while let Some(e) = r.next().unwrap() {
+        events.push(e);
+    }
+    assert_eq!((r.summary().overlaps, r.summary().unknown_frees), (0, 0));
+    (r, events)
+}
+
 /// Thread 2 frees what thread 1 allocated; its chunk arrives first, and the
 /// address is then reused by thread 1: the merge puts each free after its
 /// allocation and names the blocks.
@@ -115,12 +127,7 @@ fn a_reuse_inside_a_realloc_is_a_new_block_not_the_old_one() {
         free(e, b, 0x5000, 2000);
     });
     write(&path, &[hello(), t1, t2], true);
-    let mut r = Reader::open(&path).unwrap();
-    let mut events = Vec::new();
-    while let Some(e) = r.next().unwrap() {
-        events.push(e);
-    }
-    assert_eq!((r.summary().overlaps, r.summary().unknown_frees), (0, 0));
+    let (r, events) = read_clean(&path);
     assert_eq!(events.len(), 7);
     // The realloc ended block 1 (thread 1's 24 bytes) and began block 3.
     let moved = events.iter().find(|e| e.op == op::REALLOC).unwrap();
@@ -153,12 +160,7 @@ fn stamps_slightly_out_of_order_across_threads_are_repaired() {
         free(e, b, 0x8000, 3100);
     });
     write(&path, &[hello(), t1, t2], true);
-    let mut r = Reader::open(&path).unwrap();
-    let mut events = Vec::new();
-    while let Some(e) = r.next().unwrap() {
-        events.push(e);
-    }
-    assert_eq!((r.summary().overlaps, r.summary().unknown_frees), (0, 0));
+    let (r, events) = read_clean(&path);
     let order: Vec<(u8, u32)> = events.iter().map(|e| (e.op, e.thread)).collect();
     assert_eq!(order, vec![(op::MALLOC, 1), (op::MALLOC, 0), (op::FREE, 1), (op::FREE, 1), (op::MALLOC, 0), (op::FREE, 0)]);
     assert!(matches!(events[2].call, Call::Free { freed: Some(Freed { block: 1, size: 24, .. }), .. }), "{:?}", events[2]);

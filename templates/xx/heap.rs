@@ -44,6 +44,9 @@ impl Heap for XxHeap {
     const SETS_ENOMEM: bool = @SETS_ENOMEM@;
     const FREES_NULL: bool = @FREES_NULL@;
     const ALLOCATES_ZERO: bool = @ALLOCATES_ZERO@;
+    // The largest request the heap is asked for (alloc8.toml's max_size, else
+    // what the address space holds): the shim answers larger ones NULL + ENOMEM.
+    const MAX_SIZE: usize = @MAX_SIZE@;
 
     #[inline(always)]
     fn malloc(&self, size: usize) -> *mut u8 {

@@ -6,7 +6,8 @@
 /// The shim guarantees what it passes in, so the heap need not re-check:
 /// `malloc` and `memalign` are never asked for 0 bytes, `memalign` only for a
 /// power-of-two alignment above 16 (smaller ones are served by `malloc`), and
-/// `free`/`get_size`/`realloc` only see non-NULL pointers this heap returned.
+/// `free`/`get_size`/`realloc` only see non-NULL pointers this heap returned;
+/// no size or alignment it is asked for exceeds [`Heap::MAX_SIZE`].
 /// A heap that handles 0 bytes or NULL itself says so ([`Heap::ALLOCATES_ZERO`],
 /// [`Heap::FREES_NULL`]) and the shim drops the test it would make.
 ///
@@ -43,6 +44,19 @@ pub trait Heap: Sync {
     /// allocator), and `alloc8 test` checks each block by its size. Without
     /// it every block must be 16-byte aligned.
     const FUNDAMENTAL_ALIGNMENT: bool = false;
+
+    /// The largest size the heap is asked for, and the largest alignment:
+    /// the shim answers a larger request (malloc, calloc's product, realloc,
+    /// every aligned form, pvalloc after rounding) with NULL and ENOMEM
+    /// without calling the heap. The default is what the target's address
+    /// space can hold at all ([`crate::shim::ADDRESS_SPACE_MAX`]: 2^47 - 1
+    /// on x86-64), so a heap never sees a size that wraps when it adds a
+    /// header or rounds to a class, and never has to notice that mapping
+    /// 2^59 bytes cannot work. A heap that serves only smaller blocks (a
+    /// fixed arena, size classes up to some bound, a heap that aborts
+    /// beyond one) declares its bound; one that checks every size itself
+    /// may set `usize::MAX`, and the shim then makes no compare.
+    const MAX_SIZE: usize = crate::shim::ADDRESS_SPACE_MAX;
 
     /// Allocates at least `size` (>= 1, or 0 with [`Heap::ALLOCATES_ZERO`])
     /// bytes, 16-byte aligned (see [`Heap::FUNDAMENTAL_ALIGNMENT`]), or returns NULL.

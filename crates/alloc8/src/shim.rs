@@ -9,7 +9,8 @@
 //!
 //! Rules follow glibc 2.36 (see docs/contract.md): malloc(0) is a unique
 //! pointer, realloc(p, 0) frees and returns NULL, aligned_alloc takes any size,
-//! memalign rounds a bad alignment up, ENOMEM on every failure.
+//! memalign rounds a bad alignment up, ENOMEM on every failure, and a request
+//! no address space can hold ([`Heap::MAX_SIZE`]) fails before the heap sees it.
 
 use crate::heap::Heap;
 use crate::os::{self, EINVAL, ENOMEM};
@@ -18,6 +19,30 @@ use crate::os::{self, EINVAL, ENOMEM};
 /// targets), or, from a heap that promises [`Heap::FUNDAMENTAL_ALIGNMENT`],
 /// every result of at least this many bytes.
 pub const MIN_ALIGN: usize = 16;
+
+/// The largest size (or alignment) a request can have and still be served:
+/// the user address space of the target less one byte. x86-64 gives user
+/// code 2^47 bytes (so do Windows and macOS; 5-level paging adds more only to
+/// a program that asks for high addresses), aarch64 at most 2^48 with
+/// 4 KiB pages; elsewhere PTRDIFF_MAX, glibc's own limit. glibc answers larger
+/// requests with ENOMEM because mmap refuses them; a heap that rounds,
+/// reserves with MAP_NORESERVE or aborts would not, so the shim answers them
+/// itself ([`Heap::MAX_SIZE`]'s default). Any size a heap sees can then take
+/// a header or a rounding without wrapping.
+pub const ADDRESS_SPACE_MAX: usize = if cfg!(target_arch = "x86_64") {
+    (1 << 47) - 1
+} else if cfg!(target_arch = "aarch64") {
+    (1 << 48) - 1
+} else {
+    isize::MAX as usize
+};
+
+/// Whether a request of `size` bytes is beyond what the heap serves: one
+/// compare against a constant, none for a heap that takes every size.
+#[inline(always)]
+fn beyond<H: Heap>(size: usize) -> bool {
+    size > H::MAX_SIZE
+}
 
 /// The alignment the C standard asks of a `size`-byte block: the largest
 /// power of two not above it, up to [`MIN_ALIGN`] (1 for 0 bytes).
@@ -67,6 +92,15 @@ fn checked<H: Heap>(p: *mut u8) -> *mut u8 {
     }
 }
 
+/// [`aligned`] with errno: ENOMEM on every NULL, the shim's refusals included.
+#[inline(always)]
+fn aligned_checked<H: Heap>(heap: &H, align: usize, size: usize) -> *mut u8 {
+    if beyond::<H>(size) || beyond::<H>(align) {
+        return out_of_memory();
+    }
+    checked::<H>(aligned(heap, align, size))
+}
+
 /// malloc(0) asks the heap for 1 byte: a unique, freeable pointer, without a branch.
 #[inline(always)]
 fn nonzero(size: usize) -> usize {
@@ -91,6 +125,9 @@ fn null_free<H: Heap>(ptr: *mut u8) -> bool {
 
 #[inline(always)]
 pub fn malloc<H: Heap>(heap: &H, size: usize) -> *mut u8 {
+    if beyond::<H>(size) {
+        return out_of_memory();
+    }
     checked::<H>(heap.malloc(asked::<H>(size)))
 }
 
@@ -149,8 +186,8 @@ pub unsafe fn free_sized<H: Heap>(heap: &H, ptr: *mut u8, size: usize) {
 #[inline(always)]
 pub fn calloc<H: Heap>(heap: &H, count: usize, size: usize) -> *mut u8 {
     match count.checked_mul(size) {
-        Some(total) => checked::<H>(heap.calloc(asked::<H>(total))),
-        None => out_of_memory(),
+        Some(total) if !beyond::<H>(total) => checked::<H>(heap.calloc(asked::<H>(total))),
+        _ => out_of_memory(),
     }
 }
 
@@ -166,6 +203,9 @@ pub unsafe fn realloc<H: Heap>(heap: &H, ptr: *mut u8, size: usize) -> *mut u8 {
         free(heap, ptr);
         return core::ptr::null_mut();
     }
+    if beyond::<H>(size) {
+        return out_of_memory();
+    }
     checked::<H>(heap.realloc(ptr, size))
 }
 
@@ -180,10 +220,13 @@ pub unsafe fn reallocarray<H: Heap>(heap: &H, ptr: *mut u8, count: usize, size: 
 }
 
 /// memalign(align, size) for any power-of-two `align`; the shared core of
-/// every aligned entry point.
+/// every aligned entry point. NULL, errno untouched, for a size or an
+/// alignment beyond [`Heap::MAX_SIZE`] (no block that large fits).
 #[inline(always)]
 fn aligned<H: Heap>(heap: &H, align: usize, size: usize) -> *mut u8 {
-    if align <= MIN_ALIGN {
+    if beyond::<H>(size) || beyond::<H>(align) {
+        core::ptr::null_mut()
+    } else if align <= MIN_ALIGN {
         heap.malloc(asked::<H>(enough_for::<H>(align, size)))
     } else {
         heap.memalign(align, asked::<H>(size))
@@ -201,7 +244,7 @@ pub fn memalign<H: Heap>(heap: &H, align: usize, size: usize) -> *mut u8 {
             None => return out_of_memory(),
         }
     };
-    checked::<H>(aligned(heap, align, size))
+    aligned_checked(heap, align, size)
 }
 
 /// C11 aligned_alloc, as glibc: any size (DR460), a non-power-of-two alignment is EINVAL.
@@ -211,7 +254,7 @@ pub fn aligned_alloc<H: Heap>(heap: &H, align: usize, size: usize) -> *mut u8 {
         os::set_errno(EINVAL);
         return core::ptr::null_mut();
     }
-    checked::<H>(aligned(heap, align, size))
+    aligned_checked(heap, align, size)
 }
 
 /// POSIX: returns the error instead of setting errno, which stays untouched.
@@ -233,7 +276,7 @@ pub unsafe fn posix_memalign<H: Heap>(heap: &H, out: *mut *mut u8, align: usize,
 
 #[inline(always)]
 pub fn valloc<H: Heap>(heap: &H, size: usize) -> *mut u8 {
-    checked::<H>(aligned(heap, os::page_size(), size))
+    aligned_checked(heap, os::page_size(), size)
 }
 
 /// pvalloc: page-aligned and rounded up to whole pages (pvalloc(0) is one page).
@@ -241,7 +284,7 @@ pub fn valloc<H: Heap>(heap: &H, size: usize) -> *mut u8 {
 pub fn pvalloc<H: Heap>(heap: &H, size: usize) -> *mut u8 {
     let page = os::page_size();
     match nonzero(size).checked_add(page - 1) {
-        Some(n) => checked::<H>(aligned(heap, page, n & !(page - 1))),
+        Some(n) => aligned_checked(heap, page, n & !(page - 1)),
         None => out_of_memory(),
     }
 }

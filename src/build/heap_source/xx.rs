@@ -47,6 +47,8 @@ pub struct Promises {
     pub sets_enomem: bool,
     pub free_accepts_null: bool,
     pub malloc_accepts_zero: bool,
+    /// `max_size`: the heap's own bound on a request (else the address space's).
+    pub max_size: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -172,6 +174,7 @@ pub fn open_dir(dir: &Path) -> Result<HeapSource, HeapError> {
         sets_enomem: manifest.sets_enomem,
         free_accepts_null: manifest.free_accepts_null,
         malloc_accepts_zero: manifest.malloc_accepts_zero,
+        max_size: manifest.max_size,
     };
     let name = manifest.name.clone().unwrap_or_else(|| stem(&dir));
     Ok(HeapSource { name, kind: HeapKind::Xx(XxInput::Sources(sources)) })
@@ -293,6 +296,14 @@ pub fn prepare(
     }
     if target == Some(crate::build::target::WINDOWS_GNU) && mode == Mode::Interpose && !provided.owns {
         return Err(XxError::NeedsOwns(heap.to_path_buf()));
+    }
+    if provided.lock_does_nothing && mode == Mode::Interpose {
+        eprintln!(
+            "warning: heap {}: xxmalloc_lock does nothing, so no lock of the heap is held across fork(): a child \
+             forked while another thread is inside the heap can find a lock held forever (`alloc8 test --only fork` \
+             shows it; docs/xxmalloc.md, \"Fork\")",
+            heap.display()
+        );
     }
     let cxx = provided.cxx || matches!(input, XxInput::Sources(s) if s.has(Lang::Cxx));
     let promises = match input {

@@ -12,6 +12,7 @@
 //! sets_enomem = true           # promise: a NULL from xxmalloc/xxmemalign/xxrealloc comes with errno = ENOMEM
 //! free_accepts_null = true     # promise: xxfree (and xxfree_sized, xxfree_aligned_sized) take NULL and do nothing
 //! malloc_accepts_zero = true   # promise: xxmalloc(0), xxmemalign(a, 0) (and xxcalloc(1, 0)) give a unique block
+//! max_size = 1099511627776     # the largest size (and alignment) the heap is asked for: larger ones are NULL + ENOMEM
 //!
 //! [repos.hoard]                # sources fetched by git, pinned (see xx_fetch)
 //! git = "https://github.com/emeryberger/Hoard"
@@ -52,6 +53,7 @@ pub struct Manifest {
     pub free_accepts_null: bool,
     #[serde(default)]
     pub malloc_accepts_zero: bool,
+    pub max_size: Option<u64>,
     #[serde(default)]
     pub repos: BTreeMap<String, Repo>,
 }
@@ -81,6 +83,9 @@ pub fn parse(text: &str) -> Result<Manifest, String> {
                 return Err(format!("{} = {:?}: give the standard alone, e.g. \"c++17\"", key, s));
             }
         }
+    }
+    if m.max_size == Some(0) {
+        return Err("max_size = 0 would refuse every request: give the largest block the heap serves, in bytes".into());
     }
     for (name, repo) in &m.repos {
         repo.check(name)?;
@@ -143,6 +148,9 @@ mod tests {
             "sources = [\"a.c\"]\nfree_preserves_errno = true\nsets_enomem = true\nfree_accepts_null = true\nmalloc_accepts_zero = true\n";
         let m = parse(promised).unwrap();
         assert!(m.free_preserves_errno && m.sets_enomem && m.free_accepts_null && m.malloc_accepts_zero);
+        assert_eq!(parse("sources = [\"a.c\"]\nmax_size = 4096\n").unwrap().max_size, Some(4096));
+        assert!(parse("sources = [\"a.c\"]\nmax_size = 0\n").unwrap_err().contains("max_size = 0"));
+        assert!(parse("sources = [\"a.c\"]\nmax_size = -1\n").is_err());
     }
 
     #[test]

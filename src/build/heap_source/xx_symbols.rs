@@ -27,6 +27,9 @@ pub struct Provided {
     pub stats: bool,
     /// `int xxowns(void *)`: whether a pointer is the heap's (Windows, macOS).
     pub owns: bool,
+    /// `xxmalloc_lock` is a bare return (Hoard's, DieHard's scalable build):
+    /// nothing is held across fork.
+    pub lock_does_nothing: bool,
 }
 
 impl Provided {
@@ -113,6 +116,26 @@ impl std::error::Error for SymbolError {}
 struct Symbol {
     defined: bool,
     size: u64,
+    /// x86-64 code that only returns (`ret`, after an `endbr64`).
+    returns_at_once: bool,
+}
+
+/// Whether a function's bytes are a bare return: `ret` or `rep ret`, after
+/// an optional `endbr64` (x86-64; other architectures are not read).
+fn bare_return(code: &[u8]) -> bool {
+    let code = code.strip_prefix(&[0xf3, 0x0f, 0x1e, 0xfa][..]).unwrap_or(code);
+    code == [0xc3] || code == [0xf3, 0xc3]
+}
+
+/// The bytes of a defined function symbol in a relocatable object.
+fn code<'a>(obj: &object::File<'a>, sym: &object::Symbol<'a, '_>) -> Option<&'a [u8]> {
+    if obj.architecture() != object::Architecture::X86_64 || sym.kind() != SymbolKind::Text {
+        return None;
+    }
+    let section = obj.section_by_index(sym.section_index()?).ok()?;
+    let data = section.data().ok()?;
+    let start = usize::try_from(sym.address().checked_sub(section.address())?).ok()?;
+    data.get(start..start.checked_add(usize::try_from(sym.size()).ok()?)?)
 }
 
 /// What the archive's objects hold: their symbols, and the first place (member,
@@ -163,10 +186,11 @@ fn contents(archive: &Path) -> Result<Contents, SymbolError> {
             if name.is_empty() || !(sym.is_global() || sym.is_weak()) || sym.kind() == SymbolKind::File {
                 continue;
             }
-            let entry = out.entry(name.to_string()).or_insert(Symbol { defined: false, size: 0 });
+            let entry = out.entry(name.to_string()).or_insert(Symbol { defined: false, size: 0, returns_at_once: false });
             if !sym.is_undefined() {
                 entry.defined = true;
                 entry.size = sym.size();
+                entry.returns_at_once = code(&obj, &sym).map_or(false, bare_return);
             } else {
                 let by = references.entry(name.to_string()).or_default();
                 if !by.contains(&member_name) {
@@ -218,6 +242,7 @@ pub fn inspect(archive: &Path, heap: &Path, mode: Mode, prefix: &str) -> Result<
         cxx,
         stats: defined("xxmalloc_stats"),
         owns: defined("xxowns"),
+        lock_does_nothing: syms.get("xxmalloc_lock").map_or(false, |s| s.returns_at_once),
     };
     Ok((provided, references))
 }
@@ -247,5 +272,11 @@ mod tests {
         }
         assert!(!n.iter().any(|y| y == "__libc_malloc" || y == "pthread_atfork"));
         assert!(shim_names(Mode::Prefixed, "my").iter().any(|y| y == "my_malloc"));
+    }
+
+    #[test]
+    fn a_bare_return_is_a_function_that_does_nothing() {
+        assert!(bare_return(&[0xc3]) && bare_return(&[0xf3, 0x0f, 0x1e, 0xfa, 0xc3]) && bare_return(&[0xf3, 0xc3]));
+        assert!(!bare_return(&[]) && !bare_return(&[0x48, 0x8d, 0x3d, 0, 0, 0, 0, 0xe9, 0, 0, 0, 0]));
     }
 }

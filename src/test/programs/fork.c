@@ -262,7 +262,8 @@ int main(int argc, char **argv) {
                 waitpid(pid, &status, 0);
                 violation("fork-deadlock", i, "",
                           "fork child #%d (forked while %d other threads allocated) did not finish in %.1f s: deadlock; a heap "
-                          "lock was held across fork (does the heap's lock() take every lock its malloc takes?)",
+                          "lock was held across fork (does the heap's lock(), a C heap's xxmalloc_lock, take every lock its malloc "
+                          "takes?)",
                           i, nthreads, limit);
             }
             usleep(2000);

@@ -166,8 +166,8 @@ impl<H: Heap> Checked<H> {
         }
         let room = layout::room(align);
         let total = match layout::total(room, size) {
-            Some(t) => t,
-            None => {
+            Some(t) if t <= H::MAX_SIZE => t,
+            _ => {
                 if H::SETS_ENOMEM {
                     os::set_errno(os::ENOMEM);
                 }
@@ -622,6 +622,7 @@ pub fn guard_line(mode: &str, rate: u32) {
 }
 
 impl<H: Heap> Heap for Checked<H> {
+    const MAX_SIZE: usize = H::MAX_SIZE;
     const PRESERVES_ERRNO: bool = H::PRESERVES_ERRNO;
     const SETS_ENOMEM: bool = H::SETS_ENOMEM;
     const THREAD_HOOKS: bool = H::THREAD_HOOKS;

@@ -139,6 +139,7 @@ fn caller() -> usize {
 }
 
 impl<H: Heap> Heap for Sampled<H> {
+    const MAX_SIZE: usize = H::MAX_SIZE;
     const PRESERVES_ERRNO: bool = H::PRESERVES_ERRNO;
     const SETS_ENOMEM: bool = H::SETS_ENOMEM;
     const ALLOCATES_ZERO: bool = H::ALLOCATES_ZERO;

@@ -133,7 +133,7 @@ pub fn zone_memalign<H: Heap + 'static>(heap: &H, align: usize, size: usize) -> 
 /// `results` has room for `count` pointers.
 pub unsafe fn batch_malloc<H: Heap + 'static>(heap: &H, size: usize, results: *mut *mut c_void, count: u32) -> u32 {
     let mut n = 0;
-    while n < count {
+    while n < count && size <= H::MAX_SIZE {
         let p = heap.malloc(size | (size == 0) as usize);
         if p.is_null() {
             break;

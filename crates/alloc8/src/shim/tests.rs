@@ -375,3 +375,109 @@ fn a_heap_aligned_by_size_is_asked_for_a_block_as_large_as_the_alignment_wanted(
     unsafe { free(&plain, memalign(&plain, 16, 8)) };
     assert_eq!(plain.calls()[0], ("malloc", 8, 0));
 }
+
+/// The TestHeap with a bound of its own (1 MiB), promising ENOMEM itself: the
+/// shim's refusals must set it all the same.
+struct Bounded(TestHeap);
+
+impl Heap for Bounded {
+    const MAX_SIZE: usize = 1 << 20;
+    const SETS_ENOMEM: bool = true;
+    fn malloc(&self, size: usize) -> *mut u8 {
+        self.0.malloc(size)
+    }
+    unsafe fn free(&self, ptr: *mut u8) {
+        self.0.free(ptr)
+    }
+    fn memalign(&self, align: usize, size: usize) -> *mut u8 {
+        self.0.memalign(align, size)
+    }
+    unsafe fn get_size(&self, ptr: *mut u8) -> usize {
+        self.0.get_size(ptr)
+    }
+    fn lock(&self) {}
+    fn unlock(&self) {}
+}
+
+/// Every allocating entry point, with `size` bytes (and 64-byte alignment
+/// for the aligned ones), each block freed: (what, served, errno or error).
+fn every_entry_point<H: Heap>(h: &H, size: usize) -> Vec<(&'static str, bool, i32)> {
+    let mut out = Vec::new();
+    let mut keep = |what, p: *mut u8, e| {
+        out.push((what, !p.is_null(), e));
+        unsafe { free(h, p) };
+    };
+    let (p, e) = errno_after(|| malloc(h, size));
+    keep("malloc", p, e);
+    let (p, e) = errno_after(|| calloc(h, 1, size));
+    keep("calloc", p, e);
+    let (p, e) = errno_after(|| memalign(h, 64, size));
+    keep("memalign", p, e);
+    let (p, e) = errno_after(|| memalign(h, 8, size));
+    keep("memalign 8", p, e);
+    let (p, e) = errno_after(|| aligned_alloc(h, 64, size));
+    keep("aligned_alloc", p, e);
+    let (p, e) = errno_after(|| valloc(h, size));
+    keep("valloc", p, e);
+    let (p, e) = errno_after(|| pvalloc(h, size));
+    keep("pvalloc", p, e);
+    let mut q = core::ptr::null_mut();
+    let rc = unsafe { posix_memalign(h, &mut q, 64, size) };
+    keep("posix_memalign", q, rc);
+    let p = new_aligned(h, 64, size);
+    keep("new_aligned", p, if p.is_null() { ENOMEM } else { 0 });
+    let old = malloc(h, 100);
+    let (p, e) = errno_after(|| unsafe { realloc(h, old, size) });
+    keep("realloc", p, e);
+    if p.is_null() {
+        unsafe { free(h, old) };
+    }
+    out
+}
+
+#[test]
+fn requests_beyond_the_address_space_never_reach_the_heap() {
+    let h = TestHeap::new();
+    for size in [ADDRESS_SPACE_MAX + 1, 421052631578947584, usize::MAX / 2, usize::MAX - 4096, usize::MAX] {
+        for (what, p, e) in every_entry_point(&h, size) {
+            assert!(!p, "{}({:#x}) served", what, size);
+            assert_eq!(e, ENOMEM, "{}({:#x})", what, size);
+        }
+        let asked: Vec<_> = h.calls().into_iter().filter(|c| c.0 != "free" && c.1 != 100 && c.2 != 100).collect();
+        assert!(asked.is_empty(), "the heap was asked for {:#x}: {:?}", size, asked);
+        h.calls.borrow_mut().clear();
+    }
+    // An alignment no address space holds, with a small size.
+    let (p, e) = errno_after(|| aligned_alloc(&h, ADDRESS_SPACE_MAX + 1, 1 << 30));
+    assert!(p.is_null() && e == ENOMEM);
+    let (p, e) = errno_after(|| memalign(&h, 1 << 63, 1));
+    assert!(p.is_null() && e == ENOMEM);
+    assert!(h.calls().is_empty(), "{:?}", h.calls());
+    assert_eq!(h.live(), 0);
+    // At the bound the heap decides (this one fails it).
+    let h = TestHeap::failing_above(ADDRESS_SPACE_MAX);
+    let (p, e) = errno_after(|| malloc(&h, ADDRESS_SPACE_MAX));
+    assert!(p.is_null() && e == ENOMEM);
+    assert_eq!(h.calls(), [("malloc", ADDRESS_SPACE_MAX, 0)]);
+}
+
+#[test]
+fn a_heap_with_a_bound_of_its_own_gets_nothing_larger_and_errno_is_set_for_it() {
+    let h = Bounded(TestHeap::new());
+    for (what, p, e) in every_entry_point(&h, (1 << 20) + 1) {
+        assert!(!p, "{} above the bound served", what);
+        assert_eq!(e, ENOMEM, "{} above the bound", what);
+    }
+    // pvalloc's rounding to a page takes 1 MiB - 1 past the bound.
+    let (p, e) = errno_after(|| pvalloc(&h, (1 << 20) - 1 + 1));
+    assert!(!p.is_null() && e == 0);
+    unsafe { free(&h, p) };
+    let (p, e) = errno_after(|| pvalloc(&h, (1 << 20) + 1));
+    assert!(p.is_null() && e == ENOMEM);
+    let asked: Vec<_> = h.0.calls().into_iter().filter(|c| c.0 != "free" && c.1 > 1 << 20 || c.2 > 1 << 20).collect();
+    assert!(asked.is_empty(), "the heap was asked beyond its bound: {:?}", asked);
+    for (what, p, e) in every_entry_point(&h, 1 << 20) {
+        assert!(p && e == 0, "{} at the bound: errno {}", what, e);
+    }
+    assert_eq!(h.0.live(), 0);
+}
