@@ -66,6 +66,10 @@ pub struct Finding {
     /// The shortest failing sequence found, as C calls.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub reproduction: Vec<String>,
+    /// What the reproduction shows when it is not what was found (a crash
+    /// shrunk to the overlap or overwrite behind it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reproduction_shows: Option<String>,
     /// The file `alloc8 test --replay` runs again.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub replay: Option<PathBuf>,
@@ -86,6 +90,7 @@ impl Finding {
             operation: None,
             seed: None,
             reproduction: Vec::new(),
+            reproduction_shows: None,
             replay: None,
             known_gap: None,
             glibc_behaviour: None,
@@ -257,6 +262,9 @@ fn write_finding(out: &mut String, family: Family, x: &Finding) {
             let _ = writeln!(out, "    ... {} more (all in the replay file)", x.reproduction.len() - 40);
         }
         let _ = writeln!(out, "    (then every block still live is checked and freed)");
+        if let Some(shows) = &x.reproduction_shows {
+            let _ = writeln!(out, "    (it shows as {})", shows);
+        }
     }
     if let Some(file) = &x.replay {
         let _ = writeln!(out, "  replay:    alloc8 test --replay {}", file.display());
@@ -308,6 +316,7 @@ mod tests {
         f.seed = Some(42);
         f.reproduction = vec!["p3 = malloc(24)".into(), "p5 = malloc(24)".into()];
         f.replay = Some(PathBuf::from("/tmp/x.trace"));
+        f.reproduction_shows = Some("contents in p5 = malloc(24): byte 3 changed".into());
         model.fail(f);
         let mut memory = FamilyResult::new(Family::Memory);
         memory.status = Status::NotRun;
@@ -328,6 +337,7 @@ mod tests {
             "operation: #7: p5 = malloc(24)",
             "seed:      42",
             "shortest failing sequence (2 operations)",
+            "(it shows as contents in p5 = malloc(24): byte 3 changed)",
             "alloc8 test --replay /tmp/x.trace",
             "---- memory",
             "rules broken in model",

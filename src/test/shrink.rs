@@ -7,6 +7,7 @@ use super::model::{self, Driver, Failure, Settings};
 use super::report::Finding;
 use super::Budget;
 use crate::build::cache;
+use alloc8::testing::ops::Kind;
 use alloc8::testing::shrink::{self, Budget as Runs};
 use alloc8::testing::{Op, Rule};
 use anyhow::{bail, Context, Result};
@@ -27,23 +28,35 @@ pub fn finding(driver: &Driver, ops: Vec<Op>, failure: Failure, seed: u64, setti
     let time = settings.shrink_time.min(budget.left().saturating_sub(Duration::from_secs(5)));
     let runs = Runs { runs: 5000, deadline: Instant::now() + time };
     let mut errors = None;
-    let mut still_fails = |candidate: &[Op]| match driver.run(candidate, limit) {
-        Ok(Some(f)) => same(&f, &failure),
-        Ok(None) => false,
+    let found_len = ops.len();
+    let crashed_in = failure.index.and_then(|i| ops.get(i)).map(|op| op.kind).filter(|_| failure.rule == Rule::Crash);
+    // Fails the same way: the operations up to the one that failed are all it needs.
+    let mut fails_within = |candidate: &[Op]| match driver.run(candidate, limit) {
+        Ok(Some(f)) if same(&f, &failure, candidate, crashed_in) => Some(f.index.map_or(candidate.len(), |i| (i + 1).min(candidate.len()))),
+        Ok(_) => None,
         Err(e) => {
             errors.get_or_insert(e);
-            false
+            None
         }
     };
     // The operation that failed ends the trace; a crash or hang that did
     // not say which one it was in is found by bisecting prefixes.
     let failing: Vec<Op> = match failure.index {
         Some(i) if i < ops.len() => ops[..=i].to_vec(),
-        _ => shrink::bisect_prefix(ops, &mut still_fails, runs.deadline),
+        _ => shrink::bisect_prefix(ops, &mut |c: &[Op]| fails_within(c).is_some(), runs.deadline),
     };
-    let shrunk = shrink::shrink(failing, &slots, still_fails, &runs);
+    let shrunk = shrink::shrink(failing, &slots, &mut fails_within, &runs);
     if let Some(e) = errors {
         return Err(e.context("while shrinking a failing trace"));
+    }
+    // A crash shrunk to the damage it comes from: say what the short trace shows.
+    if failure.rule == Rule::Crash && shrunk.len() < found_len {
+        if let Ok(Some(f)) = driver.run(&shrunk, limit) {
+            if f.rule != Rule::Crash {
+                let at = f.index.and_then(|i| shrunk.get(i)).map(|op| format!(" in {}", op.call())).unwrap_or_default();
+                finding.reproduction_shows = Some(format!("{}{}: {}", f.rule.id(), at, f.detail));
+            }
+        }
     }
     finding.reproduction = shrunk.iter().map(|op| op.call()).collect();
     let path = replay_path(seed, failure.rule)?;
@@ -59,8 +72,19 @@ pub fn finding(driver: &Driver, ops: Vec<Op>, failure: Failure, seed: u64, setti
     Ok(finding)
 }
 
-fn same(found: &Failure, wanted: &Failure) -> bool {
-    found.rule == wanted.rule
+/// Whether a candidate fails the way the trace did: the same rule. A crash
+/// in an operation is usually a write through damage into unmapped memory;
+/// the same damage short of the mapping's end is an overlap or overwritten
+/// contents, and the traces that show it shrink far shorter (a crash
+/// needs the layout that puts unmapped memory there). So for a crash, such
+/// a violation in an operation of the crash's kind counts too.
+fn same(found: &Failure, wanted: &Failure, candidate: &[Op], crashed_in: Option<Kind>) -> bool {
+    if found.rule == wanted.rule {
+        return true;
+    }
+    let damage = matches!(found.rule, Rule::Overlap | Rule::Contents);
+    let kind = found.index.and_then(|i| candidate.get(i)).map(|op| op.kind);
+    damage && kind.is_some() && kind == crashed_in
 }
 
 fn replay_path(seed: u64, rule: Rule) -> Result<PathBuf> {

@@ -144,7 +144,12 @@ fn run_all<H: Heap, R: FnMut(&[Op]) -> Result<(), exec::Violation>>(
             let failing: Vec<Op> = trace[..(v.index + 1).min(trace.len())].to_vec();
             let slots: Vec<u32> = op.iter().map(|o| o.slot).collect();
             let budget = shrink::Budget { runs: 2000, deadline: Instant::now() + options.shrink_time };
-            reproduction = shrink::shrink(failing, &slots, |ops| matches!(rerun(ops), Err(w) if w.rule == v.rule), &budget);
+            reproduction = shrink::shrink(
+                failing,
+                &slots,
+                &mut |ops: &[Op]| rerun(ops).err().filter(|w| w.rule == v.rule).map(|w| (w.index + 1).min(ops.len())),
+                &budget,
+            );
         }
         return Err(Box::new(Finding {
             rule: v.rule,

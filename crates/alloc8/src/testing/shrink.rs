@@ -3,7 +3,7 @@
 //! (in this process for [`super::check`], in a child for `alloc8 test`).
 //! A budget of runs and a deadline keep it bounded; the result always fails.
 
-use super::ops::Op;
+use super::ops::{Kind, Op, KINDS};
 use std::time::Instant;
 use std::vec::Vec;
 
@@ -20,12 +20,38 @@ impl Budget {
 
 /// `items` fails; returns a subsequence that fails too, 1-minimal unless the budget ran out.
 pub fn ddmin<T: Clone, F: FnMut(&[T]) -> bool>(items: Vec<T>, mut still_fails: F, budget: &Budget) -> Vec<T> {
+    reduce(items, &mut |s: &[T]| if still_fails(s) { Some(s.len()) } else { None }, budget, false)
+}
+
+/// ddmin, where `fails_within` says how much of a failing candidate the
+/// failure needs (the items up to the one that failed: the rest is cut at
+/// once); with `subsets`, each chunk alone is tried before the complements
+/// (Zeller's full algorithm: worth it where a short candidate is a cheap run).
+fn reduce<T: Clone, F: FnMut(&[T]) -> Option<usize>>(items: Vec<T>, fails_within: &mut F, budget: &Budget, subsets: bool) -> Vec<T> {
+    let mut subsets = subsets;
     let mut current = items;
     let mut runs = 0usize;
     let mut n = 2usize;
     while current.len() >= 2 && !budget.spent(runs) {
         let chunk = (current.len() + n - 1) / n;
         let mut reduced = false;
+        if subsets && n > 2 {
+            let mut start = 0;
+            while start < current.len() && !budget.spent(runs) {
+                let end = (start + chunk).min(current.len());
+                runs += 1;
+                if let Some(needed) = fails_within(&current[start..end]) {
+                    current = current[start..start + needed.min(end - start)].to_vec();
+                    n = 2;
+                    reduced = true;
+                    break;
+                }
+                start = end;
+            }
+            if reduced {
+                continue;
+            }
+        }
         // Try each complement (drop one chunk); a subset alone rarely fails when order matters.
         let mut start = 0;
         while start < current.len() && !budget.spent(runs) {
@@ -34,8 +60,12 @@ pub fn ddmin<T: Clone, F: FnMut(&[T]) -> bool>(items: Vec<T>, mut still_fails: F
             candidate.extend_from_slice(&current[..start]);
             candidate.extend_from_slice(&current[end..]);
             runs += 1;
-            if !candidate.is_empty() && still_fails(&candidate) {
+            if let Some(needed) = if candidate.is_empty() { None } else { fails_within(&candidate) } {
+                candidate.truncate(needed);
                 current = candidate;
+                // Every subset passed where a complement failed: the failure
+                // needs much of what is left, so subsets are not tried again.
+                subsets &= n <= 2;
                 n = (n - 1).max(2);
                 reduced = true;
                 break;
@@ -55,7 +85,7 @@ pub fn ddmin<T: Clone, F: FnMut(&[T]) -> bool>(items: Vec<T>, mut still_fails: F
 /// The usual first cut for a trace: the operations on the slots the
 /// violation names, plus the checks (other slots rarely matter).
 pub fn focus(ops: &[Op], slots: &[u32]) -> Vec<Op> {
-    ops.iter().copied().filter(|op| slots.contains(&op.slot) || op.kind == super::ops::Kind::Check).collect()
+    ops.iter().copied().filter(|op| slots.contains(&op.slot) || op.kind == Kind::Check).collect()
 }
 
 /// The shortest prefix that still fails, by bisection (about log2(n) runs;
@@ -89,25 +119,83 @@ pub fn bisect_suffix<T: Clone, F: FnMut(&[T]) -> bool>(items: Vec<T>, still_fail
     items[lo..].to_vec()
 }
 
+/// Drops whole slots' operation chains (every operation on one slot), by
+/// ddmin over the slots, `keep` always in: a crash names the slot it
+/// happened in, and the damage behind it usually comes from a few earlier
+/// blocks. Checks (which name no block) stay for the later passes.
+pub fn drop_slots<F: FnMut(&[Op]) -> Option<usize>>(ops: Vec<Op>, keep: &[u32], fails_within: &mut F, budget: &Budget) -> Vec<Op> {
+    let mut others: Vec<u32> = Vec::new();
+    for op in &ops {
+        if op.kind != Kind::Check && !keep.contains(&op.slot) && !others.contains(&op.slot) {
+            others.push(op.slot);
+        }
+    }
+    // The operations a candidate keeps, by index: every failure cuts the
+    // trace after the operation that failed, for all later candidates too.
+    // The slot of the operation that failed stays in too (a shorter trace
+    // may show the damage in another block than the first did).
+    let mut end = ops.len();
+    let mut keep = keep.to_vec();
+    let picks = |slots: &[u32], end: usize, keep: &[u32]| -> Vec<usize> {
+        (0..end).filter(|&i| ops[i].kind == Kind::Check || keep.contains(&ops[i].slot) || slots.contains(&ops[i].slot)).collect()
+    };
+    // A candidate is a fraction of the trace: a cheap run, so subsets are worth trying.
+    let kept = reduce(
+        others.clone(),
+        &mut |slots: &[u32]| {
+            let picked = picks(slots, end, &keep);
+            let candidate: Vec<Op> = picked.iter().map(|&i| ops[i]).collect();
+            let needed = fails_within(&candidate)?;
+            if let Some(&last) = picked[..needed].last() {
+                end = last + 1;
+                if !keep.contains(&ops[last].slot) {
+                    keep.push(ops[last].slot);
+                }
+            }
+            Some(slots.len())
+        },
+        budget,
+        true,
+    );
+    if kept.len() == others.len() && end == ops.len() {
+        return ops;
+    }
+    picks(&kept, end, &keep).iter().map(|&i| ops[i]).collect()
+}
+
 /// Trims a failing trace (already cut after the operation that failed; a
-/// caller that does not know it runs [`bisect_prefix`] first): the shortest
-/// failing suffix (bisection, cheap on long traces), then the focused cut
-/// if it still fails, then every operation of one kind at a time (a dozen
-/// cheap tries that often halve a long trace), then ddmin.
-pub fn shrink<F: FnMut(&[Op]) -> bool>(ops: Vec<Op>, slots: &[u32], mut still_fails: F, budget: &Budget) -> Vec<Op> {
-    let ops = bisect_suffix(ops, &mut still_fails, budget.deadline);
-    let focused = focus(&ops, slots);
-    let mut current = if !slots.is_empty() && focused.len() < ops.len() && still_fails(&focused) { focused } else { ops };
-    for kind in super::ops::KINDS.iter() {
+/// caller that does not know it runs [`bisect_prefix`] first);
+/// `fails_within` says whether a candidate fails and how many of its
+/// operations the failure needs. Cheap runs first, since a run costs about
+/// its length: the focused cut (the named slots and the checks), else whole
+/// slots' chains dropped; then the shortest failing suffix (bisection),
+/// every operation of one kind at a time (a dozen tries that often halve a
+/// long trace), then ddmin.
+pub fn shrink<F: FnMut(&[Op]) -> Option<usize>>(ops: Vec<Op>, slots: &[u32], fails_within: &mut F, budget: &Budget) -> Vec<Op> {
+    let mut focused = focus(&ops, slots);
+    let found = if slots.is_empty() || focused.len() == ops.len() { None } else { fails_within(&focused) };
+    let ops = match found {
+        Some(needed) => {
+            focused.truncate(needed);
+            focused
+        }
+        None if !slots.is_empty() => drop_slots(ops, slots, fails_within, budget),
+        None => ops,
+    };
+    let mut current = bisect_suffix(ops, &mut |c: &[Op]| fails_within(c).is_some(), budget.deadline);
+    for kind in KINDS.iter() {
         if Instant::now() >= budget.deadline {
             break;
         }
-        let without: Vec<Op> = current.iter().copied().filter(|op| op.kind != *kind).collect();
-        if !without.is_empty() && without.len() < current.len() && still_fails(&without) {
-            current = without;
+        let mut without: Vec<Op> = current.iter().copied().filter(|op| op.kind != *kind).collect();
+        if !without.is_empty() && without.len() < current.len() {
+            if let Some(needed) = fails_within(&without) {
+                without.truncate(needed);
+                current = without;
+            }
         }
     }
-    ddmin(current, still_fails, budget)
+    reduce(current, fails_within, budget, false)
 }
 
 #[cfg(test)]
@@ -142,7 +230,7 @@ mod tests {
         }
         let budget = Budget { runs: 10_000, deadline: Instant::now() + Duration::from_secs(10) };
         // Fails while at least 3 mallocs remain.
-        let out = shrink(ops, &[], |s| s.iter().filter(|o| o.kind == Kind::Malloc).count() >= 3, &budget);
+        let out = shrink(ops, &[], &mut |s: &[Op]| (s.iter().filter(|o| o.kind == Kind::Malloc).count() >= 3).then(|| s.len()), &budget);
         assert_eq!(out.len(), 3);
         assert!(out.iter().all(|o| o.kind == Kind::Malloc));
     }
@@ -161,6 +249,51 @@ mod tests {
         let cut = bisect_suffix(bisect_prefix(ops, &mut fails, deadline), &mut fails, deadline);
         assert_eq!(cut.iter().map(|o| o.slot).collect::<Vec<_>>(), std::vec![7000, 7001, 7002, 7003]);
         assert!(runs <= 40, "{} runs", runs);
+    }
+
+    #[test]
+    fn whole_slots_go_first_when_a_crash_names_one() {
+        use super::super::ops::Kind;
+        // 40 slots of 25 operations each, interleaved; the crash is slot 3's
+        // last operation, and needs slots 7 and 31 to have run before it.
+        let ops: Vec<Op> = (0..1000u32).map(|i| Op::new(Kind::Malloc, i % 40, i as _, 0, 0)).collect();
+        let crash = ops.iter().rposition(|o| o.slot == 3).unwrap();
+        let mut runs = 0;
+        let mut fails = |s: &[Op]| {
+            runs += 1;
+            let at = s.iter().position(|o| o.slot == 3 && o.size == crash as _)?;
+            (s[..at].iter().any(|o| o.slot == 7) && s[..at].iter().any(|o| o.slot == 31)).then(|| at + 1)
+        };
+        let budget = Budget { runs: 10_000, deadline: Instant::now() + Duration::from_secs(10) };
+        let out = shrink(ops[..=crash].to_vec(), &[3], &mut fails, &budget);
+        let mut slots: Vec<u32> = out.iter().map(|o| o.slot).collect();
+        assert_eq!(out.last().unwrap().size, crash as _);
+        slots.sort();
+        slots.dedup();
+        assert_eq!(slots, std::vec![3, 7, 31]);
+        assert_eq!(out.len(), 3, "{:?}", out);
+        assert!(runs <= 150, "{} runs", runs);
+    }
+
+    #[test]
+    fn a_failure_earlier_in_a_candidate_cuts_what_follows() {
+        // Fails at the first item >= 900 once 17 came before it: once a
+        // candidate failed there, no later candidate runs what follows 900.
+        let items: Vec<u32> = (0..1000).collect();
+        let (mut failed, mut longest_after) = (false, 0);
+        let mut fails = |s: &[u32]| {
+            if failed {
+                longest_after = longest_after.max(s.len());
+            }
+            let at = s.iter().position(|x| *x >= 900)?;
+            let needed = s[..at].contains(&17).then(|| at + 1);
+            failed |= needed.is_some();
+            needed
+        };
+        let budget = Budget { runs: 10_000, deadline: Instant::now() + Duration::from_secs(10) };
+        let out = reduce(items, &mut fails, &budget, false);
+        assert_eq!(out, std::vec![17, 900]);
+        assert!(failed && longest_after < 900, "{}", longest_after);
     }
 
     #[test]
