@@ -79,8 +79,7 @@ pub fn render(spec: &ShimSpec) -> Vec<(&'static str, String)> {
     };
     // `--checked` registers the checking layer in the heap's place; without
     // it the shim is the same text as ever.
-    let (heap_static, shim_heap) =
-        spec.checked.heap_static().unwrap_or_else(|| ("use heap::__ALLOC8_HEAP as HEAP;".into(), "heap::__Alloc8Heap".into()));
+    let (heap_static, shim_heap) = spec.checked.heap_static().or_else(|| tagged(spec)).unwrap_or_else(|| ("use heap::__ALLOC8_HEAP as HEAP;".into(), "heap::__Alloc8Heap".into()));
     let lib_rs = fill(
         templates::SHIM_LIB_RS,
         &[
@@ -146,6 +145,18 @@ fn build_rs(spec: &ShimSpec) -> String {
 }
 
 /// One `#[export_name]` wrapper per contract row for this platform and mode.
+/// A Windows redirect DLL must tell the heap's blocks from the C runtimes':
+/// a C heap without `xxowns` gets alloc8's keyed header on every block
+/// (`alloc8::tagged`) in its place.
+fn tagged(spec: &ShimSpec) -> Option<(String, String)> {
+    let xx = spec.xx?;
+    if spec.platform != Platform::Windows || spec.mode != Mode::Interpose || xx.provided.owns {
+        return None;
+    }
+    let ty = "alloc8::tagged::Tagged<heap::__Alloc8Heap>";
+    Some((format!("static HEAP: {} = alloc8::tagged::Tagged::new(&heap::__ALLOC8_HEAP);", ty), ty.to_string()))
+}
+
 /// `checked` (Linux interposers): under the checking layer each allocation
 /// row's export is a stub that passes its caller's address to the wrapper
 /// (see `write_checked`); guard sampling finds its rare callers by unwinding.

@@ -42,6 +42,7 @@ pub const ALLOC8_CRATE: &[(&str, &str)] = &[
     ("src/shim.rs", include_str!("../../crates/alloc8/src/shim.rs")),
     ("src/stats.rs", include_str!("../../crates/alloc8/src/stats.rs")),
     ("src/sync.rs", include_str!("../../crates/alloc8/src/sync.rs")),
+    ("src/tagged.rs", include_str!("../../crates/alloc8/src/tagged.rs")),
     ("src/syscall.rs", include_str!("../../crates/alloc8/src/syscall.rs")),
     ("src/text.rs", include_str!("../../crates/alloc8/src/text.rs")),
     ("src/threads.rs", include_str!("../../crates/alloc8/src/threads.rs")),

@@ -237,8 +237,6 @@ pub enum XxError {
     NeedsThreads(PathBuf, Vec<&'static str>),
     /// `--threads` for a heap with nothing to call.
     NoThreadHooks(PathBuf),
-    /// A Windows redirect DLL must know the heap's blocks from the CRT's.
-    NeedsOwns(PathBuf),
 }
 
 impl fmt::Display for XxError {
@@ -251,13 +249,6 @@ impl fmt::Display for XxError {
                 "heap {} defines {}: build it with `--threads` so the shim calls them when threads start and end",
                 p.display(),
                 names.join(", ")
-            ),
-            XxError::NeedsOwns(p) => write!(
-                f,
-                "heap {} has no `int xxowns(void *ptr)`: a Windows redirect DLL takes over C runtimes that have already \
-                 handed out blocks, and must send every block that is not the heap's back to its CRT; define xxowns \
-                 (nonzero for the heap's blocks, answered from addresses alone), or build `--mode prefixed`",
-                p.display()
             ),
             XxError::NoThreadHooks(p) => write!(
                 f,
@@ -293,9 +284,6 @@ pub fn prepare(
     }
     if !threads && !hooks.is_empty() {
         return Err(XxError::NeedsThreads(heap.to_path_buf(), hooks));
-    }
-    if target == Some(crate::build::target::WINDOWS_GNU) && mode == Mode::Interpose && !provided.owns {
-        return Err(XxError::NeedsOwns(heap.to_path_buf()));
     }
     if provided.lock_does_nothing && mode == Mode::Interpose {
         eprintln!(

@@ -17,6 +17,9 @@ mod exports;
 @HEAP_STATIC@
 #[allow(dead_code)]
 type Alloc8Heap = heap::__Alloc8Heap;
+/// What the exports call: the heap, or the layer registered in its place.
+#[allow(dead_code)]
+type ShimHeap = @SHIM_HEAP@;
 
 /// The name reports use for this heap.
 const HEAP_NAME: &str = @HEAP_NAME@;

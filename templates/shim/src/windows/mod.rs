@@ -17,7 +17,7 @@ use core::ffi::c_void;
 use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 const _: () = assert!(
-    crate::exports::PREFIXED || <crate::heap::__Alloc8Heap as Heap>::OWNS,
+    crate::exports::PREFIXED || <crate::ShimHeap as Heap>::OWNS,
     "alloc8 build --target x86_64-pc-windows-gnu --mode interpose: this heap cannot tell its blocks from the C \
      runtime's (implement Heap::owns and set `const OWNS: bool = true`); the DLL takes over a CRT that has \
      already allocated, and those blocks must go back to it"
