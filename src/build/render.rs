@@ -79,7 +79,11 @@ pub fn render(spec: &ShimSpec) -> Vec<(&'static str, String)> {
     };
     // `--checked` registers the checking layer in the heap's place; without
     // it the shim is the same text as ever.
-    let (heap_static, shim_heap) = spec.checked.heap_static().or_else(|| tagged(spec)).unwrap_or_else(|| ("use heap::__ALLOC8_HEAP as HEAP;".into(), "heap::__Alloc8Heap".into()));
+    let (heap_static, shim_heap) = spec
+        .checked
+        .heap_static()
+        .or_else(|| tagged(spec))
+        .unwrap_or_else(|| ("use heap::__ALLOC8_HEAP as HEAP;".into(), "heap::__Alloc8Heap".into()));
     let lib_rs = fill(
         templates::SHIM_LIB_RS,
         &[

@@ -37,10 +37,10 @@ pub mod report;
 pub mod shim;
 pub mod stats;
 pub mod sync;
-/// Ownership for heaps that cannot tell their blocks (Windows redirect DLLs of C heaps without xxowns).
-pub mod tagged;
 #[cfg(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64")))]
 mod syscall;
+/// Ownership for heaps that cannot tell their blocks (Windows redirect DLLs of C heaps without xxowns).
+pub mod tagged;
 /// In-process checks of a heap against the malloc contract (feature `testing`, needs std).
 #[cfg(feature = "testing")]
 pub mod testing;
