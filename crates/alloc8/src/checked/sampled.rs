@@ -44,25 +44,63 @@ impl<H: Heap> Sampled<H> {
         Sampled { heap, name, rate: if rate == 0 { 1 } else { rate } }
     }
 
-    /// Whether this allocation is the one to guard.
+    /// This thread's countdown.
     #[inline(always)]
-    fn due(&self) -> bool {
+    fn countdown() -> &'static AtomicU32 {
         let h = (crate::os::thread_id() as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        let slot = &COUNTDOWNS[(h >> 58) as usize % SLOTS].0;
+        &COUNTDOWNS[(h >> 58) as usize % SLOTS].0
+    }
+
+    /// The fast path: true (and one step counted) while this allocation is
+    /// not the one to guard; false when the countdown ran out (1) or never
+    /// started (0), which [`Sampled::malloc_due`] sorts out, out of line, so
+    /// the fast path keeps no frame and tail-calls the heap.
+    #[inline(always)]
+    fn counting_down(&self) -> bool {
+        let slot = Self::countdown();
         let n = slot.load(Ordering::Relaxed);
         if n > 1 {
             slot.store(n - 1, Ordering::Relaxed);
-            return false;
+            return true;
         }
-        self.next_gap(slot, n)
+        false
     }
 
-    /// The countdown ran out (1) or never started (0): draw the next gap.
+    /// The countdown is out: the next gap is drawn, and the allocation is
+    /// guarded if it ran out (rather than never started), else (or past the
+    /// pool's limits) the heap's.
     #[cold]
     #[inline(never)]
-    fn next_gap(&self, slot: &AtomicU32, n: u32) -> bool {
+    fn malloc_due(&self, size: usize, align: usize, heap: fn(&Self, usize, usize) -> *mut u8) -> *mut u8 {
+        let slot = Self::countdown();
+        let ran_out = slot.load(Ordering::Relaxed) == 1;
         slot.store(gap(self.rate), Ordering::Relaxed);
-        n == 1
+        if ran_out {
+            if let Some(p) = self.guarded(size, align) {
+                return p;
+            }
+        }
+        heap(self, size, align)
+    }
+
+    fn heap_malloc(&self, size: usize, _align: usize) -> *mut u8 {
+        self.heap.malloc(size)
+    }
+
+    fn heap_memalign(&self, size: usize, align: usize) -> *mut u8 {
+        self.heap.memalign(align, size)
+    }
+
+    fn heap_calloc(&self, size: usize, _align: usize) -> *mut u8 {
+        self.heap.calloc(size)
+    }
+
+    /// A guarded block freed (out of line: a free of the heap's own block
+    /// keeps no frame for this).
+    #[cold]
+    #[inline(never)]
+    fn release(&self, ptr: *mut u8, op: &'static &'static str, size: Option<usize>) {
+        guard::release(ptr as usize, caller(), self.name, op, size)
     }
 
     /// A guarded block, or None past the pool's limits. Blocks of 16 bytes
@@ -148,30 +186,26 @@ impl<H: Heap> Heap for Sampled<H> {
 
     #[inline]
     fn malloc(&self, size: usize) -> *mut u8 {
-        if self.due() {
-            if let Some(p) = self.guarded(size, 1) {
-                return p;
-            }
+        if self.counting_down() {
+            return self.heap.malloc(size);
         }
-        self.heap.malloc(size)
+        self.malloc_due(size, 1, Self::heap_malloc)
     }
 
     #[inline]
     unsafe fn free(&self, ptr: *mut u8) {
         if guard::contains(ptr as usize) {
-            return guard::release(ptr as usize, caller(), self.name, &"free", None);
+            return self.release(ptr, &"free", None);
         }
         self.heap.free(ptr)
     }
 
     #[inline]
     fn memalign(&self, align: usize, size: usize) -> *mut u8 {
-        if self.due() {
-            if let Some(p) = self.guarded(size, align) {
-                return p;
-            }
+        if self.counting_down() {
+            return self.heap.memalign(align, size);
         }
-        self.heap.memalign(align, size)
+        self.malloc_due(size, align, Self::heap_memalign)
     }
 
     #[inline]
@@ -207,19 +241,17 @@ impl<H: Heap> Heap for Sampled<H> {
 
     #[inline]
     fn calloc(&self, size: usize) -> *mut u8 {
-        if self.due() {
-            // Fresh pages from the kernel: zero already.
-            if let Some(p) = self.guarded(size, 1) {
-                return p;
-            }
+        if self.counting_down() {
+            return self.heap.calloc(size);
         }
-        self.heap.calloc(size)
+        // A guarded block is fresh pages from the kernel: zero already.
+        self.malloc_due(size, 1, Self::heap_calloc)
     }
 
     #[inline]
     unsafe fn free_sized(&self, ptr: *mut u8, size: usize) {
         if guard::contains(ptr as usize) {
-            return guard::release(ptr as usize, caller(), self.name, &"sized free", Some(size));
+            return self.release(ptr, &"sized free", Some(size));
         }
         self.heap.free_sized(ptr, size)
     }
@@ -227,7 +259,7 @@ impl<H: Heap> Heap for Sampled<H> {
     #[inline]
     unsafe fn free_aligned_sized(&self, ptr: *mut u8, size: usize, align: usize) {
         if guard::contains(ptr as usize) {
-            return guard::release(ptr as usize, caller(), self.name, &"sized free", Some(size));
+            return self.release(ptr, &"sized free", Some(size));
         }
         self.heap.free_aligned_sized(ptr, size, align)
     }
