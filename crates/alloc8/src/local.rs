@@ -19,7 +19,7 @@
 //!   every such library); when that is gone, `dlopen` fails with "cannot
 //!   allocate memory in static TLS block". An interposer is preloaded, so it
 //!   always fits; a prefixed library that a program may `dlopen` late takes
-//!   24 of those bytes (this word and alloc8's own two, `Own`).
+//!   32 of those bytes (this word and alloc8's own three, `Own`).
 //! - macOS (x86-64, arm64): a pthread key, created on the first `set`, read
 //!   straight from the thread's TSD slots (`%gs` / `tpidrro_el0`): what
 //!   `pthread_getspecific` does, inline. A load and a test until a key
@@ -47,6 +47,10 @@ pub(crate) enum Own {
     Counters,
     /// The address of the next entry of this thread's `trail` ring.
     Trail,
+    /// `--guard-sample`: allocations left before this thread's next guarded one.
+    /// (Unused where the checking layer is not built: Windows, macOS.)
+    #[allow(dead_code)]
+    Countdown,
 }
 
 /// Whether threads have `Own` words here (Linux x86-64); elsewhere `get` is 0.
@@ -120,6 +124,12 @@ mod imp {
         ".size __alloc8_trail_word,8",
         "__alloc8_trail_word:",
         ".zero 8",
+        ".globl __alloc8_countdown_word",
+        ".hidden __alloc8_countdown_word",
+        ".type __alloc8_countdown_word,@object",
+        ".size __alloc8_countdown_word,8",
+        "__alloc8_countdown_word:",
+        ".zero 8",
         ".popsection",
     );
 
@@ -152,6 +162,11 @@ mod imp {
                 ),
                 super::Own::Trail => asm!(
                     "mov {}, qword ptr [rip + __alloc8_trail_word@GOTTPOFF]",
+                    out(reg) offset,
+                    options(pure, nomem, nostack, preserves_flags)
+                ),
+                super::Own::Countdown => asm!(
+                    "mov {}, qword ptr [rip + __alloc8_countdown_word@GOTTPOFF]",
                     out(reg) offset,
                     options(pure, nomem, nostack, preserves_flags)
                 ),

@@ -4,9 +4,10 @@
 //! faults at once; every other call goes straight to the heap. Cheap enough
 //! to leave on in production, where many runs together catch the rare bug.
 //!
-//! The fast path is a countdown: one of [`SLOTS`] counters, chosen by the
-//! thread pointer (no TLS), each on its own cache line; a load, a store and
-//! a branch per allocation. When it runs out, the next gap is drawn at
+//! The fast path is a countdown: the thread's own (an alloc8 word at the
+//! thread pointer, Linux x86-64), else one of [`SLOTS`] counters chosen by
+//! the thread pointer, each on its own cache line; a load, a store and a
+//! branch per allocation. When it runs out, the next gap is drawn at
 //! random (uniform in 1..2N, so N on average); `ALLOC8_GUARD_SEED` makes
 //! the draws repeatable (tests). A free tests one address range.
 //!
@@ -15,6 +16,7 @@
 
 use super::{backtrace, guard, symbols};
 use crate::heap::{Heap, Stats};
+use crate::local::{Own, OWN_WORDS};
 use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 /// The rate `--guard-sample` takes without a number: one allocation in this many.
@@ -54,9 +56,20 @@ impl<H: Heap> Sampled<H> {
     /// The fast path: true (and one step counted) while this allocation is
     /// not the one to guard; false when the countdown ran out (1) or never
     /// started (0), which [`Sampled::malloc_due`] sorts out, out of line, so
-    /// the fast path keeps no frame and tail-calls the heap.
+    /// the fast path keeps no frame and tail-calls the heap. Where threads
+    /// have alloc8's own words (Linux x86-64) the countdown is the thread's
+    /// own (a load and a store at the thread pointer); elsewhere one of the
+    /// shared slots.
     #[inline(always)]
     fn counting_down(&self) -> bool {
+        if OWN_WORDS {
+            let n = Own::Countdown.get();
+            if n > 1 {
+                Own::Countdown.set(n - 1);
+                return true;
+            }
+            return false;
+        }
         let slot = Self::countdown();
         let n = slot.load(Ordering::Relaxed);
         if n > 1 {
@@ -72,9 +85,16 @@ impl<H: Heap> Sampled<H> {
     #[cold]
     #[inline(never)]
     fn malloc_due(&self, size: usize, align: usize, heap: fn(&Self, usize, usize) -> *mut u8) -> *mut u8 {
-        let slot = Self::countdown();
-        let ran_out = slot.load(Ordering::Relaxed) == 1;
-        slot.store(gap(self.rate), Ordering::Relaxed);
+        let ran_out = if OWN_WORDS {
+            let ran_out = Own::Countdown.get() == 1;
+            Own::Countdown.set(gap(self.rate) as usize);
+            ran_out
+        } else {
+            let slot = Self::countdown();
+            let ran_out = slot.load(Ordering::Relaxed) == 1;
+            slot.store(gap(self.rate), Ordering::Relaxed);
+            ran_out
+        };
         if ran_out {
             if let Some(p) = self.guarded(size, align) {
                 return p;
