@@ -160,7 +160,7 @@ fn stamps_slightly_out_of_order_across_threads_are_repaired() {
         free(e, b, 0x8000, 3100);
     });
     write(&path, &[hello(), t1, t2], true);
-    let (r, events) = read_clean(&path);
+    let (_, events) = read_clean(&path);
     let order: Vec<(u8, u32)> = events.iter().map(|e| (e.op, e.thread)).collect();
     assert_eq!(order, vec![(op::MALLOC, 1), (op::MALLOC, 0), (op::FREE, 1), (op::FREE, 1), (op::MALLOC, 0), (op::FREE, 0)]);
     assert!(matches!(events[2].call, Call::Free { freed: Some(Freed { block: 1, size: 24, .. }), .. }), "{:?}", events[2]);
