@@ -19,7 +19,6 @@ mod common;
 
 use common::*;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 const COMMANDS: &[&str] = &["new", "heaps", "build", "run", "check", "test", "bench", "completions", "man", "record", "profile", "replay"];

@@ -380,7 +380,7 @@ fn interrupted(args: &[&str], running: &str, signal: i32) {
     cmd.args(args).arg("--lib").arg(broken_heap());
     cmd.env("ALLOC8_BROKEN", "hang").env("TMPDIR", &tmp).env("ALLOC8_HOSTILE_MARK", &mark);
     cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).process_group(0);
-    let mut child = cmd.spawn().unwrap();
+    let child = cmd.spawn().unwrap();
     let group = child.id() as i32;
     wait_until(&format!("a child running {}", running), || marked(&mark).iter().any(|(pid, cmd)| *pid != group && cmd.contains(running)));
     let temps = || std::fs::read_dir(&tmp).unwrap().map(|e| e.unwrap().path()).collect::<Vec<_>>();
