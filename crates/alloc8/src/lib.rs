@@ -10,6 +10,28 @@
 #[cfg(any(test, feature = "testing"))]
 extern crate std;
 
+/// In a layer's `impl Heap` (a type wrapping `heap: &'static H`): the
+/// thread hooks, which are the wrapped heap's own. One list for every layer
+/// (`checked`, `sampled`, `tagged`), so a hook added to [`Heap`] is passed
+/// on by all of them rather than left at the trait's empty default by one.
+macro_rules! thread_hooks_of_the_heap {
+    () => {
+        const THREAD_HOOKS: bool = H::THREAD_HOOKS;
+
+        fn thread_init(&self) {
+            self.heap.thread_init()
+        }
+
+        fn thread_cleanup(&self) {
+            self.heap.thread_cleanup()
+        }
+
+        fn first_thread(&self) {
+            self.heap.first_thread()
+        }
+    };
+}
+
 /// `--checked`: the checking layer between the program and the heap (Linux).
 #[cfg(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64")))]
 pub mod checked;

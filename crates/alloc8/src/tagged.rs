@@ -59,7 +59,6 @@ impl<H: Heap> Heap for Tagged<H> {
     const ALLOCATES_ZERO: bool = true;
     // free reads the header: the shim keeps NULL away.
     const FREES_NULL: bool = false;
-    const THREAD_HOOKS: bool = H::THREAD_HOOKS;
     // Room for the header and an alignment's padding within the heap's bound.
     const MAX_SIZE: usize = H::MAX_SIZE.saturating_sub(1 << 20);
 
@@ -116,17 +115,7 @@ impl<H: Heap> Heap for Tagged<H> {
         self.heap.unlock()
     }
 
-    fn thread_init(&self) {
-        self.heap.thread_init()
-    }
-
-    fn thread_cleanup(&self) {
-        self.heap.thread_cleanup()
-    }
-
-    fn first_thread(&self) {
-        self.heap.first_thread()
-    }
+    thread_hooks_of_the_heap!();
 
     fn stats(&self) -> Option<Stats> {
         self.heap.stats()

@@ -81,6 +81,14 @@ pub fn counts() -> Counts {
     }
 }
 
+/// The heap's statistics with the pool's blocks counted as its calls:
+/// guarded blocks never reach the heap (both the guard layout of `--checked`
+/// and `--guard-sample` report through this).
+pub fn with_pool_calls(heap: Option<crate::heap::Stats>) -> Option<crate::heap::Stats> {
+    let g = counts();
+    heap.map(|s| crate::heap::Stats { mallocs: s.mallocs + g.guarded, frees: s.frees + g.freed, ..s })
+}
+
 fn page() -> usize {
     crate::os::page_size()
 }

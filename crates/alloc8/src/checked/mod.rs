@@ -625,7 +625,6 @@ impl<H: Heap> Heap for Checked<H> {
     const MAX_SIZE: usize = H::MAX_SIZE;
     const PRESERVES_ERRNO: bool = H::PRESERVES_ERRNO;
     const SETS_ENOMEM: bool = H::SETS_ENOMEM;
-    const THREAD_HOOKS: bool = H::THREAD_HOOKS;
 
     #[inline]
     fn malloc(&self, size: usize) -> *mut u8 {
@@ -702,22 +701,10 @@ impl<H: Heap> Heap for Checked<H> {
         self.release(ptr as usize, site, Op::SizedFree(size), Some(size))
     }
 
-    fn thread_init(&self) {
-        self.heap.thread_init()
-    }
-
-    fn thread_cleanup(&self) {
-        self.heap.thread_cleanup()
-    }
-
-    fn first_thread(&self) {
-        self.heap.first_thread()
-    }
+    thread_hooks_of_the_heap!();
 
     fn stats(&self) -> Option<Stats> {
-        // Guarded blocks never reach the heap: count them as its calls.
-        let g = guard::counts();
-        self.heap.stats().map(|s| Stats { mallocs: s.mallocs + g.guarded, frees: s.frees + g.freed, ..s })
+        guard::with_pool_calls(self.heap.stats())
     }
 }
 

@@ -202,7 +202,6 @@ impl<H: Heap> Heap for Sampled<H> {
     const SETS_ENOMEM: bool = H::SETS_ENOMEM;
     const ALLOCATES_ZERO: bool = H::ALLOCATES_ZERO;
     const FREES_NULL: bool = H::FREES_NULL;
-    const THREAD_HOOKS: bool = H::THREAD_HOOKS;
 
     #[inline]
     fn malloc(&self, size: usize) -> *mut u8 {
@@ -284,21 +283,10 @@ impl<H: Heap> Heap for Sampled<H> {
         self.heap.free_aligned_sized(ptr, size, align)
     }
 
-    fn thread_init(&self) {
-        self.heap.thread_init()
-    }
-
-    fn thread_cleanup(&self) {
-        self.heap.thread_cleanup()
-    }
-
-    fn first_thread(&self) {
-        self.heap.first_thread()
-    }
+    thread_hooks_of_the_heap!();
 
     fn stats(&self) -> Option<Stats> {
-        let g = guard::counts();
-        self.heap.stats().map(|s| Stats { mallocs: s.mallocs + g.guarded, frees: s.frees + g.freed, ..s })
+        guard::with_pool_calls(self.heap.stats())
     }
 }
 
