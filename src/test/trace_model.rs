@@ -149,14 +149,13 @@ fn concurrent(launch: &Launch, path: &Path, limit: Duration) -> Result<Option<Fi
     let out = child::run(launch, &replayer, &[scratch.path().display().to_string()], limit)?;
     let during = format!("replaying the trace's {} threads concurrently ({} operations)", workload.threads, workload.operations);
     let said = out.stderr.lines().find_map(|l| l.strip_prefix("replay: ")).unwrap_or("").to_string();
-    let finding = match out.end {
+    let mut finding = match out.end {
         End::Exited(0) => return Ok(None),
         End::Exited(3) => Finding::new(replayer_rule(&said), format!("{} while {}", said, during)),
         End::Exited(code) => Finding::new(Rule::Crash, format!("the replayer exited with status {} while {}: {}", code, during, said)),
         End::Signaled(sig) => Finding::new(Rule::Crash, format!("killed by {} while {}", child::signal_name(sig), during)),
         End::TimedOut => Finding::new(Rule::Hang, format!("did not finish in {:.0} s while {}", limit.as_secs_f64(), during)),
     };
-    let mut finding = finding;
     finding.detail = format!("{}; again with `alloc8 replay {} --lib {} --rounds 1`", finding.detail, path.display(), launch.lib.display());
     Ok(Some(finding))
 }

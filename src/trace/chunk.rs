@@ -47,7 +47,6 @@ impl Raw {
     /// one's previous owner) in between, so the two halves are ordered
     /// apart. This is the first half, keyed by the stamp before the call.
     pub fn release_half(&self) -> Raw {
-        // (`deferred` starts at 0 for both halves.)
         Raw {
             key: self.time,
             op: self.op,
