@@ -454,7 +454,7 @@ static inline void step(int t, uint64_t n, const struct op *o, struct counter *c
     }
 }
 
-#define BATCH 2048
+#define BATCH 4096
 /* Prefetch distances, in operations: the slot of the operation AHEAD on is
  * fetched (a table of a million slots is far bigger than the cache), then,
  * NEAR operations before it runs, the block's bytes that slot points to. */
