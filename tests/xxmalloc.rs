@@ -409,17 +409,29 @@ fn an_unchanged_heap_runs_no_compiler_and_a_changed_header_recompiles_what_inclu
     std::fs::create_dir_all(d.join("include")).unwrap();
     let header = d.join("include/shared.h");
     std::fs::write(&header, format!("#define HEAP_NONCE \"{}\"\n#define HEAP_VALUE 1\n", nonce)).unwrap();
+    // The constructor keeps the marker in the library (the linker drops
+    // what nothing refers to): which header value it was built with.
     std::fs::write(
         d.join("heap.c"),
-        format!("{}\n#include \"shared.h\"\nconst char *heap_nonce(void) {{ return HEAP_NONCE; }}\n", XX_BUMP),
+        format!(
+            "{}\n#include \"shared.h\"\n#define STR2(x) #x\n#define STR(x) STR2(x)\n\
+             __attribute__((constructor)) static void heap_marker(void) {{ const char *volatile m = \"marker-\" HEAP_NONCE \"-v\" STR(HEAP_VALUE); (void)m; }}\n",
+            XX_BUMP
+        ),
     )
     .unwrap();
+    let built_with = |value: u32| {
+        let lib = std::fs::read(d.join("out").join("libcached.so")).unwrap();
+        let marker = format!("marker-{}-v{}", nonce, value);
+        lib.windows(marker.len()).any(|w| w == marker.as_bytes())
+    };
     std::fs::write(d.join("other.c"), format!("/* {} */\nint other_unit(void) {{ return 2; }}\n", nonce)).unwrap();
     std::fs::write(d.join("alloc8.toml"), "sources = [\"heap.c\", \"other.c\"]\ninclude = [\"include\"]\n").unwrap();
     let compiles = |lines: &[String], file: &str| lines.iter().filter(|l| l.contains(" -c ") && l.ends_with(file)).count();
 
     let first = build_logging_compiles(&d, &log);
     assert_eq!((compiles(&first, "heap.c"), compiles(&first, "other.c")), (1, 1), "{:#?}", first);
+    assert!(built_with(1));
 
     let second = build_logging_compiles(&d, &log);
     assert!(second.is_empty(), "an unchanged heap ran the compiler: {:#?}", second);
@@ -435,6 +447,28 @@ fn an_unchanged_heap_runs_no_compiler_and_a_changed_header_recompiles_what_inclu
     let changed = build_logging_compiles(&d, &log);
     assert_eq!(changed.len(), 1, "only the unit including the header: {:#?}", changed);
     assert_eq!(compiles(&changed, "heap.c"), 1, "{:#?}", changed);
+    // And the library is linked from the new object: the archive's stamp
+    // named the units' keys only, which a header does not change, so the
+    // old archive was linked again.
+    assert!(built_with(2) && !built_with(1), "the library was linked from the object compiled with the old header");
+
+    // Another build directory of the same heap, whose archive predates the
+    // header change, finds the object already compiled and still relinks.
+    std::fs::write(&header, format!("#define HEAP_NONCE \"{}\"\n#define HEAP_VALUE 1\n", nonce)).unwrap();
+    let other = d.join("out-other");
+    let build_other = || {
+        let out = alloc8().args(["build", "--heap"]).arg(&d).arg("--out").arg(&other).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        std::fs::read(other.join("libcached.so")).unwrap()
+    };
+    let has = |lib: &[u8], value: u32| {
+        let marker = format!("marker-{}-v{}", nonce, value);
+        lib.windows(marker.len()).any(|w| w == marker.as_bytes())
+    };
+    assert!(has(&build_other(), 1));
+    std::fs::write(&header, format!("#define HEAP_NONCE \"{}\"\n#define HEAP_VALUE 2\n", nonce)).unwrap();
+    build_logging_compiles(&d, &log);
+    assert!(has(&build_other(), 2), "a second build directory linked its old archive");
 
     // The define alloc8.toml gives is part of the key too.
     std::fs::write(d.join("alloc8.toml"), "sources = [\"heap.c\", \"other.c\"]\ninclude = [\"include\"]\ndefine = [\"EXTRA=1\"]\n")
