@@ -673,3 +673,39 @@ fn a_heap_whose_fork_lock_does_nothing_is_named_at_build() {
     assert!(out.status.success());
     assert!(!String::from_utf8_lossy(&out.stderr).contains("xxmalloc_lock"), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+// Fork safety without naming the heap's locks.
+
+/// The Hoard recipe's quiescence (examples/hoard/quiesce.h) on a heap whose
+/// locks its xxmalloc_lock cannot name: plain, a fork child inherits a held
+/// class lock and deadlocks; counted in and out, every child runs, with
+/// membarrier and with the fallback where every entry fences.
+#[test]
+fn a_heap_whose_locks_cannot_be_named_is_fork_safe_through_quiescence() {
+    let heap = root().join("tests/fixtures/heaps/xx_private_locks.c");
+    let include = root().join("examples/hoard");
+    let cases: [(&str, &str, bool); 3] =
+        [("plain", "[]", false), ("quiesce", "[\"QUIESCE\"]", true), ("fenced", "[\"QUIESCE\", \"QUIESCE_NO_MEMBARRIER\"]", true)];
+    for (variant, define, safe) in cases {
+        let d = dir(&format!("private-locks-{}", variant));
+        std::fs::write(
+            d.join("alloc8.toml"),
+            format!("name = \"locks{}\"\nsources = [{:?}]\ninclude = [{:?}]\ndefine = {}\n", variant, heap, include, define),
+        )
+        .unwrap();
+        let threads: &[&str] = if safe { &["--threads"] } else { &[] };
+        let out = build(&d, threads, &d.join("out"));
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(stderr.contains("xxmalloc_lock does nothing"), !safe, "{}", stderr);
+        let lib = d.join("out").join(format!("liblocks{}.so", variant));
+        let t = alloc8().arg("test").arg("--lib").arg(&lib).args(["--only", "fork", "--seed", "1"]).output().unwrap();
+        let stdout = String::from_utf8_lossy(&t.stdout);
+        if safe {
+            assert_eq!(t.status.code(), Some(0), "{}: {}\n{}", variant, stdout, String::from_utf8_lossy(&t.stderr));
+        } else {
+            assert_eq!(t.status.code(), Some(1), "{}: {}", variant, stdout);
+            assert!(stdout.contains("fork-deadlock"), "{}", stdout);
+        }
+    }
+}
