@@ -320,3 +320,18 @@ fn what_an_emitted_c_heap_crate_cannot_be_is_refused_in_one_line() {
     assert!(!ok && err.contains("lacks xxfree"), "{}", err);
     assert!(!dir.exists() || std::fs::read_dir(&dir).unwrap().next().is_none(), "nothing written");
 }
+
+#[test]
+fn a_c_heap_named_by_its_bare_file_name_is_copied_from_its_directory() {
+    let dir = fresh("c-heap-bare-name");
+    let out = alloc8()
+        .args(["build", "--heap", "xx_bump.c", "--target", "aarch64-apple-darwin", "--emit-crate"])
+        .arg(&dir)
+        .current_dir(root().join("shims"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(std::fs::read(dir.join("heap/shims/xx_bump.c")).unwrap(), std::fs::read(heap("xx_bump.c")).unwrap());
+    // Only what the compiler read: no neighbour of the heap came along.
+    assert_eq!(std::fs::read_dir(dir.join("heap/shims")).unwrap().count(), 1);
+}

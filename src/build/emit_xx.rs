@@ -45,7 +45,9 @@ pub fn emit(input: &XxInput, heap: &Path, mode: Mode, prefix: &str, threads: boo
     let _ = std::fs::remove_dir_all(&scratch);
     let prepared = prepared?;
 
-    let heap_dir = if heap.is_dir() { heap.to_path_buf() } else { heap.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf) };
+    // A file's directory, even for a bare `--heap heap.c`.
+    let whole = heap.canonicalize().with_context(|| format!("cannot read {}", heap.display()))?;
+    let heap_dir = if whole.is_dir() { whole } else { whole.parent().map_or_else(|| PathBuf::from("/"), Path::to_path_buf) };
     let mut candidates = vec![heap_dir];
     candidates.extend(sources.include.iter().cloned());
     candidates.extend(sources.files.iter().filter_map(|f| f.parent().map(Path::to_path_buf)));
