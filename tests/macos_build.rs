@@ -335,3 +335,41 @@ fn a_c_heap_named_by_its_bare_file_name_is_copied_from_its_directory() {
     // Only what the compiler read: no neighbour of the heap came along.
     assert_eq!(std::fs::read_dir(dir.join("heap/shims")).unwrap().count(), 1);
 }
+
+#[test]
+fn a_header_included_from_above_the_heaps_directories_is_carried_too() {
+    // src/heap.c includes "../../common/tag.h": outside the recipe's directory.
+    let base = fresh("c-heap-above");
+    let recipe = base.join("recipe");
+    for d in [recipe.join("src"), base.join("common")] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    let bump = std::fs::read_to_string(root().join("shims/xx_bump.c")).unwrap();
+    std::fs::write(recipe.join("src/heap.c"), format!("#include \"../../common/tag.h\"\n{}", bump)).unwrap();
+    std::fs::write(base.join("common/tag.h"), "#define HEAP_TAG 1\n").unwrap();
+    std::fs::write(recipe.join("alloc8.toml"), "sources = [\"src/heap.c\"]\n").unwrap();
+    let dir = fresh("c-heap-above-crate");
+    let (ok, _, err) =
+        build(&["--heap", recipe.to_str().unwrap(), "--target", "aarch64-apple-darwin", "--emit-crate", dir.to_str().unwrap()]);
+    assert!(ok, "{}", err);
+    // One root above both keeps the relative path; no system header came along.
+    let build_rs = std::fs::read_to_string(dir.join("build.rs")).unwrap();
+    assert!(build_rs.contains("sources: &[\"heap/c-heap-above/recipe/src/heap.c\"]"), "{}", build_rs);
+    assert!(dir.join("heap/c-heap-above/common/tag.h").is_file());
+    let copied: Vec<String> = walk(&dir.join("heap"));
+    assert_eq!(copied.len(), 2, "{:?}", copied);
+    let out = cargo(&dir, &["check", "--offline", "--quiet"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+fn walk(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        if e.file_type().unwrap().is_dir() {
+            out.extend(walk(&e.path()));
+        } else {
+            out.push(e.path().display().to_string());
+        }
+    }
+    out
+}

@@ -12,7 +12,8 @@
 //! the compiler read here that lies in the heap's directories (not the
 //! system's), and every header under its include directories (a Mac may
 //! read ones Linux does not). Each top directory becomes `heap/<name>/`,
-//! so relative `#include`s between them still resolve.
+//! so relative `#include`s within them still resolve; a header reached
+//! above them puts everything under one common root instead.
 
 use crate::build::heap_source::codegen;
 use crate::build::heap_source::xx::{self, Prepared, XxInput};
@@ -42,6 +43,7 @@ pub fn emit(input: &XxInput, heap: &Path, mode: Mode, prefix: &str, threads: boo
     };
     let scratch = crate::build::cache::usable_dir()?.join("emit-xx").join(std::process::id().to_string());
     let prepared = xx::prepare(input, heap, &scratch, mode, prefix, threads, None, verbose);
+    let system = xx::system_dirs(sources, &scratch);
     let _ = std::fs::remove_dir_all(&scratch);
     let prepared = prepared?;
 
@@ -51,10 +53,21 @@ pub fn emit(input: &XxInput, heap: &Path, mode: Mode, prefix: &str, threads: boo
     let mut candidates = vec![heap_dir];
     candidates.extend(sources.include.iter().cloned());
     candidates.extend(sources.files.iter().filter_map(|f| f.parent().map(Path::to_path_buf)));
-    let layout = Layout::new(&candidates)?;
+    let mut layout = Layout::new(&candidates)?;
+    // A header reached above those directories (`#include "../../x.h"`) that
+    // is not the system's: one root holding everything keeps every relative
+    // path as it is (names in the crate get longer, nothing breaks).
+    let outside: Vec<PathBuf> =
+        prepared.inputs.iter().filter(|p| layout.place(p).is_none() && !system.iter().any(|d| p.starts_with(d))).cloned().collect();
+    if !outside.is_empty() {
+        let mut all = candidates.iter().map(|d| d.canonicalize()).collect::<Result<Vec<_>, _>>()?;
+        all.extend(outside.iter().filter_map(|p| p.parent().map(Path::to_path_buf)));
+        layout = Layout::new(&[common_ancestor(&all)])?;
+    }
 
     let mut wanted: Vec<PathBuf> = sources.files.clone();
-    wanted.extend(prepared.inputs.iter().cloned());
+    // The system's headers are the Mac's own there.
+    wanted.extend(prepared.inputs.iter().filter(|p| !system.iter().any(|d| p.starts_with(d))).cloned());
     for dir in &sources.include {
         headers_under(dir, &mut wanted);
     }
@@ -128,6 +141,19 @@ impl Layout {
     }
 }
 
+/// The deepest directory holding all of `dirs` (absolute paths).
+fn common_ancestor(dirs: &[PathBuf]) -> PathBuf {
+    let mut common = dirs.first().cloned().unwrap_or_else(|| PathBuf::from("/"));
+    for d in dirs {
+        while !d.starts_with(&common) {
+            if !common.pop() {
+                break;
+            }
+        }
+    }
+    common
+}
+
 /// Header files (by extension) under `dir`, recursively; hidden directories
 /// (`.git`) are left out.
 fn headers_under(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -165,6 +191,8 @@ mod tests {
         let mut found = Vec::new();
         headers_under(&base.join("a"), &mut found);
         assert_eq!(found, [base.join("a/src/include/x.h")]);
+        assert_eq!(common_ancestor(&[base.join("a/src/include"), base.join("b/src")]), base);
+        assert_eq!(common_ancestor(&[PathBuf::from("/x/y"), PathBuf::from("/z")]), PathBuf::from("/"));
         let _ = std::fs::remove_dir_all(&base);
     }
 }
