@@ -189,7 +189,16 @@ fn compile(sources: &Sources, target: Option<&str>, codegen: &[&str], verbose: b
         let compiled = objects.iter().filter(|o| o.compiled).count();
         eprintln!("alloc8: compiled {} of {} source(s); the others' objects are unchanged in the cache", compiled, objects.len());
     }
-    let keys: Vec<&[u8]> = objects.iter().map(|o| o.key.as_bytes()).collect();
+    // The objects' bytes, not only their keys: a key names a source's text,
+    // and a header it includes can change under the same key (the entry is
+    // then compiled again, by this build or another one since this
+    // archive was made).
+    let mut parts = Vec::new();
+    for o in &objects {
+        let bytes = xx_cache::file_digest(&o.path).ok_or_else(|| CompileError::Io(o.path.clone(), "cannot read".into()))?;
+        parts.push(format!("{} {}", o.key, bytes));
+    }
+    let keys: Vec<&[u8]> = parts.iter().map(|p| p.as_bytes()).collect();
     let stamp = xx_cache::digest(&keys);
     let mut read: Vec<PathBuf> = objects.iter().flat_map(|o| std::iter::once(o.source.clone()).chain(o.read.iter().cloned())).collect();
     read.sort();
