@@ -236,6 +236,32 @@ fn compiler_command(
         .ok_or_else(|| CompileError::Tool("the compiler command has arguments that are not UTF-8 (include directories?)".into()))
 }
 
+/// The directories this machine's compiler searches for `#include <...>` in
+/// the heap's languages, as its `-v` lists them (the system's among them):
+/// what `--emit-crate` leaves out of the crate. `scratch` is cc's out dir.
+pub fn system_dirs(sources: &Sources, scratch: &Path) -> Vec<PathBuf> {
+    let mut dirs = Vec::new();
+    for (l, name) in [(Lang::C, "c"), (Lang::Cxx, "c++")] {
+        if !sources.has(l) {
+            continue;
+        }
+        let mut b = builder(scratch, None, &Arc::new(Messages::default()));
+        b.cpp(l == Lang::Cxx);
+        let Ok(tool) = b.try_get_compiler() else { continue };
+        let mut cmd = tool.to_command();
+        cmd.args(["-E", "-v", "-x", name, "/dev/null"]).stdout(std::process::Stdio::null()).stdin(std::process::Stdio::null());
+        let Ok(out) = cmd.output() else { continue };
+        let text = String::from_utf8_lossy(&out.stderr);
+        let listed =
+            text.lines().skip_while(|l| !l.starts_with("#include <...>")).skip(1).take_while(|l| !l.starts_with("End of search list"));
+        for line in listed {
+            let dir = PathBuf::from(line.trim().trim_end_matches(" (framework directory)"));
+            dirs.push(dir.canonicalize().unwrap_or(dir));
+        }
+    }
+    dirs
+}
+
 /// cc outside a build script: every setting it would read from cargo is given.
 /// A Windows target gets mingw-w64 (`x86_64-w64-mingw32-gcc`), as cc picks it.
 fn builder(out_dir: &Path, target: Option<&str>, messages: &Arc<Messages>) -> cc::Build {
