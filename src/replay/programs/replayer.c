@@ -308,10 +308,10 @@ static const unsigned char reads_block[256] = {
 static inline void prefetch_block(const struct op *o) {
     if (!reads_block[o->code] || (o->flags & NO_OLD)) return;
     const struct slot *s = &slots[o->slot];
-    const unsigned char *p = __atomic_load_n(&s->ptr, __ATOMIC_RELAXED);
+    uintptr_t p = (uintptr_t)__atomic_load_n(&s->ptr, __ATOMIC_RELAXED);
     uint64_t size = __atomic_load_n(&s->size, __ATOMIC_RELAXED);
-    __builtin_prefetch(p);
-    __builtin_prefetch(p + size - 1);
+    __builtin_prefetch((const void *)p);
+    __builtin_prefetch((const void *)(p + size - 1));
 }
 
 /* After an allocation: the block is checked (not NULL where the program's
