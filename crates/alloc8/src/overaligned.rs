@@ -173,20 +173,16 @@ impl<H: Heap> Heap for Overaligned<H> {
         }
     }
 
-    /// The block came from `memalign(align, size)`: above MAX_ALIGN, from
-    /// the heap's `memalign(MAX_ALIGN, size + align - MAX_ALIGN)` (or its
-    /// malloc), which is what the heap is told.
+    /// Above MAX_ALIGN the block is one this layer aligned: the heap gets
+    /// its own pointer and a plain free, as the caller's size need not be
+    /// the one the block was allocated with (libstdc++'s aligned new, when
+    /// it retries through aligned_alloc, rounds it up to the alignment).
     #[inline(always)]
     unsafe fn free_aligned_sized(&self, ptr: *mut u8, size: usize, align: usize) {
-        if !(Self::LIMITED && align > H::MAX_ALIGN) {
-            return self.heap.free_aligned_sized(ptr, size, align);
-        }
-        let base = remove(ptr).unwrap_or(ptr);
-        let total = size + (align - H::MAX_ALIGN);
-        if H::MAX_ALIGN <= MIN_ALIGN {
-            self.heap.free_sized(base, total)
+        if Self::LIMITED && align > H::MAX_ALIGN {
+            self.heap.free(remove(ptr).unwrap_or(ptr))
         } else {
-            self.heap.free_aligned_sized(base, total, H::MAX_ALIGN)
+            self.heap.free_aligned_sized(ptr, size, align)
         }
     }
 
