@@ -219,8 +219,11 @@ fn out_naming_a_file_says_it_is_a_file() {
 #[test]
 fn emit_crate_that_fails_writes_nothing() {
     let dir = scratch("emit").join("crate");
-    let out = output_within(alloc8().arg("build").arg("--heap").arg(shim_source("xx_bump")).arg("--emit-crate").arg(&dir), LIMIT);
-    refused(&out, 1, "--emit-crate takes Rust heaps");
+    // A C heap is compiled and inspected before anything is written.
+    let broken = scratch("emit").join("broken.c");
+    std::fs::write(&broken, "void *xxmalloc(unsigned long n) { (void)n; return 0; }\n").unwrap();
+    let out = output_within(alloc8().arg("build").arg("--heap").arg(&broken).arg("--emit-crate").arg(&dir), LIMIT);
+    refused(&out, 1, "lacks xxfree");
     assert!(!dir.exists(), "nothing written");
 }
 

@@ -409,17 +409,29 @@ fn an_unchanged_heap_runs_no_compiler_and_a_changed_header_recompiles_what_inclu
     std::fs::create_dir_all(d.join("include")).unwrap();
     let header = d.join("include/shared.h");
     std::fs::write(&header, format!("#define HEAP_NONCE \"{}\"\n#define HEAP_VALUE 1\n", nonce)).unwrap();
+    // The constructor keeps the marker in the library (the linker drops
+    // what nothing refers to): which header value it was built with.
     std::fs::write(
         d.join("heap.c"),
-        format!("{}\n#include \"shared.h\"\nconst char *heap_nonce(void) {{ return HEAP_NONCE; }}\n", XX_BUMP),
+        format!(
+            "{}\n#include \"shared.h\"\n#define STR2(x) #x\n#define STR(x) STR2(x)\n\
+             __attribute__((constructor)) static void heap_marker(void) {{ const char *volatile m = \"marker-\" HEAP_NONCE \"-v\" STR(HEAP_VALUE); (void)m; }}\n",
+            XX_BUMP
+        ),
     )
     .unwrap();
+    let built_with = |value: u32| {
+        let lib = std::fs::read(d.join("out").join("libcached.so")).unwrap();
+        let marker = format!("marker-{}-v{}", nonce, value);
+        lib.windows(marker.len()).any(|w| w == marker.as_bytes())
+    };
     std::fs::write(d.join("other.c"), format!("/* {} */\nint other_unit(void) {{ return 2; }}\n", nonce)).unwrap();
     std::fs::write(d.join("alloc8.toml"), "sources = [\"heap.c\", \"other.c\"]\ninclude = [\"include\"]\n").unwrap();
     let compiles = |lines: &[String], file: &str| lines.iter().filter(|l| l.contains(" -c ") && l.ends_with(file)).count();
 
     let first = build_logging_compiles(&d, &log);
     assert_eq!((compiles(&first, "heap.c"), compiles(&first, "other.c")), (1, 1), "{:#?}", first);
+    assert!(built_with(1));
 
     let second = build_logging_compiles(&d, &log);
     assert!(second.is_empty(), "an unchanged heap ran the compiler: {:#?}", second);
@@ -435,6 +447,28 @@ fn an_unchanged_heap_runs_no_compiler_and_a_changed_header_recompiles_what_inclu
     let changed = build_logging_compiles(&d, &log);
     assert_eq!(changed.len(), 1, "only the unit including the header: {:#?}", changed);
     assert_eq!(compiles(&changed, "heap.c"), 1, "{:#?}", changed);
+    // And the library is linked from the new object: the archive's stamp
+    // named the units' keys only, which a header does not change, so the
+    // old archive was linked again.
+    assert!(built_with(2) && !built_with(1), "the library was linked from the object compiled with the old header");
+
+    // Another build directory of the same heap, whose archive predates the
+    // header change, finds the object already compiled and still relinks.
+    std::fs::write(&header, format!("#define HEAP_NONCE \"{}\"\n#define HEAP_VALUE 1\n", nonce)).unwrap();
+    let other = d.join("out-other");
+    let build_other = || {
+        let out = alloc8().args(["build", "--heap"]).arg(&d).arg("--out").arg(&other).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        std::fs::read(other.join("libcached.so")).unwrap()
+    };
+    let has = |lib: &[u8], value: u32| {
+        let marker = format!("marker-{}-v{}", nonce, value);
+        lib.windows(marker.len()).any(|w| w == marker.as_bytes())
+    };
+    assert!(has(&build_other(), 1));
+    std::fs::write(&header, format!("#define HEAP_NONCE \"{}\"\n#define HEAP_VALUE 2\n", nonce)).unwrap();
+    build_logging_compiles(&d, &log);
+    assert!(has(&build_other(), 2), "a second build directory linked its old archive");
 
     // The define alloc8.toml gives is part of the key too.
     std::fs::write(d.join("alloc8.toml"), "sources = [\"heap.c\", \"other.c\"]\ninclude = [\"include\"]\ndefine = [\"EXTRA=1\"]\n")
@@ -671,4 +705,40 @@ fn alignments_beyond_a_declared_max_align_are_served_by_the_shim() {
     let (code, text) = test(&lib("pagealigned_declared", "sources = [\"heap.c\"]\nmax_align = 4096\n"));
     assert_eq!(code, Some(0), "{}", text);
     assert!(text.contains("ok   contract") && text.contains("ok   cxx"), "{}", text);
+}
+
+// Fork safety without naming the heap's locks.
+
+/// The Hoard recipe's quiescence (examples/hoard/quiesce.h) on a heap whose
+/// locks its xxmalloc_lock cannot name: plain, a fork child inherits a held
+/// class lock and deadlocks; counted in and out, every child runs, with
+/// membarrier and with the fallback where every entry fences.
+#[test]
+fn a_heap_whose_locks_cannot_be_named_is_fork_safe_through_quiescence() {
+    let heap = root().join("tests/fixtures/heaps/xx_private_locks.c");
+    let include = root().join("examples/hoard");
+    let cases: [(&str, &str, bool); 3] =
+        [("plain", "[]", false), ("quiesce", "[\"QUIESCE\"]", true), ("fenced", "[\"QUIESCE\", \"QUIESCE_NO_MEMBARRIER\"]", true)];
+    for (variant, define, safe) in cases {
+        let d = dir(&format!("private-locks-{}", variant));
+        std::fs::write(
+            d.join("alloc8.toml"),
+            format!("name = \"locks{}\"\nsources = [{:?}]\ninclude = [{:?}]\ndefine = {}\n", variant, heap, include, define),
+        )
+        .unwrap();
+        let threads: &[&str] = if safe { &["--threads"] } else { &[] };
+        let out = build(&d, threads, &d.join("out"));
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(stderr.contains("xxmalloc_lock does nothing"), !safe, "{}", stderr);
+        let lib = d.join("out").join(format!("liblocks{}.so", variant));
+        let t = alloc8().arg("test").arg("--lib").arg(&lib).args(["--only", "fork", "--seed", "1"]).output().unwrap();
+        let stdout = String::from_utf8_lossy(&t.stdout);
+        if safe {
+            assert_eq!(t.status.code(), Some(0), "{}: {}\n{}", variant, stdout, String::from_utf8_lossy(&t.stderr));
+        } else {
+            assert_eq!(t.status.code(), Some(1), "{}: {}", variant, stdout);
+            assert!(stdout.contains("fork-deadlock"), "{}", stdout);
+        }
+    }
 }

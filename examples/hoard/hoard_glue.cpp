@@ -7,7 +7,11 @@
 // per-thread set-up and tear-down as the xxmalloc convention's thread hooks,
 // which the shim runs in every thread when built with --threads. It also
 // defines xxmalloc and xxmemalign, which return NULL with ENOMEM where
-// libhoard.cpp's abort (alloc8.toml renames those out of the way).
+// libhoard.cpp's abort, and xxmalloc_lock/xxmalloc_unlock, which make Hoard
+// safe across fork where libhoard.cpp's do nothing: every call into Hoard
+// is counted in and out (quiesce.h), and xxmalloc_lock waits until no
+// thread is inside Hoard, so none of its locks is held at fork(). alloc8.toml
+// renames libhoard.cpp's versions out of the way.
 //
 // The thread's heap lives in initial-exec TLS (a %fs-relative access, no
 // __tls_get_addr, no malloc): right for a preloaded library, which is loaded
@@ -18,11 +22,17 @@
 #include <new>
 
 #include "hoard/hoardtlab.h"
+#include "quiesce.h"
 
 // alloc8.toml renames libhoard.cpp's xxmalloc and xxmemalign (they abort
-// when Hoard has no memory); this file defines the real ones.
+// when Hoard has no memory), xxfree (counted in and out here) and
+// xxmalloc_lock/xxmalloc_unlock (empty there); this file defines the real
+// ones.
 #undef xxmalloc
 #undef xxmemalign
+#undef xxfree
+#undef xxmalloc_lock
+#undef xxmalloc_unlock
 
 extern Hoard::HoardHeapType *getMainHoardHeap();
 
@@ -54,13 +64,11 @@ TheCustomHeapType *getCustomHeap() {
 
 bool isCustomHeapInitialized() { return thread_heap != nullptr; }
 
-extern "C" {
-
-void xxfree(void *);
+namespace {
 
 // Hoard's heap answers nullptr when it cannot get memory from the system:
 // that is malloc's NULL with ENOMEM, not an abort.
-void *xxmalloc(size_t size) {
+void *hoard_malloc(size_t size) {
   void *p = getCustomHeap()->malloc(size);
   if (__builtin_expect(p == nullptr, 0)) {
     errno = ENOMEM;
@@ -68,28 +76,56 @@ void *xxmalloc(size_t size) {
   return p;
 }
 
+}  // namespace
+
+extern "C" {
+
+void hoard_xxfree(void *);
+
+void *xxmalloc(size_t size) {
+  quiesce_slot *in = quiesce_enter();
+  void *p = hoard_malloc(size);
+  quiesce_leave(in);
+  return p;
+}
+
+void xxfree(void *p) {
+  quiesce_slot *in = quiesce_enter();
+  hoard_xxfree(p);
+  quiesce_leave(in);
+}
+
 // What libhoard.cpp's xxmemalign does (Heap-Layers' generic memalign: Hoard
 // frees and sizes a pointer inside one of its blocks by the block), with
 // NULL and ENOMEM on failure. The shim passes a power of two above 16 and
 // sizes far below SIZE_MAX (docs/xxmalloc.md), so nothing here overflows.
 void *xxmemalign(size_t alignment, size_t size) {
-  void *p = xxmalloc(size);
-  if (p == nullptr || (reinterpret_cast<uintptr_t>(p) & (alignment - 1)) == 0) {
-    return p;
+  quiesce_slot *in = quiesce_enter();
+  void *p = hoard_malloc(size);
+  if (p != nullptr && (reinterpret_cast<uintptr_t>(p) & (alignment - 1)) != 0) {
+    hoard_xxfree(p);
+    p = hoard_malloc(size + 2 * alignment);
+    if (p != nullptr) {
+      p = reinterpret_cast<void *>((reinterpret_cast<uintptr_t>(p) + alignment - 1) & ~(uintptr_t)(alignment - 1));
+    }
   }
-  xxfree(p);
-  p = xxmalloc(size + 2 * alignment);
-  if (p == nullptr) {
-    return nullptr;
-  }
-  return reinterpret_cast<void *>((reinterpret_cast<uintptr_t>(p) + alignment - 1) & ~(uintptr_t)(alignment - 1));
+  quiesce_leave(in);
+  return p;
 }
+
+// Around fork(): no thread is inside Hoard, so none of its locks (heap,
+// bin, superblock, mapping) is held, and none is taken until the unlock.
+void xxmalloc_lock(void) { quiesce_stop(); }
+
+void xxmalloc_unlock(void) { quiesce_resume(); }
 
 // A new thread: its own heap, and one of Hoard's per-processor heaps that
 // no other thread is using, if there is one.
 void xxthread_init(void) {
+  quiesce_slot *in = quiesce_enter();
   getCustomHeap();
   getMainHoardHeap()->findUnusedHeap();
+  quiesce_leave(in);
 }
 
 // The thread ends: its cached blocks go back to the shared heaps (the
@@ -98,12 +134,14 @@ void xxthread_init(void) {
 // fresh heap, built again on demand.
 void xxthread_cleanup(void) {
   TheCustomHeapType *heap = thread_heap;
-  if (heap == nullptr) {
-    return;
+  if (heap != nullptr) {
+    quiesce_slot *in = quiesce_enter();
+    thread_heap = nullptr;
+    getMainHoardHeap()->releaseHeap();
+    heap->~TheCustomHeapType();
+    quiesce_leave(in);
   }
-  thread_heap = nullptr;
-  getMainHoardHeap()->releaseHeap();
-  heap->~TheCustomHeapType();
+  quiesce_thread_exit();
 }
 
 }  // extern "C"

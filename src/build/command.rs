@@ -50,7 +50,8 @@ pub struct BuildArgs {
     #[arg(long, value_name = "TRIPLE")]
     pub target: Option<String>,
     /// Write the generated shim crate (self-contained) to DIR instead of building it,
-    /// e.g. to build a macOS dylib on a Mac with `cargo build --release`.
+    /// e.g. to build a macOS dylib on a Mac with `cargo build --release` (a C/C++ heap's
+    /// sources go with it, compiled there by its build script with the cc crate).
     #[arg(long, value_name = "DIR")]
     pub emit_crate: Option<PathBuf>,
     /// Show cargo's progress.

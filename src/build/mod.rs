@@ -9,6 +9,7 @@ pub mod cargo_build;
 mod cargo_errors;
 pub mod checking;
 pub mod command;
+mod emit_xx;
 mod freshness;
 pub mod header;
 pub mod heap_source;
@@ -91,15 +92,14 @@ pub fn build(opts: &BuildOptions) -> Result<Built> {
         checked_toolchain()?;
     }
     let heap = HeapSource::open(&opts.heap)?;
-    if matches!(heap.kind, HeapKind::Xx(_)) && platform == Platform::Macos {
+    if matches!(heap.kind, HeapKind::Xx(_)) && platform == Platform::Macos && opts.emit_crate.is_none() {
         bail!(
-            "C/C++ heaps (the xxmalloc convention) are built for Linux and Windows ({}) so far, not macOS: \
-             build without --target on a Mac",
-            target::WINDOWS_GNU
+            "a C/C++ heap (the xxmalloc convention) is built for macOS through a crate: add `--emit-crate DIR`, \
+             then run `cargo build --release` in DIR on a Mac (its build script compiles the heap with the cc crate)"
         );
     }
     if let Some(dir) = &opts.emit_crate {
-        target::emit_crate(dir, &heap, opts.mode, &opts.prefix, platform, opts.threads, opts.checked)?;
+        target::emit_crate(dir, &heap, &opts.heap, opts.mode, &opts.prefix, platform, opts.threads, opts.checked, opts.verbose)?;
         return Ok(Built { emitted: Some(dir.clone()), artifacts: Vec::new(), mode: opts.mode, symbols: 0, notes: Vec::new() });
     }
     let (stem, stem_source) = match (&opts.name, opts.mode) {
@@ -167,6 +167,7 @@ pub fn build(opts: &BuildOptions) -> Result<Built> {
         checked: opts.checked,
         alloc8_path: &alloc8_dir,
         xx: xx.as_ref(),
+        xx_emitted: None,
     };
     for (rel, text) in render::render(&spec) {
         cache::write_if_changed(&crate_dir.join(rel), &text)?;

@@ -4,6 +4,7 @@
 use crate::build::checking::Checking;
 use crate::build::heap_source::xx::Prepared;
 use crate::build::heap_source::{Alloc8Dependency, HeapKind, HeapSource};
+use crate::build::render_xx::EmittedRecipe;
 use crate::build::templates;
 use crate::contract::{self, Abi, Export, Family, Mode, Platform};
 use std::fmt::Write;
@@ -28,6 +29,9 @@ pub struct ShimSpec<'a> {
     pub alloc8_path: &'a Path,
     /// A C/C++ heap (`HeapKind::Xx`), compiled and inspected.
     pub xx: Option<&'a Prepared>,
+    /// `--emit-crate` of a C/C++ heap: its build script compiles the sources
+    /// copied into the crate instead of linking alloc8's archive.
+    pub xx_emitted: Option<&'a EmittedRecipe>,
 }
 
 /// The generated crate, as (path relative to the crate root, contents).
@@ -64,6 +68,8 @@ pub fn render(spec: &ShimSpec) -> Vec<(&'static str, String)> {
             ("@CRATE_TYPES@", crate_types.to_string()),
             ("@ALLOC8_DEPENDENCY@", alloc8_dep),
             ("@HEAP_DEPENDENCIES@", heap_deps),
+            // cc from crates.io: the emitted crate compiles a C/C++ heap where it is built.
+            ("@BUILD_DEPENDENCIES@", if spec.xx_emitted.is_some() { "\n[build-dependencies]\ncc = \"1.2\"" } else { "" }.to_string()),
         ],
     );
     // The C++ operators exist only to interpose; prefixed mode has none.
@@ -98,6 +104,12 @@ pub fn render(spec: &ShimSpec) -> Vec<(&'static str, String)> {
     let mut files = vec![("Cargo.toml", cargo_toml), ("build.rs", build_rs(spec)), ("src/lib.rs", lib_rs)];
     if let Some(xx) = spec.xx {
         files.push(("src/heap.rs", crate::build::render_xx::heap_rs(&xx.provided, xx.promises)));
+    }
+    if spec.xx_emitted.is_some() {
+        files.push((
+            "build_heap.rs",
+            fill(templates::XX_BUILD_HEAP_RS, &[("@LIB_NAME@", crate::build::heap_source::xx::LIB_NAME.to_string())]),
+        ));
     }
     if (spec.platform, spec.mode) == (Platform::Macos, Mode::Prefixed) {
         // The portable prefixed family, as on Linux and Windows.
@@ -141,9 +153,10 @@ fn build_rs(spec: &ShimSpec) -> String {
         Mode::Prefixed => format!("println!(\"cargo:rustc-cdylib-link-arg=-Wl,-install_name,@rpath/{{}}\", {});", rust_string(spec.soname)),
         Mode::Interpose => "// Inserted by path (DYLD_INSERT_LIBRARIES): its install name does not matter.".to_string(),
     };
-    let link = match spec.xx {
-        Some(xx) => crate::build::render_xx::link_lines(xx),
-        None => "// The heap is Rust: nothing native to link.".to_string(),
+    let link = match (spec.xx_emitted, spec.xx) {
+        (Some(recipe), _) => crate::build::render_xx::compile_lines(recipe),
+        (None, Some(xx)) => crate::build::render_xx::link_lines(xx),
+        (None, None) => "// The heap is Rust: nothing native to link.".to_string(),
     };
     fill(templates::SHIM_BUILD_RS, &[("@SONAME@", soname), ("@INSTALL_NAME@", install_name), ("@LINK@", link)])
 }
@@ -367,7 +380,7 @@ pub(crate) fn fill(template: &str, substitutions: &[(&str, String)]) -> String {
 }
 
 /// A Rust string literal (Debug formatting escapes exactly as Rust reads it).
-fn rust_string(s: &str) -> String {
+pub(crate) fn rust_string(s: &str) -> String {
     format!("{:?}", s)
 }
 
@@ -404,6 +417,7 @@ mod tests {
             checked: Checking::Off,
             alloc8_path: &alloc8,
             xx: None,
+            xx_emitted: None,
         })
     }
 
@@ -424,6 +438,7 @@ mod tests {
             checked: Checking::Off,
             alloc8_path: &alloc8,
             xx: None,
+            xx_emitted: None,
         })
     }
 
@@ -517,6 +532,7 @@ mod tests {
                 checked: Checking::Off,
                 alloc8_path: &alloc8,
                 xx: Some(&prepared),
+                xx_emitted: None,
             });
             assert!(file(&files, "src/lib.rs").contains("\nmod heap;"));
             assert!(file(&files, "src/heap.rs").contains("alloc8::register!(XxHeap = XxHeap);"));
@@ -597,6 +613,7 @@ mod tests {
             checked,
             alloc8_path: &alloc8,
             xx: None,
+            xx_emitted: None,
         })
     }
 
@@ -699,6 +716,7 @@ mod tests {
             checked: Checking::Off,
             alloc8_path: &alloc8,
             xx: None,
+            xx_emitted: None,
         });
         let names: Vec<&str> = files.iter().map(|(n, _)| *n).collect();
         assert_eq!(names, ["Cargo.toml", "build.rs", "src/lib.rs", "src/macos.rs", "src/macos_cxx.rs", "src/exports.rs"]);

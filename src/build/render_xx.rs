@@ -4,7 +4,7 @@
 
 use crate::build::heap_source::xx::{Prepared, Promises};
 use crate::build::heap_source::xx_symbols::Provided;
-use crate::build::render::fill;
+use crate::build::render::{fill, rust_string};
 use crate::build::templates;
 
 /// `src/heap.rs`: `Heap` methods that call the heap's xx* functions.
@@ -118,23 +118,133 @@ pub fn link_lines(p: &Prepared) -> String {
         archive = archive.to_string_lossy(),
     );
     if p.provided.cxx {
-        out.push_str(
-            "\n    // The C++ runtime the heap needs (RTTI, exceptions, personality routine):\n    \
-             // the system's on Linux; on Windows, which has none, its archive linked in\n    \
-             // (by file name: mingw's import library libstdc++.dll.a would win otherwise).\n    \
-             if std::env::var(\"CARGO_CFG_TARGET_OS\").as_deref() == Ok(\"windows\") {\n        \
-             // It comes after the C runtime on the link line: what it needs of that follows it.\n        \
-             for arg in [\"-l:libstdc++.a\", \"-lgcc\", \"-lgcc_eh\", \"-lmingw32\", \"-lmingwex\", \"-lmsvcrt\", \"-lkernel32\"] {\n            \
-             println!(\"cargo:rustc-cdylib-link-arg={}\", arg);\n        }\n    } else {\n        \
-             println!(\"cargo:rustc-link-lib=dylib=stdc++\");\n    }",
-        );
+        out.push_str(&cxx_runtime_lines());
     }
     out
+}
+
+/// build.rs lines of an emitted crate (`--emit-crate`): compile the heap
+/// copied into `heap/` with the cc crate where cargo runs (emit_xx.rs).
+pub fn compile_lines(recipe: &EmittedRecipe) -> String {
+    let list = |items: &[String]| items.iter().map(|s| rust_string(s)).collect::<Vec<_>>().join(", ");
+    let opt = |o: &Option<String>| o.as_deref().map_or_else(|| "None".to_string(), |s| format!("Some({})", rust_string(s)));
+    let defines: Vec<String> = recipe.defines.iter().map(|(n, v)| format!("({}, {})", rust_string(n), opt(v))).collect();
+    let linux: Vec<String> = recipe.linux_flags.iter().map(|s| s.to_string()).collect();
+    let mut out = format!(
+        "// The C/C++ heap: its sources, copied into heap/ by alloc8, compiled here\n    \
+         // with the cc crate (build_heap.rs), for the target cargo builds for.\n    \
+         #[path = \"build_heap.rs\"]\n    mod build_heap;\n    \
+         build_heap::compile(&build_heap::Recipe {{\n        \
+         sources: &[{sources}],\n        include: &[{include}],\n        defines: &[{defines}],\n        \
+         flags: &[{flags}],\n        c_std: {c_std},\n        cxx_std: {cxx_std},\n        linux_flags: &[{linux}],\n    }});",
+        sources = list(&recipe.sources),
+        include = list(&recipe.include),
+        defines = defines.join(", "),
+        flags = list(&recipe.flags),
+        c_std = opt(&recipe.c_std),
+        cxx_std = opt(&recipe.cxx_std),
+        linux = list(&linux),
+    );
+    if recipe.cxx {
+        out.push_str(&cxx_runtime_lines());
+    }
+    out
+}
+
+/// A C/C++ heap's settings as an emitted crate's build script gets them:
+/// paths relative to the crate's root.
+#[derive(Debug, Clone, Default)]
+pub struct EmittedRecipe {
+    pub sources: Vec<String>,
+    pub include: Vec<String>,
+    pub defines: Vec<(String, Option<String>)>,
+    pub flags: Vec<String>,
+    pub c_std: Option<String>,
+    pub cxx_std: Option<String>,
+    pub linux_flags: &'static [&'static str],
+    /// The heap needs the C++ runtime.
+    pub cxx: bool,
+}
+
+/// build.rs lines that link the C++ runtime a C++ heap needs (RTTI,
+/// exceptions, the personality routine), per target OS.
+fn cxx_runtime_lines() -> String {
+    "\n    // The C++ runtime the heap needs (RTTI, exceptions, personality routine):\n    \
+     // the system's on Linux (libstdc++) and macOS (libc++); on Windows, which has\n    \
+     // none, its archive linked in (by file name: mingw's import library\n    \
+     // libstdc++.dll.a would win otherwise).\n    \
+     match std::env::var(\"CARGO_CFG_TARGET_OS\").as_deref() {\n        \
+     Ok(\"windows\") => {\n            \
+     // It comes after the C runtime on the link line: what it needs of that follows it.\n            \
+     for arg in [\"-l:libstdc++.a\", \"-lgcc\", \"-lgcc_eh\", \"-lmingw32\", \"-lmingwex\", \"-lmsvcrt\", \"-lkernel32\"] {\n                \
+     println!(\"cargo:rustc-cdylib-link-arg={}\", arg);\n            }\n        }\n        \
+     Ok(\"macos\") => println!(\"cargo:rustc-link-lib=dylib=c++\"),\n        \
+     _ => println!(\"cargo:rustc-link-lib=dylib=stdc++\"),\n    }"
+        .to_string()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // The emitted crate's build-script module, compiled here as it is.
+    #[allow(dead_code)]
+    mod build_heap {
+        include!("../../templates/xx/build_heap.rs");
+    }
+
+    #[test]
+    fn the_build_script_compiles_each_language_with_its_flags() {
+        use build_heap::{flags, units, Lang, Recipe};
+        let recipe = Recipe {
+            sources: &["heap/h/a.c", "heap/h/b.cpp", "heap/x/c.cc", "heap/h/d.c"],
+            include: &["heap/h/include"],
+            defines: &[("N", Some("4"))],
+            flags: &["-fno-builtin-malloc"],
+            c_std: None,
+            cxx_std: Some("c++17"),
+            linux_flags: crate::build::heap_source::codegen::c_flags(crate::contract::Mode::Interpose),
+        };
+        assert_eq!(units(&recipe, Lang::C), ["heap/h/a.c", "heap/h/d.c"]);
+        assert_eq!(units(&recipe, Lang::Cxx), ["heap/h/b.cpp", "heap/x/c.cc"]);
+        // alloc8's ELF code generation on Linux only, and first: the heap's own flags win.
+        assert_eq!(flags(&recipe, "linux"), ["-fvisibility=hidden", "-ftls-model=initial-exec", "-fno-builtin-malloc"]);
+        assert_eq!(flags(&recipe, "macos"), ["-fno-builtin-malloc"]);
+        // The same languages as alloc8's own compile.
+        for f in ["a.c", "a.cpp", "a.cc", "a.cxx", "a.c++", "a.C", "a.h", "a.rs"] {
+            let ours = crate::build::heap_source::xx::lang(std::path::Path::new(f));
+            assert_eq!(build_heap::lang(f).map(|l| l == Lang::Cxx), ours.map(|l| l == crate::build::heap_source::xx::Lang::Cxx), "{}", f);
+        }
+    }
+
+    #[test]
+    fn the_emitted_build_script_passes_the_recipe_and_links_the_cxx_runtime_per_os() {
+        let recipe = EmittedRecipe {
+            sources: vec!["heap/h/a \"q\".c".into()],
+            include: vec!["heap/h/include".into()],
+            defines: vec![("N".into(), Some("\"s\"".into())), ("X".into(), None)],
+            flags: vec!["-O3".into()],
+            c_std: Some("c11".into()),
+            cxx_std: None,
+            linux_flags: &["-fvisibility=hidden"],
+            cxx: true,
+        };
+        let lines = compile_lines(&recipe);
+        for s in [
+            r#"sources: &["heap/h/a \"q\".c"],"#,
+            r#"defines: &[("N", Some("\"s\"")), ("X", None)],"#,
+            r#"c_std: Some("c11"),"#,
+            "cxx_std: None,",
+            r#"linux_flags: &["-fvisibility=hidden"],"#,
+            r#"Ok("macos") => println!("cargo:rustc-link-lib=dylib=c++"),"#,
+            r#"_ => println!("cargo:rustc-link-lib=dylib=stdc++"),"#,
+        ] {
+            assert!(lines.contains(s), "{} missing:\n{}", s, lines);
+        }
+        // The lines are a function body's statements.
+        syn::parse_str::<syn::Block>(&format!("{{ {} }}", lines)).unwrap();
+        assert!(!compile_lines(&EmittedRecipe { cxx: false, ..recipe }).contains("stdc++"));
+    }
 
     #[test]
     fn only_the_functions_the_heap_has_are_called() {

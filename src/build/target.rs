@@ -82,26 +82,32 @@ pub fn require_installed(target: &str, platform: Platform) -> Result<()> {
 
 /// Writes a self-contained shim crate to `dir`: the alloc8 crate in
 /// `dir/alloc8`, a file heap copied to `dir/src/heap.rs` (a crate heap stays
-/// where it is, by absolute path), and `cargo build --release` there builds it.
+/// where it is, by absolute path), a C/C++ heap's sources copied to
+/// `dir/heap/` for its build script (emit_xx.rs), and `cargo build
+/// --release` there builds it. `heap_path` is the heap as the user named it.
+#[allow(clippy::too_many_arguments)]
 pub fn emit_crate(
     dir: &Path,
     heap: &HeapSource,
+    heap_path: &Path,
     mode: Mode,
     prefix: &str,
     platform: Platform,
     threads: bool,
     checked: crate::build::checking::Checking,
+    verbose: bool,
 ) -> Result<()> {
     let existed = dir.exists();
     if existed && std::fs::read_dir(dir).map_or(true, |mut d| d.next().is_some()) {
         bail!("--emit-crate {}: the directory exists and is not empty; name a new or empty directory", dir.display());
     }
     // Everything is rendered first, then written: a failure leaves nothing behind.
-    let mut files: Vec<(String, String)> =
-        templates::ALLOC8_CRATE.iter().map(|(rel, text)| (format!("alloc8/{}", rel), text.to_string())).collect();
+    let mut files: Vec<(String, Vec<u8>)> =
+        templates::ALLOC8_CRATE.iter().map(|(rel, text)| (format!("alloc8/{}", rel), text.as_bytes().to_vec())).collect();
+    let mut xx = None;
     let local = match &heap.kind {
         HeapKind::File { path, dependencies } => {
-            let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+            let text = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
             files.push(("src/heap.rs".to_string(), text));
             HeapSource {
                 name: heap.name.clone(),
@@ -112,8 +118,17 @@ pub fn emit_crate(
             let dir = dir.canonicalize().with_context(|| format!("cannot read {}", dir.display()))?;
             HeapSource { name: heap.name.clone(), kind: HeapKind::Crate { dir, package: package.clone(), alloc8: alloc8.clone() } }
         }
-        HeapKind::Xx(_) => {
-            bail!("--emit-crate takes Rust heaps; a C/C++ (xxmalloc) heap is compiled and inspected by `alloc8 build` itself")
+        HeapKind::Xx(_) if platform == Platform::Windows => bail!(
+            "--emit-crate takes C/C++ heaps for Linux and macOS; for Windows, alloc8 builds them itself: \
+             `alloc8 build --heap {} --target {}`",
+            heap_path.display(),
+            WINDOWS_GNU
+        ),
+        HeapKind::Xx(input) => {
+            let emitted = crate::build::emit_xx::emit(input, heap_path, mode, prefix, threads, verbose)?;
+            files.extend(emitted.files);
+            xx = Some((emitted.prepared, emitted.recipe));
+            HeapSource { name: heap.name.clone(), kind: HeapKind::Xx(input.clone()) }
         }
     };
     let stem = if mode == Mode::Prefixed { prefix } else { &heap.name };
@@ -135,12 +150,13 @@ pub fn emit_crate(
         threads,
         checked,
         alloc8_path: &alloc8,
-        xx: None,
+        xx: xx.as_ref().map(|(prepared, _)| prepared),
+        xx_emitted: xx.as_ref().map(|(_, recipe)| recipe),
     };
-    files.extend(render::render(&spec).into_iter().map(|(rel, text)| (rel.to_string(), text)));
+    files.extend(render::render(&spec).into_iter().map(|(rel, text)| (rel.to_string(), text.into_bytes())));
     if mode == Mode::Prefixed {
         // What a C program includes; it does not depend on the build.
-        files.push((format!("{}.h", stem), crate::build::header::render(platform, prefix, stem, &heap.name)));
+        files.push((format!("{}.h", stem), crate::build::header::render(platform, prefix, stem, &heap.name).into_bytes()));
     }
     let written = files.iter().try_for_each(|(rel, text)| {
         let path = dir.join(rel);

@@ -99,6 +99,8 @@ pub const SHIM_MACOS_CXX_RS: &str = include_str!("../../templates/shim/src/macos
 pub const SHIM_MACOS_PREFIXED_RS: &str = include_str!("../../templates/shim/src/macos_prefixed.rs");
 /// The Rust heap around a C/C++ heap's xx* functions.
 pub const XX_HEAP_RS: &str = include_str!("../../templates/xx/heap.rs");
+/// An emitted crate's build-script module that compiles a C/C++ heap with cc.
+pub const XX_BUILD_HEAP_RS: &str = include_str!("../../templates/xx/build_heap.rs");
 
 #[cfg(test)]
 mod tests {

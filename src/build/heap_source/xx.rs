@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-pub use super::xx_compile::LIB_NAME;
+pub use super::xx_compile::{system_dirs, LIB_NAME};
 
 /// The manifest a C/C++ heap directory carries.
 pub const MANIFEST: &str = "alloc8.toml";

@@ -189,7 +189,16 @@ fn compile(sources: &Sources, target: Option<&str>, codegen: &[&str], verbose: b
         let compiled = objects.iter().filter(|o| o.compiled).count();
         eprintln!("alloc8: compiled {} of {} source(s); the others' objects are unchanged in the cache", compiled, objects.len());
     }
-    let keys: Vec<&[u8]> = objects.iter().map(|o| o.key.as_bytes()).collect();
+    // The objects' bytes, not only their keys: a key names a source's text,
+    // and a header it includes can change under the same key (the entry is
+    // then compiled again, by this build or another one since this
+    // archive was made).
+    let mut parts = Vec::new();
+    for o in &objects {
+        let bytes = xx_cache::file_digest(&o.path).ok_or_else(|| CompileError::Io(o.path.clone(), "cannot read".into()))?;
+        parts.push(format!("{} {}", o.key, bytes));
+    }
+    let keys: Vec<&[u8]> = parts.iter().map(|p| p.as_bytes()).collect();
     let stamp = xx_cache::digest(&keys);
     let mut read: Vec<PathBuf> = objects.iter().flat_map(|o| std::iter::once(o.source.clone()).chain(o.read.iter().cloned())).collect();
     read.sort();
@@ -225,6 +234,32 @@ fn compiler_command(
     let tool = b.try_get_compiler().map_err(|e| CompileError::Tool(e.to_string()))?;
     xx_cache::CompilerCommand::from_tool(&tool)
         .ok_or_else(|| CompileError::Tool("the compiler command has arguments that are not UTF-8 (include directories?)".into()))
+}
+
+/// The directories this machine's compiler searches for `#include <...>` in
+/// the heap's languages, as its `-v` lists them (the system's among them):
+/// what `--emit-crate` leaves out of the crate. `scratch` is cc's out dir.
+pub fn system_dirs(sources: &Sources, scratch: &Path) -> Vec<PathBuf> {
+    let mut dirs = Vec::new();
+    for (l, name) in [(Lang::C, "c"), (Lang::Cxx, "c++")] {
+        if !sources.has(l) {
+            continue;
+        }
+        let mut b = builder(scratch, None, &Arc::new(Messages::default()));
+        b.cpp(l == Lang::Cxx);
+        let Ok(tool) = b.try_get_compiler() else { continue };
+        let mut cmd = tool.to_command();
+        cmd.args(["-E", "-v", "-x", name, "/dev/null"]).stdout(std::process::Stdio::null()).stdin(std::process::Stdio::null());
+        let Ok(out) = cmd.output() else { continue };
+        let text = String::from_utf8_lossy(&out.stderr);
+        let listed =
+            text.lines().skip_while(|l| !l.starts_with("#include <...>")).skip(1).take_while(|l| !l.starts_with("End of search list"));
+        for line in listed {
+            let dir = PathBuf::from(line.trim().trim_end_matches(" (framework directory)"));
+            dirs.push(dir.canonicalize().unwrap_or(dir));
+        }
+    }
+    dirs
 }
 
 /// cc outside a build script: every setting it would read from cargo is given.

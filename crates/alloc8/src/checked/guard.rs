@@ -48,9 +48,14 @@ struct Record {
     state: AtomicUsize,
 }
 
-/// The reservation's start, and its length (0 until reserved).
-static BASE: AtomicUsize = AtomicUsize::new(0);
-static LEN: AtomicUsize = AtomicUsize::new(0);
+/// The reservation's start ([`UNRESERVED`] until reserved); it is
+/// [`RESERVE`] bytes long.
+static BASE: AtomicUsize = AtomicUsize::new(UNRESERVED);
+/// BASE before the pool is reserved: the top [`RESERVE`] bytes of the address
+/// space, kernel addresses no user pointer takes, so [`contains`] is one
+/// comparison against a constant length and false for every block of the
+/// heap whether or not the pool exists.
+const UNRESERVED: usize = 0usize.wrapping_sub(RESERVE);
 static META: AtomicUsize = AtomicUsize::new(0);
 /// Set when reserving failed: never try again.
 static FAILED: AtomicUsize = AtomicUsize::new(0);
@@ -96,7 +101,7 @@ fn page() -> usize {
 /// Whether `ptr` lies in the pool (a block of it, or one of its traps).
 #[inline(always)]
 pub fn contains(ptr: usize) -> bool {
-    ptr.wrapping_sub(BASE.load(Ordering::Relaxed)) < LEN.load(Ordering::Relaxed)
+    ptr.wrapping_sub(BASE.load(Ordering::Relaxed)) < RESERVE
 }
 
 #[cold]
@@ -126,7 +131,6 @@ fn reserve() -> Option<(usize, usize)> {
         return ready();
     }
     BASE.store(base as usize, Ordering::Release);
-    LEN.store(RESERVE, Ordering::Release);
     Some((base as usize, meta as usize))
 }
 
@@ -137,8 +141,9 @@ fn ready() -> Option<(usize, usize)> {
         if meta == 0 {
             return None;
         }
-        if LEN.load(Ordering::Acquire) != 0 {
-            return Some((BASE.load(Ordering::Acquire), meta));
+        let base = BASE.load(Ordering::Acquire);
+        if base != UNRESERVED {
+            return Some((base, meta));
         }
         crate::os::yield_now();
     }

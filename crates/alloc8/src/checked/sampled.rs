@@ -82,25 +82,27 @@ impl<H: Heap> Sampled<H> {
     /// The countdown is out: the next gap is drawn, and the allocation is
     /// guarded if it ran out (rather than never started), else (or past the
     /// pool's limits) the heap's.
+    /// The size comes first, as the export received it, so the fast path
+    /// moves no register to call this.
     #[cold]
     #[inline(never)]
-    fn malloc_due(&self, size: usize, align: usize, heap: fn(&Self, usize, usize) -> *mut u8) -> *mut u8 {
+    fn malloc_due(size: usize, align: usize, this: &Self, heap: fn(&Self, usize, usize) -> *mut u8) -> *mut u8 {
         let ran_out = if OWN_WORDS {
             let ran_out = Own::Countdown.get() == 1;
-            Own::Countdown.set(gap(self.rate) as usize);
+            Own::Countdown.set(gap(this.rate) as usize);
             ran_out
         } else {
             let slot = Self::countdown();
             let ran_out = slot.load(Ordering::Relaxed) == 1;
-            slot.store(gap(self.rate), Ordering::Relaxed);
+            slot.store(gap(this.rate), Ordering::Relaxed);
             ran_out
         };
         if ran_out {
-            if let Some(p) = self.guarded(size, align) {
+            if let Some(p) = this.guarded(size, align) {
                 return p;
             }
         }
-        heap(self, size, align)
+        heap(this, size, align)
     }
 
     fn heap_malloc(&self, size: usize, _align: usize) -> *mut u8 {
@@ -116,11 +118,11 @@ impl<H: Heap> Sampled<H> {
     }
 
     /// A guarded block freed (out of line: a free of the heap's own block
-    /// keeps no frame for this).
+    /// keeps no frame for this; the pointer first, where the export has it).
     #[cold]
     #[inline(never)]
-    fn release(&self, ptr: *mut u8, op: &'static &'static str, size: Option<usize>) {
-        guard::release(ptr as usize, caller(), self.name, op, size)
+    fn release(ptr: *mut u8, this: &Self, op: &'static &'static str, size: Option<usize>) {
+        guard::release(ptr as usize, caller(), this.name, op, size)
     }
 
     /// A guarded block, or None past the pool's limits. Blocks of 16 bytes
@@ -208,13 +210,13 @@ impl<H: Heap> Heap for Sampled<H> {
         if self.counting_down() {
             return self.heap.malloc(size);
         }
-        self.malloc_due(size, 1, Self::heap_malloc)
+        Self::malloc_due(size, 1, self, Self::heap_malloc)
     }
 
     #[inline]
     unsafe fn free(&self, ptr: *mut u8) {
         if guard::contains(ptr as usize) {
-            return self.release(ptr, &"free", None);
+            return Self::release(ptr, self, &"free", None);
         }
         self.heap.free(ptr)
     }
@@ -224,7 +226,7 @@ impl<H: Heap> Heap for Sampled<H> {
         if self.counting_down() {
             return self.heap.memalign(align, size);
         }
-        self.malloc_due(size, align, Self::heap_memalign)
+        Self::malloc_due(size, align, self, Self::heap_memalign)
     }
 
     #[inline]
@@ -264,13 +266,13 @@ impl<H: Heap> Heap for Sampled<H> {
             return self.heap.calloc(size);
         }
         // A guarded block is fresh pages from the kernel: zero already.
-        self.malloc_due(size, 1, Self::heap_calloc)
+        Self::malloc_due(size, 1, self, Self::heap_calloc)
     }
 
     #[inline]
     unsafe fn free_sized(&self, ptr: *mut u8, size: usize) {
         if guard::contains(ptr as usize) {
-            return self.release(ptr, &"sized free", Some(size));
+            return Self::release(ptr, self, &"sized free", Some(size));
         }
         self.heap.free_sized(ptr, size)
     }
@@ -278,7 +280,7 @@ impl<H: Heap> Heap for Sampled<H> {
     #[inline]
     unsafe fn free_aligned_sized(&self, ptr: *mut u8, size: usize, align: usize) {
         if guard::contains(ptr as usize) {
-            return self.release(ptr, &"sized free", Some(size));
+            return Self::release(ptr, self, &"sized free", Some(size));
         }
         self.heap.free_aligned_sized(ptr, size, align)
     }
