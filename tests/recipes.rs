@@ -119,16 +119,14 @@ fn hoard_from_its_sources_with_the_glue() {
     // Upstream Hoard aborts where malloc must return NULL ("INTERNAL
     // FAILURE."): requests beyond the address space no longer reach it, and
     // the glue's xxmalloc/xxmemalign answer the rest with NULL + ENOMEM, so
-    // the conformance program runs to its end. What fails is the usable size
-    // of blocks aligned to a superblock (256 KiB) or more: Hoard aligns them
-    // inside a larger block, and its getSize answers 0 for such a pointer.
+    // the conformance program runs to its end. Blocks aligned to a
+    // superblock (256 KiB) or more, which the glue aligns inside a larger
+    // block and whose usable size Hoard answers 0, are the shim's
+    // (max_align = 131072): every check holds.
     let (status, stdout, stderr) = under(&lib, "conformance.c", &[]);
-    assert_eq!(status.code(), Some(1), "{:?}: {}\n{}", status, stdout, stderr);
-    assert!(stdout.contains(" checks, "), "{}", stdout);
+    assert_eq!(status.code(), Some(0), "{:?}: {}\n{}", status, stdout, stderr);
+    assert!(stdout.contains(" checks, 0 failed"), "{}", stdout);
     assert!(!stderr.contains("INTERNAL FAILURE."), "{}", stderr);
-    for line in stdout.lines().filter(|l| l.starts_with("FAIL: ")) {
-        assert!(line.starts_with("FAIL: malloc_usable_size >= requested -- "), "{}", line);
-    }
     let (status, stdout, stderr) = under(&lib, "beyond.c", &["68719476736"]);
     assert!(status.success(), "beyond 64 GiB: {:?} {}", status, stderr);
     assert_eq!(stdout.lines().filter(|l| l.ends_with(": NULL ENOMEM")).count(), 8, "{}", stdout);
