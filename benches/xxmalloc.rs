@@ -4,7 +4,8 @@
 //! shim preloaded: as a plain file (the shim keeps errno across free and sets
 //! ENOMEM itself), and from a directory whose alloc8.toml makes xx_bump's
 //! promises (`free_preserves_errno`, `sets_enomem`, `free_accepts_null`), which leave the shim
-//! only the contract's own checks.
+//! only the contract's own checks. Last, the instructions a declared
+//! `max_align` adds (the low-bits test on every free; docs/heap.md).
 //!
 //! Run: `cargo bench --bench xxmalloc`.
 
@@ -31,6 +32,10 @@ fn main() {
     )
     .unwrap();
     let promised = build_shim(&dir, "xx_bump_promises", &[]);
+    let dir = work().join("xx_bump_max_align");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("alloc8.toml"), format!("sources = [{:?}]\nmax_align = 4096\n", heap.display().to_string())).unwrap();
+    let limited = build_shim(&dir, "xx_bump_max_align", &[]);
     let exe = driver();
     let direct = work().join("churn_xx_direct");
     let status = Command::new("gcc")
@@ -65,5 +70,8 @@ fn main() {
             q - d
         ),
         _ => println!("(instruction counts need valgrind)"),
+    }
+    if let (Some(p), Some(l)) = (count(&exe, Some(&plain)), count(&exe, Some(&limited))) {
+        println!("with max_align = 4096: {:.1} per pair, +{:.1} over the same shim without it", l, l - p);
     }
 }

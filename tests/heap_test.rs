@@ -440,3 +440,17 @@ fn requests_the_machine_cannot_back_are_served() {
     assert!(f["detail"].as_str().unwrap().contains("served"), "{}", f);
     assert!(f["glibc_behaviour"].as_str().unwrap().contains("overcommit heuristic"), "{}", f);
 }
+
+/// A Rust heap whose `memalign` honours 4096 at most and declares it
+/// (`Heap::MAX_ALIGN`): the shim serves larger alignments around it, so every
+/// alignment check of the C battery and the C++ operators holds
+/// (tests/xxmalloc.rs shows the same heap in C failing them undeclared).
+#[test]
+fn a_heap_declaring_max_align_passes_every_alignment_check() {
+    let heap = root().join("tests/fixtures/heaps/pagealigned.rs").display().to_string();
+    let t = alloc8_test(None, &["--heap", &heap, "--only", "contract,cxx", "--seed", "1", "--json"]);
+    assert_eq!(t.code(), Some(0), "{}\n{}", t.stdout(), t.stderr());
+    for family in ["contract", "cxx"] {
+        assert_eq!(t.family(family)["status"], "passed", "{}", t.family(family));
+    }
+}

@@ -409,6 +409,26 @@ fn a_c_heap_without_xxowns_redirects_msvcrt_with_alloc8s_own_tags() {
     assert!(d.join("out/nx.dll").is_file());
 }
 
+/// A C heap that declares `max_align = 16` has every aligned block of the
+/// redirected CRTs (`_aligned_malloc`, `_aligned_realloc`, `_aligned_free`,
+/// `_aligned_msize`) served inside a larger block by alloc8: with xxowns,
+/// ownership of such a block comes from alloc8's table, not the heap; without,
+/// alloc8's tag sits on the block the table hands out.
+#[test]
+fn a_c_heap_declaring_max_align_serves_aligned_blocks_through_the_redirect() {
+    let src = std::fs::read_to_string(root().join("tests/programs/windows/xx_heap.c")).unwrap();
+    let no_owns = src
+        .replace("int xxowns(void *p)", "static int not_owns(void *p)")
+        .replace("#include <string.h>", "#include <string.h>\nstatic int not_owns(void *p);\nint use_it(void *p) { return not_owns(p); }");
+    for (name, text) in [("xx_max_align", src.clone()), ("xx_max_align_no_owns", no_owns)] {
+        let d = dir().join(name);
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("heap.c"), text).unwrap();
+        std::fs::write(d.join("alloc8.toml"), "sources = [\"heap.c\"]\nmax_align = 16\n").unwrap();
+        redirect_dll(&dll(&d, name, &[]), false);
+    }
+}
+
 /// A heap with C++ in it: libstdc++ is linked into the DLL, which imports
 /// nothing Windows lacks, and serves a program injected with it.
 #[test]

@@ -674,6 +674,39 @@ fn a_heap_whose_fork_lock_does_nothing_is_named_at_build() {
     assert!(!String::from_utf8_lossy(&out.stderr).contains("xxmalloc_lock"), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
+/// `max_align` in alloc8.toml: a heap whose xxmemalign honours alignments
+/// up to 4096 only (page-aligned beyond, as DieHard's) fails `alloc8 test`'s
+/// alignment checks as it is, and passes every check of the C battery and
+/// the C++ operators (aligned new and delete, threads, fork) once it
+/// declares its bound: the shim serves larger alignments inside larger
+/// blocks, and free, realloc, the usable size and aligned delete of them
+/// still reach the heap with its own pointers.
+#[test]
+fn alignments_beyond_a_declared_max_align_are_served_by_the_shim() {
+    let lib = |name: &str, manifest: &str| {
+        let d = dir(name);
+        std::fs::copy(root().join("tests/fixtures/heaps/xx_pagealigned.c"), d.join("heap.c")).unwrap();
+        std::fs::write(d.join("alloc8.toml"), manifest).unwrap();
+        let out_dir = dir(&format!("{}-out", name));
+        let out = build(&d, &[], &out_dir);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        out_dir.join(format!("lib{}.so", name))
+    };
+    let test = |lib: &Path| {
+        let out = alloc8().args(["test", "--lib"]).arg(lib).args(["--only", "contract,cxx", "--seed", "1"]).output().unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr))
+    };
+    let (code, text) = test(&lib("pagealigned", "sources = [\"heap.c\"]\n"));
+    assert_eq!(code, Some(1), "{}", text);
+    for rule in ["memalign alignment", "aligned_alloc alignment", "posix_memalign alignment", "operators: alignment, writable, disjoint"] {
+        assert!(text.contains(&format!("{} (1 finding", rule)), "{} not found:\n{}", rule, text);
+    }
+    assert!(text.contains("not aligned to 8192"), "{}", text);
+    let (code, text) = test(&lib("pagealigned_declared", "sources = [\"heap.c\"]\nmax_align = 4096\n"));
+    assert_eq!(code, Some(0), "{}", text);
+    assert!(text.contains("ok   contract") && text.contains("ok   cxx"), "{}", text);
+}
+
 // Fork safety without naming the heap's locks.
 
 /// The Hoard recipe's quiescence (examples/hoard/quiesce.h) on a heap whose

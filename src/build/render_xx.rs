@@ -94,6 +94,7 @@ pub fn heap_rs(p: &Provided, promises: Promises) -> String {
             ("@FREES_NULL@", promises.free_accepts_null.to_string()),
             ("@ALLOCATES_ZERO@", promises.malloc_accepts_zero.to_string()),
             ("@MAX_SIZE@", promises.max_size.map_or_else(|| "alloc8::shim::ADDRESS_SPACE_MAX".to_string(), |n| format!("{}", n))),
+            ("@MAX_ALIGN@", promises.max_align.map_or_else(|| "usize::MAX".to_string(), |n| format!("{}", n))),
             ("@OPTIONAL_METHODS@", methods),
         ],
     )
@@ -273,6 +274,7 @@ mod tests {
                 free_accepts_null: true,
                 malloc_accepts_zero: false,
                 max_size: Some(1 << 30),
+                max_align: Some(4096),
             },
         );
         for s in [
@@ -294,6 +296,8 @@ mod tests {
         assert!(bare.contains("const FREES_NULL: bool = false;") && bare.contains("const ALLOCATES_ZERO: bool = false;"));
         assert!(full.contains("const MAX_SIZE: usize = 1073741824;"));
         assert!(bare.contains("const MAX_SIZE: usize = alloc8::shim::ADDRESS_SPACE_MAX;"));
+        assert!(full.contains("const MAX_ALIGN: usize = 4096;"));
+        assert!(bare.contains("const MAX_ALIGN: usize = usize::MAX;"));
     }
 
     #[test]

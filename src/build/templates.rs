@@ -30,6 +30,8 @@ pub const ALLOC8_CRATE: &[(&str, &str)] = &[
     ("src/macos/zone.rs", include_str!("../../crates/alloc8/src/macos/zone.rs")),
     ("src/global.rs", include_str!("../../crates/alloc8/src/global.rs")),
     ("src/os.rs", include_str!("../../crates/alloc8/src/os.rs")),
+    ("src/overaligned.rs", include_str!("../../crates/alloc8/src/overaligned.rs")),
+    ("src/overaligned/table.rs", include_str!("../../crates/alloc8/src/overaligned/table.rs")),
     ("src/panic.rs", include_str!("../../crates/alloc8/src/panic.rs")),
     ("src/report.rs", include_str!("../../crates/alloc8/src/report.rs")),
     ("src/record/mod.rs", include_str!("../../crates/alloc8/src/record/mod.rs")),

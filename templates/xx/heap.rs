@@ -47,6 +47,9 @@ impl Heap for XxHeap {
     // The largest request the heap is asked for (alloc8.toml's max_size, else
     // what the address space holds): the shim answers larger ones NULL + ENOMEM.
     const MAX_SIZE: usize = @MAX_SIZE@;
+    // The largest alignment xxmemalign honours (alloc8.toml's max_align, else
+    // every one): the shim serves larger ones inside larger blocks.
+    const MAX_ALIGN: usize = @MAX_ALIGN@;
 
     #[inline(always)]
     fn malloc(&self, size: usize) -> *mut u8 {

@@ -5,7 +5,8 @@
 ///
 /// The shim guarantees what it passes in, so the heap need not re-check:
 /// `malloc` and `memalign` are never asked for 0 bytes, `memalign` only for a
-/// power-of-two alignment above 16 (smaller ones are served by `malloc`), and
+/// power-of-two alignment above 16 (smaller ones are served by `malloc`) and
+/// not above [`Heap::MAX_ALIGN`] (larger ones are served around the heap), and
 /// `free`/`get_size`/`realloc` only see non-NULL pointers this heap returned;
 /// no size or alignment it is asked for exceeds [`Heap::MAX_SIZE`].
 /// A heap that handles 0 bytes or NULL itself says so ([`Heap::ALLOCATES_ZERO`],
@@ -57,6 +58,19 @@ pub trait Heap: Sync {
     /// beyond one) declares its bound; one that checks every size itself
     /// may set `usize::MAX`, and the shim then makes no compare.
     const MAX_SIZE: usize = crate::shim::ADDRESS_SPACE_MAX;
+
+    /// The largest alignment `memalign` honours: a power of two of at least
+    /// 16, or `usize::MAX` (the default: every alignment). The shim serves a
+    /// larger one itself ([`crate::overaligned`]): it asks `memalign` for
+    /// `MAX_ALIGN` and `align - MAX_ALIGN` more bytes, hands out the aligned
+    /// address inside and keeps it in a side table, so `free`, `realloc`,
+    /// `get_size` and the sized frees still get only pointers the heap
+    /// returned. A heap whose aligned blocks come from size classes or
+    /// page-aligned mappings (DieHard: 4096) declares its bound; then every
+    /// free tests a pointer's low bits (2 instructions) and looks up the
+    /// rare one aligned to more than `MAX_ALIGN`. Without a limit the shim
+    /// adds nothing.
+    const MAX_ALIGN: usize = usize::MAX;
 
     /// Allocates at least `size` (>= 1, or 0 with [`Heap::ALLOCATES_ZERO`])
     /// bytes, 16-byte aligned (see [`Heap::FUNDAMENTAL_ALIGNMENT`]), or returns NULL.

@@ -51,6 +51,8 @@ pub mod macos;
 #[cfg(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64")))]
 pub mod maps;
 pub mod os;
+/// Alignments beyond a heap's `MAX_ALIGN`, served inside larger blocks.
+pub mod overaligned;
 pub mod panic;
 /// `alloc8 record`: the trace format and the in-process recorder (Linux).
 #[cfg(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64")))]
@@ -81,14 +83,17 @@ pub use heap::{Heap, Stats};
 /// The initialiser must be a constant expression: malloc is called before any
 /// constructor runs, so the heap must be usable from the first instruction.
 /// The line only defines a static; nothing is exported, so a crate that registers
-/// a heap can still be unit-tested with a plain `cargo test`.
+/// a heap can still be unit-tested with a plain `cargo test`. The static is
+/// the heap behind [`overaligned::Overaligned`], which serves alignments
+/// beyond its [`Heap::MAX_ALIGN`] (and is the heap itself, call for call,
+/// when it has no limit).
 #[macro_export]
 macro_rules! register {
     ($ty:ty = $init:expr $(,)?) => {
         #[doc(hidden)]
-        pub type __Alloc8Heap = $ty;
+        pub type __Alloc8Heap = $crate::overaligned::Overaligned<$ty>;
         #[doc(hidden)]
-        pub static __ALLOC8_HEAP: __Alloc8Heap = $init;
+        pub static __ALLOC8_HEAP: __Alloc8Heap = $crate::overaligned::Overaligned::new($init);
         const _: () = {
             fn __alloc8_is_a_heap<H: $crate::Heap>() {}
             #[allow(dead_code)]

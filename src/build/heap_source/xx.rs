@@ -49,6 +49,8 @@ pub struct Promises {
     pub malloc_accepts_zero: bool,
     /// `max_size`: the heap's own bound on a request (else the address space's).
     pub max_size: Option<u64>,
+    /// `max_align`: the largest alignment xxmemalign honours (else every one).
+    pub max_align: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -175,6 +177,7 @@ pub fn open_dir(dir: &Path) -> Result<HeapSource, HeapError> {
         free_accepts_null: manifest.free_accepts_null,
         malloc_accepts_zero: manifest.malloc_accepts_zero,
         max_size: manifest.max_size,
+        max_align: manifest.max_align,
     };
     let name = manifest.name.clone().unwrap_or_else(|| stem(&dir));
     Ok(HeapSource { name, kind: HeapKind::Xx(XxInput::Sources(sources)) })

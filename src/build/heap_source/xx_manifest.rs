@@ -13,6 +13,7 @@
 //! free_accepts_null = true     # promise: xxfree (and xxfree_sized, xxfree_aligned_sized) take NULL and do nothing
 //! malloc_accepts_zero = true   # promise: xxmalloc(0), xxmemalign(a, 0) (and xxcalloc(1, 0)) give a unique block
 //! max_size = 1099511627776     # the largest size (and alignment) the heap is asked for: larger ones are NULL + ENOMEM
+//! max_align = 4096             # the largest alignment xxmemalign honours: the shim serves larger ones around it
 //!
 //! [repos.hoard]                # sources fetched by git, pinned (see xx_fetch)
 //! git = "https://github.com/emeryberger/Hoard"
@@ -54,6 +55,7 @@ pub struct Manifest {
     #[serde(default)]
     pub malloc_accepts_zero: bool,
     pub max_size: Option<u64>,
+    pub max_align: Option<u64>,
     #[serde(default)]
     pub repos: BTreeMap<String, Repo>,
 }
@@ -86,6 +88,14 @@ pub fn parse(text: &str) -> Result<Manifest, String> {
     }
     if m.max_size == Some(0) {
         return Err("max_size = 0 would refuse every request: give the largest block the heap serves, in bytes".into());
+    }
+    if let Some(a) = m.max_align {
+        if !a.is_power_of_two() || a < 16 {
+            return Err(format!(
+                "max_align = {}: give the largest alignment xxmemalign honours, a power of two of at least 16 (16: none beyond malloc's)",
+                a
+            ));
+        }
     }
     for (name, repo) in &m.repos {
         repo.check(name)?;
@@ -151,6 +161,12 @@ mod tests {
         assert_eq!(parse("sources = [\"a.c\"]\nmax_size = 4096\n").unwrap().max_size, Some(4096));
         assert!(parse("sources = [\"a.c\"]\nmax_size = 0\n").unwrap_err().contains("max_size = 0"));
         assert!(parse("sources = [\"a.c\"]\nmax_size = -1\n").is_err());
+        assert_eq!(parse("sources = [\"a.c\"]\nmax_align = 4096\n").unwrap().max_align, Some(4096));
+        assert_eq!(parse("sources = [\"a.c\"]\n").unwrap().max_align, None);
+        for bad in ["0", "8", "3000"] {
+            let err = parse(&format!("sources = [\"a.c\"]\nmax_align = {}\n", bad)).unwrap_err();
+            assert!(err.starts_with(&format!("max_align = {}: ", bad)) && err.contains("power of two of at least 16"), "{}", err);
+        }
     }
 
     #[test]

@@ -115,6 +115,8 @@ impl<'h, H: Heap> Executor<'h, H> {
         let aligned = matches!(op.kind, Kind::Memalign | Kind::PosixMemalign | Kind::AlignedAlloc | Kind::NewAligned);
         let n = if H::FUNDAMENTAL_ALIGNMENT && aligned && align <= 16 { n.max(op.align) } else { n };
         let align = if align <= 16 { malloc_alignment::<H>(n) } else { align };
+        // The shim serves larger alignments around the heap (crate::overaligned).
+        let align = align.min(H::MAX_ALIGN);
         if H::SETS_ENOMEM {
             os::set_errno(0);
         }
