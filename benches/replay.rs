@@ -6,7 +6,11 @@
 //! 2. `alloc8 replay` of that trace against glibc, jemalloc, mimalloc and a
 //!    heap that costs next to nothing (benches/programs/noop_heap.c):
 //!    replay-time ratios to glibc, and the replayer's own cost per operation
-//!    (the whole replay against the no-op heap, over operations);
+//!    against the no-op heap: the whole replay over operations, the part
+//!    inside the no-op heap's calls (estimated from the calls the replayer
+//!    times: docs/replay.md), and the difference, the replayer's own (reading
+//!    and decoding the workload, looking up blocks, writing and checking
+//!    them), each as the median and the best of the rounds;
 //! 3. `alloc8 bench --workload python3` with the same contenders: the ratios
 //!    of running python3 itself, next to the replay's, so a user sees how well
 //!    a replay predicts the real program.
@@ -85,23 +89,42 @@ fn main() {
     let bench: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&bench_json).unwrap()).unwrap();
 
     let ops = replay["workload"]["operations"].as_f64().unwrap();
-    let cell = |name: &str| {
-        replay["summary"].as_array().unwrap().iter().find(|s| s["contender"].as_str().map_or(false, |c| c.contains(name))).cloned()
+    let contender =
+        |name: &str| replay["contenders"].as_array().unwrap().iter().position(|c| c["name"].as_str().map_or(false, |c| c.contains(name)));
+    // Per round of a contender: (whole replay, inside calls, outside calls) in ns per operation.
+    let rounds = |c: usize| -> Vec<[f64; 3]> {
+        replay["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["contender"] == c && r["status"] == "ok")
+            .map(|r| {
+                let (whole, calls) = (r["replay_s"].as_f64().unwrap(), r["calls_s"].as_f64().unwrap());
+                [whole / ops * 1e9, calls / ops * 1e9, (whole - calls) / ops * 1e9]
+            })
+            .collect()
     };
-    let glibc = &replay["summary"][0];
-    let outside = (glibc["replay_s"].as_f64().unwrap() - glibc["calls_s"].as_f64().unwrap()) / ops * 1e9;
-    match cell("noop") {
+    let line = |what: &str, per_round: &[[f64; 3]], i: usize, note: &str| {
+        let mut v: Vec<f64> = per_round.iter().map(|r| r[i]).collect();
+        v.sort_by(f64::total_cmp);
+        println!("  {:<36} median {:5.1} ns  best {:5.1} ns  {}", what, v[v.len() / 2], v[0], note);
+    };
+    let timed = replay["runs"][0]["timed_calls"].as_f64().unwrap_or(0.0) / replay["runs"][0]["calls"].as_f64().unwrap_or(1.0);
+    match contender("noop").map(rounds).filter(|r| !r.is_empty()) {
         Some(noop) => {
-            let own = noop["replay_s"].as_f64().unwrap() / ops * 1e9;
-            let calls = noop["calls_s"].as_f64().unwrap() / ops * 1e9;
             println!(
-                "\nreplayer's own cost (the replay against benches/programs/noop_heap.c): {:.1} ns per operation, {:.1} of them inside the no-op heap's calls and their timing ({} operations; target <= 20 ns)",
-                own, calls, ops
+                "\nthe replayer's own cost per operation, against benches/programs/noop_heap.c ({} operations, {} rounds):",
+                ops,
+                noop.len()
             );
+            line("whole replay", &noop, 0, "(the no-op heap's calls included)");
+            line("inside the no-op heap's calls", &noop, 1, &format!("(estimated: {:.1}% of calls timed)", 100.0 * timed));
+            line("the replayer's own (whole - inside)", &noop, 2, "(issue 29's target: <= 20 ns)");
         }
         None => println!("\nthe no-op heap's replay failed: no own-cost figure"),
     }
-    println!("replay time outside allocator calls under glibc: {:.1} ns per operation", outside);
+    println!("under glibc:");
+    line("outside allocator calls", &rounds(0), 2, "");
     println!("\n{:<10} {:>14} {:>14}", "contender", "replay ratio", "python3 ratio");
     for s in replay["summary"].as_array().unwrap() {
         let name = s["contender"].as_str().unwrap();

@@ -93,6 +93,11 @@ fn a_threaded_trace_replays_in_order_under_a_checking_heap() {
     let runs = v["runs"].as_array().unwrap();
     assert_eq!(runs[0]["calls"], runs[1]["calls"]);
     assert_eq!(runs[0]["calls"].as_u64().unwrap(), v["workload"]["operations"].as_u64().unwrap());
+    // Threads of at most 65,536 operations (4 here) have every call timed.
+    for run in runs {
+        assert_eq!(run["timed_calls"], run["calls"], "{}", run);
+    }
+    assert!(stdout.contains("in calls: inside the allocator, every call timed"), "{}", stdout);
 }
 
 /// Side by side: a table with a row per contender, a ratio to glibc, and a plot.
@@ -102,13 +107,30 @@ fn contenders_side_by_side_with_a_plot() {
     let plot = work_dir().join("replay.svg");
     let _ = std::fs::remove_file(&plot);
     let system = shim("system");
-    let (code, stdout, stderr) = replay(&["--rounds", "2", "--lib", system.to_str().unwrap(), "--plot", plot.to_str().unwrap()], &trace);
+    let json = work_dir().join("replay-side-by-side.json");
+    let (code, stdout, stderr) = replay(
+        &["--rounds", "2", "--lib", system.to_str().unwrap(), "--plot", plot.to_str().unwrap(), "--json", json.to_str().unwrap()],
+        &trace,
+    );
     assert_eq!(code, 0, "{}\n{}", stdout, stderr);
     let rows: Vec<&str> = stdout.lines().filter(|l| l.starts_with("glibc ") || l.starts_with("libsystem ")).collect();
     assert_eq!(rows.len(), 2, "{}", stdout);
     assert!(rows[0].contains("1.00x"), "{}", stdout);
     let svg = std::fs::read_to_string(&plot).unwrap();
     assert!(svg.contains("live bytes") && svg.contains("libsystem: resident"), "the plot names its curves");
+
+    // One thread of many operations: time in calls is estimated from a
+    // sample, about one call in 32, the same calls in every run.
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let runs = v["runs"].as_array().unwrap();
+    let (calls, timed) = (runs[0]["calls"].as_u64().unwrap(), runs[0]["timed_calls"].as_u64().unwrap());
+    assert!(calls > 65_536, "the trace is long enough to be sampled: {}", calls);
+    assert!(timed * 40 > calls && timed * 25 < calls, "{} of {} calls timed", timed, calls);
+    for run in runs {
+        assert_eq!((&run["calls"], &run["timed_calls"]), (&runs[0]["calls"], &runs[0]["timed_calls"]), "{}", run);
+        assert!(run["calls_s"].as_f64().unwrap() > 0.0, "{}", run);
+    }
+    assert!(stdout.contains("in calls: inside the allocator, estimated from "), "{}", stdout);
 }
 
 /// A heap that hands out a block twice (tests/fixtures/heaps/broken.rs: every

@@ -1,51 +1,71 @@
 /* noop_heap: a heap whose calls cost next to nothing, to measure what a
  * replay costs by itself (benches/replay.rs). Per-thread LIFO lists of
- * 16-byte classes up to 4 KiB (memory is reused, so the replay's page
- * touches do not fault again), mmap above; a 16-byte header holds the size.
- * Blocks freed on another thread join that thread's lists: fine for a
+ * 16-byte classes up to 4 KiB and power-of-two classes above, every block
+ * kept for reuse and never unmapped, carved from one arena whose first
+ * PREFAULT bytes are faulted in (huge pages where the kernel offers them)
+ * before the program's main: so neither the heap nor the replay's page
+ * touches pay the kernel for fresh memory, which on the project's VMs costs
+ * more than everything else a replay does (6 us per 4 KiB page). Its peak
+ * RSS is therefore at least PREFAULT. A 16-byte header holds the class's
+ * size. Blocks freed on another thread join that thread's lists: fine for a
  * benchmark, never a heap to use. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/mman.h>
 
 #define HEADER 16
-#define CLASSES 256 /* 16-byte classes: blocks up to 4096 bytes */
+#define SMALL 256 /* 16-byte classes: blocks up to 4096 bytes */
+#define CLASSES (SMALL + 64)
+#define ARENA ((size_t)64 << 30)   /* address space, reserved once */
+#define PREFAULT ((size_t)256 << 20) /* of it faulted in before main */
 
 struct block { struct block *next; };
 static __thread struct block *lists[CLASSES + 1] __attribute__((tls_model("initial-exec")));
-static __thread char *bump __attribute__((tls_model("initial-exec"))), *bump_end __attribute__((tls_model("initial-exec")));
+static char *arena;
+static _Atomic size_t used;
 
 static void *pages(size_t n) {
-    void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    return p == MAP_FAILED ? NULL : p;
+    void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED) return NULL;
+    madvise(p, n, MADV_HUGEPAGE);
+    return p;
+}
+
+__attribute__((constructor)) static void prefault(void) {
+    if (arena) return;
+    arena = pages(ARENA);
+    if (arena)
+        for (size_t i = 0; i < PREFAULT; i += 4096) arena[i] = 0;
+}
+
+/* A size's class, and the size every block of that class has room for. */
+static size_t class_of(size_t size, size_t *room) {
+    if (size <= (size_t)SMALL << 4) {
+        size_t cls = (size + 15) >> 4;
+        *room = cls << 4;
+        return cls;
+    }
+    unsigned bits = 64 - __builtin_clzll(size - 1); /* 2^bits >= size, bits >= 13 */
+    *room = (size_t)1 << bits;
+    return SMALL + bits - 12;
 }
 
 static void *take(size_t size) {
     if (size > (SIZE_MAX >> 2)) { errno = ENOMEM; return NULL; }
-    size_t cls = (size + 15) >> 4;
-    char *p;
-    if (cls <= CLASSES) {
-        struct block *b = lists[cls];
-        if (b) {
-            lists[cls] = b->next;
-            return b;
-        }
-        size_t need = HEADER + (cls << 4);
-        if (bump == NULL || (size_t)(bump_end - bump) < need) {
-            bump = pages(64 << 20);
-            if (!bump) { errno = ENOMEM; return NULL; }
-            bump_end = bump + (64 << 20);
-        }
-        p = bump;
-        bump += need;
-        size = cls << 4; /* the header holds the class's size: any block of it fits */
-    } else {
-        p = pages(HEADER + size);
-        if (!p) { errno = ENOMEM; return NULL; }
+    size_t room, cls = class_of(size, &room);
+    struct block *b = lists[cls];
+    if (b) {
+        lists[cls] = b->next;
+        return b;
     }
-    *(size_t *)p = size;
+    if (!arena) prefault(); /* a library's constructor ran before ours */
+    size_t need = HEADER + room, at = atomic_fetch_add(&used, need);
+    if (!arena || at + need > ARENA) { errno = ENOMEM; return NULL; }
+    char *p = arena + at;
+    *(size_t *)p = room;
     return p + HEADER;
 }
 
@@ -58,14 +78,10 @@ void *malloc(size_t size) { return take(size); }
 
 void free(void *q) {
     if (!q || (*(size_t *)((char *)q - HEADER) & ALIGNED)) return;
-    size_t size = size_of(q), cls = (size + 15) >> 4;
-    if (cls <= CLASSES) {
-        struct block *b = q;
-        b->next = lists[cls];
-        lists[cls] = b;
-    } else {
-        munmap((char *)q - HEADER, HEADER + size);
-    }
+    size_t room, cls = class_of(size_of(q), &room);
+    struct block *b = q;
+    b->next = lists[cls];
+    lists[cls] = b;
 }
 
 void *calloc(size_t n, size_t size) {
@@ -78,8 +94,8 @@ void *calloc(size_t n, size_t size) {
 
 void *realloc(void *q, size_t size) {
     if (!q) return take(size);
-    size_t old = size_of(q);
-    if (!(*(size_t *)((char *)q - HEADER) & ALIGNED) && size <= old && ((size + 15) >> 4) == ((old + 15) >> 4)) return q;
+    size_t old = size_of(q), room;
+    if (!(*(size_t *)((char *)q - HEADER) & ALIGNED) && size <= old && class_of(size, &room) == class_of(old, &room)) return q;
     void *p = take(size);
     if (p) {
         memcpy(p, q, old < size ? old : size);

@@ -134,14 +134,25 @@ impl Results {
             out.push_str(cells.join("  ").trim_end());
             out.push('\n');
         }
-        out.push_str(
-            "\ntime: the replay, first operation to last (median of rounds); in calls: inside the allocator;\n\
+        out.push_str(&format!(
+            "\ntime: the replay, first operation to last (median of rounds); in calls: inside the allocator, {};\n\
              frag.: peak RSS / peak live bytes (the replayer's own memory included, the same for all)\n",
-        );
+            self.timed_share()
+        ));
         if w.skipped > 0 {
             out.push_str(&format!("{} call(s) of the trace not replayed (failed in the recording, or size queries)\n", w.skipped));
         }
         out
+    }
+
+    /// How "in calls" was measured: the share of calls timed (the same in
+    /// every run: the sample is drawn by operation, not by time).
+    fn timed_share(&self) -> String {
+        match self.runs.iter().find(|r| r.ok() && r.calls > 0) {
+            Some(r) if r.timed_calls >= r.calls => "every call timed".to_string(),
+            Some(r) => format!("estimated from {:.1}% of the calls, timed (docs/replay.md)", 100.0 * r.timed_calls as f64 / r.calls as f64),
+            None => "timed".to_string(),
+        }
     }
 
     pub fn json(&self) -> String {

@@ -17,9 +17,11 @@
  *
  * RESULT (optional) gets the measurements, one "key value" per line:
  * replay_ns (first operation to last, all threads), calls_ns (time inside
- * allocator calls, summed over threads), calls, end_rss_kib (resident after
- * the last operation), then "sample OPS RSS_KIB" lines (operations done so
- * far by all threads, resident KiB), taken every 2 ms by a sampler thread.
+ * allocator calls, summed over threads: an estimate from the timed calls,
+ * see TIMED_GAP), calls, timed_calls, end_rss_kib (resident after the last
+ * operation), then "sample OPS RSS_KIB" lines (operations done so far by all
+ * threads, resident KiB), taken every 2 ms by a sampler thread. Without
+ * RESULT (bench's trace workloads) no call is timed.
  *
  * Nothing here allocates through the heap under test while replaying: the
  * operation buffers, the slot table and the samples are mapped with mmap. */
@@ -35,6 +37,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -99,16 +102,20 @@ struct slot {
     uint32_t _pad;
 };
 
+/* A thread's count of operations done (read by the sampler thread), and
+ * its timed calls by kind (see TIMED_GAP), their time in counter ticks. */
 struct counter {
     _Atomic uint64_t ops;
-    uint64_t calls;
-    uint64_t call_ns;
-    char _pad[64 - 3 * sizeof(uint64_t)];
+    uint64_t exact, exact_ticks;     /* every call of these is timed */
+    uint64_t sampled, sampled_ticks; /* one in TIMED_GAP of the others */
+    uint64_t long_ones, long_ticks;  /* sampled, but over LONG_NS */
+    char _pad[64 - 7 * sizeof(uint64_t)];
 };
 
 static struct slot *slots;
 static struct counter *counters;
 static const char *dir;
+static int timing; /* a RESULT file is asked for: time calls */
 
 /* The C++ operators, by their exported names (no C++ needed to call them). */
 typedef struct { char c; } nothrow_t;
@@ -147,6 +154,19 @@ static void *map(size_t bytes) {
         exit(2);
     }
     return p;
+}
+
+/* The slot table, read at random: on huge pages where the kernel offers
+ * them (a TLB miss per lookup otherwise, and a page walk is dear in a VM),
+ * and faulted in before the replay starts (a 4 KiB page fault costs 6 us on
+ * the project's VMs): it is the replayer's own memory, and all of it is
+ * used by the end of the replay anyway. */
+static struct slot *slot_table(size_t n) {
+    size_t bytes = n * sizeof(struct slot);
+    struct slot *table = map(bytes);
+    madvise(table, bytes, MADV_HUGEPAGE);
+    for (size_t i = 0; i < bytes; i += 4096) ((volatile char *)table)[i] = 0;
+    return table;
 }
 
 /* Ends the replay: the heap did something the program's heap did not. */
@@ -196,110 +216,250 @@ static inline uint64_t ticks(void) {
 #endif
 }
 
-/* One operation. Returns nothing; fails the replay on a wrong answer. */
-static void step(int t, uint64_t n, const struct op *o, struct counter *c) {
-    size_t size = o->size, align = o->arg;
-    void *p = NULL;
-    uint64_t t0, t1;
-    if (o->flags & WAIT) wait_for(o->slot, o->gen);
-    struct slot *s = &slots[o->slot];
-    switch (o->code) {
-    case OP_MALLOC: case OP_CALLOC: case OP_POSIX_MEMALIGN: case OP_ALIGNED_ALLOC: case OP_MEMALIGN:
-    case OP_VALLOC: case OP_PVALLOC: case OP_NEW: case OP_NEW_ARRAY: case OP_NEW_NOTHROW:
-    case OP_NEW_ARRAY_NOTHROW: case OP_NEW_ALIGNED: case OP_NEW_ARRAY_ALIGNED: case OP_NEW_ALIGNED_NOTHROW:
-    case OP_NEW_ARRAY_ALIGNED_NOTHROW: {
-        uint64_t total = size;
-        t0 = ticks();
-        switch (o->code) {
-        case OP_MALLOC: p = malloc(size); break;
-        case OP_CALLOC: p = calloc(o->arg, size); total = (uint64_t)o->arg * size; break;
-        case OP_POSIX_MEMALIGN: if (posix_memalign(&p, align, size) != 0) p = NULL; break;
-        case OP_ALIGNED_ALLOC: p = aligned_alloc(align, size); break;
-        case OP_MEMALIGN: p = memalign(align, size); break;
-        case OP_VALLOC: p = valloc(size); break;
-        case OP_PVALLOC: p = pvalloc(size); break;
-        case OP_NEW: p = _Znwm(size); break;
-        case OP_NEW_ARRAY: p = _Znam(size); break;
-        case OP_NEW_NOTHROW: p = _ZnwmRKSt9nothrow_t(size, &_ZSt7nothrow); break;
-        case OP_NEW_ARRAY_NOTHROW: p = _ZnamRKSt9nothrow_t(size, &_ZSt7nothrow); break;
-        case OP_NEW_ALIGNED: p = _ZnwmSt11align_val_t(size, align); break;
-        case OP_NEW_ARRAY_ALIGNED: p = _ZnamSt11align_val_t(size, align); break;
-        case OP_NEW_ALIGNED_NOTHROW: p = _ZnwmSt11align_val_tRKSt9nothrow_t(size, align, &_ZSt7nothrow); break;
-        default: p = _ZnamSt11align_val_tRKSt9nothrow_t(size, align, &_ZSt7nothrow); break;
-        }
-        t1 = ticks();
-        if (p == NULL && total > 0) fail(t, n, "the heap returned NULL where the program's heap gave a block", o);
-        if (align > 1 && o->code != OP_CALLOC && ((uintptr_t)p & (align - 1)) != 0)
-            fail(t, n, "the block is not aligned as asked", o);
-        if (o->code == OP_CALLOC && p && !intact(p, total, 0)) fail(t, n, "calloc's block is not zeroed", o);
-        stamp(p, 0, p ? total : 0, pattern(o->gen));
-        place(o->slot, o->gen, p, p ? total : 0);
-        break;
+/* Time inside allocator calls is measured on a sample of them: reading the
+ * time-stamp counter twice costs more than a fast heap's malloc on some
+ * machines (25 ns a pair on the project's VMs), which would make a replay
+ * of a fast heap mostly timer. Timed exactly, every call: in a thread of at
+ * most TIME_EVERY_CALL operations (it costs little in all), and any call of
+ * ALWAYS_TIMED bytes or more (rare, and a heap's slow path: mmap, copies,
+ * page faults). Of the others, one in TIMED_GAP on average, at pseudo-random
+ * gaps (uniform in 1..2*TIMED_GAP-1, seeded by the thread's number, so the
+ * same calls every replay) that a periodic pattern in the program cannot
+ * line up with; their time is scaled up to all of them. A sampled call that
+ * took over LONG_NS is counted once, not scaled: it is the thread losing
+ * its core to another process (a time slice is milliseconds), or a rare
+ * stall, and scaled it would count as TIMED_GAP of them. Each timed call's
+ * figure is taken less the timer's own cost (timer_cost). */
+#define TIME_EVERY_CALL 65536
+#define ALWAYS_TIMED 65536
+#define TIMED_GAP 32
+#define LONG_NS 100000
+
+enum timing { UNTIMED, SAMPLED, EXACT };
+
+static uint64_t timer_ticks; /* the timer's own cost, in ticks */
+static uint64_t long_ticks;  /* LONG_NS, in ticks */
+
+static uint64_t next_gap(uint64_t *rng) {
+    uint64_t x = *rng; /* xorshift64 */
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    *rng = x;
+    return 1 + x % (2 * TIMED_GAP - 1);
+}
+
+static void record_call(struct counter *c, enum timing how, uint64_t ticks) {
+    ticks = ticks > timer_ticks ? ticks - timer_ticks : 0;
+    if (how == EXACT) {
+        c->exact++;
+        c->exact_ticks += ticks;
+    } else if (ticks > long_ticks) {
+        c->long_ones++;
+        c->long_ticks += ticks;
+    } else {
+        c->sampled++;
+        c->sampled_ticks += ticks;
     }
+}
+
+/* A thread's time in calls, in ticks: the exact, the long ones once, and
+ * the sample scaled up to the calls it stands for. */
+static double call_ticks(const struct counter *c) {
+    uint64_t rest = atomic_load(&c->ops) - c->exact - c->long_ones;
+    double sampled = c->sampled ? (double)c->sampled_ticks * (double)rest / (double)c->sampled : 0.0;
+    return (double)c->exact_ticks + (double)c->long_ticks + sampled;
+}
+
+/* Two readings of the counter with nothing between: what each timed call's
+ * figure holds besides the call (the least of many tries). */
+static uint64_t timer_cost(void) {
+    uint64_t least = UINT64_MAX;
+    for (int i = 0; i < 1000; i++) {
+        uint64_t a = ticks(), b = ticks();
+        if (b - a < least) least = b - a;
+    }
+    return least;
+}
+
+/* The timer's cost, and LONG_NS in ticks (the counter against the clock
+ * over a millisecond, before the replay starts). */
+static void calibrate(void) {
+    timer_ticks = timer_cost();
+    uint64_t a = now_ns(), ta = ticks(), b, tb;
+    do {
+        b = now_ns();
+        tb = ticks();
+    } while (b - a < 1000000);
+    long_ticks = (uint64_t)((double)LONG_NS * (double)(tb - ta) / (double)(b - a));
+}
+
+/* Brings into cache what an operation will read of its block (its slot's
+ * pointer must be cached already, or this waits for it): its first and last
+ * bytes, which are checked before the heap sees the block again. The slot
+ * may still change before the operation runs (an allocation in between, or
+ * another thread's): then this fetched a stale place, no harm, as
+ * prefetching an address never faults. */
+static const unsigned char reads_block[256] = {
+    [OP_REALLOC] = 1, [OP_REALLOCARRAY] = 1, [OP_FREE] = 1, [OP_CFREE] = 1, [OP_USABLE_SIZE] = 1,
+    [OP_DELETE ... OP_DELETE_ARRAY_ALIGNED_NOTHROW] = 1,
+};
+
+static inline void prefetch_block(const struct op *o) {
+    if (!reads_block[o->code] || (o->flags & NO_OLD)) return;
+    const struct slot *s = &slots[o->slot];
+    uintptr_t p = (uintptr_t)__atomic_load_n(&s->ptr, __ATOMIC_RELAXED);
+    uint64_t size = __atomic_load_n(&s->size, __ATOMIC_RELAXED);
+    __builtin_prefetch((const void *)p);
+    __builtin_prefetch((const void *)(p + size - 1));
+}
+
+/* After an allocation: the block is checked (not NULL where the program's
+ * heap gave one, aligned as asked, calloc's zeroed), stamped and placed. */
+static inline void allocated(int t, uint64_t n, const struct op *o, unsigned char *p, uint64_t size, size_t align) {
+    if (p == NULL) {
+        if (size > 0) fail(t, n, "the heap returned NULL where the program's heap gave a block", o);
+        place(o->slot, o->gen, NULL, 0);
+        return;
+    }
+    if (align > 1 && ((uintptr_t)p & (align - 1)) != 0) fail(t, n, "the block is not aligned as asked", o);
+    if (o->code == OP_CALLOC && !intact(p, size, 0)) fail(t, n, "calloc's block is not zeroed", o);
+    stamp(p, 0, size, pattern(o->gen));
+    place(o->slot, o->gen, p, size);
+}
+
+/* Before a free: the block to free, its first and last bytes checked. NULL
+ * (a slot never placed) is freed as NULL. */
+static inline unsigned char *to_free(int t, uint64_t n, const struct op *o) {
+    if (o->flags & NO_OLD) return NULL;
+    const struct slot *s = &slots[o->slot];
+    if (s->ptr && !intact(s->ptr, s->size, pattern(o->gen)))
+        fail(t, n, "a live block's contents changed before it was freed (the heap wrote into it)", o);
+    return s->ptr;
+}
+
+static inline void freed(const struct op *o) {
+    if (!(o->flags & NO_OLD)) place(o->slot, o->gen + 0x80000000u, NULL, 0);
+}
+
+static void resized(int t, uint64_t n, const struct op *o, unsigned char *old, uint64_t old_size, unsigned char *p) {
+    uint64_t size = o->size;
+    if (p == NULL && size > 0) fail(t, n, "realloc returned NULL where the program's heap gave a block", o);
+    if (p && size == 0) {
+        /* glibc frees and returns NULL for realloc(p, 0); this heap gave a
+         * block: the recording has none, so it goes back at once. */
+        free(p);
+        p = NULL;
+    }
+    /* The first byte, and the last one when the block grew (it was stamped). */
+    if (p && old && old_size > 0 && size > 0 &&
+        (p[0] != pattern(o->gen) || (size >= old_size && p[old_size - 1] != pattern(o->gen))))
+        fail(t, n, "realloc did not keep the block's contents", o);
+    if (p) stamp(p, 0, size, pattern(o->new_gen));
+    if (!(o->flags & NO_OLD)) place(o->slot, o->gen + 0x80000000u, NULL, 0);
+    if (p) place(o->new_slot, o->new_gen, p, size);
+}
+
+/* The call itself, timed unless `timed` is UNTIMED (see TIMED_GAP). */
+#define CALL(call)                                                                                                     \
+    do {                                                                                                               \
+        if (__builtin_expect(timed != UNTIMED, 0)) {                                                                   \
+            uint64_t t0 = ticks();                                                                                     \
+            call;                                                                                                      \
+            record_call(c, timed, ticks() - t0);                                                                       \
+        } else {                                                                                                       \
+            call;                                                                                                      \
+        }                                                                                                              \
+    } while (0)
+#define ALLOC(call)                                                                                                    \
+    {                                                                                                                  \
+        void *p;                                                                                                       \
+        CALL(p = call);                                                                                                \
+        allocated(t, n, o, p, size, align);                                                                            \
+        return;                                                                                                        \
+    }
+#define FREE(call)                                                                                                     \
+    {                                                                                                                  \
+        unsigned char *q = to_free(t, n, o);                                                                           \
+        CALL(call);                                                                                                    \
+        freed(o);                                                                                                      \
+        return;                                                                                                        \
+    }
+
+/* One operation, one switch on its code; `timed` says whether to time its
+ * call. Fails the replay on a wrong answer. */
+static inline void step(int t, uint64_t n, const struct op *o, struct counter *c, enum timing timed) {
+    size_t size = o->size, align = o->arg;
+    if (o->flags & WAIT) wait_for(o->slot, o->gen);
+    switch (o->code) {
+    case OP_MALLOC: ALLOC(malloc(size))
+    case OP_CALLOC: {
+        /* The converter folds the count into the size: arg is 1 (or a count). */
+        void *p;
+        CALL(p = calloc(o->arg, size));
+        allocated(t, n, o, p, (uint64_t)o->arg * size, 0);
+        return;
+    }
+    case OP_POSIX_MEMALIGN: {
+        void *p;
+        CALL(if (posix_memalign(&p, align, size) != 0) p = NULL);
+        allocated(t, n, o, p, size, align);
+        return;
+    }
+    case OP_ALIGNED_ALLOC: ALLOC(aligned_alloc(align, size))
+    case OP_MEMALIGN: ALLOC(memalign(align, size))
+    case OP_VALLOC: ALLOC(valloc(size))
+    case OP_PVALLOC: ALLOC(pvalloc(size))
+    case OP_NEW: ALLOC(_Znwm(size))
+    case OP_NEW_ARRAY: ALLOC(_Znam(size))
+    case OP_NEW_NOTHROW: ALLOC(_ZnwmRKSt9nothrow_t(size, &_ZSt7nothrow))
+    case OP_NEW_ARRAY_NOTHROW: ALLOC(_ZnamRKSt9nothrow_t(size, &_ZSt7nothrow))
+    case OP_NEW_ALIGNED: ALLOC(_ZnwmSt11align_val_t(size, align))
+    case OP_NEW_ARRAY_ALIGNED: ALLOC(_ZnamSt11align_val_t(size, align))
+    case OP_NEW_ALIGNED_NOTHROW: ALLOC(_ZnwmSt11align_val_tRKSt9nothrow_t(size, align, &_ZSt7nothrow))
+    case OP_NEW_ARRAY_ALIGNED_NOTHROW: ALLOC(_ZnamSt11align_val_tRKSt9nothrow_t(size, align, &_ZSt7nothrow))
     case OP_REALLOC: case OP_REALLOCARRAY: {
-        void *old = (o->flags & NO_OLD) ? NULL : s->ptr;
+        const struct slot *s = &slots[o->slot];
+        unsigned char *old = (o->flags & NO_OLD) ? NULL : s->ptr;
         uint64_t old_size = (o->flags & NO_OLD) ? 0 : s->size;
         if (old && !intact(old, old_size, pattern(o->gen)))
             fail(t, n, "a live block's contents changed before realloc (the heap wrote into it)", o);
-        t0 = ticks();
-        p = o->code == OP_REALLOC ? realloc(old, size) : reallocarray(old, 1, size);
-        t1 = ticks();
-        if (p == NULL && size > 0) fail(t, n, "realloc returned NULL where the program's heap gave a block", o);
-        if (p && size == 0) {
-            /* glibc frees and returns NULL for realloc(p, 0); this heap gave a
-             * block: the recording has none, so it goes back at once. */
-            free(p);
-            p = NULL;
-        }
-        /* The first byte, and the last one when the block grew (it was stamped). */
-        unsigned char *np = p;
-        if (np && old && old_size > 0 && size > 0 &&
-            (np[0] != pattern(o->gen) || (size >= old_size && np[old_size - 1] != pattern(o->gen))))
-            fail(t, n, "realloc did not keep the block's contents", o);
-        if (p) stamp(p, 0, size, pattern(o->new_gen));
-        if (!(o->flags & NO_OLD)) place(o->slot, o->gen + 0x80000000u, NULL, 0);
-        if (p) place(o->new_slot, o->new_gen, p, size);
-        break;
+        void *p;
+        if (o->code == OP_REALLOC) CALL(p = realloc(old, size));
+        else CALL(p = reallocarray(old, 1, size));
+        resized(t, n, o, old, old_size, p);
+        return;
     }
     case OP_USABLE_SIZE: {
-        t0 = ticks();
-        size_t usable = s->ptr ? malloc_usable_size(s->ptr) : 0;
-        t1 = ticks();
+        const struct slot *s = &slots[o->slot];
+        size_t usable = 0;
+        CALL(usable = s->ptr ? malloc_usable_size(s->ptr) : 0);
         if (s->ptr && usable < s->size) fail(t, n, "malloc_usable_size is smaller than the size asked for", o);
-        break;
+        return;
     }
-    default: {
-        /* The frees and deletes. NULL (a slot never placed) is freed as NULL. */
-        unsigned char *q = (o->flags & NO_OLD) ? NULL : s->ptr;
-        if (q && !intact(q, s->size, pattern(o->gen)))
-            fail(t, n, "a live block's contents changed before it was freed (the heap wrote into it)", o);
-        t0 = ticks();
-        switch (o->code) {
-        case OP_FREE: case OP_CFREE: free(q); break;
-        case OP_DELETE: _ZdlPv(q); break;
-        case OP_DELETE_ARRAY: _ZdaPv(q); break;
-        case OP_DELETE_SIZED: _ZdlPvm(q, size); break;
-        case OP_DELETE_ARRAY_SIZED: _ZdaPvm(q, size); break;
-        case OP_DELETE_NOTHROW: _ZdlPvRKSt9nothrow_t(q, &_ZSt7nothrow); break;
-        case OP_DELETE_ARRAY_NOTHROW: _ZdaPvRKSt9nothrow_t(q, &_ZSt7nothrow); break;
-        case OP_DELETE_ALIGNED: _ZdlPvSt11align_val_t(q, align); break;
-        case OP_DELETE_ARRAY_ALIGNED: _ZdaPvSt11align_val_t(q, align); break;
-        case OP_DELETE_SIZED_ALIGNED: _ZdlPvmSt11align_val_t(q, size, align); break;
-        case OP_DELETE_ARRAY_SIZED_ALIGNED: _ZdaPvmSt11align_val_t(q, size, align); break;
-        case OP_DELETE_ALIGNED_NOTHROW: _ZdlPvSt11align_val_tRKSt9nothrow_t(q, align, &_ZSt7nothrow); break;
-        case OP_DELETE_ARRAY_ALIGNED_NOTHROW: _ZdaPvSt11align_val_tRKSt9nothrow_t(q, align, &_ZSt7nothrow); break;
-        default: fail(t, n, "an operation this replayer does not know (a newer alloc8 wrote the workload)", o);
-        }
-        t1 = ticks();
-        if (!(o->flags & NO_OLD)) place(o->slot, o->gen + 0x80000000u, NULL, 0);
-        break;
+    case OP_FREE: case OP_CFREE: FREE(free(q))
+    case OP_DELETE: FREE(_ZdlPv(q))
+    case OP_DELETE_ARRAY: FREE(_ZdaPv(q))
+    case OP_DELETE_SIZED: FREE(_ZdlPvm(q, size))
+    case OP_DELETE_ARRAY_SIZED: FREE(_ZdaPvm(q, size))
+    case OP_DELETE_NOTHROW: FREE(_ZdlPvRKSt9nothrow_t(q, &_ZSt7nothrow))
+    case OP_DELETE_ARRAY_NOTHROW: FREE(_ZdaPvRKSt9nothrow_t(q, &_ZSt7nothrow))
+    case OP_DELETE_ALIGNED: FREE(_ZdlPvSt11align_val_t(q, align))
+    case OP_DELETE_ARRAY_ALIGNED: FREE(_ZdaPvSt11align_val_t(q, align))
+    case OP_DELETE_SIZED_ALIGNED: FREE(_ZdlPvmSt11align_val_t(q, size, align))
+    case OP_DELETE_ARRAY_SIZED_ALIGNED: FREE(_ZdaPvmSt11align_val_t(q, size, align))
+    case OP_DELETE_ALIGNED_NOTHROW: FREE(_ZdlPvSt11align_val_tRKSt9nothrow_t(q, align, &_ZSt7nothrow))
+    case OP_DELETE_ARRAY_ALIGNED_NOTHROW: FREE(_ZdaPvSt11align_val_tRKSt9nothrow_t(q, align, &_ZSt7nothrow))
+    default: fail(t, n, "an operation this replayer does not know (a newer alloc8 wrote the workload)", o);
     }
-    }
-    c->calls++;
-    c->call_ns += t1 - t0;
 }
 
-#define BATCH 2048
+#define BATCH 4096
+/* Prefetch distances, in operations: the slot of the operation AHEAD on is
+ * fetched (a table of a million slots is far bigger than the cache), then,
+ * NEAR operations before it runs, the block's bytes that slot points to. */
+#define AHEAD 16
+#define NEAR 8
 
 static void *replay_thread(void *arg) {
     int t = (int)(intptr_t)arg;
@@ -310,9 +470,15 @@ static void *replay_thread(void *arg) {
         fprintf(stderr, "replay: cannot open %s: %s\n", path, strerror(errno));
         _exit(2);
     }
-    struct op *ops = map(BATCH * sizeof(struct op));
+    /* AHEAD operations more than a batch, zero (code 0 reads no block), so
+     * the prefetches need no bounds. */
+    struct op *ops = map((BATCH + AHEAD) * sizeof(struct op));
     struct counter *c = &counters[t];
     uint64_t n = 0;
+    struct stat st;
+    int every_call = fstat(fd, &st) == 0 && (uint64_t)st.st_size / sizeof(struct op) <= TIME_EVERY_CALL;
+    uint64_t exact_from = !timing ? UINT64_MAX : every_call ? 0 : ALWAYS_TIMED; /* a call of this many bytes is timed */
+    uint64_t rng = 0x9e3779b97f4a7c15u * (uint64_t)(t + 1), countdown = timing ? next_gap(&rng) : UINT64_MAX;
     for (;;) {
         size_t have = 0;
         while (have < BATCH * sizeof(struct op)) {
@@ -326,8 +492,17 @@ static void *replay_thread(void *arg) {
             have += (size_t)r;
         }
         size_t count = have / sizeof(struct op);
+        memset(&ops[count], 0, AHEAD * sizeof(struct op));
         for (size_t i = 0; i < count; i++) {
-            step(t, n++, &ops[i], c);
+            __builtin_prefetch(&slots[ops[i + AHEAD].slot], 1);
+            prefetch_block(&ops[i + NEAR]);
+            enum timing timed = UNTIMED;
+            if (--countdown == 0) {
+                countdown = next_gap(&rng);
+                timed = SAMPLED;
+            }
+            if (ops[i].size >= exact_from) timed = EXACT;
+            step(t, n++, &ops[i], c, timed);
             atomic_store_explicit(&c->ops, n, memory_order_relaxed);
         }
         if (have < BATCH * sizeof(struct op)) break;
@@ -380,6 +555,7 @@ int main(int argc, char **argv) {
         return 2;
     }
     dir = argv[1];
+    timing = argc == 3;
     char path[4096];
     snprintf(path, sizeof path, "%s/meta", dir);
     FILE *meta = fopen(path, "r");
@@ -389,7 +565,7 @@ int main(int argc, char **argv) {
         return 2;
     }
     fclose(meta);
-    slots = map((n_slots + 1) * sizeof(struct slot));
+    slots = slot_table(n_slots + 1);
     counters = map((size_t)(threads + 1) * sizeof(struct counter));
     samples = map(MAX_SAMPLES * sizeof *samples);
     int statm = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
@@ -401,6 +577,7 @@ int main(int argc, char **argv) {
     int sampling = statm >= 0 && pthread_create(&sample_thread, &attr, sampler, (void *)(intptr_t)statm) == 0;
     pthread_t *ids = map((size_t)(threads + 1) * sizeof(pthread_t));
 
+    if (timing) calibrate();
     uint64_t start = now_ns(), start_ticks = ticks();
     for (int t = 0; t < threads; t++) {
         int err = pthread_create(&ids[t], &attr, replay_thread, (void *)(intptr_t)t);
@@ -422,13 +599,17 @@ int main(int argc, char **argv) {
             fprintf(stderr, "replay: cannot write %s: %s\n", argv[2], strerror(errno));
             return 2;
         }
-        uint64_t calls = 0, call_ns = 0;
+        uint64_t calls = 0, timed = 0;
+        double in_calls = 0;
         for (int t = 0; t < threads; t++) {
-            calls += counters[t].calls;
-            call_ns += counters[t].call_ns;
+            const struct counter *c = &counters[t];
+            calls += atomic_load(&c->ops);
+            timed += c->exact + c->sampled + c->long_ones;
+            in_calls += call_ticks(c);
         }
-        fprintf(out, "replay_ns %llu\ncalls_ns %llu\ncalls %llu\nend_rss_kib %llu\n", (unsigned long long)took,
-                (unsigned long long)(call_ns * ns_per_tick), (unsigned long long)calls, (unsigned long long)end_rss);
+        fprintf(out, "replay_ns %llu\ncalls_ns %llu\ncalls %llu\ntimed_calls %llu\nend_rss_kib %llu\n", (unsigned long long)took,
+                (unsigned long long)(in_calls * ns_per_tick), (unsigned long long)calls, (unsigned long long)timed,
+                (unsigned long long)end_rss);
         size_t k = atomic_load(&sample_count);
         for (size_t i = 0; i < k; i++)
             fprintf(out, "sample %llu %llu\n", (unsigned long long)samples[i][0], (unsigned long long)samples[i][1]);
