@@ -76,7 +76,29 @@ pub fn write_alloc8_crate(cache: &std::path::Path) -> anyhow::Result<std::path::
     for (rel, text) in ALLOC8_CRATE {
         super::cache::write_if_changed(&dir.join(rel), text)?;
     }
+    remove_stale_sources(&dir.join("src"), &dir)?;
     Ok(dir)
+}
+
+/// Removes every file under `src` that this alloc8 does not embed: a copy
+/// written by another build of the same version (a module since moved:
+/// `src/os.rs` beside a new `src/os/mod.rs` is an error to rustc) must not
+/// become part of the crate.
+fn remove_stale_sources(src: &std::path::Path, crate_dir: &std::path::Path) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let Ok(entries) = std::fs::read_dir(src) else { return Ok(()) };
+    for entry in entries {
+        let path = entry.with_context(|| format!("cannot read {}", src.display()))?.path();
+        if path.is_dir() {
+            remove_stale_sources(&path, crate_dir)?;
+            continue;
+        }
+        let rel = path.strip_prefix(crate_dir).ok().and_then(|r| r.to_str()).unwrap_or("");
+        if !ALLOC8_CRATE.iter().any(|(name, _)| *name == rel) {
+            std::fs::remove_file(&path).with_context(|| format!("cannot remove the stale {}", path.display()))?;
+        }
+    }
+    Ok(())
 }
 
 /// The shim crate's templates; `@NAME@` markers are filled in by `render`.
@@ -106,6 +128,21 @@ pub const XX_BUILD_HEAP_RS: &str = include_str!("../../templates/xx/build_heap.r
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A file an earlier alloc8 of the same version wrote, and this one
+    /// does not embed, is removed; the embedded ones stay.
+    #[test]
+    fn a_module_moved_since_the_last_write_leaves_no_stale_copy() {
+        let cache = tempfile::tempdir().unwrap();
+        let dir = write_alloc8_crate(cache.path()).unwrap();
+        let stale = dir.join("src/os.rs");
+        std::fs::write(&stale, "pub fn moved() {}\n").unwrap();
+        std::fs::create_dir_all(dir.join("src/gone")).unwrap();
+        std::fs::write(dir.join("src/gone/mod.rs"), "\n").unwrap();
+        write_alloc8_crate(cache.path()).unwrap();
+        assert!(!stale.exists() && !dir.join("src/gone/mod.rs").exists());
+        assert!(ALLOC8_CRATE.iter().all(|(rel, _)| dir.join(rel).is_file()));
+    }
 
     /// Every source file of crates/alloc8 (tests aside) must be embedded, or
     /// an installed alloc8 would write an incomplete crate.
