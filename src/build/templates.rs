@@ -17,11 +17,8 @@ pub const ALLOC8_CRATE: &[(&str, &str)] = &[
     ("src/checked/site.rs", include_str!("../../crates/alloc8/src/checked/site.rs")),
     ("src/checked/symbols.rs", include_str!("../../crates/alloc8/src/checked/symbols.rs")),
     ("src/crash.rs", include_str!("../../crates/alloc8/src/crash.rs")),
-    ("src/environ.rs", include_str!("../../crates/alloc8/src/environ.rs")),
     ("src/heap.rs", include_str!("../../crates/alloc8/src/heap.rs")),
     ("src/inherit.rs", include_str!("../../crates/alloc8/src/inherit.rs")),
-    ("src/local.rs", include_str!("../../crates/alloc8/src/local.rs")),
-    ("src/maps.rs", include_str!("../../crates/alloc8/src/maps.rs")),
     ("src/macos/mod.rs", include_str!("../../crates/alloc8/src/macos/mod.rs")),
     ("src/macos/fork.rs", include_str!("../../crates/alloc8/src/macos/fork.rs")),
     ("src/macos/layout.rs", include_str!("../../crates/alloc8/src/macos/layout.rs")),
@@ -29,7 +26,14 @@ pub const ALLOC8_CRATE: &[(&str, &str)] = &[
     ("src/macos/threads.rs", include_str!("../../crates/alloc8/src/macos/threads.rs")),
     ("src/macos/zone.rs", include_str!("../../crates/alloc8/src/macos/zone.rs")),
     ("src/global.rs", include_str!("../../crates/alloc8/src/global.rs")),
-    ("src/os.rs", include_str!("../../crates/alloc8/src/os.rs")),
+    ("src/os/mod.rs", include_str!("../../crates/alloc8/src/os/mod.rs")),
+    ("src/os/environ.rs", include_str!("../../crates/alloc8/src/os/environ.rs")),
+    ("src/os/libc.rs", include_str!("../../crates/alloc8/src/os/libc.rs")),
+    ("src/os/maps.rs", include_str!("../../crates/alloc8/src/os/maps.rs")),
+    ("src/os/syscall.rs", include_str!("../../crates/alloc8/src/os/syscall.rs")),
+    ("src/os/tls.rs", include_str!("../../crates/alloc8/src/os/tls.rs")),
+    ("src/os/win.rs", include_str!("../../crates/alloc8/src/os/win.rs")),
+    ("src/os/x86.rs", include_str!("../../crates/alloc8/src/os/x86.rs")),
     ("src/overaligned.rs", include_str!("../../crates/alloc8/src/overaligned.rs")),
     ("src/overaligned/table.rs", include_str!("../../crates/alloc8/src/overaligned/table.rs")),
     ("src/panic.rs", include_str!("../../crates/alloc8/src/panic.rs")),
@@ -45,7 +49,6 @@ pub const ALLOC8_CRATE: &[(&str, &str)] = &[
     ("src/stats.rs", include_str!("../../crates/alloc8/src/stats.rs")),
     ("src/sync.rs", include_str!("../../crates/alloc8/src/sync.rs")),
     ("src/tagged.rs", include_str!("../../crates/alloc8/src/tagged.rs")),
-    ("src/syscall.rs", include_str!("../../crates/alloc8/src/syscall.rs")),
     ("src/text.rs", include_str!("../../crates/alloc8/src/text.rs")),
     ("src/threads.rs", include_str!("../../crates/alloc8/src/threads.rs")),
     ("src/trail.rs", include_str!("../../crates/alloc8/src/trail.rs")),
@@ -61,8 +64,6 @@ pub const ALLOC8_CRATE: &[(&str, &str)] = &[
     ("src/testing/shadow.rs", include_str!("../../crates/alloc8/src/testing/shadow.rs")),
     ("src/testing/shrink.rs", include_str!("../../crates/alloc8/src/testing/shrink.rs")),
     ("src/testing/threads.rs", include_str!("../../crates/alloc8/src/testing/threads.rs")),
-    ("src/win.rs", include_str!("../../crates/alloc8/src/win.rs")),
-    ("src/x86.rs", include_str!("../../crates/alloc8/src/x86.rs")),
 ];
 
 /// The alloc8 crate's version: the cache keeps one copy per version.
@@ -75,7 +76,29 @@ pub fn write_alloc8_crate(cache: &std::path::Path) -> anyhow::Result<std::path::
     for (rel, text) in ALLOC8_CRATE {
         super::cache::write_if_changed(&dir.join(rel), text)?;
     }
+    remove_stale_sources(&dir.join("src"), &dir)?;
     Ok(dir)
+}
+
+/// Removes every file under `src` that this alloc8 does not embed: a copy
+/// written by another build of the same version (a module since moved:
+/// `src/os.rs` beside a new `src/os/mod.rs` is an error to rustc) must not
+/// become part of the crate.
+fn remove_stale_sources(src: &std::path::Path, crate_dir: &std::path::Path) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let Ok(entries) = std::fs::read_dir(src) else { return Ok(()) };
+    for entry in entries {
+        let path = entry.with_context(|| format!("cannot read {}", src.display()))?.path();
+        if path.is_dir() {
+            remove_stale_sources(&path, crate_dir)?;
+            continue;
+        }
+        let rel = path.strip_prefix(crate_dir).ok().and_then(|r| r.to_str()).unwrap_or("");
+        if !ALLOC8_CRATE.iter().any(|(name, _)| *name == rel) {
+            std::fs::remove_file(&path).with_context(|| format!("cannot remove the stale {}", path.display()))?;
+        }
+    }
+    Ok(())
 }
 
 /// The shim crate's templates; `@NAME@` markers are filled in by `render`.
@@ -105,6 +128,21 @@ pub const XX_BUILD_HEAP_RS: &str = include_str!("../../templates/xx/build_heap.r
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A file an earlier alloc8 of the same version wrote, and this one
+    /// does not embed, is removed; the embedded ones stay.
+    #[test]
+    fn a_module_moved_since_the_last_write_leaves_no_stale_copy() {
+        let cache = tempfile::tempdir().unwrap();
+        let dir = write_alloc8_crate(cache.path()).unwrap();
+        let stale = dir.join("src/os.rs");
+        std::fs::write(&stale, "pub fn moved() {}\n").unwrap();
+        std::fs::create_dir_all(dir.join("src/gone")).unwrap();
+        std::fs::write(dir.join("src/gone/mod.rs"), "\n").unwrap();
+        write_alloc8_crate(cache.path()).unwrap();
+        assert!(!stale.exists() && !dir.join("src/gone/mod.rs").exists());
+        assert!(ALLOC8_CRATE.iter().all(|(rel, _)| dir.join(rel).is_file()));
+    }
 
     /// Every source file of crates/alloc8 (tests aside) must be embedded, or
     /// an installed alloc8 would write an incomplete crate.

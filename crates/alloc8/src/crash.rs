@@ -4,7 +4,7 @@
 //! ([`crate::trail`]) and whether the address lies inside one of their
 //! blocks, live or freed (under `--checked`, inside any block the checking
 //! layer knows); for a fault (x86-64), the faulting instruction and the file
-//! it lies in with its offset there ([`crate::maps`]), which `alloc8 run`
+//! it lies in with its offset there ([`crate::os::maps`]), which `alloc8 run`
 //! turns into file and line. `alloc8 run` prints it after the program has ended.
 //!
 //! Installed by the shim's constructor only when reports go to a file (what
@@ -15,8 +15,8 @@
 //! Everything in it is async-signal-safe: raw system calls, stack buffers.
 //! A stack overflow cannot be reported (no alternate stack is installed).
 
-use crate::maps::{self, Mapped};
-use crate::syscall;
+use crate::os::maps::{self, Mapped};
+use crate::os::syscall;
 use crate::text::Text;
 use crate::trail::{self, Kind, DEPTH, PENDING};
 use core::fmt::Write;

@@ -34,7 +34,7 @@ pub fn strip_first(list: &mut [u8]) -> usize {
 
 #[cfg(unix)]
 mod unix {
-    use crate::environ;
+    use crate::os::environ;
 
     pub fn apply() {
         match environ::get(b"ALLOC8_NO_INHERIT\0") {

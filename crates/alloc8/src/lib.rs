@@ -38,18 +38,14 @@ pub mod checked;
 /// Crash diagnostics under `alloc8 run` (Linux).
 #[cfg(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64")))]
 pub mod crash;
-#[cfg(unix)]
-pub mod environ;
 mod global;
 pub mod heap;
 pub mod inherit;
-mod local;
 /// macOS zone and interposition logic; plain Rust, tested on Linux (64-bit layouts).
 #[cfg(target_pointer_width = "64")]
 pub mod macos;
-/// Which mapped file an address lies in (Linux; crash reports).
-#[cfg(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64")))]
-pub mod maps;
+/// The raw OS layer (system calls, environment, mappings, thread words, C
+/// runtime, Win32): nothing in it knows a heap.
 pub mod os;
 /// Alignments beyond a heap's `MAX_ALIGN`, served inside larger blocks.
 pub mod overaligned;
@@ -61,8 +57,6 @@ pub mod report;
 pub mod shim;
 pub mod stats;
 pub mod sync;
-#[cfg(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64")))]
-mod syscall;
 /// Ownership for heaps that cannot tell their blocks (Windows redirect DLLs of C heaps without xxowns).
 pub mod tagged;
 /// In-process checks of a heap against the malloc contract (feature `testing`, needs std).
@@ -71,12 +65,18 @@ pub mod testing;
 pub mod text;
 pub mod threads;
 pub mod trail;
-#[cfg(windows)]
-pub mod win;
-pub mod x86;
 
 pub use global::GlobalHeap;
 pub use heap::{Heap, Stats};
+// The OS layer's public modules, also at the crate's root where heaps and
+// templates have always named them (`alloc8::win`, `alloc8::environ`).
+#[cfg(unix)]
+pub use os::environ;
+#[cfg(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64")))]
+pub use os::maps;
+#[cfg(windows)]
+pub use os::win;
+pub use os::x86;
 
 /// Registers the heap a shim is built around: `alloc8::register!(MyHeap = MyHeap::new());`
 ///

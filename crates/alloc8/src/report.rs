@@ -299,7 +299,7 @@ fn emit<const N: usize>(line: &crate::text::Buf<N>) {
         #[cfg(unix)]
         JSON | ALIVE => os::append_to(unsafe { &*PATH.0.get() }, line.as_bytes()),
         #[cfg(windows)]
-        JSON => crate::win::append_file(unsafe { &*PATH.0.get() }, line.as_bytes()),
+        JSON => crate::os::win::append_file(unsafe { &*PATH.0.get() }, line.as_bytes()),
         _ => {}
     }
     os::set_errno(saved);
@@ -324,7 +324,7 @@ fn exe<const N: usize>(line: &mut crate::text::Buf<N>) {
     #[cfg(windows)]
     {
         let mut buf = [0u8; 256];
-        let n = unsafe { crate::win::GetModuleFileNameA(core::ptr::null_mut(), buf.as_mut_ptr(), buf.len() as u32) } as usize;
+        let n = unsafe { crate::os::win::GetModuleFileNameA(core::ptr::null_mut(), buf.as_mut_ptr(), buf.len() as u32) } as usize;
         if n > 0 && n < buf.len() {
             let _ = write!(line, ",\"exe\":{}", Json(&buf[..n]));
         }
@@ -354,7 +354,7 @@ mod windows {
 
     pub fn init() {
         let slot = unsafe { &mut *PATH.0.get() };
-        let value = crate::win::env(b"ALLOC8_REPORT\0", slot).map(|n| &slot[..n]);
+        let value = crate::os::win::env(b"ALLOC8_REPORT\0", slot).map(|n| &slot[..n]);
         match destination(value) {
             Destination::Off => {}
             Destination::Stderr => MODE.store(TEXT, Ordering::Relaxed),
@@ -387,7 +387,7 @@ mod unix {
 
     pub fn init() {
         let name = unsafe { core::ptr::read_volatile(&VARIABLE) };
-        match destination(crate::environ::get(&name).map(|v| &*v)) {
+        match destination(crate::os::environ::get(&name).map(|v| &*v)) {
             Destination::Off => {}
             Destination::Stderr => {
                 if let Some((dev, ino)) = os::fd_identity(2) {

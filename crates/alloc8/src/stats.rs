@@ -5,7 +5,7 @@
 //! each malloc and free a locked instruction on a contended cache line (the
 //! old `system` heap: 3-6x glibc's time per malloc/free pair). Here each
 //! thread counts into a slot of its own with plain loads and stores; the
-//! slot's address waits in a word of the thread's own (`local::Own`: two
+//! slot's address waits in a word of the thread's own (`os::tls::Own`: two
 //! instructions, no call), set on the thread's first count by hashing its
 //! thread pointer (`os::thread_id`); [`Counters::snapshot`] sums the slots
 //! when a report is written.
@@ -28,7 +28,7 @@
 //! miss up to that much per thread.
 
 use crate::heap::Stats;
-use crate::local::Own;
+use crate::os::tls::Own;
 use core::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering::Relaxed};
 
 /// Number of per-thread slots; threads beyond it share the overflow slot.

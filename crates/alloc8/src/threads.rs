@@ -8,7 +8,28 @@
 
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-pub use crate::local::Local;
+/// The heap's word per thread, read at register speed (two instructions on
+/// Linux x86-64; how, per platform: `os/tls.rs`): what a heap points at its
+/// per-thread cache. `Local::get()` is zero in a thread that has not called
+/// `Local::set`. One word per process: point it at a structure if the heap
+/// needs more.
+pub struct Local;
+
+impl Local {
+    /// This thread's word.
+    #[inline(always)]
+    pub fn get() -> usize {
+        crate::os::tls::get()
+    }
+
+    /// Sets this thread's word; `false` if the platform had no key to give
+    /// (never on Linux x86-64, where this is a store). Elsewhere the first
+    /// call in the process creates the key, which never allocates.
+    #[inline(always)]
+    pub fn set(value: usize) -> bool {
+        crate::os::tls::set(value)
+    }
+}
 
 static CREATED: AtomicBool = AtomicBool::new(false);
 static FLIPS: AtomicU64 = AtomicU64::new(0);

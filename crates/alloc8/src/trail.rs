@@ -7,7 +7,7 @@
 //! records, and the exports' fast path is the same instructions as ever.
 //!
 //! One ring of [`DEPTH`] entries per thread. A word of the thread's own
-//! (`local::Own::Trail`) holds the address of the entry the thread writes
+//! (`os::tls::Own::Trail`) holds the address of the entry the thread writes
 //! next: recording a call is that word read, moved on one entry (an add and
 //! an `and`: the ring is aligned to twice its size, so wrapping clears one
 //! bit), written back, and the entry's fields written with plain stores.
@@ -18,10 +18,10 @@
 //! A thread's first call finds its ring by its thread pointer hashed, as
 //! `stats::Counters` finds its slot; a ring found again by a new thread with
 //! the same thread pointer (glibc reuses stacks) starts empty. Where there
-//! is no word of the thread's own (`local::Own` is Linux x86-64 only), every
+//! is no word of the thread's own (`os::tls::Own` is Linux x86-64 only), every
 //! call finds the ring and the ring keeps the next entry's address itself.
 
-use crate::local::{Own, OWN_WORDS};
+use crate::os::tls::{Own, OWN_WORDS};
 use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 /// Calls kept per thread.

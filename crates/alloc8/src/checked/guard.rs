@@ -20,7 +20,7 @@
 
 use super::finding::{self, Block, Fault, Finding};
 use super::layout::REDZONE_BYTE;
-use crate::syscall;
+use crate::os::syscall;
 use core::fmt;
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 

@@ -11,7 +11,7 @@
 //! 1/64 of the heap's footprint). Words change by compare-and-swap, so
 //! threads need no lock and two threads that free one block race to one winner.
 
-use crate::syscall;
+use crate::os::syscall;
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 pub const GRANULE: usize = 16;

@@ -16,7 +16,7 @@
 
 use super::{backtrace, guard, symbols};
 use crate::heap::{Heap, Stats};
-use crate::local::{Own, OWN_WORDS};
+use crate::os::tls::{Own, OWN_WORDS};
 use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 /// The rate `--guard-sample` takes without a number: one allocation in this many.
@@ -156,7 +156,7 @@ fn gap(rate: u32) -> u32 {
 fn next_random() -> u64 {
     const GOLDEN: u64 = 0x9e37_79b9_7f4a_7c15;
     if RANDOM.load(Ordering::Relaxed) == 0 {
-        if !crate::environ::ready() {
+        if !crate::os::environ::ready() {
             return GOLDEN;
         }
         let _ = RANDOM.compare_exchange(0, seed(), Ordering::Relaxed, Ordering::Relaxed);
@@ -168,7 +168,7 @@ fn next_random() -> u64 {
 }
 
 fn seed() -> u64 {
-    if let Some(value) = crate::environ::get(b"ALLOC8_GUARD_SEED\0") {
+    if let Some(value) = crate::os::environ::get(b"ALLOC8_GUARD_SEED\0") {
         if let Some(n) = core::str::from_utf8(value).ok().and_then(|v| v.trim().parse::<u64>().ok()) {
             return n | 1 << 63;
         }

@@ -4,7 +4,7 @@
 //! present unless the file was stripped; else `.dynsym`). The file is
 //! mapped read-only through raw system calls and parsed in place.
 
-use crate::syscall;
+use crate::os::syscall;
 use core::ffi::c_void;
 
 #[repr(C)]

@@ -48,5 +48,5 @@ pub fn ticks_fenced() -> u64 {
 /// A (ticks, monotonic ns) pair: the reader turns ticks into time with these.
 pub fn pair() -> (u64, u64) {
     let t = ticks_fenced();
-    (t, crate::syscall::monotonic_ns())
+    (t, crate::os::syscall::monotonic_ns())
 }

@@ -3,7 +3,7 @@
 //! address outside the ranges last sent (a library `dlopen`ed since).
 //! Rare: behind a try-lock, so no thread ever waits inside malloc.
 
-use crate::syscall;
+use crate::os::syscall;
 use core::sync::atomic::{AtomicBool, Ordering};
 
 const RANGES: usize = 512;

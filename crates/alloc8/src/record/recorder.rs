@@ -10,7 +10,7 @@ use super::clock;
 use super::encode;
 use super::format::{op, origin, CHUNK_AFTER_EXIT, CHUNK_THREAD_END};
 use super::thread::{self, Thread, CAPACITY, ROOM};
-use crate::syscall;
+use crate::os::syscall;
 use crate::threads::Local;
 use core::ffi::c_void;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
@@ -78,7 +78,7 @@ fn start() -> bool {
         Ok(_) => {}
         Err(state) => return state == ON,
     }
-    let path = match crate::environ::get(SOCKET_VAR) {
+    let path = match crate::os::environ::get(SOCKET_VAR) {
         Some(p) if !p.is_empty() && p.len() < 108 => p,
         _ => {
             STATE.store(OFF, Ordering::Release);
@@ -90,7 +90,7 @@ fn start() -> bool {
         socket[..path.len()].copy_from_slice(path);
         SOCKET_LEN = path.len();
     }
-    let every = crate::environ::get(STACKS_VAR)
+    let every = crate::os::environ::get(STACKS_VAR)
         .map_or(0, |v| v.iter().take_while(|c| c.is_ascii_digit()).fold(0u64, |n, &c| n * 10 + (c - b'0') as u64));
     STACK_EVERY.store(every, Ordering::Relaxed);
     PID.store(syscall::getpid() as u32, Ordering::Relaxed);

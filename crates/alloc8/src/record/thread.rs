@@ -6,7 +6,7 @@
 //! every live thread's oldest unsent stamp for its watermark.
 
 use super::encode::{Events, CHUNK_HEADER, MAX_EVENT};
-use crate::syscall;
+use crate::os::syscall;
 use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
 
 /// Bytes of a chunk (one datagram).

@@ -1,5 +1,7 @@
-//! [`Local`]: one word per thread for the heap, read at register speed; what
-//! a heap points at its per-thread cache.
+//! Words per thread, read at register speed: the heap's (what
+//! [`crate::threads::Local`] gives a heap, for its per-thread cache) and
+//! alloc8's own ([`Own`]: the observer's slot and ring, the sampler's
+//! countdown).
 //!
 //! Stable Rust's `thread_local!` in a shared library reaches its storage
 //! through `__tls_get_addr` (general-dynamic TLS): a call per access, and one
@@ -31,10 +33,6 @@
 //!
 //! Every thread sees its own word; there is one per process (alloc8's, for
 //! the heap): point it at a structure if the heap needs more.
-
-/// The heap's word per thread. `Local::get()` is zero in a thread that has
-/// not called `Local::set`.
-pub struct Local;
 
 /// alloc8's own words per thread, beside the heap's: where the observer
 /// (`stats::Counters`, `trail`) keeps this thread's slot and ring, so that
@@ -79,22 +77,20 @@ mod own {
     pub(crate) fn set(_word: super::Own, _value: usize) {}
 }
 
-impl Local {
-    /// This thread's word.
-    #[inline(always)]
-    pub fn get() -> usize {
-        imp::get()
-    }
+/// This thread's heap word (0 until set).
+#[inline(always)]
+pub(crate) fn get() -> usize {
+    imp::get()
+}
 
-    /// Sets this thread's word; `false` if the platform had no key to give
-    /// (never on Linux x86-64, where this is a store). Elsewhere the first
-    /// call in the process creates the key, which never allocates (on glibc
-    /// a key past the 32 that live in the thread descriptor would, through
-    /// our own malloc: such a key is refused).
-    #[inline(always)]
-    pub fn set(value: usize) -> bool {
-        imp::set(value)
-    }
+/// Sets this thread's heap word; `false` if the platform had no key to give
+/// (never on Linux x86-64, where this is a store). Elsewhere the first call
+/// in the process creates the key, which never allocates (on glibc a key
+/// past the 32 that live in the thread descriptor would, through our own
+/// malloc: such a key is refused).
+#[inline(always)]
+pub(crate) fn set(value: usize) -> bool {
+    imp::set(value)
 }
 
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
@@ -410,7 +406,7 @@ mod imp {
 
 #[cfg(test)]
 mod tests {
-    use super::Local;
+    use crate::threads::Local;
     use std::sync::Barrier;
 
     #[test]

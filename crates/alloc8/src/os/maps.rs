@@ -5,7 +5,7 @@
 //! into the file's own address (through its program headers) for
 //! `addr2line`, after the process has ended.
 
-use crate::syscall;
+use crate::os::syscall;
 
 /// The longest path kept (longer ones are not reported).
 pub const PATH_MAX: usize = 512;

@@ -76,7 +76,7 @@ fn errno_place_first() -> *mut CInt {
 /// Linux x86-64 and AArch64: the kernel directly (see `syscall`): nothing
 /// here binds to a name a program could define.
 #[cfg(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64")))]
-use crate::syscall as sys;
+use crate::os::syscall as sys;
 
 /// Other Unix targets: the C library's functions of the same names.
 #[cfg(all(unix, not(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64")))))]
