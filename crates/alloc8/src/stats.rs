@@ -209,6 +209,33 @@ impl Counters {
         }
     }
 
+    /// [`Counters::allocated_while_counting`] for a heap that returns
+    /// `block` right after counting it: the rare paths are calls that return
+    /// it, which a compiler makes jumps, so the heap keeps no register
+    /// across them.
+    #[inline(always)]
+    pub fn allocated_returning(&self, requested: usize, usable: usize, block: *mut u8) -> *mut u8 {
+        match self.mine() {
+            Some(s) if Self::owner_allocated(s, requested, usable) => self.rose_returning(s, block),
+            Some(_) => block,
+            None => self.allocated_found_returning(requested, usable, block),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn rose_returning(&self, s: &Slot, block: *mut u8) -> *mut u8 {
+        self.rose(s);
+        block
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn allocated_found_returning(&self, requested: usize, usable: usize, block: *mut u8) -> *mut u8 {
+        self.allocated_found(requested, usable);
+        block
+    }
+
     #[cold]
     #[inline(never)]
     fn allocated_found(&self, requested: usize, usable: usize) {
@@ -218,19 +245,28 @@ impl Counters {
 
     #[inline(always)]
     fn allocated_in(&self, s: &Slot, shared: bool, requested: usize, usable: usize) {
-        add_u(&s.mallocs, 1, shared);
-        add_u(&s.bytes_allocated, requested as u64, shared);
-        if shared {
-            // Threads that share the slot race on `up`: each works live out.
-            let live = add_i(&s.usable_in, usable as i64, shared) - s.usable_out.load(Relaxed);
-            self.grew(s, live);
+        if !shared {
+            if Self::owner_allocated(s, requested, usable) {
+                self.rose(s);
+            }
             return;
         }
+        add_u(&s.mallocs, 1, true);
+        add_u(&s.bytes_allocated, requested as u64, true);
+        // Threads that share the slot race on `up`: each works live out.
+        let live = add_i(&s.usable_in, usable as i64, true) - s.usable_out.load(Relaxed);
+        self.grew(s, live);
+    }
+
+    /// The slot's owner counts a block: plain additions, and whether live
+    /// bytes rose above `high` (then [`Counters::rose`] has news to handle).
+    #[inline(always)]
+    fn owner_allocated(s: &Slot, requested: usize, usable: usize) -> bool {
+        add_u(&s.mallocs, 1, false);
+        add_u(&s.bytes_allocated, requested as u64, false);
         add_i(&s.usable_in, usable as i64, false);
         add_i(&s.down, usable as i64, false);
-        if add_i(&s.up, -(usable as i64), false) < 0 {
-            self.rose(s);
-        }
+        add_i(&s.up, -(usable as i64), false) < 0
     }
 
     /// An owner's allocation took its live bytes above `high`. One call
@@ -398,6 +434,20 @@ mod tests {
         assert_eq!((s.mallocs, s.frees, s.reallocs, s.bytes_allocated), (2, 2, 1, 310));
         assert_eq!(s.live_bytes, 0);
         assert_eq!(s.peak_live_bytes, 208, "peak: 16+112, then 112, then 208");
+    }
+
+    #[test]
+    fn counting_a_block_on_its_way_out_returns_it_and_counts_alike() {
+        let (a, b) = (Counters::new(), Counters::new());
+        let block = 0x1000 as *mut u8;
+        for size in [10usize, 100, 70_000, 5] {
+            assert_eq!(a.allocated_returning(size, size + 8, block), block);
+            b.allocated(size, size + 8);
+        }
+        a.freed(108);
+        b.freed(108);
+        assert_eq!(a.snapshot(), b.snapshot());
+        assert_eq!((a.snapshot().mallocs, a.snapshot().live_bytes, a.snapshot().peak_live_bytes), (4, 70_039, 70_147));
     }
 
     /// Against a model: live bytes and their peak after every call of a
