@@ -32,6 +32,7 @@ pub const ALLOC8_CRATE: &[(&str, &str)] = &[
     ("src/os/maps.rs", include_str!("../../crates/alloc8/src/os/maps.rs")),
     ("src/os/syscall.rs", include_str!("../../crates/alloc8/src/os/syscall.rs")),
     ("src/os/tls.rs", include_str!("../../crates/alloc8/src/os/tls.rs")),
+    ("src/os/ucontext.rs", include_str!("../../crates/alloc8/src/os/ucontext.rs")),
     ("src/os/win.rs", include_str!("../../crates/alloc8/src/os/win.rs")),
     ("src/os/x86.rs", include_str!("../../crates/alloc8/src/os/x86.rs")),
     ("src/overaligned.rs", include_str!("../../crates/alloc8/src/overaligned.rs")),
