@@ -132,7 +132,9 @@ pub fn resolve(given: &Path) -> Result<Resolved> {
 /// Writes the heap's files under `root/<name>-<hash of its files>/` (unless
 /// they are there already) and returns the path to give `--heap`.
 fn write_out(heap: &ReadyHeap, root: &Path) -> Result<PathBuf> {
-    let mut parts: Vec<&str> = vec![templates::ALLOC8_VERSION];
+    // The alloc8 crate's content too: a heap crate carries its own copy.
+    let alloc8_key = templates::alloc8_crate_key();
+    let mut parts: Vec<&str> = vec![templates::ALLOC8_VERSION, &alloc8_key];
     for (rel, text) in heap.files {
         parts.push(rel);
         parts.push(text);
@@ -148,9 +150,7 @@ fn write_out(heap: &ReadyHeap, root: &Path) -> Result<PathBuf> {
     if heap.files.iter().any(|(rel, _)| rel.ends_with("Cargo.toml")) {
         // A heap crate depends on the alloc8 crate by path: this alloc8's own copy, beside it.
         let crate_dir = dir.join(heap.heap);
-        for (rel, text) in templates::ALLOC8_CRATE {
-            cache::write_if_changed(&crate_dir.join("alloc8").join(rel), text)?;
-        }
+        templates::write_alloc8_crate_into(&crate_dir.join("alloc8"))?;
     }
     Ok(dir.join(heap.heap))
 }

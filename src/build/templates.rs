@@ -32,6 +32,7 @@ pub const ALLOC8_CRATE: &[(&str, &str)] = &[
     ("src/os/maps.rs", include_str!("../../crates/alloc8/src/os/maps.rs")),
     ("src/os/syscall.rs", include_str!("../../crates/alloc8/src/os/syscall.rs")),
     ("src/os/tls.rs", include_str!("../../crates/alloc8/src/os/tls.rs")),
+    ("src/os/ucontext.rs", include_str!("../../crates/alloc8/src/os/ucontext.rs")),
     ("src/os/win.rs", include_str!("../../crates/alloc8/src/os/win.rs")),
     ("src/os/x86.rs", include_str!("../../crates/alloc8/src/os/x86.rs")),
     ("src/overaligned.rs", include_str!("../../crates/alloc8/src/overaligned.rs")),
@@ -69,21 +70,34 @@ pub const ALLOC8_CRATE: &[(&str, &str)] = &[
 /// The alloc8 crate's version: the cache keeps one copy per version.
 pub const ALLOC8_VERSION: &str = env!("CARGO_PKG_VERSION");
 
+/// A digest of the embedded alloc8 crate: copies of it are kept per content,
+/// so two alloc8 builds of one version (an upgrade, a checkout beside an
+/// installed binary) never write over each other's copy.
+pub fn alloc8_crate_key() -> String {
+    let parts: Vec<&str> = ALLOC8_CRATE.iter().flat_map(|(rel, text)| [*rel, *text]).collect();
+    super::cache::hash(&parts)
+}
+
 /// Writes the alloc8 crate into the cache (unchanged files are left alone)
 /// and returns its directory: what generated crates depend on.
 pub fn write_alloc8_crate(cache: &std::path::Path) -> anyhow::Result<std::path::PathBuf> {
-    let dir = cache.join(format!("alloc8-{}", ALLOC8_VERSION));
-    for (rel, text) in ALLOC8_CRATE {
-        super::cache::write_if_changed(&dir.join(rel), text)?;
-    }
-    remove_stale_sources(&dir.join("src"), &dir)?;
+    let dir = cache.join(format!("alloc8-{}-{}", ALLOC8_VERSION, &alloc8_crate_key()[..12]));
+    write_alloc8_crate_into(&dir)?;
     Ok(dir)
 }
 
-/// Removes every file under `src` that this alloc8 does not embed: a copy
-/// written by another build of the same version (a module since moved:
-/// `src/os.rs` beside a new `src/os/mod.rs` is an error to rustc) must not
-/// become part of the crate.
+/// Writes the alloc8 crate at `dir`, leaving unchanged files alone and
+/// removing any source file it does not embed.
+pub fn write_alloc8_crate_into(dir: &std::path::Path) -> anyhow::Result<()> {
+    for (rel, text) in ALLOC8_CRATE {
+        super::cache::write_if_changed(&dir.join(rel), text)?;
+    }
+    remove_stale_sources(&dir.join("src"), dir)
+}
+
+/// Removes every file under `src` that this alloc8 does not embed: a file
+/// left in a copy (a module since moved: `src/os.rs` beside a new
+/// `src/os/mod.rs` is an error to rustc) must not become part of the crate.
 fn remove_stale_sources(src: &std::path::Path, crate_dir: &std::path::Path) -> anyhow::Result<()> {
     use anyhow::Context;
     let Ok(entries) = std::fs::read_dir(src) else { return Ok(()) };
@@ -135,6 +149,7 @@ mod tests {
     fn a_module_moved_since_the_last_write_leaves_no_stale_copy() {
         let cache = tempfile::tempdir().unwrap();
         let dir = write_alloc8_crate(cache.path()).unwrap();
+        assert!(dir.file_name().unwrap().to_str().unwrap().starts_with(&format!("alloc8-{}-", ALLOC8_VERSION)));
         let stale = dir.join("src/os.rs");
         std::fs::write(&stale, "pub fn moved() {}\n").unwrap();
         std::fs::create_dir_all(dir.join("src/gone")).unwrap();

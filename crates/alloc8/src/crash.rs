@@ -16,7 +16,7 @@
 //! A stack overflow cannot be reported (no alternate stack is installed).
 
 use crate::os::maps::{self, Mapped};
-use crate::os::syscall;
+use crate::os::{syscall, ucontext};
 use crate::text::Text;
 use crate::trail::{self, Kind, DEPTH, PENDING};
 use core::fmt::Write;
@@ -105,36 +105,6 @@ pub fn install(layer: Option<Layer>) {
     }
 }
 
-/// The interrupted instruction's address, from the signal's `ucontext_t`
-/// (x86-64: `uc_mcontext.gregs[REG_RIP]`, 168 bytes in).
-#[cfg(target_arch = "x86_64")]
-fn faulting_pc(context: *mut u8) -> Option<usize> {
-    if context.is_null() {
-        return None;
-    }
-    Some(unsafe { core::ptr::read_unaligned(context.add(168) as *const usize) })
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-fn faulting_pc(_context: *mut u8) -> Option<usize> {
-    None
-}
-
-/// Whether the fault was a write: bit 1 of the page fault's error code
-/// (x86-64: `uc_mcontext.gregs[REG_ERR]`, 192 bytes in).
-#[cfg(target_arch = "x86_64")]
-fn faulting_write(context: *mut u8) -> Option<bool> {
-    if context.is_null() {
-        return None;
-    }
-    Some(unsafe { core::ptr::read_unaligned(context.add(192) as *const usize) } & 2 != 0)
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-fn faulting_write(_context: *mut u8) -> Option<bool> {
-    None
-}
-
 /// Who sent a signal that was sent rather than raised by a fault: a
 /// `si_code` <= 0 (SI_USER from kill, SI_QUEUE, SI_TKILL from tgkill and
 /// abort) carries the sender's pid where a fault carries its address.
@@ -156,8 +126,8 @@ extern "C" fn handler(sig: i32, info: *const u8, context: *mut u8) {
     let fault = (sig == SIGSEGV || sig == SIGBUS) && !info.is_null() && sent_by.is_none();
     let addr = if fault { Some(unsafe { core::ptr::read_unaligned(info.add(16) as *const usize) }) } else { None };
     // Where a fault happened (an abort's is always inside the C library's raise).
-    let pc = if fault { faulting_pc(context) } else { None };
-    let write = if fault { faulting_write(context) } else { None };
+    let pc = if fault { ucontext::faulting_pc(context) } else { None };
+    let write = if fault { ucontext::faulting_write(context) } else { None };
     let at = pc.map(|pc| (pc, maps::file_at(pc)));
     let blocks = BLOCKS.load(Ordering::Relaxed);
     let blocks = if blocks == 0 { None } else { Some(unsafe { core::mem::transmute::<usize, Blocks>(blocks) }) };
