@@ -181,7 +181,11 @@ impl SystemHeap {
     // `extern "C"`: a call that cannot unwind, so both paths are jumps.
     #[inline(never)]
     extern "C" fn malloc_counted(size: usize) -> *mut u8 {
-        Self::allocated(sys::malloc(size), size)
+        let ptr = sys::malloc(size);
+        if ptr.is_null() {
+            return ptr;
+        }
+        COUNTS.allocated_returning(size, sys::usable_size(ptr), ptr)
     }
 
     #[inline(never)]

@@ -285,11 +285,14 @@ pub(crate) fn write_wrapper(out: &mut String, export_name: &str, ident: &str, e:
     );
 }
 
-/// The row's body behind the detour test, and the cold function the test
-/// leads to: an inert shim hands the call, arguments unchanged, to
-/// `NEXT_<name>` (see templates/shim/src/inert.rs); a recording one runs the
-/// body between `alloc8::trail::begin` and `end`. Out of line, so the fast
-/// path stays a test and a tail call.
+/// The row's body behind the detour test, and the cold functions the test
+/// leads to: a recording shim (`alloc8 run`) runs the body in `record_<name>`,
+/// between `alloc8::trail::try_begin` and `end`; an inert one hands the call,
+/// arguments unchanged, to `NEXT_<name>` in `detour_<name>` (see
+/// templates/shim/src/inert.rs), which also catches the first call. The
+/// export tests the state once: 0 is the fast path (a test and a tail call),
+/// and the recording path is a tail call into a function of its own with
+/// no other path's registers to keep.
 fn detour(e: &Export) -> (String, String) {
     let params: Vec<(&str, &str)> = e
         .params
@@ -302,9 +305,14 @@ fn detour(e: &Export) -> (String, String) {
     let names = params.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ");
     let has = |name: &str| params.iter().any(|(n, _)| *n == name);
     let (abi, ret) = abi_and_return(e);
-    let body =
-        format!("if crate::inert::detour() {{\n        return detour_{name}({names});\n    }}\n    {body}", name = e.name, body = e.body);
-    let served = match trail_kind(e) {
+    let body = format!(
+        "let detour = crate::inert::state();\n    if detour != 0 {{\n        \
+         if detour == crate::inert::RECORD {{\n            return record_{name}({names});\n        }}\n        \
+         return detour_{name}({names});\n    }}\n    {body}",
+        name = e.name,
+        body = e.body
+    );
+    let recorded = match trail_kind(e) {
         Some(kind) => {
             let ptr = if has("ptr") { "ptr as usize" } else { "0" };
             let size = match (has("count"), has("size")) {
@@ -320,21 +328,23 @@ fn detour(e: &Export) -> (String, String) {
             };
             format!(
                 "static CALL: alloc8::trail::Call = alloc8::trail::Call {{ name: b\"{name}\", kind: alloc8::trail::Kind::{kind}, \
-                 ptr: {has_ptr}, size: {has_size} }};\n        \
-                 let call = alloc8::trail::begin(&CALL, {ptr}, {size});\n        \
-                 let result = {{ {body} }};\n        alloc8::trail::end(call, {result});\n        return result;",
+                 ptr: {has_ptr}, size: {has_size} }};\n    \
+                 let call = match alloc8::trail::try_begin(&CALL, {ptr}, {size}) {{\n        \
+                 Some(call) => call,\n        \
+                 None => return alloc8::trail::first(move || record_{name}({names})),\n    }};\n    \
+                 let result = {{ {body} }};\n    alloc8::trail::end(call, {result});\n    result",
                 name = e.name,
                 has_ptr = ptr != "0",
                 has_size = size != "0",
                 body = e.body
             )
         }
-        None => format!("return {{ {} }};", e.body),
+        None => format!("{{ {} }}", e.body),
     };
-    // Recording first: under `alloc8 run` this is every call's path.
     let detour = format!(
-        "\n#[cold]\n#[inline(never)]\n#[allow(unused_braces)]\nunsafe extern \"{abi}\" fn detour_{name}({params}){ret} {{\n    \
-         if crate::inert::recording() {{\n        {served}\n    }}\n    \
+        "\n#[cold]\n#[inline(never)]\n#[allow(unused_braces)]\nunsafe extern \"{abi}\" fn record_{name}({params}){ret} {{\n    \
+         {recorded}\n}}\n\
+         \n#[cold]\n#[inline(never)]\n#[allow(unused_braces)]\nunsafe extern \"{abi}\" fn detour_{name}({params}){ret} {{\n    \
          if crate::inert::inert() {{\n        \
          let next: unsafe extern \"{abi}\" fn({types}){ret} = core::mem::transmute(NEXT_{name}.get());\n        \
          return next({names});\n    }}\n    \
@@ -553,25 +563,30 @@ mod tests {
         assert_eq!(exports.matches("#[export_name").count(), n);
         assert!(exports.contains("#[export_name = \"_Znwm\"]\npub unsafe extern \"C-unwind\" fn alloc8__Znwm(size: usize) -> *mut u8"));
         assert!(exports.contains("static NEXT__Znwm: crate::inert::Next = crate::inert::Next::new(b\"_Znwm\\0\");"));
-        // Every row takes its out-of-line path when the shim is inert (it
-        // hands the call on, arguments unchanged) or recording.
-        assert_eq!(exports.matches("    if crate::inert::detour() {").count(), n);
+        // Every row reads the state once: a recording call goes to its
+        // `record_` path, an inert shim's (and the first call) to `detour_`.
+        assert_eq!(exports.matches("    let detour = crate::inert::state();\n    if detour != 0 {").count(), n);
+        assert_eq!(exports.matches("        if detour == crate::inert::RECORD {").count(), n);
         assert_eq!(exports.matches("    if crate::inert::inert() {").count(), n);
         // ... and the first call into the shim (it installs the panic hook).
         assert_eq!(exports.matches("    crate::inert::first_call();").count(), n);
-        // ... recording first: under `alloc8 run` it is every call's path.
-        assert_eq!(exports.matches("    if crate::inert::recording() {").count(), n);
-        assert!(
-            exports.contains("    if crate::inert::detour() {\n        return detour__ZdlPvmSt11align_val_t(ptr, size, align);\n    }\n")
-        );
+        assert!(exports.contains(
+            "    let detour = crate::inert::state();\n    if detour != 0 {\n        \
+             if detour == crate::inert::RECORD {\n            return record__ZdlPvmSt11align_val_t(ptr, size, align);\n        }\n        \
+             return detour__ZdlPvmSt11align_val_t(ptr, size, align);\n    }\n"
+        ));
+        assert!(exports.contains(
+            "unsafe extern \"C\" fn record__ZdlPvmSt11align_val_t(ptr: *mut u8, size: usize, align: usize) {\n    \
+             static CALL: alloc8::trail::Call = alloc8::trail::Call { name: b\"_ZdlPvmSt11align_val_t\", kind: alloc8::trail::Kind::Free, \
+             ptr: true, size: true };\n    \
+             let call = match alloc8::trail::try_begin(&CALL, ptr as usize, size) {\n        \
+             Some(call) => call,\n        \
+             None => return alloc8::trail::first(move || record__ZdlPvmSt11align_val_t(ptr, size, align)),\n    };\n    \
+             let result = { alloc8::shim::free_aligned_sized(&HEAP, ptr, size, align) };\n    \
+             alloc8::trail::end(call, 0);\n    result\n}"
+        ));
         assert!(exports.contains(
             "unsafe extern \"C\" fn detour__ZdlPvmSt11align_val_t(ptr: *mut u8, size: usize, align: usize) {\n    \
-             if crate::inert::recording() {\n        \
-             static CALL: alloc8::trail::Call = alloc8::trail::Call { name: b\"_ZdlPvmSt11align_val_t\", kind: alloc8::trail::Kind::Free, \
-             ptr: true, size: true };\n        \
-             let call = alloc8::trail::begin(&CALL, ptr as usize, size);\n        \
-             let result = { alloc8::shim::free_aligned_sized(&HEAP, ptr, size, align) };\n        \
-             alloc8::trail::end(call, 0);\n        return result;\n    }\n    \
              if crate::inert::inert() {\n        \
              let next: unsafe extern \"C\" fn(*mut u8, usize, usize) = core::mem::transmute(NEXT__ZdlPvmSt11align_val_t.get());\n        \
              return next(ptr, size, align);\n    }\n    \
@@ -585,9 +600,9 @@ mod tests {
             )
         };
         assert!(exports.contains(&call("calloc", "Alloc", false, true)));
-        assert!(exports.contains("alloc8::trail::begin(&CALL, 0, count.wrapping_mul(size));"));
+        assert!(exports.contains("alloc8::trail::try_begin(&CALL, 0, count.wrapping_mul(size))"));
         assert!(exports.contains(&call("realloc", "Realloc", true, true)));
-        assert!(exports.contains("alloc8::trail::begin(&CALL, ptr as usize, size);"));
+        assert!(exports.contains("alloc8::trail::try_begin(&CALL, ptr as usize, size)"));
         assert!(exports.contains("alloc8::trail::end(call, if result == 0 { *out as usize } else { 0 });"));
         assert!(exports.contains(&call("malloc_usable_size", "Query", true, false)));
         assert!(exports.contains(&call("free", "Free", true, false)));
@@ -651,7 +666,7 @@ mod tests {
         assert!(exports.contains("core::arch::naked_asm!(\"mov x3, x30\", \"b {f}\", f = sym checked__ZdlPvmSt11align_val_t)"));
         assert!(exports.contains(
             "unsafe extern \"C\" fn checked_malloc(size: usize, site: usize) -> *mut u8 {\n    alloc8::checked::site::enter(site);\n    \
-             if crate::inert::detour() {"
+             let detour = crate::inert::state();"
         ));
         assert!(exports.contains("unsafe extern \"C-unwind\" fn checked__Znwm(size: usize, site: usize) -> *mut u8 {"));
         let rows = contract::shim_exports(Platform::Linux, Mode::Interpose, "", true).len();

@@ -75,10 +75,17 @@ struct Slot {
     peak: AtomicI64,
     /// Live bytes above which an allocation has news (a new peak, or a
     /// step to publish): `min(peak, published + PEAK_STEP)`; and below which
-    /// a free has (a step down to publish): `published - PEAK_STEP`. One
-    /// comparison on each fast path.
+    /// a free has (a step down to publish): `published - PEAK_STEP`.
     high: AtomicI64,
     low: AtomicI64,
+    /// How far live bytes may rise (`high - live`) and fall (`live - low`)
+    /// before a call has news: an owner's malloc subtracts its block from
+    /// `up` and adds it to `down`, a free the reverse, and a result below
+    /// zero is the news. Updates that need no value read back, and no live
+    /// count worked out on the fast path. (Live bytes themselves are
+    /// `usable_in - usable_out`, exact; these only say when to look.)
+    up: AtomicI64,
+    down: AtomicI64,
 }
 
 impl Slot {
@@ -95,6 +102,8 @@ impl Slot {
             peak: AtomicI64::new(0),
             high: AtomicI64::new(0),
             low: AtomicI64::new(-PEAK_STEP),
+            up: AtomicI64::new(0),
+            down: AtomicI64::new(PEAK_STEP),
         }
     }
 
@@ -200,6 +209,33 @@ impl Counters {
         }
     }
 
+    /// [`Counters::allocated_while_counting`] for a heap that returns
+    /// `block` right after counting it: the rare paths are calls that return
+    /// it, which a compiler makes jumps, so the heap keeps no register
+    /// across them.
+    #[inline(always)]
+    pub fn allocated_returning(&self, requested: usize, usable: usize, block: *mut u8) -> *mut u8 {
+        match self.mine() {
+            Some(s) if Self::owner_allocated(s, requested, usable) => self.rose_returning(s, block),
+            Some(_) => block,
+            None => self.allocated_found_returning(requested, usable, block),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn rose_returning(&self, s: &Slot, block: *mut u8) -> *mut u8 {
+        self.rose(s);
+        block
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn allocated_found_returning(&self, requested: usize, usable: usize, block: *mut u8) -> *mut u8 {
+        self.allocated_found(requested, usable);
+        block
+    }
+
     #[cold]
     #[inline(never)]
     fn allocated_found(&self, requested: usize, usable: usize) {
@@ -209,10 +245,36 @@ impl Counters {
 
     #[inline(always)]
     fn allocated_in(&self, s: &Slot, shared: bool, requested: usize, usable: usize) {
-        add_u(&s.mallocs, 1, shared);
-        add_u(&s.bytes_allocated, requested as u64, shared);
-        let live = add_i(&s.usable_in, usable as i64, shared) - s.usable_out.load(Relaxed);
+        if !shared {
+            if Self::owner_allocated(s, requested, usable) {
+                self.rose(s);
+            }
+            return;
+        }
+        add_u(&s.mallocs, 1, true);
+        add_u(&s.bytes_allocated, requested as u64, true);
+        // Threads that share the slot race on `up`: each works live out.
+        let live = add_i(&s.usable_in, usable as i64, true) - s.usable_out.load(Relaxed);
         self.grew(s, live);
+    }
+
+    /// The slot's owner counts a block: plain additions, and whether live
+    /// bytes rose above `high` (then [`Counters::rose`] has news to handle).
+    #[inline(always)]
+    fn owner_allocated(s: &Slot, requested: usize, usable: usize) -> bool {
+        add_u(&s.mallocs, 1, false);
+        add_u(&s.bytes_allocated, requested as u64, false);
+        add_i(&s.usable_in, usable as i64, false);
+        add_i(&s.down, usable as i64, false);
+        add_i(&s.up, -(usable as i64), false) < 0
+    }
+
+    /// An owner's allocation took its live bytes above `high`. One call
+    /// with nothing to keep for after it: the fast path needs no registers saved.
+    #[cold]
+    #[inline(never)]
+    fn rose(&self, s: &Slot) {
+        self.grew(s, s.live());
     }
 
     /// A block of `usable` bytes was freed.
@@ -243,11 +305,26 @@ impl Counters {
     #[inline(always)]
     fn freed_in(&self, s: &Slot, shared: bool, usable: usize) {
         add_u(&s.frees, 1, shared);
-        let live = s.usable_in.load(Relaxed) - add_i(&s.usable_out, usable as i64, shared);
-        // Only falls: the shared total hears of a thread that frees more than it allocates.
-        if live < s.low.load(Relaxed) {
-            self.publish(s, live);
+        if shared {
+            let live = s.usable_in.load(Relaxed) - add_i(&s.usable_out, usable as i64, shared);
+            if live < s.low.load(Relaxed) {
+                self.publish(s, live);
+            }
+            return;
         }
+        add_i(&s.usable_out, usable as i64, false);
+        add_i(&s.up, usable as i64, false);
+        // Only falls: the shared total hears of a thread that frees more than it allocates.
+        if add_i(&s.down, -(usable as i64), false) < 0 {
+            self.fell(s);
+        }
+    }
+
+    /// An owner's free took its live bytes below `low` (see [`Counters::rose`]).
+    #[cold]
+    #[inline(never)]
+    fn fell(&self, s: &Slot) {
+        self.publish(s, s.live());
     }
 
     /// A block of `old_usable` bytes became one of `new_usable` for a request of `requested`.
@@ -268,6 +345,7 @@ impl Counters {
             self.publish(s, live);
         }
         self.grew(s, live);
+        Self::headroom(s, live);
     }
 
     /// After an allocation: the slot's own peak, and the shared total when
@@ -285,6 +363,7 @@ impl Counters {
             self.publish(s, live);
         }
         Self::bounds(s);
+        Self::headroom(s, live);
     }
 
     /// The slot's `high` and `low` after its peak or published count moved.
@@ -295,12 +374,20 @@ impl Counters {
         s.low.store(published - PEAK_STEP, Relaxed);
     }
 
+    /// The slot's `up` and `down` for `live` bytes between its bounds.
+    #[inline(always)]
+    fn headroom(s: &Slot, live: i64) {
+        s.up.store(s.high.load(Relaxed) - live, Relaxed);
+        s.down.store(live - s.low.load(Relaxed), Relaxed);
+    }
+
     #[cold]
     #[inline(never)]
     fn publish(&self, s: &Slot, live: i64) {
         let unpublished = live - s.published.load(Relaxed);
         s.published.store(live, Relaxed);
         Self::bounds(s);
+        Self::headroom(s, live);
         let total = self.total.fetch_add(unpublished, Relaxed) + unpublished;
         self.total_peak.fetch_max(total, Relaxed);
     }
@@ -347,6 +434,20 @@ mod tests {
         assert_eq!((s.mallocs, s.frees, s.reallocs, s.bytes_allocated), (2, 2, 1, 310));
         assert_eq!(s.live_bytes, 0);
         assert_eq!(s.peak_live_bytes, 208, "peak: 16+112, then 112, then 208");
+    }
+
+    #[test]
+    fn counting_a_block_on_its_way_out_returns_it_and_counts_alike() {
+        let (a, b) = (Counters::new(), Counters::new());
+        let block = 0x1000 as *mut u8;
+        for size in [10usize, 100, 70_000, 5] {
+            assert_eq!(a.allocated_returning(size, size + 8, block), block);
+            b.allocated(size, size + 8);
+        }
+        a.freed(108);
+        b.freed(108);
+        assert_eq!(a.snapshot(), b.snapshot());
+        assert_eq!((a.snapshot().mallocs, a.snapshot().live_bytes, a.snapshot().peak_live_bytes), (4, 70_039, 70_147));
     }
 
     /// Against a model: live bytes and their peak after every call of a

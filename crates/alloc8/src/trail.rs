@@ -122,8 +122,8 @@ fn find() -> &'static Ring {
 #[cold]
 #[inline(never)]
 fn first_entry() -> usize {
-    let ring = find();
     if !OWN_WORDS {
+        let ring = find();
         let entry = match ring.next.load(Relaxed) {
             0 => ring.first(),
             next => next,
@@ -131,14 +131,37 @@ fn first_entry() -> usize {
         ring.next.store(after(entry), Relaxed);
         return entry;
     }
+    let first = first_call();
+    Own::Trail.set(after(first));
+    first
+}
+
+/// A thread's first call: its ring, emptied, and the word set to its first
+/// entry; returns that entry.
+fn first_call() -> usize {
+    let ring = find();
     if !core::ptr::eq(ring, &SHARED) {
         // What it holds is a finished thread's that had this thread pointer.
         for e in &ring.entries {
             e.call.store(0, Relaxed);
         }
     }
-    Own::Trail.set(after(ring.first()));
+    Own::Trail.set(ring.first());
     ring.first()
+}
+
+/// The thread's first call, for which [`try_begin`] found no ring: makes
+/// the thread ready to record, then makes the call again (`again`: the
+/// recording path itself, whose [`try_begin`] now succeeds). Out of line
+/// and never the caller itself, so the recording path stays free of loops
+/// and of registers kept across this call.
+#[cold]
+#[inline(never)]
+pub fn first<R>(again: impl FnOnce() -> R) -> R {
+    if OWN_WORDS {
+        first_call();
+    }
+    again()
 }
 
 /// Records the start of a call; pass the entry to [`end`] with the call's
@@ -152,6 +175,28 @@ pub fn begin(call: &'static Call, ptr: usize, size: usize) -> &'static AtomicUsi
             entry
         }
     };
+    write(entry, call, ptr, size)
+}
+
+/// [`begin`], but None on the thread's first call: hand the call to
+/// [`first`]. The shim's recording path, which then has no call on its
+/// way to the heap's (a call would cost it registers to keep the
+/// arguments in): the thread's first call records itself by starting over.
+#[inline(always)]
+pub fn try_begin(call: &'static Call, ptr: usize, size: usize) -> Option<&'static AtomicUsize> {
+    let entry = match Own::Trail.get() {
+        0 if OWN_WORDS => return None,
+        0 => first_entry(),
+        entry => {
+            Own::Trail.set(after(entry));
+            entry
+        }
+    };
+    Some(write(entry, call, ptr, size))
+}
+
+#[inline(always)]
+fn write(entry: usize, call: &'static Call, ptr: usize, size: usize) -> &'static AtomicUsize {
     let e = unsafe { &*(entry as *const Entry) };
     e.call.store(call as *const Call as usize, Relaxed);
     e.result.store(PENDING, Relaxed);
@@ -288,6 +333,29 @@ mod tests {
             assert_eq!(recent(&mut out), 0);
             end(begin(&FREE, 0x10, 0), 0);
             assert_eq!(recent(&mut out), 1);
+        })
+        .join()
+        .unwrap();
+    }
+
+    /// The shim's recording path: a thread's first call finds no ring,
+    /// hands itself to `first`, and is recorded when made again.
+    #[test]
+    fn a_first_call_is_recorded_by_starting_over() {
+        std::thread::spawn(|| {
+            fn record(ptr: usize) -> usize {
+                let call = match try_begin(&FREE, ptr, 0) {
+                    Some(call) => call,
+                    None => return first(move || record(ptr)),
+                };
+                end(call, 0);
+                ptr
+            }
+            let mut out = [None; DEPTH];
+            assert_eq!(record(0x40), 0x40);
+            assert_eq!(record(0x80), 0x80);
+            assert_eq!(recent(&mut out), 2, "the first call once, not twice");
+            assert_eq!((out[0].unwrap().ptr, out[1].unwrap().ptr, out[1].unwrap().result), (0x40, 0x80, 0));
         })
         .join()
         .unwrap();

@@ -11,11 +11,12 @@
 //! Prefixed libraries have the module but never go inert: they sit beside
 //! the system allocator by design, and may be `dlopen`ed.
 //!
-//! The same test sends every call through its out-of-line path when
-//! `alloc8 run` asked for crash diagnostics (the report channel is a file):
-//! there each call is recorded in the thread's trail (`alloc8::trail`)
-//! around the call itself. Either way the fast path is one load and one
-//! branch, the same as with the flag alone.
+//! The same test sends every call to its recording path when `alloc8 run`
+//! asked for crash diagnostics (the report channel is a file): there each
+//! call is recorded in the thread's trail (`alloc8::trail`) around the call
+//! itself. The export reads the state once: the fast path is one load and
+//! one branch, the same as with the flag alone, and a recording call takes
+//! one more compare on its way out of line.
 //!
 //! And it catches the very first call into the shim, which as a rule comes
 //! before the constructor (the C library and other libraries allocate while
@@ -33,29 +34,24 @@ extern "C" {
 
 const RTLD_NEXT: *mut c_void = -1isize as *mut c_void;
 
-/// 0: the fast path; INERT or RECORD: each export's out-of-line path;
-/// FIRST until a call or the constructor has installed the panic hook.
+/// 0: the fast path; RECORD: each export's `record_` path; INERT or
+/// FIRST (until a call or the constructor has installed the panic hook):
+/// its `detour_` path.
 static DETOUR: AtomicU8 = AtomicU8::new(FIRST);
 const INERT: u8 = 1;
-const RECORD: u8 = 2;
+pub const RECORD: u8 = 2;
 const FIRST: u8 = 3;
 
-/// Whether calls take their out-of-line path (inert, or recording).
+/// Which path calls take (0: the fast path), read once per call by the export.
 #[inline(always)]
-pub fn detour() -> bool {
-    DETOUR.load(Ordering::Relaxed) != 0
+pub fn state() -> u8 {
+    DETOUR.load(Ordering::Relaxed)
 }
 
 /// Whether every export forwards to the next definition of its name.
 #[inline(always)]
 pub fn inert() -> bool {
     DETOUR.load(Ordering::Relaxed) == INERT
-}
-
-/// Whether each call is recorded in the thread's trail (`alloc8 run`).
-#[inline(always)]
-pub fn recording() -> bool {
-    DETOUR.load(Ordering::Relaxed) == RECORD
 }
 
 /// On an out-of-line path: whether this is the first call into the shim.
