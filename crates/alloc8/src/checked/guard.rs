@@ -50,7 +50,7 @@ struct Record {
 
 /// The reservation's start ([`UNRESERVED`] until reserved); it is
 /// [`RESERVE`] bytes long.
-static BASE: AtomicUsize = AtomicUsize::new(UNRESERVED);
+static BASE: NegatedBase = NegatedBase(AtomicUsize::new(UNRESERVED.wrapping_neg()));
 /// BASE before the pool is reserved: the top [`RESERVE`] bytes of the address
 /// space, kernel addresses no user pointer takes, so [`contains`] is one
 /// comparison against a constant length and false for every block of the
@@ -101,7 +101,22 @@ fn page() -> usize {
 /// Whether `ptr` lies in the pool (a block of it, or one of its traps).
 #[inline(always)]
 pub fn contains(ptr: usize) -> bool {
-    ptr.wrapping_sub(BASE.load(Ordering::Relaxed)) < RESERVE
+    ptr.wrapping_add(BASE.0.load(Ordering::Relaxed)) < RESERVE
+}
+
+/// The pool's base, kept negated: `ptr - base` is then one add into the
+/// loaded register, where a subtraction from `ptr` needs a copy of it first
+/// (an instruction on every free of `--guard-sample`).
+struct NegatedBase(AtomicUsize);
+
+impl NegatedBase {
+    fn load(&self, order: Ordering) -> usize {
+        self.0.load(order).wrapping_neg()
+    }
+
+    fn store(&self, base: usize, order: Ordering) {
+        self.0.store(base.wrapping_neg(), order)
+    }
 }
 
 #[cold]

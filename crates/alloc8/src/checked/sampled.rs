@@ -63,12 +63,7 @@ impl<H: Heap> Sampled<H> {
     #[inline(always)]
     fn counting_down(&self) -> bool {
         if OWN_WORDS {
-            let n = Own::Countdown.get();
-            if n > 1 {
-                Own::Countdown.set(n - 1);
-                return true;
-            }
-            return false;
+            return Own::Countdown.count_down();
         }
         let slot = Self::countdown();
         let n = slot.load(Ordering::Relaxed);
@@ -88,7 +83,8 @@ impl<H: Heap> Sampled<H> {
     #[inline(never)]
     fn malloc_due(size: usize, align: usize, this: &Self, heap: fn(&Self, usize, usize) -> *mut u8) -> *mut u8 {
         let ran_out = if OWN_WORDS {
-            let ran_out = Own::Countdown.get() == 1;
+            // count_down took the 1 to 0 (0, never started, went to usize::MAX).
+            let ran_out = Own::Countdown.get() == 0;
             Own::Countdown.set(gap(this.rate) as usize);
             ran_out
         } else {

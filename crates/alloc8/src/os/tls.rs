@@ -64,6 +64,16 @@ impl Own {
     pub(crate) fn set(self, value: usize) {
         own::set(self, value)
     }
+
+    /// Takes one from the word and says whether it was above 1 (a
+    /// countdown still running). The word is decremented whatever it was:
+    /// 1 becomes 0, and 0 (never started) wraps to `usize::MAX`. (Used by
+    /// the checking layer's sampler, which is built for Linux only.)
+    #[cfg_attr(not(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64"))), allow(dead_code))]
+    #[inline(always)]
+    pub(crate) fn count_down(self) -> bool {
+        own::count_down(self)
+    }
 }
 
 #[cfg(not(all(target_os = "linux", target_arch = "x86_64")))]
@@ -75,6 +85,11 @@ mod own {
 
     #[inline(always)]
     pub(crate) fn set(_word: super::Own, _value: usize) {}
+
+    #[inline(always)]
+    pub(crate) fn count_down(_word: super::Own) -> bool {
+        false
+    }
 }
 
 /// This thread's heap word (0 until set).
@@ -214,6 +229,24 @@ mod own {
     #[inline(always)]
     pub(crate) fn set(word: super::Own, value: usize) {
         set_at(own_offset(word), value)
+    }
+
+    /// One `sub` on the word at the thread pointer and a `seta`: the
+    /// subtraction's flags decide, so there is no separate load, compare and
+    /// store.
+    #[inline(always)]
+    pub(crate) fn count_down(word: super::Own) -> bool {
+        let above: u8;
+        unsafe {
+            core::arch::asm!(
+                "sub qword ptr fs:[{offset}], 1",
+                "seta {above}",
+                offset = in(reg) own_offset(word),
+                above = out(reg_byte) above,
+                options(nostack)
+            )
+        };
+        above != 0
     }
 }
 
