@@ -356,7 +356,7 @@ static void resized(int t, uint64_t n, const struct op *o, unsigned char *old, u
         (p[0] != pattern(o->gen) || (size >= old_size && p[old_size - 1] != pattern(o->gen))))
         fail(t, n, "realloc did not keep the block's contents", o);
     if (p) stamp(p, 0, size, pattern(o->new_gen));
-    if (!(o->flags & NO_OLD)) place(o->slot, o->gen + 0x80000000u, NULL, 0);
+    freed(o);
     if (p) place(o->new_slot, o->new_gen, p, size);
 }
 

@@ -58,8 +58,8 @@ impl<H: Heap> Sampled<H> {
     /// started (0), which [`Sampled::malloc_due`] sorts out, out of line, so
     /// the fast path keeps no frame and tail-calls the heap. Where threads
     /// have alloc8's own words (Linux x86-64) the countdown is the thread's
-    /// own (a load and a store at the thread pointer); elsewhere one of the
-    /// shared slots.
+    /// own (one `sub` at the thread pointer, whose flags decide: see
+    /// `Own::count_down`); elsewhere one of the shared slots.
     #[inline(always)]
     fn counting_down(&self) -> bool {
         if OWN_WORDS {
