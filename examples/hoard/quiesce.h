@@ -54,6 +54,25 @@ static __thread int quiesce_i_stopped __attribute__((tls_model("initial-exec")))
 
 enum { QUIESCE_QUERY = 0, QUIESCE_PRIVATE_EXPEDITED = 1 << 3, QUIESCE_REGISTER_PRIVATE_EXPEDITED = 1 << 4 };
 
+/* membarrier(cmd, 0) as a raw system call where the architecture is known:
+ * the constructor runs in every process the heap is loaded into, and a call
+ * through libc's syscall() is one a program could intercept. */
+static long quiesce_membarrier(long cmd) {
+#if defined(__x86_64__)
+  long ret;
+  __asm__ volatile("syscall" : "=a"(ret) : "0"((long)SYS_membarrier), "D"(cmd), "S"(0L) : "rcx", "r11", "memory");
+  return ret;
+#elif defined(__aarch64__)
+  register long x8 __asm__("x8") = SYS_membarrier;
+  register long x0 __asm__("x0") = cmd;
+  register long x1 __asm__("x1") = 0;
+  __asm__ volatile("svc 0" : "+r"(x0) : "r"(x8), "r"(x1) : "memory");
+  return x0;
+#else
+  return syscall(SYS_membarrier, cmd, 0);
+#endif
+}
+
 /* Decides once whether membarrier gives the stopper its fence. */
 static void quiesce_setup(void) {
   if (__atomic_load_n(&quiesce_ready, __ATOMIC_ACQUIRE)) {
@@ -62,10 +81,10 @@ static void quiesce_setup(void) {
 #ifdef QUIESCE_NO_MEMBARRIER /* tests: the fallback */
   long cmds = -1;
 #else
-  long cmds = syscall(SYS_membarrier, QUIESCE_QUERY, 0);
+  long cmds = quiesce_membarrier(QUIESCE_QUERY);
 #endif
   int ok = cmds > 0 && (cmds & QUIESCE_PRIVATE_EXPEDITED) &&
-           syscall(SYS_membarrier, QUIESCE_REGISTER_PRIVATE_EXPEDITED, 0) == 0;
+           quiesce_membarrier(QUIESCE_REGISTER_PRIVATE_EXPEDITED) == 0;
   if (!ok) {
     __atomic_fetch_or(&quiesce_gate, QUIESCE_FENCED, __ATOMIC_SEQ_CST);
   }
@@ -186,7 +205,7 @@ static void quiesce_stop(void) {
   }
   quiesce_i_stopped = 1;
   if (!(__atomic_load_n(&quiesce_gate, __ATOMIC_RELAXED) & QUIESCE_FENCED)) {
-    syscall(SYS_membarrier, QUIESCE_PRIVATE_EXPEDITED, 0);
+    quiesce_membarrier(QUIESCE_PRIVATE_EXPEDITED);
   }
   struct quiesce_slot *mine = quiesce_my_slot;
   int high = __atomic_load_n(&quiesce_high, __ATOMIC_SEQ_CST);
