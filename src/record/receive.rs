@@ -1,12 +1,14 @@
 //! `alloc8 record`'s receiving end: one thread reads the recorders'
-//! datagrams, routes them by pid to one trace file per process image, and
-//! compresses them there (off the program's hot path). A failed write
+//! datagrams, routes them by pid to one trace file per process image, packs
+//! each chunk (src/trace/packed.rs) and compresses them there (off the
+//! program's hot path). A failed write
 //! (a full disk) stops that file, never the program: it is reported.
 
 use crate::trace::{self, Message, Writer};
 use alloc8::record::encode;
 use alloc8::record::format::end;
 use std::collections::HashMap;
+use std::os::unix::io::AsRawFd;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -30,6 +32,8 @@ pub struct Written {
 
 struct Open {
     hello: Vec<u8>,
+    /// Packs its chunks for the file (src/trace/packed.rs).
+    packer: trace::Packer,
     writer: Option<Writer>,
     written: Written,
 }
@@ -55,11 +59,26 @@ impl Receiver {
     /// (the program's children may still be sending).
     pub fn run(mut self, stop: Arc<AtomicBool>, quiet: Duration) -> Vec<Written> {
         let mut buf = vec![0u8; 1 << 20];
+        // Messages found already queued, in a row: the program sends faster
+        // than this thread packs. Past BEHIND, chunks are stored as they
+        // came (zstd alone) until the queue is found empty again, so the
+        // program is never held up by packing.
+        let mut queued = 0u32;
         loop {
-            match self.socket.recv(&mut buf) {
+            let got = match recv_queued(&self.socket, &mut buf) {
+                Some(n) => {
+                    queued += 1;
+                    Ok(n)
+                }
+                None => {
+                    queued = 0;
+                    self.socket.recv(&mut buf)
+                }
+            };
+            match got {
                 Ok(n) if n > 0 => {
                     self.last = Instant::now();
-                    self.take(&buf[..n]);
+                    self.take(&buf[..n], queued < BEHIND);
                 }
                 _ => {
                     if stop.load(Ordering::SeqCst) && (self.last.elapsed() >= quiet || self.all_exited()) {
@@ -79,7 +98,7 @@ impl Receiver {
         self.open.values().all(|o| o.written.exited)
     }
 
-    fn take(&mut self, msg: &[u8]) {
+    fn take(&mut self, msg: &[u8], pack: bool) {
         let parsed = match Message::parse(msg) {
             Ok(m) => m,
             Err(_) => {
@@ -87,6 +106,7 @@ impl Receiver {
                 return;
             }
         };
+        let mut packed = None;
         let (pid, calls) = match &parsed {
             Message::Hello(h) => {
                 // exec: the same pid starts a new image and a new file.
@@ -98,8 +118,11 @@ impl Receiver {
                 return;
             }
             // The recorder counted them; a chunk that says 0 is counted here.
-            Message::Chunk(c) if c.calls > 0 => (c.pid, c.calls as u64),
-            Message::Chunk(c) => (c.pid, trace::count_calls(c.events)),
+            Message::Chunk(c) => {
+                packed = self.open.get_mut(&c.pid).and_then(|open| open.packer.message(msg, pack));
+                // The recorder counted them; a chunk that says 0 is counted here.
+                (c.pid, if c.calls > 0 { c.calls as u64 } else { trace::count_calls(c.events) })
+            }
             Message::Maps { pid, .. } => (*pid, 0),
             Message::Exit { pid, .. } => {
                 if let Some(o) = self.open.get_mut(pid) {
@@ -138,7 +161,7 @@ impl Receiver {
             }
         }
         if let Some(w) = open.writer.as_mut() {
-            if let Err(e) = w.message(msg) {
+            if let Err(e) = w.message(packed.as_deref().unwrap_or(msg)) {
                 open.written.failed = Some(format!("cannot write {}: {}", open.written.path.display(), e));
                 open.writer = None;
             }
@@ -150,8 +173,20 @@ impl Receiver {
         let name = Path::new(&h.program).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "program".into());
         let path = self.dir.join(format!("{}.{}.{}", name, h.pid, trace::EXTENSION));
         let written = Written { pid: h.pid, path, calls: 0, messages: 0, exited: false, failed: None, created: false };
-        Open { hello: msg.to_vec(), writer: None, written }
+        Open { hello: msg.to_vec(), packer: trace::Packer::default(), writer: None, written }
     }
+}
+
+/// Queued messages in a row after which the receiver is behind: the
+/// kernel queues at most `net.unix.max_dgram_qlen` (10 by default) before
+/// the program's send waits.
+const BEHIND: u32 = 4;
+
+/// A message already waiting on the socket, without waiting for one.
+fn recv_queued(socket: &UnixDatagram, buf: &mut [u8]) -> Option<usize> {
+    // SAFETY: a valid descriptor and a buffer of the length given.
+    let n = unsafe { libc::recv(socket.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
+    (n > 0).then_some(n as usize)
 }
 
 /// Ends a file with END and closes it.

@@ -74,6 +74,27 @@ impl Merge {
         self.pending += 1;
     }
 
+    /// The key of another thread's release of `p` where that thread's first
+    /// queued event touching `p`, no later than `until`, is an allocation
+    /// of it: that thread had `p` first (and gave it back), so an
+    /// allocation of `p` stamped alike must wait for the release.
+    pub fn find_earlier_owner(&self, thread: u32, until: u64, p: u64) -> Option<u64> {
+        let mut best: Option<u64> = None;
+        for (t, q) in self.queues.iter().enumerate() {
+            if t == thread as usize {
+                continue;
+            }
+            let mut events = q.iter();
+            let first = events.by_ref().take_while(|r| r.key <= until).find(|r| r.allocates(p) || r.releases(p));
+            if first.map_or(false, |r| r.allocates(p)) {
+                if let Some(release) = events.find(|r| r.releases(p)) {
+                    best = Some(best.map_or(release.key, |b: u64| b.min(release.key)));
+                }
+            }
+        }
+        best
+    }
+
     /// The key of the first queued event of another thread than `thread`,
     /// no later than `until`, that `wanted` accepts.
     pub fn find(&self, thread: u32, until: u64, wanted: impl Fn(&Raw) -> bool) -> Option<u64> {

@@ -16,6 +16,8 @@ pub struct Hello {
 }
 
 pub struct Chunk<'a> {
+    /// A PACKED chunk (its events are a packed body), not the recorder's CHUNK.
+    pub packed: bool,
     pub flags: u8,
     /// Calls among the events, as the recorder counted them (0: not counted).
     pub calls: u16,
@@ -67,9 +69,10 @@ impl<'a> Message<'a> {
                     program: String::from_utf8_lossy(&b[36..]).into_owned(),
                 }))
             }
-            kind::CHUNK => {
+            kind::CHUNK | kind::PACKED => {
                 need(CHUNK_HEADER, "CHUNK")?;
                 Ok(Message::Chunk(Chunk {
+                    packed: b[0] == kind::PACKED,
                     flags: b[1],
                     calls: u16::from_le_bytes([b[2], b[3]]),
                     pid: u32_at(b, 4),

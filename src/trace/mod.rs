@@ -6,19 +6,26 @@
 //! has not yet released, not by the trace's length. [`Writer`] writes a file
 //! (`record`'s receiver, and tests that need bad traces).
 
+mod addr_map;
 mod chunk;
 mod error;
 mod file;
 mod merge;
 mod message;
+mod packed;
 mod reader;
+#[cfg(test)]
+mod repack;
 mod writer;
 
 pub use error::Error;
 pub use message::{Hello, Message};
 // Process, Summary: the reader's API for replay and bench as well as profile.
+pub use packed::Packer;
 #[allow(unused_imports)]
 pub use reader::{Call, Event, Freed, Process, Reader, Summary};
+#[cfg(test)]
+pub use repack::repack;
 pub use writer::Writer;
 
 pub use alloc8::record::format;

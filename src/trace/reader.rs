@@ -2,14 +2,15 @@
 //! order, with blocks named (the n-th allocation is block n) and each free
 //! tied to its block.
 
+use super::addr_map::AddrMap;
 use super::chunk::{self, Raw};
 use super::file::Records;
 use super::merge::{self, Merge};
 use super::message::{Hello, Message};
+use super::packed;
 use super::Error;
 use alloc8::record::format::{self, op, Effect, CHUNK_AFTER_EXIT, CHUNK_THREAD_END};
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::path::Path;
 
 /// The process image a trace is of.
@@ -124,29 +125,6 @@ struct Live {
     stack: Option<u32>,
 }
 
-/// Addresses are spread by a multiply: SipHash would cost more than the rest.
-#[derive(Default)]
-struct AddrHasher(u64);
-
-impl Hasher for AddrHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0.rotate_left(8) ^ b as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        }
-    }
-    fn write_u64(&mut self, v: u64) {
-        // The product's high bits folded down: the table places by the low
-        // bits, and a 16-aligned address has none of its own there.
-        let x = v.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        self.0 = x ^ (x >> 32);
-    }
-}
-
-type AddrMap<V> = HashMap<u64, V, BuildHasherDefault<AddrHasher>>;
-
 pub struct Reader {
     records: Records,
     buf: Vec<u8>,
@@ -165,6 +143,8 @@ pub struct Reader {
     /// Per thread: the block its realloc in progress released at the
     /// realloc's first half (see `Raw::release_half`).
     realloc_freed: Vec<Option<Freed>>,
+    /// Per thread: the model its packed chunks are read with.
+    models: Vec<packed::Model>,
     /// No more records (end of file or an error returned).
     done: bool,
     live_bytes: u64,
@@ -203,6 +183,7 @@ impl Reader {
             maps: Vec::new(),
             summary: Summary { calls: vec![0; 256], ..Summary::default() },
             realloc_freed: Vec::new(),
+            models: Vec::new(),
             done: false,
             live_bytes: 0,
         })
@@ -275,8 +256,10 @@ impl Reader {
     /// `raw` returns while it is still live. Two threads' stamps can
     /// disagree by that much with the order their calls really had.
     fn depends(&self, thread: u32, raw: &Raw) -> Option<u64> {
+        /// Two stamps this close may be in either order once cut.
+        const TIE: u64 = 2 << packed::TIME_SHIFT;
         // One thread's stamps are in its own order: nothing to repair.
-        if raw.deferred >= 4 || self.threads.len() < 2 {
+        if raw.deferred >= 16 || self.threads.len() < 2 {
             return None;
         }
         let until = raw.key.saturating_add(merge::WINDOW);
@@ -288,6 +271,12 @@ impl Reader {
         let allocates = effect == Effect::Alloc || (effect == Effect::Realloc && !raw.release_only);
         if allocates && raw.result != 0 && self.live.contains_key(&raw.result) {
             return self.merge.find(thread, until, |r| r.releases(raw.result));
+        }
+        // Stamps cut to 2^shift ticks (packed chunks) tie: of two threads
+        // that each allocate the address within a tick or two, the one
+        // that also frees it before the other's allocation goes first.
+        if allocates && raw.result != 0 {
+            return self.merge.find_earlier_owner(thread, raw.key.saturating_add(TIE), raw.result);
         }
         None
     }
@@ -328,6 +317,7 @@ impl Reader {
                 if thread == next_index {
                     self.threads.push(Thread { tid: c.tid, ..Thread::default() });
                     self.realloc_freed.push(None);
+                    self.models.push(packed::Model::default());
                 }
                 if c.seq != expected {
                     self.summary.gaps += c.seq.saturating_sub(expected) as u64;
@@ -336,13 +326,23 @@ impl Reader {
                 self.clock(c.clock);
                 let merge = &mut self.merge;
                 let mut calls = 0u64;
-                chunk::decode(c.events, c.base, &mut |raw: Raw| {
+                let mut take = |raw: Raw| {
                     calls += 1;
                     if raw.ptr != 0 && chunk::spec(raw.op).map_or(false, |s| s.effect == Effect::Realloc) {
                         merge.push(thread, raw.release_half());
                     }
                     merge.push(thread, raw)
-                })?;
+                };
+                let model = &mut self.models[thread as usize];
+                if c.packed {
+                    packed::unpack(model, c.events, c.base, &mut take)?;
+                } else {
+                    chunk::decode(c.events, c.base, &mut take)?;
+                }
+                // The writer's model for this thread id starts over too.
+                if c.flags & CHUNK_THREAD_END != 0 {
+                    *model = packed::Model::default();
+                }
                 let t = &mut self.threads[thread as usize];
                 t.calls += calls;
                 if c.flags & CHUNK_THREAD_END != 0 {

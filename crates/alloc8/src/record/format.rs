@@ -10,7 +10,9 @@
 /// The uncompressed prefix of a trace file: magic, then the version (u32 LE).
 pub const MAGIC: &[u8; 8] = b"A8TRACE\n";
 /// Bumped on any change a reader of the previous version would misread.
-pub const VERSION: u32 = 1;
+/// Version 2 added PACKED chunks (what `alloc8 record` writes); a version-2
+/// reader still reads version 1.
+pub const VERSION: u32 = 2;
 
 /// Message kinds: the first byte of every message (a datagram from the
 /// recorder, or a record of the trace file).
@@ -25,6 +27,9 @@ pub mod kind {
     pub const EXIT: u8 = 4;
     /// Written by `alloc8 record` last: how the recording ended.
     pub const END: u8 = 5;
+    /// A CHUNK as `alloc8 record` stores it: the same header, the events
+    /// re-encoded in columns with predicted pointers (src/trace/packed.rs).
+    pub const PACKED: u8 = 6;
 }
 
 /// How a process image began (HELLO's `origin`).
