@@ -47,7 +47,25 @@ pub struct Launch<'a> {
     pub scratch: &'a Path,
 }
 
+/// Where the kernel puts a child's mappings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layout {
+    /// As for any program (ASLR as the machine has it).
+    Random,
+    /// The same addresses in every run (ASLR off for the child: the
+    /// personality flag `setarch -R` sets, before exec, in alloc8's own
+    /// forked child, never in the program under test). A finding that
+    /// depends on where blocks land (a block grown past its chunk meets
+    /// unmapped memory or another live block) then replays the same way:
+    /// the model driver's runs, its shrinking candidates and `--replay`.
+    Fixed,
+}
+
 pub fn run(launch: &Launch, exe: &Path, args: &[String], limit: Duration) -> Result<Outcome> {
+    run_with(launch, exe, args, limit, Layout::Random)
+}
+
+pub fn run_with(launch: &Launch, exe: &Path, args: &[String], limit: Duration, layout: Layout) -> Result<Outcome> {
     static CHILDREN: AtomicUsize = AtomicUsize::new(0);
     let mut out = tempfile::tempfile().context("cannot create a temporary file")?;
     let mut err = tempfile::tempfile().context("cannot create a temporary file")?;
@@ -58,6 +76,9 @@ pub fn run(launch: &Launch, exe: &Path, args: &[String], limit: Duration) -> Res
         true => cmd.env("ALLOC8_REPORT", &report),
         false => cmd.env("ALLOC8_REPORT", "off"),
     };
+    if layout == Layout::Fixed {
+        fixed_layout(&mut cmd);
+    }
     let oom_before = oom_kills();
     let start = Instant::now();
     let mut child = children::spawn(&mut cmd).with_context(|| format!("cannot run {}", exe.display()))?;
@@ -118,6 +139,23 @@ fn prove_live(launch: &Launch, exe: &Path, out: &Outcome) -> Result<()> {
             program,
             out.pid
         ),
+    }
+}
+
+/// ASLR off for the child: personality(ADDR_NO_RANDOMIZE), kept across exec.
+/// Where the kernel refuses (a seccomp filter), the child runs as it would
+/// have: a layout that differs per run is what every other program gets.
+fn fixed_layout(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    unsafe {
+        cmd.pre_exec(|| {
+            // 0xffffffff asks for the current persona without changing it.
+            let current = libc::personality(0xffff_ffff);
+            if current != -1 {
+                libc::personality((current | libc::ADDR_NO_RANDOMIZE) as libc::c_ulong);
+            }
+            Ok(())
+        });
     }
 }
 
