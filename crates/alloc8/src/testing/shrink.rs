@@ -395,6 +395,74 @@ mod tests {
     }
 
     #[test]
+    fn one_slots_chain_alone_goes_first() {
+        use super::super::ops::Kind;
+        // 50 slots interleaved; slot 9's own three operations (its requests
+        // the third largest of the trace) fail wherever they run.
+        let size = |slot: u32| if slot == 9 { 48 << 10 } else { slot as usize * 1000 };
+        let ops: Vec<Op> = (0..600u32).map(|i| Op::new(Kind::Malloc, i % 50, size(i % 50), 0, 0)).collect();
+        let mut runs = 0;
+        let mut fails = |s: &[Op]| {
+            runs += 1;
+            let mine: Vec<usize> = (0..s.len()).filter(|&i| s[i].slot == 9).collect();
+            (mine.len() >= 3).then(|| mine[2] + 1)
+        };
+        let budget = Budget { runs: 10_000, deadline: Instant::now() + Duration::from_secs(10) };
+        let out = shrink(ops, &[], &mut fails, &budget);
+        assert_eq!(out.len(), 3, "{:?}", out);
+        assert!(out.iter().all(|o| o.slot == 9));
+        // Found first of the slots tried alone, largest requests first; then
+        // the later passes try what is left of its 3 operations.
+        assert!(runs <= 10, "{} runs", runs);
+    }
+
+    #[test]
+    fn small_requests_go_before_the_big_ones_a_layout_needs() {
+        use super::super::ops::Kind;
+        // Like a block grown past the end of its chunk: the last operation
+        // fails only while the big requests before it fill the chunk to
+        // within 100 KiB of its 4 MiB end (not past it); hundreds of small
+        // requests are noise. Dropping neighbours together (plain ddmin)
+        // nearly always takes a big one with them.
+        let mut rng = super::super::rng::Rng::new(7);
+        let mut ops: Vec<Op> = Vec::new();
+        let mut big = 0usize;
+        while big < (4 << 20) - (60 << 10) {
+            if rng.below(8) == 0 {
+                let n = (16 << 10) + rng.below(48 << 10) as usize;
+                if big + n > (4 << 20) - 1024 {
+                    continue;
+                }
+                big += n;
+                ops.push(Op::new(Kind::Malloc, ops.len() as u32, n, 0, 0));
+            } else {
+                ops.push(Op::new(Kind::Malloc, ops.len() as u32, rng.below(1024) as usize, 0, 0));
+            }
+        }
+        ops.push(Op::new(Kind::Realloc, 0, 200 << 10, 0, 0));
+        let bigs = ops.iter().filter(|o| o.size >= 16 << 10).count();
+        let fails = |s: &[Op]| {
+            let last = s.last()?;
+            let filled: usize = s.iter().filter(|o| o.kind == Kind::Malloc && o.size >= 16 << 10).map(|o| o.size).sum();
+            (last.kind == Kind::Realloc && filled > (4 << 20) - (100 << 10)).then(|| s.len())
+        };
+        let budget = Budget { runs: 10_000, deadline: Instant::now() + Duration::from_secs(10) };
+        let mut runs = 0;
+        let out = smallest_first(
+            ops.clone(),
+            &mut |s: &[Op]| {
+                runs += 1;
+                fails(s)
+            },
+            &budget,
+        );
+        assert!(fails(&out).is_some());
+        // Only the big requests the fill needs (a 1-minimal set) and the realloc.
+        assert!(out.iter().all(|o| o.size >= 16 << 10), "{:?}", out);
+        assert!(out.len() <= bigs + 1 && runs <= 400, "{} of {} operations ({} big) in {} runs", out.len(), ops.len(), bigs, runs);
+    }
+
+    #[test]
     fn a_failure_earlier_in_a_candidate_cuts_what_follows() {
         // Fails at the first item >= 900 once 17 came before it: once a
         // candidate failed there, no later candidate runs what follows 900.
