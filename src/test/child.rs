@@ -238,6 +238,22 @@ mod tests {
     }
 
     #[test]
+    fn a_fixed_layout_child_runs_with_aslr_off() {
+        let scratch = tempfile::tempdir().unwrap();
+        let launch = Launch { lib: Path::new(""), reports: false, scratch: scratch.path() };
+        let persona = |layout| {
+            let out =
+                run_with(&launch, Path::new("/bin/cat"), &["/proc/self/personality".into()], Duration::from_secs(10), layout).unwrap();
+            assert_eq!(out.end, End::Exited(0), "{}", out.stderr);
+            u64::from_str_radix(out.stdout.trim(), 16).unwrap()
+        };
+        let no_aslr = libc::ADDR_NO_RANDOMIZE as u64;
+        assert_ne!(persona(Layout::Fixed) & no_aslr, 0);
+        // Only the model driver's children: the others run as any program does.
+        assert_eq!(persona(Layout::Random) & no_aslr, 0);
+    }
+
+    #[test]
     fn oom_kill_count_from_vmstat() {
         assert_eq!(super::parse_oom_kills("pgfault 10\noom_kill 3\nswap_ra 0\n"), 3);
         assert_eq!(super::parse_oom_kills("pgfault 10\n"), 0);

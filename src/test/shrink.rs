@@ -121,3 +121,21 @@ pub fn read_replay(path: &Path) -> Result<Replay> {
         rule: header("alloc8 test replay: rule ").and_then(|r| r.split(' ').next().map(str::to_string)),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_forms_of_memory_damage_count_as_one_failure() {
+        let f = |rule| Failure { rule, index: Some(1), slots: Vec::new(), detail: String::new() };
+        assert!(same(&f(Rule::Crash), &f(Rule::Overlap)));
+        assert!(same(&f(Rule::Overlap), &f(Rule::Crash)));
+        assert!(same(&f(Rule::Contents), &f(Rule::ReallocCopy)));
+        assert!(same(&f(Rule::Errno), &f(Rule::Errno)));
+        // Not damage: a candidate must break the rule itself.
+        assert!(!same(&f(Rule::Crash), &f(Rule::Alignment)));
+        assert!(!same(&f(Rule::Hang), &f(Rule::Crash)));
+        assert!(!same(&f(Rule::UsableSize), &f(Rule::Overlap)));
+    }
+}
