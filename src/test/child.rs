@@ -47,7 +47,25 @@ pub struct Launch<'a> {
     pub scratch: &'a Path,
 }
 
+/// Where the kernel puts a child's mappings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layout {
+    /// As for any program (ASLR as the machine has it).
+    Random,
+    /// The same addresses in every run (ASLR off for the child: the
+    /// personality flag `setarch -R` sets, before exec, in alloc8's own
+    /// forked child, never in the program under test). A finding that
+    /// depends on where blocks land (a block grown past its chunk meets
+    /// unmapped memory or another live block) then replays the same way:
+    /// the model driver's runs, its shrinking candidates and `--replay`.
+    Fixed,
+}
+
 pub fn run(launch: &Launch, exe: &Path, args: &[String], limit: Duration) -> Result<Outcome> {
+    run_with(launch, exe, args, limit, Layout::Random)
+}
+
+pub fn run_with(launch: &Launch, exe: &Path, args: &[String], limit: Duration, layout: Layout) -> Result<Outcome> {
     static CHILDREN: AtomicUsize = AtomicUsize::new(0);
     let mut out = tempfile::tempfile().context("cannot create a temporary file")?;
     let mut err = tempfile::tempfile().context("cannot create a temporary file")?;
@@ -58,6 +76,9 @@ pub fn run(launch: &Launch, exe: &Path, args: &[String], limit: Duration) -> Res
         true => cmd.env("ALLOC8_REPORT", &report),
         false => cmd.env("ALLOC8_REPORT", "off"),
     };
+    if layout == Layout::Fixed {
+        fixed_layout(&mut cmd);
+    }
     let oom_before = oom_kills();
     let start = Instant::now();
     let mut child = children::spawn(&mut cmd).with_context(|| format!("cannot run {}", exe.display()))?;
@@ -118,6 +139,23 @@ fn prove_live(launch: &Launch, exe: &Path, out: &Outcome) -> Result<()> {
             program,
             out.pid
         ),
+    }
+}
+
+/// ASLR off for the child: personality(ADDR_NO_RANDOMIZE), kept across exec.
+/// Where the kernel refuses (a seccomp filter), the child runs as it would
+/// have: a layout that differs per run is what every other program gets.
+fn fixed_layout(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    unsafe {
+        cmd.pre_exec(|| {
+            // 0xffffffff asks for the current persona without changing it.
+            let current = libc::personality(0xffff_ffff);
+            if current != -1 {
+                libc::personality((current | libc::ADDR_NO_RANDOMIZE) as libc::c_ulong);
+            }
+            Ok(())
+        });
     }
 }
 
@@ -197,6 +235,22 @@ mod tests {
         let other = outcome(r#"{"event":"load","pid":8,"heap":"h","bound":true}"#);
         assert!(prove_live(&launch, exe, &other).unwrap_err().to_string().contains("never came alive in the test program model-1 (pid 7)"));
         assert!(prove_live(&launch, exe, &outcome("")).is_err(), "no report at all is no proof");
+    }
+
+    #[test]
+    fn a_fixed_layout_child_runs_with_aslr_off() {
+        let scratch = tempfile::tempdir().unwrap();
+        let launch = Launch { lib: Path::new(""), reports: false, scratch: scratch.path() };
+        let persona = |layout| {
+            let out =
+                run_with(&launch, Path::new("/bin/cat"), &["/proc/self/personality".into()], Duration::from_secs(10), layout).unwrap();
+            assert_eq!(out.end, End::Exited(0), "{}", out.stderr);
+            u64::from_str_radix(out.stdout.trim(), 16).unwrap()
+        };
+        let no_aslr = libc::ADDR_NO_RANDOMIZE as u64;
+        assert_ne!(persona(Layout::Fixed) & no_aslr, 0);
+        // Only the model driver's children: the others run as any program does.
+        assert_eq!(persona(Layout::Random) & no_aslr, 0);
     }
 
     #[test]

@@ -49,7 +49,7 @@ impl<'a> Driver<'a> {
         if !self.usable {
             args.push("nousable".into());
         }
-        let out = child::run(self.launch, &self.exe, &args, limit)?;
+        let out = child::run_with(self.launch, &self.exe, &args, limit, child::Layout::Fixed)?;
         Ok(classify(&out, limit))
     }
 }
