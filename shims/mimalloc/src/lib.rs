@@ -44,14 +44,15 @@ mod errno {
     /// Whether the callback is registered.
     static WATCHING: AtomicBool = AtomicBool::new(false);
 
-    #[cfg(target_os = "linux")]
-    const EOVERFLOW: c_int = 75;
+    // EOVERFLOW by errno.h: Linux's, macOS's, the UCRT's.
+    #[cfg(not(any(target_os = "macos", windows)))]
+    pub(crate) const EOVERFLOW: c_int = 75;
     #[cfg(target_os = "macos")]
-    const EOVERFLOW: c_int = 84;
+    pub(crate) const EOVERFLOW: c_int = 84;
     #[cfg(windows)]
-    const EOVERFLOW: c_int = 132;
+    pub(crate) const EOVERFLOW: c_int = 132;
 
-    unsafe extern "C" fn failed(err: c_int, _arg: *mut c_void) {
+    pub(crate) unsafe extern "C" fn failed(err: c_int, _arg: *mut c_void) {
         if err == ENOMEM || err == EOVERFLOW {
             set_errno(ENOMEM);
         }
@@ -326,10 +327,15 @@ mod tests {
                 assert!(heap.memalign(64, huge).is_null() && heap.memalign(huge, 8).is_null());
                 assert_eq!(alloc8::os::errno(), alloc8::os::ENOMEM);
             }
-            // ... and by mimalloc, whose failure reaches the callback `errno` registered.
+            // ... and by mimalloc, whose failures reach the callback `errno` registered.
             alloc8::os::set_errno(0);
             assert!(mi::mi_malloc(usize::MAX / 2).is_null());
             assert_eq!(alloc8::os::errno(), alloc8::os::ENOMEM, "mimalloc's NULL comes with ENOMEM");
+            for (err, set) in [(alloc8::os::ENOMEM, true), (errno::EOVERFLOW, true), (alloc8::os::EINVAL, false)] {
+                alloc8::os::set_errno(0);
+                errno::failed(err, core::ptr::null_mut());
+                assert_eq!(alloc8::os::errno(), if set { alloc8::os::ENOMEM } else { 0 }, "mimalloc error {}", err);
+            }
             let small = heap.malloc_small(24);
             assert!(!small.is_null() && heap.get_size(small) >= 24);
             heap.free(small);
