@@ -35,7 +35,7 @@ const RTLD_NEXT: *mut c_void = -1isize as *mut c_void;
 
 /// 0: the fast path; RECORD: each export's `record_` path; INERT or
 /// FIRST (until a call or the constructor has installed the panic hook):
-/// its `detour_` path.
+/// its `forward_` path.
 static DETOUR: AtomicU8 = AtomicU8::new(FIRST);
 const INERT: u8 = 1;
 pub const RECORD: u8 = 2;
@@ -77,10 +77,17 @@ pub fn open_small() {
     }
 }
 
-/// Which out-of-line path a call takes, read by `detour_<name>`.
+/// Which path calls take (0: the fast path).
 #[inline(always)]
 pub fn state() -> u8 {
     DETOUR.load(Ordering::Relaxed)
+}
+
+/// Off the fast path: whether the call goes to its `record_` path (read as
+/// `detouring` reads the state, so `detour_<name>` is a compare and a jump).
+#[inline(always)]
+pub fn recording() -> bool {
+    unsafe { DETOUR.as_ptr().read_volatile() == RECORD }
 }
 
 /// Whether every export forwards to the next definition of its name.
