@@ -14,8 +14,24 @@ pub struct MiHeap;
 /// request passes here until the shim has seen a malloc return; from then
 /// on a Linux interposer sends small ones straight to `mi_malloc_small`
 /// (`Heap::malloc_small`: a tail call, as mimalloc sets errno itself).
+/// The common case is a tail call with no frame: the first request (the
+/// callback to register) and those of 4 GiB or more go out of line.
 #[inline(always)]
 fn mi_alloc(size: usize) -> *mut u8 {
+    if !errno::watching() || size >= 1 << 32 {
+        return mi_alloc_rare(size);
+    }
+    unsafe {
+        if size <= mi::MI_SMALL_SIZE_MAX {
+            mi::mi_malloc_small(size) as *mut u8
+        } else {
+            mi::mi_malloc(size) as *mut u8
+        }
+    }
+}
+
+#[inline(never)]
+extern "C" fn mi_alloc_rare(size: usize) -> *mut u8 {
     errno::watch();
     unsafe {
         if size <= mi::MI_SMALL_SIZE_MAX {
@@ -61,6 +77,13 @@ mod errno {
     /// Registers the callback (once: two stores in mimalloc) before a
     /// request reaches mimalloc: every entry point but `malloc_small`
     /// calls it, and that one only runs once `malloc` has returned.
+    /// Whether the callback is registered (a volatile read of the flag:
+    /// one `cmp` with memory where the relaxed load would be a load and a test).
+    #[inline(always)]
+    pub fn watching() -> bool {
+        unsafe { WATCHING.as_ptr().read_volatile() }
+    }
+
     #[inline(always)]
     pub fn watch() {
         if !WATCHING.load(Relaxed) {
