@@ -15,7 +15,7 @@
 //!    (common/mimalloc_override.rs): our yardstick, on pairs, mixed and 2
 //!    threads, with instructions per malloc/free pair.
 //!
-//! Run: `cargo bench --bench overhead`.
+//! Run: `cargo bench --bench overhead` (`-- mimalloc`: part 4 alone).
 
 mod common;
 
@@ -58,11 +58,20 @@ fn main() {
         return;
     }
     let exe = driver();
+    let mimalloc = build_shim(&root().join("shims/mimalloc"), "mimalloc", &[]);
+    if !std::env::args().skip(1).any(|a| a == "mimalloc") {
+        shim_costs(&exe);
+    }
+    mimalloc_yardstick(&exe, &mimalloc);
+}
+
+/// Parts 1-3: the shim over glibc, system.rs silent and recording, SpinLock.
+fn shim_costs(exe: &std::path::Path) {
+    let exe = exe.to_path_buf();
     let passthrough_src = work().join("passthrough.rs");
     std::fs::write(&passthrough_src, PASSTHROUGH).unwrap();
     let passthrough = build_shim(&passthrough_src, "passthrough", &[]);
     let system = build_shim(&root().join("shims/system.rs"), "system", &[]);
-    let mimalloc = build_shim(&root().join("shims/mimalloc"), "mimalloc", &[]);
 
     println!("alloc8 overhead benchmark: best of {} interleaved runs; ratio = right / left (1.00 = no cost)", ROUNDS);
     for (mode, n) in [("pairs", 20_000_000), ("mixed", 5_000_000), ("threads", 2_000_000)] {
@@ -113,6 +122,11 @@ fn main() {
     }
     let _ = std::fs::remove_file(&report);
     spin_lock_cost();
+}
+
+/// Part 4: mimalloc's own override vs shims/mimalloc.
+fn mimalloc_yardstick(exe: &std::path::Path, mimalloc: &std::path::Path) {
+    let exe = exe.to_path_buf();
     let sources = mimalloc_override::sources_built_in(&work().join("cache").join("target"));
     let own = sources.as_deref().and_then(|root| Some((root, mimalloc_override::build(root, &work())?)));
     let (root, own) = match own {
@@ -129,7 +143,7 @@ fn main() {
     );
     let yardstick = [
         Setup { name: "own override", preload: Some(&own), env: &[] },
-        Setup { name: "alloc8 mimalloc", preload: Some(&mimalloc), env: &[] },
+        Setup { name: "alloc8 mimalloc", preload: Some(mimalloc), env: &[] },
     ];
     for (mode, n, threads) in [("pairs", 20_000_000u64, 1u64), ("mixed", 5_000_000, 1), ("threads", 2_000_000, 2)] {
         let command = |n: u64| {

@@ -288,11 +288,12 @@ pub(crate) fn write_wrapper(out: &mut String, export_name: &str, ident: &str, e:
 /// The row's body behind the detour test, and the cold functions the test
 /// leads to: a recording shim (`alloc8 run`) runs the body in `record_<name>`,
 /// between `alloc8::trail::try_begin` and `end`; an inert one hands the call,
-/// arguments unchanged, to `NEXT_<name>` in `detour_<name>` (see
+/// arguments unchanged, to `NEXT_<name>` in `forward_<name>` (see
 /// templates/shim/src/inert.rs), which also catches the first call. The
-/// export tests the state once: 0 is the fast path (a test and a tail call),
-/// and the recording path is a tail call into a function of its own with
-/// no other path's registers to keep.
+/// export only compares the state with 0 (one `cmp` with memory and a
+/// branch: the fast path); `detour_<name>`, which keeps nothing (no frame),
+/// compares it with RECORD and tail-calls `record_<name>` or
+/// `forward_<name>`, which forwards an inert shim's call to `NEXT_<name>`.
 fn detour(e: &Export) -> (String, String) {
     let params: Vec<(&str, &str)> = e
         .params
@@ -305,13 +306,29 @@ fn detour(e: &Export) -> (String, String) {
     let names = params.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ");
     let has = |name: &str| params.iter().any(|(n, _)| *n == name);
     let (abi, ret) = abi_and_return(e);
-    let body = format!(
-        "let detour = crate::inert::state();\n    if detour != 0 {{\n        \
-         if detour == crate::inert::RECORD {{\n            return record_{name}({names});\n        }}\n        \
-         return detour_{name}({names});\n    }}\n    {body}",
-        name = e.name,
-        body = e.body
-    );
+    let mut other = String::new();
+    let body = if e.name == "malloc" {
+        // One compare sends a small request to the heap's fast path
+        // (`Heap::SMALL_MAX`); the bound is 0 off the fast path and until a
+        // malloc has returned, which opens it (`forward_malloc`). Larger
+        // requests go on to `malloc_other`: every call here is a tail call,
+        // so the export needs no frame.
+        other = format!(
+            "\n#[inline(never)]\n#[allow(unused_braces)]\nunsafe extern \"C\" fn malloc_other(size: usize) -> *mut u8 {{\n    \
+             if size <= crate::inert::SMALL_MAX {{\n        return forward_malloc(size);\n    }}\n    {}\n}}\n",
+            e.body
+        );
+        "if size < crate::inert::small_below() {\n        return alloc8::shim::malloc_small(&HEAP, size);\n    }\n    \
+         if crate::inert::detouring() {\n        return detour_malloc(size);\n    }\n    malloc_other(size)"
+            .to_string()
+    } else {
+        format!("if crate::inert::detouring() {{\n        return detour_{name}({names});\n    }}\n    {body}", name = e.name, body = e.body)
+    };
+    let served = if e.name == "malloc" {
+        format!("let result = {{ {} }};\n    crate::inert::open_small();\n    result", e.body)
+    } else {
+        format!("{{ {} }}", e.body)
+    };
     let recorded = match trail_kind(e) {
         Some(kind) => {
             let ptr = if has("ptr") { "ptr as usize" } else { "0" };
@@ -344,14 +361,16 @@ fn detour(e: &Export) -> (String, String) {
     let detour = format!(
         "\n#[cold]\n#[inline(never)]\n#[allow(unused_braces)]\nunsafe extern \"{abi}\" fn record_{name}({params}){ret} {{\n    \
          {recorded}\n}}\n\
-         \n#[cold]\n#[inline(never)]\n#[allow(unused_braces)]\nunsafe extern \"{abi}\" fn detour_{name}({params}){ret} {{\n    \
+         \n#[cold]\n#[inline(never)]\nunsafe extern \"{abi}\" fn detour_{name}({params}){ret} {{\n    \
+         if crate::inert::recording() {{\n        return record_{name}({names});\n    }}\n    \
+         forward_{name}({names})\n}}\n\
+         \n#[cold]\n#[inline(never)]\n#[allow(unused_braces)]\nunsafe extern \"{abi}\" fn forward_{name}({params}){ret} {{\n    \
          if crate::inert::inert() {{\n        \
          let next: unsafe extern \"{abi}\" fn({types}){ret} = core::mem::transmute(NEXT_{name}.get());\n        \
          return next({names});\n    }}\n    \
-         crate::inert::first_call();\n    {{ {body} }}\n}}\n",
+         crate::inert::first_call();\n    {served}\n}}\n{other}",
         name = e.name,
         params = e.params,
-        body = e.body,
     );
     (body, detour)
 }
@@ -563,17 +582,35 @@ mod tests {
         assert_eq!(exports.matches("#[export_name").count(), n);
         assert!(exports.contains("#[export_name = \"_Znwm\"]\npub unsafe extern \"C-unwind\" fn alloc8__Znwm(size: usize) -> *mut u8"));
         assert!(exports.contains("static NEXT__Znwm: crate::inert::Next = crate::inert::Next::new(b\"_Znwm\\0\");"));
-        // Every row reads the state once: a recording call goes to its
-        // `record_` path, an inert shim's (and the first call) to `detour_`.
-        assert_eq!(exports.matches("    let detour = crate::inert::state();\n    if detour != 0 {").count(), n);
-        assert_eq!(exports.matches("        if detour == crate::inert::RECORD {").count(), n);
+        // Every row compares the state with 0 once; out of line, `detour_`
+        // sends a recording call to its `record_` path and the rest to
+        // `forward_`, which forwards an inert shim's (and catches the first
+        // call). malloc's export first sends a small request to the heap's
+        // fast path: one compare with a bound that is 0 off it.
+        assert_eq!(exports.matches("    if crate::inert::detouring() {\n        return detour_").count(), n);
+        assert!(exports.contains(
+            "pub unsafe extern \"C\" fn alloc8_malloc(size: usize) -> *mut u8 {\n    \
+             if size < crate::inert::small_below() {\n        return alloc8::shim::malloc_small(&HEAP, size);\n    }\n    \
+             if crate::inert::detouring() {\n        return detour_malloc(size);\n    }\n    malloc_other(size)\n}"
+        ));
+        assert!(exports.contains(
+            "unsafe extern \"C\" fn malloc_other(size: usize) -> *mut u8 {\n    \
+             if size <= crate::inert::SMALL_MAX {\n        return forward_malloc(size);\n    }\n    \
+             alloc8::shim::malloc(&HEAP, size)\n}"
+        ));
+        // A malloc that returned on the fast path's terms opens the bound.
+        assert!(exports.contains(
+            "    crate::inert::first_call();\n    let result = { alloc8::shim::malloc(&HEAP, size) };\n    \
+             crate::inert::open_small();\n    result\n}"
+        ));
+        assert_eq!(exports.matches("crate::inert::open_small()").count(), 1);
+        assert_eq!(exports.matches("    if crate::inert::recording() {").count(), n);
         assert_eq!(exports.matches("    if crate::inert::inert() {").count(), n);
         // ... and the first call into the shim (it installs the panic hook).
         assert_eq!(exports.matches("    crate::inert::first_call();").count(), n);
         assert!(exports.contains(
-            "    let detour = crate::inert::state();\n    if detour != 0 {\n        \
-             if detour == crate::inert::RECORD {\n            return record__ZdlPvmSt11align_val_t(ptr, size, align);\n        }\n        \
-             return detour__ZdlPvmSt11align_val_t(ptr, size, align);\n    }\n"
+            "    if crate::inert::detouring() {\n        return detour__ZdlPvmSt11align_val_t(ptr, size, align);\n    }\n    \
+             alloc8::shim::free_aligned_sized(&HEAP, ptr, size, align)\n}"
         ));
         assert!(exports.contains(
             "unsafe extern \"C\" fn record__ZdlPvmSt11align_val_t(ptr: *mut u8, size: usize, align: usize) {\n    \
@@ -587,6 +624,11 @@ mod tests {
         ));
         assert!(exports.contains(
             "unsafe extern \"C\" fn detour__ZdlPvmSt11align_val_t(ptr: *mut u8, size: usize, align: usize) {\n    \
+             if crate::inert::recording() {\n        return record__ZdlPvmSt11align_val_t(ptr, size, align);\n    }\n    \
+             forward__ZdlPvmSt11align_val_t(ptr, size, align)\n}"
+        ));
+        assert!(exports.contains(
+            "unsafe extern \"C\" fn forward__ZdlPvmSt11align_val_t(ptr: *mut u8, size: usize, align: usize) {\n    \
              if crate::inert::inert() {\n        \
              let next: unsafe extern \"C\" fn(*mut u8, usize, usize) = core::mem::transmute(NEXT__ZdlPvmSt11align_val_t.get());\n        \
              return next(ptr, size, align);\n    }\n    \
@@ -666,7 +708,7 @@ mod tests {
         assert!(exports.contains("core::arch::naked_asm!(\"mov x3, x30\", \"b {f}\", f = sym checked__ZdlPvmSt11align_val_t)"));
         assert!(exports.contains(
             "unsafe extern \"C\" fn checked_malloc(size: usize, site: usize) -> *mut u8 {\n    alloc8::checked::site::enter(site);\n    \
-             let detour = crate::inert::state();"
+             if size < crate::inert::small_below() {"
         ));
         assert!(exports.contains("unsafe extern \"C-unwind\" fn checked__Znwm(size: usize, site: usize) -> *mut u8 {"));
         let rows = contract::shim_exports(Platform::Linux, Mode::Interpose, "", true).len();

@@ -59,6 +59,15 @@ pub trait Heap: Sync {
     /// may set `usize::MAX`, and the shim then makes no compare.
     const MAX_SIZE: usize = crate::shim::ADDRESS_SPACE_MAX;
 
+    /// The largest request [`Heap::malloc_small`] serves (at most
+    /// [`Heap::MAX_SIZE`]). A Linux interposing shim tests a malloc's size
+    /// against a variable that holds `SMALL_MAX + 1` while it serves calls
+    /// and 0 while they must leave the fast path (loaded late, recording,
+    /// the first call): one compare decides both, where the shim would
+    /// otherwise test its state and the heap its size class. The default,
+    /// `MAX_SIZE`, makes that compare the shim's size bound.
+    const SMALL_MAX: usize = Self::MAX_SIZE;
+
     /// The largest alignment `memalign` honours: a power of two of at least
     /// 16, or `usize::MAX` (the default: every alignment). The shim serves a
     /// larger one itself ([`crate::overaligned`]): it asks `memalign` for
@@ -75,6 +84,15 @@ pub trait Heap: Sync {
     /// Allocates at least `size` (>= 1, or 0 with [`Heap::ALLOCATES_ZERO`])
     /// bytes, 16-byte aligned (see [`Heap::FUNDAMENTAL_ALIGNMENT`]), or returns NULL.
     fn malloc(&self, size: usize) -> *mut u8;
+
+    /// `malloc` for a request of at most [`Heap::SMALL_MAX`] bytes: a heap's
+    /// fast path without its own size test. Called only once `malloc` has
+    /// returned in this process, so a heap that sets something up on its
+    /// first call (mimalloc's error callback) has done so. The default is `malloc`.
+    #[inline(always)]
+    fn malloc_small(&self, size: usize) -> *mut u8 {
+        self.malloc(size)
+    }
 
     /// Releases a block returned by this heap.
     ///

@@ -136,6 +136,7 @@ impl<H: Heap> Heap for Overaligned<H> {
     const FREES_NULL: bool = H::FREES_NULL;
     const FUNDAMENTAL_ALIGNMENT: bool = H::FUNDAMENTAL_ALIGNMENT;
     const MAX_SIZE: usize = H::MAX_SIZE;
+    const SMALL_MAX: usize = H::SMALL_MAX;
     // Every alignment, now.
     const MAX_ALIGN: usize = usize::MAX;
     const OWNS: bool = H::OWNS;
@@ -143,6 +144,11 @@ impl<H: Heap> Heap for Overaligned<H> {
     #[inline(always)]
     fn malloc(&self, size: usize) -> *mut u8 {
         self.heap.malloc(size)
+    }
+
+    #[inline(always)]
+    fn malloc_small(&self, size: usize) -> *mut u8 {
+        self.heap.malloc_small(size)
     }
 
     #[inline(always)]

@@ -131,6 +131,14 @@ pub fn malloc<H: Heap>(heap: &H, size: usize) -> *mut u8 {
     checked::<H>(heap.malloc(asked::<H>(size)))
 }
 
+/// malloc for a request of at most [`Heap::SMALL_MAX`] bytes, once a shim
+/// has seen `malloc` return (see [`Heap::malloc_small`]): no size bound to
+/// test, the rest of `malloc`'s contract as it is.
+#[inline(always)]
+pub fn malloc_small<H: Heap>(heap: &H, size: usize) -> *mut u8 {
+    checked::<H>(heap.malloc_small(asked::<H>(size)))
+}
+
 /// Runs a free with errno as it was before (free must not change it),
 /// unless the heap promises that itself.
 #[inline(always)]

@@ -10,17 +10,98 @@ pub struct MiHeap;
 
 /// `mi_malloc_small` is mimalloc's fast path forced inline (mi_malloc's own
 /// inlining is left to the compiler's heuristics, which decline it in the
-/// crate's single-file build): the shim's one compare buys that.
+/// crate's single-file build): the shim's one compare buys that. Every
+/// request passes here until the shim has seen a malloc return; from then
+/// on a Linux interposer sends small ones straight to `mi_malloc_small`
+/// (`Heap::malloc_small`: a tail call, as mimalloc sets errno itself).
+/// The common case is a tail call with no frame: the first request (the
+/// callback to register) and those of 4 GiB or more go out of line.
 #[inline(always)]
 fn mi_alloc(size: usize) -> *mut u8 {
+    if !errno::watching() || size >= 1 << 32 {
+        return mi_alloc_rare(size);
+    }
+    unsafe {
+        if size <= mi::MI_SMALL_SIZE_MAX {
+            mi::mi_malloc_small(size) as *mut u8
+        } else {
+            mi::mi_malloc(size) as *mut u8
+        }
+    }
+}
+
+#[inline(never)]
+extern "C" fn mi_alloc_rare(size: usize) -> *mut u8 {
+    errno::watch();
     unsafe {
         if size <= mi::MI_SMALL_SIZE_MAX {
             mi::mi_malloc_small(size) as *mut u8
         } else if backing::beyond(size) {
-            core::ptr::null_mut()
+            errno::no_memory()
         } else {
             mi::mi_malloc(size) as *mut u8
         }
+    }
+}
+
+/// ENOMEM with every NULL (the heap's `SETS_ENOMEM` promise). mimalloc
+/// reports each failure to allocate through its error callback first
+/// (`_mi_error_message` with ENOMEM, or EOVERFLOW for a request too
+/// large), but leaves errno alone; the callback registered here sets it.
+/// mimalloc's default callback does nothing in this build (no MI_DEBUG,
+/// MI_SECURE or MI_XMALLOC), so replacing it loses nothing; its free paths
+/// report no such error, so free still leaves errno as it was.
+mod errno {
+    use alloc8::os::{set_errno, CInt as c_int, ENOMEM};
+    use core::ffi::c_void;
+    use core::sync::atomic::{AtomicBool, Ordering::Relaxed};
+    use libmimalloc_sys as mi;
+
+    /// Whether the callback is registered.
+    static WATCHING: AtomicBool = AtomicBool::new(false);
+
+    // EOVERFLOW by errno.h: Linux's, macOS's, the UCRT's.
+    #[cfg(not(any(target_os = "macos", windows)))]
+    pub(crate) const EOVERFLOW: c_int = 75;
+    #[cfg(target_os = "macos")]
+    pub(crate) const EOVERFLOW: c_int = 84;
+    #[cfg(windows)]
+    pub(crate) const EOVERFLOW: c_int = 132;
+
+    pub(crate) unsafe extern "C" fn failed(err: c_int, _arg: *mut c_void) {
+        if err == ENOMEM || err == EOVERFLOW {
+            set_errno(ENOMEM);
+        }
+    }
+
+    /// Registers the callback (once: two stores in mimalloc) before a
+    /// request reaches mimalloc: every entry point but `malloc_small`
+    /// calls it, and that one only runs once `malloc` has returned.
+    /// Whether the callback is registered (a volatile read of the flag:
+    /// one `cmp` with memory where the relaxed load would be a load and a test).
+    #[inline(always)]
+    pub fn watching() -> bool {
+        unsafe { WATCHING.as_ptr().read_volatile() }
+    }
+
+    #[inline(always)]
+    pub fn watch() {
+        if !WATCHING.load(Relaxed) {
+            register();
+        }
+    }
+
+    #[cold]
+    fn register() {
+        unsafe { mi::mi_register_error(Some(failed), core::ptr::null_mut()) };
+        WATCHING.store(true, Relaxed);
+    }
+
+    /// A request the heap refuses itself.
+    #[cold]
+    pub fn no_memory() -> *mut u8 {
+        set_errno(ENOMEM);
+        core::ptr::null_mut()
     }
 }
 
@@ -35,8 +116,9 @@ mod backing {
     /// The largest request served; 0 until first needed.
     static LIMIT: AtomicUsize = AtomicUsize::new(0);
 
-    /// Whether `size` is more than the machine can back (checked only
-    /// for requests of 4 GiB and more: below that, one compare).
+    /// Whether `size` is more than the machine can back, or than the
+    /// address space holds (checked only for requests of 4 GiB and more:
+    /// below that, one compare).
     #[inline(always)]
     pub fn beyond(size: usize) -> bool {
         size >= 1 << 32 && size > limit()
@@ -46,7 +128,7 @@ mod backing {
     fn limit() -> usize {
         match LIMIT.load(Relaxed) {
             0 => {
-                let l = imp::limit();
+                let l = imp::limit().min(alloc8::shim::ADDRESS_SPACE_MAX);
                 LIMIT.store(l, Relaxed);
                 l
             }
@@ -125,12 +207,24 @@ impl Heap for MiHeap {
     // above it is a multiple of 16 bytes (MI_ALIGN2W), 16-aligned: what C
     // asks, and no more. The 8-byte class is handed out as it is.
     const FUNDAMENTAL_ALIGNMENT: bool = true;
-    // Not SETS_ENOMEM: mimalloc reports an oversized request through its
-    // error callback and returns NULL with errno untouched; the shim sets it.
+    // Every NULL comes with ENOMEM (module `errno`), so malloc's small
+    // requests are a tail call into mimalloc.
+    const SETS_ENOMEM: bool = true;
+    // The heap checks every size and alignment itself (`backing`, and
+    // memalign's bound): the shim makes no compare of its own.
+    const MAX_SIZE: usize = usize::MAX;
 
     #[inline]
     fn malloc(&self, size: usize) -> *mut u8 {
         mi_alloc(size)
+    }
+
+    // mimalloc's own fast path: its small classes, with no test of ours.
+    const SMALL_MAX: usize = mi::MI_SMALL_SIZE_MAX;
+
+    #[inline(always)]
+    fn malloc_small(&self, size: usize) -> *mut u8 {
+        unsafe { mi::mi_malloc_small(size) as *mut u8 }
     }
 
     #[inline]
@@ -140,24 +234,27 @@ impl Heap for MiHeap {
 
     #[inline]
     fn memalign(&self, align: usize, size: usize) -> *mut u8 {
-        if backing::beyond(size) {
-            return core::ptr::null_mut();
+        errno::watch();
+        if backing::beyond(size) || align > alloc8::shim::ADDRESS_SPACE_MAX {
+            return errno::no_memory();
         }
         unsafe { mi::mi_malloc_aligned(size, align) as *mut u8 }
     }
 
     #[inline]
     unsafe fn realloc(&self, ptr: *mut u8, size: usize) -> *mut u8 {
+        errno::watch();
         if backing::beyond(size) {
-            return core::ptr::null_mut();
+            return errno::no_memory();
         }
         mi::mi_realloc(ptr as *mut c_void, size) as *mut u8
     }
 
     #[inline]
     fn calloc(&self, size: usize) -> *mut u8 {
+        errno::watch();
         if backing::beyond(size) {
-            return core::ptr::null_mut();
+            return errno::no_memory();
         }
         unsafe { mi::mi_zalloc(size) as *mut u8 }
     }
@@ -244,6 +341,27 @@ mod tests {
             let eight = heap.malloc(8);
             assert!(heap.get_size(eight) < 16, "the 8-byte class is handed out as it is");
             heap.free(eight);
+            // SETS_ENOMEM: refused by the heap itself (MAX_SIZE leaves every size to it) ...
+            for huge in [1usize << 50, usize::MAX] {
+                alloc8::os::set_errno(0);
+                assert!(heap.malloc(huge).is_null() && heap.calloc(huge).is_null());
+                assert_eq!(alloc8::os::errno(), alloc8::os::ENOMEM);
+                alloc8::os::set_errno(0);
+                assert!(heap.memalign(64, huge).is_null() && heap.memalign(huge, 8).is_null());
+                assert_eq!(alloc8::os::errno(), alloc8::os::ENOMEM);
+            }
+            // ... and by mimalloc, whose failures reach the callback `errno` registered.
+            alloc8::os::set_errno(0);
+            assert!(mi::mi_malloc(usize::MAX / 2).is_null());
+            assert_eq!(alloc8::os::errno(), alloc8::os::ENOMEM, "mimalloc's NULL comes with ENOMEM");
+            for (err, set) in [(alloc8::os::ENOMEM, true), (errno::EOVERFLOW, true), (alloc8::os::EINVAL, false)] {
+                alloc8::os::set_errno(0);
+                errno::failed(err, core::ptr::null_mut());
+                assert_eq!(alloc8::os::errno(), if set { alloc8::os::ENOMEM } else { 0 }, "mimalloc error {}", err);
+            }
+            let small = heap.malloc_small(24);
+            assert!(!small.is_null() && heap.get_size(small) >= 24);
+            heap.free(small);
         }
     }
 }

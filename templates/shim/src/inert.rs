@@ -14,9 +14,8 @@
 //! The same test sends every call to its recording path when `alloc8 run`
 //! asked for crash diagnostics (the report channel is a file): there each
 //! call is recorded in the thread's trail (`alloc8::trail`) around the call
-//! itself. The export reads the state once: the fast path is one load and
-//! one branch, the same as with the flag alone, and a recording call takes
-//! one more compare on its way out of line.
+//! itself. The export only compares the state with 0 (`cmp` with memory and
+//! a branch, 2 instructions); the out-of-line path reads it again to choose.
 //!
 //! And it catches the very first call into the shim, which as a rule comes
 //! before the constructor (the C library and other libraries allocate while
@@ -26,7 +25,7 @@
 #![allow(dead_code)]
 
 use core::ffi::c_void;
-use core::sync::atomic::{AtomicPtr, AtomicU8, Ordering};
+use core::sync::atomic::{AtomicPtr, AtomicU8, AtomicUsize, Ordering};
 
 extern "C" {
     fn dlsym(handle: *mut c_void, name: *const u8) -> *mut c_void;
@@ -36,16 +35,59 @@ const RTLD_NEXT: *mut c_void = -1isize as *mut c_void;
 
 /// 0: the fast path; RECORD: each export's `record_` path; INERT or
 /// FIRST (until a call or the constructor has installed the panic hook):
-/// its `detour_` path.
+/// its `forward_` path.
 static DETOUR: AtomicU8 = AtomicU8::new(FIRST);
 const INERT: u8 = 1;
 pub const RECORD: u8 = 2;
 const FIRST: u8 = 3;
 
-/// Which path calls take (0: the fast path), read once per call by the export.
+/// Whether calls leave the fast path: the export's one test. A volatile
+/// read of the atomic's byte (one aligned load, as the relaxed load is):
+/// LLVM folds it into `cmp` with memory, which it does for no atomic load.
+#[inline(always)]
+pub fn detouring() -> bool {
+    unsafe { DETOUR.as_ptr().read_volatile() != 0 }
+}
+
+/// malloc's one test (see `Heap::SMALL_MAX`): requests below this take the
+/// heap's fast path; 0 (nothing is below) until a malloc has returned with
+/// calls on the fast path, and again once they leave it.
+static SMALL_BELOW: AtomicUsize = AtomicUsize::new(0);
+pub const SMALL_MAX: usize = <crate::ShimHeap as alloc8::Heap>::SMALL_MAX;
+const OPEN: usize = SMALL_MAX.saturating_add(1);
+
+/// The bound, read as `detouring` reads the state: `cmp` with memory.
+#[inline(always)]
+pub fn small_below() -> usize {
+    unsafe { SMALL_BELOW.as_ptr().read_volatile() }
+}
+
+/// After a malloc on the fast path's terms has returned: small requests
+/// go straight to the heap from now on, unless calls left the fast path
+/// meanwhile (the state is read again after the store, so a constructor
+/// that made the shim inert or recording in between wins).
+#[cold]
+#[inline(never)]
+pub fn open_small() {
+    if DETOUR.load(Ordering::SeqCst) == 0 {
+        SMALL_BELOW.store(OPEN, Ordering::SeqCst);
+        if DETOUR.load(Ordering::SeqCst) != 0 {
+            SMALL_BELOW.store(0, Ordering::SeqCst);
+        }
+    }
+}
+
+/// Which path calls take (0: the fast path).
 #[inline(always)]
 pub fn state() -> u8 {
     DETOUR.load(Ordering::Relaxed)
+}
+
+/// Off the fast path: whether the call goes to its `record_` path (read as
+/// `detouring` reads the state, so `detour_<name>` is a compare and a jump).
+#[inline(always)]
+pub fn recording() -> bool {
+    unsafe { DETOUR.as_ptr().read_volatile() == RECORD }
 }
 
 /// Whether every export forwards to the next definition of its name.
@@ -75,12 +117,14 @@ pub fn settle() {
 
 /// Called by the constructor when the process's malloc is not ours.
 pub fn become_inert() {
-    DETOUR.store(INERT, Ordering::Relaxed);
+    DETOUR.store(INERT, Ordering::SeqCst);
+    SMALL_BELOW.store(0, Ordering::SeqCst);
 }
 
 /// Called by the constructor when `alloc8 run` asked for crash diagnostics.
 pub fn record_calls() {
-    let _ = DETOUR.compare_exchange(0, RECORD, Ordering::Relaxed, Ordering::Relaxed);
+    let _ = DETOUR.compare_exchange(0, RECORD, Ordering::SeqCst, Ordering::SeqCst);
+    SMALL_BELOW.store(0, Ordering::SeqCst);
 }
 
 /// The next definition of an exported name (`dlsym(RTLD_NEXT)`), found on
