@@ -1,13 +1,16 @@
 //! The system heap: forwards to glibc's own allocator (on Windows, to a
 //! private Win32 heap) and counts what the program does (calls, bytes, peak
 //! live bytes), reported at exit. The counts are per thread
-//! (`alloc8::stats::Counters`): no shared atomics on the hot path; and
-//! kept only when a report will carry them (`ALLOC8_REPORT` set, as under
-//! `alloc8 run`): a silent shim is glibc plus the shim's own few instructions.
+//! (`alloc8::observer`): no shared atomics on the hot path; and kept only
+//! when a report will carry them (`ALLOC8_REPORT` set, as under
+//! `alloc8 run`): a silent shim is glibc plus the shim's own few
+//! instructions. Under `alloc8 run` the shim's recording path counts for
+//! it (`COUNTED`), in the record that holds the thread's crash trail.
 //! The Rust take on Heap-Layers' simple system heap, and the baseline for measuring the
 //! shim's own cost.
 
-use alloc8::stats::{self, Counters};
+use alloc8::observer;
+use alloc8::stats;
 use alloc8::{Heap, Stats};
 
 /// glibc's allocator under names a preloaded malloc does not replace.
@@ -154,11 +157,6 @@ mod sys {
 
 pub struct SystemHeap;
 
-/// Per-thread counts, summed for the report (no shared atomics on the hot
-/// path). A static rather than a field: the counting paths below reach it
-/// at a fixed address, with nothing to keep across the call to glibc.
-static COUNTS: Counters = Counters::new();
-
 alloc8::register!(SystemHeap = SystemHeap::new());
 
 impl SystemHeap {
@@ -171,7 +169,7 @@ impl SystemHeap {
     #[inline(always)]
     fn allocated(ptr: *mut u8, requested: usize) -> *mut u8 {
         if !ptr.is_null() {
-            COUNTS.allocated_while_counting(requested, sys::usable_size(ptr));
+            observer::allocated(requested, sys::usable_size(ptr));
         }
         ptr
     }
@@ -185,13 +183,14 @@ impl SystemHeap {
         if ptr.is_null() {
             return ptr;
         }
-        COUNTS.allocated_returning(size, sys::usable_size(ptr), ptr)
+        observer::allocated(size, sys::usable_size(ptr));
+        ptr
     }
 
     #[inline(never)]
     unsafe extern "C" fn free_counted(ptr: *mut u8) {
         if !ptr.is_null() {
-            COUNTS.freed_while_counting(sys::usable_size(ptr));
+            observer::freed(sys::usable_size(ptr));
         }
         sys::free(ptr)
     }
@@ -208,6 +207,9 @@ impl Heap for SystemHeap {
     const ALLOCATES_ZERO: bool = true;
     /// Windows only: `owns` reads the tag before the block (see mmap.rs).
     const OWNS: bool = cfg!(windows);
+    /// Counted by the observer under `alloc8 run` (`get_size` is a read of
+    /// glibc's chunk header); its own counting below covers the rest.
+    const COUNTED: bool = true;
 
     // Silent (no report asked for): the test comes first, so the call to
     // glibc is a tail call, as behind a heap that keeps no counts.
@@ -245,7 +247,7 @@ impl Heap for SystemHeap {
         let old = if stats::counting() { sys::usable_size(ptr) } else { 0 };
         let new = sys::realloc(ptr, size);
         if !new.is_null() && stats::counting() {
-            COUNTS.reallocated(old, size, sys::usable_size(new));
+            observer::reallocated(old, size, sys::usable_size(new));
         }
         new
     }
@@ -263,6 +265,6 @@ impl Heap for SystemHeap {
     fn unlock(&self) {}
 
     fn stats(&self) -> Option<Stats> {
-        Some(COUNTS.snapshot())
+        Some(observer::snapshot())
     }
 }

@@ -287,7 +287,8 @@ pub(crate) fn write_wrapper(out: &mut String, export_name: &str, ident: &str, e:
 
 /// The row's body behind the detour test, and the cold functions the test
 /// leads to: a recording shim (`alloc8 run`) runs the body in `record_<name>`,
-/// between `alloc8::trail::try_begin` and `end`; an inert one hands the call,
+/// between `alloc8::trail::try_begin` and `end`, with the heap seen through
+/// the observer (`OBSERVED`, which counts for a heap that asks); an inert one hands the call,
 /// arguments unchanged, to `NEXT_<name>` in `detour_<name>` (see
 /// templates/shim/src/inert.rs), which also catches the first call. The
 /// export tests the state once: 0 is the fast path (a test and a tail call),
@@ -336,7 +337,8 @@ fn detour(e: &Export) -> (String, String) {
                 name = e.name,
                 has_ptr = ptr != "0",
                 has_size = size != "0",
-                body = e.body
+                // The observer counts around the heap's call here (alloc8::observer).
+                body = e.body.replace("&HEAP", "&crate::OBSERVED.at(call)")
             )
         }
         None => format!("{{ {} }}", e.body),
@@ -582,7 +584,7 @@ mod tests {
              let call = match alloc8::trail::try_begin(&CALL, ptr as usize, size) {\n        \
              Some(call) => call,\n        \
              None => return alloc8::trail::first(move || record__ZdlPvmSt11align_val_t(ptr, size, align)),\n    };\n    \
-             let result = { alloc8::shim::free_aligned_sized(&HEAP, ptr, size, align) };\n    \
+             let result = { alloc8::shim::free_aligned_sized(&crate::OBSERVED.at(call), ptr, size, align) };\n    \
              alloc8::trail::end(call, 0);\n    result\n}"
         ));
         assert!(exports.contains(

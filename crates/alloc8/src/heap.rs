@@ -194,6 +194,19 @@ pub trait Heap: Sync {
     /// [`crate::threads::created`] turns true (`--threads` shims only).
     fn first_thread(&self) {}
 
+    /// Set to `true` to have the observer count this heap's blocks under
+    /// `alloc8 run` (the report's calls, bytes, live bytes and peak), with
+    /// [`Heap::get_size`] as each block's size: the shim's recording path
+    /// then counts around each call ([`crate::observer::Observed`]), with
+    /// the crash trail's own per-thread record, and turns
+    /// [`crate::stats::counting`] off. Such a heap counts its own calls
+    /// into the same records ([`crate::observer::allocated`] and its
+    /// siblings) only while `counting()` is on (before the shim's
+    /// constructor, `ALLOC8_REPORT=stderr`, builds without a recording
+    /// path), and its [`Heap::stats`] returns [`crate::observer::snapshot`].
+    /// `shims/system.rs` is the model.
+    const COUNTED: bool = false;
+
     /// Statistics for the exit report, if the heap keeps any.
     fn stats(&self) -> Option<Stats> {
         None

@@ -62,6 +62,10 @@ extern "C" fn init() {
 fn keep_crash_reports(bound: bool) {
     if bound && !crate::exports::PREFIXED && alloc8::report::to_file() {
         crate::inert::record_calls();
+        // The recording path counts for a heap that asks: it stops counting itself.
+        if <crate::ShimHeap as Heap>::COUNTED {
+            alloc8::stats::stop_counting();
+        }
         alloc8::crash::install(crate::exports::LAYER);
     } else if let Some(layer) = crate::exports::LAYER.filter(|l| bound && l.guards) {
         // A guarded build reports a fault in a guarded block on stderr, without `alloc8 run` too.
