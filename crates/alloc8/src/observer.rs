@@ -228,3 +228,124 @@ impl<H: Heap> Heap for Observing<H> {
         self.heap.stats()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::Counters;
+    use crate::trail::{Call, Kind};
+
+    /// Hands out addresses that encode their usable size (never dereferenced).
+    struct Fake;
+    impl Heap for Fake {
+        const COUNTED: bool = true;
+        fn malloc(&self, size: usize) -> *mut u8 {
+            (((size + 15) & !15) << 8) as *mut u8
+        }
+        unsafe fn free(&self, _ptr: *mut u8) {}
+        fn memalign(&self, _align: usize, size: usize) -> *mut u8 {
+            self.malloc(size)
+        }
+        unsafe fn get_size(&self, ptr: *mut u8) -> usize {
+            ptr as usize >> 8
+        }
+        unsafe fn realloc(&self, _ptr: *mut u8, size: usize) -> *mut u8 {
+            self.malloc(size)
+        }
+        fn lock(&self) {}
+        fn unlock(&self) {}
+    }
+    static FAKE: Fake = Fake;
+    static OBSERVED: Observed<Fake> = Observed::new(&FAKE);
+    static CALL: Call = Call { name: b"malloc", kind: Kind::Alloc, ptr: false, size: true };
+    /// The counts are the process's: one test at a time.
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+    /// The recording path's counts (through each call's trail entry), the
+    /// heap's own (`allocated` & co.) and a `Counters` fed alike agree
+    /// exactly, peak included, across many steps of live bytes both ways.
+    #[test]
+    fn recorded_and_own_counts_sum_as_counters_count() {
+        let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let before = snapshot();
+        static MODEL: Counters = Counters::new();
+        let model = &MODEL;
+        std::thread::spawn(move || {
+            let (mut blocks, mut seed) = (std::vec::Vec::new(), 0x9e37_79b9u64);
+            for i in 0..20_000usize {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                let size = (seed % 40_000) as usize + 1;
+                let own = i % 3 == 0;
+                let call = crate::trail::begin(&CALL, 0, size);
+                let heap = OBSERVED.at(call);
+                match seed % 7 {
+                    0..=2 if !blocks.is_empty() => {
+                        let b: *mut u8 = blocks.swap_remove(i % blocks.len());
+                        let usable = unsafe { FAKE.get_size(b) };
+                        if own {
+                            freed(usable)
+                        } else {
+                            unsafe { heap.free(b) }
+                        }
+                        model.freed(usable);
+                    }
+                    3 if !blocks.is_empty() => {
+                        let at = i % blocks.len();
+                        let old = unsafe { FAKE.get_size(blocks[at]) };
+                        let new = unsafe { heap.realloc(blocks[at], size) };
+                        model.reallocated(old, size, unsafe { FAKE.get_size(new) });
+                        blocks[at] = new;
+                    }
+                    _ => {
+                        let b = if own { FAKE.malloc(size) } else { heap.malloc(size) };
+                        if own {
+                            allocated(size, unsafe { FAKE.get_size(b) });
+                        }
+                        model.allocated(size, unsafe { FAKE.get_size(b) });
+                        blocks.push(b);
+                    }
+                }
+                crate::trail::end(call, 0);
+            }
+        })
+        .join()
+        .unwrap();
+        let (after, model) = (snapshot(), model.snapshot());
+        assert_eq!(after.mallocs - before.mallocs, model.mallocs);
+        assert_eq!(after.frees - before.frees, model.frees);
+        assert_eq!(after.reallocs - before.reallocs, model.reallocs);
+        assert_eq!(after.bytes_allocated - before.bytes_allocated, model.bytes_allocated);
+        assert_eq!(after.live_bytes - before.live_bytes, model.live_bytes);
+        if before.peak_live_bytes == 0 {
+            assert_eq!(after.peak_live_bytes, model.peak_live_bytes);
+        }
+    }
+
+    /// Threads beyond the per-thread records share one slot, counted exactly.
+    #[test]
+    fn the_shared_record_takes_the_atomic_path_every_time() {
+        let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let shared = trail::all_counts().last().unwrap();
+        assert!(trail::is_shared(shared));
+        let before = TOTALS.snapshot(core::iter::once(shared));
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(move || {
+                    for _ in 0..1000 {
+                        if !Totals::allocated_quiet(shared, 1, 16) {
+                            TOTALS.allocated_news(shared, 1, 16);
+                        }
+                        if !Totals::freed_quiet(shared, 16) {
+                            TOTALS.freed_news(shared, 16);
+                        }
+                    }
+                });
+            }
+        });
+        let after = TOTALS.snapshot(core::iter::once(shared));
+        assert_eq!((after.mallocs - before.mallocs, after.frees - before.frees), (4000, 4000));
+        assert_eq!(after.bytes_allocated - before.bytes_allocated, 4000);
+    }
+}
