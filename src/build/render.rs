@@ -85,11 +85,13 @@ pub fn render(spec: &ShimSpec) -> Vec<(&'static str, String)> {
     };
     // `--checked` registers the checking layer in the heap's place; without
     // it the shim is the same text as ever.
-    let (heap_static, shim_heap) = spec
-        .checked
-        .heap_static()
-        .or_else(|| tagged(spec))
-        .unwrap_or_else(|| ("use heap::__ALLOC8_HEAP as HEAP;".into(), "heap::__Alloc8Heap".into()));
+    let (heap_static, shim_heap) =
+        spec.checked.heap_static().or_else(|| tagged(spec)).unwrap_or_else(|| match (spec.platform, spec.mode) {
+            // The exports' own paths count (record_ and detour_: see `detour`).
+            (Platform::Linux, Mode::Interpose) => ("use heap::__ALLOC8_HEAP as HEAP;".into(), "heap::__Alloc8Heap".into()),
+            // No recording path: every call counts here, if the heap asks.
+            _ => ("use COUNTING as HEAP;".into(), "alloc8::observer::Counting<heap::__Alloc8Heap>".into()),
+        });
     let lib_rs = fill(
         templates::SHIM_LIB_RS,
         &[
@@ -190,7 +192,7 @@ pub fn exports_rs(platform: Platform, mode: Mode, prefix: &str, threads: bool, c
     let forwarding = platform == Platform::Linux && mode == Mode::Interpose;
     for (exported, e) in &exports {
         let body = if forwarding {
-            let (body, detour) = detour(e);
+            let (body, detour) = detour(e, checked != Checking::Off);
             out.push_str(&detour);
             body
         } else {
@@ -294,7 +296,7 @@ pub(crate) fn write_wrapper(out: &mut String, export_name: &str, ident: &str, e:
 /// export tests the state once: 0 is the fast path (a test and a tail call),
 /// and the recording path is a tail call into a function of its own with
 /// no other path's registers to keep.
-fn detour(e: &Export) -> (String, String) {
+fn detour(e: &Export, counted_inside: bool) -> (String, String) {
     let params: Vec<(&str, &str)> = e
         .params
         .split(',')
@@ -353,7 +355,9 @@ fn detour(e: &Export) -> (String, String) {
          crate::inert::first_call();\n    {{ {body} }}\n}}\n",
         name = e.name,
         params = e.params,
-        body = e.body,
+        // The first calls (before the constructor) count if the heap asks;
+        // a checking layer's heap counts inside it already.
+        body = if counted_inside { e.body.to_string() } else { e.body.replace("&HEAP", "&crate::COUNTING") },
     );
     (body, detour)
 }
@@ -592,7 +596,7 @@ mod tests {
              if crate::inert::inert() {\n        \
              let next: unsafe extern \"C\" fn(*mut u8, usize, usize) = core::mem::transmute(NEXT__ZdlPvmSt11align_val_t.get());\n        \
              return next(ptr, size, align);\n    }\n    \
-             crate::inert::first_call();\n    { alloc8::shim::free_aligned_sized(&HEAP, ptr, size, align) }\n}"
+             crate::inert::first_call();\n    { alloc8::shim::free_aligned_sized(&crate::COUNTING, ptr, size, align) }\n}"
         ));
         // What the trail records: the block made, the one freed, a query's answer.
         let call = |name: &str, kind: &str, ptr: bool, size: bool| {
@@ -638,9 +642,17 @@ mod tests {
     fn unchecked_shims_contain_nothing_of_the_checking_layer() {
         for files in [spec(Mode::Interpose, ""), spec(Mode::Prefixed, "foo"), windows(Mode::Interpose, "")] {
             let lib = file(&files, "src/lib.rs");
-            assert!(lib.contains("\nuse heap::__ALLOC8_HEAP as HEAP;\n#[allow(dead_code)]\ntype Alloc8Heap = heap::__Alloc8Heap;\n"));
+            // A Linux interposer counts on its own paths; elsewhere every call goes through `COUNTING`.
+            let (heap, ty) = if lib.contains("mod cxx;") {
+                ("use heap::__ALLOC8_HEAP as HEAP;", "heap::__Alloc8Heap")
+            } else {
+                ("use COUNTING as HEAP;", "alloc8::observer::Counting<heap::__Alloc8Heap>")
+            };
+            assert!(lib.contains(&format!("\n{}\n#[allow(dead_code)]\ntype Alloc8Heap = heap::__Alloc8Heap;\n", heap)));
+            assert!(lib
+                .contains(&format!("static GLOBAL: alloc8::GlobalHeap<{}> = alloc8::GlobalHeap::new(&HEAP, std::thread::panicking);", ty)));
             assert!(lib.contains(
-                "static GLOBAL: alloc8::GlobalHeap<heap::__Alloc8Heap> = alloc8::GlobalHeap::new(&HEAP, std::thread::panicking);"
+                "static COUNTING: alloc8::observer::Counting<Alloc8Heap> = alloc8::observer::Counting::new(&heap::__ALLOC8_HEAP);"
             ));
             for (name, text) in &files {
                 assert!(!text.contains("alloc8::checked") && !text.contains("naked"), "{} mentions the checking layer", name);
@@ -653,9 +665,11 @@ mod tests {
         let files = checked(true);
         let lib = file(&files, "src/lib.rs");
         assert!(lib.contains(
-            "static HEAP: alloc8::checked::Checked<heap::__Alloc8Heap> = alloc8::checked::Checked::new(&heap::__ALLOC8_HEAP, HEAP_NAME);"
+            "static HEAP: alloc8::checked::Checked<alloc8::observer::Counting<heap::__Alloc8Heap>> = alloc8::checked::Checked::new(&COUNTING, HEAP_NAME);"
         ));
-        assert!(lib.contains("static GLOBAL: alloc8::GlobalHeap<alloc8::checked::Checked<heap::__Alloc8Heap>> ="));
+        assert!(
+            lib.contains("static GLOBAL: alloc8::GlobalHeap<alloc8::checked::Checked<alloc8::observer::Counting<heap::__Alloc8Heap>>> =")
+        );
         let exports = file(&files, "src/exports.rs");
         // The stub puts its return address after the row's arguments and jumps to the wrapper.
         assert!(exports.contains(
@@ -684,11 +698,11 @@ mod tests {
     fn guard_modes_register_their_heap_and_sampling_keeps_plain_exports() {
         let files = checked_as(false, Checking::Guard);
         assert!(file(&files, "src/lib.rs")
-            .contains("static HEAP: alloc8::checked::Checked<heap::__Alloc8Heap> = alloc8::checked::Checked::guarded(&heap::__ALLOC8_HEAP, HEAP_NAME);"));
+            .contains("static HEAP: alloc8::checked::Checked<alloc8::observer::Counting<heap::__Alloc8Heap>> = alloc8::checked::Checked::guarded(&COUNTING, HEAP_NAME);"));
         assert!(file(&files, "src/exports.rs").contains("#[unsafe(naked)]"));
         let files = checked_as(false, Checking::Sample(5000));
         assert!(file(&files, "src/lib.rs").contains(
-            "static HEAP: alloc8::checked::Sampled<heap::__Alloc8Heap> = alloc8::checked::Sampled::new(&heap::__ALLOC8_HEAP, HEAP_NAME, 5000);"
+            "static HEAP: alloc8::checked::Sampled<alloc8::observer::Counting<heap::__Alloc8Heap>> = alloc8::checked::Sampled::new(&COUNTING, HEAP_NAME, 5000);"
         ));
         let exports = file(&files, "src/exports.rs");
         assert!(!exports.contains("naked"), "no stubs: the fast path is the plain shim's");

@@ -23,7 +23,7 @@
 use crate::heap::{Heap, Stats};
 use crate::stats::{Slot, Totals};
 use crate::trail;
-use core::sync::atomic::AtomicUsize;
+use crate::trail::Pending;
 
 /// Live bytes of all threads as last published, and their peak.
 static TOTALS: Totals = Totals::new();
@@ -92,7 +92,7 @@ impl<H: Heap> Observed<H> {
     /// counted ([`Heap::COUNTED`]) each block it hands out or takes back is
     /// counted in the thread's record, the one that holds the call's entry.
     #[inline(always)]
-    pub fn at(&self, call: &'static AtomicUsize) -> Observing<H> {
+    pub fn at(&self, call: Pending) -> Observing<H> {
         Observing { heap: self.heap, counts: trail::counts_of(call) }
     }
 }
@@ -135,49 +135,51 @@ fn news_allocated(s: &Slot, requested: usize, usable: usize, block: *mut u8) -> 
     block
 }
 
-impl<H: Heap> Heap for Observing<H> {
-    const PRESERVES_ERRNO: bool = H::PRESERVES_ERRNO;
-    const SETS_ENOMEM: bool = H::SETS_ENOMEM;
-    const ALLOCATES_ZERO: bool = H::ALLOCATES_ZERO;
-    const FREES_NULL: bool = H::FREES_NULL;
-    const FUNDAMENTAL_ALIGNMENT: bool = H::FUNDAMENTAL_ALIGNMENT;
-    const MAX_SIZE: usize = H::MAX_SIZE;
-    const MAX_ALIGN: usize = H::MAX_ALIGN;
-    const OWNS: bool = H::OWNS;
-    const THREAD_HOOKS: bool = H::THREAD_HOOKS;
-    const COUNTED: bool = H::COUNTED;
+/// The heap itself, counted when it asks ([`Heap::COUNTED`]) and a report
+/// will carry the counts ([`crate::stats::counting`]): what a shim calls
+/// where it has no recording path (prefixed libraries, Windows, macOS),
+/// before its constructor (the first calls) and under the checking layer.
+pub struct Counting<H: 'static> {
+    heap: &'static H,
+}
 
-    #[inline(always)]
-    fn malloc(&self, size: usize) -> *mut u8 {
-        self.made(self.heap.malloc(size), size)
+impl<H: Heap> Counting<H> {
+    pub const fn new(heap: &'static H) -> Self {
+        Counting { heap }
     }
 
     #[inline(always)]
-    unsafe fn free(&self, ptr: *mut u8) {
-        self.freeing(ptr);
-        self.heap.free(ptr)
+    fn made(&self, block: *mut u8, requested: usize) -> *mut u8 {
+        if H::COUNTED && crate::stats::counting() && !block.is_null() {
+            allocated(requested, unsafe { self.heap.get_size(block) });
+        }
+        block
     }
 
     #[inline(always)]
-    fn memalign(&self, align: usize, size: usize) -> *mut u8 {
-        self.made(self.heap.memalign(align, size), size)
+    unsafe fn freeing(&self, ptr: *mut u8) {
+        if H::COUNTED && crate::stats::counting() && !ptr.is_null() {
+            freed(self.heap.get_size(ptr));
+        }
     }
 
     #[inline(always)]
-    unsafe fn get_size(&self, ptr: *mut u8) -> usize {
-        self.heap.get_size(ptr)
+    unsafe fn realloc_counted(&self, ptr: *mut u8, size: usize) -> *mut u8 {
+        if !H::COUNTED || !crate::stats::counting() {
+            return self.heap.realloc(ptr, size);
+        }
+        let old = self.heap.get_size(ptr);
+        let new = self.heap.realloc(ptr, size);
+        if !new.is_null() {
+            reallocated(old, size, self.heap.get_size(new));
+        }
+        new
     }
+}
 
-    fn lock(&self) {
-        self.heap.lock()
-    }
-
-    fn unlock(&self) {
-        self.heap.unlock()
-    }
-
+impl<H: Heap> Observing<H> {
     #[inline(always)]
-    unsafe fn realloc(&self, ptr: *mut u8, size: usize) -> *mut u8 {
+    unsafe fn realloc_counted(&self, ptr: *mut u8, size: usize) -> *mut u8 {
         if !H::COUNTED {
             return self.heap.realloc(ptr, size);
         }
@@ -189,45 +191,90 @@ impl<H: Heap> Heap for Observing<H> {
         }
         new
     }
-
-    #[inline(always)]
-    fn calloc(&self, size: usize) -> *mut u8 {
-        self.made(self.heap.calloc(size), size)
-    }
-
-    #[inline(always)]
-    unsafe fn free_sized(&self, ptr: *mut u8, size: usize) {
-        self.freeing(ptr);
-        self.heap.free_sized(ptr, size)
-    }
-
-    #[inline(always)]
-    fn owns(&self, ptr: *const u8) -> bool {
-        self.heap.owns(ptr)
-    }
-
-    #[inline(always)]
-    unsafe fn free_aligned_sized(&self, ptr: *mut u8, size: usize, align: usize) {
-        self.freeing(ptr);
-        self.heap.free_aligned_sized(ptr, size, align)
-    }
-
-    fn thread_init(&self) {
-        self.heap.thread_init()
-    }
-
-    fn thread_cleanup(&self) {
-        self.heap.thread_cleanup()
-    }
-
-    fn first_thread(&self) {
-        self.heap.first_thread()
-    }
-
-    fn stats(&self) -> Option<Stats> {
-        self.heap.stats()
-    }
 }
+
+/// The heap's own behaviour, call for call, with `made`, `freeing` and
+/// `realloc_counted` around the calls that make and take back blocks. Such
+/// a layer has counted: the layers around it (`COUNTED` false) do not again.
+macro_rules! counted_layer {
+    ($layer:ident) => {
+        impl<H: Heap> Heap for $layer<H> {
+            const PRESERVES_ERRNO: bool = H::PRESERVES_ERRNO;
+            const SETS_ENOMEM: bool = H::SETS_ENOMEM;
+            const ALLOCATES_ZERO: bool = H::ALLOCATES_ZERO;
+            const FREES_NULL: bool = H::FREES_NULL;
+            const FUNDAMENTAL_ALIGNMENT: bool = H::FUNDAMENTAL_ALIGNMENT;
+            const MAX_SIZE: usize = H::MAX_SIZE;
+            const MAX_ALIGN: usize = H::MAX_ALIGN;
+            const OWNS: bool = H::OWNS;
+
+            #[inline(always)]
+            fn malloc(&self, size: usize) -> *mut u8 {
+                self.made(self.heap.malloc(size), size)
+            }
+
+            #[inline(always)]
+            unsafe fn free(&self, ptr: *mut u8) {
+                self.freeing(ptr);
+                self.heap.free(ptr)
+            }
+
+            #[inline(always)]
+            fn memalign(&self, align: usize, size: usize) -> *mut u8 {
+                self.made(self.heap.memalign(align, size), size)
+            }
+
+            #[inline(always)]
+            unsafe fn get_size(&self, ptr: *mut u8) -> usize {
+                self.heap.get_size(ptr)
+            }
+
+            fn lock(&self) {
+                self.heap.lock()
+            }
+
+            fn unlock(&self) {
+                self.heap.unlock()
+            }
+
+            #[inline(always)]
+            unsafe fn realloc(&self, ptr: *mut u8, size: usize) -> *mut u8 {
+                self.realloc_counted(ptr, size)
+            }
+
+            #[inline(always)]
+            fn calloc(&self, size: usize) -> *mut u8 {
+                self.made(self.heap.calloc(size), size)
+            }
+
+            #[inline(always)]
+            unsafe fn free_sized(&self, ptr: *mut u8, size: usize) {
+                self.freeing(ptr);
+                self.heap.free_sized(ptr, size)
+            }
+
+            #[inline(always)]
+            fn owns(&self, ptr: *const u8) -> bool {
+                self.heap.owns(ptr)
+            }
+
+            #[inline(always)]
+            unsafe fn free_aligned_sized(&self, ptr: *mut u8, size: usize, align: usize) {
+                self.freeing(ptr);
+                self.heap.free_aligned_sized(ptr, size, align)
+            }
+
+            thread_hooks_of_the_heap!();
+
+            fn stats(&self) -> Option<Stats> {
+                self.heap.stats()
+            }
+        }
+    };
+}
+
+counted_layer!(Observing);
+counted_layer!(Counting);
 
 #[cfg(test)]
 mod tests {

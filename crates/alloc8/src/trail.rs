@@ -174,10 +174,14 @@ pub fn first<R>(again: impl FnOnce() -> R) -> R {
     again()
 }
 
+/// A recorded call that has not returned: its entry, for [`end`].
+#[derive(Clone, Copy)]
+pub struct Pending(&'static Entry);
+
 /// Records the start of a call; pass the entry to [`end`] with the call's
 /// result. `ptr` and `size` are kept if `call` says it has them.
 #[inline(always)]
-pub fn begin(call: &'static Call, ptr: usize, size: usize) -> &'static AtomicUsize {
+pub fn begin(call: &'static Call, ptr: usize, size: usize) -> Pending {
     let entry = match Own::Trail.get() {
         0 => first_entry(),
         entry => {
@@ -193,7 +197,7 @@ pub fn begin(call: &'static Call, ptr: usize, size: usize) -> &'static AtomicUsi
 /// way to the heap's (a call would cost it registers to keep the
 /// arguments in): the thread's first call records itself by starting over.
 #[inline(always)]
-pub fn try_begin(call: &'static Call, ptr: usize, size: usize) -> Option<&'static AtomicUsize> {
+pub fn try_begin(call: &'static Call, ptr: usize, size: usize) -> Option<Pending> {
     let entry = match Own::Trail.get() {
         0 if OWN_WORDS => return None,
         0 => first_entry(),
@@ -206,7 +210,7 @@ pub fn try_begin(call: &'static Call, ptr: usize, size: usize) -> Option<&'stati
 }
 
 #[inline(always)]
-fn write(entry: usize, call: &'static Call, ptr: usize, size: usize) -> &'static AtomicUsize {
+fn write(entry: usize, call: &'static Call, ptr: usize, size: usize) -> Pending {
     let e = unsafe { &*(entry as *const Entry) };
     e.call.store(call as *const Call as usize, Relaxed);
     e.result.store(PENDING, Relaxed);
@@ -216,13 +220,13 @@ fn write(entry: usize, call: &'static Call, ptr: usize, size: usize) -> &'static
     if call.size {
         e.size.store(size, Relaxed);
     }
-    &e.result
+    Pending(e)
 }
 
 /// The call returned `result` (a pointer, a size, or 0 for none).
 #[inline(always)]
-pub fn end(call: &AtomicUsize, result: usize) {
-    call.store(result, Relaxed);
+pub fn end(call: Pending, result: usize) {
+    call.0.result.store(result, Relaxed);
 }
 
 /// The calling thread's counts when its word names its record (Linux
@@ -252,11 +256,11 @@ pub(crate) fn counts_found() -> (&'static Slot, bool) {
     (&ring.counts, core::ptr::eq(ring, &SHARED))
 }
 
-/// The counts in the record that holds `call` (a recorded call's result,
-/// from [`try_begin`] or [`begin`]): its ring, by clearing the entry's bits.
+/// The counts in the record that holds `call`'s entry: its ring, by
+/// clearing the entry's bits.
 #[inline(always)]
-pub(crate) fn counts_of(call: &'static AtomicUsize) -> &'static Slot {
-    let ring = (call as *const AtomicUsize as usize) & !(2 * RING_BYTES - 1);
+pub(crate) fn counts_of(call: Pending) -> &'static Slot {
+    let ring = (call.0 as *const Entry as usize) & !(2 * RING_BYTES - 1);
     unsafe { &(*(ring as *const Ring)).counts }
 }
 
