@@ -194,17 +194,15 @@ pub trait Heap: Sync {
     /// [`crate::threads::created`] turns true (`--threads` shims only).
     fn first_thread(&self) {}
 
-    /// Set to `true` to have the observer count this heap's blocks under
-    /// `alloc8 run` (the report's calls, bytes, live bytes and peak), with
-    /// [`Heap::get_size`] as each block's size: the shim's recording path
-    /// then counts around each call ([`crate::observer::Observed`]), with
-    /// the crash trail's own per-thread record, and turns
-    /// [`crate::stats::counting`] off. Such a heap counts its own calls
-    /// into the same records ([`crate::observer::allocated`] and its
-    /// siblings) only while `counting()` is on (before the shim's
-    /// constructor, `ALLOC8_REPORT=stderr`, builds without a recording
-    /// path), and its [`Heap::stats`] returns [`crate::observer::snapshot`].
-    /// `shims/system.rs` is the model.
+    /// Set to `true` to have the shim count this heap's blocks (the
+    /// report's calls, bytes, live bytes and peak), with [`Heap::get_size`]
+    /// as each block's size, whenever a report will carry the counts; the
+    /// heap then counts nothing itself, and its [`Heap::stats`] returns
+    /// [`crate::observer::snapshot`]. Under `alloc8 run` the shim counts on
+    /// its recording path, in the per-thread record that holds the crash
+    /// trail (crate::observer): cheaper than any counting inside the heap,
+    /// and a silent shim's calls are the heap's alone. `shims/system.rs` is
+    /// the model. A heap that wraps such a heap sets it too.
     const COUNTED: bool = false;
 
     /// Statistics for the exit report, if the heap keeps any.

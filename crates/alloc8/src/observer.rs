@@ -1,18 +1,21 @@
-//! Counts the observer keeps for a heap that asks ([`Heap::COUNTED`]): the
+//! Counts the shim keeps for a heap that asks ([`Heap::COUNTED`]): the
 //! process's calls, bytes, live bytes and their peak, per thread in the
-//! same record as the thread's crash trail (`trail.rs`), reached through
-//! the same word of the thread's own.
+//! same record as the thread's crash trail (`trail.rs`), with the heap's
+//! `get_size` as each block's size. Such a heap counts nothing itself: its
+//! `stats` returns [`snapshot`].
 //!
-//! Under `alloc8 run` (the report channel is a file) every call already
-//! takes the shim's recording path, which holds the trail entry and the
-//! call's arguments: there [`Observed`] counts around the heap's own call,
-//! with the heap's `get_size` as the block's usable size, so the heap itself
-//! counts nothing (its [`crate::stats::counting`] is off) and the call needs
-//! no second word, no second test and no function of the heap's own for its
-//! counting. Elsewhere (before the shim's constructor, `ALLOC8_REPORT=stderr`,
-//! prefixed libraries, Windows, macOS) such a heap counts its own calls into
-//! the same records with [`allocated`], [`freed`] and [`reallocated`], so
-//! one [`snapshot`] sums both.
+//! Where the shim counts (a rendered shim's `HEAP`, `OBSERVED` and
+//! `COUNTING` statics):
+//! - the exports' recording path (Linux interposers; taken under `alloc8
+//!   run` and whenever a report will carry the counts): [`Observed::at`],
+//!   which finds the record from the call's trail entry (one `and`) and
+//!   counts around the heap's call, with no test of its own;
+//! - everywhere else, only while [`crate::stats::counting`] (a report may
+//!   read the counts): [`Counting`], which finds the record through the
+//!   thread's word: a Linux interposer's first calls (before its
+//!   constructor), prefixed libraries, Windows and macOS shims, and the heap
+//!   inside the checking layer. A silent Linux interposer's fast path calls
+//!   the heap as it is.
 //!
 //! The counts and the peak are those of [`crate::stats::Counters`] (the
 //! same slot and the same updates); a thread's updates are plain loads and
@@ -78,6 +81,7 @@ pub fn snapshot() -> Stats {
 }
 
 /// The heap the shim's recording path calls through: see [`Observed::at`].
+/// (`COUNTED` is false for the layers above: counting is done here.)
 pub struct Observed<H: 'static> {
     heap: &'static H,
 }
