@@ -1,13 +1,14 @@
 //! The system heap: forwards to glibc's own allocator (on Windows, to a
-//! private Win32 heap) and counts what the program does (calls, bytes, peak
-//! live bytes), reported at exit. The counts are per thread
-//! (`alloc8::stats::Counters`): no shared atomics on the hot path; and
-//! kept only when a report will carry them (`ALLOC8_REPORT` set, as under
-//! `alloc8 run`): a silent shim is glibc plus the shim's own few instructions.
+//! private Win32 heap); the shim counts what the program does (calls,
+//! bytes, peak live bytes) for it (`COUNTED`, `alloc8::observer`), reported
+//! at exit: per thread, no shared atomics on the hot path, and only when a
+//! report will carry the counts (`ALLOC8_REPORT` set, as under `alloc8 run`,
+//! where the recording path counts in the record that holds the thread's
+//! crash trail). A silent shim is glibc plus the shim's own few instructions.
 //! The Rust take on Heap-Layers' simple system heap, and the baseline for measuring the
 //! shim's own cost.
 
-use alloc8::stats::{self, Counters};
+use alloc8::observer;
 use alloc8::{Heap, Stats};
 
 /// glibc's allocator under names a preloaded malloc does not replace.
@@ -154,46 +155,11 @@ mod sys {
 
 pub struct SystemHeap;
 
-/// Per-thread counts, summed for the report (no shared atomics on the hot
-/// path). A static rather than a field: the counting paths below reach it
-/// at a fixed address, with nothing to keep across the call to glibc.
-static COUNTS: Counters = Counters::new();
-
 alloc8::register!(SystemHeap = SystemHeap::new());
 
 impl SystemHeap {
     pub const fn new() -> Self {
         SystemHeap
-    }
-
-    /// Counts a new block by its usable size, so frees can subtract exactly.
-    /// Called only once `stats::counting()` was seen true.
-    #[inline(always)]
-    fn allocated(ptr: *mut u8, requested: usize) -> *mut u8 {
-        if !ptr.is_null() {
-            COUNTS.allocated_while_counting(requested, sys::usable_size(ptr));
-        }
-        ptr
-    }
-
-    // The counting paths, out of line: inline, the compiler would merge
-    // their call to glibc with the silent path's and lose its tail call.
-    // `extern "C"`: a call that cannot unwind, so both paths are jumps.
-    #[inline(never)]
-    extern "C" fn malloc_counted(size: usize) -> *mut u8 {
-        let ptr = sys::malloc(size);
-        if ptr.is_null() {
-            return ptr;
-        }
-        COUNTS.allocated_returning(size, sys::usable_size(ptr), ptr)
-    }
-
-    #[inline(never)]
-    unsafe extern "C" fn free_counted(ptr: *mut u8) {
-        if !ptr.is_null() {
-            COUNTS.freed_while_counting(sys::usable_size(ptr));
-        }
-        sys::free(ptr)
     }
 }
 
@@ -208,46 +174,34 @@ impl Heap for SystemHeap {
     const ALLOCATES_ZERO: bool = true;
     /// Windows only: `owns` reads the tag before the block (see mmap.rs).
     const OWNS: bool = cfg!(windows);
+    /// The shim counts every block by `get_size` (on Linux a read of
+    /// glibc's chunk header) when a report will carry the counts.
+    const COUNTED: bool = true;
 
-    // Silent (no report asked for): the test comes first, so the call to
-    // glibc is a tail call, as behind a heap that keeps no counts.
+    // Every call goes straight to glibc: the shim counts (`COUNTED`).
     #[inline(always)]
     fn malloc(&self, size: usize) -> *mut u8 {
-        if !stats::counting() {
-            return sys::malloc(size);
-        }
-        Self::malloc_counted(size)
+        sys::malloc(size)
     }
 
+    #[inline(always)]
     fn calloc(&self, size: usize) -> *mut u8 {
-        if !stats::counting() {
-            return sys::calloc(size);
-        }
-        Self::allocated(sys::calloc(size), size)
+        sys::calloc(size)
     }
 
     #[inline(always)]
     unsafe fn free(&self, ptr: *mut u8) {
-        if !stats::counting() {
-            return sys::free(ptr);
-        }
-        Self::free_counted(ptr)
+        sys::free(ptr)
     }
 
+    #[inline(always)]
     fn memalign(&self, align: usize, size: usize) -> *mut u8 {
-        if !stats::counting() {
-            return sys::memalign(align, size);
-        }
-        Self::allocated(sys::memalign(align, size), size)
+        sys::memalign(align, size)
     }
 
+    #[inline(always)]
     unsafe fn realloc(&self, ptr: *mut u8, size: usize) -> *mut u8 {
-        let old = if stats::counting() { sys::usable_size(ptr) } else { 0 };
-        let new = sys::realloc(ptr, size);
-        if !new.is_null() && stats::counting() {
-            COUNTS.reallocated(old, size, sys::usable_size(new));
-        }
-        new
+        sys::realloc(ptr, size)
     }
 
     unsafe fn get_size(&self, ptr: *mut u8) -> usize {
@@ -263,6 +217,6 @@ impl Heap for SystemHeap {
     fn unlock(&self) {}
 
     fn stats(&self) -> Option<Stats> {
-        Some(COUNTS.snapshot())
+        Some(observer::snapshot())
     }
 }

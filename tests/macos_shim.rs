@@ -259,7 +259,10 @@ macro_rules! zone_for {
 zone_for!(ARENA_ZONE, ARENA_INTRO, Arena, &ARENA_HEAP);
 zone_for!(TC_ZONE, TC_INTRO, threadcache::__Alloc8Heap, &threadcache::__ALLOC8_HEAP);
 zone_for!(MMAP_ZONE, MMAP_INTRO, mmap::__Alloc8Heap, &mmap::__ALLOC8_HEAP);
-zone_for!(SYS_ZONE, SYS_INTRO, system::__Alloc8Heap, &system::__ALLOC8_HEAP);
+// As the macOS shim presents it: counted by the shim (`Heap::COUNTED`).
+type SystemCounted = alloc8::observer::Counting<system::__Alloc8Heap>;
+static SYS_HEAP: SystemCounted = alloc8::observer::Counting::new(&system::__ALLOC8_HEAP);
+zone_for!(SYS_ZONE, SYS_INTRO, SystemCounted, &SYS_HEAP);
 
 /// The zone's functions, called the way libmalloc calls them.
 struct Calls(*mut MallocZone);

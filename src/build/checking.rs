@@ -77,11 +77,12 @@ impl Checking {
     pub fn heap_static(self) -> Option<(String, String)> {
         let (ty, init) = match self {
             Checking::Off => return None,
-            Checking::Redzone => ("Checked", "Checked::new(&heap::__ALLOC8_HEAP, HEAP_NAME)".to_string()),
-            Checking::Guard => ("Checked", "Checked::guarded(&heap::__ALLOC8_HEAP, HEAP_NAME)".to_string()),
-            Checking::Sample(n) => ("Sampled", format!("Sampled::new(&heap::__ALLOC8_HEAP, HEAP_NAME, {})", n)),
+            Checking::Redzone => ("Checked", "Checked::new(&COUNTING, HEAP_NAME)".to_string()),
+            Checking::Guard => ("Checked", "Checked::guarded(&COUNTING, HEAP_NAME)".to_string()),
+            Checking::Sample(n) => ("Sampled", format!("Sampled::new(&COUNTING, HEAP_NAME, {})", n)),
         };
-        let ty = format!("alloc8::checked::{}<heap::__Alloc8Heap>", ty);
+        // The heap inside counts itself, if it asks (`COUNTING`: alloc8::observer).
+        let ty = format!("alloc8::checked::{}<alloc8::observer::Counting<heap::__Alloc8Heap>>", ty);
         let what = match self {
             Checking::Sample(_) => "one allocation in N goes to guarded pages, every other call straight to the heap",
             _ => "every call reaches the heap through alloc8's checking layer",
@@ -103,7 +104,7 @@ mod tests {
         assert!(Checking::from_flags(None, Some(0)).unwrap_err().to_string().starts_with("--guard-sample 0: "));
         assert!(Checking::Guard.layered() && !Checking::Sample(1).layered());
         let (line, ty) = Checking::Sample(5000).heap_static().unwrap();
-        assert_eq!(ty, "alloc8::checked::Sampled<heap::__Alloc8Heap>");
-        assert!(line.ends_with("= alloc8::checked::Sampled::new(&heap::__ALLOC8_HEAP, HEAP_NAME, 5000);"), "{}", line);
+        assert_eq!(ty, "alloc8::checked::Sampled<alloc8::observer::Counting<heap::__Alloc8Heap>>");
+        assert!(line.ends_with("= alloc8::checked::Sampled::new(&COUNTING, HEAP_NAME, 5000);"), "{}", line);
     }
 }

@@ -85,11 +85,13 @@ pub fn render(spec: &ShimSpec) -> Vec<(&'static str, String)> {
     };
     // `--checked` registers the checking layer in the heap's place; without
     // it the shim is the same text as ever.
-    let (heap_static, shim_heap) = spec
-        .checked
-        .heap_static()
-        .or_else(|| tagged(spec))
-        .unwrap_or_else(|| ("use heap::__ALLOC8_HEAP as HEAP;".into(), "heap::__Alloc8Heap".into()));
+    let (heap_static, shim_heap) =
+        spec.checked.heap_static().or_else(|| tagged(spec)).unwrap_or_else(|| match (spec.platform, spec.mode) {
+            // The exports' own paths count (record_ and detour_: see `detour`).
+            (Platform::Linux, Mode::Interpose) => ("use heap::__ALLOC8_HEAP as HEAP;".into(), "heap::__Alloc8Heap".into()),
+            // No recording path: every call counts here, if the heap asks.
+            _ => ("use COUNTING as HEAP;".into(), "alloc8::observer::Counting<heap::__Alloc8Heap>".into()),
+        });
     let lib_rs = fill(
         templates::SHIM_LIB_RS,
         &[
@@ -190,7 +192,7 @@ pub fn exports_rs(platform: Platform, mode: Mode, prefix: &str, threads: bool, c
     let forwarding = platform == Platform::Linux && mode == Mode::Interpose;
     for (exported, e) in &exports {
         let body = if forwarding {
-            let (body, detour) = detour(e);
+            let (body, detour) = detour(e, checked != Checking::Off);
             out.push_str(&detour);
             body
         } else {
@@ -287,14 +289,16 @@ pub(crate) fn write_wrapper(out: &mut String, export_name: &str, ident: &str, e:
 
 /// The row's body behind the detour test, and the cold functions the test
 /// leads to: a recording shim (`alloc8 run`) runs the body in `record_<name>`,
-/// between `alloc8::trail::try_begin` and `end`; an inert one hands the call,
-/// arguments unchanged, to `NEXT_<name>` in `forward_<name>` (see
-/// templates/shim/src/inert.rs), which also catches the first call. The
-/// export only compares the state with 0 (one `cmp` with memory and a
-/// branch: the fast path); `detour_<name>`, which keeps nothing (no frame),
-/// compares it with RECORD and tail-calls `record_<name>` or
-/// `forward_<name>`, which forwards an inert shim's call to `NEXT_<name>`.
-fn detour(e: &Export) -> (String, String) {
+/// between `alloc8::trail::try_begin` and `end`, with the heap seen through
+/// the observer (`OBSERVED`, which counts for a heap that asks); an inert
+/// one hands the call, arguments unchanged, to `NEXT_<name>` in
+/// `forward_<name>` (see templates/shim/src/inert.rs), which also catches
+/// the first call. The export only compares the state with 0 (one `cmp`
+/// with memory and a branch: the fast path); `detour_<name>`, which keeps
+/// nothing (no frame), compares it with RECORD and tail-calls
+/// `record_<name>` or `forward_<name>`, which forwards an inert shim's call
+/// to `NEXT_<name>`.
+fn detour(e: &Export, counted_inside: bool) -> (String, String) {
     let params: Vec<(&str, &str)> = e
         .params
         .split(',')
@@ -324,10 +328,13 @@ fn detour(e: &Export) -> (String, String) {
     } else {
         format!("if crate::inert::detouring() {{\n        return detour_{name}({names});\n    }}\n    {body}", name = e.name, body = e.body)
     };
+    // The first calls (before the constructor) count if the heap asks;
+    // a checking layer's heap counts inside it already.
+    let first = if counted_inside { e.body.to_string() } else { e.body.replace("&HEAP", "&crate::COUNTING") };
     let served = if e.name == "malloc" {
-        format!("let result = {{ {} }};\n    crate::inert::open_small();\n    result", e.body)
+        format!("let result = {{ {} }};\n    crate::inert::open_small();\n    result", first)
     } else {
-        format!("{{ {} }}", e.body)
+        format!("{{ {} }}", first)
     };
     let recorded = match trail_kind(e) {
         Some(kind) => {
@@ -353,7 +360,8 @@ fn detour(e: &Export) -> (String, String) {
                 name = e.name,
                 has_ptr = ptr != "0",
                 has_size = size != "0",
-                body = e.body
+                // The observer counts around the heap's call here (alloc8::observer).
+                body = e.body.replace("&HEAP", "&crate::OBSERVED.at(call)")
             )
         }
         None => format!("{{ {} }}", e.body),
@@ -619,7 +627,7 @@ mod tests {
              let call = match alloc8::trail::try_begin(&CALL, ptr as usize, size) {\n        \
              Some(call) => call,\n        \
              None => return alloc8::trail::first(move || record__ZdlPvmSt11align_val_t(ptr, size, align)),\n    };\n    \
-             let result = { alloc8::shim::free_aligned_sized(&HEAP, ptr, size, align) };\n    \
+             let result = { alloc8::shim::free_aligned_sized(&crate::OBSERVED.at(call), ptr, size, align) };\n    \
              alloc8::trail::end(call, 0);\n    result\n}"
         ));
         assert!(exports.contains(
@@ -632,7 +640,7 @@ mod tests {
              if crate::inert::inert() {\n        \
              let next: unsafe extern \"C\" fn(*mut u8, usize, usize) = core::mem::transmute(NEXT__ZdlPvmSt11align_val_t.get());\n        \
              return next(ptr, size, align);\n    }\n    \
-             crate::inert::first_call();\n    { alloc8::shim::free_aligned_sized(&HEAP, ptr, size, align) }\n}"
+             crate::inert::first_call();\n    { alloc8::shim::free_aligned_sized(&crate::COUNTING, ptr, size, align) }\n}"
         ));
         // What the trail records: the block made, the one freed, a query's answer.
         let call = |name: &str, kind: &str, ptr: bool, size: bool| {
@@ -678,9 +686,17 @@ mod tests {
     fn unchecked_shims_contain_nothing_of_the_checking_layer() {
         for files in [spec(Mode::Interpose, ""), spec(Mode::Prefixed, "foo"), windows(Mode::Interpose, "")] {
             let lib = file(&files, "src/lib.rs");
-            assert!(lib.contains("\nuse heap::__ALLOC8_HEAP as HEAP;\n#[allow(dead_code)]\ntype Alloc8Heap = heap::__Alloc8Heap;\n"));
+            // A Linux interposer counts on its own paths; elsewhere every call goes through `COUNTING`.
+            let (heap, ty) = if lib.contains("mod cxx;") {
+                ("use heap::__ALLOC8_HEAP as HEAP;", "heap::__Alloc8Heap")
+            } else {
+                ("use COUNTING as HEAP;", "alloc8::observer::Counting<heap::__Alloc8Heap>")
+            };
+            assert!(lib.contains(&format!("\n{}\n#[allow(dead_code)]\ntype Alloc8Heap = heap::__Alloc8Heap;\n", heap)));
+            assert!(lib
+                .contains(&format!("static GLOBAL: alloc8::GlobalHeap<{}> = alloc8::GlobalHeap::new(&HEAP, std::thread::panicking);", ty)));
             assert!(lib.contains(
-                "static GLOBAL: alloc8::GlobalHeap<heap::__Alloc8Heap> = alloc8::GlobalHeap::new(&HEAP, std::thread::panicking);"
+                "static COUNTING: alloc8::observer::Counting<Alloc8Heap> = alloc8::observer::Counting::new(&heap::__ALLOC8_HEAP);"
             ));
             for (name, text) in &files {
                 assert!(!text.contains("alloc8::checked") && !text.contains("naked"), "{} mentions the checking layer", name);
@@ -693,9 +709,11 @@ mod tests {
         let files = checked(true);
         let lib = file(&files, "src/lib.rs");
         assert!(lib.contains(
-            "static HEAP: alloc8::checked::Checked<heap::__Alloc8Heap> = alloc8::checked::Checked::new(&heap::__ALLOC8_HEAP, HEAP_NAME);"
+            "static HEAP: alloc8::checked::Checked<alloc8::observer::Counting<heap::__Alloc8Heap>> = alloc8::checked::Checked::new(&COUNTING, HEAP_NAME);"
         ));
-        assert!(lib.contains("static GLOBAL: alloc8::GlobalHeap<alloc8::checked::Checked<heap::__Alloc8Heap>> ="));
+        assert!(
+            lib.contains("static GLOBAL: alloc8::GlobalHeap<alloc8::checked::Checked<alloc8::observer::Counting<heap::__Alloc8Heap>>> =")
+        );
         let exports = file(&files, "src/exports.rs");
         // The stub puts its return address after the row's arguments and jumps to the wrapper.
         assert!(exports.contains(
@@ -724,11 +742,11 @@ mod tests {
     fn guard_modes_register_their_heap_and_sampling_keeps_plain_exports() {
         let files = checked_as(false, Checking::Guard);
         assert!(file(&files, "src/lib.rs")
-            .contains("static HEAP: alloc8::checked::Checked<heap::__Alloc8Heap> = alloc8::checked::Checked::guarded(&heap::__ALLOC8_HEAP, HEAP_NAME);"));
+            .contains("static HEAP: alloc8::checked::Checked<alloc8::observer::Counting<heap::__Alloc8Heap>> = alloc8::checked::Checked::guarded(&COUNTING, HEAP_NAME);"));
         assert!(file(&files, "src/exports.rs").contains("#[unsafe(naked)]"));
         let files = checked_as(false, Checking::Sample(5000));
         assert!(file(&files, "src/lib.rs").contains(
-            "static HEAP: alloc8::checked::Sampled<heap::__Alloc8Heap> = alloc8::checked::Sampled::new(&heap::__ALLOC8_HEAP, HEAP_NAME, 5000);"
+            "static HEAP: alloc8::checked::Sampled<alloc8::observer::Counting<heap::__Alloc8Heap>> = alloc8::checked::Sampled::new(&COUNTING, HEAP_NAME, 5000);"
         ));
         let exports = file(&files, "src/exports.rs");
         assert!(!exports.contains("naked"), "no stubs: the fast path is the plain shim's");

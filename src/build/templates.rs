@@ -53,6 +53,7 @@ pub const ALLOC8_CRATE: &[(&str, &str)] = &[
     ("src/text.rs", include_str!("../../crates/alloc8/src/text.rs")),
     ("src/threads.rs", include_str!("../../crates/alloc8/src/threads.rs")),
     ("src/trail.rs", include_str!("../../crates/alloc8/src/trail.rs")),
+    ("src/observer.rs", include_str!("../../crates/alloc8/src/observer.rs")),
     ("src/testing/mod.rs", include_str!("../../crates/alloc8/src/testing/mod.rs")),
     ("src/testing/exec.rs", include_str!("../../crates/alloc8/src/testing/exec.rs")),
     ("src/testing/fork.rs", include_str!("../../crates/alloc8/src/testing/fork.rs")),

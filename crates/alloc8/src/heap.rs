@@ -212,6 +212,17 @@ pub trait Heap: Sync {
     /// [`crate::threads::created`] turns true (`--threads` shims only).
     fn first_thread(&self) {}
 
+    /// Set to `true` to have the shim count this heap's blocks (the
+    /// report's calls, bytes, live bytes and peak), with [`Heap::get_size`]
+    /// as each block's size, whenever a report will carry the counts; the
+    /// heap then counts nothing itself, and its [`Heap::stats`] returns
+    /// [`crate::observer::snapshot`]. Under `alloc8 run` the shim counts on
+    /// its recording path, in the per-thread record that holds the crash
+    /// trail (crate::observer): cheaper than any counting inside the heap,
+    /// and a silent shim's calls are the heap's alone. `shims/system.rs` is
+    /// the model. A heap that wraps such a heap sets it too.
+    const COUNTED: bool = false;
+
     /// Statistics for the exit report, if the heap keeps any.
     fn stats(&self) -> Option<Stats> {
         None

@@ -44,6 +44,8 @@ pub mod inherit;
 /// macOS zone and interposition logic; plain Rust, tested on Linux (64-bit layouts).
 #[cfg(target_pointer_width = "64")]
 pub mod macos;
+/// Counts the observer keeps for a heap under `alloc8 run`, per thread beside its crash trail.
+pub mod observer;
 /// The raw OS layer (system calls, environment, mappings, thread words, C
 /// runtime, Win32): nothing in it knows a heap.
 pub mod os;

@@ -140,6 +140,7 @@ impl<H: Heap> Heap for Overaligned<H> {
     // Every alignment, now.
     const MAX_ALIGN: usize = usize::MAX;
     const OWNS: bool = H::OWNS;
+    const COUNTED: bool = H::COUNTED;
 
     #[inline(always)]
     fn malloc(&self, size: usize) -> *mut u8 {

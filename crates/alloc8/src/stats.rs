@@ -59,8 +59,12 @@ pub fn counting() -> bool {
 /// malloc/free pair, and the pair's cost is not a chain of dependent
 /// load-add-store steps through one word.
 #[repr(align(64))]
-struct Slot {
+pub(crate) struct Slot {
     owner: AtomicUsize,
+    /// Shared by threads beyond the per-thread records for good (the
+    /// observer's: `observer.rs`): its `up` and `down` stay negative, so
+    /// every call takes the atomic path, and are never reset.
+    shared: bool,
     mallocs: AtomicU64,
     frees: AtomicU64,
     reallocs: AtomicU64,
@@ -89,9 +93,10 @@ struct Slot {
 }
 
 impl Slot {
-    const fn new() -> Self {
+    pub(crate) const fn new() -> Self {
         Slot {
             owner: AtomicUsize::new(0),
+            shared: false,
             mallocs: AtomicU64::new(0),
             frees: AtomicU64::new(0),
             reallocs: AtomicU64::new(0),
@@ -107,10 +112,23 @@ impl Slot {
         }
     }
 
+    /// A slot every thread beyond the per-thread ones shares (see `shared`).
+    pub(crate) const fn shared() -> Self {
+        let mut s = Slot::new();
+        s.shared = true;
+        s.up = AtomicI64::new(SHARED_HEADROOM);
+        s.down = AtomicI64::new(SHARED_HEADROOM);
+        s
+    }
+
     fn live(&self) -> i64 {
         self.usable_in.load(Relaxed).wrapping_sub(self.usable_out.load(Relaxed))
     }
 }
+
+/// A shared slot's `up` and `down`: negative for the life of any process
+/// (it would take 2^62 bytes of calls to reach zero).
+const SHARED_HEADROOM: i64 = i64::MIN / 2;
 
 /// Adds to a counter only its slot's owner writes: a load and a store.
 #[inline(always)]
@@ -133,20 +151,226 @@ fn add_i(c: &AtomicI64, n: i64, shared: bool) -> i64 {
     }
 }
 
+/// Live bytes of all threads as last published, and their peak: what the
+/// slots of one set of counters share (a [`Counters`], or the observer's
+/// per-thread records: `observer.rs`). The slot-level updates are its
+/// methods, so both sets count alike.
+pub(crate) struct Totals {
+    total: AtomicI64,
+    peak: AtomicI64,
+}
+
+impl Totals {
+    pub(crate) const fn new() -> Self {
+        Totals { total: AtomicI64::new(0), peak: AtomicI64::new(0) }
+    }
+
+    #[inline(always)]
+    pub(crate) fn allocated_in(&self, s: &Slot, shared: bool, requested: usize, usable: usize) {
+        if !shared {
+            if Self::owner_allocated(s, requested, usable) {
+                self.rose(s);
+            }
+            return;
+        }
+        add_u(&s.mallocs, 1, true);
+        add_u(&s.bytes_allocated, requested as u64, true);
+        // Threads that share the slot race on `up`: each works live out.
+        let live = add_i(&s.usable_in, usable as i64, true) - s.usable_out.load(Relaxed);
+        self.grew(s, live);
+    }
+
+    /// The slot's owner counts a block: plain additions, and whether live
+    /// bytes rose above `high` (then [`Totals::rose`] has news to handle).
+    #[inline(always)]
+    fn owner_allocated(s: &Slot, requested: usize, usable: usize) -> bool {
+        add_u(&s.mallocs, 1, false);
+        add_u(&s.bytes_allocated, requested as u64, false);
+        add_i(&s.usable_in, usable as i64, false);
+        add_i(&s.down, usable as i64, false);
+        add_i(&s.up, -(usable as i64), false) < 0
+    }
+
+    /// The observer's order for an owner (`observer.rs`): `up` first, whose
+    /// sign decides, and the plain additions only when it has no news. A
+    /// shared slot's `up` is always negative, so its threads never reach
+    /// the plain additions: [`Totals::allocated_news`] counts for them.
+    #[inline(always)]
+    pub(crate) fn allocated_quiet(s: &Slot, requested: usize, usable: usize) -> bool {
+        if add_i(&s.up, -(usable as i64), false) < 0 {
+            return false;
+        }
+        add_u(&s.mallocs, 1, false);
+        add_u(&s.bytes_allocated, requested as u64, false);
+        add_i(&s.usable_in, usable as i64, false);
+        add_i(&s.down, usable as i64, false);
+        true
+    }
+
+    /// What [`Totals::allocated_quiet`] left to do when it answered false.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn allocated_news(&self, s: &Slot, requested: usize, usable: usize) {
+        if s.shared {
+            return self.allocated_in(s, true, requested, usable);
+        }
+        add_u(&s.mallocs, 1, false);
+        add_u(&s.bytes_allocated, requested as u64, false);
+        add_i(&s.usable_in, usable as i64, false);
+        add_i(&s.down, usable as i64, false);
+        self.rose(s);
+    }
+
+    /// An owner's allocation took its live bytes above `high`. One call
+    /// with nothing to keep for after it: the fast path needs no registers saved.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn rose(&self, s: &Slot) {
+        self.grew(s, s.live());
+    }
+
+    #[inline(always)]
+    pub(crate) fn freed_in(&self, s: &Slot, shared: bool, usable: usize) {
+        add_u(&s.frees, 1, shared);
+        if shared {
+            let live = s.usable_in.load(Relaxed) - add_i(&s.usable_out, usable as i64, shared);
+            if live < s.low.load(Relaxed) {
+                self.publish(s, live);
+            }
+            return;
+        }
+        add_i(&s.usable_out, usable as i64, false);
+        add_i(&s.up, usable as i64, false);
+        // Only falls: the shared total hears of a thread that frees more than it allocates.
+        if add_i(&s.down, -(usable as i64), false) < 0 {
+            self.fell(s);
+        }
+    }
+
+    /// The observer's order for an owner's free (see [`Totals::allocated_quiet`]).
+    #[inline(always)]
+    pub(crate) fn freed_quiet(s: &Slot, usable: usize) -> bool {
+        if add_i(&s.down, -(usable as i64), false) < 0 {
+            return false;
+        }
+        add_u(&s.frees, 1, false);
+        add_i(&s.usable_out, usable as i64, false);
+        add_i(&s.up, usable as i64, false);
+        true
+    }
+
+    /// What [`Totals::freed_quiet`] left to do when it answered false.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn freed_news(&self, s: &Slot, usable: usize) {
+        if s.shared {
+            return self.freed_in(s, true, usable);
+        }
+        add_u(&s.frees, 1, false);
+        add_i(&s.usable_out, usable as i64, false);
+        add_i(&s.up, usable as i64, false);
+        self.fell(s);
+    }
+
+    /// An owner's free took its live bytes below `low` (see [`Totals::rose`]).
+    #[cold]
+    #[inline(never)]
+    fn fell(&self, s: &Slot) {
+        self.publish(s, s.live());
+    }
+
+    /// A block of `old_usable` bytes became one of `new_usable` for a request of `requested`.
+    pub(crate) fn reallocated_in(&self, s: &Slot, shared: bool, old_usable: usize, requested: usize, new_usable: usize) {
+        add_u(&s.reallocs, 1, shared);
+        add_u(&s.bytes_allocated, requested as u64, shared);
+        add_i(&s.usable_out, old_usable as i64, shared);
+        let live = add_i(&s.usable_in, new_usable as i64, shared) - s.usable_out.load(Relaxed);
+        // A realloc may shrink the block: live bytes may fall.
+        if live < s.low.load(Relaxed) {
+            self.publish(s, live);
+        }
+        self.grew(s, live);
+        Self::headroom(s, live);
+    }
+
+    /// After an allocation: the slot's own peak, and the shared total when
+    /// the slot has moved a step up since it last published. (It cannot
+    /// have fallen a step: the free that took it there published.)
+    #[inline(always)]
+    fn grew(&self, s: &Slot, live: i64) {
+        if live <= s.high.load(Relaxed) {
+            return;
+        }
+        if live > s.peak.load(Relaxed) {
+            s.peak.store(live, Relaxed);
+        }
+        if live - s.published.load(Relaxed) > PEAK_STEP {
+            self.publish(s, live);
+        }
+        Self::bounds(s);
+        Self::headroom(s, live);
+    }
+
+    /// The slot's `high` and `low` after its peak or published count moved.
+    #[inline(always)]
+    fn bounds(s: &Slot) {
+        let published = s.published.load(Relaxed);
+        s.high.store(s.peak.load(Relaxed).min(published + PEAK_STEP), Relaxed);
+        s.low.store(published - PEAK_STEP, Relaxed);
+    }
+
+    /// The slot's `up` and `down` for `live` bytes between its bounds (a
+    /// shared slot's stay as they are: see `Slot::shared`).
+    #[inline(always)]
+    fn headroom(s: &Slot, live: i64) {
+        if s.shared {
+            return;
+        }
+        s.up.store(s.high.load(Relaxed) - live, Relaxed);
+        s.down.store(live - s.low.load(Relaxed), Relaxed);
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn publish(&self, s: &Slot, live: i64) {
+        let unpublished = live - s.published.load(Relaxed);
+        s.published.store(live, Relaxed);
+        Self::bounds(s);
+        Self::headroom(s, live);
+        let total = self.total.fetch_add(unpublished, Relaxed) + unpublished;
+        self.peak.fetch_max(total, Relaxed);
+    }
+
+    /// The totals over `slots`.
+    pub(crate) fn snapshot<'a>(&self, slots: impl Iterator<Item = &'a Slot>) -> Stats {
+        let mut st = Stats::default();
+        let (mut live, mut peak) = (0i64, self.peak.load(Relaxed));
+        for s in slots {
+            st.mallocs += s.mallocs.load(Relaxed);
+            st.frees += s.frees.load(Relaxed);
+            st.reallocs += s.reallocs.load(Relaxed);
+            st.bytes_allocated += s.bytes_allocated.load(Relaxed);
+            live += s.live();
+            peak = peak.max(s.peak.load(Relaxed));
+        }
+        st.live_bytes = live.max(0) as u64;
+        st.peak_live_bytes = peak.max(live).max(0) as u64;
+        st
+    }
+}
+
 /// Per-thread allocation counters; `const`-constructible for a heap's static.
 pub struct Counters {
     slots: [Slot; SLOTS],
     overflow: Slot,
-    /// Live bytes of all threads as last published, and their peak.
-    total: AtomicI64,
-    total_peak: AtomicI64,
+    totals: Totals,
 }
 
 impl Counters {
     pub const fn new() -> Self {
         // A const array of non-Copy values (1.63: no inline const blocks).
         const EMPTY: Slot = Slot::new();
-        Counters { slots: [EMPTY; SLOTS], overflow: Slot::new(), total: AtomicI64::new(0), total_peak: AtomicI64::new(0) }
+        Counters { slots: [EMPTY; SLOTS], overflow: Slot::new(), totals: Totals::new() }
     }
 
     /// The calling thread's slot, when its word (`Own::Counters`) names one
@@ -204,7 +428,7 @@ impl Counters {
     #[inline(always)]
     pub fn allocated_while_counting(&self, requested: usize, usable: usize) {
         match self.mine() {
-            Some(s) => self.allocated_in(s, false, requested, usable),
+            Some(s) => self.totals.allocated_in(s, false, requested, usable),
             None => self.allocated_found(requested, usable),
         }
     }
@@ -216,7 +440,7 @@ impl Counters {
     #[inline(always)]
     pub fn allocated_returning(&self, requested: usize, usable: usize, block: *mut u8) -> *mut u8 {
         match self.mine() {
-            Some(s) if Self::owner_allocated(s, requested, usable) => self.rose_returning(s, block),
+            Some(s) if Totals::owner_allocated(s, requested, usable) => self.rose_returning(s, block),
             Some(_) => block,
             None => self.allocated_found_returning(requested, usable, block),
         }
@@ -225,7 +449,7 @@ impl Counters {
     #[cold]
     #[inline(never)]
     fn rose_returning(&self, s: &Slot, block: *mut u8) -> *mut u8 {
-        self.rose(s);
+        self.totals.rose(s);
         block
     }
 
@@ -240,41 +464,7 @@ impl Counters {
     #[inline(never)]
     fn allocated_found(&self, requested: usize, usable: usize) {
         let (s, shared) = self.find();
-        self.allocated_in(s, shared, requested, usable)
-    }
-
-    #[inline(always)]
-    fn allocated_in(&self, s: &Slot, shared: bool, requested: usize, usable: usize) {
-        if !shared {
-            if Self::owner_allocated(s, requested, usable) {
-                self.rose(s);
-            }
-            return;
-        }
-        add_u(&s.mallocs, 1, true);
-        add_u(&s.bytes_allocated, requested as u64, true);
-        // Threads that share the slot race on `up`: each works live out.
-        let live = add_i(&s.usable_in, usable as i64, true) - s.usable_out.load(Relaxed);
-        self.grew(s, live);
-    }
-
-    /// The slot's owner counts a block: plain additions, and whether live
-    /// bytes rose above `high` (then [`Counters::rose`] has news to handle).
-    #[inline(always)]
-    fn owner_allocated(s: &Slot, requested: usize, usable: usize) -> bool {
-        add_u(&s.mallocs, 1, false);
-        add_u(&s.bytes_allocated, requested as u64, false);
-        add_i(&s.usable_in, usable as i64, false);
-        add_i(&s.down, usable as i64, false);
-        add_i(&s.up, -(usable as i64), false) < 0
-    }
-
-    /// An owner's allocation took its live bytes above `high`. One call
-    /// with nothing to keep for after it: the fast path needs no registers saved.
-    #[cold]
-    #[inline(never)]
-    fn rose(&self, s: &Slot) {
-        self.grew(s, s.live());
+        self.totals.allocated_in(s, shared, requested, usable)
     }
 
     /// A block of `usable` bytes was freed.
@@ -290,7 +480,7 @@ impl Counters {
     #[inline(always)]
     pub fn freed_while_counting(&self, usable: usize) {
         match self.mine() {
-            Some(s) => self.freed_in(s, false, usable),
+            Some(s) => self.totals.freed_in(s, false, usable),
             None => self.freed_found(usable),
         }
     }
@@ -299,32 +489,7 @@ impl Counters {
     #[inline(never)]
     fn freed_found(&self, usable: usize) {
         let (s, shared) = self.find();
-        self.freed_in(s, shared, usable)
-    }
-
-    #[inline(always)]
-    fn freed_in(&self, s: &Slot, shared: bool, usable: usize) {
-        add_u(&s.frees, 1, shared);
-        if shared {
-            let live = s.usable_in.load(Relaxed) - add_i(&s.usable_out, usable as i64, shared);
-            if live < s.low.load(Relaxed) {
-                self.publish(s, live);
-            }
-            return;
-        }
-        add_i(&s.usable_out, usable as i64, false);
-        add_i(&s.up, usable as i64, false);
-        // Only falls: the shared total hears of a thread that frees more than it allocates.
-        if add_i(&s.down, -(usable as i64), false) < 0 {
-            self.fell(s);
-        }
-    }
-
-    /// An owner's free took its live bytes below `low` (see [`Counters::rose`]).
-    #[cold]
-    #[inline(never)]
-    fn fell(&self, s: &Slot) {
-        self.publish(s, s.live());
+        self.totals.freed_in(s, shared, usable)
     }
 
     /// A block of `old_usable` bytes became one of `new_usable` for a request of `requested`.
@@ -336,77 +501,12 @@ impl Counters {
             Some(s) => (s, false),
             None => self.find(),
         };
-        add_u(&s.reallocs, 1, shared);
-        add_u(&s.bytes_allocated, requested as u64, shared);
-        add_i(&s.usable_out, old_usable as i64, shared);
-        let live = add_i(&s.usable_in, new_usable as i64, shared) - s.usable_out.load(Relaxed);
-        // A realloc may shrink the block: live bytes may fall.
-        if live < s.low.load(Relaxed) {
-            self.publish(s, live);
-        }
-        self.grew(s, live);
-        Self::headroom(s, live);
-    }
-
-    /// After an allocation: the slot's own peak, and the shared total when
-    /// the slot has moved a step up since it last published. (It cannot
-    /// have fallen a step: the free that took it there published.)
-    #[inline(always)]
-    fn grew(&self, s: &Slot, live: i64) {
-        if live <= s.high.load(Relaxed) {
-            return;
-        }
-        if live > s.peak.load(Relaxed) {
-            s.peak.store(live, Relaxed);
-        }
-        if live - s.published.load(Relaxed) > PEAK_STEP {
-            self.publish(s, live);
-        }
-        Self::bounds(s);
-        Self::headroom(s, live);
-    }
-
-    /// The slot's `high` and `low` after its peak or published count moved.
-    #[inline(always)]
-    fn bounds(s: &Slot) {
-        let published = s.published.load(Relaxed);
-        s.high.store(s.peak.load(Relaxed).min(published + PEAK_STEP), Relaxed);
-        s.low.store(published - PEAK_STEP, Relaxed);
-    }
-
-    /// The slot's `up` and `down` for `live` bytes between its bounds.
-    #[inline(always)]
-    fn headroom(s: &Slot, live: i64) {
-        s.up.store(s.high.load(Relaxed) - live, Relaxed);
-        s.down.store(live - s.low.load(Relaxed), Relaxed);
-    }
-
-    #[cold]
-    #[inline(never)]
-    fn publish(&self, s: &Slot, live: i64) {
-        let unpublished = live - s.published.load(Relaxed);
-        s.published.store(live, Relaxed);
-        Self::bounds(s);
-        Self::headroom(s, live);
-        let total = self.total.fetch_add(unpublished, Relaxed) + unpublished;
-        self.total_peak.fetch_max(total, Relaxed);
+        self.totals.reallocated_in(s, shared, old_usable, requested, new_usable)
     }
 
     /// The totals over every thread so far.
     pub fn snapshot(&self) -> Stats {
-        let mut st = Stats::default();
-        let (mut live, mut peak) = (0i64, self.total_peak.load(Relaxed));
-        for s in self.slots.iter().chain(core::iter::once(&self.overflow)) {
-            st.mallocs += s.mallocs.load(Relaxed);
-            st.frees += s.frees.load(Relaxed);
-            st.reallocs += s.reallocs.load(Relaxed);
-            st.bytes_allocated += s.bytes_allocated.load(Relaxed);
-            live += s.live();
-            peak = peak.max(s.peak.load(Relaxed));
-        }
-        st.live_bytes = live.max(0) as u64;
-        st.peak_live_bytes = peak.max(live).max(0) as u64;
-        st
+        self.totals.snapshot(self.slots.iter().chain(core::iter::once(&self.overflow)))
     }
 }
 

@@ -22,6 +22,7 @@
 //! call finds the ring and the ring keeps the next entry's address itself.
 
 use crate::os::tls::{Own, OWN_WORDS};
+use crate::stats::Slot;
 use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 /// Calls kept per thread.
@@ -70,6 +71,9 @@ struct Entry {
 #[cfg_attr(not(target_pointer_width = "64"), repr(C, align(512)))]
 struct Ring {
     entries: [Entry; DEPTH],
+    /// The thread's counts, for a heap the observer counts (`observer.rs`):
+    /// found from the same word, in the same record.
+    counts: Slot,
     owner: AtomicUsize,
     /// The next entry's address, where the thread has no word of its own.
     next: AtomicUsize,
@@ -83,7 +87,13 @@ impl Ring {
     const fn new() -> Self {
         const ZERO: AtomicUsize = AtomicUsize::new(0);
         const EMPTY: Entry = Entry { call: ZERO, ptr: ZERO, size: ZERO, result: ZERO };
-        Ring { entries: [EMPTY; DEPTH], owner: ZERO, next: ZERO }
+        Ring { entries: [EMPTY; DEPTH], counts: Slot::new(), owner: ZERO, next: ZERO }
+    }
+
+    const fn shared() -> Self {
+        let mut ring = Ring::new();
+        ring.counts = Slot::shared();
+        ring
     }
 
     fn first(&self) -> usize {
@@ -94,7 +104,7 @@ impl Ring {
 const RING: Ring = Ring::new();
 static RINGS: [Ring; THREADS] = [RING; THREADS];
 /// Threads beyond [`THREADS`] share this one (their entries may interleave).
-static SHARED: Ring = Ring::new();
+static SHARED: Ring = Ring::shared();
 
 /// The entry after `entry`, wrapping at the ring's end.
 #[inline(always)]
@@ -164,10 +174,14 @@ pub fn first<R>(again: impl FnOnce() -> R) -> R {
     again()
 }
 
+/// A recorded call that has not returned: its entry, for [`end`].
+#[derive(Clone, Copy)]
+pub struct Pending(&'static Entry);
+
 /// Records the start of a call; pass the entry to [`end`] with the call's
 /// result. `ptr` and `size` are kept if `call` says it has them.
 #[inline(always)]
-pub fn begin(call: &'static Call, ptr: usize, size: usize) -> &'static AtomicUsize {
+pub fn begin(call: &'static Call, ptr: usize, size: usize) -> Pending {
     let entry = match Own::Trail.get() {
         0 => first_entry(),
         entry => {
@@ -183,7 +197,7 @@ pub fn begin(call: &'static Call, ptr: usize, size: usize) -> &'static AtomicUsi
 /// way to the heap's (a call would cost it registers to keep the
 /// arguments in): the thread's first call records itself by starting over.
 #[inline(always)]
-pub fn try_begin(call: &'static Call, ptr: usize, size: usize) -> Option<&'static AtomicUsize> {
+pub fn try_begin(call: &'static Call, ptr: usize, size: usize) -> Option<Pending> {
     let entry = match Own::Trail.get() {
         0 if OWN_WORDS => return None,
         0 => first_entry(),
@@ -196,7 +210,7 @@ pub fn try_begin(call: &'static Call, ptr: usize, size: usize) -> Option<&'stati
 }
 
 #[inline(always)]
-fn write(entry: usize, call: &'static Call, ptr: usize, size: usize) -> &'static AtomicUsize {
+fn write(entry: usize, call: &'static Call, ptr: usize, size: usize) -> Pending {
     let e = unsafe { &*(entry as *const Entry) };
     e.call.store(call as *const Call as usize, Relaxed);
     e.result.store(PENDING, Relaxed);
@@ -206,13 +220,58 @@ fn write(entry: usize, call: &'static Call, ptr: usize, size: usize) -> &'static
     if call.size {
         e.size.store(size, Relaxed);
     }
-    &e.result
+    Pending(e)
 }
 
 /// The call returned `result` (a pointer, a size, or 0 for none).
 #[inline(always)]
-pub fn end(call: &AtomicUsize, result: usize) {
-    call.store(result, Relaxed);
+pub fn end(call: Pending, result: usize) {
+    call.0.result.store(result, Relaxed);
+}
+
+/// The calling thread's counts when its word names its record (Linux
+/// x86-64, once the thread has recorded or counted): the word's ring, found
+/// by clearing the entry's bits (the ring is aligned to twice its size).
+#[inline(always)]
+pub(crate) fn counts_here() -> Option<&'static Slot> {
+    match Own::Trail.get() {
+        0 => None,
+        entry => Some(unsafe { &(*((entry & !(2 * RING_BYTES - 1)) as *const Ring)).counts }),
+    }
+}
+
+/// The calling thread's counts when [`counts_here`] has none: its record
+/// found by its thread pointer (and, where threads have words, its word set
+/// to its first entry, as on its first recorded call); whether they are
+/// shared by threads beyond [`THREADS`].
+#[cold]
+#[inline(never)]
+pub(crate) fn counts_found() -> (&'static Slot, bool) {
+    let ring = if OWN_WORDS {
+        let first = first_call();
+        unsafe { &*((first & !(2 * RING_BYTES - 1)) as *const Ring) }
+    } else {
+        find()
+    };
+    (&ring.counts, core::ptr::eq(ring, &SHARED))
+}
+
+/// The counts in the record that holds `call`'s entry: its ring, by
+/// clearing the entry's bits.
+#[inline(always)]
+pub(crate) fn counts_of(call: Pending) -> &'static Slot {
+    let ring = (call.0 as *const Entry as usize) & !(2 * RING_BYTES - 1);
+    unsafe { &(*(ring as *const Ring)).counts }
+}
+
+/// Whether `counts` are those threads beyond [`THREADS`] share.
+pub(crate) fn is_shared(counts: &Slot) -> bool {
+    core::ptr::eq(counts, &SHARED.counts)
+}
+
+/// Every record's counts (for the totals of a report).
+pub(crate) fn all_counts() -> impl Iterator<Item = &'static Slot> {
+    RINGS.iter().chain(core::iter::once(&SHARED)).map(|ring| &ring.counts)
 }
 
 /// A copy of one recorded call.

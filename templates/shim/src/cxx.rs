@@ -2,15 +2,15 @@
 //! fails, the call goes on to the next definition of the same operator
 //! (libstdc++'s), which runs the installed new_handler loop (calling our malloc
 //! or aligned_alloc again) and throws std::bad_alloc, so no C++ is compiled here
-//! and the exception unwinds through our `extern "C-unwind"` wrapper.
+//! and the exception unwinds through our `extern "C-unwind"` wrapper. `heap`
+//! is the shim's heap (`HEAP`, or `OBSERVED` on the recording path).
 
 use crate::inert::Next;
-use crate::HEAP;
 use alloc8::Heap;
 
 #[inline(always)]
-pub unsafe fn new(size: usize, next: &Next) -> *mut u8 {
-    let p = HEAP.malloc(size | (size == 0) as usize);
+pub unsafe fn new<H: Heap>(heap: &H, size: usize, next: &Next) -> *mut u8 {
+    let p = heap.malloc(size | (size == 0) as usize);
     if !p.is_null() {
         return p;
     }
@@ -19,8 +19,8 @@ pub unsafe fn new(size: usize, next: &Next) -> *mut u8 {
 }
 
 #[inline(always)]
-pub unsafe fn new_nothrow(size: usize, nothrow: *const u8, next: &Next) -> *mut u8 {
-    let p = HEAP.malloc(size | (size == 0) as usize);
+pub unsafe fn new_nothrow<H: Heap>(heap: &H, size: usize, nothrow: *const u8, next: &Next) -> *mut u8 {
+    let p = heap.malloc(size | (size == 0) as usize);
     if !p.is_null() {
         return p;
     }
@@ -29,8 +29,8 @@ pub unsafe fn new_nothrow(size: usize, nothrow: *const u8, next: &Next) -> *mut 
 }
 
 #[inline(always)]
-pub unsafe fn new_aligned(size: usize, align: usize, next: &Next) -> *mut u8 {
-    let p = alloc8::shim::new_aligned(&HEAP, align, size);
+pub unsafe fn new_aligned<H: Heap>(heap: &H, size: usize, align: usize, next: &Next) -> *mut u8 {
+    let p = alloc8::shim::new_aligned(heap, align, size);
     if !p.is_null() {
         return p;
     }
@@ -39,8 +39,8 @@ pub unsafe fn new_aligned(size: usize, align: usize, next: &Next) -> *mut u8 {
 }
 
 #[inline(always)]
-pub unsafe fn new_aligned_nothrow(size: usize, align: usize, nothrow: *const u8, next: &Next) -> *mut u8 {
-    let p = alloc8::shim::new_aligned(&HEAP, align, size);
+pub unsafe fn new_aligned_nothrow<H: Heap>(heap: &H, size: usize, align: usize, nothrow: *const u8, next: &Next) -> *mut u8 {
+    let p = alloc8::shim::new_aligned(heap, align, size);
     if !p.is_null() {
         return p;
     }

@@ -21,6 +21,15 @@ type Alloc8Heap = heap::__Alloc8Heap;
 #[allow(dead_code)]
 type ShimHeap = @SHIM_HEAP@;
 
+/// What the recording path (`alloc8 run`) calls: the heap, counted by the
+/// observer if it asks (`Heap::COUNTED`; alloc8::observer).
+#[allow(dead_code)]
+static OBSERVED: alloc8::observer::Observed<ShimHeap> = alloc8::observer::Observed::new(&HEAP);
+/// The registered heap, counted if it asks and a report will carry the
+/// counts: what calls reach where there is no recording path.
+#[allow(dead_code)]
+static COUNTING: alloc8::observer::Counting<Alloc8Heap> = alloc8::observer::Counting::new(&heap::__ALLOC8_HEAP);
+
 /// The name reports use for this heap.
 const HEAP_NAME: &str = @HEAP_NAME@;
 

@@ -60,8 +60,14 @@ extern "C" fn init() {
 /// each thread's last heap calls and report SIGSEGV, SIGBUS and SIGABRT there.
 #[cfg(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64")))]
 fn keep_crash_reports(bound: bool) {
-    if bound && !crate::exports::PREFIXED && alloc8::report::to_file() {
+    let to_file = alloc8::report::to_file();
+    // The recording path is where the shim counts for a heap that asks
+    // (alloc8::observer): taken whenever a report will carry the counts.
+    let counted = <crate::ShimHeap as Heap>::COUNTED && alloc8::stats::counting();
+    if bound && !crate::exports::PREFIXED && (to_file || counted) {
         crate::inert::record_calls();
+    }
+    if bound && !crate::exports::PREFIXED && to_file {
         alloc8::crash::install(crate::exports::LAYER);
     } else if let Some(layer) = crate::exports::LAYER.filter(|l| bound && l.guards) {
         // A guarded build reports a fault in a guarded block on stderr, without `alloc8 run` too.

@@ -26,6 +26,8 @@ impl Heap for ThreadHeap {
     const PRESERVES_ERRNO: bool = true;
     const OWNS: bool = true;
     const THREAD_HOOKS: bool = true;
+    /// The system heap's counts are the shim's (its `stats` reads them).
+    const COUNTED: bool = true;
 
     fn malloc(&self, size: usize) -> *mut u8 {
         self.inner.malloc(size)
