@@ -46,39 +46,52 @@ pub struct Receiver {
     /// Messages from a pid that never said HELLO.
     pub strays: u64,
     last: Instant,
+    /// What packing a chunk took lately, and the time between messages
+    /// (both smoothed; see `run`).
+    pack_cost: Duration,
+    gap: Duration,
 }
 
 impl Receiver {
     pub fn bind(socket_path: &Path, dir: &Path) -> std::io::Result<Receiver> {
         let socket = UnixDatagram::bind(socket_path)?;
         socket.set_read_timeout(Some(Duration::from_millis(20)))?;
-        Ok(Receiver { socket, dir: dir.to_path_buf(), open: HashMap::new(), done: Vec::new(), strays: 0, last: Instant::now() })
+        Ok(Receiver {
+            socket,
+            dir: dir.to_path_buf(),
+            open: HashMap::new(),
+            done: Vec::new(),
+            strays: 0,
+            last: Instant::now(),
+            pack_cost: Duration::ZERO,
+            gap: Duration::ZERO,
+        })
     }
 
     /// Receives until `stop` is set and then no message came for `quiet`
     /// (the program's children may still be sending).
     pub fn run(mut self, stop: Arc<AtomicBool>, quiet: Duration) -> Vec<Written> {
         let mut buf = vec![0u8; 1 << 20];
-        // Messages found already queued, in a row: the program sends faster
-        // than this thread packs. Past BEHIND, chunks are stored as they
-        // came (zstd alone) until the queue is found empty again, so the
-        // program is never held up by packing.
-        let mut queued = 0u32;
         loop {
-            let got = match recv_queued(&self.socket, &mut buf) {
-                Some(n) => {
-                    queued += 1;
-                    Ok(n)
-                }
+            // A chunk is packed only when this thread found the queue empty
+            // and packing one takes less than the time the program takes to
+            // send QUEUE of them (the kernel's queue of datagrams: 10 by
+            // default, `net.unix.max_dgram_qlen`), so the program's sends
+            // do not wait on packing. Otherwise (the program sends faster
+            // than one core packs) chunks are stored as they came (zstd alone).
+            let (got, waited) = match recv_queued(&self.socket, &mut buf) {
+                Some(n) => (Ok(n), Duration::ZERO),
                 None => {
-                    queued = 0;
-                    self.socket.recv(&mut buf)
+                    let start = Instant::now();
+                    (self.socket.recv(&mut buf), start.elapsed())
                 }
             };
             match got {
                 Ok(n) if n > 0 => {
-                    self.last = Instant::now();
-                    self.take(&buf[..n], queued < BEHIND);
+                    let now = Instant::now();
+                    self.gap = (self.gap * 3 + now.duration_since(self.last)) / 4;
+                    self.last = now;
+                    self.take(&buf[..n], !waited.is_zero() && self.gap * QUEUE >= self.pack_cost);
                 }
                 _ => {
                     if stop.load(Ordering::SeqCst) && (self.last.elapsed() >= quiet || self.all_exited()) {
@@ -119,7 +132,12 @@ impl Receiver {
             }
             // The recorder counted them; a chunk that says 0 is counted here.
             Message::Chunk(c) => {
+                let start = Instant::now();
                 packed = self.open.get_mut(&c.pid).and_then(|open| open.packer.message(msg, pack));
+                if packed.is_some() {
+                    // What packing one chunk costs, smoothed.
+                    self.pack_cost = (self.pack_cost * 3 + start.elapsed()) / 4;
+                }
                 // The recorder counted them; a chunk that says 0 is counted here.
                 (c.pid, if c.calls > 0 { c.calls as u64 } else { trace::count_calls(c.events) })
             }
@@ -177,10 +195,9 @@ impl Receiver {
     }
 }
 
-/// Queued messages in a row after which the receiver is behind: the
-/// kernel queues at most `net.unix.max_dgram_qlen` (10 by default) before
-/// the program's send waits.
-const BEHIND: u32 = 4;
+/// Chunks the program may send while one is packed before its sends wait
+/// (the kernel queues 10 datagrams by default), less a margin.
+const QUEUE: u32 = 8;
 
 /// A message already waiting on the socket, without waiting for one.
 fn recv_queued(socket: &UnixDatagram, buf: &mut [u8]) -> Option<usize> {

@@ -25,7 +25,7 @@
 #![allow(dead_code)]
 
 use core::ffi::c_void;
-use core::sync::atomic::{AtomicPtr, AtomicU8, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, AtomicUsize, Ordering};
 
 extern "C" {
     fn dlsym(handle: *mut c_void, name: *const u8) -> *mut c_void;
@@ -34,8 +34,7 @@ extern "C" {
 const RTLD_NEXT: *mut c_void = -1isize as *mut c_void;
 
 /// 0: the fast path; RECORD: each export's `record_` path; INERT or
-/// FIRST (until a call or the constructor has installed the panic hook):
-/// its `forward_` path.
+/// FIRST (until the constructor has run): its `forward_` path.
 static DETOUR: AtomicU8 = AtomicU8::new(FIRST);
 const INERT: u8 = 1;
 pub const RECORD: u8 = 2;
@@ -96,21 +95,26 @@ pub fn inert() -> bool {
     DETOUR.load(Ordering::Relaxed) == INERT
 }
 
+/// Set by the first call into the shim, which installs the panic hook.
+static HOOKED: AtomicBool = AtomicBool::new(false);
+
 /// On an out-of-line path: whether this is the first call into the shim.
 /// If so the panic hook is installed (it allocates nothing: its closure
-/// captures nothing) and calls take the fast path from now on.
+/// captures nothing). Calls stay on the out-of-line path until the
+/// constructor has decided which path they take: there the shim counts for
+/// a heap that asks (`COUNTING`), as a report of the process needs.
 #[cold]
 #[inline(never)]
 pub fn first_call() -> bool {
-    if DETOUR.load(Ordering::Relaxed) != FIRST {
+    if DETOUR.load(Ordering::Relaxed) != FIRST || HOOKED.swap(true, Ordering::Relaxed) {
         return false;
     }
     crate::install_panic_hook();
-    settle();
     true
 }
 
-/// Leaves the first-call state (the constructor, which installs the hook itself).
+/// Leaves the first-call state: the constructor's last step, once it has
+/// decided whether calls are recorded or forwarded instead.
 pub fn settle() {
     let _ = DETOUR.compare_exchange(FIRST, 0, Ordering::Relaxed, Ordering::Relaxed);
 }
@@ -121,9 +125,10 @@ pub fn become_inert() {
     SMALL_BELOW.store(0, Ordering::SeqCst);
 }
 
-/// Called by the constructor when `alloc8 run` asked for crash diagnostics.
+/// Called by the constructor when `alloc8 run` asked for crash diagnostics
+/// (before it settles: an inert shim stays inert).
 pub fn record_calls() {
-    let _ = DETOUR.compare_exchange(0, RECORD, Ordering::SeqCst, Ordering::SeqCst);
+    let _ = DETOUR.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |s| (s == 0 || s == FIRST).then_some(RECORD));
     SMALL_BELOW.store(0, Ordering::SeqCst);
 }
 

@@ -14,7 +14,8 @@ use alloc8::macos::{zone, Introspection, MallocZone, System, Zone};
 use alloc8::Heap;
 use core::ffi::c_void;
 
-type H = crate::Alloc8Heap;
+// What the zone serves: the heap, counted by the shim if it asks (`COUNTING`).
+type H = crate::ShimHeap;
 
 // The layouts libmalloc reads, pinned where the toolchain has offset_of!
 // (crates/alloc8 measures them at test time: it must build with rustc 1.63).

@@ -34,9 +34,6 @@ static FINI: extern "C" fn() = fini;
 
 extern "C" fn init() {
     crate::install_panic_hook();
-    // Calls take the fast path from here, unless what follows says otherwise
-    // (a first call before now installed the hook already: see inert.rs).
-    crate::inert::settle();
     crate::hold_the_heap_across_fork();
     alloc8::report::init();
     let bound = bound();
@@ -54,6 +51,10 @@ extern "C" fn init() {
     if crate::THREADS {
         crate::threads::ready();
     }
+    // Calls take the fast path from here, unless the above said otherwise.
+    // Until now they took the out-of-line path, where a heap that asks is
+    // counted: the constructor's own calls (dlsym's) reach the exports too.
+    crate::inert::settle();
 }
 
 /// `alloc8 run` reads crash reports (its file is the report channel): keep
