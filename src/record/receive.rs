@@ -1,8 +1,8 @@
 //! `alloc8 record`'s receiving end: one thread reads the recorders'
 //! datagrams, routes them by pid to one trace file per process image, packs
 //! each chunk (src/trace/packed.rs) and compresses them there (off the
-//! program's hot path). A failed write
-//! (a full disk) stops that file, never the program: it is reported.
+//! program's hot path). A failed write (a full disk) stops that file, never
+//! the program: it is reported.
 
 use crate::trace::{self, Message, Writer};
 use alloc8::record::encode;
@@ -130,7 +130,6 @@ impl Receiver {
                 self.open.insert(h.pid, open);
                 return;
             }
-            // The recorder counted them; a chunk that says 0 is counted here.
             Message::Chunk(c) => {
                 let start = Instant::now();
                 packed = self.open.get_mut(&c.pid).and_then(|open| open.packer.message(msg, pack));

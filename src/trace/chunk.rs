@@ -42,6 +42,16 @@ pub struct Raw {
 }
 
 impl Raw {
+    /// The bytes the call asked for: `count × size` for calloc and
+    /// reallocarray, else `size`.
+    pub fn requested(&self) -> u64 {
+        if self.op == op::CALLOC || self.op == op::REALLOCARRAY {
+            self.count.saturating_mul(self.size)
+        } else {
+            self.size
+        }
+    }
+
     /// A realloc's old block ends before the call and its new one begins
     /// after it; another thread may reuse the old address (or free the new
     /// one's previous owner) in between, so the two halves are ordered
@@ -78,6 +88,27 @@ pub fn count(bytes: &[u8]) -> Option<u64> {
     Some(n)
 }
 
+/// Reads a STACK record's fields from `next` (the frame count, then the
+/// frames as zigzag deltas, the first against 0) onto the allocation
+/// before it, `pending`. Shared by both chunk encodings.
+pub fn stack(pending: &mut Option<Raw>, mut next: impl FnMut() -> Option<u64>) -> Result<(), &'static str> {
+    let n = next().ok_or("a stack cut short")? as usize;
+    if n > 256 {
+        return Err("a stack of impossible depth");
+    }
+    let mut frames = Vec::with_capacity(n);
+    let mut ip = 0u64;
+    for _ in 0..n {
+        ip = ip.wrapping_add(unzigzag(next().ok_or("a stack cut short")?) as u64);
+        frames.push(ip);
+    }
+    match pending.as_mut() {
+        Some(raw) if raw.stack.is_none() => raw.stack = Some(frames.into_boxed_slice()),
+        _ => return Err("a stack without an allocation before it"),
+    }
+    Ok(())
+}
+
 /// Decodes `bytes` (events of a chunk with base `base`) onto `out`.
 pub fn decode(bytes: &[u8], base: u64, out: &mut impl FnMut(Raw)) -> Result<(), Error> {
     let mut pos = 0;
@@ -90,20 +121,7 @@ pub fn decode(bytes: &[u8], base: u64, out: &mut impl FnMut(Raw)) -> Result<(), 
         let at = pos;
         pos += 1;
         if code == op::STACK {
-            let n = get(bytes, &mut pos).ok_or_else(|| bad("a stack cut short", at))? as usize;
-            if n > 256 {
-                return Err(bad("a stack of impossible depth", at));
-            }
-            let mut frames = Vec::with_capacity(n);
-            let mut ip = 0u64;
-            for _ in 0..n {
-                ip = ip.wrapping_add(unzigzag(get(bytes, &mut pos).ok_or_else(|| bad("a stack cut short", at))?) as u64);
-                frames.push(ip);
-            }
-            match pending.as_mut() {
-                Some(raw) if raw.stack.is_none() => raw.stack = Some(frames.into_boxed_slice()),
-                _ => return Err(bad("a stack without an allocation before it", at)),
-            }
+            stack(&mut pending, || get(bytes, &mut pos)).map_err(|what| bad(what, at))?;
             continue;
         }
         let spec = spec(code).ok_or_else(|| bad(&format!("unknown operation {:#04x}", code), at))?;

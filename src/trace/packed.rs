@@ -41,7 +41,7 @@ use super::chunk::{self, spec, Raw};
 use super::message::Message;
 use super::Error;
 use alloc8::record::encode::CHUNK_HEADER;
-use alloc8::record::format::{get, kind, op, unzigzag, zigzag, Effect, Field, CHUNK_THREAD_END};
+use alloc8::record::format::{self, get, kind, op, unzigzag, zigzag, Effect, Field, CHUNK_THREAD_END};
 use std::collections::HashMap;
 
 /// Timestamps are kept to 2^TIME_SHIFT ticks.
@@ -353,12 +353,11 @@ impl Packer {
     }
 }
 
-fn put(col: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        col.push(v as u8 | 0x80);
-        v >>= 7;
-    }
-    col.push(v as u8);
+/// Appends a varint to a column (the format's own LEB128 coding).
+fn put(col: &mut Vec<u8>, v: u64) {
+    let mut buf = [0u8; 10];
+    let n = format::put(&mut buf, 0, v);
+    col.extend_from_slice(&buf[..n]);
 }
 
 /// The columns of a packed chunk, in their order in the body.
@@ -379,15 +378,6 @@ const COLUMNS: usize = 8;
 impl Columns {
     fn all(&self) -> [&Vec<u8>; COLUMNS] {
         [&self.ops, &self.sizes, &self.allocs, &self.frees, &self.addrs, &self.times, &self.other, &self.stacks]
-    }
-}
-
-/// The size an allocation's class is taken from (calloc: count × size).
-fn request(raw: &Raw) -> u64 {
-    if raw.count > 0 {
-        raw.count.saturating_mul(raw.size)
-    } else {
-        raw.size
     }
 }
 
@@ -444,7 +434,7 @@ fn pack_one(model: &mut Model, c: &mut Columns, prev: &mut u64, raw: &Raw) {
                 }
             }
             Field::Result => {
-                let class = class(request(raw));
+                let class = class(raw.requested());
                 let (code, addr) = model.alloc_code(raw.result, class);
                 put(&mut c.allocs, code);
                 if let Some(a) = addr {
@@ -514,20 +504,7 @@ pub fn unpack(model: &mut Model, body: &[u8], base: u64, out: &mut impl FnMut(Ra
         let code = ops.bytes[ops.pos];
         ops.pos += 1;
         if code == op::STACK {
-            let n = stacks.next().ok_or_else(cut)? as usize;
-            if n > 256 {
-                return Err(bad("a stack of impossible depth"));
-            }
-            let mut frames = Vec::with_capacity(n);
-            let mut ip = 0u64;
-            for _ in 0..n {
-                ip = ip.wrapping_add(unzigzag(stacks.next().ok_or_else(cut)?) as u64);
-                frames.push(ip);
-            }
-            match pending.as_mut() {
-                Some(raw) if raw.stack.is_none() => raw.stack = Some(frames.into_boxed_slice()),
-                _ => return Err(bad("a stack without an allocation before it")),
-            }
+            chunk::stack(&mut pending, || stacks.next()).map_err(bad)?;
             continue;
         }
         let spec = spec(code).ok_or_else(|| bad(&format!("unknown operation {:#04x}", code)))?;
@@ -548,7 +525,7 @@ pub fn unpack(model: &mut Model, body: &[u8], base: u64, out: &mut impl FnMut(Ra
                     raw.ptr = model.freed(code, || addrs.next()).ok_or_else(|| bad("a free naming no block"))?;
                 }
                 Field::Result => {
-                    let class = class(request(&raw));
+                    let class = class(raw.requested());
                     let code = allocs.next().ok_or_else(cut)?;
                     if code > alloc_code::LAST {
                         return Err(bad("an unknown allocation code"));

@@ -333,20 +333,17 @@ impl Reader {
                     }
                     merge.push(thread, raw)
                 };
-                let model = &mut self.models[thread as usize];
                 if c.packed {
-                    packed::unpack(model, c.events, c.base, &mut take)?;
+                    packed::unpack(&mut self.models[thread as usize], c.events, c.base, &mut take)?;
                 } else {
                     chunk::decode(c.events, c.base, &mut take)?;
-                }
-                // The writer's model for this thread id starts over too.
-                if c.flags & CHUNK_THREAD_END != 0 {
-                    *model = packed::Model::default();
                 }
                 let t = &mut self.threads[thread as usize];
                 t.calls += calls;
                 if c.flags & CHUNK_THREAD_END != 0 {
                     t.ended = true;
+                    // The writer's model for this thread id starts over too.
+                    self.models[thread as usize] = packed::Model::default();
                 }
                 // After exit the process sends each call alone, without a
                 // watermark worth trusting for other threads.
@@ -408,7 +405,7 @@ impl Reader {
     /// The event of a call, or None for the first half of a realloc (which
     /// only ends the old block; the event comes with the second half).
     fn event(&mut self, thread: u32, raw: Raw) -> Option<Event> {
-        let sized = if raw.op == op::CALLOC || raw.op == op::REALLOCARRAY { raw.count.saturating_mul(raw.size) } else { raw.size };
+        let sized = raw.requested();
         if raw.release_only {
             // The old block ends when a new one is returned, or when
             // realloc(p, 0) returned NULL (glibc frees p).
