@@ -433,33 +433,6 @@ impl Counters {
         }
     }
 
-    /// [`Counters::allocated_while_counting`] for a heap that returns
-    /// `block` right after counting it: the rare paths are calls that return
-    /// it, which a compiler makes jumps, so the heap keeps no register
-    /// across them.
-    #[inline(always)]
-    pub fn allocated_returning(&self, requested: usize, usable: usize, block: *mut u8) -> *mut u8 {
-        match self.mine() {
-            Some(s) if Totals::owner_allocated(s, requested, usable) => self.rose_returning(s, block),
-            Some(_) => block,
-            None => self.allocated_found_returning(requested, usable, block),
-        }
-    }
-
-    #[cold]
-    #[inline(never)]
-    fn rose_returning(&self, s: &Slot, block: *mut u8) -> *mut u8 {
-        self.totals.rose(s);
-        block
-    }
-
-    #[cold]
-    #[inline(never)]
-    fn allocated_found_returning(&self, requested: usize, usable: usize, block: *mut u8) -> *mut u8 {
-        self.allocated_found(requested, usable);
-        block
-    }
-
     #[cold]
     #[inline(never)]
     fn allocated_found(&self, requested: usize, usable: usize) {
@@ -534,20 +507,6 @@ mod tests {
         assert_eq!((s.mallocs, s.frees, s.reallocs, s.bytes_allocated), (2, 2, 1, 310));
         assert_eq!(s.live_bytes, 0);
         assert_eq!(s.peak_live_bytes, 208, "peak: 16+112, then 112, then 208");
-    }
-
-    #[test]
-    fn counting_a_block_on_its_way_out_returns_it_and_counts_alike() {
-        let (a, b) = (Counters::new(), Counters::new());
-        let block = 0x1000 as *mut u8;
-        for size in [10usize, 100, 70_000, 5] {
-            assert_eq!(a.allocated_returning(size, size + 8, block), block);
-            b.allocated(size, size + 8);
-        }
-        a.freed(108);
-        b.freed(108);
-        assert_eq!(a.snapshot(), b.snapshot());
-        assert_eq!((a.snapshot().mallocs, a.snapshot().live_bytes, a.snapshot().peak_live_bytes), (4, 70_039, 70_147));
     }
 
     /// Against a model: live bytes and their peak after every call of a
