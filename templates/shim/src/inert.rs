@@ -37,7 +37,7 @@ const RTLD_NEXT: *mut c_void = -1isize as *mut c_void;
 /// FIRST (until the constructor has run): its `forward_` path.
 static DETOUR: AtomicU8 = AtomicU8::new(FIRST);
 const INERT: u8 = 1;
-pub const RECORD: u8 = 2;
+const RECORD: u8 = 2;
 const FIRST: u8 = 3;
 
 /// Whether calls leave the fast path: the export's one test. A volatile
@@ -74,12 +74,6 @@ pub fn open_small() {
             SMALL_BELOW.store(0, Ordering::SeqCst);
         }
     }
-}
-
-/// Which path calls take (0: the fast path).
-#[inline(always)]
-pub fn state() -> u8 {
-    DETOUR.load(Ordering::Relaxed)
 }
 
 /// Off the fast path: whether the call goes to its `record_` path (read as
