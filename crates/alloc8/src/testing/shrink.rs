@@ -207,13 +207,19 @@ pub fn alone<F: FnMut(&[Op]) -> Option<usize>>(ops: &[Op], slots: &[u32], fails_
     None
 }
 
+/// The bytes an operation asks for (calloc: count × size); None for the
+/// operations that ask for none (checks, usable-size queries).
+fn requested(op: &Op) -> Option<usize> {
+    match op.kind {
+        Kind::Check | Kind::Usable => None,
+        Kind::Calloc => Some(op.size.saturating_mul(op.variant as usize)),
+        _ => Some(op.size),
+    }
+}
+
 /// A size band: requests up to 256 bytes, 4 KiB, 64 KiB, 1 MiB, and above.
 fn band(op: &Op) -> Option<usize> {
-    let bytes = match op.kind {
-        Kind::Check | Kind::Usable => return None,
-        Kind::Calloc => op.size.saturating_mul(op.variant as usize),
-        _ => op.size,
-    };
+    let bytes = requested(op)?;
     Some([256usize, 4 << 10, 64 << 10, 1 << 20].iter().position(|&top| bytes <= top).unwrap_or(4))
 }
 
@@ -251,13 +257,8 @@ pub fn drop_groups<F: FnMut(&[Op]) -> Option<usize>>(ops: Vec<Op>, fails_within:
 /// the small ones go, where plain ddmin's chunks of neighbouring operations
 /// each take a big block with them.
 pub fn smallest_first<F: FnMut(&[Op]) -> Option<usize>>(ops: Vec<Op>, fails_within: &mut F, budget: &Budget) -> Vec<Op> {
-    let bytes = |op: &Op| match op.kind {
-        Kind::Check | Kind::Usable => 0,
-        Kind::Calloc => op.size.saturating_mul(op.variant as usize),
-        _ => op.size,
-    };
     let mut order: Vec<usize> = (0..ops.len()).collect();
-    order.sort_by_key(|&i| (bytes(&ops[i]), i));
+    order.sort_by_key(|&i| (requested(&ops[i]).unwrap_or(0), i));
     // Every failure cuts the trace after the operation that failed, for all later candidates too.
     let mut end = ops.len();
     let picks = |chosen: &[usize], end: usize| -> Vec<usize> {
