@@ -74,9 +74,6 @@ mod errno {
         }
     }
 
-    /// Registers the callback (once: two stores in mimalloc) before a
-    /// request reaches mimalloc: every entry point but `malloc_small`
-    /// calls it, and that one only runs once `malloc` has returned.
     /// Whether the callback is registered (a volatile read of the flag:
     /// one `cmp` with memory where the relaxed load would be a load and a test).
     #[inline(always)]
@@ -84,6 +81,9 @@ mod errno {
         unsafe { WATCHING.as_ptr().read_volatile() }
     }
 
+    /// Registers the callback (once: two stores in mimalloc) before a
+    /// request reaches mimalloc: every entry point but `malloc_small`
+    /// calls it, and that one only runs once `malloc` has returned.
     #[inline(always)]
     pub fn watch() {
         if !WATCHING.load(Relaxed) {
