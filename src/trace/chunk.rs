@@ -109,10 +109,11 @@ pub fn stack(pending: &mut Option<Raw>, mut next: impl FnMut() -> Option<u64>) -
     Ok(())
 }
 
-/// Decodes `bytes` (events of a chunk with base `base`) onto `out`.
-pub fn decode(bytes: &[u8], base: u64, out: &mut impl FnMut(Raw)) -> Result<(), Error> {
+/// Decodes `bytes` (events of a chunk with base `base`, their stamps in
+/// units of 2^`shift` ticks: [`super::message::Chunk::time_shift`]) onto `out`.
+pub fn decode(bytes: &[u8], base: u64, shift: u8, out: &mut impl FnMut(Raw)) -> Result<(), Error> {
     let mut pos = 0;
-    let mut time = base;
+    let mut time = base >> shift;
     let mut ptr = 0u64;
     let mut pending: Option<Raw> = None;
     let bad = |what: &str, at: usize| Error::Corrupt(format!("{} at byte {} of a chunk", what, at));
@@ -132,7 +133,7 @@ pub fn decode(bytes: &[u8], base: u64, out: &mut impl FnMut(Raw)) -> Result<(), 
             match field {
                 Field::Time => {
                     time = time.wrapping_add(v);
-                    raw.time = time;
+                    raw.time = time << shift;
                 }
                 Field::Took => took = v,
                 Field::Ptr | Field::Result => {
@@ -151,7 +152,7 @@ pub fn decode(bytes: &[u8], base: u64, out: &mut impl FnMut(Raw)) -> Result<(), 
                 Field::Kib => raw.kib = v,
             }
         }
-        raw.key = time.wrapping_add(took);
+        raw.key = time.wrapping_add(took) << shift;
         if let Some(prev) = pending.replace(raw) {
             out(prev);
         }

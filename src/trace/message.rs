@@ -2,7 +2,7 @@
 
 use super::Error;
 use alloc8::record::encode::CHUNK_HEADER;
-use alloc8::record::format::kind;
+use alloc8::record::format::{kind, CHUNK_TIMES_CUT, TIME_SHIFT};
 
 #[derive(Clone, Debug)]
 pub struct Hello {
@@ -28,6 +28,18 @@ pub struct Chunk<'a> {
     pub base: u64,
     pub clock: (u64, u64),
     pub events: &'a [u8],
+}
+
+impl Chunk<'_> {
+    /// The events' stamps count units of 2^this ticks (a recorder's chunk
+    /// flagged [`CHUNK_TIMES_CUT`]; 0 for one written before that flag).
+    pub fn time_shift(&self) -> u8 {
+        if self.flags & CHUNK_TIMES_CUT != 0 {
+            TIME_SHIFT
+        } else {
+            0
+        }
+    }
 }
 
 /// Every field of the format is decoded, whether or not a reader uses it.

@@ -44,8 +44,8 @@ use alloc8::record::encode::CHUNK_HEADER;
 use alloc8::record::format::{self, get, kind, op, unzigzag, zigzag, Effect, Field, CHUNK_THREAD_END};
 use std::collections::HashMap;
 
-/// Timestamps are kept to 2^TIME_SHIFT ticks.
-pub const TIME_SHIFT: u8 = 6;
+/// Timestamps are kept to 2^TIME_SHIFT ticks, as the recorder cuts them.
+pub use alloc8::record::format::TIME_SHIFT;
 /// Allocations a free's rank reaches back over; older blocks are named by address.
 const WINDOW: u64 = 256;
 /// Slots of the table that finds a recent allocation by its address.
@@ -340,7 +340,7 @@ impl Packer {
         if c.packed {
             return None;
         }
-        let body = if pack { self::pack(self.models.entry(c.tid).or_default(), c.events, c.base) } else { None };
+        let body = if pack { self::pack(self.models.entry(c.tid).or_default(), c.events, c.base, c.time_shift()) } else { None };
         if c.flags & CHUNK_THREAD_END != 0 {
             self.models.remove(&c.tid);
         }
@@ -384,14 +384,14 @@ impl Columns {
 /// A chunk's events (the recorder's encoding, base `base`) packed into a
 /// body; the model moves on with them. None if the events do not decode
 /// (the caller keeps the chunk as it came).
-pub fn pack(model: &mut Model, events: &[u8], base: u64) -> Option<Vec<u8>> {
+pub fn pack(model: &mut Model, events: &[u8], base: u64, cut: u8) -> Option<Vec<u8>> {
     // Events are packed as they decode; a chunk that turns out not to
     // decode leaves the model as it was (the reader never sees it packed).
     let before = model.clone();
     let mut c = Columns::default();
     let shift = TIME_SHIFT;
     let mut prev = base >> shift;
-    let decoded = chunk::decode(events, base, &mut |raw: Raw| pack_one(model, &mut c, &mut prev, &raw));
+    let decoded = chunk::decode(events, base, cut, &mut |raw: Raw| pack_one(model, &mut c, &mut prev, &raw));
     if decoded.is_err() {
         *model = before;
         return None;
@@ -561,7 +561,7 @@ mod tests {
 
     fn decoded(events: &[u8], base: u64) -> Vec<Raw> {
         let mut out = Vec::new();
-        chunk::decode(events, base, &mut |r| out.push(r)).unwrap();
+        chunk::decode(events, base, 0, &mut |r| out.push(r)).unwrap();
         out
     }
 
@@ -594,7 +594,7 @@ mod tests {
             }
             let events = &buf[CHUNK_HEADER..e.pos];
             let want = decoded(events, start);
-            let body = pack(&mut writer, events, start).unwrap();
+            let body = pack(&mut writer, events, start, 0).unwrap();
             let mut got = Vec::new();
             unpack(&mut reader, &body, start, &mut |r| got.push(r)).unwrap();
             assert_eq!(got.len(), want.len());
@@ -622,7 +622,7 @@ mod tests {
             e.ptr(&mut buf, 0x1000 + i * 32);
             e.time(&mut buf, i);
         }
-        let body = pack(&mut model, &buf[CHUNK_HEADER..e.pos], 0).unwrap();
+        let body = pack(&mut model, &buf[CHUNK_HEADER..e.pos], 0, 0).unwrap();
         for cut in [0, 1, 5, body.len() / 2, body.len() - 1] {
             assert!(unpack(&mut Model::default(), &body[..cut], 0, &mut |_| {}).is_err(), "cut at {}", cut);
         }

@@ -336,7 +336,7 @@ impl Reader {
                 if c.packed {
                     packed::unpack(&mut self.models[thread as usize], c.events, c.base, &mut take)?;
                 } else {
-                    chunk::decode(c.events, c.base, &mut take)?;
+                    chunk::decode(c.events, c.base, c.time_shift(), &mut take)?;
                 }
                 let t = &mut self.threads[thread as usize];
                 t.calls += calls;

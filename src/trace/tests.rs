@@ -3,14 +3,31 @@
 use super::packed;
 use super::*;
 use alloc8::record::encode::{self, Events};
-use alloc8::record::format::{op, CHUNK_THREAD_END};
+use alloc8::record::format::{op, CHUNK_THREAD_END, CHUNK_TIMES_CUT};
 
 /// Builds a chunk: `events` writes into the buffer through the encoder.
 fn chunk(tid: u32, seq: u32, flags: u8, watermark: u64, base: u64, events: impl FnOnce(&mut Events, &mut [u8])) -> Vec<u8> {
+    chunk_as(false, (base + 2_000_000, 1_000_000), tid, seq, flags, watermark, base, events)
+}
+
+/// The same with its clock pair, and stamps exact or (`cut`) cut to
+/// 2^TIME_SHIFT ticks as the recorder writes them.
+#[allow(clippy::too_many_arguments)]
+fn chunk_as(
+    cut: bool,
+    clock: (u64, u64),
+    tid: u32,
+    seq: u32,
+    flags: u8,
+    watermark: u64,
+    base: u64,
+    events: impl FnOnce(&mut Events, &mut [u8]),
+) -> Vec<u8> {
     let mut buf = vec![0u8; 1 << 16];
-    let mut e = Events::new(base);
+    let mut e = if cut { Events::cut(base) } else { Events::new(base) };
     events(&mut e, &mut buf);
-    encode::chunk_header(&mut buf, flags, e.calls, 7, tid, seq, watermark, base, (base + 2_000_000, 1_000_000));
+    let flags = if cut { flags | CHUNK_TIMES_CUT } else { flags };
+    encode::chunk_header(&mut buf, flags, e.calls, 7, tid, seq, watermark, base, clock);
     buf.truncate(e.pos);
     buf
 }
@@ -104,7 +121,7 @@ fn realloc(e: &mut Events, b: &mut [u8], ptr: u64, size: u64, result: u64, befor
     e.num(b, size);
     e.ptr(b, result);
     e.time(b, before);
-    e.num(b, after - before);
+    e.took(b, before, after);
 }
 
 /// Thread 1's realloc moves its block from 0x5000 to 0x9000 between stamps
@@ -421,4 +438,64 @@ fn packing_keeps_every_call_whatever_the_model_predicts() {
         // checked in packed.rs's own tests.
         assert_same_calls(&a, &b, false);
     }
+}
+
+/// The recorder's chunks carry stamps cut to 2^TIME_SHIFT ticks
+/// (`CHUNK_TIMES_CUT`): two threads' calls, a hand-off and reallocs that
+/// move read as the same calls as from exact chunks, in the same order,
+/// times within one cut; packed, the two read the same to the tick.
+#[test]
+fn chunks_with_cut_stamps_read_as_exact_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = |cut: bool| {
+        let mut messages = vec![hello()];
+        let mut t = 10_000u64;
+        for seq in 0..3u32 {
+            let base = t;
+            // A steady clock: a tick is a nanosecond (HELLO's pair is (1000, 0)).
+            messages.push(chunk_as(cut, (base, base - 1000), 1, seq, 0, base, base, |e, b| {
+                for i in 0..400u64 {
+                    let p = 0x10_0000 + (seq as u64 * 400 + i) * 64;
+                    t += 37 + i % 300;
+                    malloc(e, b, 24 + i % 40, p, t);
+                    if i % 3 == 0 {
+                        t += 91;
+                        realloc(e, b, p, 200, p + 0x100_0000, t, t + 500 + i);
+                        t += 600 + i;
+                        free(e, b, p + 0x100_0000, t);
+                    }
+                }
+            }));
+        }
+        // Thread 2 frees thread 1's blocks that stayed live, well after.
+        let base = t + 5_000;
+        messages.push(chunk_as(cut, (base, base - 1000), 2, 0, CHUNK_THREAD_END, base, base, |e, b| {
+            let mut t2 = base;
+            for i in 0..1200u64 {
+                if i % 400 % 3 != 0 {
+                    t2 += 129;
+                    free(e, b, 0x10_0000 + i * 64, t2);
+                }
+            }
+        }));
+        let path = dir.path().join(format!("cut{}.a8t", cut));
+        write(&path, &messages, true);
+        path
+    };
+    let (exact, cut) = (trace(false), trace(true));
+    assert!(file_size(&cut) < file_size(&exact), "{} bytes cut, {} exact", file_size(&cut), file_size(&exact));
+    let (a, ra) = read_all(&exact);
+    let (b, rb) = read_all(&cut);
+    ra.unwrap();
+    rb.unwrap();
+    assert!(a.len() >= 1200 + 400 * 2 + 800, "{} events", a.len());
+    assert_same_calls(&a, &b, true);
+    let (pa, pb) = (dir.path().join("pa.a8t"), dir.path().join("pb.a8t"));
+    repack(&exact, &pa, |_| true).unwrap();
+    repack(&cut, &pb, |_| true).unwrap();
+    let (a, ra) = read_all(&pa);
+    let (b, rb) = read_all(&pb);
+    ra.unwrap();
+    rb.unwrap();
+    assert!(a == b, "packed from exact and from cut stamps, the events differ");
 }

@@ -2,7 +2,7 @@
 //! path appends events with [`Events`]; the same code writes the test
 //! traces of `alloc8`'s reader, so there is one encoder.
 
-use super::format::{kind, put_raw, zigzag};
+use super::format::{kind, put_raw, zigzag, TIME_SHIFT};
 
 /// The most bytes one event takes (op byte, six 10-byte varints) bar stacks.
 pub const MAX_EVENT: usize = 64;
@@ -18,14 +18,29 @@ pub struct Events {
     /// Calls so far (the records of [`Events::record`] aside): the chunk
     /// header carries it, so `alloc8 record` need not decode to count.
     pub calls: u32,
+    /// The previous stamp, in units of 2^`shift` ticks.
     pub prev_time: u64,
     pub prev_ptr: u64,
+    /// Stamps are written cut to 2^shift ticks (0: exact).
+    pub shift: u8,
 }
 
 impl Events {
-    /// Events start after the chunk header, with times against `base`.
+    /// Events start after the chunk header, with times against `base`,
+    /// in ticks.
     pub const fn new(base: u64) -> Events {
-        Events { pos: CHUNK_HEADER, calls: 0, prev_time: base, prev_ptr: 0 }
+        Events { pos: CHUNK_HEADER, calls: 0, prev_time: base, prev_ptr: 0, shift: 0 }
+    }
+
+    /// The same with stamps cut to 2^[`TIME_SHIFT`] ticks, as the recorder
+    /// writes them (its chunks carry [`CHUNK_TIMES_CUT`](super::format::CHUNK_TIMES_CUT)).
+    pub const fn cut(base: u64) -> Events {
+        Events { pos: CHUNK_HEADER, calls: 0, prev_time: base >> TIME_SHIFT, prev_ptr: 0, shift: TIME_SHIFT }
+    }
+
+    /// The last stamp written, in ticks (its low bits cut off).
+    pub fn last_stamp(&self) -> u64 {
+        self.prev_time << self.shift
     }
 
     /// One event written in place, its first byte `code`; `call`: whether
@@ -70,6 +85,10 @@ impl Events {
         self.continued(buf, |e| e.time(tsc))
     }
 
+    pub fn took(&mut self, buf: &mut [u8], from: u64, to: u64) {
+        self.continued(buf, |e| e.took(from, to))
+    }
+
     /// One field more of the event last begun.
     fn continued(&mut self, buf: &mut [u8], write: impl FnOnce(&mut Event)) {
         assert!(buf.len() >= self.pos + 10, "chunk buffer full");
@@ -108,9 +127,17 @@ impl Event<'_> {
     /// few ticks behind) is written as no later than it.
     #[inline(always)]
     pub fn time(&mut self, tsc: u64) {
-        let delta = tsc.saturating_sub(self.events.prev_time);
+        let delta = (tsc >> self.events.shift).saturating_sub(self.events.prev_time);
         self.events.prev_time += delta;
         self.num(delta)
+    }
+
+    /// A duration from stamp `from` to stamp `to` (a realloc's `Took`),
+    /// in the same units.
+    #[inline(always)]
+    pub fn took(&mut self, from: u64, to: u64) {
+        let shift = self.events.shift;
+        self.num((to >> shift).saturating_sub(from >> shift))
     }
 }
 

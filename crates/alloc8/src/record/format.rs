@@ -52,6 +52,14 @@ pub mod end {
 pub const CHUNK_THREAD_END: u8 = 1;
 /// CHUNK flag: sent after the process's `exit` began.
 pub const CHUNK_AFTER_EXIT: u8 = 2;
+/// CHUNK flag: the events' `Time` and `Took` fields count units of
+/// 2^[`TIME_SHIFT`] ticks (the recorder of alloc8 0.1 from 2026-12-08 on),
+/// and the chunk's base is cut alike; without it they count ticks.
+pub const CHUNK_TIMES_CUT: u8 = 4;
+/// A trace keeps its stamps to 2^TIME_SHIFT ticks (20-30 ns): the low bits
+/// of a stamp are noise that costs a byte per call. `base`, `watermark`
+/// and the clock pairs stay exact.
+pub const TIME_SHIFT: u8 = 6;
 
 /// What an operation's fields are, in order after its op byte.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

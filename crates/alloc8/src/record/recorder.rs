@@ -8,7 +8,7 @@
 
 use super::clock;
 use super::encode;
-use super::format::{op, origin, CHUNK_AFTER_EXIT, CHUNK_THREAD_END};
+use super::format::{op, origin, CHUNK_AFTER_EXIT, CHUNK_THREAD_END, CHUNK_TIMES_CUT};
 use super::thread::{self, Thread, CAPACITY, ROOM};
 use crate::os::syscall;
 use crate::threads::Local;
@@ -155,7 +155,7 @@ fn register() -> *mut Thread {
 fn flush(t: &mut Thread, flags: u8) {
     let watermark = thread::watermark(t);
     let pid = PID.load(Ordering::Relaxed);
-    encode::chunk_header(&mut t.buf, flags, t.events.calls, pid, t.tid, t.seq, watermark, t.base, clock::pair());
+    encode::chunk_header(&mut t.buf, flags | CHUNK_TIMES_CUT, t.events.calls, pid, t.tid, t.seq, watermark, t.base, clock::pair());
     send(&t.buf[..t.events.pos]);
     t.reset();
 }
@@ -296,7 +296,7 @@ extern "C" fn forked() {
     if !me.is_null() {
         let t = unsafe { &mut *me };
         let now = clock::ticks();
-        t.events = encode::Events::new(now);
+        t.events = encode::Events::cut(now);
         t.base = now;
         t.seq = 0;
         t.tid = syscall::gettid() as u32;
@@ -464,7 +464,7 @@ pub fn realloc(code: u8, ptr: *mut u8, count: Option<usize>, size: usize, call: 
         e.num(size as u64);
         e.ptr(p as u64);
         e.time(before);
-        e.num(after.saturating_sub(before));
+        e.took(before, after);
         drop(e);
         let bytes = count.map_or(size, |c| c.saturating_mul(size));
         end(t, bytes as u64, after);

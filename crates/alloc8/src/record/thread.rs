@@ -72,7 +72,7 @@ pub fn acquire(tid: u32, now: u64) -> *mut Thread {
         }
     }
     let th = unsafe { &mut *t };
-    th.events = Events::new(now);
+    th.events = Events::cut(now);
     th.base = now;
     th.oldest.store(u64::MAX, Ordering::Relaxed);
     th.tid = tid;
@@ -135,8 +135,8 @@ impl Thread {
 
     /// Starts the next chunk after one was sent.
     pub fn reset(&mut self) {
-        let last = self.events.prev_time;
-        self.events = Events::new(last);
+        let last = self.events.last_stamp();
+        self.events = Events::cut(last);
         self.base = last;
         self.seq = self.seq.wrapping_add(1);
         self.oldest.store(u64::MAX, Ordering::Release);
