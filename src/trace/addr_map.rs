@@ -1,5 +1,5 @@
-//! A hash map keyed by addresses, for the reader's live blocks and the
-//! packed chunks' model: SipHash would cost more than the rest.
+//! A hash map keyed by addresses, for the packed chunks' model and the
+//! live blocks' side map: SipHash would cost more than the rest.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};

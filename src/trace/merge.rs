@@ -59,6 +59,11 @@ impl Merge {
         Some((thread, raw))
     }
 
+    /// The event `n` places behind the head of `thread`'s queue, if queued.
+    pub fn ahead(&self, thread: u32, n: usize) -> Option<&Raw> {
+        self.queues.get(thread as usize)?.get(n)
+    }
+
     /// Puts back an event popped too early, to come out at `key` (after
     /// the event it depends on, found with [`Merge::find`]).
     pub fn defer(&mut self, thread: u32, mut raw: Raw, key: u64) {

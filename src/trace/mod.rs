@@ -10,6 +10,7 @@ mod addr_map;
 mod chunk;
 mod error;
 mod file;
+mod live;
 mod merge;
 mod message;
 mod packed;
