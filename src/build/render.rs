@@ -314,15 +314,18 @@ fn detour(e: &Export, counted_inside: bool) -> (String, String) {
     let body = if e.name == "malloc" {
         // One compare sends a small request to the heap's fast path
         // (`Heap::SMALL_MAX`); the bound is 0 off the fast path and until a
-        // malloc has returned, which opens it (`forward_malloc`). Larger
-        // requests go on to `malloc_other`: every call here is a tail call,
-        // so the export needs no frame.
+        // malloc has returned, which opens it (`forward_malloc`). A heap
+        // with a path for larger requests (`Heap::LARGE_MAX`) gets them
+        // after a second compare of the same kind. The rest go on to
+        // `malloc_other`: every call here is a tail call, so the export
+        // needs no frame.
         other = format!(
             "\n#[inline(never)]\n#[allow(unused_braces)]\nunsafe extern \"C\" fn malloc_other(size: usize) -> *mut u8 {{\n    \
-             if size <= crate::inert::SMALL_MAX {{\n        return forward_malloc(size);\n    }}\n    {}\n}}\n",
+             if size <= crate::inert::LARGE_MAX {{\n        return forward_malloc(size);\n    }}\n    {}\n}}\n",
             e.body
         );
         "if size < crate::inert::small_below() {\n        return alloc8::shim::malloc_small(&HEAP, size);\n    }\n    \
+         if crate::inert::LARGE && size < crate::inert::large_below() {\n        return alloc8::shim::malloc_large(&HEAP, size);\n    }\n    \
          if crate::inert::detouring() {\n        return detour_malloc(size);\n    }\n    malloc_other(size)"
             .to_string()
     } else {
@@ -599,11 +602,13 @@ mod tests {
         assert!(exports.contains(
             "pub unsafe extern \"C\" fn alloc8_malloc(size: usize) -> *mut u8 {\n    \
              if size < crate::inert::small_below() {\n        return alloc8::shim::malloc_small(&HEAP, size);\n    }\n    \
+             if crate::inert::LARGE && size < crate::inert::large_below() {\n        \
+             return alloc8::shim::malloc_large(&HEAP, size);\n    }\n    \
              if crate::inert::detouring() {\n        return detour_malloc(size);\n    }\n    malloc_other(size)\n}"
         ));
         assert!(exports.contains(
             "unsafe extern \"C\" fn malloc_other(size: usize) -> *mut u8 {\n    \
-             if size <= crate::inert::SMALL_MAX {\n        return forward_malloc(size);\n    }\n    \
+             if size <= crate::inert::LARGE_MAX {\n        return forward_malloc(size);\n    }\n    \
              alloc8::shim::malloc(&HEAP, size)\n}"
         ));
         // A malloc that returned on the fast path's terms opens the bound

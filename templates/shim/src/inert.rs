@@ -61,6 +61,25 @@ pub fn small_below() -> usize {
     unsafe { SMALL_BELOW.as_ptr().read_volatile() }
 }
 
+/// malloc's second test, for a heap with a path for larger requests
+/// (`Heap::LARGE_MAX`; `LARGE` is false otherwise and the test is compiled
+/// out): opened and closed with `SMALL_BELOW`.
+static LARGE_BELOW: AtomicUsize = AtomicUsize::new(0);
+pub const LARGE_MAX: usize = <crate::ShimHeap as alloc8::Heap>::LARGE_MAX;
+pub const LARGE: bool = LARGE_MAX > SMALL_MAX;
+const OPEN_LARGE: usize = LARGE_MAX.saturating_add(1);
+
+#[inline(always)]
+pub fn large_below() -> usize {
+    unsafe { LARGE_BELOW.as_ptr().read_volatile() }
+}
+
+/// Both bounds to `small` and `large`.
+fn bound(small: usize, large: usize) {
+    SMALL_BELOW.store(small, Ordering::SeqCst);
+    LARGE_BELOW.store(large, Ordering::SeqCst);
+}
+
 /// After a malloc on the fast path's terms has returned: small requests
 /// go straight to the heap from now on, unless calls left the fast path
 /// meanwhile (the state is read again after the store, so a constructor
@@ -69,9 +88,9 @@ pub fn small_below() -> usize {
 #[inline(never)]
 pub fn open_small() {
     if DETOUR.load(Ordering::SeqCst) == 0 {
-        SMALL_BELOW.store(OPEN, Ordering::SeqCst);
+        bound(OPEN, OPEN_LARGE);
         if DETOUR.load(Ordering::SeqCst) != 0 {
-            SMALL_BELOW.store(0, Ordering::SeqCst);
+            bound(0, 0);
         }
     }
 }
@@ -116,14 +135,14 @@ pub fn settle() {
 /// Called by the constructor when the process's malloc is not ours.
 pub fn become_inert() {
     DETOUR.store(INERT, Ordering::SeqCst);
-    SMALL_BELOW.store(0, Ordering::SeqCst);
+    bound(0, 0);
 }
 
 /// Called by the constructor when `alloc8 run` asked for crash diagnostics
 /// (before it settles: an inert shim stays inert).
 pub fn record_calls() {
     let _ = DETOUR.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |s| (s == 0 || s == FIRST).then_some(RECORD));
-    SMALL_BELOW.store(0, Ordering::SeqCst);
+    bound(0, 0);
 }
 
 /// The next definition of an exported name (`dlsym(RTLD_NEXT)`), found on
