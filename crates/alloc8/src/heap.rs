@@ -113,6 +113,16 @@ pub trait Heap: Sync {
         self.malloc(size)
     }
 
+    /// The heap's `free` as a C function that keeps free's whole contract
+    /// itself: NULL does nothing ([`Heap::FREES_NULL`]) and errno stays as
+    /// it was ([`Heap::PRESERVES_ERRNO`]), both required with it, and it
+    /// does what [`Heap::free`] does. A Linux interposing shim's `free` (and
+    /// C++'s unsized deletes) then jump straight to it once the shim serves
+    /// calls, through a pointer set at load: one instruction between the
+    /// export and the heap (mimalloc: `mi_free`). `None` (the default): the
+    /// shim's own free around [`Heap::free`]. A wrapping heap leaves it `None`.
+    const FREE_FN: Option<unsafe extern "C" fn(*mut u8)> = None;
+
     /// Releases a block returned by this heap.
     ///
     /// # Safety

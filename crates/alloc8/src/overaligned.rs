@@ -138,6 +138,8 @@ impl<H: Heap> Heap for Overaligned<H> {
     const MAX_SIZE: usize = H::MAX_SIZE;
     const SMALL_MAX: usize = H::SMALL_MAX;
     const LARGE_MAX: usize = H::LARGE_MAX;
+    // Its free is the heap's own unless aligned blocks are looked up first.
+    const FREE_FN: Option<unsafe extern "C" fn(*mut u8)> = if Self::LIMITED { None } else { H::FREE_FN };
     // Every alignment, now.
     const MAX_ALIGN: usize = usize::MAX;
     const OWNS: bool = H::OWNS;

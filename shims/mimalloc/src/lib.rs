@@ -241,6 +241,11 @@ impl Heap for MiHeap {
         mi::mi_free(ptr as *mut c_void)
     }
 
+    // That free is `mi_free` itself (NULL and errno as above): the shim's
+    // free jumps straight to it.
+    const FREE_FN: Option<unsafe extern "C" fn(*mut u8)> =
+        Some(unsafe { core::mem::transmute::<unsafe extern "C" fn(*mut c_void), unsafe extern "C" fn(*mut u8)>(mi::mi_free) });
+
     #[inline]
     fn memalign(&self, align: usize, size: usize) -> *mut u8 {
         errno::watch();

@@ -127,9 +127,36 @@ pub fn first_call() -> bool {
 }
 
 /// Leaves the first-call state: the constructor's last step, once it has
-/// decided whether calls are recorded or forwarded instead.
+/// decided whether calls are recorded or forwarded instead. Calls on the
+/// fast path from here: the routed exports are pointed at it.
 pub fn settle() {
-    let _ = DETOUR.compare_exchange(FIRST, 0, Ordering::Relaxed, Ordering::Relaxed);
+    if DETOUR.compare_exchange(FIRST, 0, Ordering::Relaxed, Ordering::Relaxed).is_ok() {
+        crate::exports::settled();
+    }
+}
+
+/// Where a routed export (free and C++'s unsized deletes) jumps: its
+/// `detour_` path until the constructor settles on the fast path, the
+/// heap's free from then on (set once, before `main`). The export is one
+/// indirect jump through it (`jmp [rip + TO_free]`): no compare.
+pub struct Route(AtomicPtr<()>);
+
+pub type FreeFn = unsafe extern "C" fn(*mut u8);
+
+impl Route {
+    pub const fn new(to: FreeFn) -> Self {
+        Route(AtomicPtr::new(to as *mut ()))
+    }
+
+    /// Read as `detouring` reads the state (a volatile load of the atomic).
+    #[inline(always)]
+    pub fn get(&self) -> FreeFn {
+        unsafe { core::mem::transmute::<*mut (), FreeFn>(self.0.as_ptr().read_volatile()) }
+    }
+
+    pub fn set(&self, to: FreeFn) {
+        self.0.store(to as *mut (), Ordering::SeqCst);
+    }
 }
 
 /// Called by the constructor when the process's malloc is not ours.
