@@ -80,6 +80,10 @@ fn bound(small: usize, large: usize) {
     LARGE_BELOW.store(large, Ordering::SeqCst);
 }
 
+/// Whether a malloc has returned on the fast path's terms (before the
+/// constructor settled, the bounds stay closed: `settle` opens them).
+static RETURNED: AtomicBool = AtomicBool::new(false);
+
 /// After a malloc on the fast path's terms has returned: small requests
 /// go straight to the heap from now on, unless calls left the fast path
 /// meanwhile (the state is read again after the store, so a constructor
@@ -87,6 +91,7 @@ fn bound(small: usize, large: usize) {
 #[cold]
 #[inline(never)]
 pub fn open_small() {
+    RETURNED.store(true, Ordering::SeqCst);
     if DETOUR.load(Ordering::SeqCst) == 0 {
         bound(OPEN, OPEN_LARGE);
         if DETOUR.load(Ordering::SeqCst) != 0 {
@@ -132,6 +137,10 @@ pub fn first_call() -> bool {
 pub fn settle() {
     if DETOUR.compare_exchange(FIRST, 0, Ordering::Relaxed, Ordering::Relaxed).is_ok() {
         crate::exports::settled();
+        // A program that allocates only with `new` from here on opens them now.
+        if RETURNED.load(Ordering::SeqCst) {
+            open_small();
+        }
     }
 }
 
