@@ -30,7 +30,7 @@ const UNRECORDED: usize = 1;
 
 static PID: AtomicU32 = AtomicU32::new(0);
 static STACK_EVERY: AtomicU64 = AtomicU64::new(0);
-/// After `exit` began: every call is sent at once.
+/// After `exit` began: every call is sent at once (from the thread's next tick).
 static EXITING: AtomicBool = AtomicBool::new(false);
 static NEXT_RSS: AtomicU64 = AtomicU64::new(0);
 static TICKS_PER_MS: AtomicU64 = AtomicU64::new(0);
@@ -136,7 +136,8 @@ fn register() -> *mut Thread {
         Local::set(UNRECORDED);
         return t;
     }
-    unsafe { (*t).sample_left = STACK_EVERY.load(Ordering::Relaxed) as i64 / 2 };
+    let every = STACK_EVERY.load(Ordering::Relaxed);
+    unsafe { (*t).sample_left = if every == 0 { i64::MAX } else { every as i64 / 2 } };
     Local::set(t as usize);
     let key = KEY.load(Ordering::Relaxed);
     if key != u32::MAX {
@@ -181,17 +182,19 @@ fn event(t: &mut Thread, code: u8) -> encode::Event<'_> {
     unsafe { t.events.event(&mut t.buf, code, true) }
 }
 
-/// After an event: the sampled stack, the periodic tick.
+/// After an event: the sampled stack (for a call that allocated `size`
+/// bytes), the periodic tick. With stacks off a thread's countdown starts
+/// at i64::MAX and never runs out, so no call tests the setting; a free
+/// (`size` 0) never samples.
 #[inline(always)]
 fn end(t: &mut Thread, size: u64, now: u64) {
-    let every = STACK_EVERY.load(Ordering::Relaxed);
-    if every != 0 {
+    if size != 0 {
         t.sample_left -= size as i64;
         if t.sample_left < 0 {
-            stack(t, every);
+            stack(t, STACK_EVERY.load(Ordering::Relaxed));
         }
     }
-    if now >= t.next_tick || EXITING.load(Ordering::Relaxed) {
+    if now >= t.next_tick {
         tick(t, now);
     }
 }
@@ -312,7 +315,10 @@ pub fn loaded() {
 }
 
 /// The process is exiting (librecorder's destructor): the calling thread's
-/// chunk goes out, then EXIT; calls made after this are sent one by one.
+/// chunk goes out, then EXIT. The calls this thread makes after this are
+/// sent one by one (its tick is due at once, and a tick after EXITING sends
+/// and leaves it due); another thread's, from its next tick on (within
+/// TICK_MS: no call tests EXITING itself).
 pub fn exiting() {
     if STATE.load(Ordering::Acquire) != ON {
         return;
@@ -320,7 +326,9 @@ pub fn exiting() {
     EXITING.store(true, Ordering::Relaxed);
     let t = current();
     if !t.is_null() {
-        flush(unsafe { &mut *t }, CHUNK_AFTER_EXIT);
+        let t = unsafe { &mut *t };
+        flush(t, CHUNK_AFTER_EXIT);
+        t.next_tick = 0;
     }
     let mut msg = [0u8; 32];
     let n = encode::exit(&mut msg, PID.load(Ordering::Relaxed), clock::pair());
