@@ -13,7 +13,9 @@
 //!    override of the same version, built from the sources the shim was
 //!    compiled from with mimalloc's CMake shared-library flags
 //!    (common/mimalloc_override.rs): our yardstick, on pairs, mixed and 2
-//!    threads, with instructions per malloc/free pair.
+//!    threads, with instructions per malloc/free pair; beside them the same
+//!    override with one jump added per call (benches/programs/one_jump.c),
+//!    the least an export that jumps into the heap's code can cost.
 //!
 //! Run: `cargo bench --bench overhead` (`-- mimalloc`: part 4 alone).
 
@@ -141,9 +143,13 @@ fn mimalloc_yardstick(exe: &std::path::Path, mimalloc: &std::path::Path) {
         mimalloc_override::version(root).unwrap_or_default(),
         root.display()
     );
+    // The override with one jump added per call: the least an export that
+    // jumps into the heap's code costs (common/mimalloc_override.rs).
+    let jump = mimalloc_override::one_jump(&own, &work()).expect("the override is built");
     let yardstick = [
         Setup { name: "own override", preload: Some(&own), env: &[] },
         Setup { name: "alloc8 mimalloc", preload: Some(mimalloc), env: &[] },
+        Setup { name: "own + 1 jump", preload: Some(&jump), env: &[] },
     ];
     for (mode, n, threads) in [("pairs", 20_000_000u64, 1u64), ("mixed", 5_000_000, 1), ("threads", 2_000_000, 2)] {
         let command = |n: u64| {
@@ -155,13 +161,16 @@ fn mimalloc_yardstick(exe: &std::path::Path, mimalloc: &std::path::Path) {
         match (
             instructions_per_op(&yardstick[0], &command, 200_000, threads),
             instructions_per_op(&yardstick[1], &command, 200_000, threads),
+            instructions_per_op(&yardstick[2], &command, 200_000, threads),
         ) {
-            (Some(own), Some(shim)) => println!(
-                "{:<28} instructions per malloc/free pair (callgrind): own override {:.1}, alloc8 mimalloc {:.1}: {:+.1}",
+            (Some(own), Some(shim), Some(jump)) => println!(
+                "{:<28} instructions per malloc/free pair (callgrind): own override {:.1}, alloc8 mimalloc {:.1}: {:+.1} \
+                 (own + 1 jump {:.1})",
                 "",
                 own,
                 shim,
-                shim - own
+                shim - own,
+                jump
             ),
             _ => println!("(instruction counts need valgrind)"),
         }

@@ -99,3 +99,20 @@ pub fn build(root: &Path, out: &Path) -> Option<PathBuf> {
     assert!(status.success(), "linking {} failed", lib.display());
     Some(lib)
 }
+
+/// `benches/programs/one_jump.c` linked against `own` (the override): to be
+/// preloaded in front of it, as `<one_jump>:<own>`.
+pub fn one_jump(own: &Path, out: &Path) -> Option<PathBuf> {
+    let lib = out.join("libone_jump.so");
+    let dir = own.parent()?;
+    let status = Command::new("gcc")
+        .args(["-O2", "-fPIC", "-shared", "-fno-plt", "-o"])
+        .arg(&lib)
+        .arg(super::root().join("benches/programs/one_jump.c"))
+        .arg(format!("-L{}", dir.display()))
+        .arg(format!("-l:{}", own.file_name()?.to_string_lossy()))
+        .status()
+        .ok()?;
+    assert!(status.success(), "building {} failed", lib.display());
+    Some(PathBuf::from(format!("{}:{}", lib.display(), own.display())))
+}

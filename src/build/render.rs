@@ -190,6 +190,7 @@ pub fn exports_rs(platform: Platform, mode: Mode, prefix: &str, threads: bool, c
     // allocator (loaded late), and record each call when `alloc8 run` asks:
     // both on the same out-of-line path.
     let forwarding = platform == Platform::Linux && mode == Mode::Interpose;
+    let mut routed = Vec::new();
     for (exported, e) in &exports {
         let body = if forwarding {
             let (body, detour) = detour(e, checked != Checking::Off);
@@ -200,6 +201,9 @@ pub fn exports_rs(platform: Platform, mode: Mode, prefix: &str, threads: bool, c
         };
         if checked.layered() && trail_kind(e).is_some() {
             write_checked(&mut out, exported, e, &body);
+        } else if forwarding && e.body == ROUTED_BODY && e.params == "ptr: *mut u8" {
+            write_routed(&mut out, exported, e);
+            routed.push(e.name);
         } else {
             write_wrapper(&mut out, exported, &rust_ident(exported), e, &body);
         }
@@ -211,6 +215,26 @@ pub fn exports_rs(platform: Platform, mode: Mode, prefix: &str, threads: bool, c
                 name = e.name
             );
         }
+    }
+    if forwarding {
+        let _ = write!(
+            out,
+            "\n/// The routed exports' fast path: the heap's C free (`Heap::FREE_FN`), or the\n\
+             /// contract's free around `Heap::free`.\n\
+             #[allow(dead_code)]\n\
+             unsafe extern \"C\" fn free_fast(ptr: *mut u8) {{\n    {ROUTED_BODY}\n}}\n\
+             #[allow(dead_code)]\n\
+             const FREE_FAST: crate::inert::FreeFn = match <crate::ShimHeap as alloc8::Heap>::FREE_FN {{\n    \
+             Some(f) => f,\n    None => free_fast,\n}};\n\
+             const _: () = assert!(\n    <crate::ShimHeap as alloc8::Heap>::FREE_FN.is_none()\n        \
+             || (<crate::ShimHeap as alloc8::Heap>::FREES_NULL && <crate::ShimHeap as alloc8::Heap>::PRESERVES_ERRNO),\n    \
+             \"this heap sets FREE_FN: it must also set FREES_NULL and PRESERVES_ERRNO (its C free keeps free's whole contract)\"\n);\n\
+             /// Called once the constructor settles on the fast path (inert.rs).\n\
+             pub fn settled() {{\n{}}}\n",
+            routed.iter().map(|name| format!("    TO_{}.set(FREE_FAST);\n", name)).collect::<String>()
+        );
+    } else if platform == Platform::Linux {
+        out.push_str("\n/// Nothing is routed in this mode (inert.rs).\npub fn settled() {}\n");
     }
     let malloc =
         contract::exported_name(exports.iter().find(|(_, e)| e.name == "malloc").expect("malloc is in every mode").1, mode, prefix);
@@ -275,6 +299,33 @@ fn write_checked(out: &mut String, exported: &str, e: &Export, body: &str) {
     );
 }
 
+/// The body of the rows a Linux interposer routes (free, cfree, C++'s
+/// unsized deletes): they take one pointer and free it.
+const ROUTED_BODY: &str = "alloc8::shim::free(&HEAP, ptr)";
+
+/// A routed row: the export is one indirect jump through `TO_<name>`,
+/// which holds `detour_<name>` until the constructor settles on the fast
+/// path and the heap's free from then on (`settled`; inert.rs's `Route`).
+/// Naked, so the jump reads the pointer itself (`jmp [rip + TO_free]`:
+/// LLVM would load it into a register first); other architectures get the
+/// same in Rust.
+fn write_routed(out: &mut String, exported: &str, e: &Export) {
+    let ident = rust_ident(exported);
+    let name = e.name;
+    let _ = write!(
+        out,
+        "\nstatic TO_{name}: crate::inert::Route = crate::inert::Route::new(detour_{name});\n\
+         \n#[cfg(target_arch = \"x86_64\")]\n#[export_name = \"{exported}\"]\n#[unsafe(naked)]\n\
+         pub unsafe extern \"C\" fn {ident}(ptr: *mut u8) {{\n    \
+         core::arch::naked_asm!(\"jmp qword ptr [rip + {{to}}]\", to = sym TO_{name})\n}}\n\
+         \n#[cfg(target_arch = \"aarch64\")]\n#[export_name = \"{exported}\"]\n#[unsafe(naked)]\n\
+         pub unsafe extern \"C\" fn {ident}(ptr: *mut u8) {{\n    \
+         core::arch::naked_asm!(\"adrp x16, {{to}}\", \"ldr x16, [x16, :lo12:{{to}}]\", \"br x16\", to = sym TO_{name})\n}}\n\
+         \n#[cfg(not(any(target_arch = \"x86_64\", target_arch = \"aarch64\")))]\n#[export_name = \"{exported}\"]\n\
+         pub unsafe extern \"C\" fn {ident}(ptr: *mut u8) {{\n    TO_{name}.get()(ptr)\n}}\n"
+    );
+}
+
 /// One contract row as an exported Rust function: `#[export_name]`, the
 /// row's ABI, parameters and return type, and `body` (the row's, or the
 /// row's behind a test).
@@ -314,15 +365,18 @@ fn detour(e: &Export, counted_inside: bool) -> (String, String) {
     let body = if e.name == "malloc" {
         // One compare sends a small request to the heap's fast path
         // (`Heap::SMALL_MAX`); the bound is 0 off the fast path and until a
-        // malloc has returned, which opens it (`forward_malloc`). Larger
-        // requests go on to `malloc_other`: every call here is a tail call,
-        // so the export needs no frame.
+        // malloc has returned, which opens it (`forward_malloc`). A heap
+        // with a path for larger requests (`Heap::LARGE_MAX`) gets them
+        // after a second compare of the same kind. The rest go on to
+        // `malloc_other`: every call here is a tail call, so the export
+        // needs no frame.
         other = format!(
             "\n#[inline(never)]\n#[allow(unused_braces)]\nunsafe extern \"C\" fn malloc_other(size: usize) -> *mut u8 {{\n    \
-             if size <= crate::inert::SMALL_MAX {{\n        return forward_malloc(size);\n    }}\n    {}\n}}\n",
+             if size <= crate::inert::LARGE_MAX {{\n        return forward_malloc(size);\n    }}\n    {}\n}}\n",
             e.body
         );
         "if size < crate::inert::small_below() {\n        return alloc8::shim::malloc_small(&HEAP, size);\n    }\n    \
+         if crate::inert::LARGE && size < crate::inert::large_below() {\n        return alloc8::shim::malloc_large(&HEAP, size);\n    }\n    \
          if crate::inert::detouring() {\n        return detour_malloc(size);\n    }\n    malloc_other(size)"
             .to_string()
     } else {
@@ -587,23 +641,41 @@ mod tests {
     fn interpose_exports_every_contract_row() {
         let exports = file(&spec(Mode::Interpose, ""), "src/exports.rs");
         let n = contract::shim_exports(Platform::Linux, Mode::Interpose, "", false).len();
-        assert_eq!(exports.matches("#[export_name").count(), n);
+        // free, cfree and C++'s unsized deletes are routed: one export per
+        // architecture (x86-64, aarch64, the rest).
+        let routed = ["free", "cfree", "_ZdlPv", "_ZdaPv"];
+        assert_eq!(exports.matches("#[export_name").count(), n + 2 * routed.len());
         assert!(exports.contains("#[export_name = \"_Znwm\"]\npub unsafe extern \"C-unwind\" fn alloc8__Znwm(size: usize) -> *mut u8"));
         assert!(exports.contains("static NEXT__Znwm: crate::inert::Next = crate::inert::Next::new(b\"_Znwm\\0\");"));
-        // Every row compares the state with 0 once; out of line, `detour_`
-        // sends a recording call to its `record_` path and the rest to
-        // `forward_`, which forwards an inert shim's (and catches the first
-        // call). malloc's export first sends a small request to the heap's
-        // fast path: one compare with a bound that is 0 off it.
-        assert_eq!(exports.matches("    if crate::inert::detouring() {\n        return detour_").count(), n);
+        // Every other row compares the state with 0 once; out of line,
+        // `detour_` sends a recording call to its `record_` path and the
+        // rest to `forward_`, which forwards an inert shim's (and catches
+        // the first call). malloc's export first sends a small request to
+        // the heap's fast path: one compare with a bound that is 0 off it.
+        assert_eq!(exports.matches("    if crate::inert::detouring() {\n        return detour_").count(), n - routed.len());
+        // A routed row jumps through its route, which holds its `detour_`
+        // path until the constructor settles on the fast path.
+        for name in routed {
+            assert!(exports.contains(&format!(
+                "static TO_{name}: crate::inert::Route = crate::inert::Route::new(detour_{name});\n\n\
+                 #[cfg(target_arch = \"x86_64\")]\n#[export_name = \"{name}\"]\n#[unsafe(naked)]\n\
+                 pub unsafe extern \"C\" fn alloc8_{name}(ptr: *mut u8) {{\n    \
+                 core::arch::naked_asm!(\"jmp qword ptr [rip + {{to}}]\", to = sym TO_{name})\n}}"
+            )));
+            assert!(exports.contains(&format!("    TO_{name}.set(FREE_FAST);\n")), "{}", name);
+        }
+        assert!(exports.contains("pub fn settled() {\n    TO_free.set(FREE_FAST);\n"));
+        assert!(exports.contains("    Some(f) => f,\n    None => free_fast,\n"));
         assert!(exports.contains(
             "pub unsafe extern \"C\" fn alloc8_malloc(size: usize) -> *mut u8 {\n    \
              if size < crate::inert::small_below() {\n        return alloc8::shim::malloc_small(&HEAP, size);\n    }\n    \
+             if crate::inert::LARGE && size < crate::inert::large_below() {\n        \
+             return alloc8::shim::malloc_large(&HEAP, size);\n    }\n    \
              if crate::inert::detouring() {\n        return detour_malloc(size);\n    }\n    malloc_other(size)\n}"
         ));
         assert!(exports.contains(
             "unsafe extern \"C\" fn malloc_other(size: usize) -> *mut u8 {\n    \
-             if size <= crate::inert::SMALL_MAX {\n        return forward_malloc(size);\n    }\n    \
+             if size <= crate::inert::LARGE_MAX {\n        return forward_malloc(size);\n    }\n    \
              alloc8::shim::malloc(&HEAP, size)\n}"
         ));
         // A malloc that returned on the fast path's terms opens the bound
@@ -700,7 +772,7 @@ mod tests {
                 "static COUNTING: alloc8::observer::Counting<Alloc8Heap> = alloc8::observer::Counting::new(&heap::__ALLOC8_HEAP);"
             ));
             for (name, text) in &files {
-                assert!(!text.contains("alloc8::checked") && !text.contains("naked"), "{} mentions the checking layer", name);
+                assert!(!text.contains("alloc8::checked") && !text.contains("sym checked_"), "{} mentions the checking layer", name);
             }
         }
     }
@@ -750,7 +822,7 @@ mod tests {
             "static HEAP: alloc8::checked::Sampled<alloc8::observer::Counting<heap::__Alloc8Heap>> = alloc8::checked::Sampled::new(&COUNTING, HEAP_NAME, 5000);"
         ));
         let exports = file(&files, "src/exports.rs");
-        assert!(!exports.contains("naked"), "no stubs: the fast path is the plain shim's");
+        assert!(!exports.contains("sym checked_"), "no stubs: the fast path is the plain shim's");
         assert!(exports.contains("exiting: || crate::HEAP.exiting(), guards: true });"));
     }
 

@@ -68,6 +68,16 @@ pub trait Heap: Sync {
     /// `MAX_SIZE`, makes that compare the shim's size bound.
     const SMALL_MAX: usize = Self::MAX_SIZE;
 
+    /// The largest request [`Heap::malloc_large`] serves (from
+    /// [`Heap::SMALL_MAX`] to [`Heap::MAX_SIZE`]). The same shim tests a
+    /// request that is not small against a second variable, `LARGE_MAX + 1`
+    /// while it serves calls and 0 otherwise, and sends one below it to
+    /// `malloc_large`: a heap whose larger requests need no setup or test
+    /// of its own below some size (mimalloc: its generic path, below the
+    /// 4 GiB it checks against the machine) is then reached in two compares
+    /// more. The default, `SMALL_MAX`, leaves the second compare out.
+    const LARGE_MAX: usize = Self::SMALL_MAX;
+
     /// The largest alignment `memalign` honours: a power of two of at least
     /// 16, or `usize::MAX` (the default: every alignment). The shim serves a
     /// larger one itself ([`crate::overaligned`]): it asks `memalign` for
@@ -93,6 +103,25 @@ pub trait Heap: Sync {
     fn malloc_small(&self, size: usize) -> *mut u8 {
         self.malloc(size)
     }
+
+    /// `malloc` for a request of at most [`Heap::LARGE_MAX`] bytes, once
+    /// `malloc` has returned in this process, as `malloc_small`: the shim
+    /// sends it those above `SMALL_MAX` (and, while another thread opens the
+    /// fast path, rarely a small one). The default is `malloc`.
+    #[inline(always)]
+    fn malloc_large(&self, size: usize) -> *mut u8 {
+        self.malloc(size)
+    }
+
+    /// The heap's `free` as a C function that keeps free's whole contract
+    /// itself: NULL does nothing ([`Heap::FREES_NULL`]) and errno stays as
+    /// it was ([`Heap::PRESERVES_ERRNO`]), both required with it, and it
+    /// does what [`Heap::free`] does. A Linux interposing shim's `free` (and
+    /// C++'s unsized deletes) then jump straight to it once the shim serves
+    /// calls, through a pointer set at load: one instruction between the
+    /// export and the heap (mimalloc: `mi_free`). `None` (the default): the
+    /// shim's own free around [`Heap::free`]. A wrapping heap leaves it `None`.
+    const FREE_FN: Option<unsafe extern "C" fn(*mut u8)> = None;
 
     /// Releases a block returned by this heap.
     ///

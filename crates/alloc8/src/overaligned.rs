@@ -137,6 +137,9 @@ impl<H: Heap> Heap for Overaligned<H> {
     const FUNDAMENTAL_ALIGNMENT: bool = H::FUNDAMENTAL_ALIGNMENT;
     const MAX_SIZE: usize = H::MAX_SIZE;
     const SMALL_MAX: usize = H::SMALL_MAX;
+    const LARGE_MAX: usize = H::LARGE_MAX;
+    // Its free is the heap's own unless aligned blocks are looked up first.
+    const FREE_FN: Option<unsafe extern "C" fn(*mut u8)> = if Self::LIMITED { None } else { H::FREE_FN };
     // Every alignment, now.
     const MAX_ALIGN: usize = usize::MAX;
     const OWNS: bool = H::OWNS;
@@ -150,6 +153,11 @@ impl<H: Heap> Heap for Overaligned<H> {
     #[inline(always)]
     fn malloc_small(&self, size: usize) -> *mut u8 {
         self.heap.malloc_small(size)
+    }
+
+    #[inline(always)]
+    fn malloc_large(&self, size: usize) -> *mut u8 {
+        self.heap.malloc_large(size)
     }
 
     #[inline(always)]

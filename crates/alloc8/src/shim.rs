@@ -139,6 +139,13 @@ pub fn malloc_small<H: Heap>(heap: &H, size: usize) -> *mut u8 {
     checked::<H>(heap.malloc_small(asked::<H>(size)))
 }
 
+/// malloc for a request of at most [`Heap::LARGE_MAX`] bytes, on the same
+/// terms as [`malloc_small`] (see [`Heap::malloc_large`]).
+#[inline(always)]
+pub fn malloc_large<H: Heap>(heap: &H, size: usize) -> *mut u8 {
+    checked::<H>(heap.malloc_large(asked::<H>(size)))
+}
+
 /// Runs a free with errno as it was before (free must not change it),
 /// unless the heap promises that itself.
 #[inline(always)]

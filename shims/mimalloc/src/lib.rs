@@ -227,10 +227,24 @@ impl Heap for MiHeap {
         unsafe { mi::mi_malloc_small(size) as *mut u8 }
     }
 
+    // And its generic path for the rest, below the 4 GiB from which
+    // `backing` checks a request against the machine: `mi_malloc` itself.
+    const LARGE_MAX: usize = (1 << 32) - 1;
+
+    #[inline(always)]
+    fn malloc_large(&self, size: usize) -> *mut u8 {
+        unsafe { mi::mi_malloc(size) as *mut u8 }
+    }
+
     #[inline]
     unsafe fn free(&self, ptr: *mut u8) {
         mi::mi_free(ptr as *mut c_void)
     }
+
+    // That free is `mi_free` itself (NULL and errno as above): the shim's
+    // free jumps straight to it.
+    const FREE_FN: Option<unsafe extern "C" fn(*mut u8)> =
+        Some(unsafe { core::mem::transmute::<unsafe extern "C" fn(*mut c_void), unsafe extern "C" fn(*mut u8)>(mi::mi_free) });
 
     #[inline]
     fn memalign(&self, align: usize, size: usize) -> *mut u8 {
@@ -362,6 +376,11 @@ mod tests {
             let small = heap.malloc_small(24);
             assert!(!small.is_null() && heap.get_size(small) >= 24);
             heap.free(small);
+            for size in [MiHeap::SMALL_MAX + 1, 100_000, 24] {
+                let large = heap.malloc_large(size);
+                assert!(!large.is_null() && heap.get_size(large) >= size);
+                heap.free(large);
+            }
         }
     }
 }

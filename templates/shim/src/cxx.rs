@@ -8,9 +8,24 @@
 use crate::inert::Next;
 use alloc8::Heap;
 
+/// The heap's block for a `new` of `size` bytes, reached as the exported
+/// malloc reaches it: its small or large path while the bounds are open
+/// (inert.rs), its malloc otherwise; 0 asked as 1 unless the heap takes 0.
+#[inline(always)]
+fn allocate<H: Heap>(heap: &H, size: usize) -> *mut u8 {
+    let size = if H::ALLOCATES_ZERO { size } else { size | (size == 0) as usize };
+    if size < crate::inert::small_below() {
+        heap.malloc_small(size)
+    } else if crate::inert::LARGE && size < crate::inert::large_below() {
+        heap.malloc_large(size)
+    } else {
+        heap.malloc(size)
+    }
+}
+
 #[inline(always)]
 pub unsafe fn new<H: Heap>(heap: &H, size: usize, next: &Next) -> *mut u8 {
-    let p = heap.malloc(size | (size == 0) as usize);
+    let p = allocate(heap, size);
     if !p.is_null() {
         return p;
     }
@@ -20,7 +35,7 @@ pub unsafe fn new<H: Heap>(heap: &H, size: usize, next: &Next) -> *mut u8 {
 
 #[inline(always)]
 pub unsafe fn new_nothrow<H: Heap>(heap: &H, size: usize, nothrow: *const u8, next: &Next) -> *mut u8 {
-    let p = heap.malloc(size | (size == 0) as usize);
+    let p = allocate(heap, size);
     if !p.is_null() {
         return p;
     }

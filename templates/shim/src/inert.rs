@@ -61,6 +61,29 @@ pub fn small_below() -> usize {
     unsafe { SMALL_BELOW.as_ptr().read_volatile() }
 }
 
+/// malloc's second test, for a heap with a path for larger requests
+/// (`Heap::LARGE_MAX`; `LARGE` is false otherwise and the test is compiled
+/// out): opened and closed with `SMALL_BELOW`.
+static LARGE_BELOW: AtomicUsize = AtomicUsize::new(0);
+pub const LARGE_MAX: usize = <crate::ShimHeap as alloc8::Heap>::LARGE_MAX;
+pub const LARGE: bool = LARGE_MAX > SMALL_MAX;
+const OPEN_LARGE: usize = LARGE_MAX.saturating_add(1);
+
+#[inline(always)]
+pub fn large_below() -> usize {
+    unsafe { LARGE_BELOW.as_ptr().read_volatile() }
+}
+
+/// Both bounds to `small` and `large`.
+fn bound(small: usize, large: usize) {
+    SMALL_BELOW.store(small, Ordering::SeqCst);
+    LARGE_BELOW.store(large, Ordering::SeqCst);
+}
+
+/// Whether a malloc has returned on the fast path's terms (before the
+/// constructor settled, the bounds stay closed: `settle` opens them).
+static RETURNED: AtomicBool = AtomicBool::new(false);
+
 /// After a malloc on the fast path's terms has returned: small requests
 /// go straight to the heap from now on, unless calls left the fast path
 /// meanwhile (the state is read again after the store, so a constructor
@@ -68,10 +91,11 @@ pub fn small_below() -> usize {
 #[cold]
 #[inline(never)]
 pub fn open_small() {
+    RETURNED.store(true, Ordering::SeqCst);
     if DETOUR.load(Ordering::SeqCst) == 0 {
-        SMALL_BELOW.store(OPEN, Ordering::SeqCst);
+        bound(OPEN, OPEN_LARGE);
         if DETOUR.load(Ordering::SeqCst) != 0 {
-            SMALL_BELOW.store(0, Ordering::SeqCst);
+            bound(0, 0);
         }
     }
 }
@@ -108,22 +132,53 @@ pub fn first_call() -> bool {
 }
 
 /// Leaves the first-call state: the constructor's last step, once it has
-/// decided whether calls are recorded or forwarded instead.
+/// decided whether calls are recorded or forwarded instead. Calls on the
+/// fast path from here: the routed exports are pointed at it.
 pub fn settle() {
-    let _ = DETOUR.compare_exchange(FIRST, 0, Ordering::Relaxed, Ordering::Relaxed);
+    if DETOUR.compare_exchange(FIRST, 0, Ordering::Relaxed, Ordering::Relaxed).is_ok() {
+        crate::exports::settled();
+        // A program that allocates only with `new` from here on opens them now.
+        if RETURNED.load(Ordering::SeqCst) {
+            open_small();
+        }
+    }
+}
+
+/// Where a routed export (free and C++'s unsized deletes) jumps: its
+/// `detour_` path until the constructor settles on the fast path, the
+/// heap's free from then on (set once, before `main`). The export is one
+/// indirect jump through it (`jmp [rip + TO_free]`): no compare.
+pub struct Route(AtomicPtr<()>);
+
+pub type FreeFn = unsafe extern "C" fn(*mut u8);
+
+impl Route {
+    pub const fn new(to: FreeFn) -> Self {
+        Route(AtomicPtr::new(to as *mut ()))
+    }
+
+    /// Read as `detouring` reads the state (a volatile load of the atomic).
+    #[inline(always)]
+    pub fn get(&self) -> FreeFn {
+        unsafe { core::mem::transmute::<*mut (), FreeFn>(self.0.as_ptr().read_volatile()) }
+    }
+
+    pub fn set(&self, to: FreeFn) {
+        self.0.store(to as *mut (), Ordering::SeqCst);
+    }
 }
 
 /// Called by the constructor when the process's malloc is not ours.
 pub fn become_inert() {
     DETOUR.store(INERT, Ordering::SeqCst);
-    SMALL_BELOW.store(0, Ordering::SeqCst);
+    bound(0, 0);
 }
 
 /// Called by the constructor when `alloc8 run` asked for crash diagnostics
 /// (before it settles: an inert shim stays inert).
 pub fn record_calls() {
     let _ = DETOUR.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |s| (s == 0 || s == FIRST).then_some(RECORD));
-    SMALL_BELOW.store(0, Ordering::SeqCst);
+    bound(0, 0);
 }
 
 /// The next definition of an exported name (`dlsym(RTLD_NEXT)`), found on

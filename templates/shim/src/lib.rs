@@ -50,6 +50,11 @@ const _: () = assert!(
     "this heap's SMALL_MAX is above its MAX_SIZE: malloc_small would be asked for sizes the heap refuses"
 );
 const _: () = assert!(
+    <ShimHeap as alloc8::Heap>::SMALL_MAX <= <ShimHeap as alloc8::Heap>::LARGE_MAX
+        && <ShimHeap as alloc8::Heap>::LARGE_MAX <= <ShimHeap as alloc8::Heap>::MAX_SIZE,
+    "this heap's LARGE_MAX is not between its SMALL_MAX and its MAX_SIZE"
+);
+const _: () = assert!(
     !(exports::PREFIXED && THREAD_HOOKS),
     "this heap sets THREAD_HOOKS = true, and only `alloc8 build --mode interpose --threads` can run thread \
      hooks (they need pthread_create interposed): it cannot be built in prefixed mode"
