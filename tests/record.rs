@@ -76,6 +76,46 @@ fn a_four_thread_program_is_recorded_in_order_and_the_shims_counts_agree() {
     assert!(p["peak_live_bytes"].as_u64().unwrap() > 4 * 20_000 * 16);
 }
 
+/// The messages of a trace file (docs/trace.md, "The file").
+fn messages(trace: &Path) -> Vec<Vec<u8>> {
+    let bytes = std::fs::read(trace).unwrap();
+    let body = zstd::stream::decode_all(&bytes[12..]).unwrap();
+    let (mut out, mut at) = (Vec::new(), 0);
+    while at + 4 <= body.len() {
+        let len = u32::from_le_bytes(body[at..at + 4].try_into().unwrap()) as usize;
+        out.push(body[at + 4..at + 4 + len].to_vec());
+        at += 4 + len;
+    }
+    out
+}
+
+/// A main thread that waits in pthread_join for the whole run holds events
+/// no call of its own sends; a worker's tick sends them for it (after 20
+/// ms), so the watermark, and the reader's memory, do not wait for the
+/// program's exit.
+#[test]
+fn a_thread_blocked_with_unsent_calls_has_them_sent_for_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let exe = program("record_idle_main.c");
+    let out = record(dir.path(), &["--stacks", "0"], &[exe.to_str().unwrap()], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let trace = &traces(dir.path(), "record_idle_main")[0];
+    // (kind, flags, tid) of every chunk, in the order record received them.
+    let chunks: Vec<(u8, u8, u32)> = messages(trace)
+        .iter()
+        .filter(|m| m[0] == 2 || m[0] == 6)
+        .map(|m| (m[0], m[1], u32::from_le_bytes(m[8..12].try_into().unwrap())))
+        .collect();
+    let pid: u32 = trace.file_name().unwrap().to_str().unwrap().split('.').nth(1).unwrap().parse().unwrap();
+    let main_first = chunks.iter().position(|c| c.2 == pid).expect("the main thread's calls are in the trace");
+    let worker_last = chunks.iter().rposition(|c| c.2 != pid).unwrap();
+    // Sent while the worker still ran, not by the main thread's exit (flag 2).
+    assert!(main_first < worker_last && chunks[main_first].1 & 2 == 0, "{:?}", chunks);
+    let p = profile_json(trace);
+    assert_eq!(p["notes"], Value::Array(vec![]), "{}", p["notes"]);
+    assert!(p["frees"].as_u64().unwrap() >= 150_000, "{}", p["frees"]);
+}
+
 #[test]
 fn python_on_glibc_is_profiled_with_sizes_sites_and_plots() {
     let dir = tempfile::tempdir().unwrap();

@@ -31,6 +31,7 @@ mod nr {
     pub const SOCKET: usize = 41;
     pub const SENDTO: usize = 44;
     pub const CLOCK_GETTIME: usize = 228;
+    pub const MEMBARRIER: usize = 324;
 }
 
 #[cfg(target_arch = "aarch64")]
@@ -54,6 +55,7 @@ mod nr {
     pub const SOCKET: usize = 198;
     pub const SENDTO: usize = 206;
     pub const CLOCK_GETTIME: usize = 113;
+    pub const MEMBARRIER: usize = 283;
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -151,6 +153,18 @@ pub fn getppid() -> i32 {
 
 pub fn sched_yield() {
     unsafe { call(nr::SCHED_YIELD, [0; 4]) };
+}
+
+/// membarrier(2) command: every running thread of this process passes a
+/// full memory barrier before the call returns (Linux 4.14).
+pub const MEMBARRIER_PRIVATE_EXPEDITED: usize = 8;
+/// membarrier(2) command: registers the process for the command above.
+pub const MEMBARRIER_REGISTER_PRIVATE_EXPEDITED: usize = 16;
+
+/// membarrier(2): 0, or a negative errno (ENOSYS before Linux 4.3, EINVAL
+/// for a command the kernel lacks, EPERM when not registered).
+pub fn membarrier(cmd: usize) -> isize {
+    unsafe { call(nr::MEMBARRIER, [cmd, 0, 0, 0]) }
 }
 
 /// The device and inode of an open descriptor (None if it is not open).

@@ -13,7 +13,7 @@ use super::thread::{self, Thread, CAPACITY, ROOM};
 use crate::os::syscall;
 use crate::threads::Local;
 use core::ffi::c_void;
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
+use core::sync::atomic::{compiler_fence, AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
 
 /// Where `alloc8 record` listens (a Unix datagram socket).
 pub const SOCKET_VAR: &[u8] = b"ALLOC8_TRACE\0";
@@ -36,6 +36,8 @@ static NEXT_RSS: AtomicU64 = AtomicU64::new(0);
 static TICKS_PER_MS: AtomicU64 = AtomicU64::new(0);
 static START: [AtomicU64; 2] = [AtomicU64::new(0), AtomicU64::new(0)];
 static KEY: AtomicU32 = AtomicU32::new(u32::MAX);
+/// Threads may send an idle thread's buffer for it (membarrier works here).
+static SEND_IDLE: AtomicBool = AtomicBool::new(false);
 
 static mut SOCKET: [u8; 108] = [0; 108];
 static mut SOCKET_LEN: usize = 0;
@@ -44,7 +46,7 @@ static mut SOCKET_LEN: usize = 0;
 const TICK_MS: u64 = 1;
 const RSS_MS: u64 = 10;
 /// A buffer older than this is sent (what a killed program loses).
-const AGE_MS: u64 = 100;
+const AGE_MS: u64 = 10;
 
 extern "C" {
     fn pthread_key_create(key: *mut u32, destructor: Option<unsafe extern "C" fn(*mut c_void)>) -> i32;
@@ -104,6 +106,8 @@ fn start() -> bool {
         KEY.store(key, Ordering::Relaxed);
     }
     unsafe { pthread_atfork(None, None, Some(forked)) };
+    let barriers = syscall::membarrier(syscall::MEMBARRIER_REGISTER_PRIVATE_EXPEDITED) == 0;
+    SEND_IDLE.store(barriers, Ordering::Relaxed);
     hello(origin::EXEC);
     STATE.store(ON, Ordering::Release);
     true
@@ -142,9 +146,9 @@ fn register() -> *mut Thread {
     let key = KEY.load(Ordering::Relaxed);
     if key != u32::MAX {
         // A high key makes glibc calloc: not the program's call.
-        unsafe { (*t).nested = 1 };
+        unsafe { (*t).nested.store(1, Ordering::Relaxed) };
         unsafe { pthread_setspecific(key, t as *const c_void) };
-        unsafe { (*t).nested = 0 };
+        unsafe { (*t).nested.store(0, Ordering::Relaxed) };
     }
     t
 }
@@ -243,6 +247,7 @@ fn tick(t: &mut Thread, now: u64) {
     }
     let per_ms = ticks_per_ms();
     t.next_tick = now + TICK_MS * per_ms;
+    send_idle(t, now, per_ms);
     let due = NEXT_RSS.load(Ordering::Relaxed);
     if now >= due && NEXT_RSS.compare_exchange(due, now + RSS_MS * per_ms, Ordering::Relaxed, Ordering::Relaxed).is_ok() {
         if let Some(kib) = resident_kib() {
@@ -255,6 +260,37 @@ fn tick(t: &mut Thread, now: u64) {
     if oldest != u64::MAX && now.saturating_sub(oldest) > AGE_MS * per_ms {
         flush(t, 0);
     }
+}
+
+/// Sends, for them, the buffers of other threads that have held events for
+/// more than twice AGE_MS without a call to send them (blocked in `pthread_join`,
+/// a condition wait, I/O). Their unsent events would otherwise hold every
+/// chunk's watermark back, and the reader would keep every later event of
+/// the process in memory until they came. A thread inside the recorder is
+/// left alone (see [`Held`]); one that calls while its buffer is being sent
+/// waits for it.
+fn send_idle(me: *mut Thread, now: u64, per_ms: u64) {
+    if !SEND_IDLE.load(Ordering::Relaxed) {
+        return;
+    }
+    thread::each_other(me, |other| {
+        // Safety: buffers are never unmapped; only atomics are read until
+        // the handshake gives this thread the buffer.
+        let o = unsafe { &*other };
+        let idle = |o: &Thread| {
+            let oldest = o.oldest.load(Ordering::Relaxed);
+            o.is_owned() && oldest != u64::MAX && now.saturating_sub(oldest) > 2 * AGE_MS * per_ms
+        };
+        if !idle(o) || o.steal.compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed).is_err() {
+            return;
+        }
+        if syscall::membarrier(syscall::MEMBARRIER_PRIVATE_EXPEDITED) == 0 && o.nested.load(Ordering::Relaxed) == 0 && idle(o) {
+            // Safety: the owner is outside the recorder and waits at its
+            // next call until `steal` is cleared.
+            flush(unsafe { &mut *other }, 0);
+        }
+        o.steal.store(0, Ordering::Release);
+    });
 }
 
 /// The second field of /proc/self/statm (resident pages), in KiB.
@@ -281,8 +317,10 @@ unsafe extern "C" fn thread_ended(value: *mut c_void) {
     if Local::get() != t as usize {
         return;
     }
+    let held = Held::claim(t);
     flush(&mut *t, CHUNK_THREAD_END);
     Local::set(0);
+    drop(held);
     thread::release(t);
 }
 
@@ -295,6 +333,9 @@ extern "C" fn forked() {
     thread::release_all_but(me);
     if !me.is_null() {
         let t = unsafe { &mut *me };
+        // A thread of the parent may have been sending this buffer; it
+        // does not exist here.
+        t.steal.store(0, Ordering::Relaxed);
         let now = clock::ticks();
         t.events = encode::Events::cut(now);
         t.base = now;
@@ -326,9 +367,11 @@ pub fn exiting() {
     EXITING.store(true, Ordering::Relaxed);
     let t = current();
     if !t.is_null() {
+        let held = Held::claim(t);
         let t = unsafe { &mut *t };
         flush(t, CHUNK_AFTER_EXIT);
         t.next_tick = 0;
+        drop(held);
     }
     let mut msg = [0u8; 32];
     let n = encode::exit(&mut msg, PID.load(Ordering::Relaxed), clock::pair());
@@ -336,26 +379,68 @@ pub fn exiting() {
 }
 
 /// Runs `call` unrecorded if this thread is not recorded or is already
-/// inside a recorded call; else gives the buffer to `record`.
+/// inside a recorded call; else holds the thread's buffer ([`Held`]) and
+/// gives it to `record`.
 macro_rules! with_thread {
     ($call:expr, |$t:ident| $body:expr) => {{
         let t = current();
-        if t.is_null() || unsafe { (*t).nested } != 0 {
+        if t.is_null() || unsafe { (*t).nested.load(Ordering::Relaxed) } != 0 {
             return $call;
         }
+        let held = Held::claim(t);
         let $t = unsafe { &mut *t };
-        $body
+        let result = $body;
+        drop(held);
+        result
     }};
 }
 
-/// Clears the nesting mark even when the forwarded call unwinds (a C++
-/// operator new throwing bad_alloc).
-struct Nested(*mut Thread);
+/// The thread is inside the recorder, from before its call to after its
+/// event and tick: its calls meanwhile (the heap's own, the unwinder's)
+/// are not the program's, and no other thread sends its buffer for it
+/// ([`send_idle`]). Released when dropped, also when the forwarded call
+/// unwinds (a C++ operator new throwing bad_alloc).
+///
+/// The claim is half of a Dekker handshake: the owner stores `nested` and
+/// then loads `steal`; a sender stores `steal`, makes every thread pass a
+/// memory barrier (membarrier), then loads `nested`. One of the two sees
+/// the other's store, so they never both go on.
+struct Held(*mut Thread);
 
-impl Drop for Nested {
+impl Held {
+    #[inline(always)]
+    fn claim(t: *mut Thread) -> Held {
+        unsafe { (*t).nested.store(1, Ordering::Relaxed) };
+        compiler_fence(Ordering::SeqCst);
+        if unsafe { (*t).steal.load(Ordering::Acquire) } != 0 {
+            wait_sent(t);
+        }
+        Held(t)
+    }
+}
+
+impl Drop for Held {
     #[inline(always)]
     fn drop(&mut self) {
-        unsafe { (*self.0).nested = 0 };
+        unsafe { (*self.0).nested.store(0, Ordering::Relaxed) };
+    }
+}
+
+/// Another thread is sending this thread's buffer: wait until it is done.
+#[cold]
+#[inline(never)]
+fn wait_sent(t: *mut Thread) {
+    let t = unsafe { &*t };
+    loop {
+        t.nested.store(0, Ordering::Relaxed);
+        while t.steal.load(Ordering::Acquire) != 0 {
+            syscall::sched_yield();
+        }
+        t.nested.store(1, Ordering::Relaxed);
+        compiler_fence(Ordering::SeqCst);
+        if t.steal.load(Ordering::Acquire) == 0 {
+            return;
+        }
     }
 }
 
@@ -363,10 +448,7 @@ impl Drop for Nested {
 #[inline(always)]
 pub fn alloc(code: u8, size: usize, call: impl FnOnce() -> *mut u8) -> *mut u8 {
     with_thread!(call(), |t| {
-        t.nested = 1;
-        let guard = Nested(t);
         let p = call();
-        drop(guard);
         begin(t);
         let now = clock::stamp();
         let mut e = event(t, code);
@@ -383,10 +465,7 @@ pub fn alloc(code: u8, size: usize, call: impl FnOnce() -> *mut u8) -> *mut u8 {
 #[inline(always)]
 pub fn alloc2(code: u8, first: usize, size: usize, call: impl FnOnce() -> *mut u8) -> *mut u8 {
     with_thread!(call(), |t| {
-        t.nested = 1;
-        let guard = Nested(t);
         let p = call();
-        drop(guard);
         begin(t);
         let now = clock::stamp();
         let mut e = event(t, code);
@@ -405,9 +484,7 @@ pub fn alloc2(code: u8, first: usize, size: usize, call: impl FnOnce() -> *mut u
 #[inline(always)]
 pub fn posix_memalign(out: *mut *mut u8, align: usize, size: usize, call: impl FnOnce() -> i32) -> i32 {
     with_thread!(call(), |t| {
-        t.nested = 1;
         let r = call();
-        t.nested = 0;
         let p = if r == 0 && !out.is_null() { unsafe { *out } } else { core::ptr::null_mut() };
         begin(t);
         let now = clock::stamp();
@@ -429,9 +506,7 @@ pub fn free(code: u8, ptr: *mut u8, size: Option<usize>, align: Option<usize>, c
     with_thread!(call(), |t| {
         begin(t);
         let now = clock::stamp();
-        t.nested = 1;
         call();
-        t.nested = 0;
         let mut e = event(t, code);
         e.ptr(ptr as u64);
         if let Some(s) = size {
@@ -452,9 +527,7 @@ pub fn realloc(code: u8, ptr: *mut u8, count: Option<usize>, size: usize, call: 
     with_thread!(call(), |t| {
         begin(t);
         let before = clock::stamp();
-        t.nested = 1;
         let p = call();
-        t.nested = 0;
         let after = clock::stamp();
         let mut e = event(t, code);
         e.ptr(ptr as u64);
@@ -476,9 +549,7 @@ pub fn realloc(code: u8, ptr: *mut u8, count: Option<usize>, size: usize, call: 
 #[inline(always)]
 pub fn usable_size(ptr: *mut u8, call: impl FnOnce() -> usize) -> usize {
     with_thread!(call(), |t| {
-        t.nested = 1;
         let n = call();
-        t.nested = 0;
         begin(t);
         let now = clock::stamp();
         let mut e = event(t, op::USABLE_SIZE);

@@ -31,9 +31,14 @@ pub struct Thread {
     pub sample_left: i64,
     /// When to look at the clock, the RSS and the buffer's age again.
     pub next_tick: u64,
-    /// Inside a forwarded C++ operator: its inner malloc/free is not a call
-    /// of the program's.
-    pub nested: u32,
+    /// 1 while the thread is inside the recorder (recording a call, or in
+    /// the call it forwards: its inner malloc/free is not a call of the
+    /// program's). Written by the thread only; read by a thread that would
+    /// send this buffer for it (`steal`).
+    pub nested: AtomicU32,
+    /// 1 while another thread sends this buffer for its owner, which then
+    /// waits (the owner was idle: `recorder::send_idle`).
+    pub steal: AtomicU32,
     state: AtomicU32,
     next: *mut Thread,
     pub buf: [u8; CAPACITY],
@@ -79,7 +84,7 @@ pub fn acquire(tid: u32, now: u64) -> *mut Thread {
     th.seq = 0;
     th.sample_left = 0;
     th.next_tick = 0;
-    th.nested = 0;
+    th.nested.store(0, Ordering::Relaxed);
     t
 }
 
@@ -92,33 +97,39 @@ pub fn release(t: *mut Thread) {
 /// In a forked child: every buffer but the calling thread's belongs to a
 /// thread that does not exist here.
 pub fn release_all_but(me: *mut Thread) {
-    let mut t = LIST.load(Ordering::Acquire);
-    while !t.is_null() {
-        if t != me {
-            release(t);
-        }
-        t = unsafe { (*t).next };
-    }
+    each_other(me, release);
 }
 
 /// The oldest unsent stamp of every other live thread, and `now` (taken
 /// before reading them): no event not yet sent is older than the result.
 pub fn watermark(me: *const Thread) -> u64 {
     let mut w = super::clock::ticks_fenced();
-    let mut t = LIST.load(Ordering::Acquire);
-    while !t.is_null() {
-        if t as *const Thread != me {
-            let th = unsafe { &*t };
-            if th.state.load(Ordering::Relaxed) == OWNED {
-                w = w.min(th.oldest.load(Ordering::SeqCst));
-            }
+    each_other(me, |t| {
+        let th = unsafe { &*t };
+        if th.is_owned() {
+            w = w.min(th.oldest.load(Ordering::SeqCst));
         }
-        t = unsafe { (*t).next };
-    }
+    });
     w
 }
 
+/// Calls `f` with every buffer on the list but `me`.
+pub fn each_other(me: *const Thread, mut f: impl FnMut(*mut Thread)) {
+    let mut t = LIST.load(Ordering::Acquire);
+    while !t.is_null() {
+        if t as *const Thread != me {
+            f(t);
+        }
+        t = unsafe { (*t).next };
+    }
+}
+
 impl Thread {
+    /// A live thread owns it (it is not free for the next new thread).
+    pub fn is_owned(&self) -> bool {
+        self.state.load(Ordering::Relaxed) == OWNED
+    }
+
     #[inline(always)]
     pub fn is_empty(&self) -> bool {
         self.events.pos == CHUNK_HEADER
