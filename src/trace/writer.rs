@@ -52,7 +52,6 @@ impl Writer {
     pub fn finish(mut self) -> std::io::Result<()> {
         let mut out = self.encoder.take().unwrap().finish()?;
         out.flush()?;
-        out.get_ref().sync_data().ok();
         Ok(())
     }
 }

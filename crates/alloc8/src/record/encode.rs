@@ -2,7 +2,7 @@
 //! path appends events with [`Events`]; the same code writes the test
 //! traces of `alloc8`'s reader, so there is one encoder.
 
-use super::format::{kind, put, zigzag};
+use super::format::{kind, put_raw, zigzag};
 
 /// The most bytes one event takes (op byte, six 10-byte varints) bar stacks.
 pub const MAX_EVENT: usize = 64;
@@ -28,40 +28,96 @@ impl Events {
         Events { pos: CHUNK_HEADER, calls: 0, prev_time: base, prev_ptr: 0 }
     }
 
-    /// A call's operation code.
+    /// One event written in place, its first byte `code`; `call`: whether
+    /// it is a call (a stack or an RSS sample is not). The recorder's hot
+    /// path: each byte is a plain store, with no bounds check and no write
+    /// of `pos` until the event is done.
+    ///
+    /// # Safety
+    /// `buf` has at least [`MAX_EVENT`] bytes from `self.pos`, and the event
+    /// writes no more than that.
     #[inline(always)]
+    pub unsafe fn event<'a>(&'a mut self, buf: &'a mut [u8], code: u8, call: bool) -> Event<'a> {
+        debug_assert!(buf.len() >= self.pos + MAX_EVENT);
+        let start = buf.as_mut_ptr();
+        let at = start.add(self.pos);
+        at.write(code);
+        self.calls += call as u32;
+        Event { at: at.add(1), start, events: self }
+    }
+
+    /// A call's operation code.
     pub fn op(&mut self, buf: &mut [u8], code: u8) {
-        buf[self.pos] = code;
-        self.pos += 1;
-        self.calls += 1;
+        assert!(buf.len() > self.pos, "chunk buffer full");
+        drop(unsafe { self.event(buf, code, true) });
     }
 
     /// A record that is not a call (a stack, an RSS sample).
-    #[inline(always)]
     pub fn record(&mut self, buf: &mut [u8], code: u8) {
-        buf[self.pos] = code;
-        self.pos += 1;
+        assert!(buf.len() > self.pos, "chunk buffer full");
+        drop(unsafe { self.event(buf, code, false) });
     }
 
-    #[inline(always)]
     pub fn num(&mut self, buf: &mut [u8], value: u64) {
-        self.pos = put(buf, self.pos, value);
+        self.continued(buf, |e| e.num(value))
     }
 
-    #[inline(always)]
     pub fn ptr(&mut self, buf: &mut [u8], ptr: u64) {
-        let delta = ptr.wrapping_sub(self.prev_ptr) as i64;
-        self.prev_ptr = ptr;
-        self.pos = put(buf, self.pos, zigzag(delta));
+        self.continued(buf, |e| e.ptr(ptr))
+    }
+
+    pub fn time(&mut self, buf: &mut [u8], tsc: u64) {
+        self.continued(buf, |e| e.time(tsc))
+    }
+
+    /// One field more of the event last begun.
+    fn continued(&mut self, buf: &mut [u8], write: impl FnOnce(&mut Event)) {
+        assert!(buf.len() >= self.pos + 10, "chunk buffer full");
+        let start = buf.as_mut_ptr();
+        // Safety: 10 bytes of room, one varint.
+        let mut e = Event { at: unsafe { start.add(self.pos) }, start, events: self };
+        write(&mut e);
+    }
+}
+
+/// [`Events::event`]: one event being written; its fields in order, then
+/// dropped (which stores the chunk's new length).
+pub struct Event<'a> {
+    at: *mut u8,
+    start: *mut u8,
+    events: &'a mut Events,
+}
+
+impl Event<'_> {
+    /// A varint (LEB128, `format::put`).
+    #[inline(always)]
+    pub fn num(&mut self, value: u64) {
+        // Safety: within the room `Events::event`'s caller promised.
+        self.at = unsafe { put_raw(self.at, value) };
+    }
+
+    /// A pointer, as the zigzag delta from the chunk's previous pointer.
+    #[inline(always)]
+    pub fn ptr(&mut self, ptr: u64) {
+        let delta = ptr.wrapping_sub(self.events.prev_ptr) as i64;
+        self.events.prev_ptr = ptr;
+        self.num(zigzag(delta))
     }
 
     /// A timestamp; one earlier than the previous (another core's counter a
     /// few ticks behind) is written as no later than it.
     #[inline(always)]
-    pub fn time(&mut self, buf: &mut [u8], tsc: u64) {
-        let delta = tsc.saturating_sub(self.prev_time);
-        self.prev_time += delta;
-        self.pos = put(buf, self.pos, delta);
+    pub fn time(&mut self, tsc: u64) {
+        let delta = tsc.saturating_sub(self.events.prev_time);
+        self.events.prev_time += delta;
+        self.num(delta)
+    }
+}
+
+impl Drop for Event<'_> {
+    #[inline(always)]
+    fn drop(&mut self) {
+        self.events.pos = self.at as usize - self.start as usize;
     }
 }
 

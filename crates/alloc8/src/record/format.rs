@@ -194,16 +194,34 @@ pub fn spec(code: u8) -> Option<&'static OpSpec> {
 }
 
 /// Appends `value` as a LEB128 varint at `buf[pos..]` (at most 10 bytes);
-/// returns the new position. The caller guarantees the room.
+/// returns the new position. Panics if `buf` has not the room.
 #[inline(always)]
-pub fn put(buf: &mut [u8], mut pos: usize, mut value: u64) -> usize {
+pub fn put(buf: &mut [u8], pos: usize, value: u64) -> usize {
+    assert!(buf.len() >= pos + varint_len(value), "varint past the buffer's end");
+    // Safety: the room was just checked.
+    unsafe { put_raw(buf.as_mut_ptr().add(pos), value).offset_from(buf.as_ptr()) as usize }
+}
+
+/// [`put`] with no check, for the recorder's hot path: writes at `at` and
+/// returns the address after the varint.
+///
+/// # Safety
+/// `at` is valid for writing [`varint_len`]`(value)` bytes (at most 10).
+#[inline(always)]
+pub unsafe fn put_raw(mut at: *mut u8, mut value: u64) -> *mut u8 {
     while value >= 0x80 {
-        buf[pos] = value as u8 | 0x80;
+        at.write(value as u8 | 0x80);
         value >>= 7;
-        pos += 1;
+        at = at.add(1);
     }
-    buf[pos] = value as u8;
-    pos + 1
+    at.write(value as u8);
+    at.add(1)
+}
+
+/// Bytes [`put`] writes for `value`.
+#[inline(always)]
+pub fn varint_len(value: u64) -> usize {
+    (64 - (value | 1).leading_zeros() as usize + 6) / 7
 }
 
 /// A signed delta folded so that small magnitudes are small numbers.

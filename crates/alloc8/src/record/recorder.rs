@@ -171,6 +171,16 @@ fn begin(t: &mut Thread) {
     }
 }
 
+/// The call's event, written in place after [`begin`] made room for it
+/// (no recorded call comes between: the forwarded call's own are nested).
+#[inline(always)]
+fn event(t: &mut Thread, code: u8) -> encode::Event<'_> {
+    debug_assert!(t.events.pos + ROOM <= CAPACITY);
+    // Safety: `begin` left ROOM >= MAX_EVENT bytes, and one call's fields
+    // (an op and at most six varints) fit in MAX_EVENT.
+    unsafe { t.events.event(&mut t.buf, code, true) }
+}
+
 /// After an event: the sampled stack, the periodic tick.
 #[inline(always)]
 fn end(t: &mut Thread, size: u64, now: u64) {
@@ -351,10 +361,11 @@ pub fn alloc(code: u8, size: usize, call: impl FnOnce() -> *mut u8) -> *mut u8 {
         drop(guard);
         begin(t);
         let now = clock::stamp();
-        t.events.op(&mut t.buf, code);
-        t.events.num(&mut t.buf, size as u64);
-        t.events.ptr(&mut t.buf, p as u64);
-        t.events.time(&mut t.buf, now);
+        let mut e = event(t, code);
+        e.num(size as u64);
+        e.ptr(p as u64);
+        e.time(now);
+        drop(e);
         end(t, size as u64, now);
         p
     })
@@ -370,11 +381,12 @@ pub fn alloc2(code: u8, first: usize, size: usize, call: impl FnOnce() -> *mut u
         drop(guard);
         begin(t);
         let now = clock::stamp();
-        t.events.op(&mut t.buf, code);
-        t.events.num(&mut t.buf, first as u64);
-        t.events.num(&mut t.buf, size as u64);
-        t.events.ptr(&mut t.buf, p as u64);
-        t.events.time(&mut t.buf, now);
+        let mut e = event(t, code);
+        e.num(first as u64);
+        e.num(size as u64);
+        e.ptr(p as u64);
+        e.time(now);
+        drop(e);
         let bytes = if code == op::CALLOC { first.saturating_mul(size) } else { size };
         end(t, bytes as u64, now);
         p
@@ -391,12 +403,13 @@ pub fn posix_memalign(out: *mut *mut u8, align: usize, size: usize, call: impl F
         let p = if r == 0 && !out.is_null() { unsafe { *out } } else { core::ptr::null_mut() };
         begin(t);
         let now = clock::stamp();
-        t.events.op(&mut t.buf, op::POSIX_MEMALIGN);
-        t.events.num(&mut t.buf, align as u64);
-        t.events.num(&mut t.buf, size as u64);
-        t.events.num(&mut t.buf, r as u32 as u64);
-        t.events.ptr(&mut t.buf, p as u64);
-        t.events.time(&mut t.buf, now);
+        let mut e = event(t, op::POSIX_MEMALIGN);
+        e.num(align as u64);
+        e.num(size as u64);
+        e.num(r as u32 as u64);
+        e.ptr(p as u64);
+        e.time(now);
+        drop(e);
         end(t, size as u64, now);
         r
     })
@@ -411,15 +424,16 @@ pub fn free(code: u8, ptr: *mut u8, size: Option<usize>, align: Option<usize>, c
         t.nested = 1;
         call();
         t.nested = 0;
-        t.events.op(&mut t.buf, code);
-        t.events.ptr(&mut t.buf, ptr as u64);
+        let mut e = event(t, code);
+        e.ptr(ptr as u64);
         if let Some(s) = size {
-            t.events.num(&mut t.buf, s as u64);
+            e.num(s as u64);
         }
         if let Some(a) = align {
-            t.events.num(&mut t.buf, a as u64);
+            e.num(a as u64);
         }
-        t.events.time(&mut t.buf, now);
+        e.time(now);
+        drop(e);
         end(t, 0, now);
     })
 }
@@ -434,15 +448,16 @@ pub fn realloc(code: u8, ptr: *mut u8, count: Option<usize>, size: usize, call: 
         let p = call();
         t.nested = 0;
         let after = clock::stamp();
-        t.events.op(&mut t.buf, code);
-        t.events.ptr(&mut t.buf, ptr as u64);
+        let mut e = event(t, code);
+        e.ptr(ptr as u64);
         if let Some(c) = count {
-            t.events.num(&mut t.buf, c as u64);
+            e.num(c as u64);
         }
-        t.events.num(&mut t.buf, size as u64);
-        t.events.ptr(&mut t.buf, p as u64);
-        t.events.time(&mut t.buf, before);
-        t.events.num(&mut t.buf, after.saturating_sub(before));
+        e.num(size as u64);
+        e.ptr(p as u64);
+        e.time(before);
+        e.num(after.saturating_sub(before));
+        drop(e);
         let bytes = count.map_or(size, |c| c.saturating_mul(size));
         end(t, bytes as u64, after);
         p
@@ -458,10 +473,11 @@ pub fn usable_size(ptr: *mut u8, call: impl FnOnce() -> usize) -> usize {
         t.nested = 0;
         begin(t);
         let now = clock::stamp();
-        t.events.op(&mut t.buf, op::USABLE_SIZE);
-        t.events.ptr(&mut t.buf, ptr as u64);
-        t.events.num(&mut t.buf, n as u64);
-        t.events.time(&mut t.buf, now);
+        let mut e = event(t, op::USABLE_SIZE);
+        e.ptr(ptr as u64);
+        e.num(n as u64);
+        e.time(now);
+        drop(e);
         end(t, 0, now);
         n
     })
