@@ -355,6 +355,8 @@ fn a_fault_is_placed_in_the_program_or_in_the_heap() {
     let err = text(&out.stderr);
     assert_eq!(out.status.code(), Some(139), "{}", err);
     assert!(err.contains("that is inside the shim library: a bug in the heap"), "{}", err);
+    // The free it faulted in is the thread's last call, still running.
+    assert!(err.contains("  free(0x0) (did not return)\n"), "{}", err);
     // No line tables in a release shim: the heap's function, from the symbol table.
     assert!(err.contains("::heap::Broken as alloc8::heap::Heap>::free+0x"), "{}", err);
 }
@@ -398,6 +400,32 @@ fn a_crash_inside_a_freed_block_names_the_block_and_the_call_that_made_it() {
     let line = err.lines().find(|l| l.contains("died of SIGSEGV")).unwrap_or_else(|| panic!("{}", err));
     assert!(line.contains(", 8 bytes into the freed 100-byte block 0x") && line.ends_with(" that call 6 returned"), "{}", err);
     assert!(err.contains("     6  malloc(100) = 0x") && err.contains("     7  free(0x"), "{}", err);
+    // The free returned before the program read the block (the crash handler
+    // found the stack above the free's return address).
+    let free = err.lines().find(|l| l.starts_with("     7  free(0x")).unwrap();
+    assert!(!free.contains("return"), "{}", err);
+}
+
+/// A free handed to the heap with a jump (alloc8::trail::try_leave) that
+/// dies inside the heap: glibc aborts in the second free of a block. The
+/// crash handler finds that free's return address still on the stack above
+/// the interrupted frame: it did not return; the first free did.
+#[test]
+fn a_free_that_dies_inside_the_heap_did_not_return() {
+    let prog = program("crash_null.c");
+    let out = run(&["--lib", shim("system").to_str().unwrap()], &[prog.to_str().unwrap(), "double-free"]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(134), "{}", err);
+    let ops: Vec<&str> = err
+        .lines()
+        .skip_while(|l| !l.contains("last heap operations, oldest first"))
+        .skip(1)
+        .take_while(|l| l.starts_with("    "))
+        .collect();
+    let (last, before) = (ops[ops.len() - 1], ops[ops.len() - 2]);
+    let block = before.split_whitespace().nth(1).unwrap();
+    assert!(block.starts_with("free(0x") && !before.contains("return"), "{}", err);
+    assert_eq!(last.trim_start(), format!("{}  {} (did not return)", ops.len(), block), "{}", err);
 }
 
 /// `--checked=guard`: a read past the end faults at the read, and run names

@@ -339,16 +339,16 @@ pub(crate) fn write_wrapper(out: &mut String, export_name: &str, ident: &str, e:
 }
 
 /// The row's body behind the detour test, and the cold functions the test
-/// leads to: a recording shim (`alloc8 run`) runs the body in `record_<name>`,
-/// between `alloc8::trail::try_begin` and `end`, with the heap seen through
-/// the observer (`OBSERVED`, which counts for a heap that asks); an inert
-/// one hands the call, arguments unchanged, to `NEXT_<name>` in
-/// `forward_<name>` (see templates/shim/src/inert.rs), which also catches
-/// the first call. The export only compares the state with 0 (one `cmp`
-/// with memory and a branch: the fast path); `detour_<name>`, which keeps
-/// nothing (no frame), compares it with RECORD and tail-calls
-/// `record_<name>` or `forward_<name>`, which forwards an inert shim's call
-/// to `NEXT_<name>`.
+/// leads to. The export only compares the state with 0 (one `cmp` with
+/// memory and a branch: the fast path); `detour_<name>` is the recording
+/// path (`alloc8 run`): the body between `alloc8::trail::try_begin` and
+/// `end`, with the heap seen through the observer (`OBSERVED`, which counts
+/// for a heap that asks), after a compare with RECORD that sends every other
+/// call to `forward_<name>`, which hands an inert shim's call, arguments
+/// unchanged, to `NEXT_<name>` (see templates/shim/src/inert.rs) and also
+/// catches the first call. A free without a size has nothing to write after
+/// the heap's call: `detour_` writes its entry with `try_leave` and jumps to
+/// `record_<name>`, which calls the heap (nothing of the shim runs after).
 fn detour(e: &Export, counted_inside: bool) -> (String, String) {
     let params: Vec<(&str, &str)> = e
         .params
@@ -390,6 +390,14 @@ fn detour(e: &Export, counted_inside: bool) -> (String, String) {
     } else {
         format!("{{ {} }}", first)
     };
+    let record = |body: &str| {
+        format!(
+            "\n#[cold]\n#[inline(never)]\n#[allow(unused_braces)]\nunsafe extern \"{abi}\" fn detour_{name}({params}){ret} {{\n    \
+             if !crate::inert::recording() {{\n        return forward_{name}({names});\n    }}\n    {body}\n}}\n",
+            name = e.name,
+            params = e.params,
+        )
+    };
     let recorded = match trail_kind(e) {
         Some(kind) => {
             let ptr = if has("ptr") { "ptr as usize" } else { "0" };
@@ -404,28 +412,53 @@ fn detour(e: &Export, counted_inside: bool) -> (String, String) {
                 "i32" if has("out") => "if result == 0 { *out as usize } else { 0 }",
                 _ => "0",
             };
-            format!(
+            let call = format!(
                 "static CALL: alloc8::trail::Call = alloc8::trail::Call {{ name: b\"{name}\", kind: alloc8::trail::Kind::{kind}, \
-                 ptr: {has_ptr}, size: {has_size} }};\n    \
-                 let call = match alloc8::trail::try_begin(&CALL, {ptr}, {size}) {{\n        \
-                 Some(call) => call,\n        \
-                 None => return alloc8::trail::first(move || record_{name}({names})),\n    }};\n    \
-                 let result = {{ {body} }};\n    alloc8::trail::end(call, {result});\n    result",
+                 ptr: {has_ptr}, size: {has_size} }};",
                 name = e.name,
                 has_ptr = ptr != "0",
                 has_size = size != "0",
-                // The observer counts around the heap's call here (alloc8::observer).
-                body = e.body.replace("&HEAP", "&crate::OBSERVED.at(call)")
-            )
+            );
+            // The observer counts around the heap's call here (alloc8::observer).
+            let observed = e.body.replace("&HEAP", "&crate::OBSERVED.at(call)");
+            if kind == "Free" && size == "0" {
+                // Nothing to write after the heap's call: the entry keeps the
+                // caller's return address instead (alloc8::trail::try_leave),
+                // written before `detour_` moves the stack pointer (it makes
+                // tail calls only: every callee is `extern "C"`, which cannot
+                // unwind), and `record_` makes the call, with a frame if it needs one.
+                let _ = write!(
+                    other,
+                    "\n#[inline(never)]\n#[allow(unused_braces, improper_ctypes_definitions)]\n\
+                     unsafe extern \"{abi}\" fn record_{name}({params}, call: alloc8::trail::Pending) {{\n    {{ {observed} }}\n}}\n\
+                     \n#[cold]\n#[inline(never)]\nunsafe extern \"{abi}\" fn first_{name}({params}) {{\n    \
+                     alloc8::trail::first(move || detour_{name}({names}))\n}}\n",
+                    name = e.name,
+                    params = e.params,
+                );
+                record(&format!(
+                    "{call}\n    \
+                     let call = match alloc8::trail::try_leave(&CALL, {ptr}) {{\n        \
+                     Some(call) => call,\n        \
+                     None => return first_{name}({names}),\n    }};\n    \
+                     record_{name}({names}, call)",
+                    name = e.name,
+                ))
+            } else {
+                record(&format!(
+                    "{call}\n    \
+                     let call = match alloc8::trail::try_begin(&CALL, {ptr}, {size}) {{\n        \
+                     Some(call) => call,\n        \
+                     None => return alloc8::trail::first(move || detour_{name}({names})),\n    }};\n    \
+                     let result = {{ {observed} }};\n    alloc8::trail::end(call, {result});\n    result",
+                    name = e.name,
+                ))
+            }
         }
-        None => format!("{{ {} }}", e.body),
+        None => record(&format!("{{ {} }}", e.body)),
     };
     let detour = format!(
-        "\n#[cold]\n#[inline(never)]\n#[allow(unused_braces)]\nunsafe extern \"{abi}\" fn record_{name}({params}){ret} {{\n    \
-         {recorded}\n}}\n\
-         \n#[cold]\n#[inline(never)]\nunsafe extern \"{abi}\" fn detour_{name}({params}){ret} {{\n    \
-         if crate::inert::recording() {{\n        return record_{name}({names});\n    }}\n    \
-         forward_{name}({names})\n}}\n\
+        "{recorded}\
          \n#[cold]\n#[inline(never)]\n#[allow(unused_braces)]\nunsafe extern \"{abi}\" fn forward_{name}({params}){ret} {{\n    \
          if crate::inert::inert() {{\n        \
          let next: unsafe extern \"{abi}\" fn({types}){ret} = core::mem::transmute(NEXT_{name}.get());\n        \
@@ -685,7 +718,8 @@ mod tests {
              crate::inert::open_small();\n    result\n}"
         ));
         assert_eq!(exports.matches("crate::inert::open_small()").count(), 1);
-        assert_eq!(exports.matches("    if crate::inert::recording() {").count(), n);
+        // `detour_` records, and sends every other call to `forward_`.
+        assert_eq!(exports.matches("    if !crate::inert::recording() {\n        return forward_").count(), n);
         assert_eq!(exports.matches("    if crate::inert::inert() {").count(), n);
         // ... and the first call into the shim (it installs the panic hook).
         assert_eq!(exports.matches("    crate::inert::first_call();").count(), n);
@@ -693,21 +727,30 @@ mod tests {
             "    if crate::inert::detouring() {\n        return detour__ZdlPvmSt11align_val_t(ptr, size, align);\n    }\n    \
              alloc8::shim::free_aligned_sized(&HEAP, ptr, size, align)\n}"
         ));
+        // A free with a size writes its result after the heap's call ...
         assert!(exports.contains(
-            "unsafe extern \"C\" fn record__ZdlPvmSt11align_val_t(ptr: *mut u8, size: usize, align: usize) {\n    \
+            "unsafe extern \"C\" fn detour__ZdlPvmSt11align_val_t(ptr: *mut u8, size: usize, align: usize) {\n    \
+             if !crate::inert::recording() {\n        return forward__ZdlPvmSt11align_val_t(ptr, size, align);\n    }\n    \
              static CALL: alloc8::trail::Call = alloc8::trail::Call { name: b\"_ZdlPvmSt11align_val_t\", kind: alloc8::trail::Kind::Free, \
              ptr: true, size: true };\n    \
              let call = match alloc8::trail::try_begin(&CALL, ptr as usize, size) {\n        \
              Some(call) => call,\n        \
-             None => return alloc8::trail::first(move || record__ZdlPvmSt11align_val_t(ptr, size, align)),\n    };\n    \
+             None => return alloc8::trail::first(move || detour__ZdlPvmSt11align_val_t(ptr, size, align)),\n    };\n    \
              let result = { alloc8::shim::free_aligned_sized(&crate::OBSERVED.at(call), ptr, size, align) };\n    \
              alloc8::trail::end(call, 0);\n    result\n}"
         ));
+        // ... one without leaves for the heap: nothing of the shim runs after it.
         assert!(exports.contains(
-            "unsafe extern \"C\" fn detour__ZdlPvmSt11align_val_t(ptr: *mut u8, size: usize, align: usize) {\n    \
-             if crate::inert::recording() {\n        return record__ZdlPvmSt11align_val_t(ptr, size, align);\n    }\n    \
-             forward__ZdlPvmSt11align_val_t(ptr, size, align)\n}"
+            "    let call = match alloc8::trail::try_leave(&CALL, ptr as usize) {\n        \
+             Some(call) => call,\n        None => return first_free(ptr),\n    };\n    record_free(ptr, call)\n}"
         ));
+        assert!(exports.contains(
+            "unsafe extern \"C\" fn record_free(ptr: *mut u8, call: alloc8::trail::Pending) {\n    \
+             { alloc8::shim::free(&crate::OBSERVED.at(call), ptr) }\n}"
+        ));
+        assert!(
+            exports.contains("alloc8::trail::try_leave(&CALL, ptr as usize)") && exports.contains("fn record__ZdlPv(ptr: *mut u8, call")
+        );
         assert!(exports.contains(
             "unsafe extern \"C\" fn forward__ZdlPvmSt11align_val_t(ptr: *mut u8, size: usize, align: usize) {\n    \
              if crate::inert::inert() {\n        \

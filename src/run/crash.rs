@@ -90,6 +90,10 @@ pub struct Op {
     pub size: u64,
     /// None: the call never returned (it crashed, or threw).
     pub result: Option<u64>,
+    /// The thread's last call, a free, which may or may not have returned:
+    /// the crash handler had no stack to decide by (crates/alloc8/src/trail.rs).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unsure: bool,
 }
 
 /// The block the faulting address lies in.
@@ -416,6 +420,7 @@ fn faulted_text(at: &Faulted, shim: &Path) -> String {
 fn call(op: &Op) -> String {
     let name = cxx_name(&op.op).unwrap_or(&op.op);
     let result = match op.result {
+        None if op.unsure => " (may not have returned)".to_string(),
         None => " (did not return)".to_string(),
         Some(0) if op.kind == "alloc" || op.kind == "realloc" => " = NULL".to_string(),
         Some(r) if op.kind == "alloc" || op.kind == "realloc" => format!(" = 0x{:x}", r),
@@ -447,7 +452,7 @@ mod tests {
     use super::*;
 
     fn op(op: &str, kind: &str, ptr: u64, size: u64, result: Option<u64>) -> Op {
-        Op { op: op.into(), kind: kind.into(), ptr, size, result }
+        Op { op: op.into(), kind: kind.into(), ptr, size, result, unsure: false }
     }
 
     #[test]
@@ -484,6 +489,11 @@ mod tests {
              \x20    3  realloc(0x2000, 48) = NULL\n\
              \x20    4  free(0x3000) (did not return)\n"
         );
+        // A last free the handler could not decide (no stack to read: not x86-64), read from its line.
+        let mut unsure = crash;
+        unsure.ops[3] = serde_json::from_str(r#"{"op":"free","kind":"free","ptr":12288,"size":0,"result":null,"unsure":true}"#).unwrap();
+        assert!(crash_text(42, "/bin/prog", &unsure, Path::new("/shim.so")).ends_with("  4  free(0x3000) (may not have returned)\n"));
+        assert!(!serde_json::to_string(&op("free", "free", 1, 0, None)).unwrap().contains("unsure"), "said only when true");
     }
 
     #[test]

@@ -4,6 +4,8 @@
  *   crash_null abort      abort() instead
  *   crash_null dangling   a read 8 bytes into a freed 100-byte block (a
  *                         crash under heaps that unmap freed memory, as shims/mmap.rs)
+ *   crash_null double-free  frees a block twice (glibc aborts inside the
+ *                         second free)
  *   crash_null handler    no crash: prints whether SIGSEGV has a handler
  *                         (a shim only installs one when alloc8 run asks) */
 #include <signal.h>
@@ -29,6 +31,12 @@ int main(int argc, char **argv) {
     printf("allocated %p\n", (void *)c);
     fflush(stdout);
     if (argc > 1 && !strcmp(argv[1], "abort")) abort();
+    if (argc > 1 && !strcmp(argv[1], "double-free")) {
+        char *volatile d = alloc(100);
+        free(d);
+        free(d);
+        return 0;
+    }
     if (argc > 1 && !strcmp(argv[1], "dangling")) {
         char *volatile d = alloc(100);
         free(d);

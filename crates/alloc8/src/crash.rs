@@ -18,7 +18,7 @@
 use crate::os::maps::{self, Mapped};
 use crate::os::{syscall, ucontext};
 use crate::text::Text;
-use crate::trail::{self, Kind, DEPTH, PENDING};
+use crate::trail::{self, Kind, DEPTH, PENDING, UNSURE};
 use core::fmt::Write;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
@@ -140,7 +140,8 @@ extern "C" fn handler(sig: i32, info: *const u8, context: *mut u8) {
         return;
     }
     let mut ops = [None; DEPTH];
-    let n = trail::recent(&mut ops);
+    // The stack where the signal found the thread decides whether its newest call returned.
+    let n = trail::recent(&mut ops, ucontext::stack_pointer(context));
     let mut line = Text::new();
     describe(&mut line, sig, addr, sent_by, at.as_ref().map(|(pc, m)| (*pc, m.as_ref())), &ops[..n], blocks, write);
     crate::report::emit_json(line.as_bytes());
@@ -203,6 +204,8 @@ pub fn describe(
         );
         if op.result == PENDING {
             let _ = out.write_str("null}");
+        } else if op.result == UNSURE {
+            let _ = out.write_str("null,\"unsure\":true}");
         } else {
             let _ = write!(out, "{}}}", op.result);
         }
@@ -269,6 +272,16 @@ mod tests {
         );
         assert!(text.contains("{\"op\":\"malloc\",\"kind\":\"alloc\",\"ptr\":0,\"size\":8,\"result\":null}]"), "{}", text);
         assert!(text.ends_with(",\"block\":{\"start\":4096,\"size\":24,\"freed\":true,\"source\":\"trail\",\"op\":0}}\n"), "{}", text);
+        // A last free the handler could not decide.
+        let unsure = [op(b"free", Kind::Free, 4096, 0, UNSURE)];
+        let mut out = Text::new();
+        describe(&mut out, 11, Some(1), None, None, &unsure, None, None);
+        let text = core::str::from_utf8(out.as_bytes()).unwrap();
+        assert!(
+            text.contains("\"ops\":[{\"op\":\"free\",\"kind\":\"free\",\"ptr\":4096,\"size\":0,\"result\":null,\"unsure\":true}]"),
+            "{}",
+            text
+        );
         let mut out = Text::new();
         fn known(a: usize) -> Option<Known> {
             Some(Known { start: a, size: 2, freed: false, alloc_site: 0, free_site: 0, guarded: false })

@@ -95,40 +95,64 @@ impl<H: Heap> Observed<H> {
     /// returned): every call goes to the heap, and when the heap asks to be
     /// counted ([`Heap::COUNTED`]) each block it hands out or takes back is
     /// counted in the thread's record, the one that holds the call's entry.
+    /// A block's requested bytes are the size the call recorded (what the
+    /// program asked for, as a trace of it holds), read back from the entry
+    /// after the heap's call: the entry is all the recording path keeps
+    /// across it.
     #[inline(always)]
     pub fn at(&self, call: Pending) -> Observing<H> {
-        Observing { heap: self.heap, counts: trail::counts_of(call) }
+        Observing { heap: self.heap, call }
     }
 }
 
 /// [`Observed::at`]: the heap during one recorded call.
 pub struct Observing<H: 'static> {
     heap: &'static H,
-    counts: &'static Slot,
+    call: Pending,
 }
 
 impl<H: Heap> Observing<H> {
+    /// `block` made for the recorded call (the size the heap was asked for
+    /// is not kept: the entry's is counted).
     #[inline(always)]
-    fn made(&self, block: *mut u8, requested: usize) -> *mut u8 {
+    fn made(&self, block: *mut u8, _asked: usize) -> *mut u8 {
         if !H::COUNTED || block.is_null() {
             return block;
         }
         let usable = unsafe { self.heap.get_size(block) };
-        if Totals::allocated_quiet(self.counts, requested, usable) {
+        let (counts, requested) = (trail::counts_of(self.call), trail::size_of(self.call));
+        if Totals::allocated_quiet(counts, requested, usable) {
             return block;
         }
-        news_allocated(self.counts, requested, usable, block)
+        news_allocated(counts, requested, usable, block)
     }
 
+    /// Counts `ptr` freed, then `free`s it: a tail call on every path (the
+    /// news goes out of line with the free), so the recording path of a
+    /// free keeps no frame when the heap's free needs none.
     #[inline(always)]
-    unsafe fn freeing(&self, ptr: *mut u8) {
+    unsafe fn freeing(&self, ptr: *mut u8, free: impl FnOnce(&H)) {
         if H::COUNTED && !ptr.is_null() {
             let usable = self.heap.get_size(ptr);
-            if !Totals::freed_quiet(self.counts, usable) {
-                TOTALS.freed_news(self.counts, usable);
+            let counts = trail::counts_of(self.call);
+            if !Totals::freed_quiet(counts, usable) {
+                return news_freed(free, self.heap, counts, usable);
             }
         }
+        free(self.heap)
     }
+}
+
+/// [`Totals::freed_news`], then the free (the free's block first: it stays
+/// in the register it came in). `extern "C"`, which cannot
+/// unwind, so that the call to it is a jump too (a call that may unwind
+/// from a function that may not needs a landing pad, and so a frame).
+#[cold]
+#[inline(never)]
+#[allow(improper_ctypes_definitions)]
+extern "C" fn news_freed<H, F: FnOnce(&H)>(free: F, heap: &H, s: &Slot, usable: usize) {
+    TOTALS.freed_news(s, usable);
+    free(heap)
 }
 
 /// [`Totals::allocated_news`], returning the block: a jump, with nothing kept across it.
@@ -161,10 +185,11 @@ impl<H: Heap> Counting<H> {
     }
 
     #[inline(always)]
-    unsafe fn freeing(&self, ptr: *mut u8) {
+    unsafe fn freeing(&self, ptr: *mut u8, free: impl FnOnce(&H)) {
         if H::COUNTED && crate::stats::counting() && !ptr.is_null() {
             freed(self.heap.get_size(ptr));
         }
+        free(self.heap)
     }
 
     #[inline(always)]
@@ -190,14 +215,14 @@ impl<H: Heap> Observing<H> {
         let old = self.heap.get_size(ptr);
         let new = self.heap.realloc(ptr, size);
         if !new.is_null() {
-            let counts = self.counts;
+            let counts = trail::counts_of(self.call);
             TOTALS.reallocated_in(counts, trail::is_shared(counts), old, size, self.heap.get_size(new));
         }
         new
     }
 }
 
-/// The heap's own behaviour, call for call, with `made`, `freeing` and
+/// The heap's own behaviour, call for call, with `made`, `freeing` (which makes the free) and
 /// `realloc_counted` around the calls that make and take back blocks. Such
 /// a layer has counted: the layers around it (`COUNTED` false) do not again.
 macro_rules! counted_layer {
@@ -219,8 +244,7 @@ macro_rules! counted_layer {
 
             #[inline(always)]
             unsafe fn free(&self, ptr: *mut u8) {
-                self.freeing(ptr);
-                self.heap.free(ptr)
+                self.freeing(ptr, |heap| heap.free(ptr))
             }
 
             #[inline(always)]
@@ -253,8 +277,7 @@ macro_rules! counted_layer {
 
             #[inline(always)]
             unsafe fn free_sized(&self, ptr: *mut u8, size: usize) {
-                self.freeing(ptr);
-                self.heap.free_sized(ptr, size)
+                self.freeing(ptr, |heap| heap.free_sized(ptr, size))
             }
 
             #[inline(always)]
@@ -264,8 +287,7 @@ macro_rules! counted_layer {
 
             #[inline(always)]
             unsafe fn free_aligned_sized(&self, ptr: *mut u8, size: usize, align: usize) {
-                self.freeing(ptr);
-                self.heap.free_aligned_sized(ptr, size, align)
+                self.freeing(ptr, |heap| heap.free_aligned_sized(ptr, size, align))
             }
 
             thread_hooks_of_the_heap!();

@@ -15,6 +15,15 @@
 //! static [`Call`] of its own, stored as one word. The crash handler, running
 //! on the crashing thread, reads what that thread last wrote.
 //!
+//! A free without a size is handed to the heap with a jump ([`try_leave`]):
+//! nothing of the shim runs after it, so its entry is never marked
+//! returned. It keeps instead where its caller's return address lies on the
+//! stack and what it is, and the crash handler decides: an older entry
+//! returned (the thread made a call after it), and the newest is still
+//! running if the interrupted stack is below that slot and the slot still
+//! holds the address (once the call returns, the caller's next call writes
+//! its own return address there; [`still_running`]).
+//!
 //! A thread's first call finds its ring by its thread pointer hashed, as
 //! `stats::Counters` finds its slot; a ring found again by a new thread with
 //! the same thread pointer (glibc reuses stacks) starts empty. Where there
@@ -30,6 +39,16 @@ pub const DEPTH: usize = 16;
 const THREADS: usize = 256;
 /// The result of a call that has not returned (yet, or ever: it crashed or threw).
 pub const PENDING: usize = usize::MAX;
+/// [`recent`]'s result of a call that may or may not have returned: the
+/// newest free, where the crash handler has no stack to decide by.
+pub const UNSURE: usize = usize::MAX - 1;
+/// Set in an entry's call word (a `Call` is aligned to at least 2): written
+/// by [`try_leave`], its size holds the caller's stack slot and its result
+/// the return address there.
+const LEFT: usize = 1;
+const _: () = assert!(core::mem::align_of::<Call>() > LEFT);
+/// How far below its caller's return address a running call's stack may be.
+const DEEPEST: usize = 1 << 20;
 
 /// What a call did to blocks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -176,6 +195,7 @@ pub fn first<R>(again: impl FnOnce() -> R) -> R {
 
 /// A recorded call that has not returned: its entry, for [`end`].
 #[derive(Clone, Copy)]
+#[repr(transparent)]
 pub struct Pending(&'static Entry);
 
 /// Records the start of a call; pass the entry to [`end`] with the call's
@@ -207,6 +227,71 @@ pub fn try_begin(call: &'static Call, ptr: usize, size: usize) -> Option<Pending
         }
     };
     Some(write(entry, call, ptr, size))
+}
+
+/// [`try_begin`] for a call the shim hands to the heap with a jump (a free
+/// without a size: `call.size` must be false), which therefore never
+/// reaches [`end`]: the entry keeps the caller's stack slot (the stack
+/// pointer now) and the return address in it instead of a size and a result.
+/// Must run before its function moves the stack pointer: the shim's
+/// recording path calls it first in a function that makes no call but
+/// tail calls.
+#[inline(always)]
+pub fn try_leave(call: &'static Call, ptr: usize) -> Option<Pending> {
+    let entry = match Own::Trail.get() {
+        0 if OWN_WORDS => return None,
+        0 => first_entry(),
+        entry => {
+            Own::Trail.set(after(entry));
+            entry
+        }
+    };
+    let e = unsafe { &*(entry as *const Entry) };
+    e.call.store(call as *const Call as usize | LEFT, Relaxed);
+    if call.ptr {
+        e.ptr.store(ptr, Relaxed);
+    }
+    left_from(e);
+    Some(Pending(e))
+}
+
+/// The stack pointer and the return address it points at, into `e.size` and `e.result`.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn left_from(e: &Entry) {
+    unsafe {
+        core::arch::asm!(
+            "mov qword ptr [{e} + 16], rsp",
+            "mov {ret}, qword ptr [rsp]",
+            "mov qword ptr [{e} + 24], {ret}",
+            e = in(reg) e as *const Entry,
+            ret = out(reg) _,
+            options(nostack, preserves_flags)
+        )
+    };
+}
+
+/// Elsewhere the return address is in a register: the newest such call reads as [`UNSURE`].
+#[cfg(not(target_arch = "x86_64"))]
+#[inline(always)]
+fn left_from(e: &Entry) {
+    e.size.store(0, Relaxed);
+    e.result.store(PENDING, Relaxed);
+}
+
+/// Whether a call that left for the heap with its caller's return address
+/// `ret` at `slot` is still running on a thread interrupted with its stack
+/// pointer at `sp`: the caller's frame is still below it (at its first
+/// instruction the call's stack pointer is the slot itself) and the slot
+/// still holds the address. A call that returned leaves the stack pointer
+/// above the slot, and any call its caller makes next puts its own return
+/// address there.
+///
+/// # Safety
+/// `slot` was this thread's stack pointer (it is read when within
+/// [`DEEPEST`] above `sp`).
+unsafe fn still_running(slot: usize, ret: usize, sp: usize) -> bool {
+    slot % 8 == 0 && sp <= slot && slot - sp < DEEPEST && core::ptr::read_volatile(slot as *const usize) == ret
 }
 
 #[inline(always)]
@@ -264,6 +349,13 @@ pub(crate) fn counts_of(call: Pending) -> &'static Slot {
     unsafe { &(*(ring as *const Ring)).counts }
 }
 
+/// The size `call` recorded (what the program asked for), read back from
+/// its entry: after the heap's call, nothing but the entry need be kept.
+#[inline(always)]
+pub(crate) fn size_of(call: Pending) -> usize {
+    call.0.size.load(Relaxed)
+}
+
 /// Whether `counts` are those threads beyond [`THREADS`] share.
 pub(crate) fn is_shared(counts: &Slot) -> bool {
     core::ptr::eq(counts, &SHARED.counts)
@@ -281,12 +373,16 @@ pub struct Op {
     pub kind: Kind,
     pub ptr: usize,
     pub size: usize,
-    /// [`PENDING`] if it never returned.
+    /// [`PENDING`] if it never returned, [`UNSURE`] if that is not known.
     pub result: usize,
 }
 
-/// The calling thread's last calls, oldest first, into `out`; returns how many.
-pub fn recent(out: &mut [Option<Op>; DEPTH]) -> usize {
+/// The calling thread's last calls, oldest first, into `out`; returns how
+/// many. `sp`: the thread's stack pointer where it was interrupted (by the
+/// crash), which decides whether its newest call, if it left for the heap
+/// ([`try_leave`]), is still running ([`PENDING`]); without it that call
+/// reads as [`UNSURE`].
+pub fn recent(out: &mut [Option<Op>; DEPTH], sp: Option<usize>) -> usize {
     let next = if OWN_WORDS {
         Own::Trail.get()
     } else {
@@ -304,17 +400,28 @@ pub fn recent(out: &mut [Option<Op>; DEPTH]) -> usize {
     let mut n = 0;
     for i in 0..DEPTH {
         let e = unsafe { &*((first + (at + i) % DEPTH * ENTRY_BYTES) as *const Entry) };
-        let call = e.call.load(Relaxed);
-        if call == 0 {
+        let word = e.call.load(Relaxed);
+        if word == 0 {
             continue;
         }
-        let call = unsafe { &*(call as *const Call) };
+        let call = unsafe { &*((word & !LEFT) as *const Call) };
+        let left = word & LEFT != 0;
+        let result = match (left, i == DEPTH - 1) {
+            (false, _) => e.result.load(Relaxed),
+            // A later call on this thread: it returned.
+            (true, false) => 0,
+            (true, true) => match (sp, cfg!(target_arch = "x86_64")) {
+                (Some(sp), true) if unsafe { still_running(e.size.load(Relaxed), e.result.load(Relaxed), sp) } => PENDING,
+                (Some(_), true) => 0,
+                _ => UNSURE,
+            },
+        };
         out[n] = Some(Op {
             name: call.name,
             kind: call.kind,
             ptr: if call.ptr { e.ptr.load(Relaxed) } else { 0 },
-            size: if call.size { e.size.load(Relaxed) } else { 0 },
-            result: e.result.load(Relaxed),
+            size: if call.size && !left { e.size.load(Relaxed) } else { 0 },
+            result,
         });
         n += 1;
     }
@@ -331,7 +438,7 @@ pub fn block_of(ops: &[Option<Op>], addr: usize) -> Option<(usize, bool)> {
             Some(op) => op,
             None => continue,
         };
-        let made = matches!(op.kind, Kind::Alloc | Kind::Realloc) && op.result != 0 && op.result != PENDING;
+        let made = matches!(op.kind, Kind::Alloc | Kind::Realloc) && op.result != 0 && op.result < UNSURE;
         if made && addr >= op.result && addr - op.result < op.size.max(1) {
             let freed = ops[i + 1..]
                 .iter()
@@ -355,10 +462,10 @@ mod tests {
     fn a_thread_reads_back_its_own_last_calls_oldest_first() {
         std::thread::spawn(|| {
             let mut out = [None; DEPTH];
-            assert_eq!(recent(&mut out), 0);
+            assert_eq!(recent(&mut out, None), 0);
             let e = begin(&REALLOC, 0x2000, 64);
             end(e, 0x3000);
-            assert_eq!(recent(&mut out), 1);
+            assert_eq!(recent(&mut out, None), 1);
             let only = out[0].unwrap();
             assert_eq!((only.name, only.kind, only.ptr, only.size, only.result), (&b"realloc"[..], Kind::Realloc, 0x2000, 64, 0x3000));
             for i in 0..DEPTH + 3 {
@@ -366,19 +473,19 @@ mod tests {
                 end(e, 0x1000 + i);
             }
             let pending = begin(&FREE, 0x1003, 0xdead);
-            assert_eq!(recent(&mut out), DEPTH);
+            assert_eq!(recent(&mut out, None), DEPTH);
             let first = out[0].unwrap();
             // Arguments a call does not have read as 0, whatever the entry held before.
             assert_eq!((first.name, first.ptr, first.size, first.result), (&b"malloc"[..], 0, 4, 0x1004));
             let last = out[DEPTH - 1].unwrap();
             assert_eq!((last.name, last.kind, last.ptr, last.size, last.result), (&b"free"[..], Kind::Free, 0x1003, 0, PENDING));
             end(pending, 0);
-            assert_eq!(recent(&mut out), DEPTH);
+            assert_eq!(recent(&mut out, None), DEPTH);
             assert_eq!(out[DEPTH - 1].unwrap().result, 0);
             // Another thread has a ring of its own.
             std::thread::spawn(|| {
                 let mut out = [None; DEPTH];
-                assert_eq!(recent(&mut out), 0);
+                assert_eq!(recent(&mut out, None), 0);
             })
             .join()
             .unwrap();
@@ -389,9 +496,9 @@ mod tests {
         // thread pointer, and so the same ring) starts with an empty trail.
         std::thread::spawn(|| {
             let mut out = [None; DEPTH];
-            assert_eq!(recent(&mut out), 0);
+            assert_eq!(recent(&mut out, None), 0);
             end(begin(&FREE, 0x10, 0), 0);
-            assert_eq!(recent(&mut out), 1);
+            assert_eq!(recent(&mut out, None), 1);
         })
         .join()
         .unwrap();
@@ -413,11 +520,48 @@ mod tests {
             let mut out = [None; DEPTH];
             assert_eq!(record(0x40), 0x40);
             assert_eq!(record(0x80), 0x80);
-            assert_eq!(recent(&mut out), 2, "the first call once, not twice");
+            assert_eq!(recent(&mut out, None), 2, "the first call once, not twice");
             assert_eq!((out[0].unwrap().ptr, out[1].unwrap().ptr, out[1].unwrap().result), (0x40, 0x80, 0));
         })
         .join()
         .unwrap();
+    }
+
+    /// A free handed to the heap with a jump: older ones returned; the
+    /// newest is decided by the interrupted stack, or unsure without one.
+    #[test]
+    fn a_call_left_to_the_heap_is_decided_by_the_stack() {
+        std::thread::spawn(|| {
+            let mut out = [None; DEPTH];
+            end(begin(&MALLOC, 0, 24), 0x1000);
+            assert!(try_leave(&FREE, 0x1000).is_some());
+            assert!(try_leave(&FREE, 0x2000).is_some());
+            assert_eq!(recent(&mut out, None), 3);
+            let (older, newest) = (out[1].unwrap(), out[2].unwrap());
+            assert_eq!((older.name, older.kind, older.ptr, older.size, older.result), (&b"free"[..], Kind::Free, 0x1000, 0, 0));
+            assert_eq!((newest.ptr, newest.size, newest.result), (0x2000, 0, UNSURE), "no stack: not known");
+            // A stack pointer above every frame of this thread: the call returned.
+            assert_eq!(recent(&mut out, Some(usize::MAX)), 3);
+            assert_eq!(out[2].unwrap().result, if cfg!(target_arch = "x86_64") { 0 } else { UNSURE });
+            // A later call proves it returned.
+            end(begin(&MALLOC, 0, 8), 0x3000);
+            assert_eq!(recent(&mut out, None), 4);
+            assert_eq!((out[2].unwrap().result, out[3].unwrap().result), (0, 0x3000));
+        })
+        .join()
+        .unwrap();
+        // The decision itself, on a stack of our own: the caller's slot holds
+        // the return address while the call runs below it.
+        let mut stack = [0usize; 8];
+        stack[6] = 0x4242;
+        let (slot, below) = (&stack[6] as *const usize as usize, &stack[2] as *const usize as usize);
+        unsafe {
+            assert!(still_running(slot, 0x4242, below));
+            assert!(still_running(slot, 0x4242, slot), "the call's first instruction");
+            assert!(!still_running(slot, 0x4242, slot + 8), "returned: the stack is above the slot");
+            assert!(!still_running(slot, 0x4243, below), "the caller called something else since");
+            assert!(!still_running(slot, 0x4242, slot - DEEPEST), "too deep: another stack");
+        }
     }
 
     #[test]

@@ -37,8 +37,9 @@ const RTLD_NEXT: *mut c_void = -1isize as *mut c_void;
 /// FIRST (until the constructor has run): its `forward_` path.
 static DETOUR: AtomicU8 = AtomicU8::new(FIRST);
 const INERT: u8 = 1;
+/// The one state with this bit: `recording` tests it alone.
 const RECORD: u8 = 2;
-const FIRST: u8 = 3;
+const FIRST: u8 = 4;
 
 /// Whether calls leave the fast path: the export's one test. A volatile
 /// read of the atomic's byte (one aligned load, as the relaxed load is):
@@ -100,11 +101,12 @@ pub fn open_small() {
     }
 }
 
-/// Off the fast path: whether the call goes to its `record_` path (read as
-/// `detouring` reads the state, so `detour_<name>` is a compare and a jump).
+/// Off the fast path: whether the call is recorded (`detour_<name>`'s
+/// test; read as `detouring` reads the state, and as a bit test, which LLVM
+/// folds into one `test` with memory: a compare with 2 it does not).
 #[inline(always)]
 pub fn recording() -> bool {
-    unsafe { DETOUR.as_ptr().read_volatile() == RECORD }
+    unsafe { DETOUR.as_ptr().read_volatile() & RECORD != 0 }
 }
 
 /// Whether every export forwards to the next definition of its name.

@@ -16,6 +16,20 @@ pub fn faulting_pc(context: *const u8) -> Option<usize> {
     None
 }
 
+/// The interrupted stack pointer (for any signal: the thread's own state
+/// where the signal found it).
+pub fn stack_pointer(context: *const u8) -> Option<usize> {
+    if context.is_null() {
+        return None;
+    }
+    #[cfg(target_arch = "x86_64")]
+    return Some(unsafe { read::<usize>(context, x86_64::RSP) });
+    #[cfg(target_arch = "aarch64")]
+    return Some(unsafe { read::<usize>(context, aarch64::SP) });
+    #[allow(unreachable_code)]
+    None
+}
+
 /// Whether the fault was a write (None: the context does not say).
 pub fn faulting_write(context: *const u8) -> Option<bool> {
     if context.is_null() {
@@ -33,10 +47,11 @@ unsafe fn read<T: Copy>(base: *const u8, offset: usize) -> T {
     core::ptr::read_unaligned(base.add(offset) as *const T)
 }
 
-/// x86-64: `uc_mcontext.gregs` starts 40 bytes in; REG_RIP is register 16,
-/// REG_ERR (the page fault's error code) register 19.
+/// x86-64: `uc_mcontext.gregs` starts 40 bytes in; REG_RSP is register 15,
+/// REG_RIP 16, REG_ERR (the page fault's error code) 19.
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 mod x86_64 {
+    pub const RSP: usize = 40 + 15 * 8;
     pub const RIP: usize = 40 + 16 * 8;
     pub const ERR: usize = 40 + 19 * 8;
     /// Error code bit 1: the access was a write.
@@ -54,7 +69,8 @@ mod x86_64 {
 #[cfg_attr(not(any(test, target_arch = "aarch64")), allow(dead_code))]
 mod aarch64 {
     const MCONTEXT: usize = 176;
-    pub const PC: usize = MCONTEXT + 8 + 31 * 8 + 8;
+    pub const SP: usize = MCONTEXT + 8 + 31 * 8;
+    pub const PC: usize = SP + 8;
     const RESERVED: usize = (PC + 16 + 15) & !15;
     const RESERVED_LEN: usize = 4096;
     const ESR_MAGIC: u32 = 0x4553_5201;
@@ -115,7 +131,7 @@ mod aarch64 {
         #[test]
         fn the_layout_is_the_kernels() {
             // sigcontext: fault_address at 176, regs[0] at 184, sp 432, pc 440, pstate 448, __reserved 464.
-            assert_eq!((PC, RESERVED), (440, 464));
+            assert_eq!((SP, PC, RESERVED), (432, 440, 464));
         }
 
         #[test]
