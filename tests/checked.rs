@@ -293,6 +293,11 @@ fn crash_json(args: &[&str]) -> (Output, Value) {
     (out, json)
 }
 
+/// The lines of a crash report's "last heap operations" listing.
+fn last_heap_operations(err: &str) -> Vec<&str> {
+    err.lines().skip_while(|l| !l.contains("last heap operations, oldest first")).skip(1).take_while(|l| l.starts_with("    ")).collect()
+}
+
 #[test]
 fn a_null_dereference_shows_status_139_and_the_last_heap_operations() {
     let prog = program("crash_null.c");
@@ -300,12 +305,7 @@ fn a_null_dereference_shows_status_139_and_the_last_heap_operations() {
     assert_eq!(out.status.code(), Some(139), "{}", text(&out.stderr));
     let err = text(&out.stderr);
     assert!(err.contains("died of SIGSEGV (signal 11) at address 0x0: a NULL pointer dereference"), "{}", err);
-    let ops: Vec<&str> = err
-        .lines()
-        .skip_while(|l| !l.contains("last heap operations, oldest first"))
-        .skip(1)
-        .take_while(|l| l.starts_with("    "))
-        .collect();
+    let ops = last_heap_operations(&err);
     let calls: Vec<String> = ops.iter().map(|l| l.split_whitespace().nth(1).unwrap().split('(').next().unwrap().to_string()).collect();
     // The program's own calls, in order (stdio's buffer may come after them).
     assert_eq!(&calls[..4], ["malloc", "malloc", "free", "realloc"], "{}", err);
@@ -416,12 +416,7 @@ fn a_free_that_dies_inside_the_heap_did_not_return() {
     let out = run(&["--lib", shim("system").to_str().unwrap()], &[prog.to_str().unwrap(), "double-free"]);
     let err = text(&out.stderr);
     assert_eq!(out.status.code(), Some(134), "{}", err);
-    let ops: Vec<&str> = err
-        .lines()
-        .skip_while(|l| !l.contains("last heap operations, oldest first"))
-        .skip(1)
-        .take_while(|l| l.starts_with("    "))
-        .collect();
+    let ops = last_heap_operations(&err);
     let (last, before) = (ops[ops.len() - 1], ops[ops.len() - 2]);
     let block = before.split_whitespace().nth(1).unwrap();
     assert!(block.starts_with("free(0x") && !before.contains("return"), "{}", err);

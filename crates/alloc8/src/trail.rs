@@ -218,15 +218,22 @@ pub fn begin(call: &'static Call, ptr: usize, size: usize) -> Pending {
 /// arguments in): the thread's first call records itself by starting over.
 #[inline(always)]
 pub fn try_begin(call: &'static Call, ptr: usize, size: usize) -> Option<Pending> {
-    let entry = match Own::Trail.get() {
-        0 if OWN_WORDS => return None,
-        0 => first_entry(),
+    Some(write(next_entry()?, call, ptr, size))
+}
+
+/// The entry this call writes, with the thread's word moved past it; None
+/// on the thread's first call where it has a word of its own (the caller
+/// starts over through [`first`]).
+#[inline(always)]
+fn next_entry() -> Option<usize> {
+    match Own::Trail.get() {
+        0 if OWN_WORDS => None,
+        0 => Some(first_entry()),
         entry => {
             Own::Trail.set(after(entry));
-            entry
+            Some(entry)
         }
-    };
-    Some(write(entry, call, ptr, size))
+    }
 }
 
 /// [`try_begin`] for a call the shim hands to the heap with a jump (a free
@@ -238,14 +245,7 @@ pub fn try_begin(call: &'static Call, ptr: usize, size: usize) -> Option<Pending
 /// tail calls.
 #[inline(always)]
 pub fn try_leave(call: &'static Call, ptr: usize) -> Option<Pending> {
-    let entry = match Own::Trail.get() {
-        0 if OWN_WORDS => return None,
-        0 => first_entry(),
-        entry => {
-            Own::Trail.set(after(entry));
-            entry
-        }
-    };
+    let entry = next_entry()?;
     let e = unsafe { &*(entry as *const Entry) };
     e.call.store(call as *const Call as usize | LEFT, Relaxed);
     if call.ptr {
